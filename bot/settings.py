@@ -1,0 +1,107 @@
+"""Oodaloo's settings, read once at start-up from the environment (and an optional `.env`).
+
+Every value has an embedded default where one makes sense, so `oodaloo demo` runs with nothing set.
+A bad value stops the process with a message naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QBO_PRODUCTION_BASE_URL = "https://quickbooks.api.intuit.com"
+QBO_DEVELOPMENT_BASE_URL = "https://sandbox-quickbooks.api.intuit.com"
+
+
+class SettingsError(RuntimeError):
+    """The environment holds a value Oodaloo cannot use; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./.oodaloo/oodaloo.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db for the shared rate limiter, cache and locks; unset = in-process",
+    )
+    qbo_base_url: str = Field(
+        default=QBO_PRODUCTION_BASE_URL,
+        description="QuickBooks Online API host, the part before /v3",
+    )
+    qbo_client_id: str | None = None
+    qbo_client_secret: str | None = None
+    qbo_redirect_uri: str | None = None
+    qbo_webhook_verifier_token: str | None = None
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    smtp_url: str | None = Field(default=None, description="smtp://user:pass@host:port for email digests")
+    token_encryption_key: str | None = Field(
+        default=None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts QBO tokens at rest"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must be an async SQLAlchemy URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("qbo_base_url")
+    @classmethod
+    def _no_version_suffix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://quickbooks.api.intuit.com")
+        if value.endswith("/v3"):
+            raise ValueError("is the host only: drop the trailing /v3")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads and validates the settings, turning pydantic's report into one plain message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"  {variable}: {error['msg']}")
+        raise SettingsError(
+            "Oodaloo's configuration has a problem:\n" + "\n".join(problems) +
+            "\nFix the environment variable (or .env) named above and start again."
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()
