@@ -1,1 +1,70 @@
-"""sync/qbo"""
+"""Oodaloo's raw QuickBooks Online client: QBORawClient, its error tree and OAuth tokens."""
+
+from sync.qbo.auth import (
+    PRODUCTION_TOKEN_URL,
+    OAuthTokenProvider,
+    OAuthTokens,
+    RealmLocks,
+    StaticTokenProvider,
+    TokenProvider,
+)
+from sync.qbo.client import (
+    PRODUCTION_BASE_URL,
+    QUERY_PAGE_SIZE,
+    SANDBOX_BASE_URL,
+    BatchResult,
+    QBORawClient,
+    check_request_id,
+    quote_literal,
+)
+from sync.qbo.errors import (
+    FaultDetail,
+    Outcome,
+    QBOAuthError,
+    QBOAuthorizationError,
+    QBOConnectionError,
+    QBOError,
+    QBONotFoundError,
+    QBOQueryError,
+    QBOResponseError,
+    QBOServerError,
+    QBOStaleObjectError,
+    QBOThrottledError,
+    QBOTokenError,
+    QBOValidationError,
+)
+from sync.qbo.faults import error_from_batch_item, error_from_response
+from sync.qbo.json import FloatInBodyError
+
+__all__ = [
+    "PRODUCTION_BASE_URL",
+    "PRODUCTION_TOKEN_URL",
+    "QUERY_PAGE_SIZE",
+    "SANDBOX_BASE_URL",
+    "BatchResult",
+    "FaultDetail",
+    "FloatInBodyError",
+    "OAuthTokenProvider",
+    "OAuthTokens",
+    "Outcome",
+    "QBOAuthError",
+    "QBOAuthorizationError",
+    "QBOConnectionError",
+    "QBOError",
+    "QBONotFoundError",
+    "QBOQueryError",
+    "QBORawClient",
+    "QBOResponseError",
+    "QBOServerError",
+    "QBOStaleObjectError",
+    "QBOThrottledError",
+    "QBOTokenError",
+    "QBOValidationError",
+    "RealmLocks",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "check_request_id",
+    "error_from_batch_item",
+    "error_from_response",
+    "quote_literal",
+]
