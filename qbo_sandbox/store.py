@@ -12,6 +12,7 @@ Stored dicts are never mutated in place: every write replaces the whole dict. Th
 from __future__ import annotations
 
 import bisect
+import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -37,8 +39,8 @@ ENTITIES: tuple[str, ...] = (
 _CANONICAL = {name.lower(): name for name in ENTITIES}
 
 # Fields clients filter on by equality: one dict per field, key -> ids.
+# (Id itself needs no index: the table is a dict by Id.)
 HASH_INDEXED: tuple[str, ...] = (
-    "Id",
     "VendorRef",
     "CustomerRef",
     "DocNumber",
@@ -113,26 +115,52 @@ class ChangeEvent:
 
 
 def field_value(obj: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path (case-insensitive names); a Ref compares by its "value"."""
+    """The value at a dotted path with QBO's exact field names; a Ref compares by its "value"."""
     current: Any = obj
     for part in path.split("."):
-        if not isinstance(current, dict):
+        if type(current) is not dict:
             return None
-        if part in current:
-            current = current[part]
-        else:
-            lowered = part.lower()
-            for key, value in current.items():
-                if key.lower() == lowered:
-                    current = value
-                    break
-            else:
-                return None
-    if isinstance(current, dict) and "value" in current:
+        current = current.get(part)
+    if type(current) is dict and "value" in current:
         return current["value"]
     return current
 
 
+@lru_cache(maxsize=256)
+def field_getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """A fast `field_value(obj, path)` for one path, for index maintenance over many objects."""
+    parts = path.split(".")
+    if len(parts) == 1:
+        name = parts[0]
+
+        def get_top(obj: dict[str, Any]) -> Any:
+            value = obj.get(name)
+            if type(value) is dict:
+                return value.get("value")
+            return value
+
+        return get_top
+    return lambda obj: field_value(obj, path)
+
+
+def resolve_field(obj: dict[str, Any], path: str) -> str | None:
+    """QBO's spelling of a case-insensitive dotted path, as found in `obj` (None if absent)."""
+    current: Any = obj
+    spelled: list[str] = []
+    for part in path.split("."):
+        if type(current) is not dict:
+            return None
+        if part not in current:
+            lowered = part.lower()
+            part = next((k for k in current if k.lower() == lowered), "")
+            if not part:
+                return None
+        spelled.append(part)
+        current = current[part]
+    return ".".join(spelled)
+
+
+@lru_cache(maxsize=65_536)
 def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
     """A QBO date ("2024-05-01", midnight in the company's zone) or datetime, as an aware datetime."""
     if len(text) < 10 or text[4:5] != "-" or text[7:8] != "-":
@@ -167,6 +195,8 @@ def sort_key(value: Any, kind: str, tz: ZoneInfo) -> Any:
     """The comparable key of `value` for a field of `kind` ("time", "num", "str", "bool"), or None."""
     if value is None:
         return None
+    if type(value) is Decimal and kind == "num":
+        return value
     if kind == "time":
         if isinstance(value, datetime):
             return value if value.tzinfo else value.replace(tzinfo=tz)
@@ -191,23 +221,26 @@ def hash_key(value: Any) -> str | None:
     return str(value)
 
 
-def id_order(obj_id: str) -> tuple[int, str]:
-    """Ids sort numerically (QBO's insertion order); odd non-numeric ids go last."""
-    return (int(obj_id), "") if obj_id.isdigit() else (1 << 62, obj_id)
+def id_order(obj_id: str) -> int:
+    """Ids sort numerically: QBO's insertion order."""
+    return int(obj_id)
+
+
+_CONTAINERS = (dict, list)
 
 
 def copy_json(value: Any) -> Any:
-    """A fast deep copy of a JSON tree (dicts, lists, scalars)."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
+    """A fast deep copy of a JSON tree (dicts, lists, immutable scalars)."""
+    if type(value) is dict:
+        return {k: (v if type(v) not in _CONTAINERS else copy_json(v)) for k, v in value.items()}
+    if type(value) is list:
+        return [(v if type(v) not in _CONTAINERS else copy_json(v)) for v in value]
     return value
 
 
 def copy_obj(obj: dict[str, Any]) -> dict[str, Any]:
     """A fast deep copy of one stored object."""
-    return {k: copy_json(v) for k, v in obj.items()}
+    return {k: (v if type(v) not in _CONTAINERS else copy_json(v)) for k, v in obj.items()}
 
 
 class EntityTable:
@@ -217,46 +250,44 @@ class EntityTable:
         self.tz = tz
         self.objects: dict[str, dict[str, Any]] = {}
         self.tombstones: dict[str, dict[str, Any]] = {}
-        # Ids sorted by id_order: the default query order.
-        self.order: list[tuple[int, str]] = []
+        # Numeric ids, ascending: the default query order.
+        self.order: list[int] = []
         self.hash: dict[str, dict[str, set[str]]] = {f: {} for f in HASH_INDEXED}
-        # field -> sorted [(key, id_order(id))]
-        self.sorted: dict[str, list[tuple[Any, tuple[int, str]]]] = {
-            f: [] for f in SORTED_INDEXED
-        }
+        # field -> sorted [(key, numeric id)]
+        self.sorted: dict[str, list[tuple[Any, int]]] = {f: [] for f in SORTED_INDEXED}
         self.indexes_stale = False
 
     # -- reads used by the query engine ----------------------------------------------------
 
     def ids_in_order(self, descending: bool = False) -> Iterator[str]:
         seq = reversed(self.order) if descending else iter(self.order)
-        return (oid for _, oid in seq)
+        return (str(oid) for oid in seq)
 
     def lookup(self, field: str, key: str) -> set[str]:
         return self.hash[field].get(key, set())
 
-    def sorted_index(self, field: str) -> list[tuple[Any, tuple[int, str]]]:
+    def sorted_index(self, field: str) -> list[tuple[Any, int]]:
         return self.sorted[field]
 
     # -- maintenance ---------------------------------------------------------------------------
 
     def _index_add(self, obj: dict[str, Any]) -> None:
         oid = obj["Id"]
-        order = id_order(oid)
+        order = int(oid)
         for field in HASH_INDEXED:
-            key = hash_key(field_value(obj, field))
+            key = hash_key(field_getter(field)(obj))
             if key is not None:
                 self.hash[field].setdefault(key, set()).add(oid)
         for field, kind in SORTED_INDEXED.items():
-            skey = sort_key(field_value(obj, field), kind, self.tz)
+            skey = sort_key(field_getter(field)(obj), kind, self.tz)
             if skey is not None:
                 bisect.insort(self.sorted[field], (skey, order))
 
     def _index_remove(self, obj: dict[str, Any]) -> None:
         oid = obj["Id"]
-        order = id_order(oid)
+        order = int(oid)
         for field in HASH_INDEXED:
-            key = hash_key(field_value(obj, field))
+            key = hash_key(field_getter(field)(obj))
             if key is not None:
                 ids = self.hash[field].get(key)
                 if ids is not None:
@@ -264,7 +295,7 @@ class EntityTable:
                     if not ids:
                         del self.hash[field][key]
         for field, kind in SORTED_INDEXED.items():
-            skey = sort_key(field_value(obj, field), kind, self.tz)
+            skey = sort_key(field_getter(field)(obj), kind, self.tz)
             if skey is not None:
                 entries = self.sorted[field]
                 pos = bisect.bisect_left(entries, (skey, order))
@@ -275,7 +306,7 @@ class EntityTable:
         oid = obj["Id"]
         self.objects[oid] = obj
         self.tombstones.pop(oid, None)
-        order = id_order(oid)
+        order = int(oid)
         if deferred:
             self.order.append(order)
             self.indexes_stale = True
@@ -300,32 +331,38 @@ class EntityTable:
         if deferred:
             self.indexes_stale = True
             return
-        order = id_order(oid)
+        order = int(oid)
         pos = bisect.bisect_left(self.order, order)
         if pos < len(self.order) and self.order[pos] == order:
             del self.order[pos]
         self._index_remove(obj)
 
     def rebuild(self) -> None:
-        """Rebuild every index from the objects in one pass (after bulk loading)."""
-        self.order = sorted(id_order(oid) for oid in self.objects)
-        hashes: dict[str, dict[str, set[str]]] = {f: {} for f in HASH_INDEXED}
-        sorted_lists: dict[str, list[tuple[Any, tuple[int, str]]]] = {
-            f: [] for f in SORTED_INDEXED
-        }
-        tz = self.tz
-        for oid, obj in self.objects.items():
-            order = id_order(oid)
-            for field in HASH_INDEXED:
-                key = hash_key(field_value(obj, field))
+        """Rebuild every index from the objects, one field at a time (after bulk loading)."""
+        self.order = sorted(int(oid) for oid in self.objects)
+        items = list(self.objects.items())
+        hashes: dict[str, dict[str, set[str]]] = {}
+        for field in HASH_INDEXED:
+            index: dict[str, set[str]] = {}
+            get = field_getter(field)
+            for oid, obj in items:
+                value = get(obj)
+                key = value if type(value) is str else hash_key(value)
                 if key is not None:
-                    hashes[field].setdefault(key, set()).add(oid)
-            for field, kind in SORTED_INDEXED.items():
-                skey = sort_key(field_value(obj, field), kind, tz)
-                if skey is not None:
-                    sorted_lists[field].append((skey, order))
-        for entries in sorted_lists.values():
+                    ids = index.get(key)
+                    if ids is None:
+                        index[key] = {oid}
+                    else:
+                        ids.add(oid)
+            hashes[field] = index
+        sorted_lists: dict[str, list[tuple[Any, int]]] = {}
+        tz = self.tz
+        for field, kind in SORTED_INDEXED.items():
+            get = field_getter(field)
+            keyed = ((sort_key(get(obj), kind, tz), oid) for oid, obj in items)
+            entries = [(skey, int(oid)) for skey, oid in keyed if skey is not None]
             entries.sort()
+            sorted_lists[field] = entries
         self.hash = hashes
         self.sorted = sorted_lists
         self.indexes_stale = False
@@ -355,14 +392,20 @@ class Realm:
         self._next_id = 1
         self._bulk_depth = 0
         self._responses: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._last_formatted: tuple[int, str] = (-1, "")
 
     # -- time ------------------------------------------------------------------------------------
 
     def format_time(self, dt: datetime, *, millis: bool = False) -> str:
         """QBO's wire format in the company's zone, e.g. "2024-05-29T14:58:03-07:00"
         (with millis=True: "2024-05-29T14:58:03.036-07:00", as in responses' "time")."""
-        local = dt.astimezone(self.tz)
-        return local.isoformat(timespec="milliseconds" if millis else "seconds")
+        if millis:
+            return dt.astimezone(self.tz).isoformat(timespec="milliseconds")
+        # Bulk loads stamp thousands of objects within one second: reuse the last rendering.
+        second = int(dt.timestamp())
+        if self._last_formatted[0] != second:
+            self._last_formatted = (second, dt.astimezone(self.tz).isoformat(timespec="seconds"))
+        return self._last_formatted[1]
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -382,7 +425,9 @@ class Realm:
             self._next_id += 1
             return oid
         oid = str(given)
-        if oid.isdigit() and int(oid) >= self._next_id:
+        if not oid.isdigit():
+            raise ValueError(f"QBO Ids are numeric strings, got {oid!r}")
+        if int(oid) >= self._next_id:
             self._next_id = int(oid) + 1
         return oid
 
@@ -415,10 +460,11 @@ class Realm:
             stored["sparse"] = False
             meta = dict(stored.get("MetaData") or {})
             when = created or self.clock.now()
+            stamp = self.format_time(when)
             if created is not None or "CreateTime" not in meta:
-                meta["CreateTime"] = self.format_time(when)
+                meta["CreateTime"] = stamp
             if created is not None or "LastUpdatedTime" not in meta:
-                meta["LastUpdatedTime"] = self.format_time(when)
+                meta["LastUpdatedTime"] = stamp
             stored["MetaData"] = meta
             table.add(stored, deferred=self._bulk_depth > 0)
             self._event(name, oid, "Create", when)
@@ -502,7 +548,7 @@ class Realm:
                 table = self.table(name)
                 entries = table.sorted_index("MetaData.LastUpdatedTime")
                 start = bisect.bisect_left(entries, (since,))
-                changed = [copy_obj(table.objects[oid]) for _, (_, oid) in entries[start:]]
+                changed = [copy_obj(table.objects[str(oid)]) for _, oid in entries[start:]]
                 for tomb in table.tombstones.values():
                     deleted_at = parse_time(tomb["MetaData"]["LastUpdatedTime"], self.tz)
                     if deleted_at is not None and deleted_at >= since:
@@ -515,6 +561,11 @@ class Realm:
         """Fast loading: no change events, index maintenance deferred to the end."""
         with self.lock:
             self._bulk_depth += 1
+            # Hundreds of thousands of new long-lived dicts would trigger the cyclic garbage
+            # collector over and over; JSON trees hold no cycles, so pause it while loading.
+            collecting = self._bulk_depth == 1 and gc.isenabled()
+            if collecting:
+                gc.disable()
             try:
                 yield
             finally:
@@ -523,6 +574,9 @@ class Realm:
                     for table in self._tables.values():
                         if table.indexes_stale:
                             table.rebuild()
+                if collecting:
+                    gc.freeze()  # the loaded data is long-lived: keep it out of future collections
+                    gc.enable()
 
     # -- requestid deduplication ---------------------------------------------------------
 
