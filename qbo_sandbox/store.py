@@ -83,7 +83,7 @@ class QueryError(ValueError):
 
 
 def canonical_entity(name: str) -> str:
-    """"bill" or "BILLPAYMENT" -> "Bill" / "BillPayment"."""
+    """ "bill" or "BILLPAYMENT" -> "Bill" / "BillPayment"."""
     try:
         return _CANONICAL[name.lower()]
     except KeyError:
@@ -474,9 +474,7 @@ class Realm:
         obj = self._tables[canonical_entity(entity)].objects.get(str(id))
         return None if obj is None else copy_obj(obj)
 
-    def put(
-        self, entity: str, obj: dict[str, Any], *, operation: str = "Update"
-    ) -> dict[str, Any]:
+    def put(self, entity: str, obj: dict[str, Any], *, operation: str = "Update") -> dict[str, Any]:
         """Replace an existing object by obj["Id"]: SyncToken + 1, LastUpdatedTime now,
         CreateTime kept. Raises UnknownObject when there is nothing to replace."""
         name = canonical_entity(entity)
@@ -539,7 +537,9 @@ class Realm:
         with self.lock:
             return execute(self, text)
 
-    def changed_since(self, entities: list[str], since: datetime) -> dict[str, list[dict[str, Any]]]:
+    def changed_since(
+        self, entities: list[str], since: datetime
+    ) -> dict[str, list[dict[str, Any]]]:
         """Objects whose LastUpdatedTime >= since, then tombstones of those deleted since, per entity."""
         result: dict[str, list[dict[str, Any]]] = {}
         with self.lock:
@@ -628,4 +628,3 @@ class Store:
     def _emit(self, event: ChangeEvent) -> None:
         for listener in list(self._listeners):
             listener(event)
-
