@@ -7,6 +7,8 @@ from sync.qbo.auth import (
     RealmLocks,
     StaticTokenProvider,
     TokenProvider,
+    UTCClock,
+    WallClock,
 )
 from sync.qbo.client import (
     PRODUCTION_BASE_URL,
@@ -63,6 +65,8 @@ __all__ = [
     "RealmLocks",
     "StaticTokenProvider",
     "TokenProvider",
+    "UTCClock",
+    "WallClock",
     "check_request_id",
     "error_from_batch_item",
     "error_from_response",

@@ -42,7 +42,6 @@ from sync.qbo.json import loads
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 LockFactory = Callable[[str], AbstractAsyncContextManager[Any]]
 
 # Intuit's documented lifetimes, used when a token response leaves a field out.
@@ -51,8 +50,20 @@ DEFAULT_REFRESH_LIFETIME = timedelta(days=100)
 PRODUCTION_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class WallClock(Protocol):
+    """Anything that tells the current, timezone-aware time (Oodaloo's clocks, the sandbox's)."""
+
+    def now(self) -> datetime: ...
+
+
+class UTCClock:
+    """The real wall clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+UTC_CLOCK = UTCClock()
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,7 @@ class OAuthTokenProvider:
         on_rotate: Callable[[OAuthTokens], Awaitable[None]],
         http: httpx.AsyncClient,
         *,
-        clock: Clock = utc_now,
+        clock: WallClock = UTC_CLOCK,
         refresh_skew: timedelta = timedelta(seconds=300),
         lock: LockFactory = PROCESS_REALM_LOCKS,
         reload: Callable[[], Awaitable[OAuthTokens | None]] | None = None,
@@ -203,7 +214,7 @@ class OAuthTokenProvider:
             return await self._refresh_locked()
 
     def _is_fresh(self, tokens: OAuthTokens) -> bool:
-        return self._clock() < tokens.expires_at - self._refresh_skew
+        return self._clock.now() < tokens.expires_at - self._refresh_skew
 
     async def _reload_locked(self) -> None:
         if self._reload is None or self._unpersisted is not None:
@@ -218,7 +229,7 @@ class OAuthTokenProvider:
             if self._is_fresh(self._tokens):
                 return self._tokens.access_token
         current = self._tokens
-        now = self._clock()
+        now = self._clock.now()
         if current.refresh_expires_at <= now:
             raise QBOTokenError(
                 f"The QuickBooks refresh token for company {self.realm_id} expired at "

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import simplejson
 
-from sync.qbo.auth import Clock, TokenProvider, utc_now
+from sync.qbo.auth import UTC_CLOCK, TokenProvider, WallClock
 from sync.qbo.errors import (
     Outcome,
     QBOAuthError,
@@ -129,7 +129,7 @@ class QBORawClient:
         http: httpx.AsyncClient | None = None,
         minorversion: int = 75,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        clock: Clock = utc_now,
+        clock: WallClock = UTC_CLOCK,
     ) -> None:
         if not realm_id or not realm_id.isalnum():
             raise ValueError(
@@ -431,7 +431,7 @@ class QBORawClient:
 
         ``today`` is the company's local date (defaults to the client clock's date).
         """
-        until = (today or self._clock().date()) + timedelta(days=due_days)
+        until = (today or self._clock.now().date()) + timedelta(days=due_days)
         return await self.query(
             "SELECT * FROM Bill WHERE Balance > '0' "
             f"AND DueDate <= {quote_literal(until.isoformat())} ORDERBY DueDate"
@@ -442,7 +442,7 @@ class QBORawClient:
     ) -> list[dict[str, Any]]:
         """Open invoices (Balance > 0) due within ``aging_days`` days, overdue ones included, oldest
         due date first (the receivables a runway digest chases)."""
-        until = (today or self._clock().date()) + timedelta(days=aging_days)
+        until = (today or self._clock.now().date()) + timedelta(days=aging_days)
         return await self.query(
             "SELECT * FROM Invoice WHERE Balance > '0' "
             f"AND DueDate <= {quote_literal(until.isoformat())} ORDERBY DueDate"
@@ -579,7 +579,7 @@ class QBORawClient:
             # The request was refused before doing anything, so the same requestid is safe to resend.
             token = await self._tokens.force_refresh(token)
             response = await self._exchange(method, path, query, headers, content, token, is_write)
-        error = error_from_response(response, is_write=is_write, now=self._clock())
+        error = error_from_response(response, is_write=is_write, now=self._clock.now())
         if error is not None:
             if isinstance(error, QBOAuthError) and response.status_code == 401:
                 error.message += " (after refreshing the token once)"

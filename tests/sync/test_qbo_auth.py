@@ -38,10 +38,10 @@ INVALID_GRANT = Path("/work/shared/qbo-reference/oauth_invalid_grant_error.json"
 
 class ManualClock:
     def __init__(self) -> None:
-        self.now = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+        self.current = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
-    def __call__(self) -> datetime:
-        return self.now
+    def now(self) -> datetime:
+        return self.current
 
 
 class FakeIntuitTokenEndpoint:
@@ -105,7 +105,7 @@ def initial_tokens(
     clock: ManualClock, *, expires_in: timedelta = timedelta(hours=1)
 ) -> OAuthTokens:
     return OAuthTokens(
-        "access-0", "refresh-0", clock.now + expires_in, clock.now + timedelta(days=100)
+        "access-0", "refresh-0", clock.current + expires_in, clock.current + timedelta(days=100)
     )
 
 
@@ -138,7 +138,7 @@ async def test_fresh_token_is_used_without_calling_intuit(http, clock, endpoint)
 
 async def test_refreshes_before_expiry_with_form_and_basic_auth(http, clock, endpoint):
     provider, rotated = make_provider(http, clock)
-    clock.now += timedelta(minutes=56)  # 4 minutes left: inside the 5-minute skew
+    clock.current += timedelta(minutes=56)  # 4 minutes left: inside the 5-minute skew
     assert await provider.access_token() == "access-1"
     request = endpoint.requests[0]
     assert request.method == "POST"
@@ -150,8 +150,8 @@ async def test_refreshes_before_expiry_with_form_and_basic_auth(http, clock, end
         "refresh_token": ["refresh-0"],
     }
     assert [t.refresh_token for t in rotated] == ["refresh-1"]
-    assert rotated[0].expires_at == clock.now + timedelta(hours=1)
-    assert rotated[0].refresh_expires_at == clock.now + timedelta(days=100)
+    assert rotated[0].expires_at == clock.current + timedelta(hours=1)
+    assert rotated[0].refresh_expires_at == clock.current + timedelta(days=100)
     assert provider.tokens == rotated[0]
 
 
@@ -241,7 +241,7 @@ async def test_unreachable_token_endpoint_is_a_connection_error(http, clock, end
 
 async def test_expired_refresh_token_fails_without_calling_intuit(http, clock, endpoint):
     provider, _ = make_provider(http, clock)
-    clock.now += timedelta(days=101)
+    clock.current += timedelta(days=101)
     with pytest.raises(QBOTokenError) as caught:
         await provider.access_token()
     assert caught.value.code == "refresh_token_expired"
@@ -279,8 +279,8 @@ async def test_tokens_refreshed_by_another_process_are_reloaded_not_refreshed_ag
     stored = OAuthTokens(
         "access-other",
         "refresh-other",
-        clock.now + timedelta(hours=1),
-        clock.now + timedelta(days=100),
+        clock.current + timedelta(hours=1),
+        clock.current + timedelta(days=100),
     )
 
     async def reload() -> OAuthTokens:
