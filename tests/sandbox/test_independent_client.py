@@ -19,8 +19,10 @@ pytestmark = pytest.mark.http
 
 
 @pytest.fixture
-def qb(live_sandbox):
+def qb(live_sandbox, monkeypatch):
     sandbox = live_sandbox.sandbox
+    # oauthlib's documented switch for plain-HTTP development servers (the sandbox is on loopback).
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     # The discovery document is the only thing intuit-oauth needs to find every OAuth endpoint.
     auth = AuthClient(
         client_id=sandbox.client_id,
