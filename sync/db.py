@@ -1,0 +1,310 @@
+"""The database that holds Oodaloo's sync state: engine, sessions, column types and migrations.
+
+SQLite (one file, the embedded default) and PostgreSQL (when a business outgrows one machine) are
+both first-class. The column types here keep the two promises the ledger depends on whichever one
+is used: money is an exact Decimal and every timestamp comes back timezone-aware in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import simplejson
+from sqlalchemy import BigInteger, Connection, DateTime, MetaData, Numeric, Text, event, make_url
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: Repository layout: `alembic.ini` and `migrations/` sit beside the `sync` package.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+#: How long a SQLite connection waits for another writer before giving up (seconds).
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+#: Constraint names are deterministic so migrations can find them again on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Any fixed number: the PostgreSQL advisory lock that lets only one process migrate at a time.
+_MIGRATION_LOCK_ID = 0x00DA100
+
+
+class SyncBase(DeclarativeBase):
+    """Declarative base for the tables the sync layer owns (action ledger, sync timing)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --- Column types ---------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp, stored in UTC.
+
+    PostgreSQL keeps it as `timestamptz`. SQLite has no timezone support, so the value is stored as
+    naive UTC text (which sorts and compares correctly) and handed back with `tzinfo=UTC`. A naive
+    datetime is refused on the way in: it would silently mean different instants on different hosts.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} refused: pass a timezone-aware datetime "
+                "(for example datetime.now(UTC))"
+            )
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+CENT = Decimal("0.01")
+_MAX_MONEY = Decimal("9999999999999999.99")  # what NUMERIC(18, 2) can hold
+
+
+def exact_cents(value: object, what: str = "amount") -> Decimal:
+    """`value` as a Decimal with exactly two places, refusing anything that would lose money.
+
+    Floats are refused outright (they cannot represent most cent amounts); so are sub-cent
+    fractions, NaN/infinity, and amounts too large for NUMERIC(18, 2).
+    """
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(
+            f"{what} must be a Decimal (or int), got {type(value).__name__} {value!r}; "
+            "parse amounts with simplejson use_decimal=True or Decimal('12.34')"
+        )
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise ValueError(f"{what} must be a finite number, got {amount}")
+    try:
+        cents = amount.quantize(CENT)
+    except InvalidOperation as exc:
+        raise ValueError(f"{what} {amount} is too large to hold in cents") from exc
+    if cents != amount:
+        raise ValueError(f"{what} {amount} has a fraction of a cent; amounts must be whole cents")
+    if abs(cents) > _MAX_MONEY:
+        raise ValueError(f"{what} {amount} exceeds the largest storable amount {_MAX_MONEY}")
+    return abs(cents) if cents == 0 else cents  # no negative zero
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact money amount: NUMERIC(18, 2) on PostgreSQL, integer cents on SQLite.
+
+    SQLite has no decimal type (its NUMERIC is a float underneath), so it stores the amount as a
+    whole number of cents instead: exact, and still summable and sortable in SQL. Either way the
+    value comes back as a Decimal with two places.
+    """
+
+    impl = Numeric(18, 2, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(18, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        cents = exact_cents(value)
+        if dialect.name == "sqlite":
+            return int(cents.scaleb(2))
+        return cents
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            if not isinstance(value, int):
+                raise TypeError(f"expected whole cents from SQLite, found {value!r}")
+            return Decimal(value).scaleb(-2)
+        return Decimal(value).quantize(CENT)
+
+
+def dumps_decimal(value: Any) -> str:
+    """JSON text for `value` with Decimals written exactly, keys sorted, no spaces."""
+    text: str = simplejson.dumps(
+        value, use_decimal=True, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return text
+
+
+def loads_decimal(text: str) -> Any:
+    """Parse JSON text with every number that has a fraction kept as an exact Decimal."""
+    return simplejson.loads(text, use_decimal=True)
+
+
+class DecimalJSON(TypeDecorator[Any]):
+    """JSON stored as text, Decimal-exact both ways (the database's own JSON types go via float)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else dumps_decimal(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else loads_decimal(value)
+
+
+# --- Engines and sessions -------------------------------------------------------------------
+
+
+def _is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so the "begin" hook below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL lets readers work while one writer writes; the busy timeout makes a second
+            # writer wait its turn instead of failing with "database is locked".
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # SQLite cannot turn a read snapshot into a write lock once another writer has committed
+        # (it fails at once, without waiting). Taking the write lock when a transaction starts
+        # makes every transaction wait its turn under the busy timeout instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+    """An async engine for `sqlite+aiosqlite://...` or `postgresql+asyncpg://...`.
+
+    SQLite files get WAL, a busy timeout, foreign keys and write-locking transactions, and their
+    folder is created if missing; `sqlite+aiosqlite://` alone is one shared in-memory database.
+    For PostgreSQL, a `search_path` query parameter (`...?search_path=oodaloo`) puts every table
+    in that schema. Extra keyword arguments go to `create_async_engine`.
+    """
+    parsed = make_url(url)
+    if _is_sqlite(parsed):
+        if _sqlite_in_memory(parsed):
+            # One connection shared by everyone, or each connection would see its own empty DB.
+            engine_options.setdefault("poolclass", StaticPool)
+            engine_options.setdefault("connect_args", {"check_same_thread": False})
+        else:
+            Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(parsed, **engine_options)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        search_path = parsed.query.get("search_path")
+        if search_path is not None:
+            if not isinstance(search_path, str):
+                raise ValueError("search_path must be given once in the database URL")
+            parsed = parsed.difference_update_query(["search_path"])
+            connect_args = dict(engine_options.pop("connect_args", {}))
+            server_settings = dict(connect_args.get("server_settings", {}))
+            server_settings["search_path"] = search_path
+            connect_args["server_settings"] = server_settings
+            engine_options["connect_args"] = connect_args
+        engine_options.setdefault("pool_pre_ping", True)
+        return create_async_engine(parsed, **engine_options)
+    raise ValueError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)}: "
+        "use sqlite+aiosqlite:///path/to/oodaloo.db or postgresql+asyncpg://user@host/dbname"
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (results are handed back as plain data)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# --- Migrations -----------------------------------------------------------------------------
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    if not MIGRATIONS_DIR.is_dir():
+        raise FileNotFoundError(
+            f"Alembic migrations not found at {MIGRATIONS_DIR}: run Oodaloo from a checkout "
+            "(pip install -e .) so the migrations folder is available"
+        )
+    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    # The application has its own logging set-up; alembic.ini's must not replace it.
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(connection), revision)
+
+
+def _run_downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(_alembic_config(connection), revision)
+
+
+async def _migrate(url: str | URL, operation: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Two processes starting together must not both create the tables.
+                await connection.exec_driver_sql(
+                    f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})"
+                )
+            runner = _run_upgrade if operation == "upgrade" else _run_downgrade
+            await connection.run_sync(runner, revision)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade_database(url: str | URL, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (all migrations by default); safe to repeat."""
+    await _migrate(url, "upgrade", revision)
+
+
+async def downgrade_database(url: str | URL, revision: str = "base") -> None:
+    """Take the database at `url` back down to `revision` (an empty schema by default)."""
+    await _migrate(url, "downgrade", revision)
