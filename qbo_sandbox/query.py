@@ -428,7 +428,7 @@ def _candidate_ids(cond: Condition, table: EntityTable) -> set[str] | None:
         # Match the distinct values, not every object: far fewer regex runs.
         regex = _like(str(cond.values[0].value))
         ids = set()
-        for key, matching in table.hash[cond.field].items():
+        for key, matching in table.hash_index(cond.field).items():
             if regex.fullmatch(key) is not None:
                 ids |= matching
         return ids
@@ -486,6 +486,15 @@ def _compare_keys(a: list[Any], b: list[Any], order: list[OrderBy]) -> int:
     return 0
 
 
+def _order_key(name: str, value: Any, tz: Any) -> Any:
+    if value is None:
+        return None
+    kind = _value_kind(name, value)
+    key = sort_key(value, kind, tz)
+    # Names sort as people read them: "inv-5" between "INV-4" and "O'Neil".
+    return key.casefold() if kind == "str" and isinstance(key, str) else key
+
+
 def _sorted(objs: list[dict[str, Any]], order: list[OrderBy], realm: Realm) -> list[dict[str, Any]]:
     """Objects in statement order; objects lacking an order field come last; ties by Id."""
     tz = realm.tz
@@ -495,8 +504,7 @@ def _sorted(objs: list[dict[str, Any]], order: list[OrderBy], realm: Realm) -> l
         keyed: list[tuple[Any, int, dict[str, Any]]] = []
         lacking: list[dict[str, Any]] = []
         for obj in objs:
-            value = get(obj)
-            key = None if value is None else sort_key(value, _value_kind(item.field, value), tz)
+            key = _order_key(item.field, get(obj), tz)
             if key is None:
                 lacking.append(obj)
             else:
@@ -513,10 +521,7 @@ def _sorted(objs: list[dict[str, Any]], order: list[OrderBy], realm: Realm) -> l
     def keys(obj: dict[str, Any]) -> list[Any]:
         out: list[Any] = []
         for item, get in zip(order, getters, strict=True):
-            value = get(obj)
-            out.append(
-                None if value is None else sort_key(value, _value_kind(item.field, value), tz)
-            )
+            out.append(_order_key(item.field, get(obj), tz))
         out.append(int(obj["Id"]))
         return out
 

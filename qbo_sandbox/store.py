@@ -244,7 +244,10 @@ def copy_obj(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class EntityTable:
-    """One entity type's objects in one realm, with the indexes the query engine plans with."""
+    """One entity type's objects in one realm, with the indexes the query engine plans with.
+
+    Each index is built the first time a query needs it and maintained on every write after
+    that, so bulk loading pays only for the indexes clients actually use."""
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
@@ -252,9 +255,9 @@ class EntityTable:
         self.tombstones: dict[str, dict[str, Any]] = {}
         # Numeric ids, ascending: the default query order.
         self.order: list[int] = []
-        self.hash: dict[str, dict[str, set[str]]] = {f: {} for f in HASH_INDEXED}
-        # field -> sorted [(key, numeric id)]
-        self.sorted: dict[str, list[tuple[Any, int]]] = {f: [] for f in SORTED_INDEXED}
+        # Built indexes only. Hash: field -> key -> ids. Sorted: field -> [(key, numeric id)].
+        self.hash: dict[str, dict[str, set[str]]] = {}
+        self.sorted: dict[str, list[tuple[Any, int]]] = {}
         self.indexes_stale = False
 
     # -- reads used by the query engine ----------------------------------------------------
@@ -263,43 +266,73 @@ class EntityTable:
         seq = reversed(self.order) if descending else iter(self.order)
         return (str(oid) for oid in seq)
 
+    def hash_index(self, field: str) -> dict[str, set[str]]:
+        index = self.hash.get(field)
+        if index is None:
+            index = self.hash[field] = self._build_hash(field)
+        return index
+
     def lookup(self, field: str, key: str) -> set[str]:
-        return self.hash[field].get(key, set())
+        return self.hash_index(field).get(key, set())
 
     def sorted_index(self, field: str) -> list[tuple[Any, int]]:
-        return self.sorted[field]
+        entries = self.sorted.get(field)
+        if entries is None:
+            entries = self.sorted[field] = self._build_sorted(field)
+        return entries
 
     # -- maintenance ---------------------------------------------------------------------------
 
+    def _build_hash(self, field: str) -> dict[str, set[str]]:
+        index: dict[str, set[str]] = {}
+        get = field_getter(field)
+        for oid, obj in self.objects.items():
+            value = get(obj)
+            key = value if type(value) is str else hash_key(value)
+            if key is not None:
+                ids = index.get(key)
+                if ids is None:
+                    index[key] = {oid}
+                else:
+                    ids.add(oid)
+        return index
+
+    def _build_sorted(self, field: str) -> list[tuple[Any, int]]:
+        get = field_getter(field)
+        kind = SORTED_INDEXED[field]
+        tz = self.tz
+        keyed = ((sort_key(get(obj), kind, tz), oid) for oid, obj in self.objects.items())
+        entries = [(skey, int(oid)) for skey, oid in keyed if skey is not None]
+        entries.sort()
+        return entries
+
     def _index_add(self, obj: dict[str, Any]) -> None:
         oid = obj["Id"]
-        order = int(oid)
-        for field in HASH_INDEXED:
+        for field, index in self.hash.items():
             key = hash_key(field_getter(field)(obj))
             if key is not None:
-                self.hash[field].setdefault(key, set()).add(oid)
-        for field, kind in SORTED_INDEXED.items():
-            skey = sort_key(field_getter(field)(obj), kind, self.tz)
+                index.setdefault(key, set()).add(oid)
+        for field, entries in self.sorted.items():
+            skey = sort_key(field_getter(field)(obj), SORTED_INDEXED[field], self.tz)
             if skey is not None:
-                bisect.insort(self.sorted[field], (skey, order))
+                bisect.insort(entries, (skey, int(oid)))
 
     def _index_remove(self, obj: dict[str, Any]) -> None:
         oid = obj["Id"]
-        order = int(oid)
-        for field in HASH_INDEXED:
+        for field, index in self.hash.items():
             key = hash_key(field_getter(field)(obj))
             if key is not None:
-                ids = self.hash[field].get(key)
+                ids = index.get(key)
                 if ids is not None:
                     ids.discard(oid)
                     if not ids:
-                        del self.hash[field][key]
-        for field, kind in SORTED_INDEXED.items():
-            skey = sort_key(field_getter(field)(obj), kind, self.tz)
+                        del index[key]
+        for field, entries in self.sorted.items():
+            skey = sort_key(field_getter(field)(obj), SORTED_INDEXED[field], self.tz)
             if skey is not None:
-                entries = self.sorted[field]
-                pos = bisect.bisect_left(entries, (skey, order))
-                if pos < len(entries) and entries[pos] == (skey, order):
+                entry = (skey, int(oid))
+                pos = bisect.bisect_left(entries, entry)
+                if pos < len(entries) and entries[pos] == entry:
                     del entries[pos]
 
     def add(self, obj: dict[str, Any], *, deferred: bool) -> None:
@@ -338,33 +371,10 @@ class EntityTable:
         self._index_remove(obj)
 
     def rebuild(self) -> None:
-        """Rebuild every index from the objects, one field at a time (after bulk loading)."""
+        """After bulk loading: restore Id order; indexes rebuild when next used."""
         self.order = sorted(int(oid) for oid in self.objects)
-        items = list(self.objects.items())
-        hashes: dict[str, dict[str, set[str]]] = {}
-        for field in HASH_INDEXED:
-            index: dict[str, set[str]] = {}
-            get = field_getter(field)
-            for oid, obj in items:
-                value = get(obj)
-                key = value if type(value) is str else hash_key(value)
-                if key is not None:
-                    ids = index.get(key)
-                    if ids is None:
-                        index[key] = {oid}
-                    else:
-                        ids.add(oid)
-            hashes[field] = index
-        sorted_lists: dict[str, list[tuple[Any, int]]] = {}
-        tz = self.tz
-        for field, kind in SORTED_INDEXED.items():
-            get = field_getter(field)
-            keyed = ((sort_key(get(obj), kind, tz), oid) for oid, obj in items)
-            entries = [(skey, int(oid)) for skey, oid in keyed if skey is not None]
-            entries.sort()
-            sorted_lists[field] = entries
-        self.hash = hashes
-        self.sorted = sorted_lists
+        self.hash = {}
+        self.sorted = {}
         self.indexes_stale = False
 
 
