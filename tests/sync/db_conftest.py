@@ -50,8 +50,10 @@ async def _fresh_postgres_schema(base_url: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield make_url(base_url).update_query_dict({"search_path": schema}).render_as_string(
-            hide_password=False
+        yield (
+            make_url(base_url)
+            .update_query_dict({"search_path": schema})
+            .render_as_string(hide_password=False)
         )
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:

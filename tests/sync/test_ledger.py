@@ -47,7 +47,9 @@ def bill_payment(**changes: object) -> ActionIntent:
             "VendorRef": {"value": "49", "name": "Robertson & Associates"},
             "TotalAmt": Decimal("315.00"),
             "PayType": "Check",
-            "Line": [{"Amount": Decimal("315.00"), "LinkedTxn": [{"TxnId": "108", "TxnType": "Bill"}]}],
+            "Line": [
+                {"Amount": Decimal("315.00"), "LinkedTxn": [{"TxnId": "108", "TxnType": "Bill"}]}
+            ],
         },
     )
     return replace(intent, **changes)  # type: ignore[arg-type]
@@ -69,7 +71,9 @@ def ledger(migrated: MigratedDatabase, clock: ManualClock) -> ActionLedger:
 def test_action_key_is_deterministic_short_and_pinned() -> None:
     key = action_key("biz-1", "bill_payment.create", "9130/Bill/108", Decimal("315.00"), "0")
 
-    assert key == action_key("biz-1", "bill_payment.create", "9130/Bill/108", Decimal("315.00"), "0")
+    assert key == action_key(
+        "biz-1", "bill_payment.create", "9130/Bill/108", Decimal("315.00"), "0"
+    )
     assert len(key) <= MAX_KEY_LENGTH <= 36  # fits QBO's requestid, even in a batch request
     assert re.fullmatch(r"oo1-[a-z2-7]{32}", key)
     # Keys must never change between releases, or a retry after an upgrade would pay twice.

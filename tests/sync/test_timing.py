@@ -105,7 +105,9 @@ async def test_failures_back_off_exponentially_and_success_resets(
 
 
 def test_backoff_is_capped() -> None:
-    intervals = SyncIntervals(failure_backoff=timedelta(minutes=1), max_failure_backoff=timedelta(hours=1))
+    intervals = SyncIntervals(
+        failure_backoff=timedelta(minutes=1), max_failure_backoff=timedelta(hours=1)
+    )
     assert intervals.backoff(0) == timedelta(0)
     assert intervals.backoff(7) == timedelta(minutes=60)
     assert intervals.backoff(10_000) == timedelta(hours=1)
