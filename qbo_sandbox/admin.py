@@ -11,7 +11,7 @@ Not part of QBO, so no bearer token is needed. JSON in and out (amounts stay Dec
 - `DELETE /_sandbox/realms/{realm}/{entity}/{id}`         an object deleted in QuickBooks by someone else
 - `GET|PUT /_sandbox/faults`                              the fault plan (see chaos.FaultPlan.to_dict)
 - `GET|PUT /_sandbox/limits`                              rate limits (PUT merges the given fields)
-- `GET  /_sandbox/stats`                                  requests, throttles, faults injected, webhooks
+- `GET|DELETE /_sandbox/stats`                            requests, throttles, faults injected, webhooks (DELETE zeroes)
 - `GET|POST|DELETE /_sandbox/webhooks`                    {"realm_id", "url"}: where notifications go
 - `GET|POST /_sandbox/clock`                              read, or move forward: {"seconds"|"minutes"|"hours"|"days": n}
 
@@ -176,6 +176,8 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         return _json(sandbox.limits.config.to_dict())
 
     async def stats(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.reset_stats()
         return _json(sandbox.stats())
 
     async def webhooks(request: Request) -> Response:
@@ -231,7 +233,7 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         Route("/realms/{realm}/{entity}/{id}", guarded(delete_object), methods=["DELETE"]),
         Route("/faults", guarded(faults), methods=["GET", "PUT"]),
         Route("/limits", guarded(limits), methods=["GET", "PUT"]),
-        Route("/stats", guarded(stats), methods=["GET"]),
+        Route("/stats", guarded(stats), methods=["GET", "DELETE"]),
         Route("/webhooks", guarded(webhooks), methods=["GET", "POST", "DELETE"]),
         Route("/clock", guarded(clock), methods=["GET", "POST"]),
     ]

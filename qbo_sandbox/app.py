@@ -246,6 +246,18 @@ class Sandbox:
             "webhooks": self.webhooks.stats(),
         }
 
+    def reset_stats(self) -> None:
+        """Zeroes every counter (requests, throttles, faults, webhooks, refreshes), e.g. between benchmark phases."""
+        self.requests.by_realm.clear()
+        self.requests.by_status.clear()
+        self.limits.rejections.clear()
+        self.chaos.injected.clear()
+        self.chaos.injected_by_kind.clear()
+        self.auth.rejected.update({401: 0, 403: 0})
+        self.webhooks.counts.clear()
+        self.webhooks.recent.clear()
+        self.tokens.refreshes = 0
+
     def v3_path(self, path: str, realm_id: str | None = None) -> str:
         """`/v3/company/{realm}/{path}` for the seeded company (or `realm_id`)."""
         return f"/v3/company/{realm_id or self.realm_id}/{path.lstrip('/')}"

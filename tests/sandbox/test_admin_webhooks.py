@@ -57,6 +57,12 @@ class Receiver:
 
 
 @pytest.fixture
+def sandbox() -> Sandbox:
+    # A small scaled company seeds fast; these tests need a few bills and vendors, not a year of books.
+    return create_app(SandboxConfig(scale=5))
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
@@ -65,7 +71,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def quick_webhooks() -> AsyncIterator[Sandbox]:
-    sandbox = create_app(SandboxConfig(webhook_batch_seconds=0.02, webhook_retry_delays=(0.02, 0.02)))
+    sandbox = create_app(SandboxConfig(scale=5, webhook_batch_seconds=0.02, webhook_retry_delays=(0.02, 0.02)))
     yield sandbox
     await sandbox.aclose()
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -19,20 +19,33 @@ from qbo_sandbox.config import LimitConfig, SandboxConfig
 NS = {"qbo": "http://schema.intuit.com/finance/v3"}
 
 
-@pytest.fixture
-async def make() -> AsyncIterator[Callable[..., Sandbox]]:
-    built: list[Sandbox] = []
+@pytest.fixture(scope="module")
+def shared() -> Sandbox:
+    # A small scaled company seeds fast; these tests are about QBO's gateway, not the books.
+    return create_app(SandboxConfig(scale=5))
 
-    def build(**config: object) -> Sandbox:
-        # A small scaled company seeds in milliseconds; these tests are about the gateway, not the books.
-        config.setdefault("scale", 5)
-        sandbox = create_app(SandboxConfig(**config))  # type: ignore[arg-type]
-        built.append(sandbox)
+
+@pytest.fixture
+def sandbox(shared: Sandbox) -> Sandbox:
+    """The module's sandbox with QBO's default limits, no faults, empty windows and zeroed counters."""
+    shared.limits.config = LimitConfig()
+    shared.chaos.plan = FaultPlan()
+    for realm_id in shared.store.realm_ids():
+        shared.limits.reset_realm(realm_id)
+    shared.reset_stats()
+    return shared
+
+
+@pytest.fixture
+def configure(sandbox: Sandbox) -> Callable[..., Sandbox]:
+    def apply(*, limits: LimitConfig | None = None, faults: FaultPlan | None = None) -> Sandbox:
+        if limits is not None:
+            sandbox.limits.config = limits
+        if faults is not None:
+            sandbox.chaos.plan = faults
         return sandbox
 
-    yield build
-    for sandbox in built:
-        await sandbox.aclose()
+    return apply
 
 
 async def _read(http: httpx.AsyncClient, sandbox: Sandbox) -> httpx.Response:
@@ -56,8 +69,8 @@ def _assert_throttle_fault(response: httpx.Response) -> int:
     return int(response.headers["Retry-After"])
 
 
-async def test_requests_over_the_per_minute_limit_get_qbo_throttle_xml_and_retry_after(make):
-    sandbox = make(limits=LimitConfig(requests_per_minute=5))
+async def test_requests_over_the_per_minute_limit_get_qbo_throttle_xml_and_retry_after(configure):
+    sandbox = configure(limits=LimitConfig(requests_per_minute=5))
     async with sandbox.http_client() as http:
         assert [(await _read(http, sandbox)).status_code for _ in range(5)] == [200] * 5
         retry_after = _assert_throttle_fault(await _read(http, sandbox))
@@ -65,7 +78,7 @@ async def test_requests_over_the_per_minute_limit_get_qbo_throttle_xml_and_retry
         assert sandbox.stats()["throttled"][sandbox.realm_id] == {"rate": 1}
 
         # Another company has its own budget.
-        other = sandbox.add_realm(seed=99)
+        other = sandbox.add_realm(seed=99, scale=1)
         other_read = await http.get(
             f"/v3/company/{other.realm_id}/companyinfo/{other.realm_id}",
             headers={"Authorization": f"Bearer {other.access_token}"},
@@ -76,15 +89,15 @@ async def test_requests_over_the_per_minute_limit_get_qbo_throttle_xml_and_retry
         assert (await _read(http, sandbox)).status_code == 200
 
 
-async def test_unauthenticated_requests_do_not_use_up_the_limit(make):
-    sandbox = make(limits=LimitConfig(requests_per_minute=2))
+async def test_unauthenticated_requests_do_not_use_up_the_limit(configure):
+    sandbox = configure(limits=LimitConfig(requests_per_minute=2))
     async with sandbox.http_client(access_token="nope") as stranger, sandbox.http_client() as http:
         assert [(await _read(stranger, sandbox)).status_code for _ in range(5)] == [401] * 5
         assert [(await _read(http, sandbox)).status_code for _ in range(2)] == [200, 200]
 
 
-async def test_batch_requests_have_their_own_lower_limit(make):
-    sandbox = make(limits=LimitConfig(batch_per_minute=2))
+async def test_batch_requests_have_their_own_lower_limit(configure):
+    sandbox = configure(limits=LimitConfig(batch_per_minute=2))
     async with sandbox.http_client() as http:
         assert [(await _batch(http, sandbox)).status_code for _ in range(2)] == [200, 200]
         _assert_throttle_fault(await _batch(http, sandbox))
@@ -92,9 +105,9 @@ async def test_batch_requests_have_their_own_lower_limit(make):
     assert sandbox.stats()["throttled"][sandbox.realm_id] == {"batch": 1}
 
 
-async def test_more_than_max_concurrent_requests_in_flight_are_throttled(make):
+async def test_more_than_max_concurrent_requests_in_flight_are_throttled(configure):
     slow_reads = FaultPlan(by_kind={"read": FaultRule(latency=Latency(fixed_ms=100))})
-    sandbox = make(limits=LimitConfig(max_concurrent=2), faults=slow_reads)
+    sandbox = configure(limits=LimitConfig(max_concurrent=2), faults=slow_reads)
     async with sandbox.http_client() as http:
         responses = await asyncio.gather(*(_read(http, sandbox) for _ in range(5)))
         statuses = Counter(r.status_code for r in responses)
@@ -106,8 +119,8 @@ async def test_more_than_max_concurrent_requests_in_flight_are_throttled(make):
     assert sandbox.stats()["in_flight"] == {}
 
 
-async def test_limits_can_be_changed_at_runtime_through_the_admin_api(make):
-    sandbox = make()
+async def test_limits_can_be_changed_at_runtime_through_the_admin_api(configure):
+    sandbox = configure()
     async with sandbox.http_client() as http:
         changed = await http.put("/_sandbox/limits", json={"requests_per_minute": 1})
         assert changed.status_code == 200 and changed.json()["requests_per_minute"] == 1
@@ -126,8 +139,8 @@ MIXED = {
 }
 
 
-async def _outcomes(make, seed: int, count: int = 80) -> list[str]:
-    sandbox = make(faults=FaultPlan(seed=seed, **MIXED))
+async def _outcomes(sandbox: Sandbox, seed: int, count: int = 80) -> list[str]:
+    sandbox.chaos.plan = FaultPlan(seed=seed, **MIXED)  # a new plan restarts the request sequence
     outcomes = []
     async with sandbox.http_client() as http:
         for _ in range(count):
@@ -140,11 +153,18 @@ async def _outcomes(make, seed: int, count: int = 80) -> list[str]:
     return outcomes
 
 
-async def test_faults_are_reproducible_from_the_seed(make):
-    first = await _outcomes(make, seed=11)
-    assert first == await _outcomes(make, seed=11)
-    assert first != await _outcomes(make, seed=12)
+async def test_faults_are_reproducible_from_the_seed(sandbox):
+    first = await _outcomes(sandbox, seed=11)
+    again = await _outcomes(sandbox, seed=11)
+    other = await _outcomes(sandbox, seed=12)
+    assert first == again
+    assert first != other
     assert set(first) == {"200", "429", "500", "503", "502", "504", "dropped"}
+    # Every injected fault is counted, by kind.
+    injected = sandbox.stats()["faults"]["injected"]
+    seen = Counter(first + again + other)
+    assert injected["429"] == seen["429"] and injected["503"] == seen["503"]
+    assert injected["lost_dropped"] == seen["dropped"] and injected["lost_504"] == seen["504"]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +174,8 @@ async def test_faults_are_reproducible_from_the_seed(make):
         ({"500": 1}, 500, "application/json", "InternalServerError"),
     ],
 )
-async def test_injected_5xx_look_like_qbo(make, weights, status, content_type, marker):
-    sandbox = make(faults=FaultPlan(default=FaultRule(rate_5xx=1.0), error_weights=weights))
+async def test_injected_5xx_look_like_qbo(configure, weights, status, content_type, marker):
+    sandbox = configure(faults=FaultPlan(default=FaultRule(rate_5xx=1.0), error_weights=weights))
     async with sandbox.http_client() as http:
         response = await _read(http, sandbox)
     assert response.status_code == status
@@ -168,8 +188,8 @@ async def test_injected_5xx_look_like_qbo(make, weights, status, content_type, m
     assert sandbox.stats()["faults"]["injected"][str(status)] == 1
 
 
-async def test_injected_429_is_the_throttle_fault(make):
-    sandbox = make(faults=FaultPlan(by_kind={"query": FaultRule(rate_429=1.0)}, retry_after_seconds=3))
+async def test_injected_429_is_the_throttle_fault(configure):
+    sandbox = configure(faults=FaultPlan(by_kind={"query": FaultRule(rate_429=1.0)}, retry_after_seconds=3))
     async with sandbox.http_client() as http:
         response = await http.get(sandbox.v3_path("query"), params={"query": "select count(*) from Bill"})
         assert _assert_throttle_fault(response) == 3
@@ -177,16 +197,16 @@ async def test_injected_429_is_the_throttle_fault(make):
     assert sandbox.stats()["faults"]["injected_by_operation"] == {"query": {"429": 1}}
 
 
-async def test_latency_delays_the_answer(make):
-    sandbox = make(faults=FaultPlan(default=FaultRule(latency=Latency(fixed_ms=60))))
+async def test_latency_delays_the_answer(configure):
+    sandbox = configure(faults=FaultPlan(default=FaultRule(latency=Latency(fixed_ms=60))))
     async with sandbox.http_client() as http:
         started = time.perf_counter()
         assert (await _read(http, sandbox)).status_code == 200
         assert time.perf_counter() - started >= 0.06
 
 
-async def test_hang_answers_504_only_after_the_gateway_timeout(make):
-    sandbox = make(faults=FaultPlan(default=FaultRule(rate_hang=1.0), hang_seconds=0.05))
+async def test_hang_answers_504_only_after_the_gateway_timeout(configure):
+    sandbox = configure(faults=FaultPlan(default=FaultRule(rate_hang=1.0), hang_seconds=0.05))
     async with sandbox.http_client() as http:
         started = time.perf_counter()
         response = await _read(http, sandbox)
@@ -194,8 +214,8 @@ async def test_hang_answers_504_only_after_the_gateway_timeout(make):
     assert time.perf_counter() - started >= 0.05
 
 
-async def test_hang_ends_when_the_client_gives_up(make):
-    sandbox = make(faults=FaultPlan(default=FaultRule(rate_hang=1.0), hang_seconds=60))
+async def test_hang_ends_when_the_client_gives_up(configure):
+    sandbox = configure(faults=FaultPlan(default=FaultRule(rate_hang=1.0), hang_seconds=60))
     async with sandbox.http_client() as http:
         started = time.perf_counter()
         with pytest.raises(TimeoutError):
@@ -207,11 +227,11 @@ async def test_hang_ends_when_the_client_gives_up(make):
     assert stats["in_flight"] == {}  # the abandoned request released its slot
 
 
-async def test_path_rules_target_one_endpoint(make):
+async def test_path_rules_target_one_endpoint(configure):
     plan = FaultPlan.from_dict(
         {"by_path": [{"pattern": "companyinfo/*", "method": "GET", "rule": {"rate_5xx": 1.0}}], "seed": 5}
     )
-    sandbox = make(faults=plan)
+    sandbox = configure(faults=plan)
     async with sandbox.http_client() as http:
         assert (await _read(http, sandbox)).status_code in (500, 503)
         query = await http.get(sandbox.v3_path("query"), params={"query": "select count(*) from Vendor"})
@@ -226,9 +246,9 @@ async def _vendor_count(http: httpx.AsyncClient, sandbox: Sandbox, name: str) ->
 
 
 @pytest.mark.parametrize("how", ["dropped", "502", "504"])
-async def test_lost_response_leaves_exactly_one_object_and_requestid_retry_finds_it(make, how):
+async def test_lost_response_leaves_exactly_one_object_and_requestid_retry_finds_it(configure, how):
     plan = FaultPlan(by_kind={"write": FaultRule(rate_lost=1.0)}, lost_weights={how: 1})
-    sandbox = make(faults=plan)
+    sandbox = configure(faults=plan)
     name = f"Lost Response Supply {how}"
     async with sandbox.http_client() as http:
         post = http.post(sandbox.v3_path("vendor"), params={"requestid": f"lost-{how}"}, json={"DisplayName": name})
@@ -249,8 +269,8 @@ async def test_lost_response_leaves_exactly_one_object_and_requestid_retry_finds
     assert sandbox.stats()["faults"]["injected"][f"lost_{how}"] == 1
 
 
-async def test_fault_plan_round_trips_through_the_admin_api(make):
-    sandbox = make()
+async def test_fault_plan_round_trips_through_the_admin_api(configure):
+    sandbox = configure()
     plan = {
         "seed": 3,
         "default": {"rate_5xx": 0.1},

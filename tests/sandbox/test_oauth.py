@@ -11,7 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from qbo_sandbox.app import Sandbox
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import SandboxConfig
+from qbo_sandbox.oauth import TokenSet
 
 FIXTURES = Path("/work/shared/qbo-reference")
 REDIRECT_URI = "https://oodaloo.example/qbo/callback"
@@ -34,6 +36,18 @@ async def _company_info(http: httpx.AsyncClient, sandbox: Sandbox, token: str | 
     realm_id = realm_id or sandbox.realm_id
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return await http.get(f"/v3/company/{realm_id}/companyinfo/{realm_id}", headers=headers)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    # One small company for the module; each test connects afresh (see `connection`).
+    return create_app(SandboxConfig(scale=5))
+
+
+@pytest.fixture
+def connection(sandbox: Sandbox) -> TokenSet:
+    """A new connection of the app to the company: tokens no other test has touched."""
+    return sandbox.tokens.issue(sandbox.realm_id)
 
 
 @pytest.fixture
@@ -93,8 +107,8 @@ async def test_consent_refuses_an_unknown_app_without_redirecting(anonymous: htt
     assert "location" not in response.headers
 
 
-async def test_token_endpoint_refuses_bad_client_credentials(anonymous: httpx.AsyncClient, sandbox: Sandbox):
-    form = {"grant_type": "refresh_token", "refresh_token": sandbox.refresh_token}
+async def test_token_endpoint_refuses_bad_client_credentials(anonymous: httpx.AsyncClient, sandbox: Sandbox, connection: TokenSet):
+    form = {"grant_type": "refresh_token", "refresh_token": connection.refresh_token}
     wrong_secret = await anonymous.post("/oauth2/v1/tokens/bearer", data=form, headers=_basic(sandbox, "nope"))
     assert wrong_secret.status_code == 401
     assert wrong_secret.json() == {"error": "invalid_client"}
@@ -107,38 +121,38 @@ async def test_token_endpoint_refuses_bad_client_credentials(anonymous: httpx.As
     assert unknown_grant.json()["error"] == "unsupported_grant_type"
 
 
-async def test_access_token_expires_with_the_clock_and_refresh_brings_it_back(anonymous: httpx.AsyncClient, sandbox: Sandbox):
-    assert (await _company_info(anonymous, sandbox, sandbox.access_token)).status_code == 200
+async def test_access_token_expires_with_the_clock_and_refresh_brings_it_back(anonymous: httpx.AsyncClient, sandbox: Sandbox, connection: TokenSet):
+    assert (await _company_info(anonymous, sandbox, connection.access_token)).status_code == 200
     sandbox.advance_clock(timedelta(seconds=3601))
 
-    expired = await _company_info(anonymous, sandbox, sandbox.access_token)
+    expired = await _company_info(anonymous, sandbox, connection.access_token)
     assert expired.status_code == 401
     error = expired.json()["fault"]["error"][0]
     assert error["code"] == "3200"
     assert error["detail"].startswith("Token expired")
 
-    refreshed = await _refresh(anonymous, sandbox, sandbox.refresh_token)
+    refreshed = await _refresh(anonymous, sandbox, connection.refresh_token)
     assert refreshed.status_code == 200
     assert (await _company_info(anonymous, sandbox, refreshed.json()["access_token"])).status_code == 200
 
 
-async def test_refresh_tokens_rotate_and_the_old_one_dies_once_its_successor_is_used(anonymous: httpx.AsyncClient, sandbox: Sandbox):
-    first = (await _refresh(anonymous, sandbox, sandbox.refresh_token)).json()
+async def test_refresh_tokens_rotate_and_the_old_one_dies_once_its_successor_is_used(anonymous: httpx.AsyncClient, sandbox: Sandbox, connection: TokenSet):
+    first = (await _refresh(anonymous, sandbox, connection.refresh_token)).json()
     successor = first["refresh_token"]
-    assert successor != sandbox.refresh_token
+    assert successor != connection.refresh_token
 
     # Until the successor is used, the old token still works and hands out that same successor
     # (a client whose refresh response was lost can retry).
-    retried = await _refresh(anonymous, sandbox, sandbox.refresh_token)
+    retried = await _refresh(anonymous, sandbox, connection.refresh_token)
     assert retried.status_code == 200
     assert retried.json()["refresh_token"] == successor
     assert retried.json()["access_token"] != first["access_token"]
 
     second = await _refresh(anonymous, sandbox, successor)
     assert second.status_code == 200
-    assert second.json()["refresh_token"] not in (successor, sandbox.refresh_token)
+    assert second.json()["refresh_token"] not in (successor, connection.refresh_token)
 
-    stale = await _refresh(anonymous, sandbox, sandbox.refresh_token)
+    stale = await _refresh(anonymous, sandbox, connection.refresh_token)
     assert stale.status_code == 400
     assert stale.json()["error"] == "invalid_grant"
     assert stale.headers["intuit_tid"]
@@ -146,9 +160,9 @@ async def test_refresh_tokens_rotate_and_the_old_one_dies_once_its_successor_is_
     assert (await _refresh(anonymous, sandbox, second.json()["refresh_token"])).status_code == 200
 
 
-async def test_refresh_token_expires_after_100_days(anonymous: httpx.AsyncClient, sandbox: Sandbox):
+async def test_refresh_token_expires_after_100_days(anonymous: httpx.AsyncClient, sandbox: Sandbox, connection: TokenSet):
     sandbox.advance_clock(timedelta(days=100, seconds=1))
-    response = await _refresh(anonymous, sandbox, sandbox.refresh_token)
+    response = await _refresh(anonymous, sandbox, connection.refresh_token)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -171,7 +185,7 @@ async def test_unauthenticated_calls_get_qbo_lowercase_401_fault(anonymous: http
 
 
 async def test_token_of_another_company_gets_403_authorization_fault(anonymous: httpx.AsyncClient, sandbox: Sandbox):
-    created = await anonymous.post("/_sandbox/realms", json={"seed": 4242})
+    created = await anonymous.post("/_sandbox/realms", json={"seed": 4242, "scale": 1})
     assert created.status_code == 201
     other = created.json()
     assert other["realm_id"] != sandbox.realm_id
@@ -185,11 +199,11 @@ async def test_token_of_another_company_gets_403_authorization_fault(anonymous: 
     assert response.json()["fault"]["type"] == "SERVICE"
 
 
-async def test_revoking_disconnects_access_and_refresh_tokens(anonymous: httpx.AsyncClient, sandbox: Sandbox):
+async def test_revoking_disconnects_access_and_refresh_tokens(anonymous: httpx.AsyncClient, sandbox: Sandbox, connection: TokenSet):
     # intuit-oauth sends the token to revoke as JSON.
     revoked = await anonymous.post(
-        "/oauth2/v1/tokens/revoke", json={"token": sandbox.refresh_token}, headers=_basic(sandbox)
+        "/oauth2/v1/tokens/revoke", json={"token": connection.refresh_token}, headers=_basic(sandbox)
     )
     assert revoked.status_code == 200
-    assert (await _company_info(anonymous, sandbox, sandbox.access_token)).status_code == 401
-    assert (await _refresh(anonymous, sandbox, sandbox.refresh_token)).json()["error"] == "invalid_grant"
+    assert (await _company_info(anonymous, sandbox, connection.access_token)).status_code == 401
+    assert (await _refresh(anonymous, sandbox, connection.refresh_token)).json()["error"] == "invalid_grant"

@@ -52,7 +52,7 @@ def test_live_sandbox_serves_oauth_and_the_v3_api(live_sandbox: RunningSandbox):
 
 def test_dropped_connection_after_commit_over_http_leaves_one_object():
     plan = FaultPlan(by_kind={"write": FaultRule(rate_lost=1.0)}, lost_weights={"dropped": 1})
-    with start_in_thread(SandboxConfig(faults=plan)) as running, _client(running) as http:
+    with start_in_thread(SandboxConfig(scale=5, faults=plan)) as running, _client(running) as http:
         realm = running.sandbox.realm_id
         name = "Dropped Connection Coffee Co"
         # Over a socket the server sends headers and half the body, then closes the connection.
@@ -68,7 +68,7 @@ def test_dropped_connection_after_commit_over_http_leaves_one_object():
 
 def test_hang_over_http_times_the_client_out_and_releases_the_request():
     plan = FaultPlan(by_kind={"read": FaultRule(rate_hang=1.0)}, hang_seconds=60)
-    with start_in_thread(SandboxConfig(faults=plan)) as running:
+    with start_in_thread(SandboxConfig(scale=5, faults=plan)) as running:
         realm = running.sandbox.realm_id
         with _client(running, timeout=0.3) as http:
             started = time.perf_counter()
@@ -97,7 +97,7 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
 def test_cli_json_line_over_a_real_subprocess():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "qbo_sandbox.cli", "--json", "--port", "0", "--seed", "7"],
+        [sys.executable, "-m", "qbo_sandbox.cli", "--json", "--port", "0", "--seed", "7", "--scale", "5"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
