@@ -80,7 +80,7 @@ class VendorCategory:
 
 VENDOR_CATEGORIES: dict[str, VendorCategory] = {
     "rent": VendorCategory("rent", "Net 15", False, (4850, 4850), "Warehouse rent, 1437 Wood St Unit B"),
-    "payroll": VendorCategory("payroll", "Net 15", False, (11600, 12900), "Payroll funding and service fee"),
+    "payroll": VendorCategory("payroll", "Net 15", False, (10200, 11400), "Payroll funding and service fee"),
     "utilities": VendorCategory("utilities", "Net 15", False, (540, 980), "Gas & electric service"),
     "water": VendorCategory("utilities", "Net 30", False, (160, 245), "Water & sewer, two months"),
     "internet": VendorCategory("utilities", "Net 15", True, (190, 190), "Business internet"),
@@ -126,13 +126,13 @@ class CustomerKind:
 
 
 CUSTOMER_KINDS: dict[str, CustomerKind] = {
-    "cafe": CustomerKind(14, 5, ("1", "2", "3", "4"), "Net 15", (9, 32)),
+    "cafe": CustomerKind(14, 4, ("1", "2", "3", "4"), "Net 15", (9, 32)),
     "bakery": CustomerKind(14, 3, ("1", "2", "5"), "Net 15", (12, 38)),
-    "restaurant": CustomerKind(30, 4, ("1", "2", "4"), "Net 30", (20, 55)),
-    "grocer": CustomerKind(30, 3, ("6", "3"), "Net 30", (28, 64)),
-    "office": CustomerKind(30, 3, ("2", "5"), "Net 30", (15, 48)),
-    "hotel": CustomerKind(30, 8, ("1", "2", "4", "7"), "Net 60", (45, 85)),
-    "events": CustomerKind(70, 7, ("2", "5"), "Net 15", (10, 40)),
+    "restaurant": CustomerKind(30, 3, ("1", "2", "4"), "Net 30", (20, 55)),
+    "grocer": CustomerKind(30, 2, ("6", "3"), "Net 30", (28, 64)),
+    "office": CustomerKind(30, 2, ("2", "5"), "Net 30", (15, 48)),
+    "hotel": CustomerKind(30, 6, ("1", "2", "4", "7"), "Net 60", (45, 85)),
+    "events": CustomerKind(70, 6, ("2", "5"), "Net 15", (10, 40)),
 }
 # Orders swell before the holidays and sag in high summer.
 SEASON = {1: "0.90", 2: "0.88", 3: "0.95", 4: "1.00", 5: "1.00", 6: "0.93",
@@ -261,13 +261,8 @@ class Party:
     def ref(self) -> dict[str, str]:
         return {"value": self.id, "name": self.name}
 
-    @property
-    def domain(self) -> str:
-        return f"{slug(self.name)[:24] or 'mail'}.com"
-
-    @property
-    def email(self) -> str:
-        return f"{slug(self.contact[0])}@{self.domain}"
+    domain: str = ""  # of its made-up web site and e-mail addresses
+    email: str = ""
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -410,16 +405,20 @@ def make_accounts(opened: datetime) -> dict[str, Account]:
 def make_party(
     rng: random.Random, name: str, category: str, terms: str, created: datetime
 ) -> Party:
+    contact = (rng.choice(names.GIVEN_NAMES), rng.choice(names.FAMILY_NAMES))
+    domain = f"{slug(name)[:24] or 'mail'}.com"
     return Party(
         name=name,
         category=category,
         created=created,
-        contact=(rng.choice(names.GIVEN_NAMES), rng.choice(names.FAMILY_NAMES)),
+        contact=contact,
         addr=address(rng),
         phone=phone(rng),
         terms=terms,
         doc_prefix=(slug(name)[:3].upper() or "INV") + "-",
         doc_counter=rng.randint(1000, 8999),
+        domain=domain,
+        email=f"{slug(contact[0])}@{domain}",
     )
 
 
@@ -700,7 +699,7 @@ class DefaultCompany:
             rent_day = month - timedelta(days=15)
             rent = Decimal("4850.00") if rent_day < rent_raise else Decimal("4995.50")
             self.add_bill(self.vendor("rent"), rent_day, [(f"Rent, {label}", rent)])
-            payroll = money(rng, 11600, 12900) + (Decimal("1500.00") if month.month == 12 else ZERO)
+            payroll = money(rng, 10200, 11400) + (Decimal("1500.00") if month.month == 12 else ZERO)
             self.add_bill(self.vendor("payroll"), month.replace(day=25),
                           [(f"Payroll funding, {label}", payroll - Decimal("149.00")),
                            ("Payroll service fee", Decimal("149.00"))])
@@ -997,7 +996,7 @@ class DefaultCompany:
         day = self.first_day
         while day <= self.last_day:
             if day.weekday() == 0:
-                amount = cents(money(self.rng, 420, 980) * SEASONALITY[day.month])
+                amount = cents(money(self.rng, 300, 700) * SEASONALITY[day.month])
                 self.deposits.append(Deposit(
                     day=day, created=self.at(day), to_account=self.accounts["checking"],
                     note="Weekend market & online sales",
@@ -1017,13 +1016,13 @@ class DefaultCompany:
         """Opening balances sized so the year ends with a few months of runway in the bank."""
         rng = self.rng
         equity, interest = self.accounts["equity"], self.accounts["interest"]
-        target = money(rng, 64000, 76000)
+        target = money(rng, 54000, 64000)
         running, lowest = ZERO, ZERO
         for _, amount in self.checking_flows():
             running += amount
             lowest = min(lowest, running)
         opening_checking = max(target - running, Decimal("8000.00") - lowest)
-        opening_savings = money(rng, 38000, 46000)
+        opening_savings = money(rng, 40000, 48000)
         opened = datetime.combine(self.first_day, time(7, 30), self.tz)
         for key, amount in (("checking", opening_checking), ("savings", opening_savings)):
             self.deposits.append(Deposit(
@@ -1560,8 +1559,8 @@ class ScaledCompany:
         for movement in checking_daily:
             running += movement
             lowest = min(lowest, running)
-        opening_checking = max(money(rng, 64000, 76000) - running, Decimal("8000.00") - lowest)
-        opening_savings = money(rng, 38000, 46000)
+        opening_checking = max(money(rng, 54000, 64000) - running, Decimal("8000.00") - lowest)
+        opening_savings = money(rng, 40000, 48000)
         checking.balance = opening_checking + running
         a["savings"].balance = opening_savings
         a["equity"].balance = opening_checking + opening_savings
