@@ -8,10 +8,12 @@ thing a client sees when QBO's edge drops a connection mid-answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import uvicorn
@@ -40,6 +42,23 @@ class _Server(uvicorn.Server):
         await super().startup(sockets=sockets)
         if not self.should_exit:
             self._on_ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Ctrl-C and SIGTERM shut down gracefully and the process then exits normally.
+
+        (uvicorn's own version re-raises the signal after shutdown, so a terminated sandbox would
+        report death by SIGTERM; stopping it is the ordinary way to end it.)
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _uvicorn_config(sandbox: Sandbox, log_level: str) -> uvicorn.Config:

@@ -113,5 +113,6 @@ def test_cli_json_line_over_a_real_subprocess():
         assert response.json()["CompanyInfo"]["CompanyName"]
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        returncode = process.wait(timeout=10)
+    assert returncode == 0  # SIGTERM is the ordinary way to stop it
     assert process.stdout is not None and process.stdout.read() == ""  # nothing but the one JSON line
