@@ -625,12 +625,7 @@ class QBORawClient:
                 extra={**log_extra, "status": None, "duration_ms": duration_ms},
             )
             raise QBOConnectionError(
-                f"QuickBooks {method} {path} got no answer ({type(exc).__name__}: {exc}); "
-                + (
-                    "the request never reached QuickBooks"
-                    if outcome is Outcome.NOT_APPLIED
-                    else "it may have reached QuickBooks"
-                ),
+                f"QuickBooks {method} {path} got no usable answer ({type(exc).__name__}: {exc})",
                 outcome=outcome,
                 advice=_connection_advice(outcome, is_write),
             ) from exc
@@ -681,13 +676,14 @@ def _transport_outcome(exc: BaseException) -> Outcome:
 
 def _connection_advice(outcome: Outcome, is_write: bool) -> str:
     if outcome is Outcome.NOT_APPLIED:
-        return "nothing was applied; retry when QuickBooks is reachable"
+        return "the request never reached QuickBooks, so nothing was applied; retry when it is reachable"
     if is_write:
         return (
-            "the change may have been applied: resend it only with the same requestid "
-            "(QuickBooks then replays the first answer) or check QuickBooks first"
+            "the request may have reached QuickBooks and the change may have been applied: resend it "
+            "only with the same requestid (QuickBooks then replays the first answer) or check "
+            "QuickBooks first"
         )
-    return "retrying this read is safe"
+    return "the request may have reached QuickBooks; retrying this read is safe"
 
 
 def _check_name(name: str) -> str:

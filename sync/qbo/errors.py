@@ -148,12 +148,13 @@ class QBOThrottledError(QBOError):
     transient = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        if kwargs.get("advice") is None:
+            wait = f"{retry_after:g} s" if retry_after is not None else "60 s, as Intuit advises"
+            kwargs["advice"] = (
+                f"nothing was applied; wait {wait} before sending more requests for this company"
+            )
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
-        wait = f"{retry_after:g} s" if retry_after is not None else "60 s, as Intuit advises"
-        self.advice = (
-            f"nothing was applied; wait {wait} before sending more requests for this company"
-        )
 
 
 class QBOValidationError(QBOError):

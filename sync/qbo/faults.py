@@ -348,7 +348,12 @@ def _summary(fault: ParsedFault) -> str:
     for error in fault.errors:
         name_match = _MESSAGE_NAME.search(error.message)
         name = name_match.group(1) if name_match else error.message
-        text = f"{name}: {error.detail}" if error.detail and error.detail != name else name
+        if not error.detail or error.detail == name:
+            text = name
+        elif error.detail.startswith(name):
+            text = error.detail  # QuickBooks often repeats the message at the start of the detail
+        else:
+            text = f"{name}: {error.detail}"
         if error.element:
             text += f" (field {error.element})"
         parts.append(text.strip() or f"code {error.code}")
