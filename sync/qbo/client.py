@@ -1,9 +1,10 @@
 """QBORawClient: Oodaloo's raw HTTP client for the QuickBooks Online Accounting API v3.
 
-It makes one HTTP call per method (``query`` makes one per page), with no business logic and no
-orchestration: retries, rate limiting, deduplication and caching live one layer up, in
-SmartSyncService, which decides from the ``QBOError`` raised (``outcome``, ``transient``,
-``retry_after``, ``retryable_safely``). The one exception is authentication: a 401 leads to one token
+Each method makes the QuickBooks calls it names (``query`` one per page of 1,000; the digest
+helpers one per report or query they gather), with no business logic and no orchestration:
+retries, rate limiting, deduplication and caching live one layer up, in SmartSyncService, which
+decides from the ``QBOError`` raised (``outcome``, ``transient``, ``retry_after``,
+``retryable_safely``). The one exception is authentication: a 401 leads to one token
 refresh and one retry of that call, since the request was certainly not applied.
 
 Everything returned is QuickBooks' own JSON as dicts, with every amount a ``decimal.Decimal``. (The
