@@ -269,6 +269,7 @@ class Books:
             )
         with self.realm.lock:
             old = self._current(entity, _clean(copy_obj(body)))
+            _refuse_if_deposited(entity, old)
             if entity in ("Bill", "Invoice") and _has_payments(old):
                 raise faults.business_validation(
                     f"{entity} {old['Id']} has payments applied to it; delete or void those "
@@ -287,6 +288,7 @@ class Books:
             raise faults.unsupported_operation(f"Void for {entity}")
         with self.realm.lock:
             old = self._current(entity, _clean(copy_obj(body)))
+            _refuse_if_deposited(entity, old)
             if entity == "Invoice" and _has_payments(old):
                 raise faults.business_validation(
                     f"Invoice {old['Id']} has payments applied to it; void or delete those "
@@ -837,6 +839,18 @@ class Books:
                     if sign > 0:
                         others.append({"TxnId": deposit["Id"], "TxnType": "Deposit"})
                     payment["LinkedTxn"] = others
+
+
+def _refuse_if_deposited(entity: str, obj: dict[str, Any]) -> None:
+    # Its money has moved on to a bank account: undoing it here would unbalance the deposit.
+    if entity == "Payment" and any(
+        link.get("TxnType") == "Deposit" for link in obj.get("LinkedTxn") or []
+    ):
+        raise faults.business_validation(
+            f"Payment {obj['Id']} has been deposited; delete the deposit (or remove the payment "
+            "from it) first.",
+            "Id",
+        )
 
 
 def _has_payments(obj: dict[str, Any]) -> bool:
