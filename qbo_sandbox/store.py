@@ -6,7 +6,8 @@ so the query engine can answer filtered, ordered, paged queries on 100,000-objec
 scanning or sorting everything per request.
 
 Stored dicts are never mutated in place: every write replaces the whole dict. That is what lets
-`iter()` and the query engine hand out read-only views cheaply.
+`iter()` hand out read-only views cheaply, and the query engine filter and order them without
+copying anything but the page it returns.
 """
 
 from __future__ import annotations
@@ -371,7 +372,7 @@ class EntityTable:
         self._index_remove(obj)
 
     def rebuild(self) -> None:
-        """After bulk loading: restore Id order; indexes rebuild when next used."""
+        """After bulk loading: restore Id order; each index is rebuilt when next used."""
         self.order = sorted(int(oid) for oid in self.objects)
         self.hash = {}
         self.sorted = {}
@@ -540,8 +541,8 @@ class Realm:
         return len(self._tables[canonical_entity(entity)].objects)
 
     def query(self, text: str) -> dict[str, Any]:
-        """Run a QBO query statement; returns the body of "QueryResponse".
-        Returned objects are read-only views. Raises QueryError for malformed statements."""
+        """Run a QBO query statement; returns the body of "QueryResponse" (objects are copies).
+        Raises QueryError for malformed statements."""
         from qbo_sandbox.query import execute  # the query engine builds on this module
 
         with self.lock:
