@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -21,7 +24,6 @@ import httpx
 from qbo_sandbox.app import create_app
 from qbo_sandbox.config import SandboxConfig
 from qbo_sandbox.limits import LimitConfig
-from qbo_sandbox.server import start_in_thread
 from sync.qbo import QBORawClient, StaticTokenProvider
 
 # Limits out of the way: this measures the sandbox, not QBO's throttle.
@@ -96,11 +98,21 @@ async def main_async(total: int, concurrency: int) -> None:
     await measure("in-process", "http://sandbox", httpx.ASGITransport(app=sandbox.app), sandbox.realm_id,
                   sandbox.access_token, bill_ids, total, concurrency)
 
-    with start_in_thread(SandboxConfig(limits=UNLIMITED)) as running:
-        live = running.sandbox
-        live_bills = [b["Id"] for b in live.store.realm(live.realm_id).iter("Bill")]
-        await measure("over HTTP", running.base_url, httpx.AsyncHTTPTransport(), live.realm_id,
-                      live.access_token, live_bills, total, concurrency)
+    # Over HTTP the sandbox runs in its own process, as `oodaloo sandbox` does, so it does not share
+    # this process's interpreter lock with the client being measured.
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        info = json.loads(server.stdout.readline())
+        async with httpx.AsyncClient(base_url=info["base_url"]) as admin:
+            (await admin.put("/_sandbox/limits", json=UNLIMITED.to_dict())).raise_for_status()
+        live_bills = [b["Id"] for b in realm.iter("Bill")]  # same seed, same company
+        await measure("over HTTP", info["base_url"], httpx.AsyncHTTPTransport(), info["realm_id"],
+                      info["access_token"], live_bills, total, concurrency)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def main() -> None:

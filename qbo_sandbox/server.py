@@ -77,7 +77,9 @@ def _uvicorn_config(sandbox: Sandbox, log_level: str) -> uvicorn.Config:
 def _bind(host: str, port: int) -> socket.socket:
     """Binds before serving, so port 0 gives a known free port and "address in use" fails early."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says
+    # TCP, and without it every keep-alive response waits ~40 ms on Nagle and delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
