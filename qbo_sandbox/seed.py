@@ -668,12 +668,11 @@ class DefaultCompany:
             customer.check_number = rng.randint(1000, 9000)
             self.customers.append(customer)
 
-    def add_bill(
-        self, vendor: Party, day: date, lines: list[tuple[str, Decimal]], *, account: str | None = None
-    ) -> Bill | None:
+    def add_bill(self, vendor: Party, day: date, lines: list[tuple[str, Decimal]]) -> Bill | None:
+        """A bill from `vendor` dated `day`, unless that falls outside the seeded year."""
         if not self.in_history(day):
             return None
-        expense = self.accounts[account or VENDOR_CATEGORIES[vendor.category].account]
+        expense = self.accounts[VENDOR_CATEGORIES[vendor.category].account]
         vendor.doc_counter += 1
         bill = Bill(
             day=day,
@@ -1300,8 +1299,8 @@ class ScaledCompany:
 
     Same books as the default company in shape and coherence (balances, Balance = total less
     payments, references that resolve), with simpler habits: one line per bill, one payment per
-    settled bill or invoice, Ids allocated in blocks per entity type (chronological within each),
-    and MetaData times at creation.
+    settled bill or invoice, Ids allocated in blocks per entity type (bills and invoices in date
+    order), and MetaData times at creation.
     """
 
     def __init__(self, *, n: int, seed: int, today: date, tz: ZoneInfo) -> None:
@@ -1355,7 +1354,11 @@ class ScaledCompany:
         clock_times = [timedelta(seconds=s) for s in range(0, 9 * 3600, 9)]
         times = len(clock_times)
         first_day, today_offset = self.first_day, HISTORY_DAYS
-        iso_days = [(first_day + timedelta(days=d)).isoformat() for d in range(HISTORY_DAYS + 130)]
+        # Per day of the year (and the due dates beyond it): ISO date and month.
+        calendar = [first_day + timedelta(days=d) for d in range(HISTORY_DAYS + 130)]
+        iso_days = [day.isoformat() for day in calendar]
+        month_of = [day.replace(day=1) for day in calendar]
+        five_minutes = timedelta(minutes=5)
         vendors, customers = self.parties()
 
         next_id = 2
@@ -1424,13 +1427,13 @@ class ScaledCompany:
                 }
                 if by_card:
                     bp["CreditCardPayment"] = {"CCAccountRef": card_ref}
-                    month = (first_day + timedelta(days=pay_day)).replace(day=1)
+                    month = month_of[pay_day]
                     card_monthly[month] = card_monthly.get(month, ZERO) + amount
                 else:
                     bp["CheckPayment"] = {"BankAccountRef": checking_ref, "PrintStatus": "NotSet"}
                     checking_daily[pay_day] -= amount
                 paid_at = mornings[pay_day] + clock_times[int(random_() * times)]
-                bill_payments.append((bp, max(paid_at, created + timedelta(minutes=5))))
+                bill_payments.append((bp, max(paid_at, created + five_minutes)))
             else:
                 vendor.balance += amount
             bills.append({
