@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.format import money, plain
@@ -24,8 +25,8 @@ class LiveRead:
     read_at: datetime
     tz: ZoneInfo
     banks: list[tuple[str, Decimal]]
-    bills_due: list[dict]
-    overdue: list[dict]
+    bills_due: list[dict[str, Any]]
+    overdue: list[dict[str, Any]]
 
 
 async def read_books(base_url: str, realm_id: str, access_token: str) -> LiveRead:
