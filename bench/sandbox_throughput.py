@@ -89,7 +89,7 @@ async def measure(label: str, base_url: str, transport: httpx.AsyncBaseTransport
               f" (+{client_us - plain_us:.0f} µs)")
 
 
-async def main_async(total: int, concurrency: int) -> None:
+async def main_async(total: int, concurrency: int, live: dict[str, str]) -> None:
     config = SandboxConfig(limits=UNLIMITED)
     sandbox = create_app(config)
     realm = sandbox.store.realm(sandbox.realm_id)
@@ -98,21 +98,11 @@ async def main_async(total: int, concurrency: int) -> None:
     await measure("in-process", "http://sandbox", httpx.ASGITransport(app=sandbox.app), sandbox.realm_id,
                   sandbox.access_token, bill_ids, total, concurrency)
 
-    # Over HTTP the sandbox runs in its own process, as `oodaloo sandbox` does, so it does not share
-    # this process's interpreter lock with the client being measured.
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        async with httpx.AsyncClient(base_url=info["base_url"]) as admin:
-            (await admin.put("/_sandbox/limits", json=UNLIMITED.to_dict())).raise_for_status()
-        live_bills = [b["Id"] for b in realm.iter("Bill")]  # same seed, same company
-        await measure("over HTTP", info["base_url"], httpx.AsyncHTTPTransport(), info["realm_id"],
-                      info["access_token"], live_bills, total, concurrency)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    async with httpx.AsyncClient(base_url=live["base_url"]) as admin:
+        (await admin.put("/_sandbox/limits", json=UNLIMITED.to_dict())).raise_for_status()
+    live_bills = [b["Id"] for b in realm.iter("Bill")]  # same seed, same company
+    await measure("over HTTP", live["base_url"], httpx.AsyncHTTPTransport(), live["realm_id"],
+                  live["access_token"], live_bills, total, concurrency)
 
 
 def main() -> None:
@@ -120,7 +110,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
-    asyncio.run(main_async(args.requests, args.concurrency))
+    # Over HTTP the sandbox runs in its own process, as `oodaloo sandbox` does, so it does not share
+    # this process's interpreter lock with the client being measured.
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        live = json.loads(server.stdout.readline())
+        asyncio.run(main_async(args.requests, args.concurrency, live))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
