@@ -1086,18 +1086,18 @@ class DefaultCompany:
         for number, record in enumerate(records, start=2):  # CompanyInfo is Id 1
             record.id = str(number)
         self.post_ledger()
-        realm.insert("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
+        realm.load("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
         for record in records:
             entity, body = self.render(record)
             updated = None if isinstance(record, Party) else record.updated
             if updated is None:
-                realm.insert(entity, body, created=record.created)
+                realm.load(entity, body, created=record.created)
             else:  # changed after it was created (a bill later paid): QBO shows both times
                 body["MetaData"] = {
                     "CreateTime": realm.format_time(record.created),
                     "LastUpdatedTime": realm.format_time(max(updated, record.created)),
                 }
-                realm.insert(entity, body)
+                realm.load(entity, body)
 
     def render(self, record: Account | Party | AnyTxn) -> tuple[str, dict[str, Any]]:
         if isinstance(record, Account):
@@ -1580,7 +1580,7 @@ class ScaledCompany:
         ]
 
         # -- load ----------------------------------------------------------------------------------
-        insert = realm.insert
+        insert = realm.load
         insert("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
         for account in a.values():
             insert("Account", render_account(account), created=account.created)
