@@ -1,0 +1,315 @@
+"""Prints the summary of a large chaos run: many payments while QuickBooks misbehaves.
+
+    .venv/bin/python bench/chaos_run.py [--actions 200] [--workers 3] [--seed 7]
+        [--database-url postgresql+asyncpg://...] [--redis-url redis://...]
+
+The sandbox runs over loopback HTTP with a seeded FaultPlan (5xx, 429, latency, hangs ended by the
+client's timeout, writes applied whose answer is lost). Several workers (infrastructures sharing one
+database and backend, as processes would) pay every bill at once; a share of the clicks arrive
+twice, some at two workers at the same moment; a few workers are killed while their request is on
+the wire. Then reconciliation sweeps run (every worker sweeping) until nothing is due.
+
+Printed: actions and submissions, faults injected by kind, first answers by state, and the checks
+that matter: duplicates (payments in QuickBooks carrying the same action's marker more than once),
+missing payments, ledger states disagreeing with QuickBooks, and the time reconciliation took.
+Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from qbo_sandbox.config import SandboxConfig
+from qbo_sandbox.server import start_in_thread
+from sync.actions import BillPaymentIntent
+from sync.backends import MemoryBackend, backend_from_url
+from sync.circuit import CircuitConfig
+from sync.db import upgrade_database
+from sync.infrastructure import SyncInfrastructure, SyncSettings
+from sync.ledger import ActionState
+from sync.qbo import QBORawClient, StaticTokenProvider, TokenProvider
+from sync.ratelimit import Priority, RateLimitConfig
+from sync.reconcile import Reconciler
+from sync.service import SmartSyncService
+
+BUSINESS_ID = "chaos-business"
+
+
+class OffsetClock:
+    """Real time plus an offset moved forward to expire leases and cool circuits without waiting."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> Any:
+        from datetime import UTC, datetime
+
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset.total_seconds()
+
+
+def fault_plan(seed: int) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "by_kind": {
+            "write": {
+                "rate_5xx": 0.12,
+                "rate_429": 0.02,
+                "rate_hang": 0.05,
+                "rate_lost": 0.25,
+                "latency": {"min_ms": 5, "max_ms": 60},
+            },
+            "query": {"rate_5xx": 0.08, "rate_hang": 0.02, "latency": {"min_ms": 2, "max_ms": 30}},
+            "read": {"rate_5xx": 0.08, "rate_hang": 0.02, "latency": {"min_ms": 2, "max_ms": 30}},
+        },
+        "hang_seconds": 30.0,
+        "retry_after_seconds": 1,
+    }
+
+
+async def _admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
+        response = await http.request(method, f"/_sandbox{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+
+async def _create_bills(client: QBORawClient, amounts: list[Decimal]) -> list[dict[str, Any]]:
+    vendors = await client.query("SELECT * FROM Vendor")
+    expense = (await client.query("SELECT * FROM Account WHERE AccountType = 'Expense'"))[0]
+    gate = asyncio.Semaphore(8)
+
+    async def one(index: int, amount: Decimal) -> dict[str, Any]:
+        async with gate:
+            return await client.create(
+                "Bill",
+                {
+                    "VendorRef": {"value": vendors[index % len(vendors)]["Id"]},
+                    "DueDate": (date.today() + timedelta(days=7)).isoformat(),
+                    "Line": [
+                        {
+                            "Amount": amount,
+                            "DetailType": "AccountBasedExpenseLineDetail",
+                            "AccountBasedExpenseLineDetail": {"AccountRef": {"value": expense["Id"]}},
+                        }
+                    ],
+                },
+                request_id=f"chaos-bill-{uuid.uuid4().hex[:16]}",
+            )
+
+    return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(amounts))))
+
+
+def quiet_logs() -> None:
+    """Every injected fault logs a warning (and the sandbox a traceback): they would drown the summary."""
+    logging.getLogger("sync").setLevel(logging.ERROR)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+async def run(args: argparse.Namespace, database_url: str) -> None:
+    rng = random.Random(args.seed)
+    with start_in_thread(SandboxConfig(seed=args.seed)) as running:
+        sandbox, base = running.sandbox, running.base_url
+        realm_id = sandbox.realm_id
+        token = sandbox.access_token
+        quiet_logs()
+
+        def tokens_for(realm: str) -> TokenProvider:
+            return StaticTokenProvider(token)
+
+        # Setting up 200 bills must not use up the company's per-minute budget before the storm.
+        await _admin(base, "PUT", "/limits", {"requests_per_minute": 1_000_000, "window_seconds": 1})
+        async with QBORawClient(
+            "setup", realm_id, base_url=base, tokens=StaticTokenProvider(token)
+        ) as setup:
+            amounts = [Decimal(rng.randrange(1_000, 900_000)) / 100 for _ in range(args.actions)]
+            bills = await _create_bills(setup, amounts)
+            bank = (await setup.query("SELECT * FROM Account WHERE AccountType = 'Bank'"))[0]["Id"]
+            await asyncio.sleep(1.1)  # the setup's requests leave the sandbox's 1-second window...
+            await setup.company_info()  # ...once a request makes it look
+        payments_before = sandbox.realm().count("BillPayment")
+
+        await upgrade_database(database_url)
+        settings = SyncSettings(
+            qbo_base_url=base,
+            rate_limit=RateLimitConfig(requests_per_window=500, window_seconds=60.0, max_concurrency=10),
+            circuit=CircuitConfig(failure_threshold=8, cooldown_seconds=5.0),
+            http_timeout=httpx.Timeout(0.5, connect=2.0, pool=10.0),
+        ).scaled(0.1)
+        settings = replace(
+            settings,
+            slot_timeouts={Priority.USER_ACTION: 3.0, Priority.DATA_FETCH: 1.0, Priority.BULK: 1.0},
+            attempt_timeouts={p: 1.0 for p in Priority},
+        )
+        clock = OffsetClock()
+        shared = MemoryBackend() if args.redis_url is None else None
+        prefix = f"oodaloo-chaos:{uuid.uuid4().hex[:8]}"
+        workers = [
+            await SyncInfrastructure.create(
+                database_url,
+                tokens_for=tokens_for,
+                settings=settings,
+                clock=clock,
+                backend=shared or backend_from_url(args.redis_url, prefix=prefix),
+                migrate=False,
+                worker_id=f"worker-{n}",
+            )
+            for n in range(args.workers + 1)
+        ]
+        live, doomed_worker = workers[:-1], workers[-1]
+        intents = [
+            BillPaymentIntent(
+                business_id=BUSINESS_ID,
+                realm_id=realm_id,
+                bill_id=str(bill["Id"]),
+                bill_sync_token=str(bill["SyncToken"]),
+                vendor_id=str(bill["VendorRef"]["value"]),
+                amount=bill["Balance"],
+                bank_account_id=bank,
+                pay_date=date.today(),
+                requested_by=f"U-{i % 5}",
+            )
+            for i, bill in enumerate(bills)
+        ]
+        try:
+            await _admin(base, "PUT", "/limits", {"requests_per_minute": 500, "window_seconds": 60})
+            await _admin(base, "PUT", "/faults", fault_plan(args.seed))
+            await _admin(base, "DELETE", "/stats")
+            # Kill a few workers mid-call: cancel each as soon as its request has reached QuickBooks.
+            killed = intents[: args.kills]
+            for intent in killed:
+                seen = sandbox.stats()["requests"]["by_realm"].get(realm_id, {}).get("billpayment", 0)
+                task = asyncio.create_task(
+                    SmartSyncService(doomed_worker, BUSINESS_ID, realm_id).create_payment_immediate(intent)
+                )
+                for _ in range(5000):
+                    now = sandbox.stats()["requests"]["by_realm"].get(realm_id, {}).get("billpayment", 0)
+                    if now > seen or task.done():
+                        break
+                    await asyncio.sleep(0.001)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            submissions = []
+            for index, intent in enumerate(intents[args.kills :]):
+                submissions.append((live[index % len(live)], intent))
+                if rng.random() < args.double_rate:
+                    submissions.append((live[rng.randrange(len(live))], intent))
+            rng.shuffle(submissions)
+            started = time.perf_counter()
+            outcomes = await asyncio.gather(
+                *(
+                    SmartSyncService(worker, BUSINESS_ID, realm_id).create_payment_immediate(intent)
+                    for worker, intent in submissions
+                )
+            )
+            storm_seconds = time.perf_counter() - started
+            first_answers = Counter(o.state.value for o in outcomes if not o.deduplicated)
+            deduplicated = sum(o.deduplicated for o in outcomes)
+            stats = await _admin(base, "GET", "/stats")
+
+            # Reconcile: every live worker sweeps; time moves on so leases expire and circuits cool.
+            reconcilers = [Reconciler(worker) for worker in live]
+            started = time.perf_counter()
+            sweeps = 0
+            faults_on = True
+            while sweeps < 500:
+                clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
+                if not await reconcilers[0].due():
+                    break
+                rounds = await asyncio.gather(*(r.sweep() for r in reconcilers))
+                sweeps += 1
+                if faults_on and sweeps >= args.faulty_sweeps:
+                    await _admin(base, "PUT", "/faults", {})
+                    faults_on = False
+                if not any(res.settled for found in rounds for res in found):
+                    # Nothing could be settled: the company's rate budget or a 429's Retry-After
+                    # is running out in real time.
+                    await asyncio.sleep(0.5)
+            reconcile_seconds = time.perf_counter() - started
+            final_stats = await _admin(base, "GET", "/stats")
+
+            actions = await live[0].ledger.list()
+            states = Counter(a.state.value for a in actions)
+            marked: Counter[str] = Counter()
+            for payment in sandbox.realm().iter("BillPayment"):
+                note = str(payment.get("PrivateNote") or "")
+                for intent in intents:
+                    if f"oodaloo:{intent.key}" in note:
+                        marked[intent.key] += 1
+            duplicates = sum(1 for n in marked.values() if n > 1)
+            missing = sum(1 for intent in intents if marked[intent.key] == 0)
+            disagreeing = sum(
+                1
+                for a in actions
+                if (a.state is ActionState.SUCCEEDED) != (marked[a.key] == 1)
+            )
+            totals = Counter[str]()
+            for worker in workers:
+                totals.update(worker.metrics.snapshot()["totals"])
+        finally:
+            for worker in workers:
+                await worker.aclose()
+            if args.redis_url:
+                cleanup = backend_from_url(args.redis_url, prefix=prefix)
+                await cleanup.delete_all_keys()  # type: ignore[union-attr]
+                await cleanup.aclose()
+
+        injected = {k: v for k, v in stats["faults"]["injected"].items() if k != "latency"}
+        print(
+            f"Chaos run: seed {args.seed}, {args.actions} actions, {len(submissions)} submissions "
+            f"({len(submissions) - (args.actions - args.kills)} repeats), {args.kills} workers killed "
+            f"mid-call, {args.workers} live workers, {live[0].engine.dialect.name} + "
+            f"{'Redis' if args.redis_url else 'in-process'} backends"
+        )
+        print(f"  faults injected during the storm: {dict(sorted(injected.items()))}, 429 answers: {stats['throttled_total']}")
+        print(f"  storm: {storm_seconds:.2f} s; first answers: {dict(first_answers)}; deduplicated: {deduplicated}")
+        print(
+            f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with faults still on) in "
+            f"{reconcile_seconds:.2f} s; found {totals['reconciled_found']}, resent {totals['reconciled_resent']}"
+        )
+        print(
+            f"  QuickBooks requests for the company: {sum(final_stats['requests']['by_realm'].get(realm_id, {}).values())} "
+            f"under its limit of {final_stats['limits']['requests_per_minute']} per minute"
+        )
+        print(f"  final ledger states: {dict(states)}")
+        print(
+            f"  duplicates: {duplicates}   missing: {missing}   ledger disagreeing with QuickBooks: "
+            f"{disagreeing}   new BillPayments: {sandbox.realm().count('BillPayment') - payments_before}"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--actions", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--double-rate", type=float, default=0.3)
+    parser.add_argument("--faulty-sweeps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temp folder")
+    parser.add_argument("--redis-url", default=None, help="default: in-process backends")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="oodaloo-chaos-") as folder:
+        await run(args, args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'chaos.db'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
