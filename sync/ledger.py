@@ -598,6 +598,8 @@ class ActionLedger:
         self, now: datetime, realm_id: str | None = None
     ) -> Sequence[Action]:
         """Actions whose outcome must be checked in QBO: unknown, or in_flight past their lease."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
         statement = (
             select(ActionRow)
             .where(

@@ -1,0 +1,185 @@
+"""A circuit breaker per QuickBooks company (realm), shared by every process on the same backend.
+
+closed → open after `failure_threshold` consecutive failures (5xx, timeouts: the caller classifies);
+open fails fast with `CircuitOpen` for `cooldown_seconds`; then half-open lets exactly one probe
+through; the probe's success closes the circuit, its failure opens it again for another cool-down.
+
+Times come from the injected clock's wall time (not `monotonic`), because processes sharing one Redis
+share the wall clock but not each other's monotonic clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sync.backends import Backend, MemoryBackend, key_part, redis_of
+from sync.clock import Clock, SystemClock
+
+
+class CircuitOpen(Exception):
+    """QuickBooks is failing for this company; calls are refused until the cool-down ends."""
+
+    def __init__(self, realm_id: str, retry_in: float, *, probing: bool = False) -> None:
+        self.realm_id = realm_id
+        self.retry_in = max(retry_in, 0.0)
+        self.probing = probing
+        why = (
+            "a test call to QuickBooks is under way"
+            if probing
+            else f"QuickBooks failed repeatedly; calls resume in {self.retry_in:.0f} s"
+        )
+        super().__init__(
+            f"QuickBooks calls for company {realm_id} are paused ({why}). Reads use the last "
+            "known good data; writes stay queued and go through when QuickBooks answers again."
+        )
+
+
+class CircuitState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    failure_threshold: int = 5
+    cooldown_seconds: float = 30.0
+    # A probe that never reports back (its process died) stops blocking others after this long.
+    probe_timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1 or self.cooldown_seconds <= 0 or self.probe_timeout_seconds <= 0:
+            raise ValueError(
+                "circuit settings need failure_threshold >= 1 and positive cool-down and probe timeout"
+            )
+
+
+# Replies are strings: Redis truncates Lua numbers to integers.
+_CHECK = """
+local opened = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '')
+if not opened then return {'closed', '0'} end
+local now = tonumber(ARGV[1])
+local left = opened + tonumber(ARGV[2]) - now
+if left > 0 then return {'open', tostring(left)} end
+local probe = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
+if probe > now then return {'probing', tostring(probe - now)} end
+redis.call('HSET', KEYS[1], 'probe_until', tostring(now + tonumber(ARGV[3])))
+return {'probe', '0'}
+"""
+
+_FAILURE = """
+local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
+local probing = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0') > 0
+if probing or fails >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'opened_at', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'probe_until')
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return fails
+"""
+
+_STATE = """
+local opened = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '')
+if not opened then return 'closed' end
+if opened + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 'open' end
+return 'half_open'
+"""
+
+
+@dataclass
+class _Memory:
+    fails: int = 0
+    opened_at: float | None = None
+    probe_until: float = 0.0
+
+
+class CircuitBreaker:
+    def __init__(
+        self, backend: Backend, config: CircuitConfig | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self.backend = backend
+        self.config = config or CircuitConfig()
+        self.clock: Clock = clock or SystemClock()
+        self._memory: dict[str, _Memory] | None = None
+        self._lock = asyncio.Lock()
+        if isinstance(backend, MemoryBackend):
+            self._memory = backend.state("circuit", dict)
+        else:
+            client = backend.client
+            self._check = client.register_script(_CHECK)
+            self._failure = client.register_script(_FAILURE)
+            self._state = client.register_script(_STATE)
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _key(self, realm_id: str) -> str:
+        assert not isinstance(self.backend, MemoryBackend)
+        return self.backend.key("circuit", key_part(realm_id))
+
+    def _expiry_seconds(self) -> int:
+        return int(self.config.cooldown_seconds * 10 + 3600)
+
+    async def check(self, realm_id: str) -> None:
+        """Return when a call may go ahead; raise `CircuitOpen` while the circuit refuses calls."""
+        now = self._now()
+        cfg = self.config
+        if self._memory is not None:
+            async with self._lock:
+                state = self._memory.setdefault(realm_id, _Memory())
+                if state.opened_at is None:
+                    return
+                left = state.opened_at + cfg.cooldown_seconds - now
+                if left > 0:
+                    raise CircuitOpen(realm_id, left)
+                if state.probe_until > now:
+                    raise CircuitOpen(realm_id, state.probe_until - now, probing=True)
+                state.probe_until = now + cfg.probe_timeout_seconds
+                return
+        verdict, seconds = await self._check(
+            keys=[self._key(realm_id)], args=[repr(now), cfg.cooldown_seconds, cfg.probe_timeout_seconds]
+        )
+        if verdict == "open":
+            raise CircuitOpen(realm_id, float(seconds))
+        if verdict == "probing":
+            raise CircuitOpen(realm_id, float(seconds), probing=True)
+
+    async def record_success(self, realm_id: str) -> None:
+        if self._memory is not None:
+            async with self._lock:
+                self._memory[realm_id] = _Memory()
+            return
+        await redis_of(self.backend).delete(self._key(realm_id))
+
+    async def record_failure(self, realm_id: str) -> None:
+        now = self._now()
+        if self._memory is not None:
+            async with self._lock:
+                state = self._memory.setdefault(realm_id, _Memory())
+                state.fails += 1
+                if state.probe_until > 0 or state.fails >= self.config.failure_threshold:
+                    state.opened_at = now
+                    state.probe_until = 0.0
+            return
+        await self._failure(
+            keys=[self._key(realm_id)],
+            args=[repr(now), self.config.failure_threshold, self._expiry_seconds()],
+        )
+
+    async def state(self, realm_id: str) -> CircuitState:
+        """What a health check reports: closed, open, or half-open (a probe may go through)."""
+        now = self._now()
+        if self._memory is not None:
+            state = self._memory.get(realm_id)
+            if state is None or state.opened_at is None:
+                return CircuitState.CLOSED
+            if state.opened_at + self.config.cooldown_seconds > now:
+                return CircuitState.OPEN
+            return CircuitState.HALF_OPEN
+        reply: Any = await self._state(
+            keys=[self._key(realm_id)], args=[repr(now), self.config.cooldown_seconds]
+        )
+        return CircuitState(str(reply))

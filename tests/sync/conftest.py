@@ -1,0 +1,66 @@
+"""Backend fixtures for the sync tests: each test that takes `backend` runs in memory and on Redis.
+
+Redis comes from OODALOO_TEST_REDIS_URL (set by scripts/test). Without it the Redis cases skip,
+except under CI=true, where they fail. Every Redis case gets its own key prefix, deleted afterwards,
+so parallel runs never see each other's keys.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sync.backends import Backend, MemoryBackend, RedisBackend
+
+REDIS_ENV = "OODALOO_TEST_REDIS_URL"
+
+
+def _redis_url() -> str:
+    url = os.environ.get(REDIS_ENV)
+    if url:
+        return url
+    reason = (
+        f"Redis is not available: {REDIS_ENV} is unset "
+        "(scripts/test sets it when Redis answers on 127.0.0.1:6379)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true requires the Redis tests to run")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """A fresh backend of each kind (Redis under a key prefix unique to this test)."""
+    if request.param == "memory":
+        memory = MemoryBackend()
+        yield memory
+        await memory.aclose()
+        return
+    redis_backend = RedisBackend.from_url(
+        _redis_url(), prefix=f"oodaloo-test:{uuid.uuid4().hex[:12]}"
+    )
+    await redis_backend.ping()
+    try:
+        yield redis_backend
+    finally:
+        await redis_backend.delete_all_keys()
+        await redis_backend.aclose()
+
+
+@pytest.fixture
+async def peer_backend(backend: Backend) -> AsyncIterator[Backend]:
+    """What a second process would use: its own Redis connections on the same keys.
+
+    In memory the one process's backend is shared, as two components in one process share it.
+    """
+    if isinstance(backend, MemoryBackend):
+        yield backend
+        return
+    peer = RedisBackend.from_url(_redis_url(), prefix=backend.prefix)
+    try:
+        yield peer
+    finally:
+        await peer.aclose()
