@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import SandboxConfig
 from sync.circuit import CircuitConfig
+from sync.infrastructure import SyncSettings
+from sync.ratelimit import Priority, RateLimitConfig
+from sync.service import SmartSyncService
 from sync_harness import (
     BUSINESS_ID,
     OffsetClock,
@@ -26,12 +32,6 @@ from sync_harness import (
     eventually,
     open_stack,
 )
-
-from qbo_sandbox.app import Sandbox, create_app
-from qbo_sandbox.config import SandboxConfig
-from sync.infrastructure import SyncSettings
-from sync.ratelimit import Priority, RateLimitConfig
-from sync.service import SmartSyncService
 
 WINDOW = 1.0
 PER_WINDOW = 100

@@ -24,7 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
+
+from qbo_sandbox.config import SandboxConfig
+from qbo_sandbox.server import start_in_thread
+from sync.actions import ActionOutcome, BillPaymentIntent
 from sync.circuit import CircuitConfig
+from sync.infrastructure import SyncInfrastructure, SyncSettings
+from sync.ledger import ActionState
+from sync.ratelimit import Priority, RateLimitConfig
+from sync.reconcile import Reconciler, Resolution
+from sync.service import SmartSyncService
 from sync_harness import (
     BUSINESS_ID,
     OffsetClock,
@@ -39,15 +48,6 @@ from sync_harness import (
     route_count,
     stored,
 )
-
-from qbo_sandbox.config import SandboxConfig
-from qbo_sandbox.server import start_in_thread
-from sync.actions import ActionOutcome, BillPaymentIntent
-from sync.infrastructure import SyncInfrastructure, SyncSettings
-from sync.ledger import ActionState
-from sync.ratelimit import Priority, RateLimitConfig
-from sync.reconcile import Reconciler, Resolution
-from sync.service import SmartSyncService
 
 SEED = 20250127
 ACTIONS = 40

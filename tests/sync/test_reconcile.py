@@ -15,24 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync.circuit import CircuitConfig
-from sync_harness import (
-    BUSINESS_ID,
-    OffsetClock,
-    Stack,
-    admin_stats,
-    bank_account_id,
-    build_infra,
-    create_bills,
-    open_stack,
-    payments_marked,
-    route_count,
-    setup_client,
-)
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import SandboxConfig
 from sync.actions import BillPaymentIntent, InvoiceSendIntent
+from sync.circuit import CircuitConfig
 from sync.drift import AmountChanged, DeletedInQBO
 from sync.infrastructure import SyncInfrastructure, SyncSettings
 from sync.ledger import ActionState
@@ -46,6 +33,19 @@ from sync.reconcile import (
     Reconciler,
     Resolution,
     sweep_until_settled,
+)
+from sync_harness import (
+    BUSINESS_ID,
+    OffsetClock,
+    Stack,
+    admin_stats,
+    bank_account_id,
+    build_infra,
+    create_bills,
+    open_stack,
+    payments_marked,
+    route_count,
+    setup_client,
 )
 
 SETTINGS = SyncSettings(

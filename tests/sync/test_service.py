@@ -16,7 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
+
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import SandboxConfig
+from sync import metrics as m
+from sync.actions import BillPaymentIntent, CustomerPaymentIntent, InvoiceSendIntent
 from sync.circuit import CircuitConfig, CircuitOpen
+from sync.infrastructure import SyncInfrastructure, SyncSettings
+from sync.ledger import ActionState, ConflictingAction
+from sync.qbo import OAuthTokenProvider, OAuthTokens, QBOValidationError
+from sync.ratelimit import RateLimitConfig
+from sync.reconcile import Reconciler
+from sync.service import SmartSyncService, SyncUnavailable
 from sync_harness import (
     BUSINESS_ID,
     OffsetClock,
@@ -32,17 +43,6 @@ from sync_harness import (
     route_count,
     stored,
 )
-
-from qbo_sandbox.app import Sandbox, create_app
-from qbo_sandbox.config import SandboxConfig
-from sync import metrics as m
-from sync.actions import BillPaymentIntent, CustomerPaymentIntent, InvoiceSendIntent
-from sync.infrastructure import SyncInfrastructure, SyncSettings
-from sync.ledger import ActionState, ConflictingAction
-from sync.qbo import OAuthTokenProvider, OAuthTokens, QBOValidationError
-from sync.ratelimit import RateLimitConfig
-from sync.reconcile import Reconciler
-from sync.service import SmartSyncService, SyncUnavailable
 
 SETTINGS = SyncSettings(
     rate_limit=RateLimitConfig(requests_per_window=500, window_seconds=60.0, max_concurrency=10),
