@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: Repository layout: `alembic.ini` and `migrations/` sit beside the `sync` package.
@@ -222,9 +222,12 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     parsed = make_url(url)
     if _is_sqlite(parsed):
         if _sqlite_in_memory(parsed):
-            # One connection shared by everyone, or each connection would see its own empty DB.
-            engine_options.setdefault("poolclass", StaticPool)
-            engine_options.setdefault("connect_args", {"check_same_thread": False})
+            # An in-memory database lives and dies with its one connection: keep exactly one,
+            # and let concurrent sessions queue for it rather than share it mid-transaction.
+            engine_options.setdefault("poolclass", AsyncAdaptedQueuePool)
+            engine_options.setdefault("pool_size", 1)
+            engine_options.setdefault("max_overflow", 0)
+            engine_options.setdefault("pool_recycle", -1)
         else:
             Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(parsed, **engine_options)

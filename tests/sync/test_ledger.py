@@ -18,6 +18,7 @@ from db_conftest import (  # noqa: F401  (fixtures)
 from sqlalchemy import text
 
 from sync.clock import ManualClock
+from sync.db import SyncBase, make_engine, make_sessionmaker
 from sync.ledger import (
     MAX_KEY_LENGTH,
     ActionIntent,
@@ -405,3 +406,21 @@ async def test_naive_datetimes_are_refused(migrated: MigratedDatabase) -> None:
     with pytest.raises(ValueError, match="naive"):
         await ledger.due_for_reconciliation(datetime(2025, 3, 3, 9, 30))
     assert await ledger.list() == []
+
+
+async def test_an_in_memory_database_serves_concurrent_sessions() -> None:
+    # `sqlite+aiosqlite://` is one database held by one connection; sessions take turns on it.
+    engine = make_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(SyncBase.metadata.create_all)
+        ledger = ActionLedger(make_sessionmaker(engine), ManualClock(START))
+        async with asyncio.timeout(10):
+            results = await asyncio.gather(*(ledger.record(bill_payment()) for _ in range(5)))
+            claims = await asyncio.gather(
+                *(ledger.claim(results[0].action.key, f"w{i}", 30) for i in range(3))
+            )
+        assert sum(result.created for result in results) == 1
+        assert sum(claim is not None for claim in claims) == 1
+    finally:
+        await engine.dispose()
