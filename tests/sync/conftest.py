@@ -7,28 +7,17 @@ so parallel runs never see each other's keys.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from service_env import REDIS_ENV, required_service_url
 
 from sync.backends import Backend, MemoryBackend, RedisBackend
 
-REDIS_ENV = "OODALOO_TEST_REDIS_URL"
-
 
 def _redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if url:
-        return url
-    reason = (
-        f"Redis is not available: {REDIS_ENV} is unset "
-        "(scripts/test sets it when Redis answers on 127.0.0.1:6379)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires the Redis tests to run")
-    pytest.skip(reason)
+    return required_service_url(REDIS_ENV, "Redis", "127.0.0.1:6379")
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -10,7 +10,6 @@ without it the PostgreSQL cases skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import tempfile
 import uuid
@@ -22,25 +21,15 @@ import asyncpg
 import pytest
 from alembic import command
 from alembic.config import Config
+from service_env import POSTGRES_ENV, required_service_url
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sync.db import MIGRATIONS_DIR, make_engine, make_sessionmaker, upgrade_database
 
-POSTGRES_ENV = "OODALOO_TEST_POSTGRES_URL"
-
 
 def _postgres_base_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if url:
-        return url
-    reason = (
-        f"PostgreSQL is not available: {POSTGRES_ENV} is unset "
-        "(scripts/test sets it when PostgreSQL answers on 127.0.0.1:5432)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires the PostgreSQL tests to run")
-    pytest.skip(reason)
+    return required_service_url(POSTGRES_ENV, "PostgreSQL", "127.0.0.1:5432")
 
 
 async def _fresh_postgres_schema(base_url: str) -> AsyncIterator[str]:

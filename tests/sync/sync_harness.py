@@ -11,7 +11,6 @@ without them the `shared` cases skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
+from service_env import POSTGRES_ENV, REDIS_ENV, required_service_url
 from sqlalchemy import make_url
 
 from qbo_sandbox.app import Sandbox
@@ -35,19 +34,7 @@ from sync.db import upgrade_database
 from sync.infrastructure import SyncInfrastructure, SyncSettings
 from sync.qbo import QBORawClient, StaticTokenProvider, TokenProvider
 
-POSTGRES_ENV = "OODALOO_TEST_POSTGRES_URL"
-REDIS_ENV = "OODALOO_TEST_REDIS_URL"
 BUSINESS_ID = "biz-larkspur"
-
-
-def service_url(env: str, what: str) -> str:
-    url = os.environ.get(env)
-    if url:
-        return url
-    reason = f"{what} is not available: {env} is unset (scripts/test sets it when {what} is running)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires these tests to run")
-    pytest.skip(reason)
 
 
 class OffsetClock:
@@ -113,8 +100,8 @@ async def open_stack(kind: str, tmp_path: Path) -> AsyncIterator[Stack]:
         yield Stack(kind, url, memory=memory)
         await memory.aclose()
         return
-    base_url = service_url(POSTGRES_ENV, "PostgreSQL")
-    redis_url = service_url(REDIS_ENV, "Redis")
+    base_url = required_service_url(POSTGRES_ENV, "PostgreSQL", "127.0.0.1:5432")
+    redis_url = required_service_url(REDIS_ENV, "Redis", "127.0.0.1:6379")
     schema = f"oodaloo_test_{uuid.uuid4().hex[:16]}"
     dsn = make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False)
     admin = await asyncpg.connect(dsn)
