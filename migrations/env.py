@@ -13,6 +13,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, MetaData, make_url
 
+from runway.models import RunwayBase  # importing the models defines the runway tables
 from sync.db import DecimalJSON, Money, SyncBase, UTCDateTime, make_engine
 from sync.ledger import ActionRow
 from sync.timing import SyncTimingRow, UserActivityRow
@@ -26,7 +27,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 SYNC_TABLES = (ActionRow, SyncTimingRow, UserActivityRow)
 
 # Every table Oodaloo owns, one metadata per layer: sync's first, the domain's after it.
-target_metadata: list[MetaData] = [SyncBase.metadata]
+target_metadata: list[MetaData] = [SyncBase.metadata, RunwayBase.metadata]
 
 
 def database_url() -> str:

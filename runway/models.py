@@ -1,0 +1,501 @@
+"""The runway domain's tables: each business, its QuickBooks connection, the local mirror of its
+books, and what Oodaloo itself remembers (approvals, snoozes, reminders, sync watermarks, drift
+alerts, the audit trail).
+
+Every row belongs to one business (`business_id`); repositories in `runway.uow` never return
+another business's rows. Money is `Money` (NUMERIC(18, 2) on PostgreSQL, whole cents on SQLite:
+exact either way, a Decimal in Python); timestamps are `UTCDateTime` (aware, stored in UTC).
+
+Mirrored QuickBooks objects keep QuickBooks' id (`qbo_id`), its `SyncToken`, its create and update
+times, the fields the product reads as typed columns, and the whole object as QuickBooks sent it
+(`raw`), so nothing QuickBooks said is lost and a later feature can read a field without a resync.
+An object deleted in QuickBooks keeps its row with `deleted_at` set: local workflow state on it
+(an approval, a reminder sent) stays explainable, and repositories leave such rows out by default.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from runway.db import DecimalJSON, Money, RunwayBase, UTCDateTime
+
+# Integer primary keys: 64-bit on PostgreSQL; SQLite only auto-increments "INTEGER PRIMARY KEY".
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+BUSINESS_ID_LENGTH = 64  # matches the sync layer's business_id columns
+QBO_ID_LENGTH = 32
+
+
+class ConnectionStatus(enum.StrEnum):
+    CONNECTED = "connected"
+    #: QuickBooks refused the refresh token (revoked, expired): the owner must connect again.
+    NEEDS_RECONNECT = "needs_reconnect"
+
+
+class DocumentStatus(enum.StrEnum):
+    """Where a bill or invoice stands, from its Balance against its TotalAmt."""
+
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+
+    @classmethod
+    def of(cls, total: Decimal, balance: Decimal) -> DocumentStatus:
+        if balance <= 0:
+            return cls.PAID
+        if balance < total:
+            return cls.PARTIALLY_PAID
+        return cls.OPEN
+
+
+def _check_in(column: str, values: type[enum.StrEnum]) -> str:
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return f"{column} IN ({listed})"
+
+
+# --- the tenant ------------------------------------------------------------------------------
+
+
+class Business(RunwayBase):
+    """A customer of Oodaloo: one small business, one QuickBooks company, one Slack channel."""
+
+    __tablename__ = "businesses"
+
+    id: Mapped[str] = mapped_column(String(BUSINESS_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: The QuickBooks company (realm) id; unique: a company belongs to one business.
+    realm_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    #: IANA zone ("America/Los_Angeles"): "today", due dates and the digest's hour are local.
+    timezone: Mapped[str] = mapped_column(String(64))
+    home_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    #: 0 = Monday … 6 = Sunday, in the business's timezone.
+    digest_weekday: Mapped[int] = mapped_column(Integer, default=0)
+    digest_local_time: Mapped[time] = mapped_column(Time, default=time(8, 0))
+    #: Slack user ids allowed to approve and pay bills.
+    approvers: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
+    #: Bills above this amount need a second, different approver.
+    approval_threshold: Mapped[Decimal] = mapped_column(Money, default=Decimal("5000.00"))
+    #: Cash the owner never wants to go below ("runway to your $20,000 buffer").
+    min_cash_buffer: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    email_recipients: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
+    #: The QuickBooks bank account bills are paid from (an Account's qbo_id).
+    payment_bank_account_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    reminder_interval_days: Mapped[int] = mapped_column(Integer, default=7)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("digest_weekday BETWEEN 0 AND 6", name="digest_weekday"),
+        CheckConstraint("reminder_interval_days > 0", name="reminder_interval_days"),
+        CheckConstraint("approval_threshold >= 0", name="approval_threshold"),
+        CheckConstraint("min_cash_buffer >= 0", name="min_cash_buffer"),
+        Index("ix_businesses_slack", "slack_team_id", "slack_channel_id"),
+    )
+
+
+class QBOConnection(RunwayBase):
+    """A business's OAuth connection to its QuickBooks company. Tokens are Fernet ciphertext."""
+
+    __tablename__ = "qbo_connections"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), unique=True
+    )
+    realm_id: Mapped[str] = mapped_column(String(32), unique=True)
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    refresh_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default=ConnectionStatus.CONNECTED.value)
+    #: Why the connection needs attention (QuickBooks' refusal), shown to the owner.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint(_check_in("status", ConnectionStatus), name="status"),)
+
+
+# --- the QuickBooks mirror --------------------------------------------------------------------
+
+
+class MirroredRow:
+    """Columns every mirrored QuickBooks object has, keyed by (business, QuickBooks id)."""
+
+    #: The QuickBooks entity name this table mirrors ("Bill"); set by each subclass.
+    qbo_entity: str = ""
+
+    id: Mapped[int] = mapped_column(
+        ROW_ID, primary_key=True, autoincrement=True, sort_order=-3
+    )
+    qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH), sort_order=-1)
+    sync_token: Mapped[str] = mapped_column(String(16), sort_order=-1)
+    qbo_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=-1)
+    qbo_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=-1)
+    #: The object exactly as QuickBooks last sent it (amounts Decimal-exact).
+    raw: Mapped[dict[str, Any]] = mapped_column(DecimalJSON, sort_order=-1)
+    #: When Oodaloo last wrote this row from QuickBooks' answer.
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, sort_order=-1)
+    #: When QuickBooks reported the object deleted; None while it exists.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=-1)
+
+    @declared_attr
+    def business_id(cls) -> Mapped[str]:
+        return mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), sort_order=-2)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            UniqueConstraint("business_id", "qbo_id", name=f"uq_{table}_business_qbo_id"),
+            *cls.extra_table_args(),
+        )
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return ()
+
+
+class CompanyInfoRecord(MirroredRow, RunwayBase):
+    __tablename__ = "qbo_company_info"
+    qbo_entity = "CompanyInfo"
+
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(8))
+    default_timezone: Mapped[str | None] = mapped_column(String(64))
+    fiscal_year_start_month: Mapped[str | None] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(200))
+
+
+class Account(MirroredRow, RunwayBase):
+    """A QuickBooks account; bank and credit-card ones carry the cash the runway starts from."""
+
+    __tablename__ = "accounts"
+    qbo_entity = "Account"
+
+    name: Mapped[str] = mapped_column(String(200))
+    fully_qualified_name: Mapped[str | None] = mapped_column(String(400))
+    account_type: Mapped[str | None] = mapped_column(String(64))
+    account_sub_type: Mapped[str | None] = mapped_column(String(64))
+    classification: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    current_balance: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    #: When QuickBooks last told Oodaloo this balance.
+    balance_as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (Index("ix_accounts_business_type", "business_id", "account_type"),)
+
+
+class Vendor(MirroredRow, RunwayBase):
+    __tablename__ = "vendors"
+    qbo_entity = "Vendor"
+
+    display_name: Mapped[str] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    balance: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class Customer(MirroredRow, RunwayBase):
+    __tablename__ = "customers"
+    qbo_entity = "Customer"
+
+    display_name: Mapped[str] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    balance: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class Bill(MirroredRow, RunwayBase):
+    """A bill to pay, mirrored from QuickBooks, with Oodaloo's approval workflow on it."""
+
+    __tablename__ = "bills"
+    qbo_entity = "Bill"
+
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    vendor_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    private_note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+
+    # Local workflow (never sent to QuickBooks, kept across syncs).
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Above the business's approval threshold, a second, different approver.
+    second_approved_by: Mapped[str | None] = mapped_column(String(64))
+    second_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The action key of a payment sent for this bill and not yet settled by a sync.
+    payment_action_key: Mapped[str | None] = mapped_column(String(50))
+    payment_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (
+            CheckConstraint(_check_in("status", DocumentStatus), name="status"),
+            Index("ix_bills_business_due", "business_id", "balance", "due_date"),
+        )
+
+
+class Invoice(MirroredRow, RunwayBase):
+    """An invoice a customer owes, mirrored from QuickBooks, with Oodaloo's reminder workflow."""
+
+    __tablename__ = "invoices"
+    qbo_entity = "Invoice"
+
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    bill_email: Mapped[str | None] = mapped_column(String(200))
+    email_status: Mapped[str | None] = mapped_column(String(32))
+    private_note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+
+    # Local workflow.
+    last_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reminder_by: Mapped[str | None] = mapped_column(String(64))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (
+            CheckConstraint(_check_in("status", DocumentStatus), name="status"),
+            CheckConstraint("reminders_sent >= 0", name="reminders_sent"),
+            Index("ix_invoices_business_due", "business_id", "balance", "due_date"),
+        )
+
+
+class BillPaymentRecord(MirroredRow, RunwayBase):
+    """Money paid to a vendor (QuickBooks BillPayment): cash out of a bank or card account."""
+
+    __tablename__ = "bill_payments"
+    qbo_entity = "BillPayment"
+
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    vendor_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    pay_type: Mapped[str | None] = mapped_column(String(16))
+    #: The bank (check) or credit-card account the payment came from.
+    paid_from_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    private_note: Mapped[str | None] = mapped_column(Text)
+    #: The QuickBooks ids of the bills this payment pays.
+    bill_qbo_ids: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (Index("ix_bill_payments_business_date", "business_id", "txn_date"),)
+
+
+class CustomerPaymentRecord(MirroredRow, RunwayBase):
+    """Money received from a customer (QuickBooks Payment)."""
+
+    __tablename__ = "customer_payments"
+    qbo_entity = "Payment"
+
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    deposit_to_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    unapplied_amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    private_note: Mapped[str | None] = mapped_column(Text)
+    #: The QuickBooks ids of the invoices this payment pays.
+    invoice_qbo_ids: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (Index("ix_customer_payments_business_date", "business_id", "txn_date"),)
+
+
+class Purchase(MirroredRow, RunwayBase):
+    """An expense paid at once (check, cash, card): part of the burn that never was a bill."""
+
+    __tablename__ = "purchases"
+    qbo_entity = "Purchase"
+
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    #: The bank or credit-card account the money left.
+    account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    payment_type: Mapped[str | None] = mapped_column(String(16))
+    payee_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    payee_name: Mapped[str | None] = mapped_column(String(200))
+    payee_type: Mapped[str | None] = mapped_column(String(16))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    #: A credit-card credit (a refund): money coming back, not going out.
+    credit: Mapped[bool] = mapped_column(Boolean, default=False)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    private_note: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (Index("ix_purchases_business_date", "business_id", "txn_date"),)
+
+
+class Deposit(MirroredRow, RunwayBase):
+    """Money put into a bank account (sales, transfers, opening balances)."""
+
+    __tablename__ = "deposits"
+    qbo_entity = "Deposit"
+
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    deposit_to_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    private_note: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def extra_table_args(cls) -> tuple[Any, ...]:
+        return (Index("ix_deposits_business_date", "business_id", "txn_date"),)
+
+
+#: Every mirrored table, by the QuickBooks entity it mirrors, in the order a first sync fills them.
+MIRRORED_MODELS: dict[str, type[MirroredRow]] = {
+    model.qbo_entity: model
+    for model in (
+        CompanyInfoRecord,
+        Account,
+        Vendor,
+        Customer,
+        Bill,
+        Invoice,
+        BillPaymentRecord,
+        CustomerPaymentRecord,
+        Purchase,
+        Deposit,
+    )
+}
+
+
+# --- what Oodaloo remembers about its own work -----------------------------------------------
+
+
+class SyncWatermark(RunwayBase):
+    """How far the mirror of one entity type has been brought up to date with QuickBooks."""
+
+    __tablename__ = "sync_watermarks"
+
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The next CDC asks for changes since this instant (None: no sync yet, do a full one).
+    last_cdc_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The mirror of this entity type reflects QuickBooks as of this instant.
+    as_of: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DriftEvent(RunwayBase):
+    """A difference between Oodaloo's view and QuickBooks', reported to the business's channel."""
+
+    __tablename__ = "drift_events"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(48))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    #: The plain sentence shown to the user ("Bill 1042 from Acme changed from $500 to $450").
+    sentence: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("count >= 1", name="count"),
+        Index("ix_drift_events_business_open", "business_id", "resolved_at"),
+        Index("ix_drift_events_subject", "business_id", "kind", "entity", "entity_id"),
+    )
+
+
+class AuditEntry(RunwayBase):
+    """Who asked for what, when, and how it ended: the trail behind every button press."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    #: Who acted: a Slack user id, an email address, or "scheduler".
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    #: What it acted on, e.g. "Bill 1042".
+    target: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    #: The sync ledger's idempotency key when the action went to QuickBooks.
+    action_key: Mapped[str | None] = mapped_column(String(50))
+    #: How it ended ("succeeded", "refused: …", "pending"); None while it is still going.
+    outcome: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_audit_entries_business_time", "business_id", "requested_at"),
+        Index("ix_audit_entries_action_key", "action_key"),
+    )
+
+
+__all__ = [
+    "MIRRORED_MODELS",
+    "Account",
+    "AuditEntry",
+    "Bill",
+    "BillPaymentRecord",
+    "Business",
+    "CompanyInfoRecord",
+    "ConnectionStatus",
+    "Customer",
+    "CustomerPaymentRecord",
+    "Deposit",
+    "DocumentStatus",
+    "DriftEvent",
+    "Invoice",
+    "MirroredRow",
+    "Purchase",
+    "QBOConnection",
+    "RunwayBase",
+    "SyncWatermark",
+    "Vendor",
+]
