@@ -1,0 +1,154 @@
+"""The books of one business as the runway calculator reads them: plain, frozen, I/O-free.
+
+A `BooksSnapshot` is filled from the local mirror of QuickBooks (see `runway.snapshot`) or, in
+tests, straight from sandbox objects. Everything the runway, the 13-week view and the weekly
+digest need is here, so those computations stay pure and repeatable.
+
+Conventions:
+
+* Money is `Decimal` (two places as QuickBooks keeps it); a `CashMovement` amount is signed:
+  positive = money into the bank, negative = money out.
+* Instants (`as_of`, `last_reminder_at`, ...) are timezone-aware; calendar days (`due_date`,
+  `txn_date`, `today`) are plain dates in the business's own timezone.
+* Text that came from QuickBooks (vendor, customer and account names) is kept exactly as typed
+  there: escaping is the renderer's job.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+
+class MovementKind(enum.StrEnum):
+    """Where a movement of cash came from; transfers between own accounts are not burn."""
+
+    BILL_PAYMENT = "bill_payment"
+    PURCHASE = "purchase"
+    CUSTOMER_PAYMENT = "customer_payment"
+    DEPOSIT = "deposit"
+    TRANSFER = "transfer"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class BankBalance:
+    """One bank account's balance as QuickBooks reported it at `as_of`."""
+
+    account_id: str
+    name: str
+    balance: Decimal
+    as_of: datetime
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBill:
+    """A bill with money still owed (`balance` > 0), with Oodaloo's own workflow state."""
+
+    id: str
+    vendor_id: str | None
+    vendor_name: str
+    amount: Decimal
+    balance: Decimal
+    due_date: date | None
+    txn_date: date | None
+    doc_number: str | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    #: Bills above the business's approval threshold need a second, different approver.
+    second_approved_by: str | None = None
+    second_approved_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    #: A payment was asked for and its outcome is not known yet: do not count it twice.
+    payment_in_flight: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInvoice:
+    """An invoice with money still to collect (`balance` > 0)."""
+
+    id: str
+    customer_id: str | None
+    customer_name: str
+    amount: Decimal
+    balance: Decimal
+    due_date: date | None
+    txn_date: date | None
+    doc_number: str | None = None
+    last_reminder_at: datetime | None = None
+    reminders_sent: int = 0
+    snoozed_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CashMovement:
+    """Cash that moved through a bank account on `date` (signed: + in, − out).
+
+    The filler counts each real movement once: a customer payment that later reaches the bank
+    inside a deposit is one inflow, not two.
+    """
+
+    date: date
+    amount: Decimal
+    kind: MovementKind
+    account_id: str | None = None
+    source_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPayHistory:
+    """How late a customer typically pays, from its paid invoices.
+
+    `typical_days_late` is days after the due date (0 = on time, negative = early);
+    `paid_invoices` is how many paid invoices the figure rests on.
+    """
+
+    customer_id: str
+    typical_days_late: int
+    paid_invoices: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BooksSnapshot:
+    """Everything the runway needs about one business, at one moment."""
+
+    business_id: str
+    #: The calendar day in the business's own timezone (see `business_today`).
+    today: date
+    #: IANA timezone name of the business, e.g. "America/Los_Angeles".
+    tz: str
+    currency: str
+    banks: tuple[BankBalance, ...] = ()
+    open_bills: tuple[OpenBill, ...] = ()
+    open_invoices: tuple[OpenInvoice, ...] = ()
+    #: Cash movements of (at least) the trailing window, any order.
+    movements: tuple[CashMovement, ...] = ()
+    pay_histories: tuple[CustomerPayHistory, ...] = ()
+    #: When each QuickBooks entity type ("Account", "Bill", "Invoice", ...) was last synced.
+    as_of: Mapping[str, datetime] = field(default_factory=dict)
+    #: The cash the owner never wants to go below.
+    min_cash_buffer: Decimal = Decimal("0.00")
+    #: Bills above this amount need two different approvers.
+    approval_threshold: Decimal = Decimal("5000.00")
+
+    def pay_history_for(self, customer_id: str | None) -> CustomerPayHistory | None:
+        if customer_id is None:
+            return None
+        for history in self.pay_histories:
+            if history.customer_id == customer_id:
+                return history
+        return None
+
+
+def business_today(now: datetime, tz: str) -> date:
+    """The calendar day it is for a business in `tz` at the aware instant `now`."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(
+            "business_today needs a timezone-aware instant (e.g. datetime.now(UTC)); got a naive one"
+        )
+    return now.astimezone(ZoneInfo(tz)).date()
