@@ -80,7 +80,7 @@ class Business(RunwayBase):
     __tablename__ = "businesses"
 
     id: Mapped[str] = mapped_column(String(BUSINESS_ID_LENGTH), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(Text)
     #: The QuickBooks company (realm) id; unique: a company belongs to one business.
     realm_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     #: IANA zone ("America/Los_Angeles"): "today", due dates and the digest's hour are local.
@@ -180,12 +180,12 @@ class CompanyInfoRecord(MirroredRow, RunwayBase):
     __tablename__ = "qbo_company_info"
     qbo_entity = "CompanyInfo"
 
-    company_name: Mapped[str | None] = mapped_column(String(200))
-    legal_name: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(Text)
+    legal_name: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(8))
     default_timezone: Mapped[str | None] = mapped_column(String(64))
     fiscal_year_start_month: Mapped[str | None] = mapped_column(String(16))
-    email: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(Text)
 
 
 class Account(MirroredRow, RunwayBase):
@@ -194,8 +194,8 @@ class Account(MirroredRow, RunwayBase):
     __tablename__ = "accounts"
     qbo_entity = "Account"
 
-    name: Mapped[str] = mapped_column(String(200))
-    fully_qualified_name: Mapped[str | None] = mapped_column(String(400))
+    name: Mapped[str] = mapped_column(Text)
+    fully_qualified_name: Mapped[str | None] = mapped_column(Text)
     account_type: Mapped[str | None] = mapped_column(String(64))
     account_sub_type: Mapped[str | None] = mapped_column(String(64))
     classification: Mapped[str | None] = mapped_column(String(32))
@@ -214,9 +214,9 @@ class Vendor(MirroredRow, RunwayBase):
     __tablename__ = "vendors"
     qbo_entity = "Vendor"
 
-    display_name: Mapped[str] = mapped_column(String(200))
-    company_name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(Text)
+    company_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     balance: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -226,9 +226,9 @@ class Customer(MirroredRow, RunwayBase):
     __tablename__ = "customers"
     qbo_entity = "Customer"
 
-    display_name: Mapped[str] = mapped_column(String(200))
-    company_name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(Text)
+    company_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     balance: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -242,7 +242,7 @@ class Bill(MirroredRow, RunwayBase):
 
     doc_number: Mapped[str | None] = mapped_column(String(64))
     vendor_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
-    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    vendor_name: Mapped[str | None] = mapped_column(Text)
     txn_date: Mapped[date | None] = mapped_column(Date)
     due_date: Mapped[date | None] = mapped_column(Date)
     total_amount: Mapped[Decimal] = mapped_column(Money)
@@ -278,13 +278,13 @@ class Invoice(MirroredRow, RunwayBase):
 
     doc_number: Mapped[str | None] = mapped_column(String(64))
     customer_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
-    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_name: Mapped[str | None] = mapped_column(Text)
     txn_date: Mapped[date | None] = mapped_column(Date)
     due_date: Mapped[date | None] = mapped_column(Date)
     total_amount: Mapped[Decimal] = mapped_column(Money)
     balance: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
-    bill_email: Mapped[str | None] = mapped_column(String(200))
+    bill_email: Mapped[str | None] = mapped_column(Text)
     email_status: Mapped[str | None] = mapped_column(String(32))
     private_note: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
@@ -312,7 +312,7 @@ class BillPaymentRecord(MirroredRow, RunwayBase):
 
     txn_date: Mapped[date | None] = mapped_column(Date)
     vendor_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
-    vendor_name: Mapped[str | None] = mapped_column(String(200))
+    vendor_name: Mapped[str | None] = mapped_column(Text)
     pay_type: Mapped[str | None] = mapped_column(String(16))
     #: The bank (check) or credit-card account the payment came from.
     paid_from_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
@@ -335,7 +335,7 @@ class CustomerPaymentRecord(MirroredRow, RunwayBase):
 
     txn_date: Mapped[date | None] = mapped_column(Date)
     customer_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
-    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_name: Mapped[str | None] = mapped_column(Text)
     deposit_to_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
     total_amount: Mapped[Decimal] = mapped_column(Money)
     unapplied_amount: Mapped[Decimal | None] = mapped_column(Money)
@@ -360,7 +360,7 @@ class Purchase(MirroredRow, RunwayBase):
     account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
     payment_type: Mapped[str | None] = mapped_column(String(16))
     payee_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
-    payee_name: Mapped[str | None] = mapped_column(String(200))
+    payee_name: Mapped[str | None] = mapped_column(Text)
     payee_type: Mapped[str | None] = mapped_column(String(16))
     total_amount: Mapped[Decimal] = mapped_column(Money)
     #: A credit-card credit (a refund): money coming back, not going out.

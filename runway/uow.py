@@ -1,0 +1,516 @@
+"""Unit of work and repositories for one business: the only way domain code reads its tables.
+
+`UnitOfWorkFactory(sessions)(business_id)` opens a `RunwayUnitOfWork` bound to that business. Every
+repository on it is built with the business id and adds it to every statement, so a row of
+another business cannot be read, updated or deleted through it: an id that belongs to someone else
+is simply "not found". Changes are written only on `commit()`; leaving the `async with` block
+without committing rolls them back.
+
+    async with uow_factory("biz-larkspur") as uow:
+        bill = await uow.bills.get("1042")
+        ...
+        await uow.commit()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, Self, TypeVar
+
+from sqlalchemy import ColumnElement, Text, func, insert, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from runway.models import (
+    Account,
+    AuditEntry,
+    Bill,
+    BillPaymentRecord,
+    Business,
+    CompanyInfoRecord,
+    Customer,
+    CustomerPaymentRecord,
+    Deposit,
+    DriftEvent,
+    Invoice,
+    MirroredRow,
+    Purchase,
+    QBOConnection,
+    SyncWatermark,
+    Vendor,
+)
+
+M = TypeVar("M", bound=MirroredRow)
+
+#: Most ids put in one `IN (...)` list (SQLite allows 32,766 bound parameters per statement).
+_IN_CHUNK = 900
+
+
+class StoredVersion(NamedTuple):
+    row_id: int
+    raw_json: str
+    deleted: bool
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Scoped:
+    """A repository of one business: holds the session and the business id it filters by."""
+
+    def __init__(self, session: AsyncSession, business_id: str) -> None:
+        if not business_id:
+            raise ValueError("a repository needs the id of the business it serves")
+        self.session = session
+        self.business_id = business_id
+
+    def _own(self, row: Any) -> None:
+        owner = getattr(row, "business_id", None)
+        if owner is None:
+            row.business_id = self.business_id
+        elif owner != self.business_id:
+            raise ValueError(
+                f"refusing to store a row of business {owner!r} through business "
+                f"{self.business_id!r}'s unit of work"
+            )
+
+
+# --- the business and its connection ---------------------------------------------------------
+
+
+class BusinessRepository(_Scoped):
+    async def get(self) -> Business | None:
+        """This unit of work's business (None if it does not exist)."""
+        return await self.session.get(Business, self.business_id)
+
+
+class ConnectionRepository(_Scoped):
+    async def get(self) -> QBOConnection | None:
+        result = await self.session.execute(
+            select(QBOConnection).where(QBOConnection.business_id == self.business_id)
+        )
+        return result.scalar_one_or_none()
+
+
+# --- the mirror --------------------------------------------------------------------------------
+
+
+class MirrorRepository(_Scoped, Generic[M]):
+    """One mirrored QuickBooks entity type of one business, looked up by QuickBooks id."""
+
+    def __init__(self, session: AsyncSession, business_id: str, model: type[M]) -> None:
+        super().__init__(session, business_id)
+        self.model = model
+
+    def _mine(self, *, include_deleted: bool = False) -> list[ColumnElement[bool]]:
+        model: Any = self.model
+        conditions: list[ColumnElement[bool]] = [model.business_id == self.business_id]
+        if not include_deleted:
+            conditions.append(model.deleted_at.is_(None))
+        return conditions
+
+    async def get(self, qbo_id: str, *, include_deleted: bool = False) -> M | None:
+        """The row for QuickBooks id `qbo_id` (None when absent, deleted, or another business's)."""
+        model: Any = self.model
+        result = await self.session.execute(
+            select(self.model).where(
+                *self._mine(include_deleted=include_deleted), model.qbo_id == str(qbo_id)
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def get_row(self, row_id: int) -> M | None:
+        """The row with local primary key `row_id`, if it is this business's and not deleted."""
+        model: Any = self.model
+        result = await self.session.execute(
+            select(self.model).where(*self._mine(), model.id == row_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def list(self, *, include_deleted: bool = False) -> list[M]:
+        model: Any = self.model
+        result = await self.session.execute(
+            select(self.model)
+            .where(*self._mine(include_deleted=include_deleted))
+            .order_by(model.id)
+        )
+        return list(result.scalars())
+
+    async def count(self, *, include_deleted: bool = False) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(self.model)
+            .where(*self._mine(include_deleted=include_deleted))
+        )
+        return int(result.scalar_one())
+
+    def add(self, row: M) -> None:
+        self._own(row)
+        self.session.add(row)
+
+    # Bulk operations the mirror sync uses: thousands of rows per page, without loading objects.
+
+    async def stored_versions(self, qbo_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """What is mirrored of each of `qbo_ids` (deleted ones too): the row id, the object's JSON
+        text exactly as stored, and whether it is marked deleted."""
+        model: Any = self.model
+        found: dict[str, StoredVersion] = {}
+        for chunk in _chunks(list(qbo_ids)):
+            result = await self.session.execute(
+                select(
+                    model.qbo_id,
+                    model.id,
+                    type_coerce(model.raw, Text),  # the text itself: compared, not parsed
+                    model.deleted_at.is_not(None),
+                ).where(model.business_id == self.business_id, model.qbo_id.in_(chunk))
+            )
+            for qbo_id, row_id, raw_text, deleted in result.tuples():
+                found[qbo_id] = StoredVersion(row_id, raw_text, bool(deleted))
+        return found
+
+    async def insert_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        if values:
+            rows = [{**value, "business_id": self.business_id} for value in values]
+            await self.session.execute(insert(self.model), rows)
+
+    async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Update rows by their `id` (taken from `versions`, so they are this business's)."""
+        if values:
+            await self.session.execute(update(self.model), [dict(value) for value in values])
+
+    async def live_qbo_ids(self) -> set[str]:
+        model: Any = self.model
+        result = await self.session.execute(select(model.qbo_id).where(*self._mine()))
+        return set(result.scalars())
+
+    async def mark_deleted(self, qbo_ids: Iterable[str], when: datetime) -> int:
+        """Mark the listed objects deleted in QuickBooks; returns how many were live before."""
+        model: Any = self.model
+        marked = 0
+        for chunk in _chunks(sorted(set(qbo_ids))):
+            result = await self.session.execute(
+                update(self.model)
+                .where(*self._mine(), model.qbo_id.in_(chunk))
+                .values(deleted_at=when, synced_at=when)
+                .execution_options(synchronize_session=False)
+            )
+            marked += int(getattr(result, "rowcount", 0) or 0)
+        return marked
+
+
+class AccountRepository(MirrorRepository[Account]):
+    def __init__(self, session: AsyncSession, business_id: str) -> None:
+        super().__init__(session, business_id, Account)
+
+    async def bank_accounts(self) -> list[Account]:
+        """Active bank accounts: the cash on hand."""
+        result = await self.session.execute(
+            select(Account)
+            .where(*self._mine(), Account.account_type == "Bank", Account.active.is_(True))
+            .order_by(Account.id)
+        )
+        return list(result.scalars())
+
+
+class BillRepository(MirrorRepository[Bill]):
+    def __init__(self, session: AsyncSession, business_id: str) -> None:
+        super().__init__(session, business_id, Bill)
+
+    async def open_bills(self) -> list[Bill]:
+        """Bills with money still owed, soonest due first."""
+        result = await self.session.execute(
+            select(Bill)
+            .where(*self._mine(), Bill.balance > Decimal("0"))
+            .order_by(Bill.due_date.is_(None), Bill.due_date, Bill.id)
+        )
+        return list(result.scalars())
+
+
+class InvoiceRepository(MirrorRepository[Invoice]):
+    def __init__(self, session: AsyncSession, business_id: str) -> None:
+        super().__init__(session, business_id, Invoice)
+
+    async def open_invoices(self) -> list[Invoice]:
+        """Invoices with money still owed, oldest due first."""
+        result = await self.session.execute(
+            select(Invoice)
+            .where(*self._mine(), Invoice.balance > Decimal("0"))
+            .order_by(Invoice.due_date.is_(None), Invoice.due_date, Invoice.id)
+        )
+        return list(result.scalars())
+
+
+# --- what Oodaloo remembers ----------------------------------------------------------------
+
+
+class WatermarkRepository(_Scoped):
+    async def get(self, entity_type: str) -> SyncWatermark | None:
+        return await self.session.get(SyncWatermark, (self.business_id, entity_type))
+
+    async def all(self) -> dict[str, SyncWatermark]:
+        result = await self.session.execute(
+            select(SyncWatermark).where(SyncWatermark.business_id == self.business_id)
+        )
+        return {mark.entity_type: mark for mark in result.scalars()}
+
+    async def save(
+        self,
+        entity_type: str,
+        *,
+        as_of: datetime,
+        last_cdc_at: datetime | None = None,
+        last_full_sync_at: datetime | None = None,
+    ) -> SyncWatermark:
+        """Record that `entity_type` is mirrored as of `as_of` (fields left None keep their value)."""
+        mark = await self.get(entity_type)
+        if mark is None:
+            mark = SyncWatermark(business_id=self.business_id, entity_type=entity_type)
+            self.session.add(mark)
+        mark.as_of = as_of
+        if last_cdc_at is not None:
+            mark.last_cdc_at = last_cdc_at
+        if last_full_sync_at is not None:
+            mark.last_full_sync_at = last_full_sync_at
+        return mark
+
+
+class DriftRepository(_Scoped):
+    async def record(
+        self, *, kind: str, entity: str, entity_id: str, sentence: str, seen_at: datetime
+    ) -> DriftEvent:
+        """Note a difference; seen again while unresolved, it is counted instead of repeated."""
+        result = await self.session.execute(
+            select(DriftEvent).where(
+                DriftEvent.business_id == self.business_id,
+                DriftEvent.kind == kind,
+                DriftEvent.entity == entity,
+                DriftEvent.entity_id == entity_id,
+                DriftEvent.resolved_at.is_(None),
+            )
+        )
+        event = result.scalars().first()
+        if event is None:
+            event = DriftEvent(
+                business_id=self.business_id,
+                kind=kind,
+                entity=entity,
+                entity_id=entity_id,
+                sentence=sentence,
+                first_seen=seen_at,
+                last_seen=seen_at,
+                count=1,
+            )
+            self.session.add(event)
+        else:
+            event.sentence = sentence
+            event.last_seen = seen_at
+            event.count += 1
+        return event
+
+    async def open(self) -> list[DriftEvent]:
+        result = await self.session.execute(
+            select(DriftEvent)
+            .where(DriftEvent.business_id == self.business_id, DriftEvent.resolved_at.is_(None))
+            .order_by(DriftEvent.first_seen, DriftEvent.id)
+        )
+        return list(result.scalars())
+
+    async def get(self, event_id: int) -> DriftEvent | None:
+        result = await self.session.execute(
+            select(DriftEvent).where(
+                DriftEvent.business_id == self.business_id, DriftEvent.id == event_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def resolve(self, event_id: int, resolved_at: datetime) -> DriftEvent | None:
+        event = await self.get(event_id)
+        if event is not None and event.resolved_at is None:
+            event.resolved_at = resolved_at
+        return event
+
+
+class AuditRepository(_Scoped):
+    def add(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        requested_at: datetime,
+        amount: Decimal | None = None,
+        action_key: str | None = None,
+        outcome: str | None = None,
+        completed_at: datetime | None = None,
+    ) -> AuditEntry:
+        entry = AuditEntry(
+            business_id=self.business_id,
+            actor=actor,
+            action=action,
+            target=target,
+            amount=amount,
+            action_key=action_key,
+            outcome=outcome,
+            requested_at=requested_at,
+            completed_at=completed_at,
+        )
+        self.session.add(entry)
+        return entry
+
+    async def get(self, entry_id: int) -> AuditEntry | None:
+        result = await self.session.execute(
+            select(AuditEntry).where(
+                AuditEntry.business_id == self.business_id, AuditEntry.id == entry_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def by_action_key(self, action_key: str) -> list[AuditEntry]:
+        result = await self.session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.business_id == self.business_id, AuditEntry.action_key == action_key)
+            .order_by(AuditEntry.requested_at, AuditEntry.id)
+        )
+        return list(result.scalars())
+
+    async def recent(self, limit: int = 50) -> list[AuditEntry]:
+        result = await self.session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.business_id == self.business_id)
+            .order_by(AuditEntry.requested_at.desc(), AuditEntry.id.desc())
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def finish(
+        self, entry_id: int, *, outcome: str, completed_at: datetime
+    ) -> AuditEntry | None:
+        entry = await self.get(entry_id)
+        if entry is not None:
+            entry.outcome = outcome
+            entry.completed_at = completed_at
+        return entry
+
+
+# --- the unit of work ------------------------------------------------------------------------
+
+
+class RunwayUnitOfWork:
+    """One transaction's worth of work for one business. Use it as an async context manager."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], business_id: str) -> None:
+        if not business_id:
+            raise ValueError("a unit of work needs the id of the business it serves")
+        self.business_id = business_id
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:` first")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("this unit of work is already open; make a new one per transaction")
+        session = self._sessions()
+        self._session = session
+        business_id = self.business_id
+        self.business = BusinessRepository(session, business_id)
+        self.connection = ConnectionRepository(session, business_id)
+        self.company_info = MirrorRepository(session, business_id, CompanyInfoRecord)
+        self.accounts = AccountRepository(session, business_id)
+        self.vendors = MirrorRepository(session, business_id, Vendor)
+        self.customers = MirrorRepository(session, business_id, Customer)
+        self.bills = BillRepository(session, business_id)
+        self.invoices = InvoiceRepository(session, business_id)
+        self.bill_payments = MirrorRepository(session, business_id, BillPaymentRecord)
+        self.customer_payments = MirrorRepository(session, business_id, CustomerPaymentRecord)
+        self.purchases = MirrorRepository(session, business_id, Purchase)
+        self.deposits = MirrorRepository(session, business_id, Deposit)
+        self.watermarks = WatermarkRepository(session, business_id)
+        self.drift = DriftRepository(session, business_id)
+        self.audit = AuditRepository(session, business_id)
+        self._mirrors: dict[str, MirrorRepository[Any]] = {
+            repository.model.qbo_entity: repository
+            for repository in (
+                self.company_info,
+                self.accounts,
+                self.vendors,
+                self.customers,
+                self.bills,
+                self.invoices,
+                self.bill_payments,
+                self.customer_payments,
+                self.purchases,
+                self.deposits,
+            )
+        }
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self._session
+        self._session = None
+        if session is None:
+            return
+        try:
+            await session.rollback()  # nothing uncommitted survives the block
+        finally:
+            await session.close()
+
+    def mirror(self, entity: str) -> MirrorRepository[Any]:
+        """The repository of a mirrored QuickBooks entity type ("Bill", "Payment", ...)."""
+        try:
+            return self._mirrors[entity]
+        except KeyError:
+            raise ValueError(
+                f"{entity!r} is not a mirrored QuickBooks entity; one of {', '.join(self._mirrors)}"
+            ) from None
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+class UnitOfWorkFactory:
+    """Makes a unit of work per business and transaction: `uow_factory(business_id)`."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    def __call__(self, business_id: str) -> RunwayUnitOfWork:
+        return RunwayUnitOfWork(self.sessions, business_id)
+
+
+UowFactory = Callable[[str], RunwayUnitOfWork]
+
+__all__ = [
+    "AccountRepository",
+    "AuditRepository",
+    "BillRepository",
+    "BusinessRepository",
+    "ConnectionRepository",
+    "DriftRepository",
+    "InvoiceRepository",
+    "MirrorRepository",
+    "RunwayUnitOfWork",
+    "StoredVersion",
+    "UnitOfWorkFactory",
+    "UowFactory",
+    "WatermarkRepository",
+]
