@@ -1,0 +1,370 @@
+"""Businesses (Oodaloo's tenants) and their QuickBooks connections.
+
+`BusinessDirectory` creates, reads and updates a business and connects it to its QuickBooks company,
+storing the OAuth tokens encrypted (`runway.crypto.TokenCipher`). `directory.tokens_for` is what
+`SyncInfrastructure(tokens_for=...)` needs: for a realm id it gives a token provider that reads the
+stored tokens, refreshes them through QuickBooks when they are about to expire, and saves the rotated
+ones (encrypted) before they are used, so a refreshed refresh token is never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from runway.crypto import TokenCipher
+from runway.models import Business, ConnectionStatus, QBOConnection
+from sync.clock import Clock, SystemClock
+from sync.qbo import TokenProvider
+from sync.qbo.auth import (
+    PROCESS_REALM_LOCKS,
+    PRODUCTION_TOKEN_URL,
+    LockFactory,
+    OAuthTokenProvider,
+    OAuthTokens,
+)
+from sync.qbo.errors import QBOTokenError
+
+
+class BusinessNotFound(LookupError):
+    """No business (or connection) with that id: it never existed, or it is another tenant's."""
+
+
+class NotConnected(LookupError):
+    """The business has no QuickBooks connection, or it needs to be reconnected."""
+
+
+#: Fields of a Business that `update` may change (the id and realm are fixed once created).
+UPDATABLE_FIELDS = frozenset(
+    {
+        "name",
+        "timezone",
+        "home_currency",
+        "digest_weekday",
+        "digest_local_time",
+        "approvers",
+        "approval_threshold",
+        "min_cash_buffer",
+        "slack_team_id",
+        "slack_channel_id",
+        "email_recipients",
+        "payment_bank_account_id",
+        "reminder_interval_days",
+    }
+)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"{name!r} is not an IANA timezone; use a name like 'America/Chicago'"
+        ) from exc
+    return name
+
+
+def _check_fields(changes: Mapping[str, Any]) -> None:
+    unknown = set(changes) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(
+            f"cannot set {', '.join(sorted(unknown))} on a business; "
+            f"settable fields: {', '.join(sorted(UPDATABLE_FIELDS))}"
+        )
+    if "timezone" in changes:
+        check_timezone(str(changes["timezone"]))
+    for money in ("approval_threshold", "min_cash_buffer"):
+        if money in changes:
+            value = changes[money]
+            if not isinstance(value, Decimal) or value < 0:
+                raise ValueError(f"{money} must be a Decimal of zero or more, got {value!r}")
+    if "digest_local_time" in changes and not isinstance(changes["digest_local_time"], time):
+        raise ValueError("digest_local_time must be a datetime.time (local to the business)")
+    weekday = changes.get("digest_weekday")
+    if weekday is not None and not (isinstance(weekday, int) and 0 <= weekday <= 6):
+        raise ValueError("digest_weekday must be 0 (Monday) to 6 (Sunday)")
+
+
+@dataclass(frozen=True)
+class QBOAppCredentials:
+    """The Intuit app's OAuth client (from the application's settings) and its token endpoint."""
+
+    client_id: str
+    client_secret: str = ""
+    token_url: str = PRODUCTION_TOKEN_URL
+
+    def __repr__(self) -> str:  # the secret stays out of logs
+        return f"QBOAppCredentials(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+
+class BusinessDirectory:
+    """Create, read and update businesses and their QuickBooks connections."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cipher: TokenCipher,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.cipher = cipher
+        self.clock: Clock = clock or SystemClock()
+
+    # --- businesses ------------------------------------------------------------------------
+
+    async def create(self, business_id: str, name: str, timezone: str, **fields: Any) -> Business:
+        """A new business; ValueError if the id (or realm) is taken or a field is invalid."""
+        realm_id = fields.pop("realm_id", None)
+        _check_fields(fields)
+        check_timezone(timezone)
+        now = self.clock.now()
+        business = Business(
+            id=business_id,
+            name=name,
+            timezone=timezone,
+            realm_id=realm_id,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        async with self.sessions() as session:
+            if await session.get(Business, business_id) is not None:
+                raise ValueError(f"a business with id {business_id!r} already exists")
+            if realm_id is not None and await self._by_realm(session, realm_id) is not None:
+                raise ValueError(f"QuickBooks company {realm_id} already belongs to a business")
+            session.add(business)
+            await session.commit()
+            await session.refresh(business)
+        return business
+
+    async def get(self, business_id: str) -> Business:
+        async with self.sessions() as session:
+            business = await session.get(Business, business_id)
+        if business is None:
+            raise BusinessNotFound(f"no business with id {business_id!r}")
+        return business
+
+    async def by_realm(self, realm_id: str) -> Business:
+        async with self.sessions() as session:
+            business = await self._by_realm(session, realm_id)
+        if business is None:
+            raise BusinessNotFound(f"no business is connected to QuickBooks company {realm_id}")
+        return business
+
+    async def by_slack_channel(self, team_id: str, channel_id: str) -> Business | None:
+        """The business whose digest goes to that Slack channel (tenancy comes from Slack's ids)."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(Business).where(
+                    Business.slack_team_id == team_id, Business.slack_channel_id == channel_id
+                )
+            )
+            return result.scalars().first()
+
+    async def update(self, business_id: str, **changes: Any) -> Business:
+        _check_fields(changes)
+        async with self.sessions() as session:
+            business = await session.get(Business, business_id)
+            if business is None:
+                raise BusinessNotFound(f"no business with id {business_id!r}")
+            for name, value in changes.items():
+                setattr(business, name, value)
+            business.updated_at = self.clock.now()
+            await session.commit()
+            await session.refresh(business)
+        return business
+
+    async def _by_realm(self, session: AsyncSession, realm_id: str) -> Business | None:
+        result = await session.execute(select(Business).where(Business.realm_id == realm_id))
+        return result.scalar_one_or_none()
+
+    # --- the QuickBooks connection ---------------------------------------------------------
+
+    async def connect(self, business_id: str, realm_id: str, tokens: OAuthTokens) -> QBOConnection:
+        """Connect (or reconnect) a business to its QuickBooks company with fresh OAuth tokens."""
+        now = self.clock.now()
+        async with self.sessions() as session:
+            business = await session.get(Business, business_id)
+            if business is None:
+                raise BusinessNotFound(f"no business with id {business_id!r}")
+            other = await self._by_realm(session, realm_id)
+            if other is not None and other.id != business_id:
+                raise ValueError(f"QuickBooks company {realm_id} already belongs to another business")
+            business.realm_id = realm_id
+            result = await session.execute(
+                select(QBOConnection).where(QBOConnection.business_id == business_id)
+            )
+            connection = result.scalar_one_or_none()
+            if connection is None:
+                connection = QBOConnection(business_id=business_id, connected_at=now)
+                session.add(connection)
+            connection.realm_id = realm_id
+            connection.connected_at = now
+            self._store_tokens(connection, tokens)
+            connection.status = ConnectionStatus.CONNECTED.value
+            connection.status_reason = None
+            await session.commit()
+            await session.refresh(connection)
+        return connection
+
+    async def connection(self, business_id: str) -> QBOConnection:
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(QBOConnection).where(QBOConnection.business_id == business_id)
+            )
+            connection = result.scalar_one_or_none()
+        if connection is None:
+            raise NotConnected(f"business {business_id!r} has not connected QuickBooks yet")
+        return connection
+
+    async def load_tokens(self, realm_id: str) -> OAuthTokens:
+        """The decrypted tokens of a connected company; NotConnected when it must reconnect."""
+        async with self.sessions() as session:
+            connection = await self._connection_of_realm(session, realm_id)
+        if connection.status != ConnectionStatus.CONNECTED.value:
+            raise NotConnected(
+                f"QuickBooks company {realm_id} must be reconnected by its owner "
+                f"({connection.status_reason or 'QuickBooks refused its tokens'})"
+            )
+        return OAuthTokens(
+            access_token=self.cipher.decrypt(connection.access_token_encrypted),
+            refresh_token=self.cipher.decrypt(connection.refresh_token_encrypted),
+            expires_at=connection.access_expires_at,
+            refresh_expires_at=connection.refresh_expires_at,
+        )
+
+    async def save_tokens(self, realm_id: str, tokens: OAuthTokens) -> None:
+        """Persist rotated tokens (encrypted) for a company."""
+        async with self.sessions() as session:
+            connection = await self._connection_of_realm(session, realm_id)
+            self._store_tokens(connection, tokens)
+            await session.commit()
+
+    async def mark_needs_reconnect(self, realm_id: str, reason: str) -> None:
+        async with self.sessions() as session:
+            connection = await self._connection_of_realm(session, realm_id)
+            connection.status = ConnectionStatus.NEEDS_RECONNECT.value
+            connection.status_reason = reason
+            connection.updated_at = self.clock.now()
+            await session.commit()
+
+    def _store_tokens(self, connection: QBOConnection, tokens: OAuthTokens) -> None:
+        connection.access_token_encrypted = self.cipher.encrypt(tokens.access_token)
+        connection.refresh_token_encrypted = self.cipher.encrypt(tokens.refresh_token)
+        connection.access_expires_at = tokens.expires_at.astimezone(UTC)
+        connection.refresh_expires_at = tokens.refresh_expires_at.astimezone(UTC)
+        connection.updated_at = self.clock.now()
+
+    async def _connection_of_realm(self, session: AsyncSession, realm_id: str) -> QBOConnection:
+        result = await session.execute(
+            select(QBOConnection).where(QBOConnection.realm_id == realm_id)
+        )
+        connection = result.scalar_one_or_none()
+        if connection is None:
+            raise NotConnected(f"no business is connected to QuickBooks company {realm_id}")
+        return connection
+
+    # --- the adapter SyncInfrastructure uses -------------------------------------------------
+
+    def token_source(
+        self,
+        app: QBOAppCredentials,
+        http: Any,
+        *,
+        lock: LockFactory = PROCESS_REALM_LOCKS,
+    ) -> Callable[[str], TokenProvider]:
+        """`tokens_for(realm_id)` for `SyncInfrastructure`: stored tokens, refreshed and re-saved.
+
+        `http` is the HTTP client (httpx.AsyncClient) the token refreshes go through; `lock` is the
+        per-realm refresh lock (pass the infrastructure's distributed lock when several processes
+        share the database).
+        """
+
+        def tokens_for(realm_id: str) -> TokenProvider:
+            return StoredTokenProvider(self, realm_id, app, http, lock)
+
+        return tokens_for
+
+
+class StoredTokenProvider:
+    """A company's tokens as stored in the database, loaded on first use and kept rotated."""
+
+    def __init__(
+        self,
+        directory: BusinessDirectory,
+        realm_id: str,
+        app: QBOAppCredentials,
+        http: Any,
+        lock: LockFactory,
+    ) -> None:
+        self.directory = directory
+        self.realm_id = realm_id
+        self._app = app
+        self._http = http
+        self._lock = lock
+        self._inner: OAuthTokenProvider | None = None
+
+    async def _provider(self) -> OAuthTokenProvider:
+        if self._inner is None:
+            tokens = await self.directory.load_tokens(self.realm_id)
+            realm_id = self.realm_id
+
+            async def on_rotate(new_tokens: OAuthTokens) -> None:
+                await self.directory.save_tokens(realm_id, new_tokens)
+
+            async def reload() -> OAuthTokens | None:
+                return await self.directory.load_tokens(realm_id)
+
+            self._inner = OAuthTokenProvider(
+                realm_id,
+                self._app.client_id,
+                self._app.client_secret,
+                self._app.token_url,
+                tokens,
+                on_rotate,
+                self._http,
+                clock=self.directory.clock,
+                lock=self._lock,
+                reload=reload,
+            )
+        return self._inner
+
+    async def access_token(self) -> str:
+        provider = await self._provider()
+        try:
+            return await provider.access_token()
+        except QBOTokenError as exc:
+            await self._disconnected(exc)
+            raise
+
+    async def force_refresh(self, rejected: str) -> str:
+        provider = await self._provider()
+        try:
+            return await provider.force_refresh(rejected)
+        except QBOTokenError as exc:
+            await self._disconnected(exc)
+            raise
+
+    async def _disconnected(self, error: QBOTokenError) -> None:
+        # The owner has to reconnect; later calls fail fast with NotConnected instead of retrying.
+        await self.directory.mark_needs_reconnect(self.realm_id, str(error))
+        self._inner = None
+
+
+
+__all__ = [
+    "BusinessDirectory",
+    "BusinessNotFound",
+    "NotConnected",
+    "QBOAppCredentials",
+    "StoredTokenProvider",
+    "check_timezone",
+]
