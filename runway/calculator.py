@@ -1,0 +1,366 @@
+"""Cash on hand, burn and runway for one business, computed from a `BooksSnapshot` (no I/O).
+
+Rounding, stated once:
+
+* money figures are rounded to cents with ROUND_HALF_UP, only when a figure is reported;
+  everything in between is computed exactly;
+* a month is counted as 30 days, so "per month" = window total × 30 / window days;
+* runway days are whole days, rounded DOWN from the exact quotient
+  (cash above the floor) × (window days) / (net cash out over the window): a runway of
+  41.9 days is 41 days, never 42, so the owner is never told they have a day they do not have;
+* the impact of a payment or a collection is the difference of two such whole-day runways.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from runway.books import BankBalance, BooksSnapshot, CashMovement, MovementKind
+
+CENT = Decimal("0.01")
+DAYS_PER_MONTH = 30
+DEFAULT_WINDOW_DAYS = 90
+
+
+def cents(amount: Decimal) -> Decimal:
+    """`amount` rounded half up to cents."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal, currency: str = "USD") -> str:
+    """$12,345.67 and −$12.00: cents always shown, never through float."""
+    symbol = "$" if currency == "USD" else f"{currency} "
+    value = cents(amount)
+    sign = "−" if value < 0 else ""
+    return f"{sign}{symbol}{abs(value):,.2f}"
+
+
+def format_days(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
+
+
+class RunwayStatus(enum.StrEnum):
+    """What kind of answer the runway is."""
+
+    #: Cash above the floor lasts `days` days at the trailing net burn.
+    DAYS = "days"
+    #: More cash came in than went out over the window: there is no runway to count down.
+    CASH_FLOW_POSITIVE = "cash_flow_positive"
+    #: Cash is already at or below the floor (zero, or the buffer): 0 days.
+    NO_CASH = "no_cash"
+    #: No cash moved over the window: burn cannot be measured yet.
+    NO_HISTORY = "no_history"
+
+
+@dataclass(frozen=True, slots=True)
+class CashOnHand:
+    """The sum of the bank balances, each with the moment it was true."""
+
+    total: Decimal
+    banks: tuple[BankBalance, ...]
+    currency: str
+
+    @property
+    def oldest_as_of(self) -> datetime | None:
+        return min((bank.as_of for bank in self.banks), default=None)
+
+    def sentence(self) -> str:
+        return f"{format_money(self.total, self.currency)} in the bank"
+
+
+@dataclass(frozen=True, slots=True)
+class Burn:
+    """Cash out (gross burn) and cash out minus cash in (net burn) over a trailing window.
+
+    The window is the `window_days` calendar days ending on `window_end` (today) inclusive.
+    Transfers between the business's own accounts are neither in nor out.
+    """
+
+    window_days: int
+    window_start: date
+    window_end: date
+    cash_out: Decimal
+    cash_in: Decimal
+    movements_counted: int
+    currency: str
+
+    @property
+    def gross(self) -> Decimal:
+        return self.cash_out
+
+    @property
+    def net(self) -> Decimal:
+        return self.cash_out - self.cash_in
+
+    @property
+    def gross_per_month(self) -> Decimal:
+        return cents(self.cash_out * DAYS_PER_MONTH / self.window_days)
+
+    @property
+    def net_per_month(self) -> Decimal:
+        return cents(self.net * DAYS_PER_MONTH / self.window_days)
+
+    @property
+    def gross_per_day(self) -> Decimal:
+        return cents(self.cash_out / self.window_days)
+
+    @property
+    def net_per_day(self) -> Decimal:
+        return cents(self.net / self.window_days)
+
+    @property
+    def window_text(self) -> str:
+        return f"over the last {format_days(self.window_days)}"
+
+    def sentence(self) -> str:
+        """ "net burn $31,200.00/month over the last 90 days" (or what came in instead)."""
+        if self.movements_counted == 0:
+            return f"no cash moved {self.window_text}"
+        if self.net <= 0:
+            return (
+                f"net inflow {format_money(-self.net_per_month, self.currency)}/month "
+                f"{self.window_text}"
+            )
+        return (
+            f"net burn {format_money(self.net_per_month, self.currency)}/month {self.window_text}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Runway:
+    """How long the cash above `floor` lasts at the trailing net burn (see module rounding)."""
+
+    status: RunwayStatus
+    #: Whole days (rounded down) for DAYS, 0 for NO_CASH, None otherwise.
+    days: int | None
+    cash: Decimal
+    floor: Decimal
+    burn: Burn
+
+    @property
+    def above_floor(self) -> Decimal:
+        return self.cash - self.floor
+
+    def sentence(self) -> str:
+        currency = self.burn.currency
+        target = "" if self.floor == 0 else f" to your {format_money(self.floor, currency)} buffer"
+        if self.status is RunwayStatus.NO_CASH:
+            if self.floor == 0:
+                return f"Out of cash: {format_money(self.cash, currency)} in the bank (0 days)"
+            return (
+                f"Below your {format_money(self.floor, currency)} buffer: "
+                f"{format_money(self.cash, currency)} in the bank (0 days)"
+            )
+        if self.status is RunwayStatus.NO_HISTORY:
+            return f"Runway unknown: no cash moved {self.burn.window_text}"
+        if self.status is RunwayStatus.CASH_FLOW_POSITIVE:
+            return f"Cash-flow positive {self.burn.window_text}"
+        assert self.days is not None
+        return f"Runway{target}: {format_days(self.days)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunwayImpact:
+    """What paying a bill (negative) or collecting an invoice (positive) does to the runway."""
+
+    amount: Decimal
+    before: Runway
+    after: Runway
+
+    @property
+    def days(self) -> int | None:
+        """Change in whole days, or None when either side is not a count of days."""
+        countable = (RunwayStatus.DAYS, RunwayStatus.NO_CASH)
+        if self.before.status not in countable or self.after.status not in countable:
+            return None
+        assert self.before.days is not None and self.after.days is not None
+        return self.after.days - self.before.days
+
+    def sentence(self) -> str:
+        days = self.days
+        if days is None:
+            return "no change in runway days"
+        sign = "+" if days > 0 else ("−" if days < 0 else "±")
+        return f"{sign}{format_days(abs(days))} of runway"
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyFigures:
+    """The few figures kept from one week's digest to say what changed by the next one."""
+
+    on: date
+    status: RunwayStatus
+    runway_days: int | None
+    cash: Decimal
+    net_burn_per_month: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able values (amounts as strings, so no float ever touches them)."""
+        return {
+            "on": self.on.isoformat(),
+            "status": self.status.value,
+            "runway_days": self.runway_days,
+            "cash": str(self.cash),
+            "net_burn_per_month": str(self.net_burn_per_month),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WeeklyFigures:
+        return cls(
+            on=date.fromisoformat(data["on"]),
+            status=RunwayStatus(data["status"]),
+            runway_days=data["runway_days"],
+            cash=Decimal(str(data["cash"])),
+            net_burn_per_month=Decimal(str(data["net_burn_per_month"])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Change since the figures kept last week (None where the two are not comparable)."""
+
+    previous: WeeklyFigures
+    runway_days_change: int | None
+    cash_change: Decimal
+    net_burn_per_month_change: Decimal
+
+    def sentence(self) -> str:
+        change = self.runway_days_change
+        if change is None:
+            on = self.previous.on
+            return f"was {self.previous.status.value.replace('_', ' ')} on {on:%b} {on.day}"
+        if change == 0:
+            return "no change since last week"
+        sign = "+" if change > 0 else "−"
+        return f"{sign}{abs(change)} since last week"
+
+
+@dataclass(frozen=True, slots=True)
+class RunwayFigures:
+    """Everything the calculator says about one business today."""
+
+    today: date
+    currency: str
+    cash: CashOnHand
+    burn: Burn
+    runway: Runway
+    #: The runway to the minimum cash buffer, when the business set one.
+    runway_to_buffer: Runway | None
+    trend: Trend | None
+
+    def weekly_figures(self) -> WeeklyFigures:
+        """What the caller stores to compare next week's figures against."""
+        return WeeklyFigures(
+            on=self.today,
+            status=self.runway.status,
+            runway_days=self.runway.days,
+            cash=cents(self.cash.total),
+            net_burn_per_month=self.burn.net_per_month,
+        )
+
+
+class RunwayCalculator:
+    """Pure runway arithmetic over a `BooksSnapshot`."""
+
+    def __init__(self, window_days: int = DEFAULT_WINDOW_DAYS) -> None:
+        if window_days < 1:
+            raise ValueError(f"the burn window must be at least one day, got {window_days}")
+        self.window_days = window_days
+
+    def cash_on_hand(self, books: BooksSnapshot) -> CashOnHand:
+        banks = tuple(sorted(books.banks, key=lambda bank: (bank.name, bank.account_id)))
+        total = sum((bank.balance for bank in banks), Decimal("0.00"))
+        return CashOnHand(total=total, banks=banks, currency=books.currency)
+
+    def in_window(self, books: BooksSnapshot) -> list[CashMovement]:
+        """The movements dated inside the trailing window (today included, future excluded)."""
+        start = self.window_start(books.today)
+        return [m for m in books.movements if start <= m.date <= books.today]
+
+    def window_start(self, today: date) -> date:
+        return today - timedelta(days=self.window_days - 1)
+
+    def burn(self, books: BooksSnapshot) -> Burn:
+        cash_out = Decimal("0.00")
+        cash_in = Decimal("0.00")
+        counted = 0
+        for movement in self.in_window(books):
+            if movement.kind is MovementKind.TRANSFER:
+                continue
+            counted += 1
+            if movement.amount < 0:
+                cash_out -= movement.amount
+            else:
+                cash_in += movement.amount
+        return Burn(
+            window_days=self.window_days,
+            window_start=self.window_start(books.today),
+            window_end=books.today,
+            cash_out=cash_out,
+            cash_in=cash_in,
+            movements_counted=counted,
+            currency=books.currency,
+        )
+
+    def runway(self, cash: Decimal, burn: Burn, floor: Decimal = Decimal("0.00")) -> Runway:
+        """Days the cash above `floor` lasts: rounded down (see the module docstring)."""
+        if cash <= floor:
+            return Runway(RunwayStatus.NO_CASH, 0, cash, floor, burn)
+        if burn.movements_counted == 0:
+            return Runway(RunwayStatus.NO_HISTORY, None, cash, floor, burn)
+        if burn.net <= 0:
+            return Runway(RunwayStatus.CASH_FLOW_POSITIVE, None, cash, floor, burn)
+        exact = (cash - floor) * burn.window_days / burn.net
+        days = int(exact.to_integral_value(rounding=ROUND_FLOOR))
+        return Runway(RunwayStatus.DAYS, days, cash, floor, burn)
+
+    def impact(self, runway: Runway, cash_change: Decimal) -> RunwayImpact:
+        """The runway after `cash_change` leaves (negative) or arrives (positive) today.
+
+        Paying a bill or collecting an invoice moves cash but not the trailing burn.
+        """
+        after = self.runway(runway.cash + cash_change, runway.burn, runway.floor)
+        return RunwayImpact(amount=cash_change, before=runway, after=after)
+
+    def bill_impact(self, runway: Runway, amount: Decimal) -> RunwayImpact:
+        """Paying `amount` now: typically −N days."""
+        return self.impact(runway, -amount)
+
+    def invoice_impact(self, runway: Runway, amount: Decimal) -> RunwayImpact:
+        """Collecting `amount` now: typically +N days."""
+        return self.impact(runway, amount)
+
+    def trend(self, runway: Runway, cash: Decimal, burn: Burn, previous: WeeklyFigures) -> Trend:
+        days_change: int | None = None
+        if runway.days is not None and previous.runway_days is not None:
+            days_change = runway.days - previous.runway_days
+        return Trend(
+            previous=previous,
+            runway_days_change=days_change,
+            cash_change=cents(cash) - previous.cash,
+            net_burn_per_month_change=burn.net_per_month - previous.net_burn_per_month,
+        )
+
+    def figures(self, books: BooksSnapshot, previous: WeeklyFigures | None = None) -> RunwayFigures:
+        cash = self.cash_on_hand(books)
+        burn = self.burn(books)
+        runway = self.runway(cash.total, burn)
+        to_buffer = (
+            self.runway(cash.total, burn, books.min_cash_buffer)
+            if books.min_cash_buffer > 0
+            else None
+        )
+        trend = None if previous is None else self.trend(runway, cash.total, burn, previous)
+        return RunwayFigures(
+            today=books.today,
+            currency=books.currency,
+            cash=cash,
+            burn=burn,
+            runway=runway,
+            runway_to_buffer=to_buffer,
+            trend=trend,
+        )
