@@ -117,7 +117,7 @@ class Burn:
         return f"over the last {format_days(self.window_days)}"
 
     def sentence(self) -> str:
-        """ "net burn $31,200.00/month over the last 90 days" (or what came in instead)."""
+        """E.g. "net burn $31,200.00/month over the last 90 days", or what came in instead."""
         if self.movements_counted == 0:
             return f"no cash moved {self.window_text}"
         if self.net <= 0:
