@@ -65,7 +65,9 @@ class RedisBackend:
 
     def __init__(self, client: Redis, prefix: str = DEFAULT_PREFIX) -> None:
         if not prefix:
-            raise ValueError("a Redis key prefix is required so Oodaloo's keys cannot clash with others")
+            raise ValueError(
+                "a Redis key prefix is required so Oodaloo's keys cannot clash with others"
+            )
         self.client = client
         self.prefix = prefix
 
@@ -84,7 +86,9 @@ class RedisBackend:
         try:
             await self.client.ping()
         except (OSError, RedisError) as error:
-            raise ConnectionError(f"Redis at {self.describe()} is not reachable: {error}") from error
+            raise ConnectionError(
+                f"Redis at {self.describe()} is not reachable: {error}"
+            ) from error
 
     async def delete_all_keys(self) -> int:
         """Delete every key under this backend's prefix (test clean-up and tenant tear-down)."""

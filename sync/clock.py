@@ -40,7 +40,9 @@ class ManualClock:
     def __init__(self, start: datetime | None = None) -> None:
         start = start or datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
         if start.tzinfo is None:
-            raise ValueError("ManualClock needs a timezone-aware start time, e.g. datetime(..., tzinfo=UTC)")
+            raise ValueError(
+                "ManualClock needs a timezone-aware start time, e.g. datetime(..., tzinfo=UTC)"
+            )
         self._now = start
         self._monotonic = 1_000.0
 

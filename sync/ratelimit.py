@@ -400,7 +400,9 @@ class _RedisLimiterStore:
         retry = int(retry_after) / _MICRO
         if reason == "concurrency":
             retry = min(retry, self._config.poll_seconds)
-        return _Decision(bool(granted), str(reason), retry, int(used), int(in_flight), int(now) / _MICRO)
+        return _Decision(
+            bool(granted), str(reason), retry, int(used), int(in_flight), int(now) / _MICRO
+        )
 
     async def release(self, realm_id: str, slot_id: str) -> None:
         _, in_flight, _ = self._keys(realm_id)
@@ -610,7 +612,9 @@ class RealmRateLimiter:
             try:
                 still_held = await self._store.renew(slot.realm_id, slot.slot_id)
             except RedisError as error:
-                log.warning("could not renew slot %s of realm %s: %s", slot.slot_id, slot.realm_id, error)
+                log.warning(
+                    "could not renew slot %s of realm %s: %s", slot.slot_id, slot.realm_id, error
+                )
                 continue
             if not still_held:
                 log.warning(

@@ -118,7 +118,14 @@ async def test_bulk_backlog_uses_its_share_of_the_limit_and_no_more_while_user_a
     started = loop.time()
     # Each bulk request holds its slot 20 ms, so bulk work also fills its 7 concurrent slots.
     _, during_burst, while_window_full = await asyncio.gather(
-        backlog(limiter, Priority.BULK, until=started + span, hold=0.02, grants=bulk, in_flight=in_flight),
+        backlog(
+            limiter,
+            Priority.BULK,
+            until=started + span,
+            hold=0.02,
+            grants=bulk,
+            in_flight=in_flight,
+        ),
         user_action_after(0.05),
         user_action_after(0.5),
     )
@@ -148,7 +155,15 @@ async def test_mixed_backlog_uses_the_whole_limit_without_exceeding_it(backend: 
     until = loop.time() + span
     await asyncio.gather(
         *(
-            backlog(limiter, priority, until=until, hold=0.005, grants=grants, in_flight=in_flight, workers=8)
+            backlog(
+                limiter,
+                priority,
+                until=until,
+                hold=0.005,
+                grants=grants,
+                in_flight=in_flight,
+                workers=8,
+            )
             for priority in Priority
         )
     )
@@ -244,7 +259,9 @@ async def test_a_cancelled_waiter_leaves_no_slot_or_token_behind(backend: Backen
 
 async def test_cancellation_at_any_point_of_a_grant_reserves_nothing(backend: Backend) -> None:
     """Cancel after 0, 1, 2, ... event-loop turns, including while the backend's reply is on its way."""
-    limiter = RealmRateLimiter(backend, RateLimitConfig(requests_per_window=1000, window_seconds=60))
+    limiter = RealmRateLimiter(
+        backend, RateLimitConfig(requests_per_window=1000, window_seconds=60)
+    )
     kept = 0
     for turns in range(12):
         task = asyncio.create_task(limiter.acquire(REALM, Priority.BULK, timeout=5))
@@ -325,8 +342,24 @@ async def test_two_limiters_on_one_store_share_one_budget(
     in_flight = InFlight()
     until = loop.time() + span
     await asyncio.gather(
-        backlog(first, Priority.USER_ACTION, until=until, hold=0.01, grants=grants, in_flight=in_flight, workers=6),
-        backlog(second, Priority.USER_ACTION, until=until, hold=0.01, grants=grants, in_flight=in_flight, workers=6),
+        backlog(
+            first,
+            Priority.USER_ACTION,
+            until=until,
+            hold=0.01,
+            grants=grants,
+            in_flight=in_flight,
+            workers=6,
+        ),
+        backlog(
+            second,
+            Priority.USER_ACTION,
+            until=until,
+            hold=0.01,
+            grants=grants,
+            in_flight=in_flight,
+            workers=6,
+        ),
     )
 
     times = [slot.granted_at for slot in grants]
@@ -334,7 +367,9 @@ async def test_two_limiters_on_one_store_share_one_budget(
     assert in_flight.peak_total <= config.max_concurrency
     assert first.totals().granted > 0 and second.totals().granted > 0
     assert first.totals().granted + second.totals().granted == len(grants)
-    assert count_between(times, min(times), min(times) + span) >= 0.9 * 2 * config.requests_per_window
+    assert (
+        count_between(times, min(times), min(times) + span) >= 0.9 * 2 * config.requests_per_window
+    )
 
 
 async def test_realms_have_separate_budgets(backend: Backend) -> None:
@@ -352,7 +387,9 @@ async def test_realms_have_separate_budgets(backend: Backend) -> None:
 
 def test_configuration_is_checked() -> None:
     with pytest.raises(ValueError, match="BULK"):
-        RateLimitConfig(shares={Priority.USER_ACTION: 1.0, Priority.DATA_FETCH: 0.85, Priority.BULK: 0})
+        RateLimitConfig(
+            shares={Priority.USER_ACTION: 1.0, Priority.DATA_FETCH: 0.85, Priority.BULK: 0}
+        )
     with pytest.raises(ValueError, match="at least 1"):
         RateLimitConfig(max_concurrency=0)
     assert RateLimitConfig().caps(Priority.BULK) == (350, 7)
