@@ -1,0 +1,425 @@
+"""The weekly digest as a typed view model: Slack and email render it without computing again.
+
+`DigestBuilder.build` turns a `BooksSnapshot` (plus last week's stored figures and the drift
+sentences the caller found) into a `DigestView`: every figure, sentence and list is decided here.
+Lists are kept whole and sorted by urgency; a renderer shows as many as fit and says
+"and N more" with `Listing.more_than(n)`.
+
+Text that came from QuickBooks (vendor, customer and bank names, document numbers) is kept raw
+in the view model, exactly as typed in QuickBooks: escaping it for Slack mrkdwn or HTML is the
+renderer's job, so each renderer escapes for its own format and nothing is escaped twice.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo
+
+from runway.books import BooksSnapshot, OpenBill, OpenInvoice
+from runway.calculator import (
+    RunwayCalculator,
+    RunwayFigures,
+    RunwayStatus,
+    WeeklyFigures,
+    cents,
+)
+from runway.forecast import Forecast, thirteen_week_forecast
+
+T = TypeVar("T")
+
+#: Friendly names for the as-of times of the QuickBooks entity types in a snapshot.
+ENTITY_LABELS = {
+    "Account": "Bank balances",
+    "Bill": "Bills",
+    "Invoice": "Invoices",
+    "BillPayment": "Bill payments",
+    "Payment": "Customer payments",
+    "Purchase": "Expenses",
+    "Deposit": "Deposits",
+    "Vendor": "Vendors",
+    "Customer": "Customers",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    """A full list, most urgent first, that a renderer may cut short."""
+
+    items: tuple[T, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    def first(self, n: int) -> tuple[T, ...]:
+        return self.items[: max(0, n)]
+
+    def more_than(self, n: int) -> int:
+        """How many are left after the first `n`: the N of "and N more"."""
+        return max(0, self.total - max(0, n))
+
+
+class ApprovalState(enum.StrEnum):
+    NEEDS_APPROVAL = "needs_approval"
+    #: Above the approval threshold: one approver said yes, a second, different one must too.
+    NEEDS_SECOND_APPROVAL = "needs_second_approval"
+    APPROVED = "approved"
+    #: Payment asked for; its outcome is not known yet.
+    PAYMENT_IN_FLIGHT = "payment_in_flight"
+
+
+@dataclass(frozen=True, slots=True)
+class BankLine:
+    account_id: str
+    name: str
+    balance: Decimal
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CashSection:
+    total: Decimal
+    currency: str
+    banks: tuple[BankLine, ...]
+    sentence: str
+
+
+@dataclass(frozen=True, slots=True)
+class BurnSection:
+    gross: Decimal
+    net: Decimal
+    gross_per_month: Decimal
+    net_per_month: Decimal
+    net_per_day: Decimal
+    window_days: int
+    window_start: date
+    window_end: date
+    sentence: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunwaySection:
+    status: RunwayStatus
+    days: int | None
+    sentence: str
+    buffer: Decimal
+    #: Whole days to the buffer (None when no buffer is set or it is not a count of days).
+    days_to_buffer: int | None
+    buffer_sentence: str | None
+    #: Change in whole days since last week's stored figures (None when not comparable).
+    days_change: int | None
+    trend_sentence: str | None
+    #: The first week of the 13-week view ending below zero / below the buffer (1-based).
+    first_week_below_zero: int | None
+    first_week_below_buffer: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BillDue:
+    bill_id: str
+    vendor_name: str
+    doc_number: str | None
+    #: What is still owed (the bill's balance).
+    amount: Decimal
+    due_date: date | None
+    #: Negative when overdue.
+    days_until_due: int
+    approval: ApprovalState
+    approvals_required: int
+    approved_by: tuple[str, ...]
+    runway_impact_days: int | None
+    runway_impact: str
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueInvoice:
+    invoice_id: str
+    customer_name: str
+    doc_number: str | None
+    amount: Decimal
+    due_date: date
+    days_overdue: int
+    last_reminder_at: datetime | None
+    reminders_sent: int
+    runway_impact_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    bill_id: str
+    vendor_name: str
+    amount: Decimal
+    due_date: date | None
+    approval: ApprovalState
+    approvals_required: int
+    approved_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessItem:
+    label: str
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    #: The oldest as-of among the figures used: the whole digest is at least this fresh.
+    oldest: datetime | None
+    items: tuple[FreshnessItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    business_id: str
+    today: date
+    tz: str
+    currency: str
+    headline: str
+    cash: CashSection
+    burn: BurnSection
+    runway: RunwaySection
+    bills_due: Listing[BillDue]
+    overdue_invoices: Listing[OverdueInvoice]
+    approvals: Listing[PendingApproval]
+    drift: Listing[str]
+    freshness: Freshness
+    forecast: Forecast
+    #: What the caller stores so next week's digest can say what changed.
+    figures_to_keep: WeeklyFigures
+    #: Bills and invoices left out of the lists because someone snoozed them.
+    snoozed_bills: int = 0
+    snoozed_invoices: int = 0
+
+
+def approvals_required(bill: OpenBill, threshold: Decimal) -> int:
+    """Bills above the business's threshold need two different approvers."""
+    return 2 if bill.balance > threshold else 1
+
+
+def approvers_of(bill: OpenBill) -> tuple[str, ...]:
+    names = [name for name in (bill.approved_by, bill.second_approved_by) if name]
+    return tuple(dict.fromkeys(names))
+
+
+def approval_state(bill: OpenBill, threshold: Decimal) -> ApprovalState:
+    if bill.payment_in_flight:
+        return ApprovalState.PAYMENT_IN_FLIGHT
+    have = len(approvers_of(bill))
+    need = approvals_required(bill, threshold)
+    if have >= need:
+        return ApprovalState.APPROVED
+    if have == 1:
+        return ApprovalState.NEEDS_SECOND_APPROVAL
+    return ApprovalState.NEEDS_APPROVAL
+
+
+class DigestBuilder:
+    """Builds the `DigestView` of one business for one moment."""
+
+    def __init__(
+        self, calculator: RunwayCalculator | None = None, *, bills_due_within_days: int = 7
+    ) -> None:
+        self.calculator = calculator or RunwayCalculator()
+        self.bills_due_within_days = bills_due_within_days
+
+    def build(
+        self,
+        books: BooksSnapshot,
+        *,
+        now: datetime,
+        previous: WeeklyFigures | None = None,
+        drift: Sequence[str] = (),
+    ) -> DigestView:
+        """The digest of `books` at the aware instant `now` (used for snoozes).
+
+        `previous` is last week's `DigestView.figures_to_keep`, as the caller stored it;
+        `drift` is what reconciliation found, one plain sentence each, in the caller's order.
+        """
+        if now.tzinfo is None:
+            raise ValueError("DigestBuilder.build needs an aware `now`, e.g. datetime.now(UTC)")
+        figures = self.calculator.figures(books, previous)
+        forecast = thirteen_week_forecast(books, window_days=self.calculator.window_days)
+        bills, snoozed_bills = self.bills_due(books, figures, now)
+        invoices, snoozed_invoices = self.overdue_invoices(books, figures, now)
+        return DigestView(
+            business_id=books.business_id,
+            today=books.today,
+            tz=books.tz,
+            currency=books.currency,
+            headline=self.headline(figures),
+            cash=CashSection(
+                total=figures.cash.total,
+                currency=books.currency,
+                banks=tuple(
+                    BankLine(bank.account_id, bank.name, bank.balance, bank.as_of)
+                    for bank in figures.cash.banks
+                ),
+                sentence=figures.cash.sentence(),
+            ),
+            burn=BurnSection(
+                gross=cents(figures.burn.gross),
+                net=cents(figures.burn.net),
+                gross_per_month=figures.burn.gross_per_month,
+                net_per_month=figures.burn.net_per_month,
+                net_per_day=figures.burn.net_per_day,
+                window_days=figures.burn.window_days,
+                window_start=figures.burn.window_start,
+                window_end=figures.burn.window_end,
+                sentence=figures.burn.sentence(),
+            ),
+            runway=self.runway_section(figures, forecast),
+            bills_due=Listing(bills),
+            overdue_invoices=Listing(invoices),
+            approvals=Listing(self.pending_approvals(books, now)),
+            drift=Listing(tuple(drift)),
+            freshness=self.freshness(books),
+            forecast=forecast,
+            figures_to_keep=figures.weekly_figures(),
+            snoozed_bills=snoozed_bills,
+            snoozed_invoices=snoozed_invoices,
+        )
+
+    @staticmethod
+    def headline(figures: RunwayFigures) -> str:
+        """E.g. "Runway: 104 days (−6 since last week)" or "Cash-flow positive over the last 90 days"."""
+        sentence = figures.runway.sentence()
+        if figures.trend is not None and figures.runway.status is RunwayStatus.DAYS:
+            sentence += f" ({figures.trend.sentence()})"
+        return sentence
+
+    @staticmethod
+    def runway_section(figures: RunwayFigures, forecast: Forecast) -> RunwaySection:
+        to_buffer = figures.runway_to_buffer
+        below_zero = forecast.first_week_below_zero
+        below_buffer = forecast.first_week_below_buffer
+        return RunwaySection(
+            status=figures.runway.status,
+            days=figures.runway.days,
+            sentence=figures.runway.sentence(),
+            buffer=forecast.buffer,
+            days_to_buffer=None if to_buffer is None else to_buffer.days,
+            buffer_sentence=None if to_buffer is None else to_buffer.sentence(),
+            days_change=None if figures.trend is None else figures.trend.runway_days_change,
+            trend_sentence=None if figures.trend is None else figures.trend.sentence(),
+            first_week_below_zero=None if below_zero is None else below_zero.number,
+            first_week_below_buffer=None if below_buffer is None else below_buffer.number,
+        )
+
+    def bills_due(
+        self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
+    ) -> tuple[tuple[BillDue, ...], int]:
+        """Open bills due within the next days (overdue ones included), soonest due first."""
+        last_day = books.today + timedelta(days=self.bills_due_within_days)
+        lines: list[BillDue] = []
+        snoozed = 0
+        for bill in books.open_bills:
+            due = bill.due_date or bill.txn_date
+            if bill.balance <= 0 or due is None or due > last_day:
+                continue
+            if is_snoozed(bill.snoozed_until, now):
+                snoozed += 1
+                continue
+            impact = self.calculator.bill_impact(figures.runway, bill.balance)
+            lines.append(
+                BillDue(
+                    bill_id=bill.id,
+                    vendor_name=bill.vendor_name,
+                    doc_number=bill.doc_number,
+                    amount=bill.balance,
+                    due_date=bill.due_date,
+                    days_until_due=(due - books.today).days,
+                    approval=approval_state(bill, books.approval_threshold),
+                    approvals_required=approvals_required(bill, books.approval_threshold),
+                    approved_by=approvers_of(bill),
+                    runway_impact_days=impact.days,
+                    runway_impact=impact.sentence(),
+                )
+            )
+        lines.sort(key=lambda line: (line.days_until_due, -line.amount, line.bill_id))
+        return tuple(lines), snoozed
+
+    def overdue_invoices(
+        self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
+    ) -> tuple[tuple[OverdueInvoice, ...], int]:
+        """Invoices past due, longest overdue first, then largest."""
+        lines: list[OverdueInvoice] = []
+        snoozed = 0
+        for invoice in books.open_invoices:
+            if not is_overdue(invoice, books.today):
+                continue
+            assert invoice.due_date is not None
+            if is_snoozed(invoice.snoozed_until, now):
+                snoozed += 1
+                continue
+            lines.append(
+                OverdueInvoice(
+                    invoice_id=invoice.id,
+                    customer_name=invoice.customer_name,
+                    doc_number=invoice.doc_number,
+                    amount=invoice.balance,
+                    due_date=invoice.due_date,
+                    days_overdue=(books.today - invoice.due_date).days,
+                    last_reminder_at=invoice.last_reminder_at,
+                    reminders_sent=invoice.reminders_sent,
+                    runway_impact_days=self.calculator.invoice_impact(
+                        figures.runway, invoice.balance
+                    ).days,
+                )
+            )
+        lines.sort(key=lambda line: (-line.days_overdue, -line.amount, line.invoice_id))
+        return tuple(lines), snoozed
+
+    @staticmethod
+    def pending_approvals(books: BooksSnapshot, now: datetime) -> tuple[PendingApproval, ...]:
+        """Bills someone began approving that still wait for a (second) approver."""
+        waiting: list[PendingApproval] = []
+        for bill in books.open_bills:
+            state = approval_state(bill, books.approval_threshold)
+            if state is not ApprovalState.NEEDS_SECOND_APPROVAL or bill.balance <= 0:
+                continue
+            if is_snoozed(bill.snoozed_until, now):
+                continue
+            waiting.append(
+                PendingApproval(
+                    bill_id=bill.id,
+                    vendor_name=bill.vendor_name,
+                    amount=bill.balance,
+                    due_date=bill.due_date,
+                    approval=state,
+                    approvals_required=approvals_required(bill, books.approval_threshold),
+                    approved_by=approvers_of(bill),
+                )
+            )
+        waiting.sort(key=lambda item: (item.due_date or date.max, -item.amount, item.bill_id))
+        return tuple(waiting)
+
+    @staticmethod
+    def freshness(books: BooksSnapshot) -> Freshness:
+        items = [
+            FreshnessItem(f"Bank balance: {bank.name}", bank.as_of)
+            for bank in sorted(books.banks, key=lambda bank: (bank.name, bank.account_id))
+        ]
+        items += [
+            FreshnessItem(ENTITY_LABELS.get(entity, entity), as_of)
+            for entity, as_of in sorted(books.as_of.items())
+        ]
+        oldest = min((item.as_of for item in items), default=None)
+        return Freshness(oldest=oldest, items=tuple(items))
+
+
+def is_snoozed(snoozed_until: datetime | None, now: datetime) -> bool:
+    return snoozed_until is not None and snoozed_until > now
+
+
+def is_overdue(invoice: OpenInvoice, today: date) -> bool:
+    return invoice.balance > 0 and invoice.due_date is not None and invoice.due_date < today
+
+
+def local_time(moment: datetime, tz: str) -> datetime:
+    """`moment` on the business's wall clock, for renderers showing "as of" times."""
+    return moment.astimezone(ZoneInfo(tz))
