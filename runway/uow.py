@@ -15,7 +15,7 @@ without committing rolls them back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
@@ -131,7 +131,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         )
         return result.scalar_one_or_none()
 
-    async def list(self, *, include_deleted: bool = False) -> list[M]:
+    async def all(self, *, include_deleted: bool = False) -> list[M]:
         model: Any = self.model
         result = await self.session.execute(
             select(self.model)
@@ -147,6 +147,30 @@ class MirrorRepository(_Scoped, Generic[M]):
             .where(*self._mine(include_deleted=include_deleted))
         )
         return int(result.scalar_one())
+
+    async def by_qbo_ids(self, qbo_ids: Iterable[str]) -> list[M]:
+        """The live rows among `qbo_ids` (absent, deleted and other businesses' ids are skipped)."""
+        model: Any = self.model
+        rows: list[M] = []
+        for chunk in _chunks(sorted({str(qbo_id) for qbo_id in qbo_ids})):
+            result = await self.session.execute(
+                select(self.model).where(*self._mine(), model.qbo_id.in_(chunk))
+            )
+            rows.extend(result.scalars())
+        return rows
+
+    async def dated_between(self, first: date, last: date | None = None) -> list[M]:
+        """Live transactions whose TxnDate is on or after `first` (and on or before `last`)."""
+        model: Any = self.model
+        if not hasattr(model, "txn_date"):
+            raise TypeError(f"{model.qbo_entity} rows have no transaction date")
+        conditions = [*self._mine(), model.txn_date >= first]
+        if last is not None:
+            conditions.append(model.txn_date <= last)
+        result = await self.session.execute(
+            select(self.model).where(*conditions).order_by(model.txn_date, model.id)
+        )
+        return list(result.scalars())
 
     def add(self, row: M) -> None:
         self._own(row)
