@@ -1,0 +1,556 @@
+"""The local mirror of each business's QuickBooks books, kept up to date with few QuickBooks calls.
+
+`MirrorSync(uow_factory, smart_sync).sync()` brings one business's mirror tables up to date:
+
+- **First sync (or after a long pause)**: every entity type is paged through with
+  `SELECT * FROM {Entity} STARTPOSITION n MAXRESULTS 1000`, one call per 1,000 objects, stopping
+  at the first short page. (An entity holding an exact multiple of 1,000 objects costs one extra,
+  empty page; asking `COUNT(*)` first would cost that one call on *every* entity instead, so the
+  short-page rule is the cheaper of the two.) Rows QuickBooks no longer has are marked deleted.
+- **Later syncs**: one change-data-capture call for every entity type at once, for the changes since
+  the oldest watermark, tombstones included. An entity whose watermark is older than CDC's 30 days,
+  or for which CDC returned its ceiling of 1,000 objects (changes may be missing), is paged in full.
+- CompanyInfo is not a CDC entity in QuickBooks: it is read on a full sync and when the copy is
+  older than `company_info_max_age` (a day by default).
+
+Every call goes through `SmartSyncService.execute_qbo_call` (rate limits, circuit, retries) at
+BULK priority by default. Upserts are idempotent: a row is written only when QuickBooks' object
+differs from the stored copy, so running a sync twice changes nothing the second time. Local
+workflow columns (approvals, snoozes, reminders) are never touched by a sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from runway.models import DocumentStatus
+from runway.uow import MirrorRepository, RunwayUnitOfWork
+from sync.clock import Clock
+from sync.db import dumps_decimal, exact_cents
+from sync.ratelimit import Priority
+from sync.service import SmartSyncService
+from sync.timing import QBO_PLATFORM, SyncStrategy
+
+logger = logging.getLogger(__name__)
+
+#: QuickBooks answers at most this many objects per query page and per entity in a CDC answer.
+PAGE_SIZE = 1000
+#: QuickBooks' change data capture looks back at most this far.
+CDC_WINDOW = timedelta(days=30)
+#: Entity types CDC can report, in the order a first sync fills them (references before users).
+CDC_ENTITIES: tuple[str, ...] = (
+    "Account",
+    "Vendor",
+    "Customer",
+    "Bill",
+    "Invoice",
+    "BillPayment",
+    "Payment",
+    "Purchase",
+    "Deposit",
+)
+COMPANY_INFO = "CompanyInfo"
+MIRRORED_ENTITIES: tuple[str, ...] = (COMPANY_INFO, *CDC_ENTITIES)
+
+FULL = "full"
+CDC = "cdc"
+
+
+@dataclass
+class EntitySync:
+    """What one sync did to one entity type's mirror."""
+
+    mode: str
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    #: QuickBooks objects read (pages) or reported changed (CDC) for this entity.
+    received: int = 0
+    #: Why a full sync was chosen ("first sync", "watermark older than CDC's 30 days", ...).
+    reason: str = ""
+
+
+@dataclass
+class SyncReport:
+    business_id: str
+    started_at: datetime
+    #: The mirror reflects QuickBooks as of this instant (the start of the sync's reads).
+    as_of: datetime
+    finished_at: datetime
+    entities: dict[str, EntitySync] = field(default_factory=dict)
+    #: QuickBooks calls made (each `execute_qbo_call`, whatever retries it needed inside).
+    qbo_calls: int = 0
+    cdc_calls: int = 0
+    page_calls: int = 0
+
+    @property
+    def created(self) -> int:
+        return sum(entity.created for entity in self.entities.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(entity.updated for entity in self.entities.values())
+
+    @property
+    def deleted(self) -> int:
+        return sum(entity.deleted for entity in self.entities.values())
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.deleted
+
+    @property
+    def full_entities(self) -> list[str]:
+        return [name for name, entity in self.entities.items() if entity.mode == FULL]
+
+    def summary(self) -> str:
+        parts = [
+            f"{name} {entity.mode} +{entity.created} ~{entity.updated} -{entity.deleted}"
+            for name, entity in self.entities.items()
+        ]
+        return f"{self.qbo_calls} QuickBooks calls; " + ", ".join(parts)
+
+
+# --- from QuickBooks JSON to mirror columns ---------------------------------------------------
+
+
+def _ref(obj: Mapping[str, Any], key: str) -> tuple[str | None, str | None]:
+    ref = obj.get(key)
+    if not isinstance(ref, Mapping):
+        return None, None
+    value = ref.get("value")
+    name = ref.get("name")
+    return (None if value is None else str(value)), (None if name is None else str(name))
+
+
+def _money(value: Any, what: str) -> Decimal | None:
+    return None if value is None else exact_cents(value, what)
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(str(value)) if value else None
+
+
+def qbo_time(value: Any) -> datetime | None:
+    """A QuickBooks timestamp ("2026-11-25T15:32:11-08:00") as an aware UTC datetime."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        raise ValueError(f"QuickBooks sent a timestamp without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _email(obj: Mapping[str, Any], key: str) -> str | None:
+    holder = obj.get(key)
+    if isinstance(holder, Mapping) and holder.get("Address"):
+        return str(holder["Address"])
+    return None
+
+
+def _linked(obj: Mapping[str, Any], txn_type: str) -> list[str]:
+    ids: list[str] = []
+    for line in obj.get("Line") or []:
+        for link in line.get("LinkedTxn") or []:
+            if link.get("TxnType") == txn_type and str(link.get("TxnId")) not in ids:
+                ids.append(str(link.get("TxnId")))
+    return ids
+
+
+def _total(obj: Mapping[str, Any], entity: str) -> Decimal:
+    amount = _money(obj.get("TotalAmt", 0), f"{entity} {obj.get('Id')} TotalAmt")
+    assert amount is not None
+    return amount
+
+
+def _currency(obj: Mapping[str, Any]) -> str | None:
+    return _ref(obj, "CurrencyRef")[0]
+
+
+def _company_info(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "company_name": obj.get("CompanyName"),
+        "legal_name": obj.get("LegalName"),
+        "country": obj.get("Country"),
+        "default_timezone": obj.get("DefaultTimeZone"),
+        "fiscal_year_start_month": obj.get("FiscalYearStartMonth"),
+        "email": _email(obj, "Email"),
+    }
+
+
+def _account(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "name": str(obj.get("Name") or ""),
+        "fully_qualified_name": obj.get("FullyQualifiedName"),
+        "account_type": obj.get("AccountType"),
+        "account_sub_type": obj.get("AccountSubType"),
+        "classification": obj.get("Classification"),
+        "active": bool(obj.get("Active", True)),
+        "current_balance": _money(obj.get("CurrentBalance"), f"Account {obj.get('Id')} balance"),
+        "currency": _currency(obj),
+        "balance_as_of": fetched_at,
+    }
+
+
+def _contact(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "display_name": str(obj.get("DisplayName") or ""),
+        "company_name": obj.get("CompanyName"),
+        "email": _email(obj, "PrimaryEmailAddr"),
+        "active": bool(obj.get("Active", True)),
+        "balance": _money(obj.get("Balance"), f"{obj.get('DisplayName')} balance"),
+        "currency": _currency(obj),
+    }
+
+
+def _bill(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    total = _total(obj, "Bill")
+    balance = _money(obj.get("Balance", total), f"Bill {obj.get('Id')} Balance") or Decimal("0")
+    vendor_id, vendor_name = _ref(obj, "VendorRef")
+    return {
+        "doc_number": obj.get("DocNumber"),
+        "vendor_qbo_id": vendor_id,
+        "vendor_name": vendor_name,
+        "txn_date": _date(obj.get("TxnDate")),
+        "due_date": _date(obj.get("DueDate")),
+        "total_amount": total,
+        "balance": balance,
+        "currency": _currency(obj),
+        "private_note": obj.get("PrivateNote"),
+        "status": DocumentStatus.of(total, balance).value,
+    }
+
+
+def _invoice(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    total = _total(obj, "Invoice")
+    balance = _money(obj.get("Balance", total), f"Invoice {obj.get('Id')} Balance") or Decimal("0")
+    customer_id, customer_name = _ref(obj, "CustomerRef")
+    return {
+        "doc_number": obj.get("DocNumber"),
+        "customer_qbo_id": customer_id,
+        "customer_name": customer_name,
+        "txn_date": _date(obj.get("TxnDate")),
+        "due_date": _date(obj.get("DueDate")),
+        "total_amount": total,
+        "balance": balance,
+        "currency": _currency(obj),
+        "bill_email": _email(obj, "BillEmail"),
+        "email_status": obj.get("EmailStatus"),
+        "private_note": obj.get("PrivateNote"),
+        "status": DocumentStatus.of(total, balance).value,
+    }
+
+
+def _bill_payment(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    vendor_id, vendor_name = _ref(obj, "VendorRef")
+    source = obj.get("CheckPayment") or {}
+    account_id = _ref(source, "BankAccountRef")[0]
+    if account_id is None:
+        account_id = _ref(obj.get("CreditCardPayment") or {}, "CCAccountRef")[0]
+    return {
+        "txn_date": _date(obj.get("TxnDate")),
+        "vendor_qbo_id": vendor_id,
+        "vendor_name": vendor_name,
+        "pay_type": obj.get("PayType"),
+        "paid_from_account_qbo_id": account_id,
+        "total_amount": _total(obj, "BillPayment"),
+        "currency": _currency(obj),
+        "private_note": obj.get("PrivateNote"),
+        "bill_qbo_ids": _linked(obj, "Bill"),
+    }
+
+
+def _customer_payment(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    customer_id, customer_name = _ref(obj, "CustomerRef")
+    return {
+        "txn_date": _date(obj.get("TxnDate")),
+        "customer_qbo_id": customer_id,
+        "customer_name": customer_name,
+        "deposit_to_account_qbo_id": _ref(obj, "DepositToAccountRef")[0],
+        "total_amount": _total(obj, "Payment"),
+        "unapplied_amount": _money(obj.get("UnappliedAmt"), f"Payment {obj.get('Id')} unapplied"),
+        "currency": _currency(obj),
+        "private_note": obj.get("PrivateNote"),
+        "invoice_qbo_ids": _linked(obj, "Invoice"),
+    }
+
+
+def _purchase(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    payee = obj.get("EntityRef") or {}
+    return {
+        "txn_date": _date(obj.get("TxnDate")),
+        "account_qbo_id": _ref(obj, "AccountRef")[0],
+        "payment_type": obj.get("PaymentType"),
+        "payee_qbo_id": None if payee.get("value") is None else str(payee["value"]),
+        "payee_name": payee.get("name"),
+        "payee_type": payee.get("type"),
+        "total_amount": _total(obj, "Purchase"),
+        "credit": bool(obj.get("Credit", False)),
+        "currency": _currency(obj),
+        "private_note": obj.get("PrivateNote"),
+    }
+
+
+def _deposit(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "txn_date": _date(obj.get("TxnDate")),
+        "deposit_to_account_qbo_id": _ref(obj, "DepositToAccountRef")[0],
+        "total_amount": _total(obj, "Deposit"),
+        "currency": _currency(obj),
+        "private_note": obj.get("PrivateNote"),
+    }
+
+
+#: How each entity's QuickBooks JSON becomes its mirror row's typed columns.
+COLUMNS: dict[str, Callable[[Mapping[str, Any], datetime], dict[str, Any]]] = {
+    COMPANY_INFO: _company_info,
+    "Account": _account,
+    "Vendor": _contact,
+    "Customer": _contact,
+    "Bill": _bill,
+    "Invoice": _invoice,
+    "BillPayment": _bill_payment,
+    "Payment": _customer_payment,
+    "Purchase": _purchase,
+    "Deposit": _deposit,
+}
+
+
+def mirror_values(entity: str, obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    """Every mirrored column of a row for QuickBooks object `obj` of type `entity`."""
+    meta = obj.get("MetaData") or {}
+    return {
+        "qbo_id": str(obj["Id"]),
+        "sync_token": str(obj.get("SyncToken", "0")),
+        "qbo_created_at": qbo_time(meta.get("CreateTime")),
+        "qbo_updated_at": qbo_time(meta.get("LastUpdatedTime")),
+        "raw": dict(obj),
+        "synced_at": fetched_at,
+        "deleted_at": None,
+        **COLUMNS[entity](obj, fetched_at),
+    }
+
+
+def _is_tombstone(obj: Mapping[str, Any]) -> bool:
+    return str(obj.get("status", "")).lower() == "deleted"
+
+
+# --- the sync ------------------------------------------------------------------------------
+
+
+class MirrorSync:
+    """Keeps one business's mirror tables equal to its QuickBooks company."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[str], RunwayUnitOfWork],
+        smart_sync: SmartSyncService,
+        *,
+        priority: Priority = Priority.BULK,
+        clock: Clock | None = None,
+        page_size: int = PAGE_SIZE,
+        cdc_overlap: timedelta | None = None,
+        company_info_max_age: timedelta = timedelta(days=1),
+    ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and QuickBooks' {PAGE_SIZE}")
+        self.uow_factory = uow_factory
+        self.smart_sync = smart_sync
+        self.business_id = smart_sync.business_id
+        self.priority = priority
+        self.clock: Clock = clock or smart_sync.infra.clock
+        self.page_size = page_size
+        # Each CDC asks again for a little before the previous sync started, so a change stamped
+        # by QuickBooks' clock slightly behind ours is never missed (re-read changes are no-ops).
+        self.cdc_overlap = (
+            smart_sync.infra.settings.clock_skew if cdc_overlap is None else cdc_overlap
+        )
+        self.company_info_max_age = company_info_max_age
+
+    async def sync(
+        self, *, full: bool = False, strategy: SyncStrategy = SyncStrategy.IDLE
+    ) -> SyncReport:
+        """Bring the mirror up to date (a full sync when `full` or when CDC cannot cover the gap)."""
+        try:
+            report = await self._sync(full=full)
+        except Exception as exc:
+            await self.smart_sync.record_sync(
+                QBO_PLATFORM, strategy, success=False, error=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        await self.smart_sync.record_sync(QBO_PLATFORM, strategy, success=True)
+        logger.info(
+            "mirror sync of %s: %s",
+            self.business_id,
+            report.summary(),
+            extra={"business_id": self.business_id, "qbo_calls": report.qbo_calls},
+        )
+        return report
+
+    async def _sync(self, *, full: bool) -> SyncReport:
+        started = self.clock.now()
+        report = SyncReport(self.business_id, started, started, started)
+        async with self.uow_factory(self.business_id) as uow:
+            if await uow.business.get() is None:
+                raise LookupError(
+                    f"business {self.business_id!r} does not exist: create it before syncing"
+                )
+            # Plain values: the rows expire when this unit of work closes.
+            marks = {
+                entity: (mark.last_cdc_at, mark.as_of)
+                for entity, mark in (await uow.watermarks.all()).items()
+            }
+
+        # Which entity types CDC can bring up to date, and which must be paged through.
+        oldest_cdc_allowed = started - CDC_WINDOW + self.cdc_overlap
+        to_page: dict[str, str] = {}
+        cdc_since: dict[str, datetime] = {}
+        for entity in CDC_ENTITIES:
+            last_cdc_at = marks.get(entity, (None, None))[0]
+            if full:
+                to_page[entity] = "full sync requested"
+            elif last_cdc_at is None:
+                to_page[entity] = "first sync"
+            elif last_cdc_at < oldest_cdc_allowed:
+                to_page[entity] = "watermark older than CDC's 30 days"
+            else:
+                cdc_since[entity] = last_cdc_at
+        info_as_of = marks.get(COMPANY_INFO, (None, None))[1]
+        if full or info_as_of is None:
+            to_page[COMPANY_INFO] = "full sync requested" if full else "first sync"
+        elif info_as_of < started - self.company_info_max_age:
+            to_page[COMPANY_INFO] = "copy older than a day"
+
+        next_cdc_at = started - self.cdc_overlap
+        if cdc_since:
+            overflowed = await self._apply_cdc(report, cdc_since, next_cdc_at)
+            for entity in overflowed:
+                to_page[entity] = f"CDC returned its ceiling of {PAGE_SIZE} objects"
+
+        for entity in MIRRORED_ENTITIES:  # a fixed order: referenced objects first
+            if entity in to_page:
+                await self._page_entity(report, entity, to_page[entity], started, next_cdc_at)
+
+        report.finished_at = self.clock.now()
+        return report
+
+    async def _call(self, report: SyncReport, operation: str, *args: Any) -> Any:
+        report.qbo_calls += 1
+        return await self.smart_sync.execute_qbo_call(operation, *args, priority=self.priority)
+
+    async def _apply_cdc(
+        self, report: SyncReport, since: Mapping[str, datetime], next_cdc_at: datetime
+    ) -> list[str]:
+        """One CDC call for every entity in `since`; returns the entities it could not cover."""
+        entities = [entity for entity in CDC_ENTITIES if entity in since]
+        changed_since = min(since.values())
+        fetched_at = self.clock.now()
+        report.cdc_calls += 1
+        changes: dict[str, list[dict[str, Any]]] = await self._call(
+            report, "cdc", entities, changed_since
+        )
+        overflowed: list[str] = []
+        for entity in entities:
+            objects = changes.get(entity, [])
+            if len(objects) >= PAGE_SIZE:
+                overflowed.append(entity)  # the answer was cut: page this entity instead
+                continue
+            counts = report.entities.setdefault(entity, EntitySync(CDC))
+            counts.received += len(objects)
+            async with self.uow_factory(self.business_id) as uow:
+                await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
+                await uow.watermarks.save(entity, as_of=fetched_at, last_cdc_at=next_cdc_at)
+                await uow.commit()
+        return overflowed
+
+    async def _page_entity(
+        self,
+        report: SyncReport,
+        entity: str,
+        reason: str,
+        started: datetime,
+        next_cdc_at: datetime,
+    ) -> None:
+        counts = report.entities[entity] = EntitySync(FULL, reason=reason)
+        seen: set[str] = set()
+        start = 1
+        while True:
+            fetched_at = self.clock.now()
+            report.page_calls += 1
+            page: dict[str, Any] = await self._call(
+                report,
+                "query_page",
+                f"SELECT * FROM {entity} STARTPOSITION {start} MAXRESULTS {self.page_size}",
+            )
+            objects = [obj for obj in page.get(entity) or [] if str(obj.get("Id")) not in seen]
+            counts.received += len(objects)
+            seen.update(str(obj["Id"]) for obj in objects)
+            async with self.uow_factory(self.business_id) as uow:
+                await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
+                await uow.commit()
+            if len(page.get(entity) or []) < self.page_size:
+                break
+            start += self.page_size
+        # Whatever the mirror still has that QuickBooks no longer lists was deleted meanwhile.
+        async with self.uow_factory(self.business_id) as uow:
+            repository = uow.mirror(entity)
+            gone = await repository.live_qbo_ids() - seen
+            if gone:
+                counts.deleted += await repository.mark_deleted(gone, self.clock.now())
+            await uow.watermarks.save(
+                entity,
+                as_of=started,
+                last_cdc_at=None if entity == COMPANY_INFO else next_cdc_at,
+                last_full_sync_at=started,
+            )
+            await uow.commit()
+
+    async def _upsert(
+        self,
+        repository: MirrorRepository[Any],
+        entity: str,
+        objects: Sequence[Mapping[str, Any]],
+        fetched_at: datetime,
+        counts: EntitySync,
+    ) -> None:
+        latest: dict[str, Mapping[str, Any]] = {}
+        for obj in objects:  # one answer may list an object twice: the last word wins
+            latest[str(obj["Id"])] = obj
+        tombstones = [qbo_id for qbo_id, obj in latest.items() if _is_tombstone(obj)]
+        live = {qbo_id: obj for qbo_id, obj in latest.items() if not _is_tombstone(obj)}
+        if tombstones:
+            counts.deleted += await repository.mark_deleted(tombstones, fetched_at)
+        stored = await repository.stored_versions(list(live))
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for qbo_id, obj in live.items():
+            version = stored.get(qbo_id)
+            if version is None:
+                inserts.append(mirror_values(entity, obj, fetched_at))
+            elif version.deleted or version.raw_json != dumps_decimal(obj):
+                updates.append({"id": version.row_id, **mirror_values(entity, obj, fetched_at)})
+            else:
+                counts.unchanged += 1
+        await repository.insert_many(inserts)
+        await repository.update_many(updates)
+        counts.created += len(inserts)
+        counts.updated += len(updates)
+
+
+__all__ = [
+    "CDC_ENTITIES",
+    "CDC_WINDOW",
+    "MIRRORED_ENTITIES",
+    "PAGE_SIZE",
+    "EntitySync",
+    "MirrorSync",
+    "SyncReport",
+    "mirror_values",
+    "qbo_time",
+]

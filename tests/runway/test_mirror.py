@@ -1,0 +1,325 @@
+"""The QuickBooks mirror against the sandbox, on SQLite and PostgreSQL: a first sync copies every
+field of every object, later syncs take one CDC call, deletes arrive, stale watermarks fall back to
+paging, and syncing again changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from conftest import RunwayEnv
+from sqlalchemy import update
+
+from runway.mirror import CDC_ENTITIES, MIRRORED_ENTITIES, PAGE_SIZE, SyncReport
+from runway.models import SyncWatermark
+
+BUSINESS = "biz-larkspur"
+
+
+def requests_to(env: RunwayEnv, realm_id: str) -> dict[str, int]:
+    return dict(env.sandbox.stats()["requests"]["by_realm"].get(realm_id, {}))
+
+
+def pages_needed(count: int) -> int:
+    """Pages of 1,000 until the first short one: the lower bound with the short-page rule."""
+    return count // PAGE_SIZE + 1
+
+
+def ref(obj: dict[str, Any], key: str) -> tuple[str | None, str | None]:
+    value = obj.get(key) or {}
+    return value.get("value"), value.get("name")
+
+
+def aware(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def expected_columns(entity: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The typed columns a mirrored row must hold for sandbox object `obj` (written out by hand)."""
+    common = {
+        "qbo_id": obj["Id"],
+        "sync_token": obj["SyncToken"],
+        "qbo_created_at": aware(obj["MetaData"]["CreateTime"]),
+        "qbo_updated_at": aware(obj["MetaData"]["LastUpdatedTime"]),
+        "raw": obj,
+        "deleted_at": None,
+    }
+    currency = ref(obj, "CurrencyRef")[0]
+    txn = {"txn_date": date.fromisoformat(obj["TxnDate"])} if "TxnDate" in obj else {}
+    if entity == "CompanyInfo":
+        specific = {
+            "company_name": obj["CompanyName"],
+            "legal_name": obj.get("LegalName"),
+            "country": obj.get("Country"),
+            "fiscal_year_start_month": obj.get("FiscalYearStartMonth"),
+            "email": (obj.get("Email") or {}).get("Address"),
+        }
+    elif entity == "Account":
+        specific = {
+            "name": obj["Name"],
+            "fully_qualified_name": obj.get("FullyQualifiedName"),
+            "account_type": obj["AccountType"],
+            "account_sub_type": obj.get("AccountSubType"),
+            "classification": obj.get("Classification"),
+            "active": obj["Active"],
+            "current_balance": obj.get("CurrentBalance"),
+            "currency": currency,
+        }
+    elif entity in ("Vendor", "Customer"):
+        specific = {
+            "display_name": obj["DisplayName"],
+            "company_name": obj.get("CompanyName"),
+            "email": (obj.get("PrimaryEmailAddr") or {}).get("Address"),
+            "active": obj["Active"],
+            "balance": obj.get("Balance"),
+            "currency": currency,
+        }
+    elif entity == "Bill":
+        balance = obj["Balance"]
+        specific = {
+            **txn,
+            "doc_number": obj.get("DocNumber"),
+            "vendor_qbo_id": ref(obj, "VendorRef")[0],
+            "vendor_name": ref(obj, "VendorRef")[1],
+            "due_date": date.fromisoformat(obj["DueDate"]) if obj.get("DueDate") else None,
+            "total_amount": obj["TotalAmt"],
+            "balance": balance,
+            "currency": currency,
+            "private_note": obj.get("PrivateNote"),
+            "status": "paid"
+            if balance == 0
+            else ("open" if balance == obj["TotalAmt"] else "partially_paid"),
+        }
+    elif entity == "Invoice":
+        balance = obj["Balance"]
+        specific = {
+            **txn,
+            "doc_number": obj.get("DocNumber"),
+            "customer_qbo_id": ref(obj, "CustomerRef")[0],
+            "customer_name": ref(obj, "CustomerRef")[1],
+            "due_date": date.fromisoformat(obj["DueDate"]) if obj.get("DueDate") else None,
+            "total_amount": obj["TotalAmt"],
+            "balance": balance,
+            "currency": currency,
+            "bill_email": (obj.get("BillEmail") or {}).get("Address"),
+            "email_status": obj.get("EmailStatus"),
+            "status": "paid"
+            if balance == 0
+            else ("open" if balance == obj["TotalAmt"] else "partially_paid"),
+        }
+    elif entity == "BillPayment":
+        source = obj.get("CheckPayment", {}).get("BankAccountRef") or obj.get(
+            "CreditCardPayment", {}
+        ).get("CCAccountRef")
+        specific = {
+            **txn,
+            "vendor_qbo_id": ref(obj, "VendorRef")[0],
+            "pay_type": obj["PayType"],
+            "paid_from_account_qbo_id": source["value"],
+            "total_amount": obj["TotalAmt"],
+            "bill_qbo_ids": [
+                link["TxnId"]
+                for line in obj["Line"]
+                for link in line["LinkedTxn"]
+                if link["TxnType"] == "Bill"
+            ],
+        }
+    elif entity == "Payment":
+        specific = {
+            **txn,
+            "customer_qbo_id": ref(obj, "CustomerRef")[0],
+            "deposit_to_account_qbo_id": ref(obj, "DepositToAccountRef")[0],
+            "total_amount": obj["TotalAmt"],
+            "unapplied_amount": obj.get("UnappliedAmt"),
+            "invoice_qbo_ids": [
+                link["TxnId"]
+                for line in obj.get("Line", [])
+                for link in line.get("LinkedTxn", [])
+                if link["TxnType"] == "Invoice"
+            ],
+        }
+    elif entity == "Purchase":
+        specific = {
+            **txn,
+            "account_qbo_id": ref(obj, "AccountRef")[0],
+            "payment_type": obj["PaymentType"],
+            "payee_qbo_id": (obj.get("EntityRef") or {}).get("value"),
+            "payee_type": (obj.get("EntityRef") or {}).get("type"),
+            "total_amount": obj["TotalAmt"],
+            "credit": bool(obj.get("Credit", False)),
+        }
+    else:
+        assert entity == "Deposit"
+        specific = {
+            **txn,
+            "deposit_to_account_qbo_id": ref(obj, "DepositToAccountRef")[0],
+            "total_amount": obj["TotalAmt"],
+            "private_note": obj.get("PrivateNote"),
+        }
+    return {**common, **specific}
+
+
+async def assert_mirror_equals_sandbox(env: RunwayEnv, business_id: str, realm_id: str) -> int:
+    """Every live mirrored row equals its sandbox object, field for field, and nothing is missing."""
+    compared = 0
+    realm = env.sandbox.realm(realm_id)
+    async with env.uows(business_id) as uow:
+        for entity in MIRRORED_ENTITIES:
+            truth = {obj["Id"]: obj for obj in realm.iter(entity)}
+            rows = {row.qbo_id: row for row in await uow.mirror(entity).all()}
+            assert set(rows) == set(truth), f"{entity}: mirrored ids differ from QuickBooks'"
+            for qbo_id, obj in truth.items():
+                row = rows[qbo_id]
+                for column, expected in expected_columns(entity, obj).items():
+                    actual = getattr(row, column)
+                    assert actual == expected, f"{entity} {qbo_id}.{column}: {actual!r} != {expected!r}"
+                    if isinstance(expected, Decimal):
+                        assert isinstance(actual, Decimal)
+                    compared += 1
+                assert row.business_id == business_id
+                assert row.synced_at.tzinfo is not None
+    return compared
+
+
+async def test_first_sync_mirrors_every_field_with_the_fewest_calls(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    realm = env.sandbox.realm()
+    env.sandbox.reset_stats()
+
+    report = await env.mirror(BUSINESS, env.sandbox.realm_id).sync()
+
+    expected_calls = sum(pages_needed(realm.count(entity)) for entity in MIRRORED_ENTITIES)
+    assert report.qbo_calls == expected_calls
+    assert sum(requests_to(env, env.sandbox.realm_id).values()) == expected_calls
+    assert report.cdc_calls == 0
+    assert set(report.full_entities) == set(MIRRORED_ENTITIES)
+    for entity in MIRRORED_ENTITIES:
+        assert report.entities[entity].created == realm.count(entity)
+    assert await assert_mirror_equals_sandbox(env, BUSINESS, env.sandbox.realm_id) > 10_000
+
+    async with env.uows(BUSINESS) as uow:
+        marks = await uow.watermarks.all()
+        assert set(marks) == set(MIRRORED_ENTITIES)
+        assert all(mark.as_of == report.as_of for mark in marks.values())
+        assert all(mark.last_full_sync_at == report.started_at for mark in marks.values())
+        banks = await uow.accounts.bank_accounts()
+        assert banks and all(bank.balance_as_of >= report.started_at for bank in banks)
+
+
+async def test_outside_changes_arrive_in_one_cdc_call(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    mirror = env.mirror(BUSINESS, realm_id)
+    await mirror.sync()
+    realm = env.sandbox.realm()
+    bill = next(obj for obj in realm.iter("Bill") if obj["Balance"] > 0)
+    invoice = next(obj for obj in realm.iter("Invoice") if obj["Balance"] > 0)
+
+    async with env.sandbox.http_client(access_token="") as admin:
+        edited = await admin.post(
+            f"/_sandbox/realms/{realm_id}/edit/Bill/{bill['Id']}",
+            json={"DueDate": "2031-01-15", "PrivateNote": "Renegotiated: due in January"},
+        )
+        deleted = await admin.delete(f"/_sandbox/realms/{realm_id}/Invoice/{invoice['Id']}")
+        created = await admin.post(
+            f"/_sandbox/realms/{realm_id}/Vendor",
+            json={"DisplayName": "Temescal Tile & Grout", "Active": True},
+        )
+    for response in (edited, deleted, created):
+        assert response.status_code < 300, response.text
+    new_vendor_id = created.json()["Vendor"]["Id"]
+    env.sandbox.reset_stats()
+
+    report = await mirror.sync()
+
+    assert report.qbo_calls == 1 and report.cdc_calls == 1 and report.page_calls == 0
+    assert requests_to(env, realm_id) == {"cdc": 1}
+    assert set(report.entities) == set(CDC_ENTITIES)
+    assert (report.entities["Bill"].updated, report.entities["Invoice"].deleted) == (1, 1)
+    assert report.entities["Vendor"].created == 1
+    assert report.changed == 3
+    async with env.uows(BUSINESS) as uow:
+        mirrored_bill = await uow.bills.get(bill["Id"])
+        assert mirrored_bill is not None
+        assert mirrored_bill.due_date == date(2031, 1, 15)
+        assert mirrored_bill.private_note == "Renegotiated: due in January"
+        assert mirrored_bill.sync_token == str(int(bill["SyncToken"]) + 1)
+        assert await uow.invoices.get(invoice["Id"]) is None
+        gone = await uow.invoices.get(invoice["Id"], include_deleted=True)
+        assert gone is not None and gone.deleted_at is not None
+        vendor = await uow.vendors.get(new_vendor_id)
+        assert vendor is not None and vendor.display_name == "Temescal Tile & Grout"
+    assert await assert_mirror_equals_sandbox(env, BUSINESS, realm_id) > 0
+
+
+async def test_syncing_again_changes_nothing(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    mirror = env.mirror(BUSINESS, env.sandbox.realm_id)
+    await mirror.sync()
+    async with env.uows(BUSINESS) as uow:
+        before = {row.qbo_id: row.synced_at for row in await uow.bills.all()}
+
+    again = await mirror.sync()
+    full_again = await mirror.sync(full=True)
+
+    assert again.changed == 0 and again.qbo_calls == 1
+    assert full_again.changed == 0
+    async with env.uows(BUSINESS) as uow:
+        after = {row.qbo_id: row.synced_at for row in await uow.bills.all()}
+    assert after == before  # not even rewritten
+    await assert_mirror_equals_sandbox(env, BUSINESS, env.sandbox.realm_id)
+
+
+async def test_a_watermark_older_than_30_days_pages_everything_again(
+    runway_env: RunwayEnv,
+) -> None:
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    mirror = env.mirror(BUSINESS, realm_id)
+    await mirror.sync()
+    # A deletion CDC can no longer report (the gap is too long): only a full sync notices it.
+    realm = env.sandbox.realm()
+    payment = next(iter(realm.iter("Purchase")))
+    realm.remove("Purchase", payment["Id"])
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    async with env.db.sessions() as session:
+        await session.execute(
+            update(SyncWatermark)
+            .where(SyncWatermark.business_id == BUSINESS)
+            .values(last_cdc_at=long_ago)
+        )
+        await session.commit()
+    env.sandbox.reset_stats()
+
+    report: SyncReport = await mirror.sync()
+
+    assert report.cdc_calls == 0
+    assert set(report.full_entities) == set(CDC_ENTITIES)  # CompanyInfo is still fresh
+    assert all("30 days" in report.entities[entity].reason for entity in CDC_ENTITIES)
+    assert report.qbo_calls == sum(pages_needed(realm.count(entity)) for entity in CDC_ENTITIES)
+    assert "cdc" not in requests_to(env, realm_id)
+    assert report.entities["Purchase"].deleted == 1 and report.changed == 1
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+
+
+async def test_a_cdc_answer_at_its_ceiling_pages_that_entity(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    mirror = env.mirror(BUSINESS, realm_id)
+    await mirror.sync()
+    realm = env.sandbox.realm()
+    template = next(iter(realm.iter("Bill")))
+    for number in range(PAGE_SIZE):  # more changed bills than one CDC answer may hold
+        copy = {k: v for k, v in template.items() if k not in ("Id", "MetaData", "SyncToken")}
+        realm.insert("Bill", {**copy, "DocNumber": f"BULK-{number}"})
+    env.sandbox.reset_stats()
+
+    report = await mirror.sync()
+
+    assert report.cdc_calls == 1
+    assert report.full_entities == ["Bill"]
+    assert report.qbo_calls == 1 + pages_needed(realm.count("Bill"))
+    assert report.entities["Bill"].created == PAGE_SIZE
+    assert requests_to(env, realm_id) == {"cdc": 1, "query": pages_needed(realm.count("Bill"))}
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
