@@ -37,8 +37,12 @@ class BusinessNotFound(LookupError):
     """No business (or connection) with that id: it never existed, or it is another tenant's."""
 
 
-class NotConnected(LookupError):
-    """The business has no QuickBooks connection, or it needs to be reconnected."""
+class NotConnected(QBOTokenError, LookupError):
+    """The business has no QuickBooks connection, or it needs to be reconnected.
+
+    A `QBOTokenError`, so SmartSyncService treats it like any refused token: nothing was sent,
+    nothing is retried, a payment stays pending until the owner reconnects.
+    """
 
 
 #: Fields of a Business that `update` may change (the id and realm are fixed once created).
@@ -197,7 +201,9 @@ class BusinessDirectory:
                 raise BusinessNotFound(f"no business with id {business_id!r}")
             other = await self._by_realm(session, realm_id)
             if other is not None and other.id != business_id:
-                raise ValueError(f"QuickBooks company {realm_id} already belongs to another business")
+                raise ValueError(
+                    f"QuickBooks company {realm_id} already belongs to another business"
+                )
             business.realm_id = realm_id
             result = await session.execute(
                 select(QBOConnection).where(QBOConnection.business_id == business_id)
@@ -357,7 +363,6 @@ class StoredTokenProvider:
         # The owner has to reconnect; later calls fail fast with NotConnected instead of retrying.
         await self.directory.mark_needs_reconnect(self.realm_id, str(error))
         self._inner = None
-
 
 
 __all__ = [
