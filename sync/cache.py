@@ -43,12 +43,13 @@ class CacheCounters:
 
 
 def _encode(value: Any, as_of: datetime, expires_at: datetime) -> str:
-    return str(
-        simplejson.dumps(
-            {"value": value, "as_of": as_of.isoformat(), "expires_at": expires_at.isoformat()},
-            use_decimal=True,
-        )
-    )
+    entry = {"value": value, "as_of": as_of.isoformat(), "expires_at": expires_at.isoformat()}
+    try:
+        return str(simplejson.dumps(entry, use_decimal=True))
+    except TypeError as error:
+        raise TypeError(
+            f"only JSON data (dicts, lists, strings, numbers, Decimal) can be cached: {error}"
+        ) from error
 
 
 def _decode(raw: str) -> tuple[Any, datetime, datetime]:
@@ -70,7 +71,9 @@ class SyncCache:
         last_good_ttl: timedelta = LAST_GOOD_TTL,
     ) -> None:
         if default_ttl <= timedelta(0) or last_good_ttl < default_ttl:
-            raise ValueError("the cache TTL must be positive and the last-good TTL at least as long")
+            raise ValueError(
+                "the cache TTL must be positive and the last-good TTL at least as long"
+            )
         self.backend = backend
         self.clock: Clock = clock or SystemClock()
         self.default_ttl = default_ttl
@@ -120,11 +123,15 @@ class SyncCache:
             return
         # Redis expires the key too (plus a margin), so abandoned entries do not pile up; the
         # expiry stored in the entry is what decides freshness, on the injected clock.
-        await redis_of(self.backend).set(name, raw, px=int((ttl + timedelta(minutes=1)).total_seconds() * 1000))
+        await redis_of(self.backend).set(
+            name, raw, px=int((ttl + timedelta(minutes=1)).total_seconds() * 1000)
+        )
 
     # --- the interface -------------------------------------------------------------------------
 
-    async def get(self, business_id: str, platform: str, key: str | None = None) -> CachedValue | None:
+    async def get(
+        self, business_id: str, platform: str, key: str | None = None
+    ) -> CachedValue | None:
         """The fresh entry, or None when there is none or it has expired."""
         raw = await self._read(await self._fresh_name(business_id, platform, key))
         now = self.clock.now()
@@ -143,9 +150,12 @@ class SyncCache:
         raw = await self._read(self._good_name(business_id, platform, key))
         if raw is None:
             return None
-        value, as_of, _ = _decode(raw)
+        value, as_of, expires_at = _decode(raw)
+        now = self.clock.now()
+        if now >= expires_at:
+            return None  # too old to show even labelled stale
         self.counters.stale_served += 1
-        return CachedValue(value, as_of, self.clock.now() - as_of)
+        return CachedValue(value, as_of, now - as_of)
 
     async def set(
         self,

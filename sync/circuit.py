@@ -3,6 +3,8 @@
 closed → open after `failure_threshold` consecutive failures (5xx, timeouts: the caller classifies);
 open fails fast with `CircuitOpen` for `cooldown_seconds`; then half-open lets exactly one probe
 through; the probe's success closes the circuit, its failure opens it again for another cool-down.
+Any answer from QuickBooks (`record_success`) closes it: QuickBooks is up. Late failures of calls
+that started before the circuit opened are counted but do not stretch the cool-down.
 
 Times come from the injected clock's wall time (not `monotonic`), because processes sharing one Redis
 share the wall clock but not each other's monotonic clocks.
@@ -10,13 +12,15 @@ share the wall clock but not each other's monotonic clocks.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sync.backends import Backend, MemoryBackend, key_part, redis_of
+from sync.backends import Backend, MemoryBackend, key_part
 from sync.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 
 class CircuitOpen(Exception):
@@ -51,7 +55,11 @@ class CircuitConfig:
     probe_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.failure_threshold < 1 or self.cooldown_seconds <= 0 or self.probe_timeout_seconds <= 0:
+        if (
+            self.failure_threshold < 1
+            or self.cooldown_seconds <= 0
+            or self.probe_timeout_seconds <= 0
+        ):
             raise ValueError(
                 "circuit settings need failure_threshold >= 1 and positive cool-down and probe timeout"
             )
@@ -70,15 +78,30 @@ redis.call('HSET', KEYS[1], 'probe_until', tostring(now + tonumber(ARGV[3])))
 return {'probe', '0'}
 """
 
+# ARGV: now, failure threshold, record TTL (s), cool-down (s). Reply: {state after, failures}, where
+# the state is 'opened' when this failure opened (or re-opened) the circuit.
 _FAILURE = """
+local now = tonumber(ARGV[1])
 local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
+local opened = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '')
 local probing = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0') > 0
-if probing or fails >= tonumber(ARGV[2]) then
+local cooling = opened and opened + tonumber(ARGV[4]) > now
+local verdict = 'closed'
+if opened then verdict = 'open' end
+if probing or (not cooling and (opened or fails >= tonumber(ARGV[2]))) then
   redis.call('HSET', KEYS[1], 'opened_at', ARGV[1])
   redis.call('HDEL', KEYS[1], 'probe_until')
+  verdict = 'opened'
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return fails
+return {verdict, fails}
+"""
+
+# Reply: 1 when the circuit was open or half-open (so closing it is worth a log line).
+_SUCCESS = """
+local was_open = redis.call('HEXISTS', KEYS[1], 'opened_at')
+redis.call('DEL', KEYS[1])
+return was_open
 """
 
 _STATE = """
@@ -87,6 +110,15 @@ if not opened then return 'closed' end
 if opened + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return 'open' end
 return 'half_open'
 """
+
+
+@dataclass
+class CircuitCounters:
+    """What this breaker instance saw (per process)."""
+
+    rejected: int = 0  # calls refused while open or while a probe was out
+    probes: int = 0  # calls let through to test a recovering QuickBooks
+    opened: int = 0  # times a failure opened (or re-opened) a circuit
 
 
 @dataclass
@@ -103,14 +135,16 @@ class CircuitBreaker:
         self.backend = backend
         self.config = config or CircuitConfig()
         self.clock: Clock = clock or SystemClock()
+        self.counters = CircuitCounters()
+        # In memory every transition runs without an await in between, so it is atomic.
         self._memory: dict[str, _Memory] | None = None
-        self._lock = asyncio.Lock()
         if isinstance(backend, MemoryBackend):
             self._memory = backend.state("circuit", dict)
         else:
             client = backend.client
             self._check = client.register_script(_CHECK)
             self._failure = client.register_script(_FAILURE)
+            self._success = client.register_script(_SUCCESS)
             self._state = client.register_script(_STATE)
 
     def _now(self) -> float:
@@ -124,50 +158,90 @@ class CircuitBreaker:
         return int(self.config.cooldown_seconds * 10 + 3600)
 
     async def check(self, realm_id: str) -> None:
-        """Return when a call may go ahead; raise `CircuitOpen` while the circuit refuses calls."""
+        """Return when a call may go ahead; raise `CircuitOpen` while the circuit refuses calls.
+
+        After the cool-down exactly one caller (in any process) gets through as the probe.
+        """
+        verdict, seconds = await self._check_verdict(realm_id)
+        if verdict == "open":
+            self.counters.rejected += 1
+            raise CircuitOpen(realm_id, seconds)
+        if verdict == "probing":
+            self.counters.rejected += 1
+            raise CircuitOpen(realm_id, seconds, probing=True)
+        if verdict == "probe":
+            self.counters.probes += 1
+            log.info("realm %s: cool-down over, one probe call goes to QuickBooks", realm_id)
+
+    async def _check_verdict(self, realm_id: str) -> tuple[str, float]:
         now = self._now()
         cfg = self.config
         if self._memory is not None:
-            async with self._lock:
-                state = self._memory.setdefault(realm_id, _Memory())
-                if state.opened_at is None:
-                    return
-                left = state.opened_at + cfg.cooldown_seconds - now
-                if left > 0:
-                    raise CircuitOpen(realm_id, left)
-                if state.probe_until > now:
-                    raise CircuitOpen(realm_id, state.probe_until - now, probing=True)
-                state.probe_until = now + cfg.probe_timeout_seconds
-                return
+            state = self._memory.setdefault(realm_id, _Memory())
+            if state.opened_at is None:
+                return "closed", 0.0
+            left = state.opened_at + cfg.cooldown_seconds - now
+            if left > 0:
+                return "open", left
+            if state.probe_until > now:
+                return "probing", state.probe_until - now
+            state.probe_until = now + cfg.probe_timeout_seconds
+            return "probe", 0.0
         verdict, seconds = await self._check(
-            keys=[self._key(realm_id)], args=[repr(now), cfg.cooldown_seconds, cfg.probe_timeout_seconds]
-        )
-        if verdict == "open":
-            raise CircuitOpen(realm_id, float(seconds))
-        if verdict == "probing":
-            raise CircuitOpen(realm_id, float(seconds), probing=True)
-
-    async def record_success(self, realm_id: str) -> None:
-        if self._memory is not None:
-            async with self._lock:
-                self._memory[realm_id] = _Memory()
-            return
-        await redis_of(self.backend).delete(self._key(realm_id))
-
-    async def record_failure(self, realm_id: str) -> None:
-        now = self._now()
-        if self._memory is not None:
-            async with self._lock:
-                state = self._memory.setdefault(realm_id, _Memory())
-                state.fails += 1
-                if state.probe_until > 0 or state.fails >= self.config.failure_threshold:
-                    state.opened_at = now
-                    state.probe_until = 0.0
-            return
-        await self._failure(
             keys=[self._key(realm_id)],
-            args=[repr(now), self.config.failure_threshold, self._expiry_seconds()],
+            args=[repr(now), repr(cfg.cooldown_seconds), repr(cfg.probe_timeout_seconds)],
         )
+        return str(verdict), float(seconds)
+
+    async def record_success(self, realm_id: str) -> CircuitState:
+        """QuickBooks answered (even with a validation fault or a 429): the circuit closes."""
+        if self._memory is not None:
+            was_open = self._memory.get(realm_id, _Memory()).opened_at is not None
+            self._memory[realm_id] = _Memory()
+        else:
+            was_open = bool(await self._success(keys=[self._key(realm_id)]))
+        if was_open:
+            log.info("realm %s: QuickBooks answered again, circuit closed", realm_id)
+        return CircuitState.CLOSED
+
+    async def record_failure(self, realm_id: str) -> CircuitState:
+        """A 5xx, timeout or dropped connection. Returns the state after counting it."""
+        now = self._now()
+        cfg = self.config
+        if self._memory is not None:
+            state = self._memory.setdefault(realm_id, _Memory())
+            state.fails += 1
+            opened = state.opened_at
+            cooling = opened is not None and opened + cfg.cooldown_seconds > now
+            fails = state.fails
+            verdict = "closed" if opened is None else "open"
+            if state.probe_until > 0 or (
+                not cooling and (opened is not None or fails >= cfg.failure_threshold)
+            ):
+                state.opened_at = now
+                state.probe_until = 0.0
+                verdict = "opened"
+        else:
+            reply = await self._failure(
+                keys=[self._key(realm_id)],
+                args=[
+                    repr(now),
+                    cfg.failure_threshold,
+                    self._expiry_seconds(),
+                    repr(cfg.cooldown_seconds),
+                ],
+            )
+            verdict, fails = str(reply[0]), int(reply[1])
+        if verdict == "opened":
+            self.counters.opened += 1
+            log.warning(
+                "realm %s: circuit opened after %d consecutive failures; QuickBooks calls pause for %g s",
+                realm_id,
+                fails,
+                cfg.cooldown_seconds,
+            )
+            return CircuitState.OPEN
+        return CircuitState.OPEN if verdict == "open" else CircuitState.CLOSED
 
     async def state(self, realm_id: str) -> CircuitState:
         """What a health check reports: closed, open, or half-open (a probe may go through)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from sync.backends import (
 )
 from sync.clock import Clock, SystemClock
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TTL_SECONDS = 30.0
+_MAX_PAUSE_SECONDS = 0.05
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -77,6 +81,9 @@ class DistributedLock:
         self.clock: Clock = clock or SystemClock()
         self.acquire_timeout = acquire_timeout
         self.token = secrets.token_hex(16)
+        # Set when renewal inside `async with` found the lock gone (expired and taken over).
+        self.lost = False
+        self._owned = False  # what this object last learned: it holds the lock
         self._renewer: asyncio.Task[None] | None = None
         self._memory: _MemoryLocks | None = None
         if isinstance(backend, MemoryBackend):
@@ -89,6 +96,11 @@ class DistributedLock:
     # --- single attempts -----------------------------------------------------------------------
 
     async def try_acquire(self) -> bool:
+        """Take the lock if it is free (or already ours, which extends it); never waits."""
+        self._owned = await self._try_acquire()
+        return self._owned
+
+    async def _try_acquire(self) -> bool:
         if self._memory is not None:
             now = self.clock.monotonic()
             current = self._memory.held.get(self.name)
@@ -96,7 +108,9 @@ class DistributedLock:
                 return False
             self._memory.held[self.name] = _Held(self.token, now + self.ttl)
             return True
-        taken = await redis_of(self.backend).set(self._key, self.token, nx=True, px=int(self.ttl * 1000))
+        taken = await redis_of(self.backend).set(
+            self._key, self.token, nx=True, px=int(self.ttl * 1000)
+        )
         if taken:
             return True
         # Re-entering a lock this object already holds just extends it.
@@ -115,6 +129,7 @@ class DistributedLock:
 
     async def release(self) -> bool:
         """Let go if still ours; False when it had already expired or been taken over."""
+        self._owned = False
         if self._memory is not None:
             current = self._memory.held.get(self.name)
             if current is None or current.token != self.token:
@@ -143,25 +158,43 @@ class DistributedLock:
         loop = asyncio.get_running_loop()
         started = loop.time()
         pause = 0.005
-        while not await self.try_acquire():
-            waited = loop.time() - started
-            if limit is not None and waited >= limit:
-                raise LockTimeout(self.name, waited)
-            step = pause if limit is None else min(pause, limit - waited)
-            if self._memory is not None:
-                await self._memory.wakeup.wait(step)
-            else:
-                await asyncio.sleep(step)
-            pause = min(pause * 2, 0.2)
+        held_before = self._owned
+        try:
+            while not await self.try_acquire():
+                waited = loop.time() - started
+                if limit is not None and waited >= limit:
+                    raise LockTimeout(self.name, waited)
+                step = pause if limit is None else min(pause, limit - waited)
+                if self._memory is not None:
+                    await self._memory.wakeup.wait(step)
+                else:
+                    await asyncio.sleep(step)
+                # Short cap: a token refresh waiting on another process should follow it closely.
+                pause = min(pause * 2, _MAX_PAUSE_SECONDS)
+        except asyncio.CancelledError:
+            # Cancelled while Redis may already have given us the lock: give it back rather than
+            # leave it blocking everyone until its lease runs out.
+            if not held_before:
+                await finish_even_if_cancelled(self.release())
+            raise
 
     async def _keep_renewed(self) -> None:
         while True:
             await asyncio.sleep(self.ttl / 3)
             if not await self.renew():
+                self.lost = True
+                self._owned = False
+                log.error(
+                    "lock %r expired while its holder was still working (the process stalled for "
+                    "longer than %g s); another process may now hold it",
+                    self.name,
+                    self.ttl,
+                )
                 return
 
     async def __aenter__(self) -> DistributedLock:
         await self.acquire()
+        self.lost = False
         self._renewer = asyncio.create_task(self._keep_renewed())
         return self
 

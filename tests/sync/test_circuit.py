@@ -86,3 +86,38 @@ async def test_a_probe_that_never_reports_back_stops_blocking(backend: Backend) 
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="failure_threshold"):
         CircuitConfig(failure_threshold=0)
+
+
+async def test_late_failures_do_not_stretch_the_cooldown(backend: Backend) -> None:
+    """Calls that started before the circuit opened may fail afterwards; the pause stays as set."""
+    clock = ManualClock()
+    breaker = CircuitBreaker(backend, CONFIG, clock=clock)
+    for _ in range(CONFIG.failure_threshold):
+        await breaker.record_failure(REALM)
+    clock.advance(20)
+    assert await breaker.record_failure(REALM) is CircuitState.OPEN
+    with pytest.raises(CircuitOpen) as refused:
+        await breaker.check(REALM)
+    assert 9 <= refused.value.retry_in <= 10
+    clock.advance(11)
+    await breaker.check(REALM)  # the probe goes at the original time
+
+
+async def test_counters_and_returned_states_follow_the_transitions(
+    backend: Backend, peer_backend: Backend
+) -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(backend, CONFIG, clock=clock)
+    other_process = CircuitBreaker(peer_backend, CONFIG, clock=clock)
+    states = [await breaker.record_failure(REALM) for _ in range(CONFIG.failure_threshold)]
+    assert states == [CircuitState.CLOSED] * (CONFIG.failure_threshold - 1) + [CircuitState.OPEN]
+    assert await other_process.state(REALM) is CircuitState.OPEN  # processes agree
+    for _ in range(2):
+        with pytest.raises(CircuitOpen):
+            await other_process.check(REALM)
+    clock.advance(31)
+    await other_process.check(REALM)
+    assert await other_process.record_success(REALM) is CircuitState.CLOSED
+    assert await breaker.state(REALM) is CircuitState.CLOSED
+    assert breaker.counters.opened == 1
+    assert (other_process.counters.rejected, other_process.counters.probes) == (2, 1)

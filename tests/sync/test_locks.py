@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -22,7 +23,9 @@ async def test_mutual_exclusion_across_two_holders(backend: Backend, peer_backen
     await second.release()
 
 
-async def test_only_one_critical_section_runs_at_a_time(backend: Backend, peer_backend: Backend) -> None:
+async def test_only_one_critical_section_runs_at_a_time(
+    backend: Backend, peer_backend: Backend
+) -> None:
     make_here, make_there = lock_factory(backend, ttl=5), lock_factory(peer_backend, ttl=5)
     inside, most_inside, entered = 0, 0, 0
 
@@ -61,7 +64,9 @@ async def test_renewal_keeps_a_lock_past_its_ttl(backend: Backend, peer_backend:
     await rival.release()
 
 
-async def test_waiting_is_bounded_with_a_clear_error(backend: Backend, peer_backend: Backend) -> None:
+async def test_waiting_is_bounded_with_a_clear_error(
+    backend: Backend, peer_backend: Backend
+) -> None:
     holder = DistributedLock(backend, "refresh:1", ttl=5)
     await holder.try_acquire()
     waiter = DistributedLock(peer_backend, "refresh:1", ttl=5)
@@ -70,3 +75,40 @@ async def test_waiting_is_bounded_with_a_clear_error(backend: Backend, peer_back
     await holder.release()
     await waiter.acquire(wait_seconds=1)
     await waiter.release()
+
+
+async def test_a_cancelled_wait_leaves_no_lock_behind(
+    backend: Backend, peer_backend: Backend
+) -> None:
+    """Cancel after 0, 1, 2, ... event-loop turns, including while the backend's reply is on its way."""
+    for turns in range(10):
+        contender = DistributedLock(backend, "refresh:cancel", ttl=5)
+        task = asyncio.create_task(contender.acquire(wait_seconds=1))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            await contender.release()  # it won before the cancellation arrived
+        bystander = DistributedLock(peer_backend, "refresh:cancel", ttl=5)
+        assert await bystander.try_acquire(), f"lock left behind after {turns} turns"
+        await bystander.release()
+
+
+async def test_a_holder_that_stalls_past_its_ttl_learns_it_lost_the_lock(
+    backend: Backend, peer_backend: Backend
+) -> None:
+    holder = DistributedLock(backend, "leader", ttl=0.15)
+    rival = DistributedLock(peer_backend, "leader", ttl=5)
+    async with holder:
+        # A stalled process: the event loop is blocked, so nothing renews the lock.
+        time.sleep(0.25)  # noqa: ASYNC251
+        assert await rival.try_acquire()
+        await asyncio.sleep(0.1)  # the renewer wakes, finds the lock gone
+        assert holder.lost
+        assert not await holder.is_held()
+    assert await rival.is_held(), "the old holder's exit must not release the new holder's lock"
+    await rival.release()
