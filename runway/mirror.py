@@ -28,7 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from runway.models import DocumentStatus
+from sqlalchemy import update
+
+from runway.models import Account, DocumentStatus
 from runway.uow import MirrorRepository, RunwayUnitOfWork
 from sync.clock import Clock
 from sync.db import dumps_decimal, exact_cents
@@ -341,6 +343,22 @@ def _is_tombstone(obj: Mapping[str, Any]) -> bool:
     return str(obj.get("status", "")).lower() == "deleted"
 
 
+async def _confirm_balances(uow: RunwayUnitOfWork, entity: str, as_of: datetime) -> None:
+    """Every live account's balance is now known to be QuickBooks' as of `as_of`: CDC omits the
+    unchanged ones, but their balance is as current as the changed ones' (the digest shows it)."""
+    if entity != "Account":
+        return
+    await uow.session.execute(
+        update(Account)
+        .where(
+            Account.business_id == uow.business_id,
+            Account.deleted_at.is_(None),
+            Account.balance_as_of < as_of,
+        )
+        .values(balance_as_of=as_of)
+    )
+
+
 # --- the sync ------------------------------------------------------------------------------
 
 
@@ -466,6 +484,7 @@ class MirrorSync:
             async with self.uow_factory(self.business_id) as uow:
                 await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
                 await uow.watermarks.save(entity, as_of=fetched_at, last_cdc_at=next_cdc_at)
+                await _confirm_balances(uow, entity, fetched_at)
                 await uow.commit()
         return overflowed
 
@@ -509,6 +528,7 @@ class MirrorSync:
                 last_cdc_at=None if entity == COMPANY_INFO else next_cdc_at,
                 last_full_sync_at=started,
             )
+            await _confirm_balances(uow, entity, started)
             await uow.commit()
 
     async def _upsert(
