@@ -24,6 +24,7 @@ import logging
 import math
 import random
 import uuid
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -459,7 +460,10 @@ class RealmRateLimiter:
         self.counters: dict[Priority, LimiterCounters] = {p: LimiterCounters() for p in Priority}
         # One waiter per (realm, priority) asks the backend at a time, the rest queue behind it in
         # order, so a refill does not wake a herd and waiters are served first come, first served.
-        self._turnstiles: dict[tuple[str, Priority], asyncio.Lock] = {}
+        # Kept per event loop: an asyncio.Lock belongs to the loop that first waited on it.
+        self._turnstiles: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, Priority], asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
 
     def totals(self) -> LimiterCounters:
         total = LimiterCounters()
@@ -583,9 +587,10 @@ class RealmRateLimiter:
         )
 
     def _turnstile(self, realm_id: str, priority: Priority) -> asyncio.Lock:
-        lock = self._turnstiles.get((realm_id, priority))
+        turnstiles = self._turnstiles.setdefault(asyncio.get_running_loop(), {})
+        lock = turnstiles.get((realm_id, priority))
         if lock is None:
-            lock = self._turnstiles[(realm_id, priority)] = asyncio.Lock()
+            lock = turnstiles[(realm_id, priority)] = asyncio.Lock()
         return lock
 
     async def _ask(

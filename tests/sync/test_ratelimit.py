@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sync.backends import Backend
+from sync.backends import Backend, MemoryBackend
 from sync.ratelimit import (
     Priority,
     RateLimitConfig,
@@ -395,3 +395,19 @@ def test_configuration_is_checked() -> None:
     assert RateLimitConfig().caps(Priority.BULK) == (350, 7)
     assert RateLimitConfig().caps(Priority.DATA_FETCH) == (425, 8)
     assert RateLimitConfig().caps(Priority.USER_ACTION) == (500, 10)
+
+
+def test_one_limiter_serves_successive_event_loops() -> None:
+    """A command-line run or a scheduler may start a fresh event loop with the same limiter."""
+    limiter = RealmRateLimiter(MemoryBackend(), RateLimitConfig(max_concurrency=1))
+
+    async def three_contending_requests() -> int:
+        async def request() -> None:
+            async with limiter.slot(REALM, Priority.BULK, timeout=2):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(request() for _ in range(3)))
+        return limiter.totals().granted
+
+    assert asyncio.run(three_contending_requests()) == 3
+    assert asyncio.run(three_contending_requests()) == 6
