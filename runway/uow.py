@@ -192,7 +192,7 @@ class MirrorRepository(_Scoped, Generic[M]):
                     model.deleted_at.is_not(None),
                 ).where(model.business_id == self.business_id, model.qbo_id.in_(chunk))
             )
-            for qbo_id, row_id, raw_text, deleted in result.tuples():
+            for qbo_id, row_id, raw_text, deleted in result:
                 found[qbo_id] = StoredVersion(row_id, raw_text, bool(deleted))
         return found
 
@@ -487,10 +487,9 @@ class RunwayUnitOfWork:
         self._session = None
         if session is None:
             return
-        try:
-            await session.rollback()  # nothing uncommitted survives the block
-        finally:
-            await session.close()
+        # Closing ends the transaction, so nothing uncommitted survives the block; objects read
+        # inside stay readable afterwards (detached with their loaded values, not expired).
+        await session.close()
 
     def mirror(self, entity: str) -> MirrorRepository[Any]:
         """The repository of a mirrored QuickBooks entity type ("Bill", "Payment", ...)."""
