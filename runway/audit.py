@@ -1,0 +1,56 @@
+"""The audit trail's vocabulary: what each button press is called and how its outcome is written.
+
+Every attempt to approve, pay, snooze or remind leaves one `AuditEntry` (through the unit of work's
+`audit` repository), refused attempts included, so an owner can always answer "who paid this, and
+when, and did it go through?". Outcomes are short, stable words followed by the plain message.
+"""
+
+from __future__ import annotations
+
+from sync.actions import ActionOutcome
+
+#: Audit action names (stable: reports and the Slack history filter on them).
+BILL_APPROVE = "bill.approve"
+BILL_PAY = "bill.pay"
+BILL_SNOOZE = "bill.snooze"
+INVOICE_REMIND = "invoice.remind"
+
+REFUSED = "refused"
+DONE = "done"
+
+
+def refused(reason: str) -> str:
+    """The outcome of an attempt Oodaloo turned down before anything reached QuickBooks."""
+    return f"{REFUSED}: {reason}"
+
+
+def done(what: str) -> str:
+    """The outcome of a local change (an approval, a snooze)."""
+    return f"{DONE}: {what}"
+
+
+def action_outcome(outcome: ActionOutcome) -> str:
+    """The outcome of a QuickBooks write, as the ledger has it: its state, then what it means."""
+    repeat = " (repeat of an earlier request)" if outcome.deduplicated else ""
+    return f"{outcome.state.value}{repeat}: {outcome.message}"
+
+
+def bill_target(qbo_id: str) -> str:
+    return f"Bill {qbo_id}"
+
+
+def invoice_target(qbo_id: str) -> str:
+    return f"Invoice {qbo_id}"
+
+
+__all__ = [
+    "BILL_APPROVE",
+    "BILL_PAY",
+    "BILL_SNOOZE",
+    "INVOICE_REMIND",
+    "action_outcome",
+    "bill_target",
+    "done",
+    "invoice_target",
+    "refused",
+]

@@ -1,0 +1,228 @@
+"""BillService against the sandbox, on SQLite and PostgreSQL: approve → pay makes exactly one
+BillPayment in QuickBooks, lowers the balance locally and there, and leaves an audit entry; every
+refusal says why and sends nothing; a double click is one payment; another business's bill is
+"not found"."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from conftest import RunwayEnv
+
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.bills import BillService
+from runway.errors import ApprovalRefused, NotAllowed, NotFound, PaymentRefused
+from sync.ledger import ActionState
+from sync_harness import bank_account_id, create_bills, payments_marked, put_faults, stored
+
+BUSINESS = "biz-larkspur"
+OTHER = "biz-other"
+#: A small company: the mirror sync in each test takes milliseconds.
+SCALE = 12
+OWNER, PARTNER, INTRUDER = "U-OWNER", "U-PARTNER", "U-INTRUDER"
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return create_app(SandboxConfig(seed=DEFAULT_SEED, scale=SCALE))
+
+
+async def bill_service(env: RunwayEnv, amounts: list[str]) -> tuple[BillService, list[str]]:
+    """The business's approvers and bank account set, bills of `amounts` created in QuickBooks
+    and mirrored; returns the service and the new bills' QuickBooks ids."""
+    bank = await bank_account_id(env.sandbox)
+    async with env.uows(BUSINESS) as uow:
+        business = await uow.business.get()
+        assert business is not None
+        business.approvers = [OWNER, PARTNER]
+        business.approval_threshold = Decimal("1000.00")
+        business.payment_bank_account_id = bank
+        await uow.commit()
+    created = await create_bills(env.sandbox, [Decimal(amount) for amount in amounts])
+    service = BillService(
+        env.uows, env.smart_sync(BUSINESS, env.sandbox.realm_id), BUSINESS, env.infra.clock
+    )
+    await service.sync_bills_from_qbo()
+    return service, [str(bill["Id"]) for bill in created]
+
+
+async def refusals(env: RunwayEnv) -> list[tuple[str, str, bool]]:
+    """(actor, action, completed) of each refused attempt in the audit trail."""
+    async with env.uows(BUSINESS) as uow:
+        return [
+            (entry.actor, entry.action, entry.completed_at is not None)
+            for entry in await uow.audit.recent(200)
+            if entry.outcome and entry.outcome.startswith("refused")
+        ]
+
+
+async def local_balance(env: RunwayEnv, bill_id: str) -> Decimal:
+    async with env.uows(BUSINESS) as uow:
+        bill = await uow.bills.get(bill_id)
+        assert bill is not None
+        return bill.balance
+
+
+async def test_approve_then_pay_makes_one_payment_and_lowers_both_balances(
+    runway_env: RunwayEnv,
+) -> None:
+    service, [bill_id] = await bill_service(runway_env, ["389.64"])
+    due = {item.bill_id: item for item in await service.get_bills_due_soon(days=7)}
+    assert due[bill_id].balance == Decimal("389.64")
+    assert not due[bill_id].approval.ready_to_pay
+
+    approval = await service.approve(bill_id, OWNER)
+    assert approval.approved_by == OWNER and approval.ready_to_pay
+    result = await service.create_payment(bill_id, Decimal("389.64"), OWNER)
+
+    assert result.outcome.state is ActionState.SUCCEEDED, result.message
+    assert result.balance == Decimal("0.00")
+    [payment] = payments_marked(runway_env.sandbox, result.outcome.key)
+    assert payment["TotalAmt"] == Decimal("389.64")
+    assert stored(runway_env.sandbox, "Bill", bill_id)["Balance"] == Decimal("0")
+    assert await local_balance(runway_env, bill_id) == Decimal("0.00")
+    async with runway_env.uows(BUSINESS) as uow:
+        mirrored = await uow.bill_payments.get(str(payment["Id"]))
+        assert mirrored is not None and mirrored.total_amount == Decimal("389.64")
+        [entry] = await uow.audit.by_action_key(result.outcome.key)
+        assert (entry.actor, entry.action, entry.target) == (OWNER, "bill.pay", f"Bill {bill_id}")
+        assert entry.amount == Decimal("389.64")
+        assert entry.outcome is not None and entry.outcome.startswith("succeeded")
+        assert entry.completed_at is not None
+    assert bill_id not in {item.bill_id for item in await service.get_bills_due_soon(days=7)}
+
+
+async def test_two_partial_payments_of_the_same_amount_are_two_payments(
+    runway_env: RunwayEnv,
+) -> None:
+    service, [bill_id] = await bill_service(runway_env, ["300.00"])
+    await service.approve(bill_id, OWNER)
+    first = await service.create_payment(bill_id, Decimal("100.00"), OWNER)
+    second = await service.create_payment(bill_id, Decimal("100.00"), PARTNER)
+    assert first.outcome.succeeded and second.outcome.succeeded
+    assert first.outcome.key != second.outcome.key  # the bill's version moved on in between
+    assert second.balance == Decimal("100.00")
+    assert stored(runway_env.sandbox, "Bill", bill_id)["Balance"] == Decimal("100.00")
+
+
+async def test_each_refusal_says_why_and_sends_nothing(runway_env: RunwayEnv) -> None:
+    service, [small, large] = await bill_service(runway_env, ["250.00", "2500.00"])
+    realm = runway_env.sandbox.realm_id
+
+    def bill_payments_in_qbo() -> int:
+        return len(list(runway_env.sandbox.realm(realm).iter("BillPayment")))
+
+    before = bill_payments_in_qbo()
+
+    with pytest.raises(PaymentRefused, match="not been approved"):
+        await service.create_payment(small, Decimal("250.00"), OWNER)
+    with pytest.raises(NotAllowed, match="not one of them"):
+        await service.approve(small, INTRUDER)
+    await service.approve(small, OWNER)
+    with pytest.raises(NotAllowed, match="not one of them"):
+        await service.create_payment(small, Decimal("250.00"), INTRUDER)
+    with pytest.raises(PaymentRefused, match=r"more than the \$250.00 still open"):
+        await service.create_payment(small, Decimal("250.01"), OWNER)
+    with pytest.raises(PaymentRefused, match="whole cents"):
+        await service.create_payment(small, Decimal("10.001"), OWNER)
+
+    await service.approve(large, OWNER)
+    with pytest.raises(PaymentRefused, match="second approval from someone other than U-OWNER"):
+        await service.create_payment(large, Decimal("2500.00"), OWNER)
+    with pytest.raises(ApprovalRefused, match="second, different approver"):
+        await service.approve(large, OWNER)
+    assert bill_payments_in_qbo() == before  # nothing refused reached QuickBooks
+
+    second = await service.approve(large, PARTNER)
+    assert second.second_approved_by == PARTNER and second.ready_to_pay
+    assert (await service.create_payment(large, Decimal("2500.00"), OWNER)).outcome.succeeded
+    with pytest.raises(PaymentRefused, match="already paid in full"):
+        await service.create_payment(large, Decimal("1.00"), OWNER)
+    assert bill_payments_in_qbo() == before + 1
+
+    refused = await refusals(runway_env)
+    assert len(refused) == 8
+    assert all(completed for _, _, completed in refused)
+    assert (INTRUDER, "bill.pay", True) in refused and (INTRUDER, "bill.approve", True) in refused
+
+
+async def test_another_business_bill_is_not_found(runway_env: RunwayEnv) -> None:
+    service, [bill_id] = await bill_service(runway_env, ["120.00"])
+    await service.approve(bill_id, OWNER)
+    # A second business on its own QuickBooks company, with approvers of its own.
+    tokens = runway_env.sandbox.add_realm(seed=DEFAULT_SEED + 1, scale=SCALE)
+    await runway_env.add_business(OTHER, tokens.realm_id, tokens.access_token)
+    async with runway_env.uows(OTHER) as uow:
+        other = await uow.business.get()
+        assert other is not None
+        other.approvers = [OWNER]
+        await uow.commit()
+    others = BillService(
+        runway_env.uows,
+        runway_env.smart_sync(OTHER, tokens.realm_id),
+        OTHER,
+        runway_env.infra.clock,
+    )
+    await others.sync_bills_from_qbo()
+    async with runway_env.uows(OTHER) as uow:
+        assert await uow.bills.get(bill_id) is None  # the id exists only in Larkspur's books
+
+    with pytest.raises(NotFound, match="not found"):
+        await others.approve(bill_id, OWNER)
+    with pytest.raises(NotFound):
+        await others.create_payment(bill_id, Decimal("120.00"), OWNER)
+    with pytest.raises(NotFound):
+        await others.snooze(bill_id, datetime.now(UTC) + timedelta(days=3), OWNER)
+    assert bill_id not in {item.bill_id for item in await others.get_bills_due_soon(days=60)}
+    # Larkspur's bill is untouched by all that.
+    assert await local_balance(runway_env, bill_id) == Decimal("120.00")
+    assert (await service.approval(bill_id)).approved_by == OWNER
+
+
+async def test_double_click_is_one_payment(runway_env: RunwayEnv) -> None:
+    service, [bill_id] = await bill_service(runway_env, ["640.00"])
+    await service.approve(bill_id, OWNER)
+    outcomes = await asyncio.gather(
+        service.create_payment(bill_id, Decimal("640.00"), OWNER),
+        service.create_payment(bill_id, Decimal("640.00"), PARTNER),
+        return_exceptions=True,
+    )
+    results = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    assert results, outcomes
+    assert all(
+        isinstance(outcome, PaymentRefused)
+        for outcome in outcomes
+        if isinstance(outcome, BaseException)
+    ), outcomes
+    keys = {result.outcome.key for result in results}
+    assert len(keys) == 1
+    assert len(payments_marked(runway_env.sandbox, keys.pop())) == 1
+    assert await local_balance(runway_env, bill_id) == Decimal("0.00")
+    # A later click finds the bill paid.
+    with pytest.raises(PaymentRefused, match="already paid"):
+        await service.create_payment(bill_id, Decimal("640.00"), OWNER)
+
+
+async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
+    service, [bill_id] = await bill_service(runway_env, ["480.00"])
+    await service.approve(bill_id, OWNER)
+    # Every BillPayment QuickBooks is sent is applied, then its answer is lost.
+    await put_faults(
+        runway_env.sandbox,
+        {"by_path": [{"pattern": "billpayment*", "method": "POST", "rule": {"rate_lost": 1.0}}]},
+    )
+
+    sent = await service.create_payment(bill_id, Decimal("200.00"), OWNER)
+    assert sent.outcome.state is ActionState.UNKNOWN and sent.in_flight, sent.message
+    # Left for the reconciler: the mirror is not lowered on a guess.
+    assert await local_balance(runway_env, bill_id) == Decimal("480.00")
+    [due] = [item for item in await service.get_bills_due_soon() if item.bill_id == bill_id]
+    assert due.payment_in_flight and due.payment_state is ActionState.UNKNOWN
+
+    with pytest.raises(PaymentRefused, match="already on its way"):
+        await service.create_payment(bill_id, Decimal("280.00"), PARTNER)
+    assert len(payments_marked(runway_env.sandbox, sent.outcome.key)) == 1
