@@ -23,7 +23,7 @@ from runway.snapshot import load_books
 LARKSPUR = "biz-larkspur"
 OTHER = "biz-other"
 #: Small companies keep each test to a couple of seconds; both are seeded alike, so ids overlap.
-SCALE = 60
+SCALE = 20
 
 
 @pytest.fixture
