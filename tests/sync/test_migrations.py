@@ -40,7 +40,13 @@ def _head_revision() -> str:
 def _schema_state(connection: Connection) -> dict[str, Any]:
     inspector = inspect(connection)
     tables = set(inspector.get_table_names())
-    migration = MigrationContext.configure(connection, opts={"compare_type": True})
+    # Other layers' tables share the database (the runway domain's); this compares sync's own.
+    def sync_tables_only(name: str | None, kind: str, parent: Any) -> bool:
+        return kind != "table" or name in SyncBase.metadata.tables
+
+    migration = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": sync_tables_only}
+    )
     return {
         "tables": tables,
         "revision": migration.get_current_revision(),
