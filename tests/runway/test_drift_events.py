@@ -1,0 +1,109 @@
+"""Drift events against the sandbox, on SQLite and PostgreSQL: a bill's amount changed in
+QuickBooks from outside becomes one event with a plain sentence, seeing it again merges into that
+event, and putting the amount back resolves it; the reconciler's reports are recorded too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import simplejson
+from conftest import RunwayEnv
+
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.drift import DriftRecorder
+from runway.errors import NotFound
+from runway.mirror import MirrorSync
+from sync.clock import ManualClock
+from sync.drift import ActionMissingInQBO
+from sync.reconcile import DriftReport
+from sync_harness import create_bills
+
+BUSINESS = "biz-larkspur"
+START = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return create_app(SandboxConfig(seed=DEFAULT_SEED, scale=12))
+
+
+async def edit_amount(sandbox: Sandbox, bill_id: str, amount: str) -> None:
+    """A bookkeeper changes the bill's amount in QuickBooks' own screens."""
+    bill = sandbox.realm().get("Bill", bill_id)
+    assert bill is not None
+    line = {**bill["Line"][0], "Amount": Decimal(amount)}
+    changes = {"TotalAmt": Decimal(amount), "Balance": Decimal(amount), "Line": [line]}
+    async with sandbox.http_client(access_token="") as admin:
+        response = await admin.post(
+            f"/_sandbox/realms/{sandbox.realm_id}/edit/Bill/{bill_id}",
+            content=simplejson.dumps(changes, use_decimal=True),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_outside_edit_is_one_event_that_merges_and_resolves(runway_env: RunwayEnv) -> None:
+    [bill] = await create_bills(runway_env.sandbox, [Decimal("389.64")])
+    bill_id = str(bill["Id"])
+    smart_sync = runway_env.smart_sync(BUSINESS, runway_env.sandbox.realm_id)
+    await MirrorSync(runway_env.uows, smart_sync).sync()
+    async with runway_env.uows(BUSINESS) as uow:
+        mirrored = await uow.bills.get(bill_id)
+        assert mirrored is not None
+        label = f"Bill {mirrored.doc_number or bill_id} from {mirrored.vendor_name}"
+    clock = ManualClock(START)
+    recorder = DriftRecorder(runway_env.uows, BUSINESS, clock, smart_sync)
+    assert await recorder.check_bills() == []  # the mirror agrees with QuickBooks
+
+    await edit_amount(runway_env.sandbox, bill_id, "412.00")
+    [event] = await recorder.check_bills()
+    assert (event.kind, event.entity, event.entity_id) == ("amount_changed", "Bill", bill_id)
+    assert event.sentence == f"{label}: QuickBooks now says $412.00, we had $389.64"
+    assert (event.count, event.first_seen, event.last_seen) == (1, START, START)
+
+    clock.advance(timedelta(hours=6))
+    [again] = await recorder.check_bills()
+    assert again.id == event.id
+    assert (again.count, again.first_seen, again.last_seen) == (
+        2,
+        START,
+        START + timedelta(hours=6),
+    )
+
+    await edit_amount(runway_env.sandbox, bill_id, "389.64")
+    clock.advance(timedelta(hours=6))
+    assert await recorder.check_bills() == []
+    async with runway_env.uows(BUSINESS) as uow:
+        resolved = await uow.drift.get(event.id)
+        assert resolved is not None
+        assert resolved.resolved_at == START + timedelta(hours=12)
+        assert resolved.count == 2
+
+
+async def test_reconciler_reports_become_events(runway_env: RunwayEnv) -> None:
+    clock = ManualClock(START)
+    recorder = DriftRecorder(runway_env.uows, BUSINESS, clock)
+    missing = ActionMissingInQBO(
+        "oo1-abcdefgh", "Bill", "1042", "BillPayment", "77", Decimal("389.64")
+    )
+    report = DriftReport(BUSINESS, runway_env.sandbox.realm_id, "oo1-abcdefgh", missing)
+    await recorder.on_drift(report)
+    clock.advance(timedelta(minutes=5))
+    await recorder.on_drift(report)
+    [event] = await recorder.open_events()
+    assert event.count == 2 and event.entity == "BillPayment"
+    assert event.sentence == (
+        "Bill 1042: Oodaloo made BillPayment 77 of $389.64, but QuickBooks no longer has it"
+    )
+
+    with pytest.raises(ValueError, match="reached business biz-larkspur"):
+        await recorder.on_drift(DriftReport("biz-other", "123", "oo1-abcdefgh", missing))
+
+    dismissed = await recorder.dismiss(event.id)
+    assert dismissed.resolved_at == START + timedelta(minutes=5)
+    assert await recorder.open_events() == []
+    with pytest.raises(NotFound):
+        await DriftRecorder(runway_env.uows, "biz-other", clock).dismiss(event.id)
