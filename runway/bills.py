@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from runway import audit
 from runway.books import business_today
@@ -32,12 +32,13 @@ from runway.errors import (
 from runway.mirror import MirrorSync, SyncReport
 from runway.models import Bill, BillPaymentRecord, Business, DocumentStatus
 from runway.uow import RunwayUnitOfWork, UowFactory
-from sync.actions import ActionOutcome, BillPaymentIntent
+from sync.actions import BILL_PAYMENT_CREATE, ActionOutcome, BillPaymentIntent
 from sync.circuit import CircuitOpen
 from sync.clock import Clock
 from sync.ledger import Action, ActionState, ConflictingAction
 from sync.qbo import QBOError
 from sync.ratelimit import Priority, RateLimitTimeout
+from sync.reconcile import Resolution
 from sync.service import SmartSyncService
 
 logger = logging.getLogger(__name__)
@@ -452,7 +453,7 @@ class BillService:
                 return Decimal("0.00")
             settled_here = outcome is not None and outcome.succeeded and not outcome.deduplicated
             if settled_here and action is not None:
-                self._apply_payment(uow, bill, action, now)
+                await self._apply_payment(uow, bill, action, now)
             if (outcome is None or outcome.state is ActionState.FAILED) and (
                 bill.payment_action_key == key
             ):
@@ -461,34 +462,79 @@ class BillService:
             await uow.commit()
         return balance
 
-    def _apply_payment(
+    async def _apply_payment(
         self, uow: RunwayUnitOfWork, bill: Bill, action: Action, now: datetime
     ) -> None:
-        """Our payment landed in QuickBooks: lower the mirror's balance and mirror the payment."""
-        bill.balance = max(bill.balance - action.amount, Decimal("0.00"))
-        bill.status = DocumentStatus.of(bill.total_amount, bill.balance).value
+        """Our payment landed in QuickBooks: lower the mirror's balance and mirror the payment
+        (once: a payment the mirror already holds was counted when it arrived)."""
         result = action.result if isinstance(action.result, dict) else {}
         object_id = action.qbo_object_id or result.get("Id")
+        if object_id is not None and await uow.bill_payments.get(str(object_id)) is not None:
+            return
+        bill.balance = max(bill.balance - action.amount, Decimal("0.00"))
+        bill.status = DocumentStatus.of(bill.total_amount, bill.balance).value
         if object_id is None:
             return  # the next mirror sync brings the payment itself
-        bank = result.get("CheckPayment", {}).get("BankAccountRef", {}).get("value")
+        paid = result or action.payload
+        bank = (paid.get("CheckPayment") or {}).get("BankAccountRef", {}).get("value")
         uow.bill_payments.add(
             BillPaymentRecord(
                 qbo_id=str(object_id),
                 sync_token=str(result.get("SyncToken", "0")),
-                raw=result or action.payload,
+                raw=paid,
                 synced_at=now,
-                txn_date=action.created_at.date() if not result else None,
+                txn_date=date.fromisoformat(str(paid["TxnDate"])) if paid.get("TxnDate") else None,
                 vendor_qbo_id=bill.vendor_qbo_id,
                 vendor_name=bill.vendor_name,
-                pay_type=str(result.get("PayType", "Check")),
+                pay_type=str(paid.get("PayType", "Check")),
                 paid_from_account_qbo_id=bank,
                 total_amount=action.amount,
                 currency=bill.currency,
-                private_note=result.get("PrivateNote"),
+                private_note=paid.get("PrivateNote"),
                 bill_qbo_ids=[bill.qbo_id],
             )
         )
+
+    async def on_payment_resolved(self, resolution: Resolution) -> None:
+        """The reconciler's `on_resolved` callback: a payment left unknown or pending has settled.
+
+        Succeeded, the mirror's balance goes down and the payment is recorded; failed, the bill is
+        free to pay again. Either way the audit trail says how it ended. Resolutions of other
+        businesses, or of other operations, are not this service's and are ignored.
+        """
+        if (
+            resolution.business_id != self.business_id
+            or resolution.operation != BILL_PAYMENT_CREATE
+            or not resolution.settled
+        ):
+            return
+        action = await self.smart_sync.infra.ledger.get(resolution.key)
+        now = self.clock.now()
+        async with self.uow_factory(self.business_id) as uow:
+            found = await uow.session.execute(
+                select(Bill).where(
+                    Bill.business_id == self.business_id,
+                    Bill.payment_action_key == resolution.key,
+                )
+            )
+            bill = found.scalars().first()
+            if bill is None:
+                return  # settled here already, or the bill is gone: the mirror sync has the rest
+            if resolution.state is ActionState.SUCCEEDED and action is not None:
+                await self._apply_payment(uow, bill, action, now)
+            elif resolution.state is ActionState.FAILED:
+                bill.payment_action_key = None
+            uow.audit.add(
+                actor="reconciler",
+                action=audit.BILL_PAY,
+                target=audit.bill_target(bill.qbo_id),
+                amount=action.amount if action is not None else None,
+                action_key=resolution.key,
+                outcome=audit.action_outcome(resolution.outcome),
+                requested_at=now,
+                completed_at=now,
+            )
+            await uow.commit()
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.bills import BillService
 from runway.errors import ApprovalRefused, NotAllowed, NotFound, PaymentRefused
 from sync.ledger import ActionState
+from sync.reconcile import Reconciler, sweep_until_settled
 from sync_harness import bank_account_id, create_bills, payments_marked, put_faults, stored
 
 BUSINESS = "biz-larkspur"
@@ -225,4 +226,22 @@ async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
 
     with pytest.raises(PaymentRefused, match="already on its way"):
         await service.create_payment(bill_id, Decimal("280.00"), PARTNER)
-    assert len(payments_marked(runway_env.sandbox, sent.outcome.key)) == 1
+    [landed] = payments_marked(runway_env.sandbox, sent.outcome.key)
+
+    # QuickBooks answers again; the reconciler finds the payment that did land and settles it.
+    await put_faults(runway_env.sandbox, {})
+    reconciler = Reconciler(runway_env.infra, on_resolved=service.on_payment_resolved)
+    [resolution] = await sweep_until_settled(reconciler)
+    assert resolution.state is ActionState.SUCCEEDED and resolution.qbo_object_id == landed["Id"]
+    assert await local_balance(runway_env, bill_id) == Decimal("280.00")
+    async with runway_env.uows(BUSINESS) as uow:
+        assert await uow.bill_payments.get(str(landed["Id"])) is not None
+        trail = [
+            (entry.actor, entry.outcome or "")
+            for entry in await uow.audit.by_action_key(sent.outcome.key)
+        ]
+    assert [actor for actor, _ in trail] == [OWNER, "reconciler"]
+    assert trail[0][1].startswith("unknown") and trail[1][1].startswith("succeeded")
+    # The rest can now be paid.
+    rest = await service.create_payment(bill_id, Decimal("280.00"), PARTNER)
+    assert rest.outcome.succeeded and rest.balance == Decimal("0.00")
