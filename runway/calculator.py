@@ -198,6 +198,16 @@ class WeeklyFigures:
     cash: Decimal
     net_burn_per_month: Decimal
 
+    def describe(self) -> str:
+        """Last week's runway in a few words: "120 days", "cash-flow positive", ..."""
+        if self.runway_days is not None:
+            return format_days(self.runway_days)
+        if self.status is RunwayStatus.CASH_FLOW_POSITIVE:
+            return "cash-flow positive"
+        if self.status is RunwayStatus.NO_HISTORY:
+            return "unknown (no cash had moved)"
+        return self.status.value.replace("_", " ")
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able values (amounts as strings, so no float ever touches them)."""
         return {
@@ -232,7 +242,7 @@ class Trend:
         change = self.runway_days_change
         if change is None:
             on = self.previous.on
-            return f"was {self.previous.status.value.replace('_', ' ')} on {on:%b} {on.day}"
+            return f"was {self.previous.describe()} on {on:%b} {on.day}"
         if change == 0:
             return "no change since last week"
         sign = "+" if change > 0 else "−"

@@ -192,6 +192,21 @@ def test_change_since_last_week_from_stored_figures() -> None:
     )
 
 
+def test_change_that_is_not_a_count_of_days_is_said_in_words() -> None:
+    calculator = RunwayCalculator()
+    last_week = WeeklyFigures(date(2025, 3, 24), RunwayStatus.DAYS, 120, D("1.00"), D("1.00"))
+    # No cash moved this time: no count of days to compare with last week's 120.
+    figures = calculator.figures(hand_company(movements=()), previous=last_week)
+    assert figures.trend is not None
+    assert figures.trend.runway_days_change is None
+    assert figures.trend.sentence() == "was 120 days on Mar 24"
+
+    positive = replace(last_week, status=RunwayStatus.CASH_FLOW_POSITIVE, runway_days=None)
+    figures = calculator.figures(hand_company(), previous=positive)
+    assert figures.trend is not None
+    assert figures.trend.sentence() == "was cash-flow positive on Mar 24"
+
+
 def test_cash_flow_positive_company_is_told_so() -> None:
     # Same company, but March brought in a large order: in 27,000 + 20,000 = 47,000 > out 45,000.
     books = hand_company()
