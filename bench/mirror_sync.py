@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/mirror_sync.py [--scale 100000] [--database-url sqlite+aiosqlite:///...]
 
-The sandbox seeds a scaled company (`SandboxConfig(scale=N)`: N bills and N invoices, with their
-vendors, customers, payments, purchases and deposits) and serves it over loopback HTTP. A business
+The sandbox seeds a scaled company (`oodaloo sandbox --scale N`, i.e. `SandboxConfig(scale=N)`: N bills
+and N invoices, with their vendors, customers, payments, purchases and deposits) and serves it over
+loopback HTTP from its own process, so it does not share this process's interpreter lock. A business
 is created for it and its mirror is synced through SmartSyncService (rate limiter, circuit, retries)
 at BULK priority, twice:
 
@@ -22,6 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -30,29 +34,39 @@ from typing import Any
 
 import httpx
 
-from qbo_sandbox.config import SandboxConfig
-from qbo_sandbox.server import RunningSandbox, start_in_thread
 from runway.mirror import MIRRORED_ENTITIES, PAGE_SIZE, MirrorSync, SyncReport
 from runway.models import Business
 from runway.uow import UnitOfWorkFactory
 from sync.backends import MemoryBackend
 from sync.db import make_engine, make_sessionmaker, upgrade_database
 from sync.infrastructure import SyncInfrastructure, SyncSettings
-from sync.qbo import StaticTokenProvider, TokenProvider
+from sync.qbo import QBORawClient, StaticTokenProvider, TokenProvider
 from sync.service import SmartSyncService
 
 BUSINESS_ID = "bench-business"
 
 
-def _requests(running: RunningSandbox) -> dict[str, int]:
-    stats = running.sandbox.stats()["requests"]["by_realm"]
-    return dict(stats.get(running.sandbox.realm_id, {}))
+async def _admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as http:
+        response = await http.request(method, f"/_sandbox{path}", json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
 
 
-def _print_report(label: str, report: SyncReport, lower_bound: int, seen: dict[str, int], took: float) -> None:
+async def _requests(live: dict[str, str]) -> dict[str, int]:
+    stats = await _admin(live["base_url"], "GET", "/stats")
+    return dict(stats["requests"]["by_realm"].get(live["realm_id"], {}))
+
+
+def _print_report(
+    label: str, report: SyncReport, lower_bound: int, seen: dict[str, int], took: float
+) -> None:
     print(f"\n{label}")
-    print(f"  QuickBooks calls:   {report.qbo_calls}  (lower bound {lower_bound}; sandbox saw {sum(seen.values())}: {seen})")
-    print(f"  time:               {took:.1f} s")
+    print(
+        f"  QuickBooks calls:   {report.qbo_calls}  (lower bound {lower_bound}; "
+        f"the sandbox counted {sum(seen.values())}: {seen})"
+    )
+    print(f"  time:               {took:.1f} s ({report.qbo_seconds:.1f} s inside QuickBooks calls)")
     print(f"  rows created/updated/deleted: {report.created} / {report.updated} / {report.deleted}")
     for entity, counts in report.entities.items():
         print(
@@ -62,32 +76,34 @@ def _print_report(label: str, report: SyncReport, lower_bound: int, seen: dict[s
         )
 
 
-async def _outside_changes(base_url: str, realm_id: str, running: RunningSandbox) -> int:
+async def _outside_changes(live: dict[str, str]) -> int:
     """Edits, deletes and a create made through the sandbox's admin API; returns how many."""
-    realm = running.sandbox.realm()
-    bills = [obj["Id"] for _, obj in zip(range(20), realm.iter("Bill"), strict=False)]
-    invoices = [obj["Id"] for _, obj in zip(range(5), realm.iter("Invoice"), strict=False)]
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as admin:
-        for bill_id in bills:
-            response = await admin.post(
-                f"/_sandbox/realms/{realm_id}/edit/Bill/{bill_id}",
-                json={"PrivateNote": f"edited outside Oodaloo at {datetime.now(UTC).isoformat()}"},
-            )
-            response.raise_for_status()
-        for invoice_id in invoices:
-            response = await admin.delete(f"/_sandbox/realms/{realm_id}/Invoice/{invoice_id}")
-            response.raise_for_status()
-        response = await admin.post(
-            f"/_sandbox/realms/{realm_id}/Vendor", json={"DisplayName": "Bench Vendor", "Active": True}
+    realm_id = live["realm_id"]
+    async with QBORawClient(
+        "bench-setup", realm_id, base_url=live["base_url"],
+        tokens=StaticTokenProvider(live["access_token"]),
+    ) as client:
+        bills = (await client.query_page("SELECT * FROM Bill MAXRESULTS 20")).get("Bill", [])
+        invoices = (await client.query_page("SELECT * FROM Invoice MAXRESULTS 5")).get("Invoice", [])
+    stamp = datetime.now(UTC).isoformat()
+    for bill in bills:
+        await _admin(
+            live["base_url"], "POST", f"/realms/{realm_id}/edit/Bill/{bill['Id']}",
+            {"PrivateNote": f"edited outside Oodaloo at {stamp}"},
         )
-        response.raise_for_status()
+    for invoice in invoices:
+        await _admin(live["base_url"], "DELETE", f"/realms/{realm_id}/Invoice/{invoice['Id']}")
+    await _admin(
+        live["base_url"], "POST", f"/realms/{realm_id}/Vendor",
+        {"DisplayName": "Bench Vendor", "Active": True},
+    )
     return len(bills) + len(invoices) + 1
 
 
-async def run(running: RunningSandbox, database_url: str) -> None:
-    sandbox = running.sandbox
-    realm = sandbox.realm()
-    counts: dict[str, Any] = {entity: realm.count(entity) for entity in MIRRORED_ENTITIES}
+async def run(live: dict[str, str], database_url: str) -> None:
+    realms = await _admin(live["base_url"], "GET", "/realms")
+    objects = next(r for r in realms["realms"] if r["realm_id"] == live["realm_id"])["objects"]
+    counts = {entity: int(objects.get(entity, 0)) for entity in MIRRORED_ENTITIES}
     print("company:", ", ".join(f"{entity} {count:,}" for entity, count in counts.items()))
 
     await upgrade_database(database_url)
@@ -99,7 +115,7 @@ async def run(running: RunningSandbox, database_url: str) -> None:
             Business(
                 id=BUSINESS_ID,
                 name="Bench company",
-                realm_id=sandbox.realm_id,
+                realm_id=live["realm_id"],
                 timezone="America/Los_Angeles",
                 created_at=now,
                 updated_at=now,
@@ -108,27 +124,27 @@ async def run(running: RunningSandbox, database_url: str) -> None:
         await session.commit()
 
     def tokens_for(realm_id: str) -> TokenProvider:
-        return StaticTokenProvider(sandbox.access_token)
+        return StaticTokenProvider(live["access_token"])
 
     infra = SyncInfrastructure(
         engine=engine,
         backend=MemoryBackend(),
         tokens_for=tokens_for,
-        settings=SyncSettings(qbo_base_url=running.base_url),
+        settings=SyncSettings(qbo_base_url=live["base_url"]),
     )
     try:
         mirror = MirrorSync(
-            UnitOfWorkFactory(sessions), SmartSyncService(infra, BUSINESS_ID, sandbox.realm_id)
+            UnitOfWorkFactory(sessions), SmartSyncService(infra, BUSINESS_ID, live["realm_id"])
         )
-        sandbox.reset_stats()
+        await _admin(live["base_url"], "DELETE", "/stats")
         started = time.perf_counter()
         first = await mirror.sync()
         took = time.perf_counter() - started
         lower = sum(count // PAGE_SIZE + 1 for count in counts.values())
-        _print_report("first sync (pages everything)", first, lower, _requests(running), took)
+        _print_report("first sync (pages everything)", first, lower, await _requests(live), took)
 
-        changes = await _outside_changes(running.base_url, sandbox.realm_id, running)
-        sandbox.reset_stats()
+        changes = await _outside_changes(live)
+        await _admin(live["base_url"], "DELETE", "/stats")
         started = time.perf_counter()
         second = await mirror.sync()
         took = time.perf_counter() - started
@@ -136,7 +152,7 @@ async def run(running: RunningSandbox, database_url: str) -> None:
             f"incremental sync ({changes} objects changed outside Oodaloo)",
             second,
             1,
-            _requests(running),
+            await _requests(live),
             took,
         )
     finally:
@@ -148,13 +164,22 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=100_000, help="bills and invoices in the company")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="oodaloo-bench-") as folder:
-        url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'mirror.db'}"
-        seeding = time.perf_counter()
-        # The HTTP sandbox starts before the event loop: it seeds the company in this thread.
-        with start_in_thread(SandboxConfig(scale=args.scale)) as running:
-            print(f"sandbox seeded and serving at {running.base_url} in {time.perf_counter() - seeding:.1f} s")
-            asyncio.run(run(running, url))
+    seeding = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0", "--scale", str(args.scale)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        live = json.loads(server.stdout.readline())
+        print(f"sandbox seeded and serving at {live['base_url']} in {time.perf_counter() - seeding:.1f} s")
+        with tempfile.TemporaryDirectory(prefix="oodaloo-bench-") as folder:
+            url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'mirror.db'}"
+            asyncio.run(run(live, url))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
