@@ -400,7 +400,10 @@ class MirrorSync:
     ) -> SyncReport:
         """Bring the mirror up to date (a full sync when `full` or when CDC cannot cover the gap)."""
         try:
-            report = await self._sync(full=full)
+            # One sync per business at a time, across processes: two at once would insert the same
+            # new objects twice. A second caller waits and then only has the last changes to fetch.
+            async with self.smart_sync.infra.locks(f"mirror-sync:{self.business_id}"):
+                report = await self._sync(full=full)
         except Exception as exc:
             await self.smart_sync.record_sync(
                 QBO_PLATFORM, strategy, success=False, error=f"{type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ paging, and syncing again changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,6 @@ from sqlalchemy import update
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
-
 from runway.mirror import CDC_ENTITIES, MIRRORED_ENTITIES, PAGE_SIZE, SyncReport
 from runway.models import SyncWatermark
 
@@ -338,4 +338,19 @@ async def test_a_cdc_answer_at_its_ceiling_pages_that_entity(runway_env: RunwayE
     assert report.qbo_calls == 1 + pages_needed(realm.count("Bill"))
     assert report.entities["Bill"].created == PAGE_SIZE
     assert requests_to(env, realm_id) == {"cdc": 1, "query": pages_needed(realm.count("Bill"))}
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+
+
+async def test_two_syncs_at_once_take_turns(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    first, second = await asyncio.gather(
+        env.mirror(BUSINESS, realm_id).sync(), env.mirror(BUSINESS, realm_id).sync()
+    )
+
+    reports = sorted([first, second], key=lambda report: report.started_at)
+    assert reports[0].created == sum(
+        env.sandbox.realm().count(entity) for entity in MIRRORED_ENTITIES
+    )
+    assert reports[1].changed == 0 and reports[1].cdc_calls == 1
     await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
