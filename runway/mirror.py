@@ -35,6 +35,7 @@ from runway.models import Account, DocumentStatus
 from runway.uow import MirrorRepository, RunwayUnitOfWork
 from sync.clock import Clock
 from sync.db import dumps_decimal, exact_cents
+from sync.qbo import QBOValidationError
 from sync.ratelimit import Priority
 from sync.service import SmartSyncService
 from sync.timing import QBO_PLATFORM, SyncStrategy
@@ -455,8 +456,7 @@ class MirrorSync:
         next_cdc_at = started - self.cdc_overlap
         if cdc_since:
             overflowed = await self._apply_cdc(report, cdc_since, next_cdc_at)
-            for entity in overflowed:
-                to_page[entity] = f"CDC returned its ceiling of {PAGE_SIZE} objects"
+            to_page.update(overflowed)
 
         for entity in MIRRORED_ENTITIES:  # a fixed order: referenced objects first
             if entity in to_page:
@@ -477,20 +477,34 @@ class MirrorSync:
 
     async def _apply_cdc(
         self, report: SyncReport, since: Mapping[str, datetime], next_cdc_at: datetime
-    ) -> list[str]:
-        """One CDC call for every entity in `since`; returns the entities it could not cover."""
+    ) -> dict[str, str]:
+        """One CDC call for every entity in `since`; returns the entities it could not cover,
+        each with the reason to page it instead."""
         entities = [entity for entity in CDC_ENTITIES if entity in since]
         changed_since = min(since.values())
         fetched_at = self.clock.now()
         report.cdc_calls += 1
-        changes: dict[str, list[dict[str, Any]]] = await self._call(
-            report, "cdc", entities, changed_since
-        )
-        overflowed: list[str] = []
+        try:
+            changes: dict[str, list[dict[str, Any]]] = await self._call(
+                report, "cdc", entities, changed_since
+            )
+        except QBOValidationError as error:
+            if "changedsince" not in f"{error.message} {error.detail}".lower():
+                raise
+            # QuickBooks' clock put the watermark past its 30 days after all: page everything.
+            logger.warning(
+                "QuickBooks refused CDC since %s (%s); paging every entity instead",
+                changed_since.isoformat(),
+                error,
+                extra={"business_id": self.business_id},
+            )
+            return {entity: "QuickBooks refused CDC since the watermark" for entity in entities}
+        overflowed: dict[str, str] = {}
         for entity in entities:
             objects = changes.get(entity, [])
             if len(objects) >= PAGE_SIZE:
-                overflowed.append(entity)  # the answer was cut: page this entity instead
+                # The answer was cut at QuickBooks' ceiling: page this entity instead.
+                overflowed[entity] = f"CDC returned its ceiling of {PAGE_SIZE} objects"
                 continue
             counts = report.entities.setdefault(entity, EntitySync(CDC))
             counts.received += len(objects)

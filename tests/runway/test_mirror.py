@@ -27,6 +27,11 @@ def sandbox(request: pytest.FixtureRequest) -> Sandbox:
     1,100 objects) for the others, which are about sync behaviour and run faster on it."""
     if request.function.__name__ == "test_first_sync_mirrors_every_field_with_the_fewest_calls":
         return create_app(SandboxConfig(seed=DEFAULT_SEED))
+    if request.function.__name__ == "test_cdc_refused_by_quickbooks_clock_pages_instead":
+        # QuickBooks' clock is moved a month on; its access tokens must outlive that.
+        return create_app(
+            SandboxConfig(seed=DEFAULT_SEED, scale=150, access_token_lifetime=timedelta(days=60))
+        )
     return create_app(SandboxConfig(seed=DEFAULT_SEED, scale=150))
 
 
@@ -353,4 +358,23 @@ async def test_two_syncs_at_once_take_turns(runway_env: RunwayEnv) -> None:
         env.sandbox.realm().count(entity) for entity in MIRRORED_ENTITIES
     )
     assert reports[1].changed == 0 and reports[1].cdc_calls == 1
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+
+
+async def test_cdc_refused_by_quickbooks_clock_pages_instead(runway_env: RunwayEnv) -> None:
+    """Our watermark is recent by our clock, but QuickBooks' clock says it is past CDC's 30 days."""
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    mirror = env.mirror(BUSINESS, realm_id)
+    await mirror.sync()
+    env.sandbox.advance_clock(timedelta(days=31))
+    env.sandbox.reset_stats()
+
+    report = await mirror.sync()
+
+    realm = env.sandbox.realm()
+    assert report.cdc_calls == 1 and set(report.full_entities) == set(CDC_ENTITIES)
+    assert report.qbo_calls == 1 + sum(pages_needed(realm.count(entity)) for entity in CDC_ENTITIES)
+    assert all("refused" in report.entities[entity].reason for entity in CDC_ENTITIES)
+    assert report.changed == 0
     await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
