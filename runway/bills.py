@@ -134,21 +134,24 @@ def _money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
-def _refresh_from_qbo(bill: Bill, fresh: Mapping[str, Any], now: datetime) -> None:
-    """Bring the mirrored bill up to QuickBooks' current copy before deciding on a payment.
+@dataclass(frozen=True)
+class _Standing:
+    """What a payment decision reads about a bill: QuickBooks' current copy when it answered,
+    else the mirror's. Never written back to the mirror here: a concurrent click may already have
+    lowered the mirror's balance, and an older read must not undo that (the mirror sync will
+    bring QuickBooks' copy)."""
 
-    Only what the payment decision reads is refreshed; the next mirror sync writes the rest.
-    """
-    total = fresh.get("TotalAmt")
-    balance = fresh.get("Balance")
-    if not isinstance(total, Decimal) or not isinstance(balance, Decimal):
-        return  # an answer without exact amounts: keep the mirror's, QuickBooks checks again
-    bill.total_amount = total
-    bill.balance = balance
-    bill.status = DocumentStatus.of(total, balance).value
-    bill.sync_token = str(fresh.get("SyncToken", bill.sync_token))
-    bill.raw = dict(fresh)
-    bill.synced_at = now
+    total: Decimal
+    balance: Decimal
+    sync_token: str
+
+
+def _standing(bill: Bill, fresh: Mapping[str, Any] | None) -> _Standing:
+    if fresh is not None:
+        total, balance = fresh.get("TotalAmt"), fresh.get("Balance")
+        if isinstance(total, Decimal) and isinstance(balance, Decimal):
+            return _Standing(total, balance, str(fresh.get("SyncToken", bill.sync_token)))
+    return _Standing(bill.total_amount, bill.balance, bill.sync_token)
 
 
 class BillService:
@@ -354,10 +357,9 @@ class BillService:
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
             bill = await self._bill(uow, bill_id)
-            if fresh is not None:
-                _refresh_from_qbo(bill, fresh, now)
+            standing = _standing(bill, fresh)
             label = _bill_label(bill)
-            if bill.balance <= 0:
+            if standing.balance <= 0:
                 raise PaymentRefused(f"{label} is already paid in full; nothing was sent.")
             if open_payment is not None:
                 raise PaymentRefused(
@@ -366,6 +368,8 @@ class BillService:
                     "Wait for its result before paying again."
                 )
             approval = _approval_of(bill, business)
+            if standing.total > business.approval_threshold:  # raised in QuickBooks since
+                approval = replace(approval, needs_second_approval=True)
             if approval.approved_by is None:
                 raise PaymentRefused(f"{label} has not been approved yet; approve it first.")
             if not approval.ready_to_pay:
@@ -374,10 +378,10 @@ class BillService:
                     f"{_money(business.approval_threshold)} and needs a second approval from "
                     f"someone other than {approval.approved_by}."
                 )
-            if amount > bill.balance:
+            if amount > standing.balance:
                 raise PaymentRefused(
-                    f"{_money(amount)} is more than the {_money(bill.balance)} still open on "
-                    f"{label}; pay at most {_money(bill.balance)}."
+                    f"{_money(amount)} is more than the {_money(standing.balance)} still open on "
+                    f"{label}; pay at most {_money(standing.balance)}."
                 )
             bank = bank_account_id or business.payment_bank_account_id
             if not bank:
@@ -390,7 +394,7 @@ class BillService:
                 business_id=self.business_id,
                 realm_id=self.smart_sync.realm_id,
                 bill_id=bill.qbo_id,
-                bill_sync_token=bill.sync_token,
+                bill_sync_token=standing.sync_token,
                 vendor_id=bill.vendor_qbo_id,
                 amount=amount,
                 bank_account_id=bank,

@@ -23,7 +23,7 @@ from sync_harness import bank_account_id, create_bills, payments_marked, put_fau
 BUSINESS = "biz-larkspur"
 OTHER = "biz-other"
 #: A small company: the mirror sync in each test takes milliseconds.
-SCALE = 12
+SCALE = 3
 OWNER, PARTNER, INTRUDER = "U-OWNER", "U-PARTNER", "U-INTRUDER"
 
 
