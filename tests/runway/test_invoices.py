@@ -32,12 +32,15 @@ def sandbox() -> Sandbox:
 
 
 async def new_invoices(
-    sandbox: Sandbox, dues: list[date], amount: str = "750.00"
+    sandbox: Sandbox,
+    dues: list[date],
+    amount: str = "750.00",
+    customer: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Open invoices due on `dues`, for a new customer (so no payment history shifts them)."""
+    """Open invoices due on `dues`, for `customer` or a new one (no payment history to shift them)."""
     async with setup_client(sandbox) as client:
         income = (await client.query("SELECT * FROM Account WHERE AccountType = 'Income'"))[0]
-        customer = await client.create(
+        customer = customer or await client.create(
             "Customer",
             {"DisplayName": f"Mariposa Bakery {uuid.uuid4().hex[:6]}", "Active": True},
             request_id=f"setup-{uuid.uuid4().hex[:12]}",
@@ -156,3 +159,36 @@ async def test_collections_expected_in_the_coming_week(runway_env: RunwayEnv) ->
     # Already past its expected date: due any day, so counted in this week as the forecast does.
     assert str(late["Id"]) in expected
     assert str(later["Id"]) not in expected
+
+
+async def test_a_customer_who_pays_late_is_expected_late(runway_env: RunwayEnv) -> None:
+    local_today = date(2026, 3, 9)
+    [paid] = await new_invoices(runway_env.sandbox, [local_today - timedelta(days=40)])
+    customer = {"Id": paid["CustomerRef"]["value"]}
+    async with setup_client(runway_env.sandbox) as client:
+        await client.create(  # paid ten days after it was due
+            "Payment",
+            {
+                "CustomerRef": {"value": customer["Id"]},
+                "TotalAmt": paid["Balance"],
+                "TxnDate": (local_today - timedelta(days=30)).isoformat(),
+                "Line": [
+                    {
+                        "Amount": paid["Balance"],
+                        "LinkedTxn": [{"TxnId": paid["Id"], "TxnType": "Invoice"}],
+                    }
+                ],
+            },
+            request_id=f"setup-{uuid.uuid4().hex[:12]}",
+        )
+    overdue, due_soon = await new_invoices(
+        runway_env.sandbox,
+        [local_today - timedelta(days=5), local_today + timedelta(days=3)],
+        customer=customer,
+    )
+    service = await invoice_service(runway_env, ManualClock(NOW))
+    expected = {item.invoice_id: item for item in await service.collections_expected_this_week()}
+    # Ten days late as usual: the overdue one in five days, the one due in three days not this week.
+    assert expected[str(overdue["Id"])].expected_on == local_today + timedelta(days=5)
+    assert str(due_soon["Id"]) not in expected
+    assert str(paid["Id"]) not in expected
