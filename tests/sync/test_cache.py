@@ -101,14 +101,14 @@ async def test_the_last_good_copy_is_kept_for_a_week_and_no_longer(backend: Back
 async def test_entries_expire_on_the_real_clock_too(backend: Backend) -> None:
     """No ManualClock here: tiny real TTLs, real waiting."""
     cache = SyncCache(
-        backend, default_ttl=timedelta(milliseconds=100), last_good_ttl=timedelta(milliseconds=200)
+        backend, default_ttl=timedelta(milliseconds=100), last_good_ttl=timedelta(milliseconds=500)
     )
     await cache.set(BUSINESS, "qbo", {"n": 1})
     assert await cache.get(BUSINESS, "qbo") is not None
     await asyncio.sleep(0.15)
     assert await cache.get(BUSINESS, "qbo") is None
     assert await cache.get_stale(BUSINESS, "qbo") is not None
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.4)
     assert await cache.get_stale(BUSINESS, "qbo") is None
 
 

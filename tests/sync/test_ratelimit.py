@@ -146,7 +146,8 @@ async def test_bulk_backlog_uses_its_share_of_the_limit_and_no_more_while_user_a
 
 
 async def test_mixed_backlog_uses_the_whole_limit_without_exceeding_it(backend: Backend) -> None:
-    config = RateLimitConfig(requests_per_window=40, window_seconds=0.4, max_concurrency=10)
+    # Modest rates, so a busy test machine can still issue every grant the budget allows.
+    config = RateLimitConfig(requests_per_window=24, window_seconds=0.5, max_concurrency=10)
     limiter = RealmRateLimiter(backend, config)
     loop = asyncio.get_running_loop()
     span = 2 * config.window_seconds
@@ -196,7 +197,7 @@ async def test_concurrency_cap_is_never_exceeded_and_background_leaves_slots_fre
     priorities = [Priority.BULK, Priority.DATA_FETCH, Priority.USER_ACTION] * 15
     await asyncio.gather(*(request(p, 0.03 + (i % 4) * 0.01) for i, p in enumerate(priorities)))
 
-    assert in_flight.peak_total == config.max_concurrency  # the cap was reached, never passed
+    assert in_flight.peak_total <= config.max_concurrency
     # Background work never holds more than its share, so user actions always find a slot.
     assert in_flight.peak_bulk <= config.caps(Priority.BULK)[1]
     assert in_flight.peak_background <= config.caps(Priority.DATA_FETCH)[1]
@@ -204,6 +205,43 @@ async def test_concurrency_cap_is_never_exceeded_and_background_leaves_slots_fre
     assert stats.in_flight == 0
     assert stats.used_in_window == len(priorities)
     assert limiter.totals().granted == len(priorities)
+
+
+async def test_each_priority_fills_exactly_its_share_of_the_concurrency(backend: Backend) -> None:
+    """Requests that hold their slots until told: bulk gets 7 of 10, data fetch 8, user actions all 10."""
+    config = RateLimitConfig(requests_per_window=10_000, window_seconds=1.0, max_concurrency=10)
+    limiter = RealmRateLimiter(backend, config)
+    inside: dict[Priority, int] = dict.fromkeys(Priority, 0)
+    finish = asyncio.Event()
+
+    async def request(priority: Priority) -> None:
+        async with limiter.slot(REALM, priority, timeout=10):
+            inside[priority] += 1
+            await finish.wait()
+
+    async def settle(expected_in_flight: int) -> None:
+        # Wait until the backend holds that many, then give waiters time to (wrongly) get more.
+        async with asyncio.timeout(5):
+            # Polling the backend on purpose: on Redis its state is outside this process.
+            while (await limiter.stats(REALM)).in_flight < expected_in_flight:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+
+    tasks = [asyncio.create_task(request(Priority.BULK)) for _ in range(10)]
+    await settle(7)
+    assert inside[Priority.BULK] == 7
+    tasks += [asyncio.create_task(request(Priority.DATA_FETCH)) for _ in range(10)]
+    await settle(8)
+    assert (inside[Priority.BULK], inside[Priority.DATA_FETCH]) == (7, 1)
+    tasks += [asyncio.create_task(request(Priority.USER_ACTION)) for _ in range(5)]
+    await settle(10)
+    assert inside == {Priority.BULK: 7, Priority.DATA_FETCH: 1, Priority.USER_ACTION: 2}
+    assert (await limiter.stats(REALM)).in_flight == config.max_concurrency
+
+    finish.set()
+    await asyncio.gather(*tasks)
+    assert sum(inside.values()) == len(tasks)
+    assert (await limiter.stats(REALM)).in_flight == 0
 
 
 async def test_back_off_blocks_every_priority_until_it_ends(backend: Backend) -> None:
@@ -333,7 +371,7 @@ async def test_two_limiters_on_one_store_share_one_budget(
     backend: Backend, peer_backend: Backend
 ) -> None:
     """Two limiter instances, as two processes would have, draw on one window and one concurrency cap."""
-    config = RateLimitConfig(requests_per_window=30, window_seconds=0.4, max_concurrency=4)
+    config = RateLimitConfig(requests_per_window=16, window_seconds=0.5, max_concurrency=4)
     first = RealmRateLimiter(backend, config)
     second = RealmRateLimiter(peer_backend, config)
     loop = asyncio.get_running_loop()
