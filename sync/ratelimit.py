@@ -529,7 +529,12 @@ class RealmRateLimiter:
                                 timeout,
                                 f"{last_reason} for another {decision.retry_after:.3g} s",
                             )
-                        await wakeup.wait(delay, since=generation)
+                        # The deadline is checked here too, not only by asyncio.timeout_at: a
+                        # cancellation swallowed inside the Redis client must not make the wait endless.
+                        left = deadline - loop.time()
+                        if left <= 0:
+                            raise TimeoutError
+                        await wakeup.wait(min(delay, left), since=generation)
         except RateLimitTimeout:
             counters.timed_out += 1
             raise
