@@ -402,7 +402,8 @@ class MirrorSync:
         """Bring the mirror up to date (a full sync when `full` or when CDC cannot cover the gap)."""
         try:
             # One sync per business at a time, across processes: two at once would insert the same
-            # new objects twice. A second caller waits and then only has the last changes to fetch.
+            # new objects twice. A second caller waits (up to the lock's acquire timeout, then
+            # LockTimeout) and then only has the last changes to fetch.
             async with self.smart_sync.infra.locks(f"mirror-sync:{self.business_id}"):
                 report = await self._sync(full=full)
         except Exception as exc:
@@ -451,7 +452,7 @@ class MirrorSync:
         if full or info_as_of is None:
             to_page[COMPANY_INFO] = "full sync requested" if full else "first sync"
         elif info_as_of < started - self.company_info_max_age:
-            to_page[COMPANY_INFO] = "copy older than a day"
+            to_page[COMPANY_INFO] = f"copy older than {self.company_info_max_age}"
 
         next_cdc_at = started - self.cdc_overlap
         if cdc_since:
