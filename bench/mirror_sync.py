@@ -37,8 +37,11 @@ from typing import Any
 
 import httpx
 
+from runway.books import business_today
+from runway.digest import DigestBuilder
 from runway.mirror import MIRRORED_ENTITIES, PAGE_SIZE, MirrorSync, SyncReport
 from runway.models import Business
+from runway.snapshot import load_books
 from runway.uow import UnitOfWorkFactory
 from sync.backends import MemoryBackend
 from sync.db import make_engine, make_sessionmaker, upgrade_database
@@ -113,6 +116,7 @@ async def run(live: dict[str, str], database_url: str) -> None:
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     now = datetime.now(UTC)
+    books_tz = "America/Los_Angeles"
     async with sessions() as session:
         session.add(
             Business(
@@ -158,6 +162,18 @@ async def run(live: dict[str, str], database_url: str) -> None:
             await _requests(live),
             took,
         )
+
+        # The weekly digest from the mirror: snapshot from the database, then the view model.
+        started = time.perf_counter()
+        async with UnitOfWorkFactory(sessions)(BUSINESS_ID) as uow:
+            books = await load_books(uow, BUSINESS_ID, business_today(datetime.now(UTC), books_tz))
+        loaded = time.perf_counter() - started
+        view = DigestBuilder().build(books, now=datetime.now(UTC))
+        built = time.perf_counter() - started - loaded
+        print(f"\ndigest of the scaled company: {loaded + built:.2f} s "
+              f"(snapshot from the mirror {loaded:.2f} s, view model {built:.3f} s); "
+              f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices; "
+              f"headline: {view.headline}")
     finally:
         await infra.aclose()
 
