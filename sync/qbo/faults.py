@@ -67,7 +67,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        return max(0.0, float(text))  # delta-seconds, not money
     except ValueError:
         pass  # not delta-seconds: an HTTP date, tried next
     try:
