@@ -199,20 +199,22 @@ def _typical_days_late(days: Iterable[int]) -> int:
 
 async def _pay_histories(uow: RunwayUnitOfWork, first: date) -> list[CustomerPayHistory]:
     last_paid: dict[str, date] = {}
-    for received in await uow.customer_payments.dated_between(first):
-        if received.txn_date is None:
+    for txn_date, invoice_ids in await uow.customer_payments.fields_dated_since(
+        first, "txn_date", "invoice_qbo_ids"
+    ):
+        if txn_date is None:
             continue
-        for invoice_id in received.invoice_qbo_ids:
+        for invoice_id in invoice_ids or ():
             known = last_paid.get(invoice_id)
-            if known is None or received.txn_date > known:
-                last_paid[invoice_id] = received.txn_date
+            if known is None or txn_date > known:
+                last_paid[invoice_id] = txn_date
     lateness: dict[str, list[int]] = defaultdict(list)
-    for invoice in await uow.invoices.by_qbo_ids(last_paid):
-        if invoice.balance > 0 or invoice.due_date is None or invoice.customer_qbo_id is None:
+    for qbo_id, balance, due_date, customer_id in await uow.invoices.fields_by_qbo_ids(
+        last_paid, "qbo_id", "balance", "due_date", "customer_qbo_id"
+    ):
+        if balance > 0 or due_date is None or customer_id is None:
             continue  # still open: not a finished payment
-        lateness[invoice.customer_qbo_id].append(
-            (last_paid[invoice.qbo_id] - invoice.due_date).days
-        )
+        lateness[customer_id].append((last_paid[qbo_id] - due_date).days)
     return [
         CustomerPayHistory(customer_id, _typical_days_late(days), len(days))
         for customer_id, days in sorted(lateness.items())
