@@ -530,38 +530,41 @@ class SmartSyncService:
         return outcome_for(done)
 
     async def _defer(self, action: Action, owner: str, reason: str) -> ActionOutcome:
-        try:
-            kept = await self.infra.ledger.release_to_pending(action.key, owner, reason)
-        except LeaseLost as lost:
-            return self._lost_lease(lost)
-        self.metrics.incr(m.WRITES_DEFERRED, self.realm_id)
-        log_event(
-            logging.WARNING,
+        return await self._park(
+            action,
+            self.infra.ledger.release_to_pending(action.key, owner, reason),
+            m.WRITES_DEFERRED,
             f"{action.operation} kept pending to send later: {reason}",
-            realm_id=self.realm_id,
-            action_key=action.key,
-            business_id=self.business_id,
         )
-        await self.schedule_reconciliation(action.key)
-        return outcome_for(kept)
 
     async def _leave_unknown(
         self, action: Action, owner: str, error: BaseException
     ) -> ActionOutcome:
+        return await self._park(
+            action,
+            self.infra.ledger.mark_unknown(action.key, owner, str(error)),
+            m.UNKNOWN_OUTCOMES,
+            f"{action.operation} outcome unknown, left for reconciliation: {error}",
+        )
+
+    async def _park(
+        self, action: Action, transition: Awaitable[Action], counter: str, message: str
+    ) -> ActionOutcome:
+        """Record that a write is not settled yet (pending or unknown) and hand it to reconciliation."""
         try:
-            open_action = await self.infra.ledger.mark_unknown(action.key, owner, str(error))
+            parked = await transition
         except LeaseLost as lost:
             return self._lost_lease(lost)
-        self.metrics.incr(m.UNKNOWN_OUTCOMES, self.realm_id)
+        self.metrics.incr(counter, self.realm_id)
         log_event(
             logging.WARNING,
-            f"{action.operation} outcome unknown, left for reconciliation: {error}",
+            message,
             realm_id=self.realm_id,
             action_key=action.key,
             business_id=self.business_id,
         )
         await self.schedule_reconciliation(action.key)
-        return outcome_for(open_action)
+        return outcome_for(parked)
 
     def _lost_lease(self, lost: LeaseLost) -> ActionOutcome:
         # Our lease ran out and another worker took the action over; its view wins, and since
