@@ -13,6 +13,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, MetaData, make_url
 
+from bot.models import BotBase  # the Slack bot's own tables
 from runway.models import RunwayBase  # importing the models defines the runway tables
 from sync.db import DecimalJSON, Money, SyncBase, UTCDateTime, make_engine
 from sync.ledger import ActionRow
@@ -26,8 +27,8 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 # Importing these modules defines their tables on SyncBase.metadata.
 SYNC_TABLES = (ActionRow, SyncTimingRow, UserActivityRow)
 
-# Every table Oodaloo owns, one metadata per layer: sync's first, the domain's after it.
-target_metadata: list[MetaData] = [SyncBase.metadata, RunwayBase.metadata]
+# Every table Oodaloo owns, one metadata per layer: sync's first, the domain's, then the bot's.
+target_metadata: list[MetaData] = [SyncBase.metadata, RunwayBase.metadata, BotBase.metadata]
 
 
 def database_url() -> str:

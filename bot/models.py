@@ -1,0 +1,72 @@
+"""Tables the Slack side of Oodaloo keeps: the messages it posted and the digests it sent.
+
+`SlackMessage` keeps the blocks of every message the bot posted, so a click can update its own line
+of the message in place (Slack does not give an app its message back without extra scopes), one
+update at a time. `DigestRun` records each weekly digest: which week it was for (one run per business
+and scheduled time, so a digest is never posted twice), where it went, and the figures next week's
+digest compares against.
+
+The OAuth tables (Slack installations and states, QuickBooks connect states) belong to slack_sdk's
+SQLAlchemy stores; migration 0003 creates them from the stores' own table definitions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sync.db import NAMING_CONVENTION, DecimalJSON, UTCDateTime
+
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Table names of slack_sdk's stores, as migration 0003 creates them.
+SLACK_BOTS_TABLE = "slack_bots"
+SLACK_INSTALLATIONS_TABLE = "slack_installations"
+SLACK_OAUTH_STATES_TABLE = "slack_oauth_states"
+QBO_OAUTH_STATES_TABLE = "qbo_oauth_states"
+
+
+class BotBase(DeclarativeBase):
+    """Declarative base of the bot's own tables (never shared with sync's or runway's metadata)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SlackMessage(BotBase):
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "ts"),
+        Index("ix_slack_messages_business", "business_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    #: "digest", "notice", "summary": what the message is, for logs and the demo page.
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[dict[str, Any]]] = mapped_column(DecimalJSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DigestRun(BotBase):
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("business_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(String(64))
+    #: The instant the digest was due (the scheduler's fire time, or the moment it was asked for).
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    emailed_to: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
+    #: `WeeklyFigures` of this digest, as plain JSON, for next week's trend.
+    figures: Mapped[dict[str, Any] | None] = mapped_column(DecimalJSON)
+    error: Mapped[str | None] = mapped_column(Text)
