@@ -40,10 +40,20 @@ class Settings(BaseSettings):
     qbo_client_secret: str | None = None
     qbo_redirect_uri: str | None = None
     qbo_webhook_verifier_token: str | None = None
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    public_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="where Slack, Intuit and email readers reach `oodaloo serve` (links and redirects are built on it)",
+    )
+    slack_bot_token: str | None = Field(default=None, description="xoxb- token: single-workspace mode")
+    slack_signing_secret: str | None = Field(default=None, description="verifies every request from Slack")
+    slack_app_token: str | None = Field(default=None, description="xapp- token: Socket Mode for development")
+    slack_client_id: str | None = Field(default=None, description="multi-workspace install (OAuth) client id")
+    slack_client_secret: str | None = None
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack's Web API; a local Slack in the demo and tests"
+    )
     smtp_url: str | None = Field(default=None, description="smtp://user:pass@host:port for email digests")
+    email_from: str = Field(default="Oodaloo <runway@oodaloo.local>", description="From: of the email digest")
     token_encryption_key: str | None = Field(
         default=None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts QBO tokens at rest"
     )
@@ -73,6 +83,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://quickbooks.api.intuit.com")
         if value.endswith("/v3"):
             raise ValueError("is the host only: drop the trailing /v3")
+        return value
+
+    @field_validator("public_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://oodaloo.example.com")
         return value
 
     @field_validator("log_level", mode="before")

@@ -1,0 +1,277 @@
+"""The composition root: one `Oodaloo` per process wires settings to the layers below.
+
+`Oodaloo.start(settings)` opens the database (migrated), the backends (Redis or in-process), the
+token cipher and business directory, and SyncInfrastructure with stored, self-refreshing QuickBooks
+tokens. `services(business)` hands out one business's domain services over that wiring; the Slack
+app, the web routes, the worker and the CLI all take an `Oodaloo` and never build these themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.models import DigestRun
+from bot.settings import Settings, SettingsError
+from runway.bills import BillService
+from runway.books import business_today
+from runway.businesses import BusinessDirectory, QBOAppCredentials
+from runway.calculator import RunwayStatus, WeeklyFigures
+from runway.crypto import TokenCipher, generate_key
+from runway.digest import DigestBuilder, DigestView
+from runway.drift import DriftRecorder
+from runway.invoices import InvoiceService
+from runway.mirror import MirrorSync
+from runway.models import Account, Business
+from runway.snapshot import load_books
+from runway.uow import UnitOfWorkFactory
+from sync.actions import BILL_PAYMENT_CREATE
+from sync.backends import Backend, backend_from_url
+from sync.clock import Clock, SystemClock
+from sync.db import make_engine, make_sessionmaker, upgrade_database
+from sync.infrastructure import SyncInfrastructure, SyncSettings
+from sync.ledger import Action, ActionState
+from sync.locks import LockFactory, lock_factory
+from sync.qbo.auth import PRODUCTION_TOKEN_URL
+from sync.reconcile import DriftReport, Reconciler, Resolution
+from sync.service import SmartSyncService
+
+logger = logging.getLogger(__name__)
+
+ResolutionListener = Callable[[Resolution], Awaitable[None]]
+
+
+@dataclass
+class BusinessServices:
+    """One business's domain services, sharing the process's infrastructure."""
+
+    business: Business
+    smart_sync: SmartSyncService
+    bills: BillService
+    invoices: InvoiceService
+    drift: DriftRecorder
+    mirror: MirrorSync
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    """A digest and what a renderer needs beside it."""
+
+    business: Business
+    view: DigestView
+    payment_account: str | None
+    built_at: datetime
+
+
+def _cipher(settings: Settings) -> TokenCipher:
+    if settings.token_encryption_key:
+        return TokenCipher(settings.token_encryption_key.split(","))
+    sqlite = settings.sqlite_path()
+    if sqlite is None:
+        raise SettingsError(
+            "TOKEN_ENCRYPTION_KEY is not set. QuickBooks tokens are encrypted at rest; generate a key "
+            "with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+            "and set TOKEN_ENCRYPTION_KEY (several keys, comma-separated, rotate: newest first)."
+        )
+    # Embedded default only: a key file beside the SQLite database, readable by this user alone.
+    key_file = Path(sqlite).expanduser().resolve().parent / "token-encryption.key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(generate_key() + "\n")
+        os.chmod(key_file, 0o600)
+        logger.info("created %s to encrypt QuickBooks tokens at rest", key_file)
+    return TokenCipher(key_file.read_text().strip())
+
+
+def figures_to_json(figures: WeeklyFigures) -> dict[str, Any]:
+    return {
+        "on": figures.on.isoformat(),
+        "status": figures.status.value,
+        "runway_days": figures.runway_days,
+        "cash": figures.cash,
+        "net_burn_per_month": figures.net_burn_per_month,
+    }
+
+
+def figures_from_json(data: dict[str, Any]) -> WeeklyFigures:
+    from datetime import date
+    from decimal import Decimal
+
+    return WeeklyFigures(
+        on=date.fromisoformat(data["on"]),
+        status=RunwayStatus(data["status"]),
+        runway_days=data.get("runway_days"),
+        cash=Decimal(str(data["cash"])),
+        net_burn_per_month=Decimal(str(data["net_burn_per_month"])),
+    )
+
+
+@dataclass
+class Oodaloo:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    infra: SyncInfrastructure
+    uows: UnitOfWorkFactory
+    directory: BusinessDirectory
+    clock: Clock
+    http: httpx.AsyncClient
+    digests: DigestBuilder = field(default_factory=DigestBuilder)
+    resolution_listeners: list[ResolutionListener] = field(default_factory=list)
+    drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        qbo_transport: httpx.AsyncBaseTransport | None = None,
+        backend: Backend | None = None,
+        sync_settings: SyncSettings | None = None,
+        qbo_token_url: str | None = None,
+        migrate: bool = True,
+    ) -> Oodaloo:
+        """Everything one process needs, from its settings. `qbo_transport`, `backend` and
+        `sync_settings` let tests and the demo put the sandbox and in-process state underneath."""
+        clock = clock or SystemClock()
+        cipher = _cipher(settings)
+        if migrate:
+            await upgrade_database(settings.database_url)
+        engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
+        directory = BusinessDirectory(sessions, cipher, clock=clock)
+        http = httpx.AsyncClient(transport=qbo_transport, timeout=httpx.Timeout(30.0, connect=5.0))
+        chosen = backend if backend is not None else backend_from_url(settings.redis_url)
+        app = QBOAppCredentials(
+            client_id=settings.qbo_client_id or "",
+            client_secret=settings.qbo_client_secret or "",
+            token_url=qbo_token_url or PRODUCTION_TOKEN_URL,
+        )
+        sync = sync_settings or SyncSettings(qbo_base_url=settings.qbo_base_url)
+        infra = SyncInfrastructure(
+            engine=engine,
+            backend=chosen,
+            tokens_for=directory.token_source(app, http, lock=lock_for(chosen)),
+            settings=sync,
+            clock=clock,
+            transport=qbo_transport,
+            owns_engine=True,
+            owns_backend=backend is None,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            infra=infra,
+            uows=UnitOfWorkFactory(sessions),
+            directory=directory,
+            clock=clock,
+            http=http,
+        )
+
+    # --- one business's services ------------------------------------------------------------
+
+    def services(self, business: Business) -> BusinessServices:
+        if not business.realm_id:
+            from runway.errors import BusinessNotReady
+
+            raise BusinessNotReady(
+                f"{business.name} is not connected to QuickBooks yet: run /runway connect."
+            )
+        smart_sync = SmartSyncService(self.infra, business.id, business.realm_id)
+        return BusinessServices(
+            business=business,
+            smart_sync=smart_sync,
+            bills=BillService(self.uows, smart_sync, business.id, self.clock),
+            invoices=InvoiceService(self.uows, smart_sync, business.id, self.clock),
+            drift=DriftRecorder(self.uows, business.id, self.clock, smart_sync),
+            mirror=MirrorSync(self.uows, smart_sync),
+        )
+
+    async def services_for(self, business_id: str) -> BusinessServices:
+        return self.services(await self.directory.get(business_id))
+
+    # --- the digest ---------------------------------------------------------------------------
+
+    async def digest(self, business_id: str, *, now: datetime | None = None) -> DigestContext:
+        """The digest of the business's mirror as it stands (no QuickBooks call)."""
+        now = now or self.clock.now()
+        business = await self.directory.get(business_id)
+        previous = await self.previous_figures(business_id, before=now)
+        drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
+        async with self.uows(business_id) as uow:
+            books = await load_books(uow, business_id, business_today(now, business.timezone))
+            account = None
+            if business.payment_bank_account_id:
+                row: Account | None = await uow.accounts.get(business.payment_bank_account_id)
+                account = row.name if row is not None else None
+        if account is None and books.banks:
+            account = books.banks[0].name
+        view = self.digests.build(
+            books, now=now, previous=previous, drift=[notice.sentence for notice in drift]
+        )
+        return DigestContext(business, view, account, now)
+
+    async def previous_figures(self, business_id: str, *, before: datetime) -> WeeklyFigures | None:
+        """The figures of the last digest posted before `before` (what this week compares to)."""
+        async with self.sessions() as session:
+            run = await session.scalar(
+                select(DigestRun)
+                .where(
+                    DigestRun.business_id == business_id,
+                    DigestRun.posted_at.is_not(None),
+                    DigestRun.figures.is_not(None),
+                    DigestRun.scheduled_for < before,
+                )
+                .order_by(DigestRun.scheduled_for.desc())
+                .limit(1)
+            )
+        if run is None or run.figures is None:
+            return None
+        return figures_from_json(run.figures)
+
+    # --- reconciliation -----------------------------------------------------------------------
+
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.infra, on_resolved=self._on_resolved, on_drift=self._on_drift)
+
+    async def _on_resolved(self, resolution: Resolution) -> None:
+        if resolution.operation == BILL_PAYMENT_CREATE:
+            services = await self.services_for(resolution.business_id)
+            await services.bills.on_payment_resolved(resolution)
+        for listener in self.resolution_listeners:
+            try:
+                await listener(resolution)
+            except Exception:
+                logger.exception("a listener failed on the resolution of action %s", resolution.key)
+
+    async def _on_drift(self, report: DriftReport) -> None:
+        recorder = DriftRecorder(self.uows, report.business_id, self.clock)
+        await recorder.on_drift(report)
+        for listener in self.drift_listeners:
+            try:
+                await listener(report.business_id)
+            except Exception:
+                logger.exception("a listener failed on drift for business %s", report.business_id)
+
+    async def actions(self, state: ActionState | None = None) -> list[Action]:
+        return list(await self.infra.ledger.list(state=state))
+
+    async def aclose(self) -> None:
+        await self.infra.aclose()
+        await self.http.aclose()
+
+
+def lock_for(backend: Backend) -> LockFactory:
+    # Token refreshes of one realm take turns across every process sharing the backend.
+    return lock_factory(backend)

@@ -1,0 +1,56 @@
+"""`oodaloo serve`: the HTTP app (Slack, QuickBooks connect and webhooks, email links, health).
+
+With SLACK_APP_TOKEN set, Slack's requests also arrive over Socket Mode (development without a
+public URL); the HTTP routes keep serving QuickBooks, email links and /healthz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from bot.bootstrap import Oodaloo
+from bot.settings import Settings
+from bot.slack.app import SlackBot
+from bot.web import create_web_app
+
+logger = logging.getLogger(__name__)
+
+
+def build_app(oodaloo: Oodaloo, slack: SlackBot, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    return create_web_app(oodaloo, slack, extra_routes=extra_routes)
+
+
+async def serve(settings: Settings, *, host: str, port: int) -> None:
+    from bot.wiring import wire_routes
+
+    oodaloo = await Oodaloo.start(settings)
+    try:
+        wired = await wire_routes(oodaloo)
+        slack = SlackBot(oodaloo, linker=wired.linker)
+        app = build_app(oodaloo, slack, wired.routes(slack))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())
+        )
+        tasks = [asyncio.create_task(server.serve(), name="http")]
+        if settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket_mode = AsyncSocketModeHandler(slack.app, settings.slack_app_token)
+            tasks.append(asyncio.create_task(socket_mode.start_async(), name="socket-mode"))
+            logger.info("Slack Socket Mode is on (SLACK_APP_TOKEN is set)")
+        logger.info("Oodaloo serves on http://%s:%d (Slack request URL: %s/slack/events)",
+                    host, port, settings.public_url.rstrip("/"))
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()
+        await slack.idle()
+    finally:
+        await oodaloo.aclose()

@@ -1,0 +1,722 @@
+"""The Slack side of Oodaloo: a Bolt AsyncApp with the digest's buttons, `/runway` and the modal.
+
+Every listener acknowledges first (Slack wants an answer within 3 s; ours answers in milliseconds)
+and does the work in a background task after the ack, then updates the original message in place.
+The business always comes from the request's team and channel (`tenancy`); a button's value only
+names a bill or invoice, which is then looked up in that business's books. Repeated deliveries of
+one request are handled once (`deliveries`), and a payment is made once however many times or by
+however many people Pay is clicked (the action ledger below, plus the message's own status here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bootstrap import DigestContext, Oodaloo
+from bot.format import money
+from bot.models import (
+    SLACK_BOTS_TABLE,
+    SLACK_INSTALLATIONS_TABLE,
+    SLACK_OAUTH_STATES_TABLE,
+)
+from bot.slack import blocks as kit
+from bot.slack.deliveries import DeliveryLog, delivery_name
+from bot.slack.mrkdwn import escape
+from bot.slack.poster import ChannelPoster, with_retry_handlers
+from bot.slack.settings_modal import CALLBACK_ID, read_settings, settings_view
+from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
+from runway.errors import NotFound, RunwayError
+from runway.models import Business
+from sync.actions import BILL_PAYMENT_CREATE
+from sync.ledger import ActionState
+from sync.qbo.errors import QBOTokenError
+from sync.reconcile import Resolution
+from sync.timing import QBO_PLATFORM, SyncStrategy
+
+logger = logging.getLogger(__name__)
+
+BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "users:read", "channels:read")
+#: `/runway sync` reads QuickBooks at most this often per business (the limits are shared).
+MANUAL_SYNC_SPACING = timedelta(seconds=60)
+
+HELP = (
+    "*`/runway`* your runway, cash and burn (only you see it)\n"
+    "*`/runway share`* post that summary to the channel\n"
+    "*`/runway bills`* bills due in the next 7 days, with Approve and Pay\n"
+    "*`/runway invoices`* overdue invoices, with Send reminder\n"
+    "*`/runway sync`* read QuickBooks now\n"
+    "*`/runway settings`* digest day and time, approvers, thresholds, channel, email\n"
+    "*`/runway connect`* connect this channel's business to QuickBooks\n"
+    "*`/runway help`* this list"
+)
+
+Linker = Callable[[Business, str], Awaitable[str]]
+
+
+def _days_change(before: int | None, after: int | None) -> str:
+    if before is None or after is None or before == after:
+        return ""
+    return f" ({after - before:+d})".replace("-", "−")
+
+
+def _runway_now(ctx: DigestContext) -> str:
+    if ctx.view.runway.days is not None:
+        return f"runway now {ctx.view.runway.days} days"
+    return ctx.view.runway.sentence[:1].lower() + ctx.view.runway.sentence[1:]
+
+
+def pin_payment_amounts(message_blocks: list[dict[str, Any]], ctx: DigestContext) -> None:
+    """Pay buttons carry the amount their confirm dialog named, so a click pays exactly that."""
+    amounts = {bill.bill_id: bill.amount for bill in ctx.view.bills_due.items}
+    for block in message_blocks:
+        if block.get("type") != "actions":
+            continue
+        for element in block.get("elements", []):
+            if element.get("action_id") == kit.BILL_PAY and element.get("value") in amounts:
+                element["value"] = f"{element['value']}|{amounts[element['value']]}"
+
+
+def _bill_and_amount(value: str) -> tuple[str, Decimal | None]:
+    bill_id, _, raw = value.partition("|")
+    if not raw:
+        return bill_id, None
+    try:
+        return bill_id, Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"the Pay button carries an unreadable amount {raw!r}") from None
+
+
+def next_digest_time(business: Business, now: datetime) -> datetime:
+    """The business's next digest moment after `now` (snoozes last until then)."""
+    zone = ZoneInfo(business.timezone)
+    local = now.astimezone(zone)
+    days_ahead = (business.digest_weekday - local.weekday()) % 7
+    candidate = datetime.combine(
+        local.date() + timedelta(days=days_ahead), business.digest_local_time, tzinfo=zone
+    )
+    if candidate <= now:
+        candidate += timedelta(days=7)
+    return candidate
+
+
+@dataclass
+class Click:
+    where: Where
+    business: Business
+    value: str
+    channel_id: str
+    message_ts: str | None
+    is_ephemeral: bool
+    message_blocks: list[dict[str, Any]] | None
+    client: AsyncWebClient
+    respond: Any
+
+
+class SlackBot:
+    """Bolt listeners over one `Oodaloo`. `app` is what the web layer serves at /slack/events."""
+
+    def __init__(
+        self,
+        oodaloo: Oodaloo,
+        *,
+        client: AsyncWebClient | None = None,
+        linker: Linker | None = None,
+    ) -> None:
+        settings = oodaloo.settings
+        self.oodaloo = oodaloo
+        self.linker = linker
+        self.deliveries = DeliveryLog(oodaloo.infra.backend)
+        self._tasks: set[asyncio.Task[None]] = set()
+        signing_secret = settings.slack_signing_secret
+        if not signing_secret:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is not set: Oodaloo verifies every request from Slack with it "
+                "(Slack app settings -> Basic Information -> Signing Secret)."
+            )
+        self.installation_store: AsyncSQLAlchemyInstallationStore | None = None
+        if settings.slack_bot_token or client is not None:
+            web = client or AsyncWebClient(
+                token=settings.slack_bot_token, base_url=settings.slack_api_url
+            )
+            self.app = AsyncApp(
+                client=with_retry_handlers(web),
+                signing_secret=signing_secret,
+                token_verification_enabled=False,
+                raise_error_for_unhandled_request=False,
+            )
+        elif settings.slack_client_id and settings.slack_client_secret:
+            engine = oodaloo.engine
+            self.installation_store = AsyncSQLAlchemyInstallationStore(
+                client_id=settings.slack_client_id,
+                engine=engine,
+                bots_table_name=SLACK_BOTS_TABLE,
+                installations_table_name=SLACK_INSTALLATIONS_TABLE,
+            )
+            self.app = AsyncApp(
+                client=with_retry_handlers(AsyncWebClient(base_url=settings.slack_api_url)),
+                signing_secret=signing_secret,
+                installation_store=self.installation_store,
+                oauth_settings=AsyncOAuthSettings(
+                    client_id=settings.slack_client_id,
+                    client_secret=settings.slack_client_secret,
+                    scopes=list(BOT_SCOPES),
+                    redirect_uri=f"{settings.public_url.rstrip('/')}/slack/oauth_redirect",
+                    state_store=AsyncSQLAlchemyOAuthStateStore(
+                        expiration_seconds=600, engine=engine, table_name=SLACK_OAUTH_STATES_TABLE
+                    ),
+                ),
+            )
+        else:
+            raise ValueError(
+                "Slack is not configured: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET (install into many workspaces), with SLACK_SIGNING_SECRET."
+            )
+        self.poster = ChannelPoster(self.app.client, oodaloo.sessions, oodaloo.infra.locks, oodaloo.clock)
+        oodaloo.resolution_listeners.append(self.on_resolution)
+        oodaloo.drift_listeners.append(self.post_drift_alerts)
+        self._register()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after the ack; failures are logged with their stack, never lost silently."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                logger.error("Slack work failed", exc_info=finished.exception())
+
+        task.add_done_callback(done)
+
+    async def idle(self) -> None:
+        """Wait until the work started by earlier requests is done (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def client_for(self, team_id: str | None) -> AsyncWebClient:
+        """The Web API client with the bot token of `team_id`'s installation (or the one token)."""
+        if self.installation_store is None or team_id is None:
+            return self.app.client
+        bot = await self.installation_store.async_find_bot(enterprise_id=None, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            raise LookupError(f"Oodaloo is not installed in Slack workspace {team_id}")
+        return with_retry_handlers(
+            AsyncWebClient(token=bot.bot_token, base_url=self.oodaloo.settings.slack_api_url)
+        )
+
+    def _register(self) -> None:
+        app = self.app
+        app.middleware(self._once_per_delivery)
+        app.command("/runway")(self._runway_command)
+        for action_id, handler in (
+            (kit.BILL_APPROVE, self._approve),
+            (kit.BILL_PAY, self._pay),
+            (kit.BILL_SNOOZE, self._snooze),
+            (kit.INVOICE_REMIND, self._remind),
+            (kit.SHOW_MORE_BILLS, self._more_bills),
+            (kit.SHOW_MORE_INVOICES, self._more_invoices),
+            (kit.DRIFT_RESYNC, self._drift_resync),
+            (kit.DRIFT_DISMISS, self._drift_dismiss),
+            (kit.QBO_RECONNECT, self._reconnect),
+        ):
+            app.action(action_id)(self._click_listener(handler))
+        app.view(CALLBACK_ID)(self._settings_submitted)
+        app.event("app_home_opened")(self._ignore_event)
+        app.event("app_uninstalled")(self._ignore_event)
+        app.event("tokens_revoked")(self._ignore_event)
+
+    async def _once_per_delivery(
+        self, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        if await self.deliveries.first_arrival(delivery_name(req.raw_body, req.body)):
+            return await next()
+        logger.info("ignored a repeated Slack delivery (retry %s)", req.headers.get("x-slack-retry-num"))
+        return BoltResponse(status=200, body="")
+
+    async def _ignore_event(self, event: dict[str, Any]) -> None:
+        logger.info("Slack event %s", event.get("type"))
+
+    # --- replies ------------------------------------------------------------------------------
+
+    async def tell(self, client: AsyncWebClient, where: Where, text: str) -> None:
+        """An ephemeral note to the one person who acted."""
+        try:
+            await client.chat_postEphemeral(channel=where.channel_id, user=where.user_id, text=text)
+        except SlackApiError as exc:
+            logger.warning("could not tell %s in %s: %s", where.user_id, where.channel_id, exc)
+
+    async def _set_status(self, click: Click, kind: str, item_id: str, status: str) -> None:
+        """Show `status` in place of the item's buttons, in the message that was clicked."""
+        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return kit.item_status(blocks, kind, item_id, status)  # type: ignore[arg-type]
+
+        if click.message_ts and not click.is_ephemeral:
+            shown = await self.poster.edit(
+                click.business.id, click.channel_id, click.message_ts, change, client=click.client
+            )
+            if shown is not None:
+                return
+            if click.message_blocks is not None:  # a message posted before its blocks were kept
+                await click.client.chat_update(
+                    channel=click.channel_id, ts=click.message_ts, text=status,
+                    blocks=change(click.message_blocks),
+                )
+                return
+        if click.message_blocks is not None:
+            await click.respond(replace_original=True, blocks=change(click.message_blocks), text=status)
+        else:
+            await click.respond(replace_original=True, text=status)
+
+    async def _current_status(self, click: Click, kind: str, item_id: str) -> str | None:
+        if not click.message_ts or click.is_ephemeral:
+            return None
+        stored = await self.poster.stored(click.channel_id, click.message_ts)
+        blocks = stored.blocks if stored is not None else click.message_blocks or []
+        for block in blocks:
+            if block.get("block_id") == f"{kind}_status:{item_id}":
+                return " ".join(
+                    str(element.get("text", "")) for element in block.get("elements", [])
+                )
+        return None
+
+    # --- buttons ----------------------------------------------------------------------------
+
+    def _click_listener(
+        self, handler: Callable[[Click], Awaitable[None]]
+    ) -> Callable[..., Awaitable[None]]:
+        async def listener(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+            await ack()
+            self.spawn(self._run_click(handler, body, client, respond))
+
+        return listener
+
+    async def _run_click(
+        self,
+        handler: Callable[[Click], Awaitable[None]],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: Any,
+    ) -> None:
+        try:
+            where = where_from(body)
+        except ValueError as exc:
+            logger.warning("a Slack click without its team, channel or user: %s", exc)
+            return
+        try:
+            business = await business_here(self.oodaloo.directory, where)
+            action = (body.get("actions") or [{}])[0]
+            container = body.get("container") or {}
+            message = body.get("message") or {}
+            click = Click(
+                where=where,
+                business=business,
+                value=str(action.get("value") or ""),
+                channel_id=where.channel_id,
+                message_ts=container.get("message_ts") or message.get("ts"),
+                is_ephemeral=bool(container.get("is_ephemeral")),
+                message_blocks=message.get("blocks") if isinstance(message.get("blocks"), list) else None,
+                client=client,
+                respond=respond,
+            )
+            await handler(click)
+        except NotLinked as exc:
+            await self.tell(client, where, str(exc))
+        except (RunwayError, ValueError) as exc:
+            await self.tell(client, where, str(exc))
+        except QBOTokenError as exc:
+            await self.tell(client, where, f"QuickBooks refused Oodaloo's connection: {exc}")
+            await self.post_connection_trouble(where, str(exc), client)
+
+    def _require_approver(self, click: Click, what: str) -> bool:
+        if is_approver(click.business, click.where.user_id):
+            return True
+        self.spawn(
+            self.tell(
+                click.client,
+                click.where,
+                f"Only approvers can {what} for {escape(click.business.name)}. An approver can add "
+                "you with `/runway settings`; nothing was done.",
+            )
+        )
+        return False
+
+    async def _approve(self, click: Click) -> None:
+        if not self._require_approver(click, "approve bills"):
+            return
+        services = self.oodaloo.services(click.business)
+        bill_id, _ = _bill_and_amount(click.value)
+        approval = await services.bills.approve(bill_id, click.where.user_id)
+        who = ", ".join(f"<@{escape(name)}>" for name in (approval.approved_by, approval.second_approved_by) if name)
+        if approval.ready_to_pay:
+            status = f":white_check_mark: Approved by {who}. Pay it from `/runway bills` or here."
+            ctx = await self.oodaloo.digest(click.business.id)
+            await self._replace_bill(click, bill_id, ctx, status)
+        else:
+            status = f":hourglass: Approved by {who}; above {money(click.business.approval_threshold)} a second, different approver must approve too."
+            await self._set_status(click, "bill", bill_id, status)
+
+    async def _replace_bill(self, click: Click, bill_id: str, ctx: DigestContext, status: str) -> None:
+        """Swap the bill's lines for fresh ones (with Pay now that it is approved)."""
+        fresh = kit.bills_message(
+            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account, page=1000
+        )
+        pin_payment_amounts(fresh.blocks, ctx)
+        ours = [b for b in fresh.blocks if str(b.get("block_id", "")).endswith(f":{bill_id}")]
+
+        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if not ours:
+                return kit.item_status(blocks, "bill", bill_id, status)
+            out: list[dict[str, Any]] = []
+            placed = False
+            for block in blocks:
+                if str(block.get("block_id", "")).endswith(f":{bill_id}"):
+                    if not placed:
+                        out.extend(ours)
+                        placed = True
+                    continue
+                out.append(block)
+            return out
+
+        if click.message_ts and not click.is_ephemeral:
+            if await self.poster.edit(click.business.id, click.channel_id, click.message_ts, change, client=click.client) is not None:
+                return
+        if click.message_blocks is not None:
+            await click.respond(replace_original=True, blocks=change(click.message_blocks), text=status)
+
+    async def _pay(self, click: Click) -> None:
+        if not self._require_approver(click, "pay bills"):
+            return
+        bill_id, confirmed = _bill_and_amount(click.value)
+        current = await self._current_status(click, "bill", bill_id)
+        if current and ("Paying" in current or "Paid" in current or "Payment sent" in current):
+            await self.tell(click.client, click.where, f"This bill is already taken care of: {current}")
+            return
+        services = self.oodaloo.services(click.business)
+        async with self.oodaloo.uows(click.business.id) as uow:
+            bill = await uow.bills.get(bill_id)
+            if bill is None:
+                raise NotFound("Bill", bill_id)
+            balance, vendor = bill.balance, bill.vendor_name or "the vendor"
+        amount = confirmed if confirmed is not None else balance
+        if confirmed is not None and confirmed != balance:
+            await self.tell(
+                click.client,
+                click.where,
+                f"The open balance of this bill is now {money(balance)}, not the {money(confirmed)} "
+                "this digest showed (it changed in QuickBooks). Nothing was paid; use "
+                "`/runway bills` to see and pay the current amount.",
+            )
+            return
+        before = await self.oodaloo.digest(click.business.id)
+        await self._set_status(
+            click, "bill", bill_id,
+            f":hourglass_flowing_sand: Paying {money(amount)} to {escape(vendor)}… (asked by <@{click.where.user_id}>)",
+        )
+        try:
+            result = await services.bills.create_payment(bill_id, amount, click.where.user_id)
+        except RunwayError as refusal:
+            await self._set_status(click, "bill", bill_id, f":no_entry: Not paid: {escape(str(refusal))}")
+            raise
+        state = result.outcome.state
+        if state is ActionState.SUCCEEDED:
+            after = await self.oodaloo.digest(click.business.id)
+            change = _days_change(before.view.runway.days, after.view.runway.days)
+            status = (
+                f":white_check_mark: Paid {money(result.amount)} by <@{click.where.user_id}> · "
+                f"{_runway_now(after)}{change}"
+            )
+        elif result.in_flight:
+            status = (
+                f":hourglass: Payment of {money(result.amount)} sent by <@{click.where.user_id}>; "
+                "QuickBooks has not confirmed it yet. Oodaloo checks again within a minute and will "
+                "update this line — it will not be paid twice."
+            )
+        else:
+            status = f":x: The payment did not go through: {escape(result.message)}"
+        await self._set_status(click, "bill", bill_id, status)
+
+    async def _snooze(self, click: Click) -> None:
+        if not self._require_approver(click, "snooze bills"):
+            return
+        services = self.oodaloo.services(click.business)
+        bill_id, _ = _bill_and_amount(click.value)
+        until = next_digest_time(click.business, self.oodaloo.clock.now())
+        await services.bills.snooze(bill_id, until, click.where.user_id)
+        local = until.astimezone(ZoneInfo(click.business.timezone))
+        await self._set_status(
+            click, "bill", bill_id,
+            f":zzz: Snoozed by <@{click.where.user_id}> until the next digest ({local:%a %d %b %H:%M})",
+        )
+
+    async def _remind(self, click: Click) -> None:
+        if not self._require_approver(click, "send invoice reminders"):
+            return
+        current = await self._current_status(click, "invoice", click.value)
+        if current and "Reminder sent" in current:
+            await self.tell(click.client, click.where, f"Already done: {current}")
+            return
+        services = self.oodaloo.services(click.business)
+        result = await services.invoices.send_reminder(click.value, click.where.user_id)
+        if result.outcome.state is ActionState.SUCCEEDED:
+            status = f":envelope: Reminder sent by <@{click.where.user_id}>"
+        else:
+            status = f":hourglass: Reminder asked by <@{click.where.user_id}>: {escape(result.message)}"
+        await self._set_status(click, "invoice", click.value, status)
+
+    async def _more_bills(self, click: Click) -> None:
+        ctx = await self.oodaloo.digest(click.business.id)
+        offset = int(click.value or 0) if (click.value or "0").isdigit() else 0
+        message = kit.bills_message(
+            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account, offset=offset
+        )
+        pin_payment_amounts(message.blocks, ctx)
+        await click.respond(
+            response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
+            blocks=message.blocks,
+        )
+
+    async def _more_invoices(self, click: Click) -> None:
+        ctx = await self.oodaloo.digest(click.business.id)
+        offset = int(click.value or 0) if (click.value or "0").isdigit() else 0
+        message = kit.invoices_message(ctx.view, business_name=ctx.business.name, offset=offset)
+        await click.respond(
+            response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
+            blocks=message.blocks,
+        )
+
+    async def _drift_resync(self, click: Click) -> None:
+        services = self.oodaloo.services(click.business)
+        await self._set_notice(click, f":arrows_counterclockwise: Re-syncing with QuickBooks (asked by <@{click.where.user_id}>)…")
+        report = await services.mirror.sync(strategy=SyncStrategy.FORCED)
+        await services.drift.check_bills()
+        await self._set_notice(
+            click, f":white_check_mark: Re-synced by <@{click.where.user_id}>: {report.changed} changes from QuickBooks."
+        )
+
+    async def _drift_dismiss(self, click: Click) -> None:
+        services = self.oodaloo.services(click.business)
+        try:
+            event_id = int(click.value)
+        except ValueError:
+            raise ValueError("That Dismiss button names no drift alert; nothing was changed.") from None
+        notice = await services.drift.dismiss(event_id)
+        await self._set_notice(click, f"~{escape(notice.sentence)}~\nDismissed by <@{click.where.user_id}>.")
+
+    async def _set_notice(self, click: Click, text: str) -> None:
+        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{"type": "section", "block_id": blocks[0].get("block_id", "notice") if blocks else "notice",
+                     "text": {"type": "mrkdwn", "text": text, "verbatim": True}}]
+
+        if click.message_ts and not click.is_ephemeral:
+            if await self.poster.edit(click.business.id, click.channel_id, click.message_ts, change, client=click.client) is not None:
+                return
+        await click.respond(replace_original=True, text=text)
+
+    async def _reconnect(self, click: Click) -> None:
+        await self._connect_reply(click.business, click.where, click.client)
+
+    # --- /runway ------------------------------------------------------------------------------
+
+    async def _runway_command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        words = str(body.get("text") or "").strip().split()
+        sub = words[0].lower() if words else ""
+        if sub == "help":
+            await ack(text=HELP)
+            return
+        if sub not in ("", "share", "bills", "invoices", "sync", "settings", "connect"):
+            await ack(text=f"I don't know `/runway {escape(sub)}`. Here is what I can do:\n{HELP}")
+            return
+        await ack()
+        self.spawn(self._run_command(sub, body, client, respond))
+
+    async def _run_command(self, sub: str, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        where = where_from(body)
+        try:
+            if sub == "connect":
+                await self._connect_command(where, body, client, respond)
+                return
+            business = await business_here(self.oodaloo.directory, where)
+            if sub == "settings":
+                await self._open_settings(business, where, body, client, respond)
+            elif sub == "sync":
+                await self._sync_command(business, respond)
+            else:
+                ctx = await self.oodaloo.digest(business.id)
+                if sub == "bills":
+                    message = kit.bills_message(ctx.view, business_name=business.name, payment_account=ctx.payment_account)
+                    pin_payment_amounts(message.blocks, ctx)
+                elif sub == "invoices":
+                    message = kit.invoices_message(ctx.view, business_name=business.name)
+                else:
+                    message = kit.summary_message(ctx.view, business_name=business.name)
+                if sub == "share":
+                    await self.poster.post(business.id, where.channel_id, text=message.text, blocks=message.blocks, kind="summary", client=client)
+                    await respond(response_type="ephemeral", text="Shared the runway summary with the channel.")
+                else:
+                    await respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+        except NotLinked as exc:
+            await respond(response_type="ephemeral", text=str(exc))
+        except (RunwayError, ValueError, LookupError) as exc:
+            await respond(response_type="ephemeral", text=f"Could not do that: {exc}")
+        except QBOTokenError as exc:
+            await respond(response_type="ephemeral", text=f"QuickBooks refused Oodaloo's connection: {exc}. Run `/runway connect` to reconnect.")
+
+    async def _sync_command(self, business: Business, respond: Any) -> None:
+        services = self.oodaloo.services(business)
+        status = await self.oodaloo.infra.timing.status(business.id, QBO_PLATFORM)
+        now = self.oodaloo.clock.now()
+        if status is not None and status.last_success_at is not None:
+            wait = status.last_success_at + MANUAL_SYNC_SPACING - now
+            if wait > timedelta(0):
+                ago = int((now - status.last_success_at).total_seconds())
+                await respond(
+                    response_type="ephemeral",
+                    text=f"QuickBooks was read {ago} s ago; to stay within QuickBooks' limits, try again in {int(wait.total_seconds()) + 1} s.",
+                )
+                return
+        await respond(response_type="ephemeral", text=":arrows_counterclockwise: Reading QuickBooks…")
+        report = await services.mirror.sync(strategy=SyncStrategy.FORCED)
+        await services.drift.check_bills()
+        await respond(
+            response_type="ephemeral",
+            text=f":white_check_mark: Synced with QuickBooks: {report.changed} changes ({report.qbo_calls} calls).",
+        )
+
+    async def _open_settings(self, business: Business, where: Where, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        if business.approvers and not is_approver(business, where.user_id):
+            await respond(response_type="ephemeral", text="Only approvers can change Oodaloo's settings for this business.")
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=settings_view(business, where.channel_id))
+
+    async def _settings_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        answer = read_settings((view.get("state") or {}).get("values") or {})
+        if answer.errors:
+            await ack(response_action="errors", errors=answer.errors)
+            return
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            where = where_from({**body, "channel_id": metadata.get("channel_id")})
+            business = await business_here(self.oodaloo.directory, where)
+        except (NotLinked, ValueError, AttributeError) as exc:
+            await ack(response_action="errors", errors={"channel": f"Could not save: {exc}"})
+            return
+        if business.approvers and not is_approver(business, where.user_id):
+            await ack(response_action="errors", errors={"approvers": "Only approvers can change these settings."})
+            return
+        await ack()
+        await self.oodaloo.directory.update(business.id, **answer.changes)
+        self.spawn(self.tell(client, where, ":white_check_mark: Settings saved."))
+
+    async def _connect_command(self, where: Where, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        business = await self.oodaloo.directory.by_slack_channel(where.team_id, where.channel_id)
+        if business is None:
+            name = str(body.get("channel_name") or where.channel_id)
+            tz = "UTC"
+            try:
+                info = await client.users_info(user=where.user_id)
+                tz = str((info.get("user") or {}).get("tz") or "UTC")
+            except SlackApiError:
+                logger.info("could not read %s's timezone; using UTC", where.user_id)
+            business = await self.oodaloo.directory.create(
+                f"{where.team_id}-{where.channel_id}".lower(), name, tz,
+                slack_team_id=where.team_id, slack_channel_id=where.channel_id,
+                approvers=[where.user_id],
+            )
+        await self._connect_reply(business, where, client, respond)
+
+    async def _connect_reply(self, business: Business, where: Where, client: AsyncWebClient, respond: Any = None) -> None:
+        if self.linker is None:
+            text = ("Connecting to QuickBooks needs Oodaloo's Intuit app: set QBO_CLIENT_ID, QBO_CLIENT_SECRET "
+                    "and QBO_REDIRECT_URI for `oodaloo serve`.")
+        else:
+            url = await self.linker(business, where.user_id)
+            text = f"<{url}|Connect {escape(business.name)} to QuickBooks> (the link works once, for 10 minutes)."
+        if respond is not None:
+            await respond(response_type="ephemeral", text=text)
+        else:
+            await self.tell(client, where, text)
+
+    # --- posting to the channel ------------------------------------------------------------------
+
+    async def post_digest(self, ctx: DigestContext, *, client: AsyncWebClient | None = None) -> tuple[str, str]:
+        business = ctx.business
+        if not business.slack_channel_id:
+            raise ValueError(f"{business.name} has no digest channel; set one with /runway settings")
+        message = kit.digest_message(ctx.view, business_name=business.name, payment_account=ctx.payment_account)
+        pin_payment_amounts(message.blocks, ctx)
+        web = client or await self.client_for(business.slack_team_id)
+        posted = await self.poster.post(business.id, business.slack_channel_id, text=message.text, blocks=message.blocks, kind="digest", client=web)
+        return posted.channel_id, posted.ts
+
+    async def post_drift_alerts(self, business_id: str) -> None:
+        business = await self.oodaloo.directory.get(business_id)
+        if not business.slack_channel_id:
+            return
+        services = self.oodaloo.services(business)
+        for notice in await services.drift.open_events():
+            block_id = f"drift:{notice.id}"
+            if await self.poster.messages_with_block(business_id, block_id, limit=1):
+                continue
+            message = kit.notice_message(
+                f":warning: *QuickBooks and Oodaloo disagree.* {escape(notice.sentence)}",
+                buttons=(("Re-sync", kit.DRIFT_RESYNC, str(notice.id), "primary"), ("Dismiss", kit.DRIFT_DISMISS, str(notice.id), None)),
+            )
+            message.blocks[0]["block_id"] = block_id
+            await self.poster.post(business_id, business.slack_channel_id, text=message.text, blocks=message.blocks, kind="drift",
+                                   client=await self.client_for(business.slack_team_id))
+
+    async def post_connection_trouble(self, where: Where, reason: str, client: AsyncWebClient) -> None:
+        business = await self.oodaloo.directory.by_slack_channel(where.team_id, where.channel_id)
+        if business is None or not business.slack_channel_id:
+            return
+        block_id = "qbo-disconnected"
+        recent = await self.poster.messages_with_block(business.id, block_id, limit=1)
+        if recent and recent[0].created_at > self.oodaloo.clock.now() - timedelta(hours=6):
+            return
+        message = kit.notice_message(
+            f":electric_plug: *QuickBooks is disconnected* for {escape(business.name)}: {escape(reason)}. "
+            "Digests and payments wait until it is reconnected.",
+            buttons=(("Reconnect", kit.QBO_RECONNECT, business.id, "primary"),),
+        )
+        message.blocks[0]["block_id"] = block_id
+        await self.poster.post(business.id, business.slack_channel_id, text=message.text, blocks=message.blocks, kind="connection", client=client)
+
+    async def on_resolution(self, resolution: Resolution) -> None:
+        """A payment left unknown settled: update the line of every message that showed it."""
+        if not resolution.settled or resolution.operation != BILL_PAYMENT_CREATE:
+            return
+        action = await self.oodaloo.infra.ledger.get(resolution.key)
+        if action is None:
+            return
+        bill_id = action.target_id
+        if resolution.state is ActionState.SUCCEEDED:
+            ctx = await self.oodaloo.digest(resolution.business_id)
+            status = f":white_check_mark: Paid {money(action.amount)} — QuickBooks confirmed it · {_runway_now(ctx)}"
+        else:
+            status = f":x: The payment did not go through: {escape(resolution.reason)}. Nothing was paid; try again from `/runway bills`."
+        business = await self.oodaloo.directory.get(resolution.business_id)
+        client = await self.client_for(business.slack_team_id)
+        for row in await self.poster.messages_with_block(resolution.business_id, f"bill_status:{bill_id}"):
+            await self.poster.edit(
+                resolution.business_id, row.channel_id, row.ts,
+                lambda blocks, b=bill_id: kit.item_status(blocks, "bill", b, status), client=client,
+            )

@@ -1,0 +1,50 @@
+"""Slack's retried deliveries do not repeat work.
+
+Slack delivers an event again when the first answer was slow (with `X-Slack-Retry-Num`), and a
+flaky network can bring the same interaction twice. Each delivery is named by what Slack keeps
+the same across retries (an event's `event_id`; for commands and interactions, the signed body,
+whose `trigger_id` is unique), and only the first arrival of a name is handled. Names are kept
+for an hour in the shared backend (Redis across processes, or this process's memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from sync.backends import Backend, MemoryBackend, redis_of
+
+KEEP_SECONDS = 3600
+
+
+@dataclass
+class _Seen:
+    until: dict[str, float] = field(default_factory=dict)
+
+
+def delivery_name(raw_body: str, body: dict[str, object]) -> str:
+    event_id = body.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        return f"event:{event_id}"
+    return "body:" + hashlib.sha256(raw_body.encode()).hexdigest()
+
+
+class DeliveryLog:
+    def __init__(self, backend: Backend, keep_seconds: int = KEEP_SECONDS) -> None:
+        self.backend = backend
+        self.keep_seconds = keep_seconds
+
+    async def first_arrival(self, name: str) -> bool:
+        """True the first time `name` is seen within the keeping window, False for a repeat."""
+        if isinstance(self.backend, MemoryBackend):
+            seen = self.backend.state("slack-deliveries", _Seen)
+            now = time.monotonic()
+            if len(seen.until) > 10_000:
+                seen.until = {k: t for k, t in seen.until.items() if t > now}
+            if seen.until.get(name, 0.0) > now:
+                return False
+            seen.until[name] = now + self.keep_seconds
+            return True
+        key = self.backend.key("slack-delivery", name)
+        return bool(await redis_of(self.backend).set(key, "1", nx=True, ex=self.keep_seconds))

@@ -1,0 +1,60 @@
+"""Which business a Slack request is about: always its team and channel, never a button's value.
+
+A button's value says which bill; the workspace and channel Slack signed into the request say whose.
+A bill id from another business is then simply not found in this one's books.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runway.businesses import BusinessDirectory
+from runway.models import Business
+
+
+class NotLinked(LookupError):
+    """The channel is not linked to a business: the reply says how to link it."""
+
+
+@dataclass(frozen=True)
+class Where:
+    team_id: str
+    channel_id: str
+    user_id: str
+
+
+def where_from(body: dict[str, Any]) -> Where:
+    """Team, channel and user of a slash command, block action or event body."""
+    team = body.get("team")
+    team_id = (
+        (team.get("id") if isinstance(team, dict) else None)
+        or body.get("team_id")
+        or (body.get("user") or {}).get("team_id")
+    )
+    channel = body.get("channel")
+    container = body.get("container") or {}
+    channel_id = (
+        (channel.get("id") if isinstance(channel, dict) else None)
+        or body.get("channel_id")
+        or container.get("channel_id")
+    )
+    user = body.get("user")
+    user_id = (user.get("id") if isinstance(user, dict) else None) or body.get("user_id")
+    if not (isinstance(team_id, str) and isinstance(channel_id, str) and isinstance(user_id, str)):
+        raise ValueError("the Slack request names no team, channel or user")
+    return Where(team_id, channel_id, user_id)
+
+
+async def business_here(directory: BusinessDirectory, where: Where) -> Business:
+    business = await directory.by_slack_channel(where.team_id, where.channel_id)
+    if business is None:
+        raise NotLinked(
+            "This channel is not linked to a business yet. Run `/runway connect` here to connect "
+            "your QuickBooks company, and the weekly digest will come to this channel."
+        )
+    return business
+
+
+def is_approver(business: Business, user_id: str) -> bool:
+    return user_id in (business.approvers or [])
