@@ -38,7 +38,7 @@ from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
 from sync.clock import Clock, SystemClock
 from sync.db import make_engine, make_sessionmaker, upgrade_database
-from sync.infrastructure import SyncInfrastructure, SyncSettings
+from sync.infrastructure import SyncInfrastructure, SyncSettings, TokensFor
 from sync.ledger import Action, ActionState
 from sync.locks import LockFactory, lock_factory
 from sync.qbo.auth import PRODUCTION_TOKEN_URL
@@ -125,6 +125,7 @@ class Oodaloo:
     directory: BusinessDirectory
     clock: Clock
     http: httpx.AsyncClient
+    tokens_for: TokensFor
     digests: DigestBuilder = field(default_factory=DigestBuilder)
     resolution_listeners: list[ResolutionListener] = field(default_factory=list)
     drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
@@ -158,10 +159,11 @@ class Oodaloo:
             token_url=qbo_token_url or PRODUCTION_TOKEN_URL,
         )
         sync = sync_settings or SyncSettings(qbo_base_url=settings.qbo_base_url)
+        tokens_for = directory.token_source(app, http, lock=lock_for(chosen))
         infra = SyncInfrastructure(
             engine=engine,
             backend=chosen,
-            tokens_for=directory.token_source(app, http, lock=lock_for(chosen)),
+            tokens_for=tokens_for,
             settings=sync,
             clock=clock,
             transport=qbo_transport,
@@ -177,6 +179,7 @@ class Oodaloo:
             directory=directory,
             clock=clock,
             http=http,
+            tokens_for=tokens_for,
         )
 
     # --- one business's services ------------------------------------------------------------
