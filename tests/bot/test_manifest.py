@@ -16,13 +16,11 @@ import jsonschema
 import pytest
 import yaml
 
+from bot.web import SLACK_EVENTS_PATH, SLACK_OAUTH_REDIRECT_PATH
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).resolve().parent / "data" / "slack_manifest.schema.1.0.0.json"
 PUBLIC_HOST = "oodaloo.example.com"
-
-#: The routes the bot serves for Slack: Bolt's one endpoint, and the install redirect.
-SLACK_EVENTS_PATH = "/slack/events"
-SLACK_OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +79,7 @@ def test_runway_command(manifest: dict[str, Any]) -> None:
 
 
 def test_every_url_is_a_route_the_bot_serves(manifest: dict[str, Any]) -> None:
+    """Slack's one request URL (events, commands, buttons) and its install redirect, as bot.web serves them."""
     urls = _urls(manifest)
     assert len(urls) == 4
     for url in urls:
