@@ -1,0 +1,548 @@
+"""The people of the workspace using the app: signed requests to the bot's request URL, as Slack sends them.
+
+Slash commands and interactions are form-encoded (interactions as one `payload` field of JSON), events
+are JSON; each carries `x-slack-request-timestamp` and a v0 HMAC-SHA256 `x-slack-signature` made by
+slack_sdk's own SignatureVerifier. The timestamp is wall-clock time (what the bot's verifier compares
+with), not the sandbox clock, so moving the sandbox clock ahead never makes a request look stale.
+
+What Slack does with the bot's answer is applied too: a slash command's ack body is shown to the user
+(or the channel), a view submission's `response_action` updates, pushes or closes the modal.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+from slack_sandbox.blocks import check_message, check_view
+from slack_sandbox.workspace import Ephemeral, Message, SlackError, View, Workspace
+
+# As on Slack's requests to apps.
+USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """Exactly what went over the wire (the body is what the signature covers)."""
+
+    kind: str  # "command", "interaction" or "event"
+    body: str
+    content_type: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Delivery:
+    """One request to the bot and its answer, with the handles the interaction carried."""
+
+    request: SignedRequest
+    status: int
+    text: str
+    json: Any = None
+    response_token: str | None = None
+    response_url: str | None = None
+    trigger_id: str | None = None
+    #: What Slack showed from the ack body of a slash command (an ephemeral or a channel message).
+    shown: Ephemeral | Message | None = None
+    #: Why Slack could not use the bot's answer (bad blocks in an ack, a bad view in response_action).
+    answer_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SlackUserAgent:
+    """Sends Slack's requests to the bot at `request_url` on behalf of the workspace's users.
+
+    `transport`: httpx.ASGITransport(app=bot_app) for an in-process bot, None for a real URL.
+    `signing_secret` / `timestamp` (here or per call) forge requests: a wrong secret, a stale time.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        request_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        signing_secret: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.workspace = workspace
+        self.request_url = request_url
+        self.signing_secret = signing_secret or workspace.signing_secret
+        self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> SlackUserAgent:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- slash commands -------------------------------------------------------------------------
+
+    async def slash_command(
+        self,
+        user_id: str,
+        channel_id: str,
+        command: str,
+        text: str = "",
+        *,
+        signing_secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        ws = self.workspace
+        user = self._user(user_id)
+        channel = self._channel(channel_id)
+        issued = ws.issue_response_url(channel.id, user.id)
+        response_url = ws.response_url_for(issued.token)
+        trigger_id = ws.issue_trigger(user.id)
+        fields = {
+            "token": ws.config.verification_token,
+            "team_id": ws.team_id,
+            "team_domain": ws.team_domain,
+            "channel_id": channel.id,
+            "channel_name": "directmessage" if channel.id.startswith("D") else channel.name,
+            "user_id": user.id,
+            "user_name": user.name,
+            "command": command,
+            "text": text,
+            "api_app_id": ws.app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+        request = self._sign(
+            "command",
+            urlencode(fields),
+            "application/x-www-form-urlencoded",
+            signing_secret,
+            timestamp,
+        )
+        delivery = await self._deliver(request)
+        delivery.response_token, delivery.response_url, delivery.trigger_id = (
+            issued.token,
+            response_url,
+            trigger_id,
+        )
+        if delivery.status == 200 and delivery.text.strip():
+            self._show_command_answer(delivery, channel.id, user.id, issued.token)
+        return delivery
+
+    def _show_command_answer(self, delivery: Delivery, channel: str, user: str, token: str) -> None:
+        answer = delivery.json if isinstance(delivery.json, dict) else {"text": delivery.text}
+        ws = self.workspace
+        try:
+            text = str(answer.get("text") or "")
+            blocks = check_message(text, answer.get("blocks"))
+            shown: Ephemeral | Message
+            if answer.get("response_type") == "in_channel":
+                shown = ws.post_message(channel, text, blocks)
+                ws.bind_response_url(token, message_ts=shown.ts, is_ephemeral=False)
+            else:
+                shown = ws.post_ephemeral(channel, user, text, blocks)
+                ws.bind_response_url(token, message_ts=shown.ts, is_ephemeral=True)
+            delivery.shown = shown
+        except SlackError as refused:
+            delivery.answer_error = refused.error
+
+    # -- clicks ---------------------------------------------------------------------------------
+
+    async def click(
+        self,
+        user_id: str,
+        message: Message | Ephemeral,
+        action_id: str,
+        *,
+        block_id: str | None = None,
+        value: str | None = None,
+        signing_secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        """Clicks a button (or picks `value` in a select/overflow menu) in the message as it is now."""
+        ws = self.workspace
+        user = self._user(user_id)
+        is_ephemeral = isinstance(message, Ephemeral)
+        current: Message | Ephemeral | None = (
+            ws.ephemeral(message.ts) if is_ephemeral else ws.message(message.channel, message.ts)
+        )
+        if current is None:
+            raise LookupError(
+                f"message {message.ts} in {message.channel} is no longer there to click"
+            )
+        if isinstance(current, Ephemeral) and current.user != user.id:
+            raise PermissionError(
+                f"{user.id} cannot see the ephemeral message {current.ts} shown to {current.user}"
+            )
+        found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        channel = self._channel(current.channel)
+        issued = ws.issue_response_url(
+            channel.id, user.id, message_ts=current.ts, is_ephemeral=is_ephemeral
+        )
+        response_url = ws.response_url_for(issued.token)
+        trigger_id = ws.issue_trigger(user.id)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {
+                "id": user.id,
+                "username": user.name,
+                "name": user.name,
+                "team_id": ws.team_id,
+            },
+            "api_app_id": ws.app_id,
+            "token": ws.config.verification_token,
+            "container": {
+                "type": "message",
+                "message_ts": current.ts,
+                "channel_id": channel.id,
+                "is_ephemeral": is_ephemeral,
+            },
+            "trigger_id": trigger_id,
+            "team": {"id": ws.team_id, "domain": ws.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {
+                "id": channel.id,
+                "name": "directmessage" if channel.id.startswith("D") else channel.name,
+            },
+        }
+        if isinstance(current, Message):
+            # Slack sends the message only for messages in the channel, never for ephemeral ones.
+            payload["message"] = current.to_slack(ws.team_id)
+        payload.update(
+            state={"values": {}},
+            response_url=response_url,
+            actions=[_action(element, found_block_id, value, self._action_ts())],
+        )
+        request = self._sign(
+            "interaction",
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            signing_secret,
+            timestamp,
+        )
+        delivery = await self._deliver(request)
+        delivery.response_token, delivery.response_url, delivery.trigger_id = (
+            issued.token,
+            response_url,
+            trigger_id,
+        )
+        return delivery
+
+    # -- modals ---------------------------------------------------------------------------------
+
+    async def submit_view(
+        self,
+        user_id: str,
+        view_id: str,
+        values: dict[str, dict[str, Any]] | None = None,
+        *,
+        signing_secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        """Submits the modal with `values` {block_id: {action_id: {"type": ..., "value": ...} or "text"}}.
+
+        Inputs left out are sent empty, as Slack does. The ack's response_action is applied to the modal.
+        """
+        ws = self.workspace
+        user = self._user(user_id)
+        view = ws.view(view_id)
+        if view is None or not view.is_open or view.user != user.id:
+            raise LookupError(f"{user.id} has no open modal {view_id}")
+        state = _view_state(view, values or {})
+        view = ws.set_view_state(view_id, state)
+        trigger_id = ws.issue_trigger(user.id, view_id=view_id)
+        payload = {
+            "type": "view_submission",
+            "team": {"id": ws.team_id, "domain": ws.team_domain},
+            "user": {
+                "id": user.id,
+                "username": user.name,
+                "name": user.name,
+                "team_id": ws.team_id,
+            },
+            "api_app_id": ws.app_id,
+            "token": ws.config.verification_token,
+            "trigger_id": trigger_id,
+            "view": view.to_slack(ws.team_id, ws.app_id, ws.bot_id),
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        request = self._sign(
+            "interaction",
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            signing_secret,
+            timestamp,
+        )
+        delivery = await self._deliver(request)
+        delivery.trigger_id = trigger_id
+        if delivery.status == 200:
+            self._apply_response_action(delivery, view)
+        return delivery
+
+    def _apply_response_action(self, delivery: Delivery, view: View) -> None:
+        ws = self.workspace
+        answer = delivery.json if isinstance(delivery.json, dict) else {}
+        action = answer.get("response_action")
+        try:
+            if action == "errors":
+                return  # the modal stays open with the errors under its inputs
+            if action == "update":
+                ws.update_view(view.id, check_view(answer.get("view")))
+            elif action == "push":
+                ws.open_view(view.user, check_view(answer.get("view")), on_top_of=view.id)
+            elif action == "clear":
+                ws.close_view(view.id, whole_stack=True)
+            else:
+                ws.close_view(view.id)
+        except SlackError as refused:
+            delivery.answer_error = refused.error
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        signing_secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> Delivery:
+        """An Events API `event_callback`; `retry_num` marks it as Slack's n-th retry of the delivery."""
+        ws = self.workspace
+        now = time.time()
+        envelope = {
+            "token": ws.config.verification_token,
+            "team_id": ws.team_id,
+            "api_app_id": ws.app_id,
+            "event": {"event_ts": f"{now:.6f}", **event},
+            "type": "event_callback",
+            "event_id": "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(now),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": ws.team_id,
+                    "user_id": ws.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + secrets.token_urlsafe(24),
+        }
+        request = self._sign(
+            "event", json.dumps(envelope), "application/json", signing_secret, timestamp
+        )
+        if retry_num is not None:
+            request = _with_retry(request, retry_num, retry_reason)
+        delivery = await self._deliver(request)
+        delivery.extra["event_id"] = envelope["event_id"]
+        return delivery
+
+    async def redeliver(
+        self, previous: Delivery, *, retry_num: int = 1, retry_reason: str = "http_timeout"
+    ) -> Delivery:
+        """Slack's retry: the very same body again, freshly signed, with x-slack-retry-* headers."""
+        old = previous.request
+        request = _with_retry(
+            self._sign(old.kind, old.body, old.content_type, None, None), retry_num, retry_reason
+        )
+        delivery = await self._deliver(request)
+        delivery.response_token, delivery.response_url = (
+            previous.response_token,
+            previous.response_url,
+        )
+        delivery.trigger_id, delivery.extra = previous.trigger_id, dict(previous.extra)
+        return delivery
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _sign(
+        self,
+        kind: str,
+        body: str,
+        content_type: str,
+        signing_secret: str | None,
+        timestamp: int | None,
+    ) -> SignedRequest:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(signing_secret or self.signing_secret).generate_signature(
+            timestamp=stamp, body=body
+        )
+        if signature is None:  # only when timestamp or body is missing, which cannot happen here
+            raise ValueError("slack_sdk made no signature for this request")
+        headers = {
+            "content-type": content_type,
+            "user-agent": USER_AGENT,
+            "x-slack-request-timestamp": stamp,
+            "x-slack-signature": signature,
+        }
+        return SignedRequest(kind, body, content_type, headers)
+
+    async def _deliver(self, request: SignedRequest) -> Delivery:
+        response = await self._client.post(
+            self.request_url, content=request.body.encode("utf-8"), headers=request.headers
+        )
+        parsed: Any = None
+        if (
+            response.headers.get("content-type", "").startswith("application/json")
+            and response.content
+        ):
+            parsed = response.json()
+        return Delivery(request, response.status_code, response.text, parsed)
+
+    def _action_ts(self) -> str:
+        return f"{time.time():.6f}"
+
+    def _user(self, user_id: str) -> Any:
+        user = self.workspace.user(user_id)
+        if user is None or user_id == self.workspace.bot_user_id:
+            raise LookupError(
+                f"no person {user_id!r} in the workspace; see SlackSandboxConfig.users"
+            )
+        return user
+
+    def _channel(self, channel_id: str) -> Any:
+        channel = self.workspace.channel(channel_id)
+        if channel is None:
+            raise LookupError(
+                f"no channel {channel_id!r} in the workspace; see SlackSandboxConfig.channels"
+            )
+        return channel
+
+
+def _with_retry(request: SignedRequest, retry_num: int, reason: str) -> SignedRequest:
+    headers = {
+        **request.headers,
+        "x-slack-retry-num": str(retry_num),
+        "x-slack-retry-reason": reason,
+    }
+    return SignedRequest(request.kind, request.body, request.content_type, headers)
+
+
+_CLICKABLE = ("button", "static_select", "overflow")
+
+
+def _elements(blocks: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for block in blocks:
+        block_id = str(block.get("block_id", ""))
+        if block.get("type") == "actions":
+            found += [(block_id, e) for e in block.get("elements", []) if isinstance(e, dict)]
+        elif block.get("type") == "section" and isinstance(block.get("accessory"), dict):
+            found.append((block_id, block["accessory"]))
+    return found
+
+
+def _options(element: dict[str, Any]) -> list[dict[str, Any]]:
+    options = list(element.get("options", []))
+    for group in element.get("option_groups", []):
+        options += group.get("options", [])
+    return options
+
+
+def _find_element(
+    blocks: list[dict[str, Any]], action_id: str, block_id: str | None, value: str | None
+) -> tuple[str, dict[str, Any]]:
+    candidates = [
+        (bid, e)
+        for bid, e in _elements(blocks)
+        if e.get("action_id") == action_id
+        and (block_id is None or bid == block_id)
+        and (
+            value is None
+            or e.get("value") == value
+            or any(o.get("value") == value for o in _options(e))
+        )
+    ]
+    if not candidates:
+        present = sorted({f"{bid}/{e.get('action_id')}" for bid, e in _elements(blocks)})
+        raise LookupError(
+            f"no element {action_id!r} (block {block_id}, value {value}) in the message; it has {present}"
+        )
+    if len(candidates) > 1:
+        where = [f"{bid}/{e.get('value')}" for bid, e in candidates]
+        raise LookupError(
+            f"{len(candidates)} elements match {action_id!r} ({where}); pass block_id or value"
+        )
+    block, element = candidates[0]
+    if element.get("type") not in _CLICKABLE:
+        raise ValueError(
+            f"the sandbox clicks {', '.join(_CLICKABLE)}; {action_id!r} is a {element.get('type')}"
+        )
+    return block, element
+
+
+def _action(
+    element: dict[str, Any], block_id: str, value: str | None, action_ts: str
+) -> dict[str, Any]:
+    kind = element["type"]
+    action: dict[str, Any] = {"action_id": element["action_id"], "block_id": block_id}
+    if kind == "button":
+        action["text"] = element.get("text")
+        if "value" in element:
+            action["value"] = element["value"]
+        if "style" in element:
+            action["style"] = element["style"]
+    else:
+        options = _options(element)
+        chosen = next((o for o in options if o.get("value") == value), None)
+        if chosen is None:
+            raise LookupError(
+                f"pass value= one of {[o.get('value') for o in options]} to pick from {element['action_id']!r}"
+            )
+        action["selected_option"] = chosen
+        if kind == "static_select" and "placeholder" in element:
+            action["placeholder"] = element["placeholder"]
+    action.update(type=kind, action_ts=action_ts)
+    return action
+
+
+def _input_elements(view: View) -> dict[str, tuple[str, str]]:
+    """block_id -> (action_id, element type) for every input of the modal."""
+    return {
+        str(b["block_id"]): (str(b["element"].get("action_id")), str(b["element"].get("type")))
+        for b in view.blocks
+        if b.get("type") == "input" and isinstance(b.get("element"), dict)
+    }
+
+
+def _view_state(view: View, values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    inputs = _input_elements(view)
+    unknown = [
+        f"{bid}/{aid}"
+        for bid, by_action in values.items()
+        for aid in by_action
+        if inputs.get(bid, ("",))[0] != aid
+    ]
+    if unknown:
+        raise LookupError(
+            f"the modal has no inputs {unknown}; it has {[f'{b}/{a}' for b, (a, _) in inputs.items()]}"
+        )
+    state: dict[str, Any] = {}
+    for block_id, (action_id, kind) in inputs.items():
+        given = values.get(block_id, {}).get(action_id)
+        if given is None:
+            state[block_id] = {action_id: {"type": kind, "value": None}}
+        elif isinstance(given, dict):
+            state[block_id] = {action_id: {"type": kind, **given}}
+        else:
+            state[block_id] = {action_id: {"type": kind, "value": str(given)}}
+    return state
