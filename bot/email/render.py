@@ -1,0 +1,269 @@
+"""The digest as an email: an HTML part and a plain-text part over the same `DigestView` as Slack.
+
+Everything the email says is decided by `runway.digest`; this module only lays it out. Names that
+came from QuickBooks reach the HTML template raw and Jinja's autoescaping escapes them there (so a
+vendor called `<Acme> & "Sons"` is shown as typed, never as markup); the text part strips control
+characters only. Every action button is a signed link for one recipient (see `bot.email.links`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bot.email.links import ActionKind, LinkMaker
+from bot.format import money, plain
+from runway.calculator import RunwayStatus
+from runway.digest import ApprovalState, DigestView, local_time
+
+#: templates/ at the top of the repository, beside the packages.
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+
+#: Rows of each list shown before "and N more".
+DEFAULT_LIST_LIMIT = 10
+#: Longest name kept whole in the text part's columns.
+TEXT_NAME_WIDTH = 32
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """Jinja for email and its pages: autoescape ON for every .html template, off for .txt."""
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2")),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_page(name: str, **context: Any) -> str:
+    return environment().get_template(f"email/{name}").render(**context)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    #: The recipient's own unsubscribe link (also the List-Unsubscribe header).
+    unsubscribe_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One bill or invoice line: raw name, formatted amount and timing, and its buttons."""
+
+    name: str
+    amount: str
+    when: str
+    note: str
+    links: tuple[Link, ...]
+
+    @property
+    def text_name(self) -> str:
+        name = plain(self.name)
+        return name if len(name) <= TEXT_NAME_WIDTH else name[: TEXT_NAME_WIDTH - 1] + "…"
+
+
+def clock_time(moment: datetime) -> str:
+    """9:02 AM (no leading zero, whatever the platform's strftime supports)."""
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def short_date(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def freshness_sentence(view: DigestView) -> str:
+    """ "QuickBooks data as of 9:02 AM PDT" on the business's clock (with the day if not today)."""
+    oldest = view.freshness.oldest
+    if oldest is None:
+        return "QuickBooks data has not been synced yet"
+    local = local_time(oldest, view.tz)
+    when = f"{clock_time(local)} {local:%Z}".strip()
+    if local.date() != view.today:
+        when = f"{short_date(local.date())}, {when}"
+    return f"QuickBooks data as of {when}"
+
+
+def due_words(days_until_due: int, due: date | None) -> str:
+    if days_until_due < 0:
+        late = -days_until_due
+        return f"{late} day{'s' if late != 1 else ''} overdue"
+    if days_until_due == 0:
+        return "due today"
+    if days_until_due == 1:
+        return "due tomorrow"
+    return f"due {short_date(due)}" if due is not None else f"due in {days_until_due} days"
+
+
+APPROVAL_NOTES = {
+    ApprovalState.NEEDS_APPROVAL: "needs approval",
+    ApprovalState.NEEDS_SECOND_APPROVAL: "needs a second approver",
+    ApprovalState.APPROVED: "approved",
+    ApprovalState.PAYMENT_IN_FLIGHT: "payment in progress",
+}
+
+
+def bill_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int) -> tuple[Row, ...]:
+    rows = []
+    for bill in view.bills_due.first(limit):
+        buttons: list[Link] = []
+        if bill.approval in (ApprovalState.NEEDS_APPROVAL, ApprovalState.NEEDS_SECOND_APPROVAL):
+            buttons.append(
+                Link(
+                    "Approve",
+                    links.action_url(
+                        view.business_id, ActionKind.BILL_APPROVE, bill.bill_id, recipient
+                    ),
+                )
+            )
+        if bill.approval is not ApprovalState.PAYMENT_IN_FLIGHT:
+            buttons.append(
+                Link(
+                    "Pay",
+                    links.action_url(
+                        view.business_id,
+                        ActionKind.BILL_PAY,
+                        bill.bill_id,
+                        recipient,
+                        amount=bill.amount,
+                    ),
+                )
+            )
+        note = APPROVAL_NOTES[bill.approval]
+        if bill.runway_impact_days:
+            note = f"{note} · {bill.runway_impact}"
+        rows.append(
+            Row(
+                name=bill.vendor_name or "(no vendor)",
+                amount=money(bill.amount, view.currency),
+                when=due_words(bill.days_until_due, bill.due_date),
+                note=note,
+                links=tuple(buttons),
+            )
+        )
+    return tuple(rows)
+
+
+def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int) -> tuple[Row, ...]:
+    rows = []
+    for invoice in view.overdue_invoices.first(limit):
+        if invoice.last_reminder_at is None:
+            note = "no reminder sent yet"
+        else:
+            sent = local_time(invoice.last_reminder_at, view.tz).date()
+            note = f"reminded {short_date(sent)}"
+        days = invoice.days_overdue
+        rows.append(
+            Row(
+                name=invoice.customer_name or "(no customer)",
+                amount=money(invoice.amount, view.currency),
+                when=f"{days} day{'s' if days != 1 else ''} overdue",
+                note=note,
+                links=(
+                    Link(
+                        "Send reminder",
+                        links.action_url(
+                            view.business_id,
+                            ActionKind.INVOICE_REMIND,
+                            invoice.invoice_id,
+                            recipient,
+                        ),
+                    ),
+                ),
+            )
+        )
+    return tuple(rows)
+
+
+def lifetime(ttl: timedelta) -> str:
+    hours = int(ttl.total_seconds() // 3600)
+    if hours >= 1:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, int(ttl.total_seconds() // 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def subject_of(view: DigestView, business_name: str) -> str:
+    # A header: no line breaks or control characters, whatever the business is called.
+    return plain(f"{business_name} weekly runway: {view.headline}")
+
+
+def runway_lines(view: DigestView) -> tuple[str, ...]:
+    section = view.runway
+    lines = [section.sentence]
+    if section.trend_sentence and section.status is not RunwayStatus.DAYS:
+        lines.append(section.trend_sentence)
+    if section.buffer_sentence:
+        lines.append(section.buffer_sentence)
+    if section.first_week_below_zero is not None:
+        lines.append(
+            f"The 13-week forecast goes below zero in week {section.first_week_below_zero}."
+        )
+    return tuple(lines)
+
+
+def render_digest_email(
+    view: DigestView,
+    *,
+    business_name: str,
+    links: LinkMaker,
+    recipient: str,
+    limit: int = DEFAULT_LIST_LIMIT,
+) -> RenderedEmail:
+    """The digest email for one recipient (its links and unsubscribe are that person's own)."""
+    bills = bill_rows(view, links, recipient, limit)
+    invoices = invoice_rows(view, links, recipient, limit)
+    unsubscribe_url = links.unsubscribe_url(view.business_id, recipient)
+    banks = tuple((bank.name, money(bank.balance, view.currency)) for bank in view.cash.banks)
+    context = {
+        "business_name": business_name,
+        "recipient": recipient,
+        "headline": view.headline,
+        "today": short_date(view.today),
+        "freshness": freshness_sentence(view),
+        "cash_total": money(view.cash.total, view.currency),
+        "cash_sentence": view.cash.sentence,
+        "banks": banks,
+        "burn_sentence": view.burn.sentence,
+        "burn_per_month": money(view.burn.net_per_month, view.currency),
+        "runway_lines": runway_lines(view),
+        "bills": bills,
+        "bills_more": view.bills_due.more_than(limit),
+        "snoozed_bills": view.snoozed_bills,
+        "invoices": invoices,
+        "invoices_more": view.overdue_invoices.more_than(limit),
+        "snoozed_invoices": view.snoozed_invoices,
+        "drift": view.drift.first(5),
+        "drift_more": view.drift.more_than(5),
+        "unsubscribe_url": unsubscribe_url,
+        "link_lifetime": lifetime(links.ttl),
+        # Column widths of the text part.
+        "name_width": max([len(row.text_name) for row in bills + invoices] + [len("Vendor")]),
+        "amount_width": max([len(row.amount) for row in bills + invoices] + [len("Amount")]),
+        "when_width": max([len(row.when) for row in bills + invoices] + [len("Due")]),
+        "bank_width": max([len(plain(name)) for name, _ in banks] + [0]),
+        "plain": plain,
+    }
+    env = environment()
+    return RenderedEmail(
+        subject=subject_of(view, business_name),
+        text=env.get_template("email/digest.txt.j2").render(**context),
+        html=env.get_template("email/digest.html.j2").render(**context),
+        unsubscribe_url=unsubscribe_url,
+    )
