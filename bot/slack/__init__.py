@@ -1,0 +1,1 @@
+"""Oodaloo in Slack: Block Kit messages built from the runway domain's view models."""

@@ -1,0 +1,84 @@
+"""The words of Oodaloo's Slack messages: Jinja2 templates in `templates/slack/*.md.j2`.
+
+Templates produce Slack mrkdwn. Autoescape is off because mrkdwn is not HTML: every value from
+QuickBooks goes through the `mrkdwn` filter (`bot.slack.mrkdwn.escape`) in the template itself,
+and an undefined variable is an error, not an empty string. Filters: `mrkdwn`, `money`
+(`money(amount, currency)`), `days` ("1 day", "3 days"), `signed_days` ("+3 days", "−2 days"),
+`short_date` ("Mar 2"), `weekday_date` ("Mon Mar 2"), `time_of_day` ("9:02 AM PST").
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from bot.format import money
+from bot.slack.mrkdwn import escape
+from runway.calculator import format_days
+
+#: templates/slack at the root of the repository.
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "slack"
+SUFFIX = ".md.j2"
+
+
+def days(count: int) -> str:
+    return format_days(count)
+
+
+def signed_days(change: int) -> str:
+    """+3 days, −2 days, ±0 days (a true minus sign, as the runway sentences use)."""
+    sign = "+" if change > 0 else ("−" if change < 0 else "±")
+    return f"{sign}{format_days(abs(change))}"
+
+
+def short_date(day: date | datetime) -> str:
+    """Mar 2"""
+    return f"{day:%b} {day.day}"
+
+
+def weekday_date(day: date | datetime) -> str:
+    """Mon Mar 2"""
+    return f"{day:%a %b} {day.day}"
+
+
+def time_of_day(moment: datetime) -> str:
+    """9:02 AM PST (the zone's abbreviation, when the time carries one)."""
+    hour = moment.hour % 12 or 12
+    zone = moment.tzname()
+    return f"{hour}:{moment:%M %p}" + (f" {zone}" if zone else "")
+
+
+def money_filter(amount: Decimal, currency: str = "USD") -> str:
+    return money(amount, currency)
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        undefined=StrictUndefined,
+        autoescape=False,  # mrkdwn, not HTML: values are escaped by the `mrkdwn` filter
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        mrkdwn=escape,
+        money=money_filter,
+        days=days,
+        signed_days=signed_days,
+        short_date=short_date,
+        weekday_date=weekday_date,
+        time_of_day=time_of_day,
+    )
+    return env
+
+
+def render(name: str, /, **context: Any) -> str:
+    """Template `templates/slack/{name}.md.j2` rendered with `context`, surrounding blanks removed."""
+    return environment().get_template(name + SUFFIX).render(**context).strip()
