@@ -1,0 +1,667 @@
+"""Oodaloo's Slack messages as Block Kit: the weekly digest, `/runway`, paged lists, notices.
+
+Everything is built from a `runway.digest.DigestView` (nothing is computed again here) through
+slack_sdk's Block Kit models, whose validators raise `SlackObjectFormationError` when a Slack limit
+is broken; the words come from `templates/slack` (see `bot.slack.text`).
+
+Whatever the view holds, a message stays inside Slack's limits: at most 50 blocks, 3000 characters
+per section, 75 per button label, 100/300 for a confirm dialog's title/text. Lists are cut short
+with "…and N more" and a button that opens the whole list page by page; names from QuickBooks are
+shortened (the rest replaced by "…") before they are escaped.
+
+Block ids say what a block is about, so a click can update its own item in place:
+`bill:{id}` / `bill_actions:{id}` / `bill_status:{id}`, and the same with `invoice`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.slack.mrkdwn import clip, clip_lines, escape
+from bot.slack.text import render
+from runway.calculator import RunwayStatus
+from runway.digest import (
+    ApprovalState,
+    BillDue,
+    DigestView,
+    OverdueInvoice,
+    local_time,
+)
+
+Kind = Literal["bill", "invoice"]
+ButtonStyle = Literal["primary", "danger"]
+
+# Slack's limits, as slack_sdk's validators know them.
+MAX_BLOCKS = 50
+SECTION_TEXT_LIMIT = SectionBlock.text_max_length
+HEADER_TEXT_LIMIT = HeaderBlock.text_max_length
+BUTTON_TEXT_LIMIT = ButtonElement.text_max_length
+BUTTON_VALUE_LIMIT = ButtonElement.value_max_length
+CONFIRM_TITLE_LIMIT = ConfirmObject.title_max_length
+CONFIRM_TEXT_LIMIT = ConfirmObject.text_max_length
+CONFIRM_BUTTON_LIMIT = ConfirmObject.confirm_max_length
+ACTIONS_LIMIT = ActionsBlock.elements_max_length
+#: Any text object (a context element's text included).
+TEXT_OBJECT_LIMIT = 3000
+
+#: How much of a QuickBooks name a line shows; longer names end in "…".
+NAME_LIMIT = 80
+DOC_NUMBER_LIMIT = 30
+#: Names in a confirm dialog are shorter still: its whole text is 300 characters.
+CONFIRM_NAME_LIMIT = 60
+ACCOUNT_NAME_LIMIT = 40
+PERSON_LIMIT = 40
+
+#: The digest lists bills due within this many days (DigestBuilder's default).
+BILLS_DUE_WITHIN_DAYS = 7
+DEFAULT_PAGE = 15
+#: The most items a page can hold: a header, a title, the item pairs, "Next", freshness.
+MAX_PAGE = (MAX_BLOCKS - 4) // 2
+
+# Action ids: the interactivity handlers route on these.
+BILL_APPROVE = "bill_approve"
+BILL_PAY = "bill_pay"
+BILL_SNOOZE = "bill_snooze"
+INVOICE_REMIND = "invoice_remind"
+SHOW_MORE_BILLS = "show_more_bills"
+SHOW_MORE_INVOICES = "show_more_invoices"
+DRIFT_RESYNC = "drift_resync"
+DRIFT_DISMISS = "drift_dismiss"
+QBO_RECONNECT = "qbo_reconnect"
+
+SHOW_MORE_ACTION: dict[Kind, str] = {"bill": SHOW_MORE_BILLS, "invoice": SHOW_MORE_INVOICES}
+
+#: What a Slack user id looks like: such approvers are shown as mentions, anything else as text.
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A message ready for chat.postMessage / chat.update: `text` is the notification fallback."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+# --- text objects and elements --------------------------------------------------------------
+
+
+def mrkdwn(text: str) -> MarkdownTextObject:
+    """A mrkdwn text object; always verbatim, so Slack links and pings only what we wrote as such."""
+    return MarkdownTextObject(text=clip_lines(text.split("\n"), TEXT_OBJECT_LIMIT), verbatim=True)
+
+
+def plain(text: str, limit: int) -> PlainTextObject:
+    """Plain text cut to `limit`; `:name:` is left as typed (a vendor's colons are not emoji)."""
+    return PlainTextObject(text=clip(text, limit), emoji=False)
+
+
+def section(text: str, *, block_id: str | None = None, accessory: Any = None) -> SectionBlock:
+    """A section whose text is cut between lines to Slack's 3000 characters."""
+    fitted = clip_lines(text.split("\n"), SECTION_TEXT_LIMIT)
+    return SectionBlock(
+        text=MarkdownTextObject(text=fitted, verbatim=True), block_id=block_id, accessory=accessory
+    )
+
+
+def button(
+    label: str,
+    action_id: str,
+    value: str,
+    *,
+    style: ButtonStyle | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    if len(value) > BUTTON_VALUE_LIMIT:
+        raise ValueError(
+            f"a button value holds at most {BUTTON_VALUE_LIMIT} characters; {action_id!r} was given "
+            f"{len(value)}: pass an id and look the rest up when the button is clicked"
+        )
+    return ButtonElement(
+        text=PlainTextObject(text=clip(label, BUTTON_TEXT_LIMIT), emoji=True),
+        action_id=action_id,
+        value=value,
+        style=style,
+        confirm=confirm,
+    )
+
+
+def confirm_dialog(title: str, text: str, ok: str) -> ConfirmObject:
+    """A confirm dialog in plain text (Slack shows it literally: nothing to escape, only to cut)."""
+    return ConfirmObject(
+        title=plain(title, CONFIRM_TITLE_LIMIT),
+        text=plain(" ".join(text.split()), CONFIRM_TEXT_LIMIT),
+        confirm=plain(ok, CONFIRM_BUTTON_LIMIT),
+        deny=plain(render("button", name="cancel"), CONFIRM_BUTTON_LIMIT),
+    )
+
+
+def label(name: str, **context: Any) -> str:
+    return render("button", name=name, **context)
+
+
+def _dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    """The blocks as JSON dicts; slack_sdk validates each one (and its elements) on the way."""
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"a message holds at most {MAX_BLOCKS} blocks, this one has {len(blocks)}")
+    return [block.to_dict() for block in blocks]
+
+
+# --- words shared by the blocks -------------------------------------------------------------
+
+
+def person(approver: str) -> str:
+    """An approver as mrkdwn: a Slack user id becomes a mention, anything else escaped text."""
+    if SLACK_USER_ID.fullmatch(approver):
+        return f"<@{approver}>"
+    return escape(clip(approver, PERSON_LIMIT))
+
+
+def people(approvers: Sequence[str]) -> str:
+    return " and ".join(person(approver) for approver in approvers) or "nobody yet"
+
+
+def name(text: str) -> str:
+    """A QuickBooks name shortened for a line (raw: templates escape it)."""
+    return clip(text, NAME_LIMIT) if text.strip() else "(no name)"
+
+
+def doc_number(text: str | None) -> str | None:
+    return clip(text, DOC_NUMBER_LIMIT) if text else None
+
+
+def and_more(one: str, many: str) -> Callable[[int], str]:
+    """The last line of a list cut short: "…and 3 more accounts"."""
+    return lambda n: render("and_more", n=n, one=one, many=many)
+
+
+def freshness_text(view: DigestView) -> str:
+    oldest = view.freshness.oldest
+    return render(
+        "freshness",
+        as_of=None if oldest is None else local_time(oldest, view.tz),
+        today=view.today,
+    )
+
+
+# --- the pieces of a digest -----------------------------------------------------------------
+
+
+def header_block(template: str, business_name: str, **context: Any) -> HeaderBlock:
+    text = render(template, business_name=clip(business_name, NAME_LIMIT), **context)
+    return HeaderBlock(text=plain(text, HEADER_TEXT_LIMIT), block_id="header")
+
+
+def headline_block(view: DigestView) -> SectionBlock:
+    runway = view.runway
+    # The headline already carries the change in days; other trends ("was 120 days on Mar 24")
+    # are said on their own line.
+    trend = runway.trend_sentence
+    if trend is not None and trend in view.headline:
+        trend = None
+    return section(
+        render(
+            "headline",
+            headline=view.headline,
+            trend=trend,
+            buffer_sentence=runway.buffer_sentence,
+            buffer=runway.buffer,
+            currency=view.currency,
+            week_below_zero=runway.first_week_below_zero,
+            week_below_buffer=runway.first_week_below_buffer,
+        ),
+        block_id="headline",
+    )
+
+
+def cash_block(view: DigestView) -> SectionBlock:
+    currency = view.currency
+    first = render("cash", total=view.cash.total, currency=currency)
+    last = render("burn", sentence=view.burn.sentence)
+    banks = [
+        render("bank_line", name=name(bank.name), balance=bank.balance, currency=currency)
+        for bank in view.cash.banks
+    ]
+    room = SECTION_TEXT_LIMIT - len(first) - len(last) - 2
+    more = and_more("account", "accounts")
+    listed = clip_lines(banks, room, more) if banks else ""
+    return section("\n".join(part for part in (first, listed, last) if part), block_id="cash")
+
+
+def freshness_block(view: DigestView) -> ContextBlock:
+    return ContextBlock(elements=[mrkdwn(freshness_text(view))], block_id="freshness")
+
+
+def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) -> list[Block]:
+    """A bill's section and, under it, its buttons (or, while it is being paid, a status line)."""
+    currency = view.currency
+    approval = render(
+        "approval_state",
+        state=bill.approval.value,
+        required=bill.approvals_required,
+        approvers=people(bill.approved_by),
+    )
+    line = section(
+        render(
+            "bill_line",
+            vendor=name(bill.vendor_name),
+            doc_number=doc_number(bill.doc_number),
+            amount=bill.amount,
+            currency=currency,
+            days_until_due=bill.days_until_due,
+            due_date=bill.due_date,
+            approval=approval,
+            impact=bill.runway_impact,
+        ),
+        block_id=f"bill:{bill.bill_id}",
+    )
+    if bill.approval is ApprovalState.PAYMENT_IN_FLIGHT:
+        status = ContextBlock(
+            elements=[mrkdwn(render("bill_in_flight"))], block_id=f"bill_status:{bill.bill_id}"
+        )
+        return [line, status]
+    buttons: list[ButtonElement] = []
+    if bill.approval in (ApprovalState.NEEDS_APPROVAL, ApprovalState.NEEDS_SECOND_APPROVAL):
+        buttons.append(button(label("approve"), BILL_APPROVE, bill.bill_id))
+    if bill.approval is ApprovalState.APPROVED:
+        buttons.append(
+            button(
+                label("pay", amount=bill.amount, currency=currency),
+                BILL_PAY,
+                bill.bill_id,
+                style="primary",
+                confirm=pay_confirm(view, bill, payment_account),
+            )
+        )
+    buttons.append(button(label("snooze"), BILL_SNOOZE, bill.bill_id))
+    return [line, ActionsBlock(elements=buttons, block_id=f"bill_actions:{bill.bill_id}")]
+
+
+def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) -> ConfirmObject:
+    """ "Pay $1,234.56 to Acme Supplies from Checking. Runway goes from 104 to 102 days." """
+    before = view.runway.days
+    countable = view.runway.status in (RunwayStatus.DAYS, RunwayStatus.NO_CASH)
+    after = None
+    if countable and before is not None and bill.runway_impact_days is not None:
+        after = before + bill.runway_impact_days
+    vendor = clip(bill.vendor_name, CONFIRM_NAME_LIMIT)
+    account = clip(payment_account, ACCOUNT_NAME_LIMIT) if payment_account else None
+    return confirm_dialog(
+        render("pay_confirm_title", vendor=vendor),
+        render(
+            "pay_confirm",
+            amount=bill.amount,
+            currency=view.currency,
+            vendor=vendor,
+            account=account,
+            before=before if after is not None else None,
+            after=after,
+            impact=bill.runway_impact,
+        ),
+        label("pay_ok"),
+    )
+
+
+def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
+    currency = view.currency
+    last_reminder = (
+        None if invoice.last_reminder_at is None else local_time(invoice.last_reminder_at, view.tz)
+    )
+    line = section(
+        render(
+            "invoice_line",
+            customer=name(invoice.customer_name),
+            doc_number=doc_number(invoice.doc_number),
+            amount=invoice.amount,
+            currency=currency,
+            days_overdue=invoice.days_overdue,
+            due_date=invoice.due_date,
+            reminders_sent=invoice.reminders_sent,
+            last_reminder=last_reminder,
+            impact_days=invoice.runway_impact_days,
+        ),
+        block_id=f"invoice:{invoice.invoice_id}",
+    )
+    confirm = confirm_dialog(
+        render("remind_confirm_title"),
+        render(
+            "remind_confirm",
+            customer=clip(invoice.customer_name, CONFIRM_NAME_LIMIT),
+            doc_number=doc_number(invoice.doc_number),
+            amount=invoice.amount,
+            currency=currency,
+            days_overdue=invoice.days_overdue,
+        ),
+        label("remind_ok"),
+    )
+    remind = button(label("remind"), INVOICE_REMIND, invoice.invoice_id, confirm=confirm)
+    return [line, ActionsBlock(elements=[remind], block_id=f"invoice_actions:{invoice.invoice_id}")]
+
+
+def more_block(kind: Kind, left: int) -> SectionBlock:
+    """ "…and N more bills due." with a button that lists them all from the start."""
+    return section(
+        render("more_items", kind=kind, n=left),
+        block_id=f"{kind}_more",
+        accessory=button(label("show_more"), SHOW_MORE_ACTION[kind], "0"),
+    )
+
+
+def bills_title_block(view: DigestView) -> SectionBlock:
+    bills = view.bills_due
+    return section(
+        render(
+            "bills_title",
+            within=BILLS_DUE_WITHIN_DAYS,
+            total=bills.total,
+            amount=sum((bill.amount for bill in bills.items), Decimal("0.00")),
+            currency=view.currency,
+            snoozed=view.snoozed_bills,
+        ),
+        block_id="bills",
+    )
+
+
+def invoices_title_block(view: DigestView) -> SectionBlock:
+    invoices = view.overdue_invoices
+    return section(
+        render(
+            "invoices_title",
+            total=invoices.total,
+            amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
+            currency=view.currency,
+            snoozed=view.snoozed_invoices,
+        ),
+        block_id="invoices",
+    )
+
+
+def approvals_block(view: DigestView) -> SectionBlock | None:
+    waiting = view.approvals.items
+    if not waiting:
+        return None
+    title = render("approvals")
+    lines = [
+        render(
+            "approval_line",
+            vendor=name(item.vendor_name),
+            amount=item.amount,
+            currency=view.currency,
+            due_date=item.due_date,
+            approvers=people(item.approved_by),
+        )
+        for item in waiting
+    ]
+    listed = clip_lines(lines, SECTION_TEXT_LIMIT - len(title) - 1, and_more("bill", "bills"))
+    return section(f"{title}\n{listed}", block_id="approvals")
+
+
+def drift_block(view: DigestView) -> SectionBlock | None:
+    sentences = [sentence for sentence in view.drift.items if sentence.strip()]
+    if not sentences:
+        return None
+    title = render("drift")
+    # A drift sentence may quote QuickBooks at length: each is kept to a few lines' worth.
+    lines = [render("drift_line", sentence=clip(sentence, 400)) for sentence in sentences]
+    listed = clip_lines(
+        lines, SECTION_TEXT_LIMIT - len(title) - 1, and_more("difference", "differences")
+    )
+    return section(f"{title}\n{listed}", block_id="drift")
+
+
+def fit_items(room: int, bills: tuple[int, int], invoices: tuple[int, int]) -> tuple[int, int]:
+    """How many bills and invoices to show in `room` blocks.
+
+    `bills` and `invoices` are (wanted, total). Each item takes two blocks (its section and its
+    buttons or status) and a list cut short takes one more for "…and N more". Items are given up
+    one at a time from the longer list (invoices first when even), so neither list vanishes while
+    the other is long.
+    """
+    shown_bills, shown_invoices = bills[0], invoices[0]
+
+    def needed(b: int, i: int) -> int:
+        return 2 * b + 2 * i + (b < bills[1]) + (i < invoices[1])
+
+    while needed(shown_bills, shown_invoices) > room and (shown_bills or shown_invoices):
+        if shown_invoices >= shown_bills:
+            shown_invoices -= 1
+        else:
+            shown_bills -= 1
+    return shown_bills, shown_invoices
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def digest_message(
+    view: DigestView,
+    *,
+    business_name: str,
+    payment_account: str | None,
+    max_bills: int = 8,
+    max_invoices: int = 8,
+) -> SlackMessage:
+    """The weekly digest: runway, cash, burn, freshness, bills due with buttons, invoices overdue."""
+    top: list[Block] = [
+        header_block("digest_header", business_name),
+        headline_block(view),
+        cash_block(view),
+        freshness_block(view),
+        DividerBlock(),
+    ]
+    extras: list[Block] = [
+        block for block in (approvals_block(view), drift_block(view)) if block is not None
+    ]
+    if extras:
+        extras.insert(0, DividerBlock())
+    fixed = len(top) + 1 + 2 + len(extras)  # + bills title, divider and invoices title
+    bills, invoices = view.bills_due, view.overdue_invoices
+    shown_bills, shown_invoices = fit_items(
+        MAX_BLOCKS - fixed,
+        (min(max(max_bills, 0), bills.total), bills.total),
+        (min(max(max_invoices, 0), invoices.total), invoices.total),
+    )
+
+    blocks = [*top, bills_title_block(view)]
+    for bill in bills.first(shown_bills):
+        blocks += bill_blocks(view, bill, payment_account)
+    if bills.more_than(shown_bills):
+        blocks.append(more_block("bill", bills.more_than(shown_bills)))
+    blocks += [DividerBlock(), invoices_title_block(view)]
+    for invoice in invoices.first(shown_invoices):
+        blocks += invoice_blocks(view, invoice)
+    if invoices.more_than(shown_invoices):
+        blocks.append(more_block("invoice", invoices.more_than(shown_invoices)))
+    blocks += extras
+
+    fallback = render(
+        "fallback",
+        business_name=clip(business_name, NAME_LIMIT),
+        headline=view.headline,
+        bills=bills.total,
+        invoices=invoices.total,
+    )
+    return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
+
+
+def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
+    """`/runway`: headline, cash, burn, counts of bills due and invoices overdue, freshness."""
+    bills, invoices = view.bills_due, view.overdue_invoices
+    counts = section(
+        render(
+            "counts",
+            within=BILLS_DUE_WITHIN_DAYS,
+            bills=bills.total,
+            bills_amount=sum((bill.amount for bill in bills.items), Decimal("0.00")),
+            invoices=invoices.total,
+            invoices_amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
+            approvals=view.approvals.total,
+            currency=view.currency,
+        ),
+        block_id="counts",
+    )
+    blocks: list[Block] = [
+        header_block("summary_header", business_name),
+        headline_block(view),
+        cash_block(view),
+        counts,
+    ]
+    lists = []
+    if bills.total:
+        lists.append(button(label("show_bills"), SHOW_MORE_BILLS, "0"))
+    if invoices.total:
+        lists.append(button(label("show_invoices"), SHOW_MORE_INVOICES, "0"))
+    if lists:
+        blocks.append(ActionsBlock(elements=lists, block_id="lists"))
+    blocks.append(freshness_block(view))
+    fallback = render(
+        "fallback",
+        business_name=clip(business_name, NAME_LIMIT),
+        headline=view.headline,
+        bills=bills.total,
+        invoices=invoices.total,
+    )
+    return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
+
+
+def _page(
+    view: DigestView,
+    kind: Kind,
+    business_name: str,
+    offset: int,
+    page: int,
+    item_blocks: Any,
+    items: Sequence[Any],
+) -> SlackMessage:
+    offset = max(0, offset)
+    page = min(max(1, page), MAX_PAGE)
+    total = len(items)
+    shown = items[offset : offset + page]
+    title = render(
+        "page_title",
+        kind=kind,
+        within=BILLS_DUE_WITHIN_DAYS,
+        total=total,
+        first=offset + 1,
+        last=offset + len(shown),
+    )
+    blocks: list[Block] = [
+        header_block("page_header", business_name, kind=kind),
+        section(title, block_id=f"{kind}_page"),
+    ]
+    for item in shown:
+        blocks += item_blocks(item)
+    following = offset + page
+    if following < total:
+        next_page = button(
+            label("next_page", page=min(page, total - following)),
+            SHOW_MORE_ACTION[kind],
+            str(following),
+        )
+        blocks.append(ActionsBlock(elements=[next_page], block_id=f"{kind}_next"))
+    blocks.append(freshness_block(view))
+    return SlackMessage(
+        text=clip(title.split("\n")[0].replace("*", ""), 3000), blocks=_dicts(blocks)
+    )
+
+
+def bills_message(
+    view: DigestView,
+    *,
+    business_name: str,
+    payment_account: str | None,
+    offset: int = 0,
+    page: int = DEFAULT_PAGE,
+) -> SlackMessage:
+    """`/runway bills` and "Show all": the bills due with their buttons, `page` at a time."""
+    return _page(
+        view,
+        "bill",
+        business_name,
+        offset,
+        page,
+        lambda bill: bill_blocks(view, bill, payment_account),
+        view.bills_due.items,
+    )
+
+
+def invoices_message(
+    view: DigestView, *, business_name: str, offset: int = 0, page: int = DEFAULT_PAGE
+) -> SlackMessage:
+    """`/runway invoices` and "Show all": the overdue invoices with their buttons, paged."""
+    return _page(
+        view,
+        "invoice",
+        business_name,
+        offset,
+        page,
+        lambda invoice: invoice_blocks(view, invoice),
+        view.overdue_invoices.items,
+    )
+
+
+def item_status(
+    blocks: list[dict[str, Any]], kind: Kind, item_id: str, status_mrkdwn: str
+) -> list[dict[str, Any]]:
+    """A copy of `blocks` where the item's buttons (or earlier status) become `status_mrkdwn`.
+
+    How a click answers in place: "Paying…", then "Paid by <@U123> · runway now 41 days (−2)".
+    `status_mrkdwn` is mrkdwn as given: escape any QuickBooks text in it first. Every other block
+    is left exactly as it was; an item that is not in the message changes nothing.
+    """
+    status = ContextBlock(
+        elements=[mrkdwn(status_mrkdwn)], block_id=f"{kind}_status:{item_id}"
+    ).to_dict()
+    replaceable = {f"{kind}_actions:{item_id}", f"{kind}_status:{item_id}"}
+    updated = copy.deepcopy(blocks)
+    for index, block in enumerate(updated):
+        if block.get("block_id") in replaceable:
+            updated[index] = status
+            return updated
+    for index, block in enumerate(updated):
+        if block.get("block_id") == f"{kind}:{item_id}" and len(updated) < MAX_BLOCKS:
+            updated.insert(index + 1, status)
+            return updated
+    return updated
+
+
+def notice_message(
+    text_mrkdwn: str,
+    *,
+    buttons: Sequence[tuple[str, str, str, ButtonStyle | None]] = (),
+) -> SlackMessage:
+    """A channel notice: a drift alert (Re-sync / Dismiss), QuickBooks disconnected (Reconnect).
+
+    `text_mrkdwn` is mrkdwn as given (escape QuickBooks text in it first); each button is
+    (label, action_id, value, style or None).
+    """
+    if len(buttons) > ACTIONS_LIMIT:
+        raise ValueError(f"a notice holds at most {ACTIONS_LIMIT} buttons, got {len(buttons)}")
+    blocks: list[Block] = [section(text_mrkdwn, block_id="notice")]
+    if buttons:
+        elements = [
+            button(text, action_id, value, style=style) for text, action_id, value, style in buttons
+        ]
+        blocks.append(ActionsBlock(elements=elements, block_id="notice_actions"))
+    return SlackMessage(text=clip(text_mrkdwn, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))

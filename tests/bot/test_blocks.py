@@ -1,0 +1,577 @@
+"""The digest and Oodaloo's other Slack messages as Block Kit.
+
+The seeded company's digest is compared with a reviewed snapshot (on SQLite and PostgreSQL: the
+same books give the same message); a company with 500 bills and 500 invoices under long, hostile
+names shows the message never leaves Slack's limits; item_status updates exactly one item.
+Every message is built through slack_sdk's Block Kit models, whose validators raise
+SlackObjectFormationError when a limit is broken, and is parsed back through them here.
+
+Set OODALOO_UPDATE_SNAPSHOTS=1 to rewrite tests/bot/snapshots/ after a deliberate change, then read
+the new file before committing it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block, ButtonElement, ConfirmObject, SectionBlock
+from sqlalchemy import update
+
+from bot.format import money
+from bot.slack.blocks import (
+    MAX_BLOCKS,
+    MAX_PAGE,
+    SlackMessage,
+    bills_message,
+    digest_message,
+    invoices_message,
+    item_status,
+    notice_message,
+    summary_message,
+)
+from runway.books import (
+    BankBalance,
+    BooksSnapshot,
+    CashMovement,
+    MovementKind,
+    OpenBill,
+    OpenInvoice,
+    business_today,
+)
+from runway.calculator import RunwayStatus, WeeklyFigures
+from runway.digest import ApprovalState, DigestBuilder, DigestView
+from runway.drift import sentence_for
+from runway.models import Business
+from runway.snapshot import load_books
+from sync.drift import AmountChanged
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("OODALOO_UPDATE_SNAPSHOTS") == "1"
+D = Decimal
+
+#: What Oodaloo itself writes into mrkdwn: user mentions and the three entities.
+OUR_MARKUP = re.compile(r"<@[UW][A-Z0-9]+>|&amp;|&lt;|&gt;")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def pretty(message: SlackMessage) -> str:
+    return json.dumps(message.as_kwargs(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def compare_with_snapshot(name: str, actual: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"{path} does not exist: run with OODALOO_UPDATE_SNAPSHOTS=1 to write it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    expected = path.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"{name} (snapshot)",
+                tofile=f"{name} (rendered now)",
+            )
+        )
+        pytest.fail(
+            f"the rendered message differs from {path}; if the change is intended, run with "
+            f"OODALOO_UPDATE_SNAPSHOTS=1 and review the file:\n{diff}",
+            pytrace=False,
+        )
+
+
+def walk(node: Any) -> list[dict[str, Any]]:
+    """Every dict in a block tree (blocks, text objects, elements, confirm dialogs)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found += walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += walk(value)
+    return found
+
+
+def texts(blocks: list[dict[str, Any]], kind: str) -> list[str]:
+    return [obj["text"] for obj in walk(blocks) if obj.get("type") == kind and "text" in obj]
+
+
+def by_id(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {block["block_id"]: block for block in blocks if "block_id" in block}
+
+
+def assert_within_slack_limits(message: SlackMessage) -> None:
+    """Slack's limits, checked again on the JSON, and slack_sdk's own validation of every block."""
+    blocks = message.blocks
+    assert 0 < len(blocks) <= MAX_BLOCKS
+    for block in Block.parse_all(blocks):
+        block.to_dict()  # runs every validator again (raises SlackObjectFormationError)
+    ids = [block["block_id"] for block in blocks if "block_id" in block]
+    assert len(ids) == len(set(ids)), "block ids must be unique in a message"
+    for obj in walk(blocks):
+        if obj.get("type") == "section":
+            assert obj["text"]["text"].strip(), f"empty section {obj.get('block_id')}"
+            assert len(obj["text"]["text"]) <= 3000
+        if obj.get("type") == "button":
+            assert len(obj["text"]["text"]) <= 75
+            assert len(obj["action_id"]) <= 255
+        if obj.get("type") == "actions":
+            assert 1 <= len(obj["elements"]) <= 25
+        if "block_id" in obj:
+            assert len(obj["block_id"]) <= 255
+        if obj.get("type") == "button" and "confirm" in obj:
+            dialog = obj["confirm"]
+            assert len(dialog["title"]["text"]) <= 100
+            assert len(dialog["text"]["text"]) <= 300
+        if obj.get("type") == "mrkdwn":
+            assert obj.get("verbatim") is True, f"mrkdwn must be verbatim: {obj['text'][:80]}"
+            assert_inert(obj["text"])
+
+
+def assert_inert(mrkdwn_text: str) -> None:
+    """No `<`, `>` or `&` except Oodaloo's own mentions and entities; no unbroken `@word`."""
+    rest = OUR_MARKUP.sub("", mrkdwn_text)
+    assert not set("<>&") & set(rest), f"raw control character in mrkdwn: {mrkdwn_text!r}"
+    assert not re.search(r"@[A-Za-z]", rest), f"a typed mention survived: {mrkdwn_text!r}"
+
+
+# --- the seeded company -------------------------------------------------------------------------
+
+
+async def seeded_view(env: Any) -> tuple[DigestView, str, str]:
+    """The seeded company's digest, with a little of Oodaloo's own state on top of QuickBooks:
+
+    a lower approval threshold (so a bill due this week needs two approvers), a cash buffer,
+    one bill approved, one approved once of two, one snoozed, last week's figures and a drift
+    sentence naming a vendor with `<` and `&`. Everything is done through the real services.
+    """
+    business_id = "biz-larkspur"
+    tz = "America/Los_Angeles"
+    now = env.clock.now()
+    async with env.db.sessions() as session:
+        await session.execute(
+            update(Business)
+            .where(Business.id == business_id)
+            .values(approval_threshold=D("1500.00"), min_cash_buffer=D("20000.00"))
+        )
+        await session.commit()
+    await env.mirror().sync()
+
+    async def build(previous: WeeklyFigures | None = None, drift: tuple[str, ...] = ()) -> Any:
+        async with env.uows(business_id) as uow:
+            books = await load_books(uow, business_id, business_today(now, tz))
+            business = await uow.business.get()
+        return (
+            books,
+            business.name,
+            DigestBuilder().build(books, now=now, previous=previous, drift=drift),
+        )
+
+    books, _, first = await build()
+    due = list(first.bills_due.items)
+    small = [bill for bill in due if bill.amount <= books.approval_threshold]
+    large = [bill for bill in due if bill.amount > books.approval_threshold]
+    assert len(small) >= 2 and len(large) >= 2, "the seeded week has small and large bills due"
+    bills = env.bills()
+    ana, ben = "U0ANA0001", "U0BEN0002"
+    await bills.approve(small[0].bill_id, ana)  # approved: Pay
+    await bills.approve(large[0].bill_id, ana)  # approved once of two: Approve
+    await bills.approve(large[1].bill_id, ana)
+    await bills.approve(large[1].bill_id, ben)  # approved twice: Pay
+    await bills.snooze(small[1].bill_id, now + timedelta(days=3), ana)
+
+    assert first.runway.days is not None
+    last_week = replace(
+        first.figures_to_keep, on=first.today - timedelta(days=7), runway_days=first.runway.days + 6
+    )
+    drift = sentence_for(
+        AmountChanged(
+            "Bill", "9001", D("1250.00"), D("1203.68"), "Bits <& Bytes> LLC", "BIT-17", "USD"
+        )
+    )
+    books, business_name, view = await build(previous=last_week, drift=(drift,))
+    payment_account = view.cash.banks[0].name
+    return view, business_name, payment_account
+
+
+async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any) -> None:
+    view, business_name, payment_account = await seeded_view(seeded_business)
+    message = digest_message(view, business_name=business_name, payment_account=payment_account)
+
+    assert_within_slack_limits(message)
+    blocks = by_id(message.blocks)
+    # The figures are the view's, formatted: cash and each bank, burn, the headline with its trend.
+    cash = blocks["cash"]["text"]["text"]
+    assert money(view.cash.total) in cash
+    for bank in view.cash.banks:
+        assert f"{bank.name}: {money(bank.balance)}" in cash
+    assert view.burn.sentence in cash
+    assert view.runway.days_change == -6
+    assert f"*{view.headline}*" in blocks["headline"]["text"]["text"]
+    assert "(−6 since last week)" in view.headline
+    assert view.runway.buffer_sentence in blocks["headline"]["text"]["text"]
+    assert blocks["freshness"]["elements"][0]["text"] == "QuickBooks data as of 9:02 AM PST"
+
+    # Every bill due is listed with its amount and its own buttons, in the view's order.
+    listed = [key.split(":", 1)[1] for key in blocks if key.startswith("bill:")]
+    assert listed == [bill.bill_id for bill in view.bills_due.items]
+    assert (
+        view.snoozed_bills == 1
+        and "1 snoozed bill is not listed" in blocks["bills"]["text"]["text"]
+    )
+    for bill in view.bills_due.items:
+        line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
+        assert f"*{money(bill.amount)}*" in line
+        assert bill.runway_impact in line
+        actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
+        if bill.approval is ApprovalState.APPROVED:
+            assert actions == ["bill_pay", "bill_snooze"]
+            pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
+            assert pay["style"] == "primary" and pay["value"] == bill.bill_id
+            before = view.runway.days
+            assert before is not None and bill.runway_impact_days is not None
+            assert pay["confirm"]["text"]["text"] == (
+                f"Pay {money(bill.amount)} to {bill.vendor_name} from {payment_account}. "
+                f"Runway goes from {before} to {before + bill.runway_impact_days} days."
+            )
+        else:
+            assert actions == ["bill_approve", "bill_snooze"]
+    states = {bill.approval for bill in view.bills_due.items}
+    assert {ApprovalState.APPROVED, ApprovalState.NEEDS_SECOND_APPROVAL} <= states
+    assert "<@U0ANA0001>, needs a second approver" in json.dumps(message.blocks)
+
+    # Invoices: the first eight, then "…and N more" with a button that opens the whole list.
+    shown = [key for key in blocks if key.startswith("invoice:")]
+    assert len(shown) == 8
+    more = view.overdue_invoices.total - 8
+    assert blocks["invoice_more"]["text"]["text"] == f"…and {more} more overdue invoices."
+    assert blocks["invoice_more"]["accessory"]["action_id"] == "show_more_invoices"
+    assert blocks["invoice_more"]["accessory"]["value"] == "0"
+
+    # The drift sentence keeps the vendor's name, escaped; the raw name appears nowhere in mrkdwn.
+    assert "Bits &lt;&amp; Bytes&gt; LLC" in blocks["drift"]["text"]["text"]
+    assert "Bits <& Bytes>" not in "".join(texts(message.blocks, "mrkdwn"))
+    assert message.text.startswith("Larkspur &amp; Pine Coffee Roasters: Runway: ")
+
+    compare_with_snapshot("digest_seeded.json", pretty(message))
+
+
+async def test_seeded_summary_and_lists(seeded_business: Any) -> None:
+    view, business_name, payment_account = await seeded_view(seeded_business)
+    summary = summary_message(view, business_name=business_name)
+    assert_within_slack_limits(summary)
+    counts = by_id(summary.blocks)["counts"]["text"]["text"]
+    due = view.bills_due
+    assert f"{due.total} for {money(sum((b.amount for b in due.items), D(0)))}" in counts
+    assert f"*Invoices overdue:* {view.overdue_invoices.total} for " in counts
+    assert not [
+        e for e in walk(summary.blocks) if e.get("action_id", "").startswith(("bill_", "invoice_"))
+    ]
+
+    # The invoice list, page after page through its own "Next" button, shows each invoice once.
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = invoices_message(view, business_name=business_name, offset=offset)
+        assert_within_slack_limits(page)
+        page_ids = by_id(page.blocks)
+        seen += [key.split(":", 1)[1] for key in page_ids if key.startswith("invoice:")]
+        following = page_ids.get("invoice_next")
+        offset = None if following is None else int(following["elements"][0]["value"])
+    assert seen == [invoice.invoice_id for invoice in view.overdue_invoices.items]
+
+    bills = bills_message(view, business_name=business_name, payment_account=payment_account)
+    assert_within_slack_limits(bills)
+    assert "bill_next" not in by_id(bills.blocks)  # fewer than a page
+
+
+# --- a company far too big for one message ------------------------------------------------------
+
+HOSTILE = 'Tom & Jerry\'s <Café> "Best" @channel <!here> *bold*_ `code` ~x~ http://x.io '
+TODAY = date(2026, 3, 2)
+NOW = datetime(2026, 3, 2, 17, 2, tzinfo=UTC)
+
+
+def huge_company(bills: int = 500, invoices: int = 500) -> BooksSnapshot:
+    """Bills due this week and overdue invoices with 200-character hostile names, some bills
+    approved, one being paid; 60 bank accounts; enough history for a runway in days."""
+    long_name = (HOSTILE * 4)[:200]
+    open_bills = []
+    for n in range(bills):
+        approvals: dict[str, Any] = {}
+        if n % 3 == 1:
+            approvals = {"approved_by": "U0ANA0001"}
+        elif n % 3 == 2:
+            approvals = {"approved_by": "U0ANA0001", "second_approved_by": "U0BEN0002"}
+        open_bills.append(
+            OpenBill(
+                id=f"B{n}",
+                vendor_id=f"V{n}",
+                vendor_name=f"{n} {long_name}"[:200],
+                amount=D("7000.00") + n,
+                balance=D("7000.00") + n,
+                due_date=TODAY + timedelta(days=n % 8 - 1),
+                txn_date=TODAY - timedelta(days=20),
+                doc_number=f"<@U999>&{n}" * 3,
+                payment_in_flight=n == 496,  # near the top of the list: due first, largest
+                **approvals,
+            )
+        )
+    open_invoices = [
+        OpenInvoice(
+            id=f"I{n}",
+            customer_id=f"C{n}",
+            customer_name=f"{n} {long_name}"[:200],
+            amount=D("1500.00"),
+            balance=D("1500.00"),
+            due_date=TODAY - timedelta(days=1 + n % 90),
+            txn_date=TODAY - timedelta(days=120),
+            doc_number=f"INV-{n}",
+            reminders_sent=n % 3,
+            last_reminder_at=NOW - timedelta(days=2) if n % 3 else None,
+        )
+        for n in range(invoices)
+    ]
+    banks = tuple(
+        BankBalance(f"A{n}", f"{long_name} {n}", D("100000.00"), NOW - timedelta(days=1))
+        for n in range(60)
+    )
+    movements = tuple(
+        CashMovement(TODAY - timedelta(days=d), D("-2000.00"), MovementKind.PURCHASE)
+        for d in range(1, 90)
+    )
+    return BooksSnapshot(
+        business_id="biz-huge",
+        today=TODAY,
+        tz="America/New_York",
+        currency="USD",
+        banks=banks,
+        open_bills=tuple(open_bills),
+        open_invoices=tuple(open_invoices),
+        movements=movements,
+        as_of={"Bill": NOW - timedelta(hours=30), "Invoice": NOW},
+    )
+
+
+def huge_view() -> DigestView:
+    drift = tuple(f"Bill {n} from {HOSTILE * 3} changed in QuickBooks" for n in range(300))
+    return DigestBuilder().build(huge_company(), now=NOW, drift=drift)
+
+
+@pytest.mark.parametrize(("max_bills", "max_invoices"), [(8, 8), (1000, 1000), (0, 0), (50, 3)])
+def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: int) -> None:
+    view = huge_view()
+    assert (view.bills_due.total, view.overdue_invoices.total) == (500, 500)
+    assert view.approvals.total > 100
+    message = digest_message(
+        view,
+        business_name="Larkspur & Pine " * 20,
+        payment_account="Operating <Checking> & " * 5,
+        max_bills=max_bills,
+        max_invoices=max_invoices,
+    )
+    assert_within_slack_limits(message)
+    blocks = by_id(message.blocks)
+    shown_bills = sum(key.startswith("bill:") for key in blocks)
+    shown_invoices = sum(key.startswith("invoice:") for key in blocks)
+    assert shown_bills <= max_bills and shown_invoices <= max_invoices
+    assert blocks["bill_more"]["text"]["text"] == f"…and {500 - shown_bills} more bills due."
+    assert (
+        blocks["invoice_more"]["text"]["text"]
+        == f"…and {500 - shown_invoices} more overdue invoices."
+    )
+    if max_bills >= 8 and max_invoices >= 8:
+        # Both lists get their share of the 50 blocks.
+        assert shown_bills >= 8 and shown_invoices >= min(max_invoices, 8)
+    # Long lists inside one section end in "…and N more" instead of passing 3000 characters.
+    for block_id, what in (("cash", "accounts"), ("approvals", "bills"), ("drift", "differences")):
+        text = blocks[block_id]["text"]["text"]
+        listed = sum(line.startswith("• ") for line in text.split("\n"))
+        left = {"cash": 60, "approvals": view.approvals.total, "drift": 300}[block_id] - listed
+        assert f"\n…and {left} more {what}" in text, block_id
+
+
+def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
+    view = huge_view()
+    message = bills_message(
+        view, business_name="Larkspur", payment_account="Checking", offset=0, page=MAX_PAGE
+    )
+    assert_within_slack_limits(message)
+    blocks = by_id(message.blocks)
+    for bill in view.bills_due.first(MAX_PAGE):
+        line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
+        assert "…" in line.split("\n")[0], "a 200-character name is shortened"
+        if bill.approval is ApprovalState.PAYMENT_IN_FLIGHT:
+            assert f"bill_actions:{bill.bill_id}" not in blocks
+            status = blocks[f"bill_status:{bill.bill_id}"]
+            assert status["type"] == "context" and "waiting for its answer" in json.dumps(status)
+            continue
+        actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
+        expected = {
+            ApprovalState.NEEDS_APPROVAL: ["bill_approve", "bill_snooze"],
+            ApprovalState.NEEDS_SECOND_APPROVAL: ["bill_approve", "bill_snooze"],
+            ApprovalState.APPROVED: ["bill_pay", "bill_snooze"],
+        }[bill.approval]
+        assert actions == expected
+        if bill.approval is ApprovalState.APPROVED:
+            pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
+            # Plain text: the vendor as typed (cut), the account, the runway before and after.
+            dialog = pay["confirm"]["text"]["text"]
+            assert dialog.startswith(f"Pay {money(bill.amount)} to {bill.vendor_name[:40]}")
+            assert "from Checking. Runway goes from" in dialog
+            assert pay["confirm"]["title"]["text"].endswith("…?")
+    assert any(
+        b.approval is ApprovalState.PAYMENT_IN_FLIGHT for b in view.bills_due.first(MAX_PAGE)
+    )
+
+
+def test_bill_pages_walk_the_whole_list_through_next() -> None:
+    view = huge_view()
+    seen: list[str] = []
+    offset: int | None = 0
+    pages = 0
+    while offset is not None:
+        message = bills_message(
+            view, business_name="Larkspur", payment_account=None, offset=offset, page=15
+        )
+        assert_within_slack_limits(message)
+        blocks = by_id(message.blocks)
+        seen += [key.split(":", 1)[1] for key in blocks if key.startswith("bill:")]
+        following = blocks.get("bill_next")
+        if following is not None:
+            button = following["elements"][0]
+            assert button["action_id"] == "show_more_bills"
+            assert button["text"]["text"] == f"Next {min(15, 500 - int(button['value']))}"
+        offset = None if following is None else int(following["elements"][0]["value"])
+        pages += 1
+    assert pages == 34
+    assert seen == [bill.bill_id for bill in view.bills_due.items]
+    # A page larger than a message can hold is made smaller, never too big.
+    assert_within_slack_limits(
+        bills_message(view, business_name="L", payment_account=None, page=500)
+    )
+    past_the_end = bills_message(view, business_name="L", payment_account=None, offset=900)
+    assert_within_slack_limits(past_the_end)
+    assert "That is all of them." in json.dumps(past_the_end.blocks)
+
+
+def test_slack_sdk_validation_is_what_guards_the_limits() -> None:
+    """The check the builders rely on is live: slack_sdk refuses what Slack would refuse."""
+    with pytest.raises(SlackObjectFormationError):
+        ButtonElement(text="x" * 76, action_id="a", value="1").to_dict()
+    with pytest.raises(SlackObjectFormationError):
+        SectionBlock(text="x" * 3001).to_dict()
+    with pytest.raises(SlackObjectFormationError):
+        ConfirmObject(title="t", text="x" * 301).to_dict()
+
+
+# --- the other messages ------------------------------------------------------------------------
+
+
+def small_view(**changes: Any) -> DigestView:
+    books = huge_company(bills=3, invoices=2)
+    books = replace(books, banks=books.banks[:2], **changes)
+    return DigestBuilder().build(books, now=NOW)
+
+
+def test_freshness_names_the_day_when_the_data_is_not_from_today() -> None:
+    view = small_view()  # the oldest as-of is 30 hours ago: yesterday in New York
+    text = by_id(digest_message(view, business_name="L", payment_account=None).blocks)
+    assert text["freshness"]["elements"][0]["text"] == (
+        "QuickBooks data as of Sun Mar 1, 6:02 AM EST"
+    )
+    empty = DigestBuilder().build(
+        replace(huge_company(0, 0), banks=(), movements=(), as_of={}), now=NOW
+    )
+    message = digest_message(empty, business_name="L", payment_account=None)
+    assert_within_slack_limits(message)
+    blocks = by_id(message.blocks)
+    assert "No QuickBooks data synced yet" in blocks["freshness"]["elements"][0]["text"]
+    assert blocks["bills"]["text"]["text"] == "*Bills due in the next 7 days*\nNothing due."
+    assert "bill_more" not in blocks and "approvals" not in blocks and "drift" not in blocks
+
+
+def test_pay_confirm_without_a_runway_in_days_says_the_impact() -> None:
+    inflow = CashMovement(TODAY, D("900000.00"), MovementKind.DEPOSIT)
+    books = huge_company(bills=3, invoices=0)
+    view = DigestBuilder().build(replace(books, movements=(*books.movements, inflow)), now=NOW)
+    assert view.runway.status is RunwayStatus.CASH_FLOW_POSITIVE
+    message = digest_message(view, business_name="L", payment_account=None)
+    dialogs = [
+        e["confirm"]["text"]["text"]
+        for e in walk(message.blocks)
+        if e.get("action_id") == "bill_pay"
+    ]
+    assert dialogs and all(d.endswith(". No change in runway days.") for d in dialogs)
+    assert all(" from " not in d.split(".")[0][-20:] for d in dialogs)
+
+
+def test_item_status_replaces_exactly_one_item() -> None:
+    view = small_view()
+    original = digest_message(view, business_name="L", payment_account="Checking").blocks
+    frozen = json.dumps(original)
+    target = view.bills_due.items[0].bill_id
+
+    paying = item_status(original, "bill", target, "Paying…")
+    assert json.dumps(original) == frozen, "the given blocks are not changed"
+    assert len(paying) == len(original)
+    changed = [i for i, (a, b) in enumerate(zip(original, paying, strict=True)) if a != b]
+    assert len(changed) == 1
+    assert original[changed[0]]["block_id"] == f"bill_actions:{target}"
+    assert paying[changed[0]] == {
+        "type": "context",
+        "block_id": f"bill_status:{target}",
+        "elements": [{"type": "mrkdwn", "text": "Paying…", "verbatim": True}],
+    }
+
+    paid = item_status(paying, "bill", target, "Paid by <@U123> · runway now 41 days (−2)")
+    changed = [i for i, (a, b) in enumerate(zip(paying, paid, strict=True)) if a != b]
+    assert len(changed) == 1
+    assert paid[changed[0]]["elements"][0]["text"] == "Paid by <@U123> · runway now 41 days (−2)"
+    assert sum(b.get("block_id", "").startswith("bill_status:") for b in paid) == 1
+
+    # An invoice with the same id as nothing else; an item not in the message changes nothing.
+    invoice = view.overdue_invoices.items[0].invoice_id
+    reminded = item_status(paid, "invoice", invoice, "Reminder sent")
+    assert [b.get("block_id") for b in reminded].count(f"invoice_status:{invoice}") == 1
+    assert item_status(paid, "bill", "no-such-bill", "x") == paid
+
+
+def test_notices_carry_their_buttons() -> None:
+    drift = notice_message(
+        "*QuickBooks changed:* Bill 12 from Tom &amp; Jerry's",
+        buttons=(
+            ("Re-sync", "drift_resync", "41", "primary"),
+            ("Dismiss", "drift_dismiss", "41", None),
+        ),
+    )
+    assert_within_slack_limits(drift)
+    actions = by_id(drift.blocks)["notice_actions"]["elements"]
+    assert [(a["action_id"], a["value"], a.get("style")) for a in actions] == [
+        ("drift_resync", "41", "primary"),
+        ("drift_dismiss", "41", None),
+    ]
+    reconnect = notice_message(
+        "QuickBooks is disconnected.", buttons=(("Reconnect", "qbo_reconnect", "biz-1", None),)
+    )
+    assert_within_slack_limits(reconnect)
+    assert reconnect.text == "QuickBooks is disconnected."
+    assert len(notice_message("Just words").blocks) == 1
+    with pytest.raises(ValueError, match="at most 2000"):
+        notice_message("x", buttons=(("Go", "a", "v" * 2001, None),))
