@@ -65,6 +65,8 @@ TEXT_OBJECT_LIMIT = 3000
 #: How much of a QuickBooks name a line shows; longer names end in "…".
 NAME_LIMIT = 80
 DOC_NUMBER_LIMIT = 30
+#: Waiting approvals and drift are short sections under the lists: the rest is "…and N more".
+SHORT_LIST = 5
 #: Names in a confirm dialog are shorter still: its whole text is 300 characters.
 CONFIRM_NAME_LIMIT = 60
 ACCOUNT_NAME_LIMIT = 40
@@ -413,7 +415,9 @@ def approvals_block(view: DigestView) -> SectionBlock | None:
         )
         for item in waiting
     ]
-    listed = clip_lines(lines, SECTION_TEXT_LIMIT - len(title) - 1, and_more("bill", "bills"))
+    listed = clip_lines(
+        lines, SECTION_TEXT_LIMIT - len(title) - 1, and_more("bill", "bills"), most=SHORT_LIST
+    )
     return section(f"{title}\n{listed}", block_id="approvals")
 
 
@@ -425,7 +429,10 @@ def drift_block(view: DigestView) -> SectionBlock | None:
     # A drift sentence may quote QuickBooks at length: each is kept to a few lines' worth.
     lines = [render("drift_line", sentence=clip(sentence, 400)) for sentence in sentences]
     listed = clip_lines(
-        lines, SECTION_TEXT_LIMIT - len(title) - 1, and_more("difference", "differences")
+        lines,
+        SECTION_TEXT_LIMIT - len(title) - 1,
+        and_more("difference", "differences"),
+        most=SHORT_LIST,
     )
     return section(f"{title}\n{listed}", block_id="drift")
 
@@ -551,7 +558,7 @@ def _page(
     business_name: str,
     offset: int,
     page: int,
-    item_blocks: Any,
+    item_blocks: Callable[[Any], list[Block]],
     items: Sequence[Any],
 ) -> SlackMessage:
     offset = max(0, offset)
@@ -633,6 +640,8 @@ def item_status(
     status = ContextBlock(
         elements=[mrkdwn(status_mrkdwn)], block_id=f"{kind}_status:{item_id}"
     ).to_dict()
+    if kind not in SHOW_MORE_ACTION:
+        raise ValueError(f"item_status updates a 'bill' or an 'invoice', not {kind!r}")
     replaceable = {f"{kind}_actions:{item_id}", f"{kind}_status:{item_id}"}
     updated = copy.deepcopy(blocks)
     for index, block in enumerate(updated):

@@ -55,15 +55,24 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - 1].rstrip() + ELLIPSIS
 
 
-def clip_lines(lines: Sequence[str], limit: int, more: Callable[[int], str] | None = None) -> str:
+def clip_lines(
+    lines: Sequence[str],
+    limit: int,
+    more: Callable[[int], str] | None = None,
+    *,
+    most: int | None = None,
+) -> str:
     """Whole lines joined by newlines, as many as fit in `limit` characters.
 
-    When some are left out, the line `more(n)` (n = how many were left out) ends the text. mrkdwn
-    is cut between lines, never inside one, so no entity or formatting is split.
+    At most `most` lines are kept when it is given. When some are left out, the line `more(n)`
+    (n = how many were left out) ends the text. mrkdwn is cut between lines, never inside one, so
+    no entity or formatting is split.
     """
     kept = 0
     used = -1  # no newline before the first line
     for index, line in enumerate(lines):
+        if most is not None and index >= most:
+            break
         after = used + 1 + len(line)
         left = len(lines) - index - 1
         tail = len(more(left)) + 1 if left and more is not None else 0

@@ -91,6 +91,9 @@ def test_clip_lines_keeps_whole_lines_and_says_how_many_were_left_out() -> None:
     assert cut == "line 00\nline 01\nline 02\n…and 7 more"  # a 4th line would pass 40
     assert len(cut) <= 40
     assert clip_lines(lines, 40) == "line 00\nline 01\nline 02\nline 03\nline 04"
+    assert clip_lines(lines, 1000, lambda n: f"…and {n} more", most=2) == (
+        "line 00\nline 01\n…and 8 more"
+    )
     # Not even one line fits: then, and only then, a line is cut.
     assert clip_lines(["x" * 50], 20) == "x" * 19 + "…"
 
