@@ -59,7 +59,6 @@ class SlackSandboxConfig:
     team_id: str = "T0OODALOO"
     team_name: str = "Oodaloo Demo Co"
     team_domain: str = "oodaloo-demo"
-    enterprise_id: str | None = None
     users: tuple[UserSpec, ...] = field(default_factory=_default_users)
     channels: tuple[ChannelSpec, ...] = field(default_factory=_default_channels)
 

@@ -17,6 +17,9 @@ from starlette.routing import Route
 from slack_sandbox.blocks import check_message
 from slack_sandbox.workspace import ResponseUrl, SlackError, Workspace
 
+#: Slack waits this long for an app's ack before telling the user the app did not respond.
+ACK_DEADLINE_SECONDS = 3.0
+
 
 def _apply(
     workspace: Workspace, issued: ResponseUrl, body: dict[str, Any], blocks: list[dict[str, Any]]
@@ -49,15 +52,30 @@ def _apply(
         workspace.bind_response_url(issued.token, message_ts=shown.ts, is_ephemeral=True)
 
 
+async def _ack_shown(workspace: Workspace, token: str) -> None:
+    def settled() -> bool:
+        issued = workspace.response_url(token)
+        return issued is None or not issued.awaiting_ack
+
+    try:
+        await workspace.wait_for(settled, timeout=ACK_DEADLINE_SECONDS)
+    except TimeoutError:
+        workspace.ack_settled(token)  # Slack gives up on an ack after 3 seconds
+
+
 def response_url_routes(workspace: Workspace) -> list[Route]:
     async def endpoint(request: Request) -> PlainTextResponse:
         token = request.path_params["token"]
         body: dict[str, Any] = {}
         try:
-            if workspace.response_url(token) is None:
+            found = workspace.response_url(token)
+            if found is None:
                 raise SlackError(
                     "no_service", status=404, detail="the sandbox never issued this response_url"
                 )
+            if found.awaiting_ack:
+                # The app answered before its ack reached the user: Slack shows the ack first.
+                await _ack_shown(workspace, token)
             try:
                 parsed = json.loads(await request.body())
             except json.JSONDecodeError as exc:
@@ -75,8 +93,7 @@ def response_url_routes(workspace: Workspace) -> list[Route]:
                     blocks = check_message(body.get("text"), body.get("blocks"))
                 except SlackError as bad:
                     raise SlackError(bad.error, status=400, detail=bad.detail) from bad
-            issued = workspace.use_response_url(token)
-            _apply(workspace, issued, body, blocks)
+            _apply(workspace, workspace.use_response_url(token), body, blocks)
         except SlackError as refusal:
             workspace.record_call(
                 "response_url", body, ok=False, error=refusal.error, status=refusal.status

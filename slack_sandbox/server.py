@@ -6,6 +6,7 @@ sandbox over real loopback HTTP; `create_app` alone suits in-process httpx clien
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -102,6 +103,20 @@ def create_app(config: SlackSandboxConfig | None = None) -> SlackSandbox:
     return SlackSandbox(config or SlackSandboxConfig())
 
 
+class _Server(uvicorn.Server):
+    async def main_loop(self) -> None:
+        """uvicorn's loop, checking for shutdown every 10 ms instead of 100 ms.
+
+        Tests start and stop a sandbox each; uvicorn's own pace made stopping most of their time.
+        """
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864_000
+            await asyncio.sleep(0.01)
+            should_exit = await self.on_tick(counter)
+
+
 class RunningSlack:
     """A sandbox served by uvicorn on a loopback port until `.stop()` (or the end of a `with`)."""
 
@@ -149,7 +164,7 @@ def start_in_thread(
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     sandbox.workspace.base_url = f"http://{shown}:{bound_port}"
 
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             sandbox.app,
             log_level="warning",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -54,7 +54,8 @@ class Delivery:
     shown: Ephemeral | Message | None = None
     #: Why Slack could not use the bot's answer (bad blocks in an ack, a bad view in response_action).
     answer_error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: An event delivery's `event_id` (the same on Slack's retries of it).
+    event_id: str | None = None
 
 
 class SlackUserAgent:
@@ -107,7 +108,7 @@ class SlackUserAgent:
         ws = self.workspace
         user = self._user(user_id)
         channel = self._channel(channel_id)
-        issued = ws.issue_response_url(channel.id, user.id)
+        issued = ws.issue_response_url(channel.id, user.id, awaiting_ack=True)
         response_url = ws.response_url_for(issued.token)
         trigger_id = ws.issue_trigger(user.id)
         fields = {
@@ -132,14 +133,14 @@ class SlackUserAgent:
             signing_secret,
             timestamp,
         )
-        delivery = await self._deliver(request)
-        delivery.response_token, delivery.response_url, delivery.trigger_id = (
-            issued.token,
-            response_url,
-            trigger_id,
-        )
-        if delivery.status == 200 and delivery.text.strip():
-            self._show_command_answer(delivery, channel.id, user.id, issued.token)
+        try:
+            delivery = await self._deliver(request)
+            delivery.response_token, delivery.response_url = issued.token, response_url
+            delivery.trigger_id = trigger_id
+            if delivery.status == 200 and delivery.text.strip():
+                self._show_command_answer(delivery, channel.id, user.id, issued.token)
+        finally:
+            ws.ack_settled(issued.token)
         return delivery
 
     def _show_command_answer(self, delivery: Delivery, channel: str, user: str, token: str) -> None:
@@ -353,7 +354,7 @@ class SlackUserAgent:
         if retry_num is not None:
             request = _with_retry(request, retry_num, retry_reason)
         delivery = await self._deliver(request)
-        delivery.extra["event_id"] = envelope["event_id"]
+        delivery.event_id = str(envelope["event_id"])
         return delivery
 
     async def redeliver(
@@ -369,7 +370,7 @@ class SlackUserAgent:
             previous.response_token,
             previous.response_url,
         )
-        delivery.trigger_id, delivery.extra = previous.trigger_id, dict(previous.extra)
+        delivery.trigger_id, delivery.event_id = previous.trigger_id, previous.event_id
         return delivery
 
     # -- plumbing -------------------------------------------------------------------------------

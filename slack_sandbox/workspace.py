@@ -157,6 +157,8 @@ class ResponseUrl:
     is_ephemeral: bool
     created_at: datetime
     uses: int = 0
+    #: A command's URL until Slack has shown the ack body: an answer through it comes after the ack.
+    awaiting_ack: bool = False
 
 
 @dataclass
@@ -495,12 +497,26 @@ class Workspace:
     # -- response urls --------------------------------------------------------------------------
 
     def issue_response_url(
-        self, channel: str, user: str, *, message_ts: str | None = None, is_ephemeral: bool = False
+        self,
+        channel: str,
+        user: str,
+        *,
+        message_ts: str | None = None,
+        is_ephemeral: bool = False,
+        awaiting_ack: bool = False,
     ) -> ResponseUrl:
         with self._lock:
             spec = self._existing_channel(channel)
             token = secrets.token_hex(12)
-            issued = ResponseUrl(token, spec.id, user, message_ts, is_ephemeral, self.now())
+            issued = ResponseUrl(
+                token,
+                spec.id,
+                user,
+                message_ts,
+                is_ephemeral,
+                self.now(),
+                awaiting_ack=awaiting_ack,
+            )
             self._response_urls[token] = issued
             return copy.deepcopy(issued)
 
@@ -523,6 +539,12 @@ class Workspace:
                 )
             issued.uses += 1
             return copy.deepcopy(issued)
+
+    def ack_settled(self, token: str) -> None:
+        """Slack has shown (or dropped) the command's ack body; answers through its URL may proceed."""
+        with self._lock:
+            self._response_urls[token].awaiting_ack = False
+            self._touch()
 
     def bind_response_url(self, token: str, *, message_ts: str, is_ephemeral: bool) -> None:
         """Ties a command's response_url to the first message shown for it, so replace_original finds it."""
@@ -717,7 +739,7 @@ class Workspace:
 
     async def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         timeout: float = 5.0,  # noqa: ASYNC109 - a plain deadline reads best in tests
         interval: float = 0.01,
     ) -> T:
@@ -735,7 +757,7 @@ class Workspace:
                 raise TimeoutError(self._timeout_message(timeout))
             await asyncio.sleep(interval)
 
-    def wait_for_blocking(self, predicate: Callable[[], T], timeout: float = 5.0) -> T:
+    def wait_for_blocking(self, predicate: Callable[[], T | None], timeout: float = 5.0) -> T:
         """The same for synchronous code: sleeps on the workspace's change signal between checks."""
         deadline = time.monotonic() + timeout
         with self._changed:

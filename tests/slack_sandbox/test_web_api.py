@@ -112,6 +112,7 @@ async def test_update_refuses_other_peoples_and_unknown_messages(
     assert slack.workspace.message(FINANCE, by_person.ts).text == "I paid the rent"  # type: ignore[union-attr]
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -303,6 +304,7 @@ async def test_users_and_conversations_info(web_client: AsyncWebClient) -> None:
     assert nowhere.value.response["error"] == "channel_not_found"
 
 
+@pytest.mark.filterwarnings("ignore:BasicAuth is deprecated")  # slack_sdk's own use of aiohttp
 async def test_the_install_flow_gives_a_code_the_app_exchanges_once(slack: RunningSlack) -> None:
     config = slack.sandbox.config
     redirect = "https://oodaloo.example/slack/oauth_redirect"
@@ -345,3 +347,18 @@ async def test_the_install_flow_gives_a_code_the_app_exchanges_once(slack: Runni
             client_id=config.client_id, client_secret=config.client_secret, code=query["code"][0]
         )
     assert reused.value.response["error"] == "invalid_code"
+
+
+async def test_the_state_page_shows_what_a_slack_client_would(
+    web_client: AsyncWebClient, slack: RunningSlack
+) -> None:
+    posted = await web_client.chat_postMessage(channel=FINANCE, text="Runway: 84 days")
+    await web_client.chat_postEphemeral(channel=FINANCE, user=OWNER, text="just for Dana")
+    async with httpx.AsyncClient() as http:
+        state = (await http.get(slack.base_url + "/_sandbox/state")).json()
+    [finance] = [c for c in state["channels"] if c["id"] == FINANCE]
+    assert [(m["ts"], m["text"]) for m in finance["messages"]] == [
+        (posted["ts"], "Runway: 84 days")
+    ]
+    assert [(e["user"], e["text"]) for e in state["ephemerals"]] == [(OWNER, "just for Dana")]
+    assert state["version"] == slack.workspace.version
