@@ -6,6 +6,7 @@
 - `email_routes(signer, perform=, unsubscribe=, engine=)`: the pages those links open.
 """
 
+from bot.email.describe import default_question, mirror_describer
 from bot.email.links import (
     DEFAULT_LINK_TTL,
     ActionKind,
@@ -38,7 +39,9 @@ __all__ = [
     "RenderedEmail",
     "SmtpServer",
     "UnsubscribeRequest",
+    "default_question",
     "email_routes",
+    "mirror_describer",
     "remove_recipient",
     "render_digest_email",
     "unsubscriber",

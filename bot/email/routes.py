@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from bot.email.describe import default_question
 from bot.email.links import ActionKind, BadLink, EmailAction, ExpiredLink, LinkSigner
 from bot.email.models import EmailLinkUse
 from bot.email.render import clock_time, render_page, short_date
-from bot.format import money
 from runway.businesses import BusinessNotFound
 from runway.errors import RunwayError
 
@@ -43,17 +43,6 @@ BAD_LINK_MESSAGE = (
     "This link is not valid: it may have been cut short or changed when it was copied. "
     "Open it straight from the email, or use the buttons in Slack."
 )
-
-
-def default_question(action: EmailAction) -> str:
-    """The confirmation question from the token's own fields (no lookup)."""
-    if action.action is ActionKind.BILL_APPROVE:
-        return f"Approve bill {action.target_id}?"
-    if action.action is ActionKind.BILL_PAY:
-        if action.amount is not None:
-            return f"Pay {money(action.amount)} on bill {action.target_id}?"
-        return f"Pay bill {action.target_id}?"
-    return f"Send a payment reminder for invoice {action.target_id}?"
 
 
 BUTTONS = {

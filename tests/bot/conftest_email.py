@@ -11,15 +11,18 @@ import importlib.util
 import socket
 import sys
 import threading
+import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -197,3 +200,35 @@ def all_parts(message: EmailMessage) -> tuple[str, str]:
 def contains_all(haystack: str, needles: Sequence[str]) -> list[str]:
     """The needles missing from the haystack (empty when all are there)."""
     return [needle for needle in needles if needle not in haystack]
+
+
+async def bills_due_in_two_days(env: Any, vendor_names: list[str]) -> list[str]:
+    """New bills from the seeded company's vendors of those names, due in two days."""
+    from sync_harness import setup_client  # tests/sync, on the path once the fixtures load
+
+    sandbox = env.sandbox
+    due = datetime.now(ZoneInfo("America/Los_Angeles")).date() + timedelta(days=2)
+    async with setup_client(sandbox) as client:
+        vendors = {v["DisplayName"]: v for v in await client.query("SELECT * FROM Vendor")}
+        expense = (await client.query("SELECT * FROM Account WHERE AccountType = 'Expense'"))[0]
+        made = []
+        for index, name in enumerate(vendor_names):
+            bill = await client.create(
+                "Bill",
+                {
+                    "VendorRef": {"value": vendors[name]["Id"]},
+                    "DueDate": due.isoformat(),
+                    "Line": [
+                        {
+                            "Amount": Decimal("1234.56") + index,
+                            "DetailType": "AccountBasedExpenseLineDetail",
+                            "AccountBasedExpenseLineDetail": {
+                                "AccountRef": {"value": expense["Id"]}
+                            },
+                        }
+                    ],
+                },
+                request_id=f"setup-{uuid.uuid4().hex[:12]}",
+            )
+            made.append(str(bill["Id"]))
+    return made

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from conftest_email import (
     MailHandler,
     MailServer,
     all_parts,
+    bills_due_in_two_days,
     contains_all,
     digest_of,
     free_port,
@@ -44,7 +44,7 @@ from bot.email import (
 from bot.format import money
 from runway.digest import DigestBuilder
 from sync.clock import ManualClock
-from sync_harness import setup_client, stored
+from sync_harness import stored
 
 __all__ = ["mail_server", "migrated_fixture", "runway_env"]  # fixtures, imported for pytest
 
@@ -64,36 +64,6 @@ def signer(now: datetime | None = None) -> LinkSigner:
     return LinkSigner(
         secrets.token_bytes(32), ManualClock(now or datetime.now(UTC)), public_url=PUBLIC_URL
     )
-
-
-async def bills_due_in_two_days(env: object, vendor_names: list[str]) -> list[str]:
-    """New bills from the seeded company's vendors of those names, due in two days."""
-    sandbox = env.sandbox  # type: ignore[attr-defined]
-    due = datetime.now(ZoneInfo("America/Los_Angeles")).date() + timedelta(days=2)
-    async with setup_client(sandbox) as client:
-        vendors = {v["DisplayName"]: v for v in await client.query("SELECT * FROM Vendor")}
-        expense = (await client.query("SELECT * FROM Account WHERE AccountType = 'Expense'"))[0]
-        made = []
-        for index, name in enumerate(vendor_names):
-            bill = await client.create(
-                "Bill",
-                {
-                    "VendorRef": {"value": vendors[name]["Id"]},
-                    "DueDate": due.isoformat(),
-                    "Line": [
-                        {
-                            "Amount": Decimal("1234.56") + index,
-                            "DetailType": "AccountBasedExpenseLineDetail",
-                            "AccountBasedExpenseLineDetail": {
-                                "AccountRef": {"value": expense["Id"]}
-                            },
-                        }
-                    ],
-                },
-                request_id=f"setup-{uuid.uuid4().hex[:12]}",
-            )
-            made.append(str(bill["Id"]))
-    return made
 
 
 async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
