@@ -23,6 +23,7 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 
 from slack_sandbox.blocks import check_message, check_view
+from slack_sandbox.config import ChannelSpec, UserSpec
 from slack_sandbox.workspace import Ephemeral, Message, SlackError, View, Workspace
 
 # As on Slack's requests to apps.
@@ -165,7 +166,7 @@ class SlackUserAgent:
     async def click(
         self,
         user_id: str,
-        message: Message | Ephemeral,
+        message: Message | Ephemeral | View,
         action_id: str,
         *,
         block_id: str | None = None,
@@ -173,9 +174,17 @@ class SlackUserAgent:
         signing_secret: str | None = None,
         timestamp: int | None = None,
     ) -> Delivery:
-        """Clicks a button (or picks `value` in a select/overflow menu) in the message as it is now."""
+        """Clicks a button (or picks `value` in a select/overflow menu) in the message as it is now.
+
+        `message` may also be an open modal: the payload then carries the view instead of a channel
+        and a response_url, and its trigger_id can push a modal on top (views.push).
+        """
         ws = self.workspace
         user = self._user(user_id)
+        if isinstance(message, View):
+            return await self._click_in_view(
+                user, message, action_id, block_id, value, signing_secret, timestamp
+            )
         is_ephemeral = isinstance(message, Ephemeral)
         current: Message | Ephemeral | None = (
             ws.ephemeral(message.ts) if is_ephemeral else ws.message(message.channel, message.ts)
@@ -197,12 +206,7 @@ class SlackUserAgent:
         trigger_id = ws.issue_trigger(user.id)
         payload: dict[str, Any] = {
             "type": "block_actions",
-            "user": {
-                "id": user.id,
-                "username": user.name,
-                "name": user.name,
-                "team_id": ws.team_id,
-            },
+            "user": self._user_payload(user),
             "api_app_id": ws.app_id,
             "token": ws.config.verification_token,
             "container": {
@@ -243,6 +247,46 @@ class SlackUserAgent:
         )
         return delivery
 
+    async def _click_in_view(
+        self,
+        user: UserSpec,
+        view: View,
+        action_id: str,
+        block_id: str | None,
+        value: str | None,
+        signing_secret: str | None,
+        timestamp: int | None,
+    ) -> Delivery:
+        ws = self.workspace
+        current = ws.view(view.id)
+        if current is None or not current.is_open or current.user != user.id:
+            raise LookupError(f"{user.id} has no open modal {view.id}")
+        found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        trigger_id = ws.issue_trigger(user.id, view_id=current.id)
+        payload = {
+            "type": "block_actions",
+            "user": self._user_payload(user),
+            "api_app_id": ws.app_id,
+            "token": ws.config.verification_token,
+            "container": {"type": "view", "view_id": current.id},
+            "trigger_id": trigger_id,
+            "team": {"id": ws.team_id, "domain": ws.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": current.to_slack(ws.team_id, ws.app_id, ws.bot_id),
+            "actions": [_action(element, found_block_id, value, self._action_ts())],
+        }
+        request = self._sign(
+            "interaction",
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            signing_secret,
+            timestamp,
+        )
+        delivery = await self._deliver(request)
+        delivery.trigger_id = trigger_id
+        return delivery
+
     # -- modals ---------------------------------------------------------------------------------
 
     async def submit_view(
@@ -269,12 +313,7 @@ class SlackUserAgent:
         payload = {
             "type": "view_submission",
             "team": {"id": ws.team_id, "domain": ws.team_domain},
-            "user": {
-                "id": user.id,
-                "username": user.name,
-                "name": user.name,
-                "team_id": ws.team_id,
-            },
+            "user": self._user_payload(user),
             "api_app_id": ws.app_id,
             "token": ws.config.verification_token,
             "trigger_id": trigger_id,
@@ -412,7 +451,15 @@ class SlackUserAgent:
     def _action_ts(self) -> str:
         return f"{time.time():.6f}"
 
-    def _user(self, user_id: str) -> Any:
+    def _user_payload(self, user: UserSpec) -> dict[str, str]:
+        return {
+            "id": user.id,
+            "username": user.name,
+            "name": user.name,
+            "team_id": self.workspace.team_id,
+        }
+
+    def _user(self, user_id: str) -> UserSpec:
         user = self.workspace.user(user_id)
         if user is None or user_id == self.workspace.bot_user_id:
             raise LookupError(
@@ -420,7 +467,7 @@ class SlackUserAgent:
             )
         return user
 
-    def _channel(self, channel_id: str) -> Any:
+    def _channel(self, channel_id: str) -> ChannelSpec:
         channel = self.workspace.channel(channel_id)
         if channel is None:
             raise LookupError(

@@ -652,7 +652,7 @@
     }
     let previous = list.querySelector(".channel-intro");
     for (const item of items) {
-      const sig = JSON.stringify(item.data) + (force ? "" : "") + state.usersSig;
+      const sig = JSON.stringify(item.data) + state.usersSig;
       let entry = drawn.get(item.key);
       if (!entry || entry.sig !== sig) {
         const node = item.draw(item.data);

@@ -47,7 +47,26 @@ MEMO_MODAL = {
             "block_id": "memo",
             "label": {"type": "plain_text", "text": "Memo"},
             "element": {"type": "plain_text_input", "action_id": "memo_text"},
-        }
+        },
+        {
+            "type": "actions",
+            "block_id": "more",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "show_history",
+                    "text": {"type": "plain_text", "text": "Payment history"},
+                }
+            ],
+        },
+    ],
+}
+HISTORY_MODAL = {
+    "type": "modal",
+    "callback_id": "bill-history",
+    "title": {"type": "plain_text", "text": "Payment history"},
+    "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "Paid on time 11 of 12 months"}}
     ],
 }
 
@@ -116,6 +135,12 @@ def build_bot(slack: RunningSlack, seen: Seen) -> Starlette:
         await ack()
         seen.actions.append(body)
         await client.views_open(trigger_id=body["trigger_id"], view=MEMO_MODAL)
+
+    @bolt.action("show_history")
+    async def show_history(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        seen.actions.append(body)
+        await client.views_push(trigger_id=body["trigger_id"], view=HISTORY_MODAL)
 
     @bolt.view("approve-bill")
     async def submitted(ack: Any, view: dict[str, Any]) -> None:
@@ -320,6 +345,26 @@ async def test_a_modal_opens_from_a_click_and_submissions_follow_the_response_ac
         "value": "Landlord confirmed",
     }
     assert seen.views[-1]["private_metadata"] == "bill-42"
+
+
+async def test_a_button_in_a_modal_pushes_another_modal_on_top(
+    agent: SlackUserAgent, slack: RunningSlack, seen: Seen
+) -> None:
+    ws = slack.workspace
+    await agent.click(OWNER, await post_bill(slack), "open_memo")
+    [memo] = await ws.wait_for(lambda: ws.open_views(OWNER))
+    assert (await agent.click(OWNER, memo, "show_history")).status == 200
+    _, history = await ws.wait_for(
+        lambda: stack if len(stack := ws.open_views(OWNER)) == 2 else None
+    )
+    assert (history.callback_id, history.previous_view_id, history.root_view_id) == (
+        "bill-history",
+        memo.id,
+        memo.id,
+    )
+    body = seen.actions[-1]
+    assert body["container"] == {"type": "view", "view_id": memo.id}
+    assert body["view"]["callback_id"] == "approve-bill" and "response_url" not in body
 
 
 async def test_forged_signatures_and_stale_timestamps_are_refused(
