@@ -150,7 +150,7 @@ def email_routes(
             return _problem(
                 400, "Link not valid", BAD_LINK_MESSAGE, str(problem).capitalize() + "."
             )
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD (which Starlette routes here too) only read
             used = await uses.find(action.nonce)
             if used is not None:
                 return _already_done(used)
@@ -190,7 +190,7 @@ def email_routes(
             return _problem(
                 400, "Link not valid", BAD_LINK_MESSAGE, str(problem).capitalize() + "."
             )
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD (which Starlette routes here too) only read
             return _page("unsubscribe_confirm.html.j2", recipient=asked.recipient)
         try:
             await unsubscribe(asked.business_id, asked.recipient)

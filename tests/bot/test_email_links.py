@@ -153,6 +153,8 @@ async def test_get_only_asks_and_never_acts(site: LinkSite) -> None:
         assert page.status_code == 200
         assert '<form method="post">' in page.text
         assert page.headers["cache-control"] == "no-store"
+        # Some scanners only ask for the headers.
+        assert (await site.http.head(url)).status_code == 200
 
     page = await site.http.get(pay)
     assert "Pay $1,234.56 to Bits &lt;&amp; Bytes&gt; LLC?" in page.text  # escaped
@@ -311,6 +313,7 @@ async def test_unsubscribe_asks_on_get_and_removes_the_address_on_post(site: Lin
 
     asked = await site.http.get(url)
     assert asked.status_code == 200 and OWNER in asked.text and "<form" in asked.text
+    assert (await site.http.head(url)).status_code == 200
     assert await recipients() == [OWNER, PARTNER]
 
     # RFC 8058: the mail client's one-click POST.
