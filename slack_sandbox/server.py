@@ -28,7 +28,11 @@ from slack_sandbox.workspace import Workspace
 
 
 class SlackSandbox:
-    """One workspace and the ASGI app serving it: `/api/{method}`, `/response/{token}`, OAuth, state."""
+    """One workspace and the ASGI app serving it: `/api/{method}`, `/response/{token}`, OAuth, state.
+
+    Served some other way than `start_in_thread` (mounted in the demo's app, say), set
+    `workspace.base_url` to where it is reachable: the response URLs handed to the bot are built on it.
+    """
 
     def __init__(self, config: SlackSandboxConfig) -> None:
         self.config = config

@@ -166,8 +166,11 @@ def chat_update(call: Call) -> dict[str, Any]:
     ws = call.workspace
     text = call.optional("text")
     raw_blocks = call.params.get("blocks")
-    blocks = None if raw_blocks is None else check_message(text, raw_blocks, require_content=False)
     attachments = parse_json_field(call.params.get("attachments"), "attachments")
+    if text is None and raw_blocks is None and attachments is None:
+        raise SlackError("no_text", detail="chat.update needs text, blocks or attachments")
+    checked = check_message(text, raw_blocks, require_content=False)
+    blocks = None if raw_blocks is None else checked  # omitted blocks are kept, [] removes them
     message = ws.update_message(
         call.arg("channel"), call.arg("ts"), text=text, blocks=blocks, attachments=attachments
     )

@@ -109,6 +109,12 @@ async def test_update_refuses_other_peoples_and_unknown_messages(
     with pytest.raises(SlackApiError) as unknown:
         await web_client.chat_update(channel=FINANCE, ts="1700000000.000001", text="x")
     assert unknown.value.response["error"] == "message_not_found"
+    with (
+        pytest.raises(SlackApiError) as empty,
+        pytest.warns(UserWarning, match="`text` argument is missing"),
+    ):
+        await web_client.chat_update(channel=FINANCE, ts=by_person.ts)
+    assert empty.value.response["error"] == "no_text"
     assert slack.workspace.message(FINANCE, by_person.ts).text == "I paid the rent"  # type: ignore[union-attr]
 
 
