@@ -215,7 +215,7 @@ class RitualQueue:
             self._worker = None
             self._pool = None
         elif self._pool is not None:
-            await self._pool.close(close_connection_pool=True)
+            await self._pool.aclose()
             self._pool = None
 
     def __repr__(self) -> str:

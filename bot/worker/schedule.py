@@ -504,13 +504,12 @@ class RitualScheduler:
                 log.info("%s: paused", job.id)
                 continue
             zone = getattr(job.trigger, "timezone", UTC)
-            local = when.astimezone(zone)
-            log.info(
-                "%s next runs %s (%s UTC)",
-                job.id,
-                local.strftime("%a %Y-%m-%d %H:%M %Z"),
-                when.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-            )
+            in_utc = when.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
+            if str(zone) == "UTC":
+                log.info("%s next runs %s", job.id, in_utc)
+            else:
+                local = when.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+                log.info("%s next runs %s local (%s)", job.id, local, in_utc)
 
     def stop_now(self) -> None:
         """Stop firing at once (leadership lost): nothing new starts, running firings are cancelled."""

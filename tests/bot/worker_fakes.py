@@ -18,6 +18,20 @@ from bot.worker.tasks import current_firing
 from sync.clock import Clock, SystemClock
 
 
+async def wait_until(
+    condition: Callable[[], bool],
+    *,
+    give_up_after: float = 10.0,
+    describe: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll `condition` until it holds; fail the test (saying what was seen) after the limit."""
+    deadline = time.monotonic() + give_up_after
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {give_up_after} s; {describe()}")
+        await asyncio.sleep(0.02)
+
+
 @dataclass(frozen=True)
 class Call:
     """One thing a worker was asked to do, and which firing asked."""
@@ -48,13 +62,11 @@ class CallLog:
         self, condition: Callable[[list[Call]], bool], *, give_up_after: float = 10.0
     ) -> None:
         """Wait for the calls to satisfy `condition` (fails the test with what was seen)."""
-        deadline = time.monotonic() + give_up_after
-        while not condition(self.calls):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"gave up waiting after {give_up_after} s; calls so far: {self.calls}"
-                )
-            await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: condition(self.calls),
+            give_up_after=give_up_after,
+            describe=lambda: f"calls so far: {self.calls}",
+        )
 
 
 class RecordingJobs:
