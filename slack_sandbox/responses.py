@@ -15,10 +15,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from slack_sandbox.blocks import check_message
-from slack_sandbox.workspace import ResponseUrl, SlackError, Workspace
-
-#: Slack waits this long for an app's ack before telling the user the app did not respond.
-ACK_DEADLINE_SECONDS = 3.0
+from slack_sandbox.workspace import ACK_DEADLINE_SECONDS, ResponseUrl, SlackError, Workspace
 
 
 def _apply(

@@ -24,7 +24,14 @@ from slack_sdk.signature import SignatureVerifier
 
 from slack_sandbox.blocks import check_message, check_view
 from slack_sandbox.config import ChannelSpec, UserSpec
-from slack_sandbox.workspace import Ephemeral, Message, SlackError, View, Workspace
+from slack_sandbox.workspace import (
+    ACK_DEADLINE_SECONDS,
+    Ephemeral,
+    Message,
+    SlackError,
+    View,
+    Workspace,
+)
 
 # As on Slack's requests to apps.
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
@@ -53,7 +60,8 @@ class Delivery:
     trigger_id: str | None = None
     #: What Slack showed from the ack body of a slash command (an ephemeral or a channel message).
     shown: Ephemeral | Message | None = None
-    #: Why Slack could not use the bot's answer (bad blocks in an ack, a bad view in response_action).
+    #: Why Slack could not use the bot's answer: bad blocks in an ack, a bad view in a
+    #: response_action, or "operation_timeout" when the answer took longer than Slack's 3 seconds.
     answer_error: str | None = None
     #: An event delivery's `event_id` (the same on Slack's retries of it).
     event_id: str | None = None
@@ -64,6 +72,7 @@ class SlackUserAgent:
 
     `transport`: httpx.ASGITransport(app=bot_app) for an in-process bot, None for a real URL.
     `signing_secret` / `timestamp` (here or per call) forge requests: a wrong secret, a stale time.
+    `ack_deadline`: how long Slack waits for an answer (3 s); a later answer is dropped, as in Slack.
     """
 
     def __init__(
@@ -74,8 +83,10 @@ class SlackUserAgent:
         transport: httpx.AsyncBaseTransport | None = None,
         signing_secret: str | None = None,
         timeout: float = 10.0,
+        ack_deadline: float = ACK_DEADLINE_SECONDS,
     ) -> None:
         self.workspace = workspace
+        self.ack_deadline = ack_deadline
         self.request_url = request_url
         self.signing_secret = signing_secret or workspace.signing_secret
         self._client = httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -138,7 +149,7 @@ class SlackUserAgent:
             delivery = await self._deliver(request)
             delivery.response_token, delivery.response_url = issued.token, response_url
             delivery.trigger_id = trigger_id
-            if delivery.status == 200 and delivery.text.strip():
+            if delivery.status == 200 and delivery.text.strip() and not delivery.answer_error:
                 self._show_command_answer(delivery, channel.id, user.id, issued.token)
         finally:
             ws.ack_settled(issued.token)
@@ -331,7 +342,7 @@ class SlackUserAgent:
         )
         delivery = await self._deliver(request)
         delivery.trigger_id = trigger_id
-        if delivery.status == 200:
+        if delivery.status == 200 and not delivery.answer_error:
             self._apply_response_action(delivery, view)
         return delivery
 
@@ -446,7 +457,11 @@ class SlackUserAgent:
             and response.content
         ):
             parsed = response.json()
-        return Delivery(request, response.status_code, response.text, parsed)
+        delivery = Delivery(request, response.status_code, response.text, parsed)
+        if response.elapsed.total_seconds() > self.ack_deadline:
+            # Slack has given up by now: the user saw "operation_timeout" and the answer is dropped.
+            delivery.answer_error = "operation_timeout"
+        return delivery
 
     def _action_ts(self) -> str:
         return f"{time.time():.6f}"

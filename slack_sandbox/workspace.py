@@ -23,6 +23,8 @@ from slack_sandbox.config import ChannelSpec, SlackSandboxConfig, UserSpec
 
 T = TypeVar("T")
 
+#: Slack waits this long for an app's ack; a later answer is dropped and the user sees a timeout.
+ACK_DEADLINE_SECONDS = 3.0
 #: Slack accepts a trigger_id for 3 seconds after the interaction that issued it.
 TRIGGER_LIFETIME = timedelta(seconds=3)
 #: "You can respond to a user's command up to 5 times within 30 minutes" (Slack's slash-command docs).

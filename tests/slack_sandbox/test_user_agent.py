@@ -7,6 +7,7 @@ forged or stale ones, shows the signing is Slack's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -118,6 +119,8 @@ def build_bot(slack: RunningSlack, seen: Seen) -> Starlette:
 
     @bolt.command("/runway")
     async def runway(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        if command["text"] == "slowly":
+            await asyncio.sleep(0.3)
         if command["text"] == "share":
             await ack(response_type="in_channel", text="Runway: 84 days (shared)")
             return
@@ -250,6 +253,19 @@ async def test_a_slash_command_is_form_encoded_with_slacks_fields(
     assert SignatureVerifier(slack.workspace.signing_secret).is_valid_request(
         request.body, request.headers
     )
+
+
+async def test_an_answer_later_than_slacks_deadline_is_dropped(
+    slack: RunningSlack, seen: Seen
+) -> None:
+    bot = httpx.ASGITransport(app=build_bot(slack, seen))
+    # Slack waits 3 seconds; a shorter deadline keeps the test quick without changing the rule.
+    async with SlackUserAgent(
+        slack.workspace, "http://oodaloo.test/slack/events", transport=bot, ack_deadline=0.05
+    ) as impatient:
+        late = await impatient.slash_command(OWNER, FINANCE, "/runway", "slowly")
+    assert late.status == 200 and late.answer_error == "operation_timeout"
+    assert late.shown is None
 
 
 async def test_an_in_channel_ack_is_posted_for_everyone(
