@@ -408,19 +408,23 @@ class SlackUserAgent:
         return delivery
 
     async def redeliver(
-        self, previous: Delivery, *, retry_num: int = 1, retry_reason: str = "http_timeout"
+        self,
+        previous: Delivery | SignedRequest,
+        *,
+        retry_num: int = 1,
+        retry_reason: str = "http_timeout",
     ) -> Delivery:
         """Slack's retry: the very same body again, freshly signed, with x-slack-retry-* headers."""
-        old = previous.request
+        old = previous.request if isinstance(previous, Delivery) else previous
         request = _with_retry(
             self._sign(old.kind, old.body, old.content_type, None, None), retry_num, retry_reason
         )
         delivery = await self._deliver(request)
-        delivery.response_token, delivery.response_url = (
-            previous.response_token,
-            previous.response_url,
-        )
-        delivery.trigger_id, delivery.event_id = previous.trigger_id, previous.event_id
+        if isinstance(previous, Delivery):
+            delivery.response_token = previous.response_token
+            delivery.response_url = previous.response_url
+            delivery.trigger_id = previous.trigger_id
+            delivery.event_id = previous.event_id
         return delivery
 
     # -- plumbing -------------------------------------------------------------------------------
