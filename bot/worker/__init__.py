@@ -7,5 +7,15 @@ queued jobs. What each job does is injected as `RitualJobs` (see `bot.worker.job
 
 from bot.worker.jobs import BusinessSchedule, RitualJobs
 from bot.worker.run import WorkerOptions, run_worker
+from bot.worker.schedule import RitualCadence
+from bot.worker.tasks import FiringRef, current_firing
 
-__all__ = ["BusinessSchedule", "RitualJobs", "WorkerOptions", "run_worker"]
+__all__ = [
+    "BusinessSchedule",
+    "FiringRef",
+    "RitualCadence",
+    "RitualJobs",
+    "WorkerOptions",
+    "current_firing",
+    "run_worker",
+]

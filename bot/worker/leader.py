@@ -29,6 +29,7 @@ LEADER_LOCK_NAME = "worker-leader"
 
 OnElected = Callable[[], Awaitable[None]]
 OnDeposed = Callable[[], None]
+OnResign = Callable[[], Awaitable[None]]
 
 
 class LeaderElection:
@@ -42,8 +43,20 @@ class LeaderElection:
         self.is_leader = False
         self.terms = 0  # how many times this worker has become leader
 
-    async def run(self, stop: asyncio.Event, *, on_elected: OnElected, on_deposed: OnDeposed) -> None:
-        """Lead or follow until `stop` is set; calls `on_elected` / `on_deposed` on each change."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        on_elected: OnElected,
+        on_deposed: OnDeposed,
+        on_resign: OnResign | None = None,
+    ) -> None:
+        """Lead or follow until `stop` is set.
+
+        `on_elected` starts leading; `on_deposed` must stop at once (the lock is lost, or the
+        process is going down hard); `on_resign`, when given, winds down gently on a clean stop
+        while the lock is still held (otherwise `on_deposed` is used then too).
+        """
         log.info("worker %s: competing for leadership (lease %g s)", self.worker_id, self.lock.ttl)
         try:
             while not stop.is_set():
@@ -75,9 +88,14 @@ class LeaderElection:
                 on_deposed()
             raise
         if self.is_leader:
-            self.is_leader = False
-            on_deposed()
-            await self._release()
+            try:
+                if on_resign is not None:
+                    await on_resign()
+                else:
+                    on_deposed()
+            finally:
+                self.is_leader = False
+                await self._release()
             log.info("worker %s: stepped down and released leadership", self.worker_id)
 
     async def _try_to_lead(self) -> bool:

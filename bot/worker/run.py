@@ -143,10 +143,15 @@ async def _run_shared(
             while current:
                 current.pop().stop_now()
 
+        async def resign() -> None:
+            # Let firings being queued finish, so none is lost between the store and the queue.
+            while current:
+                await current.pop().stop(grace=options.stop_grace)
+
         log.info("worker %s: running queued jobs from %s", worker_id, queue.queue_name)
         consumer = asyncio.create_task(queue.run_jobs(), name=f"queue consumer {worker_id}")
         try:
-            await election.run(stop, on_elected=lead, on_deposed=step_down)
+            await election.run(stop, on_elected=lead, on_deposed=step_down, on_resign=resign)
             await queue.finish_running(options.stop_grace)
         finally:
             step_down()

@@ -93,16 +93,29 @@ def sync_database_url(database_url: str) -> str:
     """The synchronous SQLAlchemy URL of the app's async DATABASE_URL (for APScheduler's job store).
 
     sqlite+aiosqlite:///x.db -> sqlite:///x.db; postgresql+asyncpg://... -> postgresql+psycopg://...
+    asyncpg's query options become libpq's: `search_path=s` -> `options=-csearch_path=s` (the jobs
+    table lands in the same schema as the app's tables), `ssl=mode` -> `sslmode=mode`.
     """
     url = make_url(database_url)
-    drivers = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql+psycopg"}
-    if url.drivername not in drivers:
+    if url.drivername == "sqlite+aiosqlite":
+        return url.set(drivername="sqlite").render_as_string(hide_password=False)
+    if url.drivername != "postgresql+asyncpg":
         raise ValueError(
             f"the worker keeps its jobs in the app's database, but {url.drivername!r} is not a "
             "supported DATABASE_URL driver: use sqlite+aiosqlite:///path.db or "
             "postgresql+asyncpg://user@host/db"
         )
-    return url.set(drivername=drivers[url.drivername]).render_as_string(hide_password=False)
+    query = dict(url.query)
+    search_path = query.pop("search_path", None)
+    if search_path is not None:
+        query["options"] = f"-csearch_path={search_path}"
+    ssl = query.pop("ssl", None)
+    if ssl is not None:
+        query["sslmode"] = ssl
+    return (
+        url.set(drivername="postgresql+psycopg", query=query)
+        .render_as_string(hide_password=False)
+    )
 
 
 # --- what runs when ------------------------------------------------------------------------------
@@ -408,6 +421,19 @@ class RitualExecutor(BaseExecutor):  # type: ignore[misc]
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
 
+def describe_next_run(job: Job) -> str:
+    """"Mon 2027-03-15 08:00 EDT local (Mon 2027-03-15 12:00:00 UTC)", or UTC alone."""
+    when: datetime | None = job.next_run_time
+    if when is None:
+        return "never (paused)"
+    in_utc = when.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
+    zone = getattr(job.trigger, "timezone", UTC)
+    if str(zone) == "UTC":
+        return in_utc
+    local = when.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+    return f"{local} local ({in_utc})"
+
+
 # --- the ritual scheduler -------------------------------------------------------------------------
 
 
@@ -466,9 +492,12 @@ class RitualScheduler:
             current = existing.get(spec.job_id)
             if current is not None and spec.same_as(current):
                 continue
-            self._add(spec, now)
+            job = self._add(spec, now)
             log.info(
-                "%s %s", "rescheduled" if current is not None else "scheduled", spec.job_id
+                "%s %s: next run %s",
+                "rescheduled" if current is not None else "scheduled",
+                spec.job_id,
+                describe_next_run(job),
             )
         if schedules is None:
             return
@@ -478,9 +507,9 @@ class RitualScheduler:
                 self.scheduler.remove_job(job_id)
                 log.info("removed %s: its business is no longer connected", job_id)
 
-    def _add(self, spec: JobSpec, now: datetime) -> None:
+    def _add(self, spec: JobSpec, now: datetime) -> Job:
         func = reread_schedules if spec.task is None else run_ritual_task
-        self.scheduler.add_job(
+        return self.scheduler.add_job(
             func,
             trigger=spec.trigger,
             args=spec._job_args(),
@@ -499,17 +528,7 @@ class RitualScheduler:
     def log_plan(self) -> None:
         """Log every job's next run, digests in their business's own timezone."""
         for job in self.scheduler.get_jobs():
-            when = job.next_run_time
-            if when is None:
-                log.info("%s: paused", job.id)
-                continue
-            zone = getattr(job.trigger, "timezone", UTC)
-            in_utc = when.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M:%S UTC")
-            if str(zone) == "UTC":
-                log.info("%s next runs %s", job.id, in_utc)
-            else:
-                local = when.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
-                log.info("%s next runs %s local (%s)", job.id, local, in_utc)
+            log.info("%s next runs %s", job.id, describe_next_run(job))
 
     def stop_now(self) -> None:
         """Stop firing at once (leadership lost): nothing new starts, running firings are cancelled."""

@@ -9,6 +9,7 @@ instant, so the scheduler's own timer fires the job.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
@@ -17,6 +18,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
+
+from db_conftest import db_url_fixture
 from worker_fakes import CallLog, RecordingJobs, ShiftedClock
 
 from bot.worker.jobs import BusinessSchedule
@@ -27,6 +32,8 @@ from bot.worker.schedule import (
     sync_database_url,
 )
 from sync.clock import Clock, ManualClock
+
+__all__ = ["db_url_fixture"]
 
 NEW_YORK = BusinessSchedule("biz-ny", "America/New_York", 0, time(8, 0))
 SYDNEY = BusinessSchedule("biz-syd", "Australia/Sydney", 0, time(8, 0))
@@ -49,6 +56,9 @@ def test_the_job_store_uses_the_sync_twin_of_the_async_database_url() -> None:
     assert sync_database_url("postgresql+asyncpg://app:s3cret@db.internal:5432/oodaloo") == (
         "postgresql+psycopg://app:s3cret@db.internal:5432/oodaloo"
     )
+    assert sync_database_url(
+        "postgresql+asyncpg://app@db/oodaloo?search_path=tenant_a&ssl=require"
+    ) == "postgresql+psycopg://app@db/oodaloo?options=-csearch_path%3Dtenant_a&sslmode=require"
     with pytest.raises(ValueError, match="sqlite\\+aiosqlite"):
         sync_database_url("mysql+aiomysql://app@db/oodaloo")
 
@@ -287,6 +297,30 @@ async def test_jobs_survive_a_restart_on_the_same_database_with_their_next_run_t
         "digest:biz-ny", "sync:biz-ny", "digest:biz-ldn", "sync:biz-ldn",
         "reconcile", "refresh_tokens", "reread_schedules",
     }
+
+
+async def test_jobs_are_kept_in_the_apps_database_on_sqlite_and_postgresql(db_url: str) -> None:
+    """From the app's async DATABASE_URL (PostgreSQL: in the app's schema), through psycopg."""
+    clock = ManualClock(utc(2027, 6, 2, 9, 30))
+    store_url = sync_database_url(db_url)
+
+    def ritual() -> RitualScheduler:
+        jobs = RecordingJobs(CallLog(), [SYDNEY], clock=clock)
+        return RitualScheduler(jobs, DirectDispatcher(jobs), jobstore_url=store_url, clock=clock)
+
+    first = ritual()
+    await first.start()
+    before = first.next_run_times()
+    await first.stop(grace=1)
+
+    clock.advance(timedelta(seconds=20))
+    again = ritual()
+    await again.start()
+    try:
+        assert again.next_run_times() == before
+        assert before["digest:biz-syd"] == utc(2027, 6, 6, 22)
+    finally:
+        await again.stop(grace=1)
 
 
 async def test_rereading_the_schedules_adds_changes_and_removes_only_what_changed(
