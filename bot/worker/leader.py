@@ -58,17 +58,20 @@ class LeaderElection:
         while the lock is still held (otherwise `on_deposed` is used then too).
         """
         log.info("worker %s: competing for leadership (lease %g s)", self.worker_id, self.lock.ttl)
+        following = False
         try:
             while not stop.is_set():
                 if self.is_leader:
                     if not await self._still_leading():
                         self.is_leader = False
+                        following = True
                         on_deposed()
                         log.warning(
                             "worker %s: lost leadership; scheduler stopped, now a follower",
                             self.worker_id,
                         )
                 elif await self._try_to_lead():
+                    following = False
                     self.is_leader = True
                     self.terms += 1
                     log.info("worker %s: elected leader; starting the scheduler", self.worker_id)
@@ -79,6 +82,14 @@ class LeaderElection:
                         on_deposed()
                         await self._release()
                         raise
+                elif not following:
+                    following = True
+                    log.info(
+                        "worker %s: following; another worker leads, and this one takes over if "
+                        "its lease (%g s) runs out",
+                        self.worker_id,
+                        self.lock.ttl,
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.check_every)
         except asyncio.CancelledError:

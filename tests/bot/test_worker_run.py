@@ -31,7 +31,7 @@ from bot.worker.jobs import BusinessSchedule
 from bot.worker.leader import LEADER_LOCK_NAME, LeaderElection
 from bot.worker.queue import RitualQueue
 from bot.worker.run import WorkerOptions, run_worker
-from bot.worker.schedule import RitualCadence, RitualScheduler
+from bot.worker.schedule import RitualCadence, RitualScheduler, sync_database_url
 from bot.worker.tasks import Task
 from sync.backends import RedisBackend, key_part
 from sync.locks import DistributedLock
@@ -348,8 +348,9 @@ async def test_a_leader_that_loses_its_lock_stops_its_scheduler_at_once(
     queue = RitualQueue(redis_url, jobs, namespace=prefix)
     await queue.open()
     ritual = RitualScheduler(
-        jobs, queue, jobstore_url=f"sqlite:///{database_url.split(':///', 1)[1]}", cadence=QUICK
+        jobs, queue, jobstore_url=sync_database_url(database_url), cadence=QUICK
     )
+    lock_key = backend.key("lock", key_part(LEADER_LOCK_NAME))
     deposed = asyncio.Event()
 
     def step_down() -> None:
@@ -361,12 +362,12 @@ async def test_a_leader_that_loses_its_lock_stops_its_scheduler_at_once(
     try:
         await wait_until(lambda: ritual.running, give_up_after=5)
         # The lease expired during a stall and another worker took the lock.
-        await backend.client.set(lock._key, "another-worker", px=5000)
+        await backend.client.set(lock_key, "another-worker", px=5000)
         await asyncio.wait_for(deposed.wait(), timeout=5)
         await asyncio.sleep(0)  # AsyncIOScheduler completes its shutdown on the next loop turn
         assert not ritual.running
         assert not election.is_leader
-        assert await backend.client.get(lock._key) == "another-worker"  # not released by A
+        assert await backend.client.get(lock_key) == "another-worker"  # not released by A
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=5)
