@@ -8,6 +8,7 @@ app, the web routes, the worker and the CLI all take an `Oodaloo` and never buil
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -68,13 +69,16 @@ class DigestContext:
 
     business: Business
     view: DigestView
+    #: The bank account bills are paid from (the business's choice, else its largest bank account),
+    #: named in every Pay dialog.
     payment_account: str | None
     built_at: datetime
+    payment_account_id: str | None = None
 
 
-def _cipher(settings: Settings) -> TokenCipher:
+def _token_keys(settings: Settings) -> list[str]:
     if settings.token_encryption_key:
-        return TokenCipher(settings.token_encryption_key.split(","))
+        return [key.strip() for key in settings.token_encryption_key.split(",") if key.strip()]
     sqlite = settings.sqlite_path()
     if sqlite is None:
         raise SettingsError(
@@ -89,7 +93,7 @@ def _cipher(settings: Settings) -> TokenCipher:
         key_file.write_text(generate_key() + "\n")
         os.chmod(key_file, 0o600)
         logger.info("created %s to encrypt QuickBooks tokens at rest", key_file)
-    return TokenCipher(key_file.read_text().strip())
+    return [key_file.read_text().strip()]
 
 
 def figures_to_json(figures: WeeklyFigures) -> dict[str, Any]:
@@ -126,6 +130,7 @@ class Oodaloo:
     clock: Clock
     http: httpx.AsyncClient
     tokens_for: TokensFor
+    link_secret: bytes
     digests: DigestBuilder = field(default_factory=DigestBuilder)
     resolution_listeners: list[ResolutionListener] = field(default_factory=list)
     drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
@@ -145,7 +150,8 @@ class Oodaloo:
         """Everything one process needs, from its settings. `qbo_transport`, `backend` and
         `sync_settings` let tests and the demo put the sandbox and in-process state underneath."""
         clock = clock or SystemClock()
-        cipher = _cipher(settings)
+        keys = _token_keys(settings)
+        cipher = TokenCipher(keys)
         if migrate:
             await upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -180,6 +186,8 @@ class Oodaloo:
             clock=clock,
             http=http,
             tokens_for=tokens_for,
+            # Email action links are signed with a key derived from (not equal to) the token key.
+            link_secret=hashlib.sha256(b"oodaloo email links:" + keys[0].encode()).digest(),
         )
 
     # --- one business's services ------------------------------------------------------------
@@ -214,16 +222,18 @@ class Oodaloo:
         drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
         async with self.uows(business_id) as uow:
             books = await load_books(uow, business_id, business_today(now, business.timezone))
-            account = None
+            account = account_id = None
             if business.payment_bank_account_id:
                 row: Account | None = await uow.accounts.get(business.payment_bank_account_id)
-                account = row.name if row is not None else None
+                if row is not None:
+                    account, account_id = row.name, row.qbo_id
         if account is None and books.banks:
-            account = books.banks[0].name
+            largest = max(books.banks, key=lambda bank: (bank.balance, bank.account_id))
+            account, account_id = largest.name, largest.account_id
         view = self.digests.build(
             books, now=now, previous=previous, drift=[notice.sentence for notice in drift]
         )
-        return DigestContext(business, view, account, now)
+        return DigestContext(business, view, account, now, account_id)
 
     async def previous_figures(self, business_id: str, *, before: datetime) -> WeeklyFigures | None:
         """The figures of the last digest posted before `before` (what this week compares to)."""

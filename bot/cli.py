@@ -21,6 +21,21 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="sandbox company seed (default: the standard demo company)")
     demo.add_argument("--keep-running", action="store_true", help="keep the sandbox up after the read")
 
+    serve = commands.add_parser("serve", help="run the HTTP app: Slack events, QuickBooks connect and webhooks, email links, /healthz")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000)
+    commands.add_parser("worker", help="run the scheduler and job worker (syncs, weekly digests, reconciliation)")
+    commands.add_parser("businesses", help="list businesses, their QuickBooks connection and digest schedule")
+    sync = commands.add_parser("sync", help="sync one business's books from QuickBooks now")
+    sync.add_argument("business", metavar="BUSINESS", help="business id (see `oodaloo businesses`)")
+    sync.add_argument("--full", action="store_true", help="read everything again instead of only changes")
+    digest = commands.add_parser("digest", help="build one business's digest now and send it (or print it)")
+    digest.add_argument("business", metavar="BUSINESS")
+    digest.add_argument("--dry-run", action="store_true", help="print the digest; post and send nothing")
+    actions = commands.add_parser("actions", help="list QuickBooks actions in the ledger")
+    actions.add_argument("--state", help="only this state: pending, in_flight, unknown, succeeded, failed, needs_human")
+    commands.add_parser("reconcile", help="settle actions whose outcome is unknown, once, now")
+
     # The sandbox parses its own flags; see `oodaloo sandbox --help`.
     commands.add_parser("sandbox", help="run the local QuickBooks Online sandbox as an HTTP server", add_help=False)
     return parser
@@ -40,8 +55,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.demo import run_demo
 
         return run_demo(seed=args.seed, keep_running=args.keep_running)
-    parser.print_help()
-    return 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return _run_operation(args)
+
+
+def _run_operation(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from bot.serve import serve
+
+        asyncio.run(serve(settings, host=args.host, port=args.port))
+        return 0
+    if args.command == "worker":
+        from bot.wiring import run_worker_process
+
+        asyncio.run(run_worker_process(settings))
+        return 0
+    return asyncio.run(_operation(args, settings))
+
+
+async def _operation(args: argparse.Namespace, settings: object) -> int:
+    from bot import ops
+    from bot.bootstrap import Oodaloo
+    from bot.settings import Settings
+    from bot.wiring import ritual_for
+    from runway.businesses import BusinessNotFound
+
+    assert isinstance(settings, Settings)
+    oodaloo = await Oodaloo.start(settings)
+    try:
+        if args.command == "businesses":
+            return await ops.businesses(oodaloo)
+        if args.command == "actions":
+            return await ops.actions(oodaloo, args.state)
+        if args.command == "reconcile":
+            return await ops.reconcile(oodaloo)
+        try:
+            if args.command == "sync":
+                return await ops.sync(oodaloo, args.business, full=args.full)
+            if args.command == "digest":
+                ritual = None if args.dry_run else await ritual_for(oodaloo)
+                return await ops.digest(oodaloo, args.business, dry_run=args.dry_run, ritual=ritual)
+        except BusinessNotFound as error:
+            return ops.missing_business(args.business, error)
+        return 2
+    finally:
+        await oodaloo.aclose()
 
 
 if __name__ == "__main__":

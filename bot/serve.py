@@ -42,7 +42,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             socket_mode = AsyncSocketModeHandler(slack.app, settings.slack_app_token)
-            tasks.append(asyncio.create_task(socket_mode.start_async(), name="socket-mode"))
+            listening = socket_mode.start_async()  # type: ignore[no-untyped-call]
+            tasks.append(asyncio.create_task(listening, name="socket-mode"))
             logger.info("Slack Socket Mode is on (SLACK_APP_TOKEN is set)")
         logger.info("Oodaloo serves on http://%s:%d (Slack request URL: %s/slack/events)",
                     host, port, settings.public_url.rstrip("/"))

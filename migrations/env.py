@@ -13,6 +13,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, MetaData, make_url
 
+from bot.email.models import EmailBase  # the email digest's link uses
 from bot.models import BotBase  # the Slack bot's own tables
 from runway.models import RunwayBase  # importing the models defines the runway tables
 from sync.db import DecimalJSON, Money, SyncBase, UTCDateTime, make_engine
@@ -28,7 +29,12 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 SYNC_TABLES = (ActionRow, SyncTimingRow, UserActivityRow)
 
 # Every table Oodaloo owns, one metadata per layer: sync's first, the domain's, then the bot's.
-target_metadata: list[MetaData] = [SyncBase.metadata, RunwayBase.metadata, BotBase.metadata]
+target_metadata: list[MetaData] = [
+    SyncBase.metadata,
+    RunwayBase.metadata,
+    BotBase.metadata,
+    EmailBase.metadata,
+]
 
 
 def database_url() -> str:
@@ -62,8 +68,18 @@ def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+#: Tables that live in the database but are not Oodaloo's to migrate: APScheduler creates and owns
+#: its job store's table (`oodaloo worker`).
+FOREIGN_TABLES = frozenset({"worker_scheduled_jobs"})
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def run_migrations_on(connection: Connection) -> None:
     context.configure(
+        include_name=include_name,
         connection=connection,
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.

@@ -380,6 +380,7 @@ class MirrorSync:
         page_size: int = PAGE_SIZE,
         cdc_overlap: timedelta | None = None,
         company_info_max_age: timedelta = timedelta(days=1),
+        progress: Callable[[str, int], None] | None = None,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and QuickBooks' {PAGE_SIZE}")
@@ -395,6 +396,8 @@ class MirrorSync:
             smart_sync.infra.settings.clock_skew if cdc_overlap is None else cdc_overlap
         )
         self.company_info_max_age = company_info_max_age
+        #: Told (entity, objects received so far) after each page: long first syncs show progress.
+        self.progress = progress
 
     async def sync(
         self, *, full: bool = False, strategy: SyncStrategy = SyncStrategy.IDLE
@@ -555,6 +558,8 @@ class MirrorSync:
                 async with self.uow_factory(self.business_id) as uow:
                     await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
                     await uow.commit()
+                if self.progress is not None:
+                    self.progress(entity, counts.received)
         finally:
             if pending is not None:  # the write failed: do not leave the next fetch running
                 pending.cancel()

@@ -158,7 +158,6 @@ class SlackBot:
             self.app = AsyncApp(
                 client=with_retry_handlers(web),
                 signing_secret=signing_secret,
-                token_verification_enabled=False,
                 raise_error_for_unhandled_request=False,
             )
         elif settings.slack_client_id and settings.slack_client_secret:
@@ -406,8 +405,13 @@ class SlackBot:
         if not self._require_approver(click, "pay bills"):
             return
         bill_id, confirmed = _bill_and_amount(click.value)
+        # Clicks on one bill take turns (across processes): the second sees how the first ended.
+        async with self.oodaloo.infra.locks(f"slack-pay:{click.business.id}:{bill_id}"):
+            await self._pay_locked(click, bill_id, confirmed)
+
+    async def _pay_locked(self, click: Click, bill_id: str, confirmed: Decimal | None) -> None:
         current = await self._current_status(click, "bill", bill_id)
-        if current and ("Paying" in current or "Paid" in current or "Payment sent" in current):
+        if current and ("Paying" in current or "Paid" in current or "Payment" in current):
             await self.tell(click.client, click.where, f"This bill is already taken care of: {current}")
             return
         services = self.oodaloo.services(click.business)
@@ -416,6 +420,9 @@ class SlackBot:
             if bill is None:
                 raise NotFound("Bill", bill_id)
             balance, vendor = bill.balance, bill.vendor_name or "the vendor"
+        if balance <= 0:
+            await self.tell(click.client, click.where, f"This bill from {escape(vendor)} is already paid in full; nothing was paid again.")
+            return
         amount = confirmed if confirmed is not None else balance
         if confirmed is not None and confirmed != balance:
             await self.tell(
@@ -432,7 +439,9 @@ class SlackBot:
             f":hourglass_flowing_sand: Paying {money(amount)} to {escape(vendor)}… (asked by <@{click.where.user_id}>)",
         )
         try:
-            result = await services.bills.create_payment(bill_id, amount, click.where.user_id)
+            result = await services.bills.create_payment(
+                bill_id, amount, click.where.user_id, bank_account_id=before.payment_account_id
+            )
         except RunwayError as refusal:
             await self._set_status(click, "bill", bill_id, f":no_entry: Not paid: {escape(str(refusal))}")
             raise
@@ -605,19 +614,25 @@ class SlackBot:
         if business.approvers and not is_approver(business, where.user_id):
             await respond(response_type="ephemeral", text="Only approvers can change Oodaloo's settings for this business.")
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=settings_view(business, where.channel_id))
+        banks = await self._bank_accounts(business.id)
+        await client.views_open(trigger_id=body["trigger_id"], view=settings_view(business, where.channel_id, banks))
+
+    async def _bank_accounts(self, business_id: str) -> list[tuple[str, str]]:
+        async with self.oodaloo.uows(business_id) as uow:
+            return [(account.qbo_id, account.name) for account in await uow.accounts.bank_accounts()]
 
     async def _settings_submitted(self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
-        answer = read_settings((view.get("state") or {}).get("values") or {})
-        if answer.errors:
-            await ack(response_action="errors", errors=answer.errors)
-            return
         try:
             metadata = json.loads(view.get("private_metadata") or "{}")
             where = where_from({**body, "channel_id": metadata.get("channel_id")})
             business = await business_here(self.oodaloo.directory, where)
         except (NotLinked, ValueError, AttributeError) as exc:
             await ack(response_action="errors", errors={"channel": f"Could not save: {exc}"})
+            return
+        banks = frozenset(account_id for account_id, _ in await self._bank_accounts(business.id))
+        answer = read_settings((view.get("state") or {}).get("values") or {}, banks)
+        if answer.errors:
+            await ack(response_action="errors", errors=answer.errors)
             return
         if business.approvers and not is_approver(business, where.user_id):
             await ack(response_action="errors", errors={"approvers": "Only approvers can change these settings."})
@@ -715,8 +730,8 @@ class SlackBot:
             status = f":x: The payment did not go through: {escape(resolution.reason)}. Nothing was paid; try again from `/runway bills`."
         business = await self.oodaloo.directory.get(resolution.business_id)
         client = await self.client_for(business.slack_team_id)
+        def settle(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return kit.item_status(blocks, "bill", bill_id, status)
+
         for row in await self.poster.messages_with_block(resolution.business_id, f"bill_status:{bill_id}"):
-            await self.poster.edit(
-                resolution.business_id, row.channel_id, row.ts,
-                lambda blocks, b=bill_id: kit.item_status(blocks, "bill", b, status), client=client,
-            )
+            await self.poster.edit(resolution.business_id, row.channel_id, row.ts, settle, client=client)

@@ -43,7 +43,11 @@ def _input(block_id: str, label: str, element: dict[str, Any], hint: str | None 
     return block
 
 
-def settings_view(business: Business, channel_id: str) -> dict[str, Any]:
+def settings_view(
+    business: Business, channel_id: str, banks: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """The modal, filled in with the business's settings; `banks` are (QuickBooks id, name) of the
+    bank accounts bills may be paid from."""
     day = business.digest_weekday
     emails = "\n".join(business.email_recipients or [])
     channel = business.slack_channel_id or channel_id
@@ -98,6 +102,7 @@ def settings_view(business: Business, channel_id: str) -> dict[str, Any]:
                 hint="Runway also says when cash would fall below this amount.",
             ),
             _input("channel", "Digest channel", conversation),
+            *([_pay_from(business, banks)] if banks else []),
             _input(
                 "emails",
                 "Email the digest to",
@@ -107,6 +112,15 @@ def settings_view(business: Business, channel_id: str) -> dict[str, Any]:
             ),
         ],
     }
+
+
+def _pay_from(business: Business, banks: list[tuple[str, str]]) -> dict[str, Any]:
+    options = [_option(name[:75], account_id) for account_id, name in banks[:100]]
+    element: dict[str, Any] = {"type": "static_select", "options": options}
+    chosen = next((o for o in options if o["value"] == business.payment_bank_account_id), None)
+    if chosen is not None:
+        element["initial_option"] = chosen
+    return _input("pay_from", "Pay bills from", element, hint="The QuickBooks bank account bill payments come out of.")
 
 
 @dataclass(frozen=True)
@@ -135,10 +149,19 @@ def _money(raw: str | None, what: str) -> tuple[Decimal | None, str | None]:
     return amount.quantize(Decimal("0.01")), None
 
 
-def read_settings(state_values: dict[str, Any]) -> SettingsAnswer:
+def read_settings(
+    state_values: dict[str, Any], bank_ids: frozenset[str] = frozenset()
+) -> SettingsAnswer:
     """The business fields the modal's answers set, or an error message per field."""
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
+
+    if "pay_from" in state_values:
+        account = (_value(state_values, "pay_from").get("selected_option") or {}).get("value")
+        if account not in bank_ids:
+            errors["pay_from"] = "Choose one of the business's bank accounts."
+        else:
+            changes["payment_bank_account_id"] = account
 
     day = _value(state_values, "digest_day").get("selected_option") or {}
     try:

@@ -1,0 +1,154 @@
+"""Operations commands: `oodaloo businesses | sync | digest | actions | reconcile`.
+
+Each opens the same wiring as the server (`Oodaloo.start`), does one thing, prints plain text and
+returns an exit code: 0 done, 1 the thing failed (the message says why), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from bot.bootstrap import Oodaloo
+from bot.format import money, plain
+from bot.ritual import Ritual
+from bot.slack.settings_modal import WEEKDAYS
+from runway.businesses import BusinessNotFound
+from runway.mirror import MirrorSync
+from runway.models import QBOConnection
+from sync.ledger import ActionState
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), file=out)
+        if n == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+async def businesses(oodaloo: Oodaloo, out: TextIO = sys.stdout) -> int:
+    from sqlalchemy import select
+
+    from bot.slack.app import next_digest_time
+    from runway.models import Business
+
+    async with oodaloo.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Business, QBOConnection.status)
+                .outerjoin(QBOConnection, QBOConnection.business_id == Business.id)
+                .order_by(Business.id)
+            )
+        ).all()
+    if not rows:
+        print("No businesses yet. In Slack, `/runway connect` in a channel creates one.", file=out)
+        return 0
+    now = oodaloo.clock.now()
+    table = [["id", "name", "QuickBooks", "Slack channel", "digest", "next digest (local)"]]
+    for business, status in rows:
+        nxt = next_digest_time(business, now).astimezone(ZoneInfo(business.timezone))
+        table.append([
+            business.id,
+            plain(business.name),
+            f"{business.realm_id} ({status})" if business.realm_id else "not connected",
+            f"{business.slack_team_id}/{business.slack_channel_id}" if business.slack_channel_id else "-",
+            f"{WEEKDAYS[business.digest_weekday][:3]} {business.digest_local_time:%H:%M} {business.timezone}",
+            f"{nxt:%a %d %b %H:%M}",
+        ])
+    _table(table, out)
+    return 0
+
+
+def _progress(out: TextIO) -> Callable[[str, int], None]:
+    last = [0.0]
+
+    def show(entity: str, received: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            print(f"  {entity}: {received:,} read", file=out, flush=True)
+
+    return show
+
+
+async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO = sys.stdout) -> int:
+    services = await oodaloo.services_for(business_id)
+    mirror = MirrorSync(oodaloo.uows, services.smart_sync, progress=_progress(sys.stderr))
+    started = time.perf_counter()
+    print(f"Syncing {plain(services.business.name)} with QuickBooks{' (full)' if full else ''}…", file=out, flush=True)
+    report = await mirror.sync(full=full)
+    notices = await services.drift.check_bills()
+    print(f"Done in {time.perf_counter() - started:.1f} s: {report.summary()}", file=out)
+    print(f"{report.created:,} new, {report.updated:,} changed, {report.deleted:,} deleted; "
+          f"{len(notices)} open drift alerts.", file=out)
+    return 0
+
+
+async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Callable[..., object] | None = None,
+                 ritual: Ritual | None = None, out: TextIO = sys.stdout) -> int:
+    from bot.email.links import LinkSigner
+    from bot.email.render import render_digest_email
+
+    ctx = await oodaloo.digest(business_id)
+    signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=oodaloo.settings.public_url)
+    recipient = (ctx.business.email_recipients or ["owner@example.com"])[0]
+    rendered = render_digest_email(ctx.view, business_name=ctx.business.name, links=signer, recipient=recipient)
+    print(f"Subject: {rendered.subject}\n", file=out)
+    print(rendered.text, file=out)
+    if dry_run:
+        print("(dry run: nothing was posted or sent)", file=out)
+        return 0
+    if ritual is None:
+        print("Nothing is configured to deliver the digest (set SLACK_BOT_TOKEN or SMTP_URL).", file=out)
+        return 1
+    outcome = await ritual.send_digest(business_id, datetime.now(UTC).replace(microsecond=0))
+    where = []
+    if outcome.ts:
+        where.append(f"Slack channel {outcome.channel_id} (ts {outcome.ts})")
+    if outcome.emailed_to:
+        where.append("email to " + ", ".join(outcome.emailed_to))
+    print("Sent to " + (" and ".join(where) if where else "nobody (no channel or recipients set)"), file=out)
+    return 0 if where else 1
+
+
+async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO = sys.stdout) -> int:
+    try:
+        wanted = ActionState(state) if state else None
+    except ValueError:
+        print(f"Unknown state {state!r}; use one of: {', '.join(s.value for s in ActionState)}", file=sys.stderr)
+        return 2
+    found = await oodaloo.actions(wanted)
+    if not found:
+        print("No actions" + (f" in state {wanted.value}." if wanted else "."), file=out)
+        return 0
+    table = [["key", "business", "operation", "target", "amount", "state", "tries", "updated", "last error"]]
+    for action in found:
+        table.append([
+            action.key, action.business_id, action.operation, f"{action.target_type} {action.target_id}",
+            money(action.amount), action.state.value, str(action.attempts),
+            f"{action.updated_at:%Y-%m-%d %H:%M:%S}", (action.last_error or "")[:60],
+        ])
+    _table(table, out)
+    return 0
+
+
+async def reconcile(oodaloo: Oodaloo, out: TextIO = sys.stdout) -> int:
+    reconciler = oodaloo.reconciler()
+    due = await reconciler.due()
+    print(f"{len(due)} actions to settle.", file=out, flush=True)
+    if not due:
+        return 0
+    for resolution in await reconciler.sweep():
+        print(f"  {resolution.key}  {resolution.previous_state.value} -> {resolution.state.value}  "
+              f"({resolution.how}: {resolution.reason})", file=out)
+    return 0
+
+
+def missing_business(business_id: str, error: BusinessNotFound) -> int:
+    print(f"{error}. `oodaloo businesses` lists them.", file=sys.stderr)
+    return 2

@@ -1,0 +1,183 @@
+"""Wires the optional parts of `oodaloo serve` and `oodaloo worker` from the settings.
+
+QuickBooks connect needs the Intuit app (QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REDIRECT_URI);
+webhooks need QBO_WEBHOOK_VERIFIER_TOKEN; email needs SMTP_URL; Slack needs its token and secret.
+Each part is on when its settings are there, and says in the log when it is off and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from bot.bootstrap import DigestContext, Oodaloo
+from bot.email.links import LinkSigner
+from bot.qbo_link import QBOAppConfig, QBOLinker, qbo_link_routes
+from bot.qbo_webhooks import qbo_webhook_route
+from bot.ritual import Ritual
+from bot.settings import Settings
+from bot.slack.app import Linker, SlackBot
+from runway.businesses import BusinessNotFound
+from runway.models import Business
+from sync.timing import SyncStrategy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Wired:
+    oodaloo: Oodaloo
+    qbo_linker: QBOLinker | None = None
+    signer: LinkSigner | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def linker(self) -> Linker | None:
+        if self.qbo_linker is None:
+            return None
+        qbo_linker = self.qbo_linker
+
+        async def link(business: Business, user_id: str) -> str:
+            return await qbo_linker.start_url(business.id, user_id)
+
+        return link
+
+    def routes(self, slack: SlackBot | None) -> list[BaseRoute]:
+        oodaloo = self.oodaloo
+        settings = oodaloo.settings
+        routes: list[BaseRoute] = []
+
+        async def first_sync(business: Business) -> None:
+            services = oodaloo.services(business)
+            report = await services.mirror.sync(strategy=SyncStrategy.FORCED)
+            logger.info("first sync of %s: %s", business.id, report.summary())
+            if slack is not None and business.slack_channel_id:
+                ctx = await oodaloo.digest(business.id)
+                await slack.post_digest(ctx)
+
+        if self.qbo_linker is not None:
+            routes += qbo_link_routes(self.qbo_linker, on_connected=first_sync)
+
+        if settings.qbo_webhook_verifier_token:
+            async def changed(realm_id: str, entities: list[dict[str, Any]]) -> None:
+                try:
+                    business = await oodaloo.directory.by_realm(realm_id)
+                except BusinessNotFound:
+                    logger.info("webhook for QuickBooks company %s, which no business uses", realm_id)
+                    return
+                services = oodaloo.services(business)
+                report = await services.mirror.sync(strategy=SyncStrategy.AFTER_ACTION)
+                logger.info("webhook sync of %s (%d entities): %s", business.id, len(entities), report.summary())
+                if await services.drift.check_bills() and slack is not None:
+                    await slack.post_drift_alerts(business.id)
+
+            routes.append(qbo_webhook_route(settings.qbo_webhook_verifier_token, changed))
+        else:
+            logger.info("QuickBooks webhooks are off: QBO_WEBHOOK_VERIFIER_TOKEN is not set")
+        routes += self.email_routes()
+        return routes
+
+    def email_routes(self) -> list[BaseRoute]:
+        from bot.email_wiring import email_routes_for
+
+        if self.signer is None:
+            return []
+        return email_routes_for(self.oodaloo, self.signer)
+
+    async def aclose(self) -> None:
+        if self.qbo_linker is not None:
+            await self.qbo_linker.aclose()
+
+
+async def wire_routes(oodaloo: Oodaloo, *, qbo_http: Any = None, discovery_url: str | None = None) -> Wired:
+    settings = oodaloo.settings
+    wired = Wired(oodaloo)
+    wired.signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=settings.public_url)
+    if settings.qbo_client_id and settings.qbo_client_secret:
+        redirect = settings.qbo_redirect_uri or f"{settings.public_url.rstrip('/')}/qbo/callback"
+        fields = dict(
+            client_id=settings.qbo_client_id,
+            client_secret=settings.qbo_client_secret,
+            redirect_uri=redirect,
+            public_url=settings.public_url,
+        )
+        config = (
+            await QBOAppConfig.discover(discovery_url, http=qbo_http, **fields)
+            if discovery_url
+            else QBOAppConfig(**fields)  # type: ignore[arg-type]
+        )
+        wired.qbo_linker = QBOLinker(config, oodaloo.directory, oodaloo.engine, http=qbo_http)
+    else:
+        logger.info("QuickBooks connect is off: set QBO_CLIENT_ID and QBO_CLIENT_SECRET to turn it on")
+    return wired
+
+
+async def ritual_for(oodaloo: Oodaloo, slack: SlackBot | None = None) -> Ritual:
+    """The ritual's jobs, posting through `slack` (or a bot built from the settings) and mailing
+    through SMTP_URL when set."""
+    settings = oodaloo.settings
+    if slack is None and settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
+        slack = SlackBot(oodaloo)
+    mail = None
+    if settings.smtp_url:
+        from bot.email_wiring import digest_mailer
+
+        mail = digest_mailer(oodaloo, settings.smtp_url)
+
+    async def post(ctx: DigestContext) -> tuple[str, str]:
+        assert slack is not None
+        return await slack.post_digest(ctx)
+
+    return Ritual(
+        oodaloo,
+        post_digest=post if slack is not None else None,
+        mail_digest=mail,
+        alert_drift=slack.post_drift_alerts if slack is not None else None,
+    )
+
+
+async def run_worker_process(settings: Settings) -> None:
+    from bot.worker.run import run_worker
+
+    oodaloo = await Oodaloo.start(settings)
+    try:
+        ritual = await ritual_for(oodaloo)
+        await run_worker(
+            RitualJobsAdapter(ritual),
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            handle_signals=True,
+        )
+    finally:
+        await oodaloo.aclose()
+
+
+class RitualJobsAdapter:
+    """The worker's `RitualJobs` protocol over `Ritual`."""
+
+    def __init__(self, ritual: Ritual) -> None:
+        self.ritual = ritual
+
+    async def schedules(self) -> list[Any]:
+        from bot.worker.jobs import BusinessSchedule
+
+        return [
+            BusinessSchedule(b.id, b.timezone, b.digest_weekday, b.digest_local_time)
+            for b in await self.ritual.connected_businesses()
+        ]
+
+    async def sync_if_due(self, business_id: str) -> None:
+        await self.ritual.sync_if_due(business_id)
+
+    async def send_digest(self, business_id: str, scheduled_for: Any) -> None:
+        await self.ritual.send_digest(business_id, scheduled_for)
+
+    async def reconcile_sweep(self) -> None:
+        await self.ritual.reconcile_sweep()
+
+    async def refresh_tokens(self) -> None:
+        await self.ritual.refresh_tokens()

@@ -1,0 +1,192 @@
+"""The whole Slack path on one machine: the bot served over real HTTP, a local Slack, the QBO sandbox.
+
+`SlackScenario` is a business linked to the #finance channel of the local Slack workspace and
+connected to the sandbox's seeded company (its mirror synced), with Oodaloo's web app served by
+uvicorn on a loopback port in the test's own event loop. People act through `SlackUserAgent`, which
+signs every request as Slack does; the bot answers through the local Slack's Web API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+
+from bot.bootstrap import Oodaloo
+from bot.settings import load_settings
+from bot.slack.app import SlackBot
+from bot.web import create_web_app
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.crypto import generate_key
+from runway.models import Business
+from slack_sandbox.config import SlackSandboxConfig
+from slack_sandbox.server import RunningSlack, start_in_thread
+from slack_sandbox.user import SlackUserAgent
+from slack_sandbox.workspace import Ephemeral, Message
+from sync.backends import MemoryBackend
+from sync.infrastructure import SyncSettings
+from sync.qbo.auth import OAuthTokens
+
+T = TypeVar("T")
+
+BUSINESS_ID = "biz-larkspur"
+OWNER = "U0OWNER01"  # an approver
+BOOKKEEPER = "U0BOOKS02"  # an approver
+STAFF = "U0STAFF03"  # not an approver
+CHANNEL = "C0FINANCE"
+#: Test waits in milliseconds instead of seconds.
+FAST = SyncSettings().scaled(0.01)
+
+
+@dataclass
+class SlackScenario:
+    oodaloo: Oodaloo
+    bot: SlackBot
+    slack: RunningSlack
+    agent: SlackUserAgent
+    sandbox: Sandbox
+    url: str
+
+    @property
+    def workspace(self) -> Any:
+        return self.slack.workspace
+
+    async def business(self) -> Business:
+        return await self.oodaloo.directory.get(BUSINESS_ID)
+
+    async def post_digest(self) -> Message:
+        ctx = await self.oodaloo.digest(BUSINESS_ID)
+        channel, ts = await self.bot.post_digest(ctx)
+        found = self.workspace.message(channel, ts)
+        assert found is not None
+        return found
+
+    def message(self, ts: str) -> Message:
+        found = self.workspace.message(CHANNEL, ts)
+        assert found is not None, f"message {ts} is gone"
+        return found
+
+    async def until(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
+        """Wait for the bot's work after its ack to show in the local Slack."""
+        return await self.workspace.wait_for(predicate, timeout=timeout)
+
+    def ephemerals(self, user: str) -> list[Ephemeral]:
+        return list(self.workspace.ephemerals(user=user, channel=CHANNEL))
+
+    async def ephemeral_for(self, user: str, contains: str, timeout: float = 10.0) -> Ephemeral:
+        def found() -> Ephemeral | None:
+            for item in reversed(self.ephemerals(user)):
+                shown = item.text + " " + str(item.blocks)
+                if contains in shown:
+                    return item
+            return None
+
+        return await self.until(found, timeout)
+
+    def bill_payments(self) -> list[dict[str, Any]]:
+        return list(self.sandbox.realm(self.sandbox.realm_id).iter("BillPayment"))
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serve_in_loop(app: Any) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a loopback port, in this event loop; yields its base URL."""
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+@asynccontextmanager
+async def slack_scenario(
+    database_url: str,
+    *,
+    sandbox_config: SandboxConfig | None = None,
+    slack_config: SlackSandboxConfig | None = None,
+    migrate: bool = False,
+) -> AsyncIterator[SlackScenario]:
+    sandbox = create_app(sandbox_config or SandboxConfig(seed=DEFAULT_SEED))
+    running = start_in_thread(slack_config or SlackSandboxConfig())
+    config = running.sandbox.config
+    settings = load_settings(
+        database_url=database_url,
+        slack_bot_token=config.bot_token,
+        slack_signing_secret=config.signing_secret,
+        slack_api_url=running.api_url,
+        token_encryption_key=generate_key(),
+        qbo_base_url=sandbox.base_url,
+        qbo_client_id=sandbox.client_id,
+        qbo_client_secret=sandbox.client_secret,
+        public_url="http://127.0.0.1:3000",
+    )
+    oodaloo = await Oodaloo.start(
+        settings,
+        qbo_transport=httpx.ASGITransport(app=sandbox.app),
+        backend=MemoryBackend(),
+        sync_settings=SyncSettings(**{**FAST.__dict__, "qbo_base_url": sandbox.base_url}),
+        qbo_token_url=f"{sandbox.base_url}/oauth2/v1/tokens/bearer",
+        migrate=migrate,
+    )
+    try:
+        now = datetime.now(UTC)
+        await oodaloo.directory.create(
+            BUSINESS_ID,
+            "Larkspur & Pine <Coffee> Roasters",
+            "America/Los_Angeles",
+            realm_id=sandbox.realm_id,
+            slack_team_id=config.team_id,
+            slack_channel_id=CHANNEL,
+            approvers=[OWNER, BOOKKEEPER],
+        )
+        await oodaloo.directory.connect(
+            BUSINESS_ID,
+            sandbox.realm_id,
+            OAuthTokens(
+                access_token=sandbox.access_token,
+                refresh_token=sandbox.refresh_token,
+                expires_at=now + timedelta(hours=1),
+                refresh_expires_at=now + timedelta(days=100),
+            ),
+        )
+        services = await oodaloo.services_for(BUSINESS_ID)
+        await services.mirror.sync()
+        bot = SlackBot(oodaloo)
+        app = create_web_app(oodaloo, bot)
+        async with serve_in_loop(app) as url:
+            agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
+            try:
+                yield SlackScenario(oodaloo, bot, running, agent, sandbox, url)
+                await bot.idle()
+            finally:
+                await bot.idle()
+                await agent.aclose()
+    finally:
+        await oodaloo.aclose()
+        await sandbox.aclose()
+        running.stop()
