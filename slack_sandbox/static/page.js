@@ -58,7 +58,6 @@
   }
 
   const PLACEHOLDER_BASE = 0xe000; // private-use characters stand in for <...> entities
-  const PLACEHOLDER_RE = /[\ue000-\uf8ff]/;
 
   function userName(id) {
     const user = state && state.usersById.get(id);
@@ -121,7 +120,7 @@
   const BOUNDARY_BEFORE = `(?<=^|[${EDGE}\\p{P}\\p{S}])`;
   const BOUNDARY_AFTER = `(?=$|[${EDGE}\\p{P}\\p{S}])`;
   function markerRe(marker) {
-    const m = "\\" + marker;
+    const m = marker === "*" ? "\\*" : marker; // `\_` and `\~` are invalid escapes under /u
     return new RegExp(`${BOUNDARY_BEFORE}${m}(?![${EDGE}${m}])([^\\n]*?[^${EDGE}${m}])${m}${BOUNDARY_AFTER}`, "u");
   }
   const INLINE = [
@@ -155,7 +154,8 @@
 
   function renderMrkdwn(source, { inline = false } = {}) {
     const entities = [];
-    const text = String(source || "").replace(/<([^<>\n]+)>/g, (_, inner) => {
+    // Private-use characters are the placeholders' own; any already in the text are not entities.
+    const text = String(source || "").replace(/[\ue000-\uf8ff]/g, "\ufffd").replace(/<([^<>\n]+)>/g, (_, inner) => {
       entities.push(inner);
       return String.fromCharCode(PLACEHOLDER_BASE + entities.length - 1);
     });
@@ -322,7 +322,14 @@
     const content = el("div", { className: "content" }, meta);
     if (message.blocks && message.blocks.length) content.append(renderBlocks(message.blocks, where));
     else content.append(renderMrkdwn(message.text));
-    if (message.edited) content.append(el("span", { className: "edited", testid: "edited", text: "(edited)" }));
+    if (message.edited) {
+      // "(edited)" follows the last line of text, as in Slack.
+      const texts = content.querySelectorAll(".mrkdwn, .plain");
+      const last = texts.length ? texts[texts.length - 1] : null;
+      const mark = el("span", { className: "edited", testid: "edited", text: "(edited)" });
+      if (last && !last.closest(".block-context, .block-actions")) last.append(mark);
+      else content.append(mark);
+    }
     if (message.thread_ts && message.thread_ts !== message.ts) content.prepend(el("div", { className: "thread-note", text: "replied to a thread" }));
     return el("div", { className: "message", testid: `message-${message.ts}`, "data-ts": message.ts }, avatar(message.user_name, message.is_bot), content);
   }
@@ -342,7 +349,7 @@
       dismissed.add(ephemeral.ts);
       render(true);
     });
-    const only = el("div", { className: "only-you" }, el("span", { className: "eye", "aria-hidden": "true", text: "\ud83d\udc41" }), " Only visible to you \u00b7 ", dismiss);
+    const only = el("div", { className: "only-you" }, el("span", { className: "eye", "aria-hidden": "true" }), "Only visible to you \u00b7 ", dismiss);
     return el("div", { className: "message ephemeral", testid: `ephemeral-${ephemeral.ts}`, "data-ts": ephemeral.ts },
       el("div", { className: "ephemeral-inner" }, only, el("div", { className: "ephemeral-body" }, avatar(botName, true), content)));
   }
