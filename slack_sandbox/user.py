@@ -24,6 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from slack_sandbox.blocks import check_message, check_view
 from slack_sandbox.config import ChannelSpec, UserSpec
+from slack_sandbox.view_state import response_urls_for, submitted_state
 from slack_sandbox.workspace import (
     ACK_DEADLINE_SECONDS,
     Ephemeral,
@@ -309,17 +310,30 @@ class SlackUserAgent:
         signing_secret: str | None = None,
         timestamp: int | None = None,
     ) -> Delivery:
-        """Submits the modal with `values` {block_id: {action_id: {"type": ..., "value": ...} or "text"}}.
+        """Submits the modal with `values` {block_id: {action_id: value}}.
 
-        Inputs left out are sent empty, as Slack does. The ack's response_action is applied to the modal.
+        A value is Slack's own entry ({"type": ..., "value": ...}) or plain: text, an option's
+        value, a channel or user id, a list for multi-selects (see view_state.py). Inputs left out
+        keep what the modal opened with, as in Slack. The ack's response_action is applied to the modal.
         """
         ws = self.workspace
         user = self._user(user_id)
         view = ws.view(view_id)
         if view is None or not view.is_open or view.user != user.id:
             raise LookupError(f"{user.id} has no open modal {view_id}")
-        state = _view_state(view, values or {})
+        state = submitted_state(view, values or {})
         view = ws.set_view_state(view_id, state)
+        response_urls = []
+        for block_id, action_id, channel_id in response_urls_for(view, state):
+            issued = ws.issue_response_url(channel_id, user.id)
+            response_urls.append(
+                {
+                    "block_id": block_id,
+                    "action_id": action_id,
+                    "channel_id": issued.channel,
+                    "response_url": ws.response_url_for(issued.token),
+                }
+            )
         trigger_id = ws.issue_trigger(user.id, view_id=view_id)
         payload = {
             "type": "view_submission",
@@ -329,7 +343,7 @@ class SlackUserAgent:
             "token": ws.config.verification_token,
             "trigger_id": trigger_id,
             "view": view.to_slack(ws.team_id, ws.app_id, ws.bot_id),
-            "response_urls": [],
+            "response_urls": response_urls,
             "is_enterprise_install": False,
             "enterprise": None,
         }
@@ -580,36 +594,3 @@ def _action(
             action["placeholder"] = element["placeholder"]
     action.update(type=kind, action_ts=action_ts)
     return action
-
-
-def _input_elements(view: View) -> dict[str, tuple[str, str]]:
-    """block_id -> (action_id, element type) for every input of the modal."""
-    return {
-        str(b["block_id"]): (str(b["element"].get("action_id")), str(b["element"].get("type")))
-        for b in view.blocks
-        if b.get("type") == "input" and isinstance(b.get("element"), dict)
-    }
-
-
-def _view_state(view: View, values: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    inputs = _input_elements(view)
-    unknown = [
-        f"{bid}/{aid}"
-        for bid, by_action in values.items()
-        for aid in by_action
-        if inputs.get(bid, ("",))[0] != aid
-    ]
-    if unknown:
-        raise LookupError(
-            f"the modal has no inputs {unknown}; it has {[f'{b}/{a}' for b, (a, _) in inputs.items()]}"
-        )
-    state: dict[str, Any] = {}
-    for block_id, (action_id, kind) in inputs.items():
-        given = values.get(block_id, {}).get(action_id)
-        if given is None:
-            state[block_id] = {action_id: {"type": kind, "value": None}}
-        elif isinstance(given, dict):
-            state[block_id] = {action_id: {"type": kind, **given}}
-        else:
-            state[block_id] = {action_id: {"type": kind, "value": str(given)}}
-    return state

@@ -159,6 +159,12 @@ def build_bot(slack: RunningSlack, seen: Seen) -> Starlette:
         else:
             await ack()
 
+    @bolt.view("pick-channel")
+    async def picked(ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        seen.views.append(body)
+        await respond(text="The weekly digest will be posted here.")
+
     @bolt.event("app_mention")
     async def mentioned(event: dict[str, Any], request: Any) -> None:
         seen.events.append((event, request.headers.get("x-slack-retry-num", [None])[0]))
@@ -381,6 +387,46 @@ async def test_a_button_in_a_modal_pushes_another_modal_on_top(
     body = seen.actions[-1]
     assert body["container"] == {"type": "view", "view_id": memo.id}
     assert body["view"]["callback_id"] == "approve-bill" and "response_url" not in body
+
+
+async def test_a_modal_asking_for_response_urls_gets_one_for_the_chosen_channel(
+    agent: SlackUserAgent, slack: RunningSlack, seen: Seen
+) -> None:
+    ws = slack.workspace
+    picker = {
+        "type": "conversations_select",
+        "action_id": "channel",
+        "response_url_enabled": True,
+        "initial_conversation": FINANCE,
+    }
+    view = ws.open_view(
+        OWNER,
+        {
+            "type": "modal",
+            "callback_id": "pick-channel",
+            "title": {"type": "plain_text", "text": "Digest channel"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "where",
+                    "label": {"type": "plain_text", "text": "Channel"},
+                    "element": picker,
+                }
+            ],
+        },
+    )
+    assert (
+        await agent.submit_view(OWNER, view.id, {"where": {"channel": "C0GENERAL"}})
+    ).status == 200
+    [shown] = await ws.wait_for(lambda: ws.ephemerals(user=OWNER, channel="C0GENERAL"))
+    assert shown.text == "The weekly digest will be posted here."
+    [entry] = seen.views[-1]["response_urls"]
+    assert (entry["block_id"], entry["action_id"], entry["channel_id"]) == (
+        "where",
+        "channel",
+        "C0GENERAL",
+    )
+    assert ws.open_views(OWNER) == []
 
 
 async def test_forged_signatures_and_stale_timestamps_are_refused(
