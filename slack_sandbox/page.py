@@ -291,18 +291,12 @@ class _Page:
         return _json({**self._outcome(command, delivery), "shown": shown})
 
     async def click(self, request: Request) -> Response:
+        """A button or menu in a message (by `ts`, `ephemeral`) or in the open modal (by `view_id`)."""
         body = await _body(request)
-        ts = str(body.get("ts") or "")
         action_id = str(body.get("action_id") or "")
-        if not ts or not action_id:
-            raise PageError(400, "a click names the message (ts) and the element (action_id)")
-        target: Message | Ephemeral | None = (
-            self.workspace.ephemeral(ts)
-            if body.get("ephemeral")
-            else self.workspace.message(self.channel.id, ts)
-        )
-        if target is None:
-            raise PageError(404, "that message is gone; the page will catch up in a moment")
+        if not action_id:
+            raise PageError(400, "a click names the element it clicked (action_id)")
+        target = self._click_target(body)
         block_id = body.get("block_id")
         value = body.get("value")
         try:
@@ -321,6 +315,24 @@ class _Page:
         except LookupError as missing:
             raise PageError(404, str(missing)) from missing
         return _json(self._outcome("the button", delivery))
+
+    def _click_target(self, body: dict[str, Any]) -> Message | Ephemeral | View:
+        if body.get("view_id"):
+            view = self.workspace.view(str(body["view_id"]))
+            if view is None or not view.is_open or view.user != self.viewer.id:
+                raise PageError(404, "that modal is closed; open it again")
+            return view
+        ts = str(body.get("ts") or "")
+        if not ts:
+            raise PageError(400, "a click names its message (ts) or its modal (view_id)")
+        target: Message | Ephemeral | None = (
+            self.workspace.ephemeral(ts)
+            if body.get("ephemeral")
+            else self.workspace.message(self.channel.id, ts)
+        )
+        if target is None:
+            raise PageError(404, "that message is gone; the page will catch up in a moment")
+        return target
 
     async def submit(self, request: Request) -> Response:
         body = await _body(request)
@@ -423,6 +435,14 @@ class _Page:
                 "status": delivery.status,
                 "notice": f'{what} failed with the error "dispatch_failed" '
                 f"(the app answered HTTP {delivery.status})",
+            }
+        if delivery.answer_error == "operation_timeout":
+            # The app took longer than Slack's 3 seconds to answer; Slack says so in these words.
+            return {
+                "ok": False,
+                "status": delivery.status,
+                "notice": f'{what} failed with the error "operation_timeout" '
+                "(the app answered after Slack's 3 seconds)",
             }
         if delivery.answer_error is not None:
             return {

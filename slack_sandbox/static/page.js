@@ -367,7 +367,8 @@
     control.disabled = true;
     control.classList.add("busy");
     try {
-      await post("/_page/click", { ts: where.ts, ephemeral: where.ephemeral, ...action });
+      const place = where.view ? { view_id: where.view } : { ts: where.ts, ephemeral: where.ephemeral };
+      await post("/_page/click", { ...place, ...action });
     } finally {
       control.disabled = false;
       control.classList.remove("busy");
@@ -691,8 +692,11 @@
     const available = state.faults !== null;
     toggle.disabled = !available || toggle.dataset.busy === "1";
     if (toggle.dataset.busy !== "1") toggle.checked = Boolean(state.faults);
-    $("faults-state").textContent = available ? (state.faults ? "on" : "off") : "not in this demo";
-    toggle.closest(".switch-row").classList.toggle("on", Boolean(state.faults));
+    $("faults-state").textContent = state.faults ? "on" : "off";
+    const row = toggle.closest(".switch-row");
+    row.classList.toggle("on", Boolean(state.faults));
+    // Without a fault switch in this demo, its controls are left out.
+    document.querySelectorAll(".faults-control").forEach((node) => { node.hidden = !available; });
   }
 
   // --- mail -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ same path the demo runs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,21 @@ SETTINGS_MODAL: dict[str, Any] = {
             {"type": "plain_text_input", "multiline": True},
             optional=True,
         ),
+        {
+            "type": "actions",
+            "block_id": "more",
+            "elements": [
+                {"type": "button", "action_id": "preview_digest", "text": _text("Preview")}
+            ],
+        },
     ],
+}
+PREVIEW_MODAL: dict[str, Any] = {
+    "type": "modal",
+    "callback_id": "preview",
+    "title": _text("Digest preview"),
+    "close": _text("Back"),
+    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*84 days* of runway"}}],
 }
 
 
@@ -162,9 +177,17 @@ def tiny_bot(slack: RunningSlack, seen: Seen) -> Starlette:
             await ack()
             await client.views_open(trigger_id=command["trigger_id"], view=SETTINGS_MODAL)
             return
+        if command["text"] == "slow":
+            await asyncio.sleep(0.2)  # longer than the agent's ack deadline in the test that asks
         await ack(
             text=f"Runway: *84 days* for <@{command['user_id']}> (cash &amp; burn as of 09:00)"
         )
+
+    @bolt.action("preview_digest")
+    async def preview(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        seen.actions.append(body)
+        await client.views_push(trigger_id=body["trigger_id"], view=PREVIEW_MODAL)
 
     @bolt.action("bill_pay")
     async def pay(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -437,6 +460,7 @@ async def test_a_modal_opens_shows_the_bots_field_errors_and_closes_when_valid(
         "approvers",
         "channel",
         "emails",
+        "more",
     ]
     values = {
         "digest_day": {"value": "4"},
@@ -556,3 +580,49 @@ def test_picked_values_become_slacks_state_shapes(slack: RunningSlack) -> None:
         "approvers": {"value": {"selected_users": []}},
         "digest_time": {"value": {"selected_time": None}},
     }
+
+
+async def test_a_button_in_the_modal_reaches_the_bot_which_pushes_a_modal_on_top(
+    page: httpx.AsyncClient, seen: Seen
+) -> None:
+    await page.post("/_page/command", json={"text": "/runway settings"})
+    settings = (await state(page))["view"]
+    clicked = await page.post(
+        "/_page/click", json={"view_id": settings["id"], "action_id": "preview_digest"}
+    )
+    assert clicked.json()["ok"] is True, clicked.text
+    [action] = seen.actions
+    assert action["container"] == {"type": "view", "view_id": settings["id"]}
+
+    async def pushed() -> dict[str, Any]:
+        while True:
+            view: dict[str, Any] | None = (await state(page))["view"]
+            if view is not None and view["id"] != settings["id"]:
+                return view
+            await asyncio.sleep(0.02)
+
+    preview = await asyncio.wait_for(pushed(), timeout=5)
+    assert (preview["title"]["text"], preview["depth"]) == ("Digest preview", 2)
+    await page.post("/_page/close", json={"view_id": preview["id"]})
+    assert (await state(page))["view"]["id"] == settings["id"], "Back shows the modal below"
+
+
+async def test_an_answer_later_than_slacks_deadline_is_reported_as_slack_does(
+    slack: RunningSlack, seen: Seen
+) -> None:
+    async with SlackUserAgent(
+        slack.workspace,
+        "http://oodaloo.test/slack/events",
+        transport=httpx.ASGITransport(app=tiny_bot(slack, seen)),
+        ack_deadline=0.05,
+    ) as impatient:
+        app = Starlette(
+            routes=page_routes(slack.workspace, impatient, viewer_user_id=OWNER, channel_id=FINANCE)
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://page.test"
+        ) as late_page:
+            answer = (await late_page.post("/_page/command", json={"text": "/runway slow"})).json()
+            assert answer["ok"] is False
+            assert answer["notice"].startswith('/runway failed with the error "operation_timeout"')
+            assert (await state(late_page))["ephemerals"] == [], "a late answer is never shown"

@@ -262,6 +262,20 @@ async def test_mrkdwn_is_drawn_as_slack_does_and_never_as_markup(
     assert await page.locator("script:not([src])").count() == 0
 
 
+async def test_a_button_in_a_modal_pushes_another_and_back_returns(page: Page, seen: Seen) -> None:
+    box = page.get_by_test_id("composer")
+    await box.fill("/runway settings")
+    await box.press("Enter")
+    title = page.get_by_test_id("modal-title")
+    await expect(title).to_have_text("Runway settings")
+    await page.get_by_test_id("modal").get_by_test_id("button-preview_digest").click()
+    await expect(title).to_have_text("Digest preview")
+    await expect(page.get_by_test_id("modal").locator("b")).to_have_text("84 days")
+    await page.get_by_test_id("modal-close").click()
+    await expect(title).to_have_text("Runway settings")
+    assert [a["container"]["type"] for a in seen.actions] == ["view"]
+
+
 async def test_new_messages_leave_the_ones_already_drawn_alone(
     page: Page, slack: RunningSlack
 ) -> None:
