@@ -193,15 +193,15 @@ class _Page:
         self.faults = faults
         self.mailbox = mailbox
         self.title = title
+        template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        self.html = template.replace("{{title}}", html.escape(title))
         #: Field errors the bot answered for a modal (response_action "errors"), by view id.
         self.view_errors: dict[str, dict[str, str]] = {}
 
     # -- the page -------------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
-        template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-        body = template.replace("{{title}}", html.escape(self.title))
-        return HTMLResponse(body, headers=_page_headers())
+        return HTMLResponse(self.html, headers=_page_headers())
 
     async def state(self, request: Request) -> Response:
         return _json(self.snapshot())

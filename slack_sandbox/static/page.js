@@ -57,6 +57,9 @@
     return text.replace(/:([a-z0-9_+\-]+):/g, (whole, name) => EMOJI[name] || whole);
   }
 
+  // Links open only to the web or mail, never `javascript:` and the like.
+  const SAFE_URL = /^(https?:|mailto:)/i;
+
   const PLACEHOLDER_BASE = 0xe000; // private-use characters stand in for <...> entities
 
   function userName(id) {
@@ -89,7 +92,7 @@
       return el("span", { className: "mention", text: "@" + special });
     }
     const url = unescapeSlack(target);
-    if (/^(https?:|mailto:)/i.test(url)) {
+    if (SAFE_URL.test(url)) {
       return el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: label || url });
     }
     return document.createTextNode(label || url);
@@ -219,7 +222,7 @@
           "data-action-id": element.action_id,
           "data-value": element.value,
         }, renderTextObject(element.text, { inline: true }));
-        if (element.url) {
+        if (element.url && SAFE_URL.test(element.url)) {
           button.addEventListener("click", () => window.open(element.url, "_blank", "noopener"));
         }
         button.addEventListener("click", () => act(button, where, { ...base, value: element.value }, element.confirm));
@@ -555,6 +558,9 @@
         el("h2", { text: plainText(view.title), testid: "modal-title" }),
         el("button", { type: "button", className: "icon-button", "aria-label": "Close", text: "\u00d7", onclick: () => closeModal(view.id) })),
       body, footer);
+    modal.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && $("confirm-overlay").hidden) closeModal(view.id);
+    });
     modal.addEventListener("submit", (event) => {
       event.preventDefault();
       submitModal(modal, view.id);
