@@ -29,6 +29,19 @@ SLACK_OAUTH_STATES_TABLE = "slack_oauth_states"
 QBO_OAUTH_STATES_TABLE = "qbo_oauth_states"
 
 
+def slack_store_metadata() -> MetaData:
+    """The tables of slack_sdk's SQLAlchemy stores, as the stores define them."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    metadata = MetaData()
+    SQLAlchemyInstallationStore.build_bots_table(metadata, SLACK_BOTS_TABLE)
+    SQLAlchemyInstallationStore.build_installations_table(metadata, SLACK_INSTALLATIONS_TABLE)
+    SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, SLACK_OAUTH_STATES_TABLE)
+    SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, QBO_OAUTH_STATES_TABLE)
+    return metadata
+
+
 class BotBase(DeclarativeBase):
     """Declarative base of the bot's own tables (never shared with sync's or runway's metadata)."""
 

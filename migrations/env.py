@@ -14,7 +14,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, MetaData, make_url
 
 from bot.email.models import EmailBase  # the email digest's link uses
-from bot.models import BotBase  # the Slack bot's own tables
+from bot.models import BotBase, slack_store_metadata  # the Slack bot's own tables
 from runway.models import RunwayBase  # importing the models defines the runway tables
 from sync.db import DecimalJSON, Money, SyncBase, UTCDateTime, make_engine
 from sync.ledger import ActionRow
@@ -34,6 +34,7 @@ target_metadata: list[MetaData] = [
     RunwayBase.metadata,
     BotBase.metadata,
     EmailBase.metadata,
+    slack_store_metadata(),
 ]
 
 

@@ -10,17 +10,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from slack_scenario import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, SlackScenario, slack_scenario
-
-from bot.slack import blocks as kit
 from db_conftest import MigratedDatabase
+
+from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack, local_stack
+from bot.slack import blocks as kit
 from runway.audit import BILL_APPROVE
 from slack_sandbox.workspace import Message
 
 
 @pytest.fixture
-async def scenario(migrated: MigratedDatabase) -> AsyncIterator[SlackScenario]:
-    async with slack_scenario(migrated.url) as built:
+async def scenario(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
+    async with local_stack(migrated.url) as built:
         yield built
 
 
@@ -52,7 +52,7 @@ def _status(message: Message, kind: str, item_id: str) -> str | None:
     return None
 
 
-async def _small_bill(scenario: SlackScenario) -> tuple[str, Decimal]:
+async def _small_bill(scenario: LocalStack) -> tuple[str, Decimal]:
     """A bill in the digest that one approval is enough for."""
     ctx = await scenario.oodaloo.digest(BUSINESS_ID)
     threshold = ctx.business.approval_threshold
@@ -62,7 +62,7 @@ async def _small_bill(scenario: SlackScenario) -> tuple[str, Decimal]:
     raise AssertionError("the seeded company has no small bill due this week")
 
 
-async def _approve(scenario: SlackScenario, digest: Message, bill_id: str, user: str = OWNER) -> Message:
+async def _approve(scenario: LocalStack, digest: Message, bill_id: str, user: str = OWNER) -> Message:
     delivery = await scenario.agent.click(user, digest, kit.BILL_APPROVE, block_id=f"bill_actions:{bill_id}")
     assert delivery.status == 200
 
@@ -74,7 +74,7 @@ async def _approve(scenario: SlackScenario, digest: Message, bill_id: str, user:
     return await scenario.until(payable)
 
 
-async def test_the_digest_goes_to_the_linked_channel_with_its_buttons(scenario: SlackScenario) -> None:
+async def test_the_digest_goes_to_the_linked_channel_with_its_buttons(scenario: LocalStack) -> None:
     message = await scenario.post_digest()
     assert message.channel == CHANNEL
     assert _buttons(message, kit.BILL_APPROVE), "bills due this week can be approved"
@@ -85,7 +85,7 @@ async def test_the_digest_goes_to_the_linked_channel_with_its_buttons(scenario: 
     assert not [text for text in _mrkdwn_texts(message.blocks) if "<Coffee>" in text]
 
 
-async def test_pay_flow_updates_the_message_and_makes_exactly_one_payment(scenario: SlackScenario) -> None:
+async def test_pay_flow_updates_the_message_and_makes_exactly_one_payment(scenario: LocalStack) -> None:
     digest = await scenario.post_digest()
     bill_id, amount = await _small_bill(scenario)
     payments_before = len(scenario.bill_payments())
@@ -114,7 +114,7 @@ async def test_pay_flow_updates_the_message_and_makes_exactly_one_payment(scenar
     assert len(updates) >= 3  # approved, paying, paid
 
 
-async def test_double_click_and_two_people_pay_once(scenario: SlackScenario) -> None:
+async def test_double_click_and_two_people_pay_once(scenario: LocalStack) -> None:
     digest = await scenario.post_digest()
     bill_id, _ = await _small_bill(scenario)
     approved = await _approve(scenario, digest, bill_id)
@@ -136,7 +136,7 @@ async def test_double_click_and_two_people_pay_once(scenario: SlackScenario) -> 
     assert any("already" in e.text.lower() or "in flight" in e.text.lower() for e in told), [e.text for e in told]
 
 
-async def test_a_non_approver_is_refused_and_nothing_happens(scenario: SlackScenario) -> None:
+async def test_a_non_approver_is_refused_and_nothing_happens(scenario: LocalStack) -> None:
     digest = await scenario.post_digest()
     bill_id, _ = await _small_bill(scenario)
     before = scenario.message(digest.ts).blocks
@@ -155,7 +155,7 @@ async def test_a_non_approver_is_refused_and_nothing_happens(scenario: SlackScen
         assert bill is not None and bill.approved_by is None
 
 
-async def test_a_bill_of_another_business_is_not_found_here(scenario: SlackScenario) -> None:
+async def test_a_bill_of_another_business_is_not_found_here(scenario: LocalStack) -> None:
     # A second business, on its own QuickBooks company, linked to #general.
     tokens = scenario.sandbox.add_realm(seed=11)
     other_realm = tokens.realm_id
@@ -194,7 +194,7 @@ async def test_a_bill_of_another_business_is_not_found_here(scenario: SlackScena
 
 
 @pytest.mark.parametrize("forgery", ["signature", "stale"])
-async def test_forged_or_stale_requests_get_401_and_do_nothing(scenario: SlackScenario, forgery: str) -> None:
+async def test_forged_or_stale_requests_get_401_and_do_nothing(scenario: LocalStack, forgery: str) -> None:
     digest = await scenario.post_digest()
     bill_id, _ = await _small_bill(scenario)
     options: dict[str, Any] = (
@@ -215,7 +215,7 @@ async def test_forged_or_stale_requests_get_401_and_do_nothing(scenario: SlackSc
         assert bill is not None and bill.approved_by is None
 
 
-async def test_slacks_retried_delivery_does_not_repeat_the_work(scenario: SlackScenario) -> None:
+async def test_slacks_retried_delivery_does_not_repeat_the_work(scenario: LocalStack) -> None:
     digest = await scenario.post_digest()
     bill_id, _ = await _small_bill(scenario)
     first = await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "share")
@@ -234,7 +234,7 @@ async def test_slacks_retried_delivery_does_not_repeat_the_work(scenario: SlackS
     assert len(approvals) == 1
 
 
-async def test_runway_subcommands(scenario: SlackScenario) -> None:
+async def test_runway_subcommands(scenario: LocalStack) -> None:
     agent, ws = scenario.agent, scenario.workspace
 
     summary = await agent.slash_command(OWNER, CHANNEL, "/runway", "")
@@ -269,7 +269,7 @@ async def test_runway_subcommands(scenario: SlackScenario) -> None:
     assert view.callback_id == "runway_settings"
 
 
-async def test_runway_sync_reads_quickbooks_when_allowed(scenario: SlackScenario) -> None:
+async def test_runway_sync_reads_quickbooks_when_allowed(scenario: LocalStack) -> None:
     scenario.oodaloo.clock = _Later(scenario.oodaloo.clock, 120)  # type: ignore[assignment]
     scenario.oodaloo.infra.clock = scenario.oodaloo.clock
     await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "sync")
@@ -290,7 +290,7 @@ class _Later:
         return float(self.clock.monotonic()) + self.seconds
 
 
-async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: SlackScenario) -> None:
+async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: LocalStack) -> None:
     ws = scenario.workspace
     before = await scenario.business()
     await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "settings")
@@ -326,7 +326,7 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Sla
     assert saved.email_recipients == ["owner@example.com"]
 
 
-async def test_a_non_approver_cannot_open_or_submit_settings(scenario: SlackScenario) -> None:
+async def test_a_non_approver_cannot_open_or_submit_settings(scenario: LocalStack) -> None:
     await scenario.agent.slash_command(STAFF, CHANNEL, "/runway", "settings")
     refusal = await scenario.ephemeral_for(STAFF, "Only approvers")
     assert refusal.user == STAFF

@@ -31,7 +31,15 @@ RUNWAY_TABLES = set(RunwayBase.metadata.tables)
 
 
 def _schema(connection: Connection) -> dict[str, Any]:
-    migration = MigrationContext.configure(connection, opts={"compare_type": True})
+    # The bot's tables share the database; this compares sync's and the domain's own.
+    ours = set(SyncBase.metadata.tables) | RUNWAY_TABLES
+
+    def own_tables(name: str | None, kind: str, parent: Any) -> bool:
+        return kind != "table" or name in ours
+
+    migration = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": own_tables}
+    )
     tables = set(inspect(connection).get_table_names())
     return {
         "tables": tables,

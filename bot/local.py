@@ -1,23 +1,26 @@
-"""The whole Slack path on one machine: the bot served over real HTTP, a local Slack, the QBO sandbox.
+"""The whole product on one machine: Oodaloo's web app, a local Slack and the QBO sandbox.
 
-`SlackScenario` is a business linked to the #finance channel of the local Slack workspace and
-connected to the sandbox's seeded company (its mirror synced), with Oodaloo's web app served by
-uvicorn on a loopback port in the test's own event loop. People act through `SlackUserAgent`, which
-signs every request as Slack does; the bot answers through the local Slack's Web API.
+`local_stack(database_url)` links a business to the #finance channel of the local Slack workspace
+and connects it to the sandbox's seeded company (its mirror synced), then serves Oodaloo's web app
+with uvicorn on a loopback port in the caller's event loop. People act through `SlackUserAgent`,
+which signs every request as Slack does; the bot answers through the local Slack's Web API. The
+demo, the benchmarks and the end-to-end tests all run on it, so they exercise the production path.
+Only development tools import this module: it loads both sandboxes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from starlette.routing import BaseRoute
 
 from bot.bootstrap import Oodaloo
 from bot.settings import load_settings
@@ -30,7 +33,7 @@ from runway.models import Business
 from slack_sandbox.config import SlackSandboxConfig
 from slack_sandbox.server import RunningSlack, start_in_thread
 from slack_sandbox.user import SlackUserAgent
-from slack_sandbox.workspace import Ephemeral, Message
+from slack_sandbox.workspace import Ephemeral, Message, Workspace
 from sync.backends import MemoryBackend
 from sync.infrastructure import SyncSettings
 from sync.qbo.auth import OAuthTokens
@@ -47,7 +50,7 @@ FAST = SyncSettings().scaled(0.01)
 
 
 @dataclass
-class SlackScenario:
+class LocalStack:
     oodaloo: Oodaloo
     bot: SlackBot
     slack: RunningSlack
@@ -56,7 +59,7 @@ class SlackScenario:
     url: str
 
     @property
-    def workspace(self) -> Any:
+    def workspace(self) -> Workspace:
         return self.slack.workspace
 
     async def business(self) -> Business:
@@ -74,14 +77,14 @@ class SlackScenario:
         assert found is not None, f"message {ts} is gone"
         return found
 
-    async def until(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
+    async def until(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:  # noqa: ASYNC109
         """Wait for the bot's work after its ack to show in the local Slack."""
         return await self.workspace.wait_for(predicate, timeout=timeout)
 
     def ephemerals(self, user: str) -> list[Ephemeral]:
         return list(self.workspace.ephemerals(user=user, channel=CHANNEL))
 
-    async def ephemeral_for(self, user: str, contains: str, timeout: float = 10.0) -> Ephemeral:
+    async def ephemeral_for(self, user: str, contains: str, timeout: float = 10.0) -> Ephemeral:  # noqa: ASYNC109
         def found() -> Ephemeral | None:
             for item in reversed(self.ephemerals(user)):
                 shown = item.text + " " + str(item.blocks)
@@ -95,17 +98,18 @@ class SlackScenario:
         return list(self.sandbox.realm(self.sandbox.realm_id).iter("BillPayment"))
 
 
-def _free_socket() -> socket.socket:
+def _free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
 @asynccontextmanager
-async def serve_in_loop(app: Any) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a loopback port, in this event loop; yields its base URL."""
-    sock = _free_socket()
+async def serve_in_loop(app: Any, *, port: int = 0) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a loopback port (0: a free one), in this event loop; yields its
+    base URL."""
+    sock = _free_socket(port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -124,13 +128,18 @@ async def serve_in_loop(app: Any) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def slack_scenario(
+async def local_stack(
     database_url: str,
     *,
     sandbox_config: SandboxConfig | None = None,
     slack_config: SlackSandboxConfig | None = None,
     migrate: bool = False,
-) -> AsyncIterator[SlackScenario]:
+    sync_settings: SyncSettings | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    port: int = 0,
+) -> AsyncIterator[LocalStack]:
+    """`sync_settings` default to the production waits scaled down a hundred times (tests); the demo
+    passes its own."""
     sandbox = create_app(sandbox_config or SandboxConfig(seed=DEFAULT_SEED))
     running = start_in_thread(slack_config or SlackSandboxConfig())
     config = running.sandbox.config
@@ -149,7 +158,7 @@ async def slack_scenario(
         settings,
         qbo_transport=httpx.ASGITransport(app=sandbox.app),
         backend=MemoryBackend(),
-        sync_settings=SyncSettings(**{**FAST.__dict__, "qbo_base_url": sandbox.base_url}),
+        sync_settings=replace(sync_settings or FAST, qbo_base_url=sandbox.base_url),
         qbo_token_url=f"{sandbox.base_url}/oauth2/v1/tokens/bearer",
         migrate=migrate,
     )
@@ -177,11 +186,11 @@ async def slack_scenario(
         services = await oodaloo.services_for(BUSINESS_ID)
         await services.mirror.sync()
         bot = SlackBot(oodaloo)
-        app = create_web_app(oodaloo, bot)
-        async with serve_in_loop(app) as url:
+        app = create_web_app(oodaloo, bot, extra_routes=extra_routes)
+        async with serve_in_loop(app, port=port) as url:
             agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
             try:
-                yield SlackScenario(oodaloo, bot, running, agent, sandbox, url)
+                yield LocalStack(oodaloo, bot, running, agent, sandbox, url)
                 await bot.idle()
             finally:
                 await bot.idle()
