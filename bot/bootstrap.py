@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ from sync.reconcile import DriftReport, Reconciler, Resolution
 from sync.service import SmartSyncService
 
 logger = logging.getLogger(__name__)
+
+#: How long before a digest its comparison digest must be to count as "last week's".
+LAST_WEEK_AT_LEAST = timedelta(days=6)
 
 ResolutionListener = Callable[[Resolution], Awaitable[None]]
 
@@ -236,7 +239,9 @@ class Oodaloo:
         return DigestContext(business, view, account, now, account_id)
 
     async def previous_figures(self, business_id: str, *, before: datetime) -> WeeklyFigures | None:
-        """The figures of the last digest posted before `before` (what this week compares to)."""
+        """Last week's figures: those of the latest digest posted at least six days before
+        `before` (a digest sent again today, or a mid-week summary, is not "last week")."""
+        before = before - LAST_WEEK_AT_LEAST
         async with self.sessions() as session:
             run = await session.scalar(
                 select(DigestRun)

@@ -19,7 +19,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run Oodaloo on embedded defaults against a local QuickBooks sandbox (no accounts, no network)",
     )
     demo.add_argument("--seed", type=int, default=None, help="sandbox company seed (default: the standard demo company)")
-    demo.add_argument("--keep-running", action="store_true", help="keep the sandbox up after the read")
+    demo.add_argument("--port", type=int, default=8000, help="port of the demo's page and web app (0: any free port)")
+    demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS", help="stop by itself after this long")
 
     serve = commands.add_parser("serve", help="run the HTTP app: Slack events, QuickBooks connect and webhooks, email links, /healthz")
     serve.add_argument("--host", default="0.0.0.0")
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
 
-        return run_demo(seed=args.seed, keep_running=args.keep_running)
+        return run_demo(seed=args.seed, port=args.port, exit_after=args.exit_after)
     if args.command is None:
         parser.print_help()
         return 2

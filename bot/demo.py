@@ -1,102 +1,195 @@
-"""`oodaloo demo`: Oodaloo on embedded defaults, against the local QuickBooks sandbox.
+"""`oodaloo demo`: the whole product on one machine, with no accounts and no network.
 
-It starts the sandbox with the seeded demo company on a loopback port and reads the company's books
-through QBORawClient, exactly as Oodaloo reads a real company: cash in the bank, bills due this week,
-invoices overdue, each stated with when it was read.
+One process: a fresh SQLite file, in-process backends, the QuickBooks sandbox with the seeded company,
+a local Slack workspace, Oodaloo's web app (the bot), the worker's scheduler, and a local SMTP
+server. The page at the printed address shows the #finance channel as Slack would; everything on it
+goes to the bot as real signed Slack requests, and the bot answers through the local Slack's Web
+API, so the demo runs exactly the production path. A digest is posted (and emailed) at start, then
+on its weekly schedule; a switch on the page makes QuickBooks misbehave to show retries,
+deduplication and reconciliation at work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import itertools
+import logging
+import signal
+import socket
+import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from bot.format import money, plain
-from sync.qbo import QBORawClient, StaticTokenProvider
+from starlette.routing import BaseRoute
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class LiveRead:
-    company: str
-    read_at: datetime
-    tz: ZoneInfo
-    banks: list[tuple[str, Decimal]]
-    bills_due: list[dict[str, Any]]
-    overdue: list[dict[str, Any]]
+DEMO_DIR = Path(".oodaloo") / "demo"
+OWNER_EMAIL = "owner@larkspur-pine.example"
 
 
-async def read_books(base_url: str, realm_id: str, access_token: str) -> LiveRead:
-    async with QBORawClient(
-        "demo", realm_id, base_url=base_url, tokens=StaticTokenProvider(access_token)
-    ) as client:
-        info = await client.get_company_info_from_qbo()
-        tz = ZoneInfo(info.get("DefaultTimeZone") or "America/Los_Angeles")
-        today = datetime.now(tz).date()
-        week_end = today + timedelta(days=7)
-        accounts = await client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
-        bills = await client.query(
-            f"SELECT * FROM Bill WHERE Balance > '0' AND DueDate <= '{week_end.isoformat()}' ORDERBY DueDate"
+class DemoMailbox:
+    """What the local SMTP server received, newest last (the page's mail panel)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd hook
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        text = parsed.get_body(preferencelist=("plain",))
+        html = parsed.get_body(preferencelist=("html",))
+        with self._lock:
+            self._messages.append(
+                {
+                    "id": str(next(self._ids)),
+                    "from": str(parsed.get("From", "")),
+                    "to": ", ".join(envelope.rcpt_tos),
+                    "subject": str(parsed.get("Subject", "")),
+                    "date": str(parsed.get("Date", "")),
+                    "text": text.get_content() if text is not None else "",
+                    "html": html.get_content() if html is not None else "",
+                }
+            )
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(message) for message in self._messages]
+
+
+class SandboxFaults:
+    """The page's switch: QuickBooks throttles, fails and loses answers now and then, or not."""
+
+    def __init__(self, sandbox: Any) -> None:
+        from qbo_sandbox.chaos import FaultPlan, FaultRule, Latency
+
+        self.sandbox = sandbox
+        self.calm = sandbox.chaos.plan
+        self.stormy = FaultPlan(
+            default=FaultRule(
+                rate_429=0.1, rate_5xx=0.15, rate_lost=0.1, latency=Latency(min_ms=100, max_ms=600)
+            ),
+            hang_seconds=5.0,
         )
-        invoices = await client.query(
-            f"SELECT * FROM Invoice WHERE Balance > '0' AND DueDate < '{today.isoformat()}' ORDERBY DueDate"
-        )
-    return LiveRead(
-        company=str(info.get("CompanyName", "")),
-        read_at=datetime.now(UTC),
-        tz=tz,
-        banks=[(str(a["Name"]), Decimal(a.get("CurrentBalance", 0))) for a in accounts],
-        bills_due=[b for b in bills if date.fromisoformat(b["DueDate"]) >= today],
-        overdue=invoices,
-    )
+
+    def enabled(self) -> bool:
+        return bool(self.sandbox.chaos.plan is self.stormy)
+
+    def set(self, on: bool) -> None:
+        self.sandbox.chaos.plan = self.stormy if on else self.calm
+        logger.info("QuickBooks sandbox faults %s", "on" if on else "off")
 
 
-def render(read: LiveRead) -> str:
-    as_of = read.read_at.astimezone(read.tz).strftime("%a %d %b %Y %H:%M %Z")
-    today = read.read_at.astimezone(read.tz).date()
-    lines = [f"{plain(read.company)} — QuickBooks data as of {as_of}", ""]
-    cash = sum((balance for _, balance in read.banks), Decimal("0"))
-    lines.append(f"Cash on hand: {money(cash)}")
-    lines += [f"  {plain(name)}: {money(balance)}" for name, balance in read.banks]
-    due_total = sum((Decimal(b["Balance"]) for b in read.bills_due), Decimal("0"))
-    lines += ["", f"Bills due in the next 7 days: {len(read.bills_due)} ({money(due_total)})"]
-    for bill in read.bills_due[:10]:
-        lines.append(
-            f"  {bill['DueDate']}  {money(Decimal(bill['Balance'])):>12}  {plain(bill['VendorRef'].get('name', ''))}"
-        )
-    overdue_total = sum((Decimal(i["Balance"]) for i in read.overdue), Decimal("0"))
-    lines += ["", f"Invoices overdue: {len(read.overdue)} ({money(overdue_total)})"]
-    for invoice in read.overdue[:10]:
-        days = (today - date.fromisoformat(invoice["DueDate"])).days
-        lines.append(
-            f"  {days:>3} days  {money(Decimal(invoice['Balance'])):>12}  {plain(invoice['CustomerRef'].get('name', ''))}"
-        )
-    return "\n".join(lines)
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def run_demo(*, seed: int | None, keep_running: bool) -> int:
-    # The sandbox stands in for QuickBooks; only the demo and the tests ever load it.
-    from qbo_sandbox.config import SandboxConfig
-    from qbo_sandbox.seed import DEFAULT_SEED
-    from qbo_sandbox.server import start_in_thread
+async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
+    from aiosmtpd.controller import Controller
+
+    from bot.email.links import LinkSigner
+    from bot.email_wiring import digest_mailer, email_routes_for
+    from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
+    from bot.ritual import Ritual
+    from bot.wiring import RitualJobsAdapter
+    from bot.worker import run_worker
+    from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+    from slack_sandbox.page import page_routes
+    from sync.infrastructure import SyncSettings
 
     started = time.perf_counter()
-    config = SandboxConfig(seed=DEFAULT_SEED if seed is None else seed)
-    with start_in_thread(config) as running:
-        sandbox = running.sandbox
-        print(f"QuickBooks sandbox: {running.base_url}  (realm {sandbox.realm_id})", flush=True)
-        read = asyncio.run(read_books(running.base_url, sandbox.realm_id, sandbox.access_token))
-        print()
-        print(render(read))
-        print(f"\nRead in {time.perf_counter() - started:.1f} s through Oodaloo's QuickBooks client.")
-        if keep_running:
-            print(f"\nThe sandbox keeps running at {running.base_url}; Ctrl-C stops it.", flush=True)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    database = DEMO_DIR / "oodaloo-demo.db"
+    database.unlink(missing_ok=True)  # every demo starts from the seeded company
+    database_url = f"sqlite+aiosqlite:///{database.resolve()}"
+
+    mailbox = DemoMailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    faults: list[SandboxFaults] = []
+
+    def routes(stack: LocalStack) -> Sequence[BaseRoute]:
+        faults.append(SandboxFaults(stack.sandbox))
+        oodaloo = stack.oodaloo
+        signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=stack.url)
+        return [*email_routes_for(oodaloo, signer), *page_routes(
+            stack.workspace,
+            stack.agent,
+            viewer_user_id=OWNER,
+            channel_id=CHANNEL,
+            faults=faults[0],
+            mailbox=mailbox,
+            title="Oodaloo demo · Larkspur & Pine",
+        )]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with local_stack(
+            database_url,
+            sandbox_config=SandboxConfig(seed=DEFAULT_SEED if seed is None else seed),
+            migrate=True,
+            # Production waits, but a short circuit cool-down so the fault switch is quick to undo.
+            sync_settings=replace(SyncSettings(), circuit=replace(SyncSettings().circuit, cooldown_seconds=10.0)),
+            extra_routes=routes,
+            port=port,
+            email_recipients=[OWNER_EMAIL],
+            settings={"smtp_url": f"smtp://127.0.0.1:{smtp.port}"},
+        ) as stack:
+            oodaloo = stack.oodaloo
+            ritual = Ritual(
+                oodaloo,
+                post_digest=stack.bot.post_digest,
+                mail_digest=digest_mailer(oodaloo, f"smtp://127.0.0.1:{smtp.port}"),
+                alert_drift=stack.bot.post_drift_alerts,
+            )
+            outcome = await ritual.send_digest(BUSINESS_ID, datetime.now(UTC).replace(microsecond=0))
+            worker = asyncio.create_task(
+                run_worker(
+                    RitualJobsAdapter(ritual), database_url=database_url, redis_url=None, stop=stop
+                )
+            )
+            print(
+                f"\nOodaloo demo is up ({time.perf_counter() - started:.1f} s).\n\n"
+                f"  Open {stack.url}/ in a browser: the #finance channel of a local Slack, with\n"
+                f"  this week's runway digest for Larkspur & Pine Coffee Roasters (posted {'and emailed ' if outcome.emailed_to else ''}just now).\n"
+                "  Approve and pay bills, send reminders, type /runway in the message box, turn\n"
+                "  QuickBooks faults on with the switch, read the emailed digest in the mailbox.\n\n"
+                f"  QuickBooks sandbox: in-process (realm {stack.sandbox.realm_id}); local Slack API: {stack.slack.api_url}\n"
+                f"  Database: {database}; health: {stack.url}/healthz\n\n"
+                "Ctrl-C stops the demo.",
+                flush=True,
+            )
             try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                print("Stopped.")
+                await asyncio.wait_for(stop.wait(), timeout=exit_after)
+            except TimeoutError:
+                stop.set()
+            await asyncio.wait_for(worker, 30)
+    finally:
+        smtp.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    print("Stopped.")
     return 0
+
+
+def run_demo(*, seed: int | None, port: int = 0, exit_after: float | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The demo's page shows what happens; the access log would only repeat it.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return asyncio.run(demo(seed=seed, port=port, exit_after=exit_after))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,7 @@ from bot.slack.app import SlackBot
 from bot.web import create_web_app
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from qbo_sandbox.seed_names import COMPANY_NAME
 from runway.crypto import generate_key
 from runway.models import Business
 from slack_sandbox.config import SlackSandboxConfig
@@ -106,10 +107,10 @@ def _free_socket(port: int = 0) -> socket.socket:
 
 
 @asynccontextmanager
-async def serve_in_loop(app: Any, *, port: int = 0) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a loopback port (0: a free one), in this event loop; yields its
-    base URL."""
-    sock = _free_socket(port)
+async def serve_in_loop(app: Any, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on `sock` (default: a free loopback port), in this event loop;
+    yields its base URL."""
+    sock = sock or _free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -135,15 +136,22 @@ async def local_stack(
     slack_config: SlackSandboxConfig | None = None,
     migrate: bool = False,
     sync_settings: SyncSettings | None = None,
-    extra_routes: Sequence[BaseRoute] = (),
+    extra_routes: Callable[[LocalStack], Sequence[BaseRoute]] | None = None,
     port: int = 0,
+    business_name: str = COMPANY_NAME,
+    email_recipients: Sequence[str] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[LocalStack]:
     """`sync_settings` default to the production waits scaled down a hundred times (tests); the demo
-    passes its own."""
+    passes its own. `extra_routes(stack)` adds routes to the web app (the demo's page, email links);
+    `settings` override Oodaloo's settings (SMTP_URL, ...). Email recipients are approvers too, so
+    the email digest's links act."""
     sandbox = create_app(sandbox_config or SandboxConfig(seed=DEFAULT_SEED))
     running = start_in_thread(slack_config or SlackSandboxConfig())
     config = running.sandbox.config
-    settings = load_settings(
+    sock = _free_socket(port)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    oodaloo_settings = load_settings(
         database_url=database_url,
         slack_bot_token=config.bot_token,
         slack_signing_secret=config.signing_secret,
@@ -152,10 +160,11 @@ async def local_stack(
         qbo_base_url=sandbox.base_url,
         qbo_client_id=sandbox.client_id,
         qbo_client_secret=sandbox.client_secret,
-        public_url="http://127.0.0.1:3000",
+        public_url=url,
+        **dict(settings or {}),
     )
     oodaloo = await Oodaloo.start(
-        settings,
+        oodaloo_settings,
         qbo_transport=httpx.ASGITransport(app=sandbox.app),
         backend=MemoryBackend(),
         sync_settings=replace(sync_settings or FAST, qbo_base_url=sandbox.base_url),
@@ -166,12 +175,13 @@ async def local_stack(
         now = datetime.now(UTC)
         await oodaloo.directory.create(
             BUSINESS_ID,
-            "Larkspur & Pine <Coffee> Roasters",
+            business_name,
             "America/Los_Angeles",
             realm_id=sandbox.realm_id,
             slack_team_id=config.team_id,
             slack_channel_id=CHANNEL,
-            approvers=[OWNER, BOOKKEEPER],
+            approvers=[OWNER, BOOKKEEPER, *email_recipients],
+            email_recipients=list(email_recipients),
         )
         await oodaloo.directory.connect(
             BUSINESS_ID,
@@ -186,15 +196,16 @@ async def local_stack(
         services = await oodaloo.services_for(BUSINESS_ID)
         await services.mirror.sync()
         bot = SlackBot(oodaloo)
-        app = create_web_app(oodaloo, bot, extra_routes=extra_routes)
-        async with serve_in_loop(app, port=port) as url:
-            agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
-            try:
-                yield LocalStack(oodaloo, bot, running, agent, sandbox, url)
+        agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
+        stack = LocalStack(oodaloo, bot, running, agent, sandbox, url)
+        app = create_web_app(oodaloo, bot, extra_routes=extra_routes(stack) if extra_routes else ())
+        try:
+            async with serve_in_loop(app, sock):
+                yield stack
                 await bot.idle()
-            finally:
-                await bot.idle()
-                await agent.aclose()
+        finally:
+            await bot.idle()
+            await agent.aclose()
     finally:
         await oodaloo.aclose()
         await sandbox.aclose()

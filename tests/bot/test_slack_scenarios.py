@@ -20,7 +20,7 @@ from slack_sandbox.workspace import Message
 
 @pytest.fixture
 async def scenario(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
-    async with local_stack(migrated.url) as built:
+    async with local_stack(migrated.url, business_name="Larkspur & Pine <Coffee> Roasters") as built:
         yield built
 
 
