@@ -99,8 +99,7 @@ def _free_port() -> int:
 async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
     from aiosmtpd.controller import Controller
 
-    from bot.email.links import LinkSigner
-    from bot.email_wiring import digest_mailer, email_routes_for
+    from bot.email_wiring import digest_mailer
     from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
     from bot.ritual import Ritual
     from bot.wiring import RitualJobsAdapter
@@ -122,9 +121,7 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
 
     def routes(stack: LocalStack) -> Sequence[BaseRoute]:
         faults.append(SandboxFaults(stack.sandbox))
-        oodaloo = stack.oodaloo
-        signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=stack.url)
-        return [*email_routes_for(oodaloo, signer), *page_routes(
+        return [*page_routes(
             stack.workspace,
             stack.agent,
             viewer_user_id=OWNER,

@@ -23,11 +23,15 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from bot.bootstrap import Oodaloo
+from bot.email.links import LinkSigner
+from bot.qbo_link import CALLBACK_PATH, QBOAppConfig, QBOLinker
 from bot.settings import load_settings
 from bot.slack.app import SlackBot
 from bot.web import create_web_app
+from bot.wiring import Wired
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from qbo_sandbox.oauth import AUTHORIZE_PATH, TOKEN_PATH
 from qbo_sandbox.seed_names import COMPANY_NAME
 from runway.crypto import generate_key
 from runway.models import Business
@@ -160,6 +164,7 @@ async def local_stack(
         qbo_base_url=sandbox.base_url,
         qbo_client_id=sandbox.client_id,
         qbo_client_secret=sandbox.client_secret,
+        qbo_webhook_verifier_token=sandbox.verifier_token,
         public_url=url,
         **dict(settings or {}),
     )
@@ -168,7 +173,7 @@ async def local_stack(
         qbo_transport=httpx.ASGITransport(app=sandbox.app),
         backend=MemoryBackend(),
         sync_settings=replace(sync_settings or FAST, qbo_base_url=sandbox.base_url),
-        qbo_token_url=f"{sandbox.base_url}/oauth2/v1/tokens/bearer",
+        qbo_token_url=f"{sandbox.base_url}{TOKEN_PATH}",
         migrate=migrate,
     )
     try:
@@ -195,10 +200,26 @@ async def local_stack(
         )
         services = await oodaloo.services_for(BUSINESS_ID)
         await services.mirror.sync()
-        bot = SlackBot(oodaloo)
+        # QuickBooks connect through the sandbox's OAuth; webhooks and email links as in production.
+        wired = Wired(oodaloo, signer=LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=url))
+        wired.qbo_linker = QBOLinker(
+            QBOAppConfig(
+                client_id=sandbox.client_id,
+                client_secret=sandbox.client_secret,
+                redirect_uri=f"{url}{CALLBACK_PATH}",
+                public_url=url,
+                authorize_url=f"{sandbox.base_url}{AUTHORIZE_PATH}",
+                token_url=f"{sandbox.base_url}{TOKEN_PATH}",
+            ),
+            oodaloo.directory,
+            oodaloo.engine,
+            http=oodaloo.http,
+        )
+        bot = SlackBot(oodaloo, linker=wired.linker)
         agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
         stack = LocalStack(oodaloo, bot, running, agent, sandbox, url)
-        app = create_web_app(oodaloo, bot, extra_routes=extra_routes(stack) if extra_routes else ())
+        routes = [*wired.routes(bot), *(extra_routes(stack) if extra_routes else ())]
+        app = create_web_app(oodaloo, bot, extra_routes=routes)
         try:
             async with serve_in_loop(app, sock):
                 yield stack

@@ -42,8 +42,9 @@ from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
 from bot.slack.settings_modal import CALLBACK_ID, read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
+from runway.businesses import NotConnected
 from runway.errors import NotFound, RunwayError
-from runway.models import Business
+from runway.models import Business, ConnectionStatus
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.ledger import ActionState
 from sync.qbo.errors import QBOTokenError
@@ -339,11 +340,11 @@ class SlackBot:
             await handler(click)
         except NotLinked as exc:
             await self.tell(client, where, str(exc))
-        except (RunwayError, ValueError) as exc:
-            await self.tell(client, where, str(exc))
         except QBOTokenError as exc:
-            await self.tell(client, where, f"QuickBooks refused Oodaloo's connection: {exc}")
+            await self.tell(client, where, f"QuickBooks refused Oodaloo's connection: {escape(str(exc))}")
             await self.post_connection_trouble(where, str(exc), client)
+        except (RunwayError, ValueError, LookupError) as exc:
+            await self.tell(client, where, escape(str(exc)))
 
     def _require_approver(self, click: Click, what: str) -> bool:
         if is_approver(click.business, click.where.user_id):
@@ -584,13 +585,23 @@ class SlackBot:
                     await respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
         except NotLinked as exc:
             await respond(response_type="ephemeral", text=str(exc))
-        except (RunwayError, ValueError, LookupError) as exc:
-            await respond(response_type="ephemeral", text=f"Could not do that: {exc}")
         except QBOTokenError as exc:
-            await respond(response_type="ephemeral", text=f"QuickBooks refused Oodaloo's connection: {exc}. Run `/runway connect` to reconnect.")
+            await respond(
+                response_type="ephemeral",
+                text=f"QuickBooks refused Oodaloo's connection: {escape(str(exc))}. Run `/runway connect` to reconnect.",
+            )
+            await self.post_connection_trouble(where, str(exc), client)
+        except (RunwayError, ValueError, LookupError) as exc:
+            await respond(response_type="ephemeral", text=f"Could not do that: {escape(str(exc))}")
 
     async def _sync_command(self, business: Business, respond: Any) -> None:
         services = self.oodaloo.services(business)
+        connection = await self.oodaloo.directory.connection(business.id)
+        if connection.status != ConnectionStatus.CONNECTED.value:
+            raise NotConnected(
+                f"QuickBooks company {connection.realm_id} must be reconnected "
+                f"({connection.status_reason or 'QuickBooks refused its tokens'})"
+            )
         status = await self.oodaloo.infra.timing.status(business.id, QBO_PLATFORM)
         now = self.oodaloo.clock.now()
         if status is not None and status.last_success_at is not None:
@@ -656,6 +667,12 @@ class SlackBot:
                 slack_team_id=where.team_id, slack_channel_id=where.channel_id,
                 approvers=[where.user_id],
             )
+        elif business.approvers and not is_approver(business, where.user_id):
+            await respond(
+                response_type="ephemeral",
+                text=f"Only approvers can connect {escape(business.name)} to QuickBooks.",
+            )
+            return
         await self._connect_reply(business, where, client, respond)
 
     async def _connect_reply(self, business: Business, where: Where, client: AsyncWebClient, respond: Any = None) -> None:

@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+REPOSITORY = Path(__file__).resolve().parents[2]
 SCREENSHOT = Path(os.environ.get("OODALOO_DEMO_SCREENSHOT", "/tmp/oodaloo-demo.png"))
 
 
@@ -44,7 +45,7 @@ async def demo_url(tmp_path: Path) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "demo", "--port", "0", "--exit-after", "240",
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
