@@ -103,7 +103,7 @@ class LocalStack:
         return list(self.sandbox.realm(self.sandbox.realm_id).iter("BillPayment"))
 
 
-def _free_socket(port: int = 0) -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -114,7 +114,7 @@ def _free_socket(port: int = 0) -> socket.socket:
 async def serve_in_loop(app: Any, sock: socket.socket | None = None) -> AsyncIterator[str]:
     """`app` served by uvicorn on `sock` (default: a free loopback port), in this event loop;
     yields its base URL."""
-    sock = sock or _free_socket()
+    sock = sock or free_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -153,7 +153,7 @@ async def local_stack(
     sandbox = create_app(sandbox_config or SandboxConfig(seed=DEFAULT_SEED))
     running = start_in_thread(slack_config or SlackSandboxConfig())
     config = running.sandbox.config
-    sock = _free_socket(port)
+    sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     oodaloo_settings = load_settings(
         database_url=database_url,

@@ -178,6 +178,9 @@ class SlackBot:
                     client_secret=settings.slack_client_secret,
                     scopes=list(BOT_SCOPES),
                     redirect_uri=f"{settings.public_url.rstrip('/')}/slack/oauth_redirect",
+                    # Slack's install page sits beside its Web API (slack.com/oauth/v2/authorize).
+                    authorization_url=settings.slack_api_url.rstrip("/").removesuffix("/api")
+                    + "/oauth/v2/authorize",
                     state_store=AsyncSQLAlchemyOAuthStateStore(
                         expiration_seconds=600, engine=engine, table_name=SLACK_OAUTH_STATES_TABLE
                     ),
