@@ -57,9 +57,12 @@ def settings_view(
     }
     if channel:
         conversation["initial_conversation"] = channel
+    # Approvers are Slack users, and email addresses for acting from the email digest's links.
+    slack_approvers = [a for a in business.approvers or [] if "@" not in a]
+    email_approvers = "\n".join(a for a in business.approvers or [] if "@" in a)
     approvers: dict[str, Any] = {"type": "multi_users_select"}
-    if business.approvers:
-        approvers["initial_users"] = list(business.approvers)
+    if slack_approvers:
+        approvers["initial_users"] = slack_approvers
     return {
         "type": "modal",
         "callback_id": CALLBACK_ID,
@@ -89,6 +92,13 @@ def settings_view(
                 hint="An IANA name such as America/Chicago or Europe/London.",
             ),
             _input("approvers", "Approvers", approvers, hint="Who may approve and pay bills."),
+            _input(
+                "approver_emails",
+                "Approvers by email",
+                {"type": "plain_text_input", "multiline": True, "initial_value": email_approvers},
+                hint="Addresses whose links in the email digest may approve and pay (one per line).",
+                optional=True,
+            ),
             _input(
                 "threshold",
                 "Second approval above",
@@ -149,6 +159,12 @@ def _money(raw: str | None, what: str) -> tuple[Decimal | None, str | None]:
     return amount.quantize(Decimal("0.01")), None
 
 
+def _emails(raw: object) -> list[str]:
+    """Addresses typed one per line, or separated by commas, semicolons or spaces (lower-cased:
+    email addresses are matched without regard to case)."""
+    return [part.strip().lower() for part in re.split(r"[,;\s]+", str(raw or "")) if part.strip()]
+
+
 def read_settings(
     state_values: dict[str, Any], bank_ids: frozenset[str] = frozenset()
 ) -> SettingsAnswer:
@@ -185,11 +201,15 @@ def read_settings(
     except ValueError:
         errors["timezone"] = f"{zone or 'An empty value'} is not a timezone; use a name like America/Chicago."
 
-    approvers = _value(state_values, "approvers").get("selected_users") or []
+    approvers = [str(user) for user in _value(state_values, "approvers").get("selected_users") or []]
+    by_email = _emails(_value(state_values, "approver_emails").get("value"))
+    bad_approvers = [email for email in by_email if not _EMAIL.match(email)]
     if not approvers:
         errors["approvers"] = "Choose at least one approver."
+    elif bad_approvers:
+        errors["approver_emails"] = f"Not an email address: {', '.join(bad_approvers[:3])}"
     else:
-        changes["approvers"] = [str(user) for user in approvers]
+        changes["approvers"] = list(dict.fromkeys([*approvers, *by_email]))
 
     threshold, problem = _money(_value(state_values, "threshold").get("value"), "the threshold")
     if problem:
@@ -209,8 +229,7 @@ def read_settings(
     else:
         changes["slack_channel_id"] = str(channel)
 
-    raw_emails = str(_value(state_values, "emails").get("value") or "")
-    emails = [part.strip() for part in re.split(r"[,;\s]+", raw_emails) if part.strip()]
+    emails = _emails(_value(state_values, "emails").get("value"))
     bad = [email for email in emails if not _EMAIL.match(email)]
     if bad:
         errors["emails"] = f"Not an email address: {', '.join(bad[:3])}"

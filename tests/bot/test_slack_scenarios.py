@@ -301,10 +301,11 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
         "threshold": {"value": {"type": "plain_text_input", "value": "lots"}},
         "buffer": {"value": {"type": "plain_text_input", "value": "-5"}},
         "emails": {"value": {"type": "plain_text_input", "value": "owner@example.com, not-an-email"}},
+        "approver_emails": {"value": {"type": "plain_text_input", "value": "boss@@example"}},
     })
     assert bad.status == 200
     assert bad.json["response_action"] == "errors"
-    assert set(bad.json["errors"]) >= {"timezone", "threshold", "buffer", "emails"}
+    assert set(bad.json["errors"]) >= {"timezone", "threshold", "buffer", "emails", "approver_emails"}
     assert "Mars/Olympus" in bad.json["errors"]["timezone"]
     after = await scenario.business()
     assert (after.timezone, after.approval_threshold, after.min_cash_buffer, after.email_recipients) == (
@@ -317,6 +318,7 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
         "timezone": {"value": {"type": "plain_text_input", "value": "America/Chicago"}},
         "threshold": {"value": {"type": "plain_text_input", "value": "2,500.00"}},
         "emails": {"value": {"type": "plain_text_input", "value": "owner@example.com"}},
+        "approver_emails": {"value": {"type": "plain_text_input", "value": "Owner@Example.com"}},
         "pay_from": {"value": {"type": "static_select", "selected_option": {"value": bank}}},
     })
     assert good.status == 200 and not (good.json or {}).get("errors")
@@ -324,6 +326,9 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
     assert saved.timezone == "America/Chicago"
     assert saved.approval_threshold == Decimal("2500.00")
     assert saved.email_recipients == ["owner@example.com"]
+    # The approvers the modal opened with stay, and the address may act from the email digest.
+    assert saved.approvers == [OWNER, BOOKKEEPER, "owner@example.com"]
+    assert saved.payment_bank_account_id == bank
 
 
 async def test_a_non_approver_cannot_open_or_submit_settings(scenario: LocalStack) -> None:
@@ -331,3 +336,23 @@ async def test_a_non_approver_cannot_open_or_submit_settings(scenario: LocalStac
     refusal = await scenario.ephemeral_for(STAFF, "Only approvers")
     assert refusal.user == STAFF
     assert scenario.workspace.open_views(STAFF) == []
+
+
+async def test_and_n_more_opens_the_whole_list_page_by_page(scenario: LocalStack) -> None:
+    digest = await scenario.post_digest()
+    ctx = await scenario.oodaloo.digest(BUSINESS_ID)
+    overdue = ctx.view.overdue_invoices.total
+    shown = [b for b in digest.blocks if str(b.get("block_id", "")).startswith("invoice:")]
+    assert 0 < len(shown) < overdue, "the digest shows some overdue invoices and says how many more"
+
+    await scenario.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+    first = await scenario.ephemeral_for(OWNER, kit.INVOICE_REMIND)
+    first_page = [b["block_id"] for b in first.blocks if str(b.get("block_id", "")).startswith("invoice:")]
+    assert len(first_page) > len(shown)
+
+    await scenario.agent.click(OWNER, first, kit.SHOW_MORE_INVOICES)
+    await scenario.until(lambda: (e := scenario.workspace.ephemeral(first.ts)) is not None and e.blocks != first.blocks)
+    second = scenario.workspace.ephemeral(first.ts)
+    assert second is not None
+    second_page = [b["block_id"] for b in second.blocks if str(b.get("block_id", "")).startswith("invoice:")]
+    assert second_page and not set(second_page) & set(first_page), "the next page, in place"
