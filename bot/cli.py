@@ -77,7 +77,11 @@ def _run_operation(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from bot.serve import serve
 
-        asyncio.run(serve(settings, host=args.host, port=args.port))
+        try:
+            asyncio.run(serve(settings, host=args.host, port=args.port))
+        except SettingsError as error:
+            print(error, file=sys.stderr)
+            return 2
         return 0
     if args.command == "worker":
         from bot.wiring import run_worker_process

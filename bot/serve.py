@@ -7,19 +7,33 @@ public URL); the HTTP routes keep serving QuickBooks, email links and /healthz.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from bot.bootstrap import Oodaloo
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.app import SlackBot
 from bot.web import create_web_app
 
 logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped by this process's own signal handlers: SIGTERM ends `oodaloo serve`
+    with exit code 0 after in-flight requests and the work they started are finished."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop(self) -> None:
+        self.should_exit = True
 
 
 def build_app(oodaloo: Oodaloo, slack: SlackBot, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
@@ -32,11 +46,17 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     oodaloo = await Oodaloo.start(settings)
     try:
         wired = await wire_routes(oodaloo)
-        slack = SlackBot(oodaloo, linker=wired.linker)
+        try:
+            slack = SlackBot(oodaloo, linker=wired.linker)
+        except ValueError as missing:  # Slack's token or secret is not configured
+            raise SettingsError(str(missing)) from None
         app = build_app(oodaloo, slack, wired.routes(slack))
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())
         )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
         tasks = [asyncio.create_task(server.serve(), name="http")]
         if settings.slack_app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
