@@ -54,6 +54,8 @@ from sync.timing import QBO_PLATFORM, SyncStrategy
 logger = logging.getLogger(__name__)
 
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "users:read", "channels:read")
+#: Pieces of after-ack work run at once per process (below the database pool's 15 connections).
+WORK_AT_ONCE = 8
 #: `/runway sync` reads QuickBooks at most this often per business (the limits are shared).
 MANUAL_SYNC_SPACING = timedelta(seconds=60)
 
@@ -145,6 +147,7 @@ class SlackBot:
         self.linker = linker
         self.deliveries = DeliveryLog(oodaloo.infra.backend)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._work_slots = asyncio.Semaphore(WORK_AT_ONCE)
         signing_secret = settings.slack_signing_secret
         if not signing_secret:
             raise ValueError(
@@ -199,8 +202,18 @@ class SlackBot:
     # --- plumbing -------------------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` after the ack; failures are logged with their stack, never lost silently."""
-        task = asyncio.get_running_loop().create_task(work)
+        """Run `work` after the ack; failures are logged with their stack, never lost silently.
+
+        At most `WORK_AT_ONCE` pieces run together (the rest wait their turn): a burst of clicks is
+        acknowledged at once, and the work behind it never takes more database connections than
+        the pool has.
+        """
+
+        async def in_turn() -> None:
+            async with self._work_slots:
+                await work
+
+        task = asyncio.get_running_loop().create_task(in_turn())
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -367,6 +380,10 @@ class SlackBot:
             return
         services = self.oodaloo.services(click.business)
         bill_id, _ = _bill_and_amount(click.value)
+        before = await services.bills.approval(bill_id)
+        if click.where.user_id in (before.approved_by, before.second_approved_by):
+            await self.tell(click.client, click.where, "You have already approved this bill; nothing changed.")
+            return
         approval = await services.bills.approve(bill_id, click.where.user_id)
         who = ", ".join(f"<@{escape(name)}>" for name in (approval.approved_by, approval.second_approved_by) if name)
         if approval.ready_to_pay:
