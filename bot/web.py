@@ -89,7 +89,13 @@ def create_web_app(
     handler = AsyncSlackRequestHandler(slack.app)
 
     async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
+        try:
+            return await handler.handle(request)
+        except ValueError as malformed:  # Bolt parses the body before it can answer 400 itself
+            logger.warning("refused a malformed Slack request: %s", malformed)
+            return JSONResponse(
+                {"error": "malformed request: the body is not a Slack payload"}, status_code=400
+            )
 
     async def healthz(request: Request) -> Response:
         healthy, report = await health(oodaloo)

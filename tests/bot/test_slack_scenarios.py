@@ -356,3 +356,36 @@ async def test_and_n_more_opens_the_whole_list_page_by_page(scenario: LocalStack
     assert second is not None
     second_page = [b["block_id"] for b in second.blocks if str(b.get("block_id", "")).startswith("invoice:")]
     assert second_page and not set(second_page) & set(first_page), "the next page, in place"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=%7Bnot+json",  # an interaction whose JSON is cut short
+        "payload=%7B%22type%22%3A%22block_actions%22%7D",  # no team, channel, user or actions
+        "command=%2Frunway&text=bills",  # a command without team or channel
+    ],
+)
+async def test_malformed_signed_requests_are_refused_plainly(scenario: LocalStack, body: str) -> None:
+    import httpx
+    from slack_sdk.signature import SignatureVerifier
+
+    payments = len(scenario.bill_payments())
+    stamp = str(int(time.time()))
+    secret = scenario.oodaloo.settings.slack_signing_secret
+    assert secret is not None
+    signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(
+            f"{scenario.url}/slack/events",
+            content=body,
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "x-slack-request-timestamp": stamp,
+                "x-slack-signature": str(signature),
+            },
+        )
+    await scenario.bot.idle()
+    assert answer.status_code < 500, answer.text
+    assert scenario.workspace.messages(CHANNEL) == []
+    assert len(scenario.bill_payments()) == payments
