@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.bootstrap import DigestContext, Oodaloo, figures_to_json
+from bot.email.sender import EmailNotSent
 from bot.models import DigestRun
 from runway.models import Business, ConnectionStatus, QBOConnection
 from sync.qbo.errors import QBOError
@@ -109,9 +110,20 @@ class Ritual:
         if self.mail_digest is not None and ctx.business.email_recipients:
             try:
                 emailed = await self.mail_digest(ctx)
+            except EmailNotSent as exc:
+                # Some may have got it: they are recorded, so they are not told twice.
+                emailed = list(exc.delivered)
+                errors.append(f"email: {exc}")
             except Exception as exc:
                 logger.exception("emailing the digest of %s failed", business_id)
                 errors.append(f"email: {exc}")
+            else:
+                missed = _not_reached(ctx.business.email_recipients, emailed)
+                if missed:
+                    errors.append(
+                        f"email: the digest did not reach {', '.join(missed)} (the log has the mail "
+                        "server's reason; check the address or remove it from the recipients)"
+                    )
         async with self.oodaloo.sessions() as session:
             stored = await session.get(DigestRun, run)
             assert stored is not None
@@ -155,8 +167,17 @@ class Ritual:
         for realm_id in realms:
             provider = self.oodaloo.tokens_for(realm_id)
             try:
-                await provider.access_token()
+                # access_token() would hand back a token with minutes left (it renews only at the
+                # last moment); naming the stored one as spent renews it now, unless another
+                # process already has (the provider reloads under the realm's lock first).
+                stored = await self.oodaloo.directory.load_tokens(realm_id)
+                await provider.force_refresh(stored.access_token)
                 refreshed += 1
             except QBOError as exc:
                 logger.warning("refreshing QuickBooks tokens of %s failed: %s", realm_id, exc)
         return refreshed
+
+
+def _not_reached(recipients: list[str], emailed: list[str]) -> list[str]:
+    reached = {address.strip().lower() for address in emailed}
+    return [r for r in recipients if r.strip() and r.strip().lower() not in reached]
