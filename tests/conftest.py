@@ -5,6 +5,7 @@ The sandbox is imported inside the fixtures so test modules that do not use it n
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
     from qbo_sandbox.app import Sandbox
     from qbo_sandbox.server import RunningSandbox
 
@@ -41,3 +44,40 @@ def live_sandbox() -> Iterator[RunningSandbox]:
 
     with start_in_thread(SandboxConfig(seed=DEFAULT_SEED)) as running:
         yield running
+
+
+#: Debian's chromium, driven by Playwright (Playwright's own browser download is never used). The
+#: flags keep it from reaching out to the network this machine does not have.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium_installed() -> bool:
+    return os.access(CHROMIUM, os.X_OK)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless chromium. Missing, the test is skipped, except with CI=true, where it fails."""
+    from playwright.async_api import async_playwright
+
+    if not _chromium_installed():
+        reason = f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser tests: {reason}")
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

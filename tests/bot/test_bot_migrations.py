@@ -1,5 +1,6 @@
 """Migrations 0003 and 0004 build the bot's tables exactly as the code declares them (the bot's
-models, the email links, slack_sdk's installation and state stores), and go back down cleanly."""
+models, the email links' once-only guard, slack_sdk's installation and state stores), and go back
+down cleanly, one revision at a time."""
 
 from __future__ import annotations
 
@@ -24,9 +25,15 @@ def _state(connection: Connection) -> dict[str, Any]:
     migration = MigrationContext.configure(
         connection, opts={"compare_type": True, "include_name": bot_tables}
     )
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
     return {
-        "tables": set(inspect(connection).get_table_names()),
+        "tables": tables,
+        "revision": migration.get_current_revision(),
         "drift": compare_metadata(migration, BOT_METADATA),
+        "link_key": inspector.get_pk_constraint("email_link_uses")["constrained_columns"]
+        if "email_link_uses" in tables
+        else None,
     }
 
 
@@ -43,8 +50,12 @@ async def test_bot_tables_match_their_declarations_and_downgrade(db_url: str) ->
     await upgrade_database(db_url)
     state = await _inspect(db_url)
     assert BOT_TABLES <= state["tables"]
-    assert state["drift"] == []
+    assert state["drift"] == []  # autogenerate finds nothing to change
+    assert state["link_key"] == ["nonce"]  # an email link is used once
 
+    await downgrade_database(db_url, "0003")
+    state = await _inspect(db_url)
+    assert state["revision"] == "0003" and "email_link_uses" not in state["tables"]
     await downgrade_database(db_url, "0002")
     assert (await _inspect(db_url))["tables"] & BOT_TABLES == set()
     await upgrade_database(db_url)

@@ -12,36 +12,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCREENSHOT = Path(os.environ.get("OODALOO_DEMO_SCREENSHOT", "/tmp/oodaloo-demo.png"))
 
 
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the browser test: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
-async def demo_url(tmp_path: Path) -> AsyncIterator[str]:
-    """`oodaloo demo` running in its own process (in a scratch folder); yields the page it prints."""
-    require_chromium()
+async def demo_url(tmp_path: Path, browser: Browser) -> AsyncIterator[str]:
+    """`oodaloo demo` running in its own process (in a scratch folder); yields the page it prints.
+    (It asks for the browser first: without chromium there is nothing to look at the demo with.)"""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "demo", "--port", "0", "--exit-after", "240",
         cwd=tmp_path,
@@ -69,17 +49,6 @@ async def demo_url(tmp_path: Path) -> AsyncIterator[str]:
             await asyncio.wait_for(process.wait(), 60)
     await drain
     assert process.returncode == 0, "".join(seen)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture

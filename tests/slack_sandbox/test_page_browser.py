@@ -8,7 +8,6 @@ Slack's Web API, which the page then draws.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from test_page import (
@@ -35,27 +34,7 @@ from slack_sandbox.page import page_routes
 from slack_sandbox.server import RunningSlack
 from slack_sandbox.user import SlackUserAgent
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/page.png")
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the browser test: {reason}")
-    pytest.skip(reason)
 
 
 async def serve(app: Starlette) -> AsyncIterator[str]:
@@ -93,7 +72,6 @@ def switch() -> Switch:
 
 @pytest.fixture
 async def page_url(slack: RunningSlack, seen: Seen, switch: Switch) -> AsyncIterator[str]:
-    require_chromium()
     async with SlackUserAgent(
         slack.workspace,
         "http://oodaloo.test/slack/events",
@@ -111,19 +89,6 @@ async def page_url(slack: RunningSlack, seen: Seen, switch: Switch) -> AsyncIter
         )
         async for url in serve(app):
             yield url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
