@@ -46,8 +46,11 @@ from runway.businesses import NotConnected
 from runway.errors import NotFound, RunwayError
 from runway.models import Business, ConnectionStatus
 from sync.actions import BILL_PAYMENT_CREATE
+from sync.circuit import CircuitOpen
 from sync.ledger import ActionState
-from sync.qbo.errors import QBOTokenError
+from sync.locks import LockTimeout
+from sync.qbo.errors import QBOError, QBOTokenError
+from sync.ratelimit import RateLimitError
 from sync.reconcile import Resolution
 from sync.timing import QBO_PLATFORM, SyncStrategy
 
@@ -104,6 +107,14 @@ def _bill_and_amount(value: str) -> tuple[str, Decimal | None]:
         return bill_id, Decimal(raw)
     except InvalidOperation:
         raise ValueError(f"the Pay button carries an unreadable amount {raw!r}") from None
+
+
+def _quickbooks_busy(exc: Exception) -> str:
+    logger.warning("QuickBooks could not be reached for a Slack request: %s", exc)
+    return (
+        f"QuickBooks is not answering right now ({escape(str(exc))}). Nothing was done twice: "
+        "try again in a minute (figures shown meanwhile are the last ones read, with their time)."
+    )
 
 
 def next_digest_time(business: Business, now: datetime) -> datetime:
@@ -361,6 +372,8 @@ class SlackBot:
             await self.post_connection_trouble(where, str(exc), client)
         except (RunwayError, ValueError, LookupError) as exc:
             await self.tell(client, where, escape(str(exc)))
+        except (QBOError, CircuitOpen, RateLimitError, LockTimeout) as exc:
+            await self.tell(client, where, _quickbooks_busy(exc))
 
     def _require_approver(self, click: Click, what: str) -> bool:
         if is_approver(click.business, click.where.user_id):
@@ -613,6 +626,8 @@ class SlackBot:
             await self.post_connection_trouble(where, str(exc), client)
         except (RunwayError, ValueError, LookupError) as exc:
             await respond(response_type="ephemeral", text=f"Could not do that: {escape(str(exc))}")
+        except (QBOError, CircuitOpen, RateLimitError, LockTimeout) as exc:
+            await respond(response_type="ephemeral", text=_quickbooks_busy(exc))
 
     async def _sync_command(self, business: Business, respond: Any) -> None:
         services = self.oodaloo.services(business)

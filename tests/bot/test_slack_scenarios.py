@@ -389,3 +389,14 @@ async def test_malformed_signed_requests_are_refused_plainly(scenario: LocalStac
     assert answer.status_code < 500, answer.text
     assert scenario.workspace.messages(CHANNEL) == []
     assert len(scenario.bill_payments()) == payments
+
+
+async def test_quickbooks_down_gets_a_plain_answer(scenario: LocalStack) -> None:
+    from qbo_sandbox.chaos import FaultPlan, FaultRule
+
+    scenario.oodaloo.clock = _Later(scenario.oodaloo.clock, 120)  # type: ignore[assignment]
+    scenario.oodaloo.infra.clock = scenario.oodaloo.clock
+    scenario.sandbox.chaos.plan = FaultPlan(default=FaultRule(rate_5xx=1.0))
+    await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "sync")
+    told = await scenario.ephemeral_for(OWNER, "QuickBooks is not answering", timeout=30)
+    assert "try again" in told.text
