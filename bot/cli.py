@@ -97,6 +97,10 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
     from bot.settings import Settings
     from bot.wiring import ritual_for
     from runway.businesses import BusinessNotFound
+    from runway.errors import RunwayError
+    from sync.circuit import CircuitOpen
+    from sync.qbo.errors import QBOError
+    from sync.ratelimit import RateLimitError
 
     assert isinstance(settings, Settings)
     oodaloo = await Oodaloo.start(settings)
@@ -116,6 +120,9 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
         except BusinessNotFound as error:
             return ops.missing_business(args.business, error)
         return 2
+    except (RunwayError, QBOError, CircuitOpen, RateLimitError) as error:
+        # Not connected yet, QuickBooks unreachable or refusing: the message says what to do.
+        return ops.failed(error)
     finally:
         await oodaloo.aclose()
 

@@ -31,11 +31,13 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
             print("  ".join("-" * w for w in widths), file=out)
 
 
-async def businesses(oodaloo: Oodaloo, out: TextIO = sys.stdout) -> int:
+async def businesses(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
     from sqlalchemy import select
 
     from bot.slack.app import next_digest_time
     from runway.models import Business
+
+    out = out or sys.stdout  # looked up now: the caller may have redirected it
 
     async with oodaloo.sessions() as session:
         rows = (
@@ -76,7 +78,8 @@ def _progress(out: TextIO) -> Callable[[str, int], None]:
     return show
 
 
-async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO = sys.stdout) -> int:
+async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: the caller may have redirected it
     services = await oodaloo.services_for(business_id)
     mirror = MirrorSync(oodaloo.uows, services.smart_sync, progress=_progress(sys.stderr))
     started = time.perf_counter()
@@ -90,9 +93,11 @@ async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO = 
 
 
 async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Callable[..., object] | None = None,
-                 ritual: Ritual | None = None, out: TextIO = sys.stdout) -> int:
+                 ritual: Ritual | None = None, out: TextIO | None = None) -> int:
     from bot.email.links import LinkSigner
     from bot.email.render import render_digest_email
+
+    out = out or sys.stdout  # looked up now: the caller may have redirected it
 
     ctx = await oodaloo.digest(business_id)
     signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=oodaloo.settings.public_url)
@@ -116,7 +121,8 @@ async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Cal
     return 0 if where else 1
 
 
-async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO = sys.stdout) -> int:
+async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: the caller may have redirected it
     try:
         wanted = ActionState(state) if state else None
     except ValueError:
@@ -137,7 +143,8 @@ async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO = sys.stdout)
     return 0
 
 
-async def reconcile(oodaloo: Oodaloo, out: TextIO = sys.stdout) -> int:
+async def reconcile(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # looked up now: the caller may have redirected it
     reconciler = oodaloo.reconciler()
     due = await reconciler.due()
     print(f"{len(due)} actions to settle.", file=out, flush=True)
@@ -152,3 +159,11 @@ async def reconcile(oodaloo: Oodaloo, out: TextIO = sys.stdout) -> int:
 def missing_business(business_id: str, error: BusinessNotFound) -> int:
     print(f"{error}. `oodaloo businesses` lists them.", file=sys.stderr)
     return 2
+
+
+def failed(error: Exception) -> int:
+    from runway.errors import RunwayError
+
+    where = "" if isinstance(error, RunwayError) else "QuickBooks: "
+    print(f"{where}{error}", file=sys.stderr)
+    return 1
