@@ -785,5 +785,10 @@ class SlackBot:
         def settle(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return kit.item_status(blocks, "bill", bill_id, status)
 
-        for row in await self.poster.messages_with_block(resolution.business_id, f"bill_status:{bill_id}"):
+        # Every recent message that shows the bill: with its status line, or still with its buttons
+        # (a digest posted before the payment was asked for, by email or another message).
+        shown = await self.poster.messages_with_block(
+            resolution.business_id, f"bill_status:{bill_id}", f"bill_actions:{bill_id}"
+        )
+        for row in shown:
             await self.poster.edit(resolution.business_id, row.channel_id, row.ts, settle, client=client)

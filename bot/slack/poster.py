@@ -168,8 +168,12 @@ class ChannelPoster:
                 await session.commit()
                 return blocks
 
-    async def messages_with_block(self, business_id: str, block_id: str, limit: int = 20) -> list[SlackMessage]:
-        """The business's recent messages that show `block_id` (to settle a line after the fact)."""
+    async def messages_with_block(
+        self, business_id: str, *block_ids: str, limit: int = 20
+    ) -> list[SlackMessage]:
+        """The business's recent messages that show any of `block_ids` (to settle a line after
+        the fact)."""
+        wanted = set(block_ids)
         async with self.sessions() as session:
             rows = await session.scalars(
                 select(SlackMessage)
@@ -178,6 +182,6 @@ class ChannelPoster:
                 .limit(200)
             )
             found = [
-                row for row in rows if any(b.get("block_id") == block_id for b in row.blocks)
+                row for row in rows if any(b.get("block_id") in wanted for b in row.blocks)
             ]
         return found[:limit]

@@ -238,11 +238,6 @@ async def test_the_sweep_settles_a_lost_payment_and_the_in_flight_line_says_paid
     assert line is not None and "Paid" in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SlackBot.on_resolution only edits messages with a bill_status block; a digest posted "
-    "before the payment shows the bill's buttons (bill_actions) and is left saying Pay",
-)
 async def test_the_sweep_settles_a_lost_payment_and_the_earlier_digest_line_says_paid(
     stack: LocalStack, mail_server: MailServer
 ) -> None:
