@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TextIO
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.bootstrap import Oodaloo
@@ -92,17 +93,34 @@ async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO | 
     return 0
 
 
+class _PrintedLinks:
+    """Links for a digest printed to a terminal: they show where the buttons go but act on nothing
+    (a printed digest must not carry working payment links)."""
+
+    ttl = timedelta(hours=72)
+
+    def __init__(self, oodaloo: Oodaloo) -> None:
+        self.base = oodaloo.settings.public_url.rstrip("/")
+
+    def action_url(self, business_id: str, action: Any, target_id: str, recipient: str, *,
+                   amount: Decimal | None = None) -> str:
+        return f"{self.base}/email/act/<{action.value} {target_id}: sent in the real email>"
+
+    def unsubscribe_url(self, business_id: str, recipient: str) -> str:
+        return f"{self.base}/email/unsubscribe/<sent in the real email>"
+
+
 async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Callable[..., object] | None = None,
                  ritual: Ritual | None = None, out: TextIO | None = None) -> int:
-    from bot.email.links import LinkSigner
     from bot.email.render import render_digest_email
 
     out = out or sys.stdout  # looked up now: the caller may have redirected it
 
     ctx = await oodaloo.digest(business_id)
-    signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=oodaloo.settings.public_url)
     recipient = (ctx.business.email_recipients or ["owner@example.com"])[0]
-    rendered = render_digest_email(ctx.view, business_name=ctx.business.name, links=signer, recipient=recipient)
+    rendered = render_digest_email(
+        ctx.view, business_name=ctx.business.name, links=_PrintedLinks(oodaloo), recipient=recipient
+    )
     print(f"Subject: {rendered.subject}\n", file=out)
     print(rendered.text, file=out)
     if dry_run:
@@ -111,7 +129,7 @@ async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Cal
     if ritual is None:
         print("Nothing is configured to deliver the digest (set SLACK_BOT_TOKEN or SMTP_URL).", file=out)
         return 1
-    outcome = await ritual.send_digest(business_id, datetime.now(UTC).replace(microsecond=0))
+    outcome = await ritual.send_digest(business_id, oodaloo.clock.now().replace(microsecond=0))
     where = []
     if outcome.ts:
         where.append(f"Slack channel {outcome.channel_id} (ts {outcome.ts})")
