@@ -186,7 +186,7 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
 
 def run_demo(*, seed: int | None, port: int = 0, exit_after: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The demo's page shows what happens; the access log would only repeat it.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The page shows what happens; the libraries' request-by-request logs would only repeat it.
+    for chatty in ("uvicorn.access", "apscheduler", "httpx", "mail.log", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return asyncio.run(demo(seed=seed, port=port, exit_after=exit_after))
