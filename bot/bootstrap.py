@@ -8,6 +8,7 @@ app, the web routes, the worker and the CLI all take an `Oodaloo` and never buil
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -233,8 +234,14 @@ class Oodaloo:
         if account is None and books.banks:
             largest = max(books.banks, key=lambda bank: (bank.balance, bank.account_id))
             account, account_id = largest.name, largest.account_id
-        view = self.digests.build(
-            books, now=now, previous=previous, drift=[notice.sentence for notice in drift]
+        # Building the view is pure computation: off the event loop, so acks to Slack are not kept
+        # waiting behind it.
+        view = await asyncio.to_thread(
+            self.digests.build,
+            books,
+            now=now,
+            previous=previous,
+            drift=[notice.sentence for notice in drift],
         )
         return DigestContext(business, view, account, now, account_id)
 

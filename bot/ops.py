@@ -110,7 +110,7 @@ class _PrintedLinks:
         return f"{self.base}/email/unsubscribe/<sent in the real email>"
 
 
-async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool, post: Callable[..., object] | None = None,
+async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool,
                  ritual: Ritual | None = None, out: TextIO | None = None) -> int:
     from bot.email.render import render_digest_email
 

@@ -308,10 +308,25 @@ class SlackBot:
                     blocks=change(click.message_blocks),
                 )
                 return
-        if click.message_blocks is not None:
-            await click.respond(replace_original=True, blocks=change(click.message_blocks), text=status)
-        else:
-            await click.respond(replace_original=True, text=status)
+        blocks = click.message_blocks
+        if blocks is None:
+            # Slack does not send an ephemeral message back with its click: draw the list again.
+            ctx = await self.oodaloo.digest(click.business.id)
+            if kind == "bill":
+                listed = kit.bills_message(
+                    ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
+                )
+                pin_payment_amounts(listed.blocks, ctx)
+            else:
+                listed = kit.invoices_message(ctx.view, business_name=ctx.business.name)
+            blocks = listed.blocks
+        changed = change(blocks)
+        if not any(b.get("block_id") == f"{kind}_status:{item_id}" for b in changed):
+            # Paid in full, the bill has left the list: say what happened above what is left.
+            note = {"type": "context", "block_id": f"{kind}_status:{item_id}",
+                    "elements": [{"type": "mrkdwn", "text": status, "verbatim": True}]}
+            changed = [note, *changed][: kit.MAX_BLOCKS]
+        await click.respond(replace_original=True, blocks=changed, text=status)
 
     async def _current_status(self, click: Click, kind: str, item_id: str) -> str | None:
         if not click.message_ts or click.is_ephemeral:
@@ -434,6 +449,17 @@ class SlackBot:
                 return
         if click.message_blocks is not None:
             await click.respond(replace_original=True, blocks=change(click.message_blocks), text=status)
+            return
+        # An ephemeral list (Slack sends no blocks back with its clicks): drawn again, Pay included.
+        listed = kit.bills_message(
+            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
+        )
+        pin_payment_amounts(listed.blocks, ctx)
+        note = {"type": "context", "block_id": "approval_note",
+                "elements": [{"type": "mrkdwn", "text": status, "verbatim": True}]}
+        await click.respond(
+            replace_original=True, blocks=[note, *listed.blocks][: kit.MAX_BLOCKS], text=status
+        )
 
     async def _pay(self, click: Click) -> None:
         if not self._require_approver(click, "pay bills"):
@@ -496,6 +522,10 @@ class SlackBot:
         else:
             status = f":x: The payment did not go through: {escape(result.message)}"
         await self._set_status(click, "bill", bill_id, status)
+        await self.show_everywhere(
+            click.business, "bill", bill_id, status, client=click.client,
+            except_ts=None if click.is_ephemeral else click.message_ts,
+        )
 
     async def _snooze(self, click: Click) -> None:
         if not self._require_approver(click, "snooze bills"):
@@ -524,6 +554,10 @@ class SlackBot:
         else:
             status = f":hourglass: Reminder asked by <@{click.where.user_id}>: {escape(result.message)}"
         await self._set_status(click, "invoice", click.value, status)
+        await self.show_everywhere(
+            click.business, "invoice", click.value, status, client=click.client,
+            except_ts=None if click.is_ephemeral else click.message_ts,
+        )
 
     async def _more_bills(self, click: Click) -> None:
         ctx = await self.oodaloo.digest(click.business.id)
@@ -781,14 +815,29 @@ class SlackBot:
         else:
             status = f":x: The payment did not go through: {escape(resolution.reason)}. Nothing was paid; try again from `/runway bills`."
         business = await self.oodaloo.directory.get(resolution.business_id)
-        client = await self.client_for(business.slack_team_id)
-        def settle(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return kit.item_status(blocks, "bill", bill_id, status)
+        await self.show_everywhere(business, "bill", bill_id, status)
 
-        # Every recent message that shows the bill: with its status line, or still with its buttons
-        # (a digest posted before the payment was asked for, by email or another message).
+    async def show_everywhere(
+        self,
+        business: Business,
+        kind: str,
+        item_id: str,
+        status: str,
+        *,
+        client: AsyncWebClient | None = None,
+        except_ts: str | None = None,
+    ) -> None:
+        """Put `status` on the item's line in every recent message of the business that shows it,
+        with its buttons or an earlier status (a digest posted before the item was acted on from
+        another message, the email, or a list)."""
+
+        def settle(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return kit.item_status(blocks, kind, item_id, status)  # type: ignore[arg-type]
+
+        web = client or await self.client_for(business.slack_team_id)
         shown = await self.poster.messages_with_block(
-            resolution.business_id, f"bill_status:{bill_id}", f"bill_actions:{bill_id}"
+            business.id, f"{kind}_status:{item_id}", f"{kind}_actions:{item_id}"
         )
         for row in shown:
-            await self.poster.edit(resolution.business_id, row.channel_id, row.ts, settle, client=client)
+            if row.ts != except_ts:
+                await self.poster.edit(business.id, row.channel_id, row.ts, settle, client=web)

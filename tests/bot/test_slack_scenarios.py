@@ -400,3 +400,25 @@ async def test_quickbooks_down_gets_a_plain_answer(scenario: LocalStack) -> None
     await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "sync")
     told = await scenario.ephemeral_for(OWNER, "QuickBooks is not answering", timeout=30)
     assert "try again" in told.text
+
+
+async def test_paying_from_the_bills_list_updates_the_list_and_the_digest(scenario: LocalStack) -> None:
+    digest = await scenario.post_digest()
+    bill_id, amount = await _small_bill(scenario)
+    payments = len(scenario.bill_payments())
+
+    await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "bills")
+    listed = await scenario.ephemeral_for(OWNER, kit.BILL_APPROVE)
+    await scenario.agent.click(OWNER, listed, kit.BILL_APPROVE, block_id=f"bill_actions:{bill_id}")
+
+    def payable() -> object:
+        shown = scenario.workspace.ephemeral(listed.ts)
+        return shown if shown is not None and f"{bill_id}|{amount}" in str(shown.blocks) else None
+
+    redrawn = await scenario.until(payable)
+    await scenario.agent.click(OWNER, redrawn, kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")  # type: ignore[arg-type]
+    await scenario.until(lambda: "Paid" in str((scenario.workspace.ephemeral(listed.ts) or listed).blocks))
+    # The digest in the channel says so too: nobody is offered Pay on a paid bill.
+    line = await scenario.until(lambda: (s := _status(scenario.message(digest.ts), "bill", bill_id)) and "Paid" in s and s)
+    assert f"<@{OWNER}>" in line
+    assert len(scenario.bill_payments()) == payments + 1
