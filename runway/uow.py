@@ -22,6 +22,7 @@ from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Text, func, insert, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
 
 from runway.models import (
     Account,
@@ -273,6 +274,8 @@ class BillRepository(MirrorRepository[Bill]):
         """Bills with money still owed, soonest due first."""
         result = await self.session.execute(
             select(Bill)
+            # QuickBooks' whole JSON stays in the database: lists of open bills read only columns.
+            .options(defer(Bill.raw))
             .where(*self._mine(), Bill.balance > Decimal("0"))
             .order_by(Bill.due_date.is_(None), Bill.due_date, Bill.id)
         )
@@ -287,6 +290,7 @@ class InvoiceRepository(MirrorRepository[Invoice]):
         """Invoices with money still owed, oldest due first."""
         result = await self.session.execute(
             select(Invoice)
+            .options(defer(Invoice.raw))
             .where(*self._mine(), Invoice.balance > Decimal("0"))
             .order_by(Invoice.due_date.is_(None), Invoice.due_date, Invoice.id)
         )
