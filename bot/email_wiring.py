@@ -19,13 +19,30 @@ from bot.email.recipients import unsubscriber
 from bot.email.routes import email_routes
 from bot.email.sender import EmailNotSent, EmailSender
 from bot.format import money
+from bot.slack.mrkdwn import escape as escape_mrkdwn
 from sync.ledger import ActionState
 
 logger = logging.getLogger(__name__)
 
 
-def performer(oodaloo: Oodaloo) -> Callable[[EmailAction], Awaitable[str]]:
+#: Told (business id, "bill" or "invoice", its QuickBooks id, the outcome in Slack mrkdwn) after a
+#: link acted, so the business's Slack messages show it too.
+ActedOn = Callable[[str, str, str, str], Awaitable[None]]
+
+
+def performer(oodaloo: Oodaloo, acted_on: ActedOn | None = None) -> Callable[[EmailAction], Awaitable[str]]:
     async def perform(action: EmailAction) -> str:
+        outcome = await act(action)
+        if acted_on is not None:
+            kind = "invoice" if action.action is ActionKind.INVOICE_REMIND else "bill"
+            line = f":envelope_with_arrow: {escape_mrkdwn(outcome)} (from the email digest, by {escape_mrkdwn(action.recipient)})"
+            try:
+                await acted_on(action.business_id, kind, action.target_id, line)
+            except Exception:  # the action is done; Slack only mirrors it
+                logger.exception("could not show an email action in Slack")
+        return outcome
+
+    async def act(action: EmailAction) -> str:
         services = await oodaloo.services_for(action.business_id)
         actor = action.recipient
         if action.action is ActionKind.BILL_APPROVE:
@@ -53,11 +70,13 @@ def performer(oodaloo: Oodaloo) -> Callable[[EmailAction], Awaitable[str]]:
     return perform
 
 
-def email_routes_for(oodaloo: Oodaloo, signer: LinkSigner) -> list[BaseRoute]:
+def email_routes_for(
+    oodaloo: Oodaloo, signer: LinkSigner, acted_on: ActedOn | None = None
+) -> list[BaseRoute]:
     return list(
         email_routes(
             signer,
-            perform=performer(oodaloo),
+            perform=performer(oodaloo, acted_on),
             unsubscribe=unsubscriber(oodaloo.directory),
             engine=oodaloo.engine,
             describe=mirror_describer(oodaloo.uows),

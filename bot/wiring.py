@@ -78,15 +78,21 @@ class Wired:
             routes.append(qbo_webhook_route(settings.qbo_webhook_verifier_token, changed))
         else:
             logger.info("QuickBooks webhooks are off: QBO_WEBHOOK_VERIFIER_TOKEN is not set")
-        routes += self.email_routes()
+        routes += self.email_routes(slack)
         return routes
 
-    def email_routes(self) -> list[BaseRoute]:
+    def email_routes(self, slack: SlackBot | None = None) -> list[BaseRoute]:
         from bot.email_wiring import email_routes_for
 
         if self.signer is None:
             return []
-        return email_routes_for(self.oodaloo, self.signer)
+        oodaloo = self.oodaloo
+
+        async def show_in_slack(business_id: str, kind: str, item_id: str, status: str) -> None:
+            if slack is not None:
+                await slack.show_everywhere(await oodaloo.directory.get(business_id), kind, item_id, status)
+
+        return email_routes_for(oodaloo, self.signer, show_in_slack)
 
     async def aclose(self) -> None:
         if self.qbo_linker is not None:

@@ -192,3 +192,25 @@ async def test_a_non_approver_cannot_connect_an_existing_business(stack: LocalSt
     await stack.agent.slash_command(STAFF, CHANNEL, "/runway", "connect")
     told = await stack.ephemeral_for(STAFF, "Only approvers")
     assert "/qbo/connect" not in told.text
+
+
+async def test_a_payment_from_the_email_digest_shows_in_the_channel(migrated: MigratedDatabase) -> None:
+    from bot.email.links import ActionKind, LinkSigner
+
+    async with local_stack(migrated.url, email_recipients=["owner@example.com"]) as stack:
+        digest = await stack.post_digest()
+        ctx = await stack.oodaloo.digest(BUSINESS_ID)
+        bill = next(b for b in ctx.view.bills_due.items if b.amount <= ctx.business.approval_threshold)
+        services = await stack.oodaloo.services_for(BUSINESS_ID)
+        await services.bills.approve(bill.bill_id, OWNER)
+        signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+        link = signer.action_url(BUSINESS_ID, ActionKind.BILL_PAY, bill.bill_id, "owner@example.com", amount=bill.amount)
+        async with httpx.AsyncClient() as reader:
+            asked = await reader.get(link)
+            assert asked.status_code == 200 and "Pay" in asked.text
+            done = await reader.post(link)
+        assert done.status_code == 200, done.text
+        line = await stack.until(lambda: next(
+            (str(b) for b in stack.message(digest.ts).blocks
+             if b.get("block_id") == f"bill_status:{bill.bill_id}" and "email digest" in str(b)), None))
+        assert "Paid" in line and "owner@\u200bexample.com" in line  # an address never mentions anyone
