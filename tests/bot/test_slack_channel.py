@@ -211,6 +211,6 @@ async def test_a_payment_from_the_email_digest_shows_in_the_channel(migrated: Mi
             done = await reader.post(link)
         assert done.status_code == 200, done.text
         line = await stack.until(lambda: next(
-            (str(b) for b in stack.message(digest.ts).blocks
+            (" ".join(e["text"] for e in b["elements"]) for b in stack.message(digest.ts).blocks
              if b.get("block_id") == f"bill_status:{bill.bill_id}" and "email digest" in str(b)), None))
         assert "Paid" in line and "owner@\u200bexample.com" in line  # an address never mentions anyone
