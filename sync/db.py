@@ -7,6 +7,8 @@ is used: money is an exact Decimal and every timestamp comes back timezone-aware
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -187,6 +189,25 @@ def _sqlite_in_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
+def _use_wal(cursor: Any, locked_errors: tuple[type[Exception], ...]) -> None:
+    """Put the file in WAL mode (once per file; later connections find it so). Switching needs the
+    file to itself, and SQLite answers "locked" at once rather than waiting while another
+    connection writes (two processes opening a new database together): try again until the busy
+    timeout has passed."""
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except locked_errors as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)  # on the driver's own thread (aiosqlite), never the event loop's
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -194,10 +215,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL lets readers work while one writer writes; the busy timeout makes a second
-            # writer wait its turn instead of failing with "database is locked".
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # The busy timeout makes a second writer wait its turn instead of failing with
+            # "database is locked". It comes first: switching a new file to WAL (which lets
+            # readers work while one writer writes) itself waits for another connection's lock.
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+            # The driver adapter raises its own OperationalError for sqlite3's.
+            adapted = getattr(getattr(dbapi_connection, "dbapi", None), "OperationalError", None)
+            _use_wal(cursor, (sqlite3.OperationalError, *([adapted] if adapted else [])))
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
