@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import simplejson
 from conftest_email import MailServer, mail_server
 from sqlalchemy import func, select
 
@@ -34,6 +32,7 @@ from runway.crypto import generate_key
 from runway.models import Bill
 from sync.ledger import ActionState
 from sync.qbo.auth import OAuthTokens
+from sync_harness import edit_bill_amount
 
 __all__ = ["mail_server"]  # the SMTP fixture, imported for pytest
 
@@ -164,20 +163,6 @@ def test_businesses_lists_the_connection_and_the_next_digest_in_local_time(opera
     assert row.endswith(f"{next_monday_8am(TIMEZONE):%a %d %b %H:%M}"), row
 
 
-async def _edit_bill_amount(qbo: RunningSandbox, bill_id: str, amount: Decimal) -> None:
-    """A bookkeeper changes the bill in QuickBooks' own screens."""
-    bill = qbo.sandbox.realm().get("Bill", bill_id)
-    assert bill is not None
-    changes = {"TotalAmt": amount, "Balance": amount, "Line": [{**bill["Line"][0], "Amount": amount}]}
-    async with httpx.AsyncClient(base_url=qbo.base_url) as admin:
-        response = await admin.post(
-            f"/_sandbox/realms/{qbo.sandbox.realm_id}/edit/Bill/{bill_id}",
-            content=simplejson.dumps(changes, use_decimal=True),
-            headers={"Content-Type": "application/json"},
-        )
-    assert response.status_code == 200, response.text
-
-
 def _changes(output: str) -> tuple[int, int, int]:
     found = re.search(r"([\d,]+) new, ([\d,]+) changed, ([\d,]+) deleted", output)
     assert found is not None, output
@@ -204,7 +189,14 @@ def test_sync_fills_the_mirror_and_says_what_changed(operator: Operator) -> None
     assert _changes(operator.run("sync", BIZ).out) == (0, 0, 0), "nothing changed in QuickBooks"
 
     bill = next(b for b in operator.qbo.sandbox.realm().iter("Bill") if b["Balance"] == b["TotalAmt"])
-    asyncio.run(_edit_bill_amount(operator.qbo, str(bill["Id"]), Decimal(str(bill["TotalAmt"])) + 7))
+    asyncio.run(
+        edit_bill_amount(
+            operator.qbo.sandbox,
+            str(bill["Id"]),
+            Decimal(str(bill["TotalAmt"])) + 7,
+            base_url=operator.qbo.base_url,
+        )
+    )
     edited = operator.run("sync", BIZ)
     assert edited.code == 0, edited.err
     assert _changes(edited.out) == (0, 1, 0)

@@ -24,7 +24,7 @@ from qbo_sandbox.chaos import FaultPlan, FaultRule, PathRule
 from runway.models import QBOConnection
 from slack_sandbox.workspace import Message
 from sync.ledger import ActionState
-from sync_harness import payments_marked
+from sync_harness import edit_bill_amount, payments_marked
 
 __all__ = ["mail_server"]  # the SMTP fixture, imported for pytest
 
@@ -156,21 +156,6 @@ async def test_refused_email_still_posts_to_slack_and_the_run_records_why(stack:
     assert run.error is not None and refused in run.error, run.error
 
 
-async def _edit_bill_amount(stack: LocalStack, bill_id: str, amount: Decimal) -> None:
-    """A bookkeeper changes the bill in QuickBooks' own screens."""
-    bill = stack.sandbox.realm().get("Bill", bill_id)
-    assert bill is not None
-    line = {**bill["Line"][0], "Amount": amount}
-    changes = {"TotalAmt": amount, "Balance": amount, "Line": [line]}
-    async with stack.sandbox.http_client(access_token="") as admin:
-        response = await admin.post(
-            f"/_sandbox/realms/{stack.sandbox.realm_id}/edit/Bill/{bill_id}",
-            content=simplejson.dumps(changes, use_decimal=True),
-            headers={"Content-Type": "application/json"},
-        )
-    assert response.status_code == 200, response.text
-
-
 async def test_sync_if_due_follows_the_timing_and_picks_up_outside_edits(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,7 +165,7 @@ async def test_sync_if_due_follows_the_timing_and_picks_up_outside_edits(
     async with stack.oodaloo.uows(BUSINESS_ID) as uow:
         bill = next(b for b in await uow.bills.open_bills() if b.balance == b.total_amount)
     edited = bill.total_amount + Decimal("123.45")
-    await _edit_bill_amount(stack, bill.qbo_id, edited)
+    await edit_bill_amount(stack.sandbox, bill.qbo_id, edited)
     status = await stack.oodaloo.infra.timing.status(BUSINESS_ID, "qbo")
     assert status is not None and status.last_success_at is not None
     interval = stack.oodaloo.infra.timing.intervals.idle

@@ -19,27 +19,13 @@ from bot.slack import blocks as kit
 from qbo_sandbox.webhooks import sign
 from runway.models import ConnectionStatus
 from slack_sandbox.workspace import Message
+from sync_harness import edit_bill_amount
 
 
 @pytest.fixture
 async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
     async with local_stack(migrated.url) as built:
         yield built
-
-
-async def _edit_bill_amount(stack: LocalStack, bill_id: str, amount: str) -> None:
-    """A bookkeeper changes the bill in QuickBooks' own screens."""
-    bill = stack.sandbox.realm().get("Bill", bill_id)
-    assert bill is not None
-    line = {**bill["Line"][0], "Amount": Decimal(amount)}
-    changes = {"TotalAmt": Decimal(amount), "Balance": Decimal(amount), "Line": [line]}
-    async with stack.sandbox.http_client(access_token="") as admin:
-        response = await admin.post(
-            f"/_sandbox/realms/{stack.sandbox.realm_id}/edit/Bill/{bill_id}",
-            content=simplejson.dumps(changes, use_decimal=True),
-            headers={"Content-Type": "application/json"},
-        )
-    assert response.status_code == 200, response.text
 
 
 def _drift_alerts(stack: LocalStack) -> list[Message]:
@@ -57,7 +43,7 @@ async def _an_open_bill(stack: LocalStack) -> str:
 async def test_drift_alert_once_then_dismiss_and_resync(stack: LocalStack) -> None:
     services = await stack.oodaloo.services_for(BUSINESS_ID)
     bill_id = await _an_open_bill(stack)
-    await _edit_bill_amount(stack, bill_id, "4321.09")
+    await edit_bill_amount(stack.sandbox, bill_id, "4321.09")
     [_event] = await services.drift.check_bills()
 
     await stack.bot.post_drift_alerts(BUSINESS_ID)
@@ -75,7 +61,7 @@ async def test_drift_alert_once_then_dismiss_and_resync(stack: LocalStack) -> No
     assert await services.drift.open_events() == []
 
     # Another outside edit; this time the owner re-syncs, and the mirror catches up.
-    await _edit_bill_amount(stack, bill_id, "4400.00")
+    await edit_bill_amount(stack.sandbox, bill_id, "4400.00")
     await services.drift.check_bills()
     await stack.bot.post_drift_alerts(BUSINESS_ID)
     second = [a for a in _drift_alerts(stack) if a.ts != alert.ts]
@@ -137,7 +123,7 @@ async def test_runway_connect_links_a_new_channel_to_quickbooks(stack: LocalStac
 
 async def test_quickbooks_webhook_syncs_the_business(stack: LocalStack) -> None:
     bill_id = await _an_open_bill(stack)
-    await _edit_bill_amount(stack, bill_id, "1234.56")
+    await edit_bill_amount(stack.sandbox, bill_id, "1234.56")
     body = simplejson.dumps({"eventNotifications": [{"realmId": stack.sandbox.realm_id, "dataChangeEvent": {
         "entities": [{"name": "Bill", "id": bill_id, "operation": "Update", "lastUpdated": "2026-11-26T10:00:00.000Z"}]}}]}).encode()
     async with httpx.AsyncClient() as intuit:

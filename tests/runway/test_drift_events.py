@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import simplejson
 from conftest import RunwayEnv
 
 from qbo_sandbox.app import Sandbox, create_app
@@ -19,7 +18,7 @@ from runway.mirror import MirrorSync
 from sync.clock import ManualClock
 from sync.drift import ActionMissingInQBO
 from sync.reconcile import DriftReport
-from sync_harness import create_bills
+from sync_harness import create_bills, edit_bill_amount
 
 BUSINESS = "biz-larkspur"
 START = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
@@ -28,21 +27,6 @@ START = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
 @pytest.fixture
 def sandbox() -> Sandbox:
     return create_app(SandboxConfig(seed=DEFAULT_SEED, scale=12))
-
-
-async def edit_amount(sandbox: Sandbox, bill_id: str, amount: str) -> None:
-    """A bookkeeper changes the bill's amount in QuickBooks' own screens."""
-    bill = sandbox.realm().get("Bill", bill_id)
-    assert bill is not None
-    line = {**bill["Line"][0], "Amount": Decimal(amount)}
-    changes = {"TotalAmt": Decimal(amount), "Balance": Decimal(amount), "Line": [line]}
-    async with sandbox.http_client(access_token="") as admin:
-        response = await admin.post(
-            f"/_sandbox/realms/{sandbox.realm_id}/edit/Bill/{bill_id}",
-            content=simplejson.dumps(changes, use_decimal=True),
-            headers={"Content-Type": "application/json"},
-        )
-        assert response.status_code == 200, response.text
 
 
 async def test_outside_edit_is_one_event_that_merges_and_resolves(runway_env: RunwayEnv) -> None:
@@ -58,7 +42,7 @@ async def test_outside_edit_is_one_event_that_merges_and_resolves(runway_env: Ru
     recorder = DriftRecorder(runway_env.uows, BUSINESS, clock, smart_sync)
     assert await recorder.check_bills() == []  # the mirror agrees with QuickBooks
 
-    await edit_amount(runway_env.sandbox, bill_id, "412.00")
+    await edit_bill_amount(runway_env.sandbox, bill_id, "412.00")
     [event] = await recorder.check_bills()
     assert (event.kind, event.entity, event.entity_id) == ("amount_changed", "Bill", bill_id)
     assert event.sentence == f"{label}: QuickBooks now says $412.00, we had $389.64"
@@ -73,7 +57,7 @@ async def test_outside_edit_is_one_event_that_merges_and_resolves(runway_env: Ru
         START + timedelta(hours=6),
     )
 
-    await edit_amount(runway_env.sandbox, bill_id, "389.64")
+    await edit_bill_amount(runway_env.sandbox, bill_id, "389.64")
     clock.advance(timedelta(hours=6))
     assert await recorder.check_bills() == []
     async with runway_env.uows(BUSINESS) as uow:

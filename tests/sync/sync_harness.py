@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import simplejson
 from service_env import POSTGRES_ENV, REDIS_ENV, required_service_url
 from sqlalchemy import make_url
 
@@ -175,6 +176,23 @@ def admin_http(sandbox: Sandbox, base_url: str | None = None) -> httpx.AsyncClie
     if base_url:
         return httpx.AsyncClient(base_url=base_url, timeout=10.0)
     return sandbox.http_client(access_token="")
+
+
+async def edit_bill_amount(
+    sandbox: Sandbox, bill_id: str, amount: Decimal | str, *, base_url: str | None = None
+) -> None:
+    """A bookkeeper changes the bill's amount in QuickBooks' own screens (the admin API)."""
+    amount = Decimal(amount)
+    bill = sandbox.realm().get("Bill", bill_id)
+    assert bill is not None, f"no bill {bill_id} in the sandbox"
+    changes = {"TotalAmt": amount, "Balance": amount, "Line": [{**bill["Line"][0], "Amount": amount}]}
+    async with admin_http(sandbox, base_url) as admin:
+        response = await admin.post(
+            f"/_sandbox/realms/{sandbox.realm_id}/edit/Bill/{bill_id}",
+            content=simplejson.dumps(changes, use_decimal=True),
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 200, response.text
 
 
 async def create_bills(
