@@ -42,7 +42,7 @@ from sync.clock import Clock, SystemClock
 from sync.db import make_engine, make_sessionmaker, upgrade_database
 from sync.infrastructure import SyncInfrastructure, SyncSettings, TokensFor
 from sync.ledger import Action, ActionState
-from sync.locks import LockFactory, lock_factory
+from sync.locks import lock_factory
 from sync.qbo.auth import PRODUCTION_TOKEN_URL
 from sync.reconcile import DriftReport, Reconciler, Resolution
 from sync.service import SmartSyncService
@@ -169,7 +169,8 @@ class Oodaloo:
             token_url=qbo_token_url or PRODUCTION_TOKEN_URL,
         )
         sync = sync_settings or SyncSettings(qbo_base_url=settings.qbo_base_url)
-        tokens_for = directory.token_source(app, http, lock=lock_for(chosen))
+        # Token refreshes of one realm take turns across every process sharing the backend.
+        tokens_for = directory.token_source(app, http, lock=lock_factory(chosen))
         infra = SyncInfrastructure(
             engine=engine,
             backend=chosen,
@@ -295,8 +296,3 @@ class Oodaloo:
     async def aclose(self) -> None:
         await self.infra.aclose()
         await self.http.aclose()
-
-
-def lock_for(backend: Backend) -> LockFactory:
-    # Token refreshes of one realm take turns across every process sharing the backend.
-    return lock_factory(backend)

@@ -10,11 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute
 
 from bot.bootstrap import Oodaloo
 from bot.settings import Settings, SettingsError
@@ -36,10 +34,6 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def build_app(oodaloo: Oodaloo, slack: SlackBot, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    return create_web_app(oodaloo, slack, extra_routes=extra_routes)
-
-
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     from bot.wiring import wire_routes
 
@@ -50,7 +44,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
             slack = SlackBot(oodaloo, linker=wired.linker)
         except ValueError as missing:  # Slack's token or secret is not configured
             raise SettingsError(str(missing)) from None
-        app = build_app(oodaloo, slack, wired.routes(slack))
+        app = create_web_app(oodaloo, slack, extra_routes=wired.routes(slack))
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())
         )

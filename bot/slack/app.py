@@ -323,8 +323,7 @@ class SlackBot:
         changed = change(blocks)
         if not any(b.get("block_id") == f"{kind}_status:{item_id}" for b in changed):
             # Paid in full, the bill has left the list: say what happened above what is left.
-            note = {"type": "context", "block_id": f"{kind}_status:{item_id}",
-                    "elements": [{"type": "mrkdwn", "text": status, "verbatim": True}]}
+            note = kit.note_block(f"{kind}_status:{item_id}", status)
             changed = [note, *changed][: kit.MAX_BLOCKS]
         await click.respond(replace_original=True, blocks=changed, text=status)
 
@@ -455,8 +454,7 @@ class SlackBot:
             ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
         )
         pin_payment_amounts(listed.blocks, ctx)
-        note = {"type": "context", "block_id": "approval_note",
-                "elements": [{"type": "mrkdwn", "text": status, "verbatim": True}]}
+        note = kit.note_block("approval_note", status)
         await click.respond(
             replace_original=True, blocks=[note, *listed.blocks][: kit.MAX_BLOCKS], text=status
         )

@@ -628,6 +628,11 @@ def invoices_message(
     )
 
 
+def note_block(block_id: str, status_mrkdwn: str) -> dict[str, Any]:
+    """One line of context: how an item (or the list it was acted on from) now stands."""
+    return ContextBlock(elements=[mrkdwn(status_mrkdwn)], block_id=block_id).to_dict()
+
+
 def item_status(
     blocks: list[dict[str, Any]], kind: Kind, item_id: str, status_mrkdwn: str
 ) -> list[dict[str, Any]]:
@@ -637,9 +642,7 @@ def item_status(
     `status_mrkdwn` is mrkdwn as given: escape any QuickBooks text in it first. Every other block
     is left exactly as it was; an item that is not in the message changes nothing.
     """
-    status = ContextBlock(
-        elements=[mrkdwn(status_mrkdwn)], block_id=f"{kind}_status:{item_id}"
-    ).to_dict()
+    status = note_block(f"{kind}_status:{item_id}", status_mrkdwn)
     if kind not in SHOW_MORE_ACTION:
         raise ValueError(f"item_status updates a 'bill' or an 'invoice', not {kind!r}")
     replaceable = {f"{kind}_actions:{item_id}", f"{kind}_status:{item_id}"}

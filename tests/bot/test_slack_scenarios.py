@@ -16,6 +16,7 @@ from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack
 from bot.slack import blocks as kit
 from runway.audit import BILL_APPROVE
 from slack_sandbox.workspace import Message
+from sync_harness import OffsetClock
 
 
 @pytest.fixture
@@ -269,25 +270,18 @@ async def test_runway_subcommands(scenario: LocalStack) -> None:
     assert view.callback_id == "runway_settings"
 
 
+def _past_the_sync_spacing(scenario: LocalStack) -> None:
+    """Two minutes on: `/runway sync` may read QuickBooks again."""
+    later = OffsetClock()
+    later.advance(120)
+    scenario.oodaloo.clock = scenario.oodaloo.infra.clock = later
+
+
 async def test_runway_sync_reads_quickbooks_when_allowed(scenario: LocalStack) -> None:
-    scenario.oodaloo.clock = _Later(scenario.oodaloo.clock, 120)  # type: ignore[assignment]
-    scenario.oodaloo.infra.clock = scenario.oodaloo.clock
+    _past_the_sync_spacing(scenario)
     await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "sync")
     done = await scenario.ephemeral_for(OWNER, "Synced with QuickBooks")
     assert "changes" in done.text
-
-
-class _Later:
-    def __init__(self, clock: Any, seconds: float) -> None:
-        self.clock, self.seconds = clock, seconds
-
-    def now(self) -> Any:
-        from datetime import timedelta
-
-        return self.clock.now() + timedelta(seconds=self.seconds)
-
-    def monotonic(self) -> float:
-        return float(self.clock.monotonic()) + self.seconds
 
 
 async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: LocalStack) -> None:
@@ -394,8 +388,7 @@ async def test_malformed_signed_requests_are_refused_plainly(scenario: LocalStac
 async def test_quickbooks_down_gets_a_plain_answer(scenario: LocalStack) -> None:
     from qbo_sandbox.chaos import FaultPlan, FaultRule
 
-    scenario.oodaloo.clock = _Later(scenario.oodaloo.clock, 120)  # type: ignore[assignment]
-    scenario.oodaloo.infra.clock = scenario.oodaloo.clock
+    _past_the_sync_spacing(scenario)
     scenario.sandbox.chaos.plan = FaultPlan(default=FaultRule(rate_5xx=1.0))
     await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "sync")
     told = await scenario.ephemeral_for(OWNER, "QuickBooks is not answering", timeout=30)
