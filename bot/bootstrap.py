@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.models import DigestRun
 from bot.settings import Settings, SettingsError
 from runway.bills import BillService
-from runway.books import business_today
+from runway.books import BooksSnapshot, business_today
 from runway.businesses import BusinessDirectory, QBOAppCredentials
 from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.crypto import TokenCipher, generate_key
@@ -35,7 +35,7 @@ from runway.invoices import InvoiceService
 from runway.mirror import MirrorSync
 from runway.models import Account, Business
 from runway.snapshot import load_books
-from runway.uow import UnitOfWorkFactory
+from runway.uow import RunwayUnitOfWork, UnitOfWorkFactory
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
 from sync.clock import Clock, SystemClock
@@ -65,6 +65,12 @@ class BusinessServices:
     invoices: InvoiceService
     drift: DriftRecorder
     mirror: MirrorSync
+
+
+@dataclass(frozen=True)
+class PaymentAccount:
+    account_id: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -219,22 +225,39 @@ class Oodaloo:
 
     # --- the digest ---------------------------------------------------------------------------
 
-    async def digest(self, business_id: str, *, now: datetime | None = None) -> DigestContext:
-        """The digest of the business's mirror as it stands (no QuickBooks call)."""
+    async def payment_account(self, business: Business) -> PaymentAccount | None:
+        """The bank account bills of the business are paid from (None: it has none)."""
+        async with self.uows(business.id) as uow:
+            books = await load_books(uow, business.id, business_today(self.clock.now(), business.timezone))
+            return await self._payment_account(uow, business, books)
+
+    @staticmethod
+    async def _payment_account(uow: RunwayUnitOfWork, business: Business, books: BooksSnapshot) -> PaymentAccount | None:
+        if business.payment_bank_account_id:
+            row: Account | None = await uow.accounts.get(business.payment_bank_account_id)
+            if row is not None:
+                return PaymentAccount(row.qbo_id, row.name)
+        if books.banks:
+            largest = max(books.banks, key=lambda bank: (bank.balance, bank.account_id))
+            return PaymentAccount(largest.account_id, largest.name)
+        return None
+
+    async def digest(
+        self, business_id: str, *, now: datetime | None = None, shown_bill_ids: Iterable[str] = ()
+    ) -> DigestContext:
+        """The digest of the business's mirror as it stands (no QuickBooks call); bills in
+        `shown_bill_ids` (what a message being drawn again shows) stay listed however they stand."""
         now = now or self.clock.now()
         business = await self.directory.get(business_id)
         previous = await self.previous_figures(business_id, before=now)
         drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
         async with self.uows(business_id) as uow:
-            books = await load_books(uow, business_id, business_today(now, business.timezone))
-            account = account_id = None
-            if business.payment_bank_account_id:
-                row: Account | None = await uow.accounts.get(business.payment_bank_account_id)
-                if row is not None:
-                    account, account_id = row.name, row.qbo_id
-        if account is None and books.banks:
-            largest = max(books.banks, key=lambda bank: (bank.balance, bank.account_id))
-            account, account_id = largest.name, largest.account_id
+            books = await load_books(
+                uow, business_id, business_today(now, business.timezone), shown_bill_ids=shown_bill_ids
+            )
+            paying_from = await self._payment_account(uow, business, books)
+        account = paying_from.name if paying_from else None
+        account_id = paying_from.account_id if paying_from else None
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept
         # waiting behind it.
         view = await asyncio.to_thread(

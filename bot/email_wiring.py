@@ -18,54 +18,49 @@ from bot.email.links import ActionKind, EmailAction, LinkSigner
 from bot.email.recipients import unsubscriber
 from bot.email.routes import email_routes
 from bot.email.sender import EmailNotSent, EmailSender
-from bot.format import money
-from bot.slack.mrkdwn import escape as escape_mrkdwn
-from sync.ledger import ActionState
+from runway.errors import RunwayError
+from runway.use_cases import Outcome, Result, approve_bill, pay_bill, send_reminder
 
 logger = logging.getLogger(__name__)
 
 
 #: Told (business id, "bill" or "invoice", its QuickBooks id, the outcome in Slack mrkdwn) after a
 #: link acted, so the business's Slack messages show it too.
-ActedOn = Callable[[str, str, str, str], Awaitable[None]]
+ActedOn = Callable[[str, str, str], Awaitable[None]]
 
 
 def performer(oodaloo: Oodaloo, acted_on: ActedOn | None = None) -> Callable[[EmailAction], Awaitable[str]]:
     async def perform(action: EmailAction) -> str:
         outcome = await act(action)
-        if acted_on is not None:
+        if acted_on is not None and outcome.changed:
             kind = "invoice" if action.action is ActionKind.INVOICE_REMIND else "bill"
-            line = f":envelope_with_arrow: {escape_mrkdwn(outcome)} (from the email digest, by {escape_mrkdwn(action.recipient)})"
             try:
-                await acted_on(action.business_id, kind, action.target_id, line)
+                await acted_on(action.business_id, kind, action.target_id)
             except Exception:  # the action is done; Slack only mirrors it
                 logger.exception("could not show an email action in Slack")
-        return outcome
+        if outcome.result is Result.REFUSED:
+            # Shown as the reason on the page; the link stays usable.
+            raise RunwayError(outcome.message)
+        return outcome.message
 
-    async def act(action: EmailAction) -> str:
-        services = await oodaloo.services_for(action.business_id)
+    async def act(action: EmailAction) -> Outcome:
+        business = await oodaloo.directory.get(action.business_id)
+        services = oodaloo.services(business)
         actor = action.recipient
         if action.action is ActionKind.BILL_APPROVE:
-            approval = await services.bills.approve(action.target_id, actor)
-            if approval.ready_to_pay:
-                return "Approved. The bill can be paid now."
-            return "Approved. A second, different approver must approve it too before it is paid."
-        if action.action is ActionKind.BILL_PAY:
-            ctx = await oodaloo.digest(action.business_id)
-            amount = action.amount
-            if amount is None:
-                raise ValueError("this pay link names no amount; use the buttons in Slack instead")
-            result = await services.bills.create_payment(
-                action.target_id, amount, actor, bank_account_id=ctx.payment_account_id
+            return await approve_bill(
+                services.bills, bill_id=action.target_id, by=actor, seen_amount=action.amount
             )
-            if result.outcome.state is ActionState.SUCCEEDED:
-                return f"Paid {money(result.amount)} from {ctx.payment_account or 'the bank account'}."
-            if result.in_flight:
-                return (f"The payment of {money(result.amount)} was sent; QuickBooks has not confirmed "
-                        "it yet. Oodaloo checks again within a minute. It will not be paid twice.")
-            return f"The payment did not go through: {result.message}"
-        result_r = await services.invoices.send_reminder(action.target_id, actor)
-        return "Reminder sent." if result_r.outcome.state is ActionState.SUCCEEDED else result_r.message
+        if action.action is ActionKind.BILL_PAY:
+            account = await oodaloo.payment_account(business)
+            return await pay_bill(
+                services.bills,
+                bill_id=action.target_id,
+                by=actor,
+                seen_amount=action.amount,
+                bank_account_id=account.account_id if account else None,
+            )
+        return await send_reminder(services.invoices, invoice_id=action.target_id, by=actor)
 
     return perform
 

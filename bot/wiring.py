@@ -88,9 +88,11 @@ class Wired:
             return []
         oodaloo = self.oodaloo
 
-        async def show_in_slack(business_id: str, kind: str, item_id: str, status: str) -> None:
-            if slack is not None:
-                await slack.show_everywhere(await oodaloo.directory.get(business_id), kind, item_id, status)
+        async def show_in_slack(business_id: str, kind: str, item_id: str) -> None:
+            if slack is not None and kind in ("bill", "invoice"):
+                await slack.refresh_everywhere(
+                    await oodaloo.directory.get(business_id), "bill" if kind == "bill" else "invoice", item_id
+                )
 
         return email_routes_for(oodaloo, self.signer, show_in_slack)
 

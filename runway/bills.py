@@ -4,15 +4,16 @@ One service serves one business: every lookup goes through that business's unit 
 of another business's bill is simply "not found". Bills are named by their QuickBooks id (what the
 digest's buttons carry). Payments go through `SmartSyncService.create_payment_immediate`, whose
 ledger makes a repeated click one payment; this service adds the business rules in front of it
-(approvers, the second approval above the threshold, the open balance, one payment in flight per
-bill) and writes every attempt, refused ones included, to the audit trail.
+(approvers as people, the second approval above the threshold, the amount the person saw, one
+payment in flight per bill), keeps the bill's lifecycle (`runway.lifecycle`) on the bill itself,
+and writes every attempt, refused ones included, to the audit trail.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import or_, select, update
 from runway import audit
 from runway.books import business_today
 from runway.errors import (
+    AlreadyApproved,
     ApprovalRefused,
     BusinessNotReady,
     NotAllowed,
@@ -29,8 +31,15 @@ from runway.errors import (
     PaymentRefused,
     RunwayError,
 )
+from runway.lifecycle import (
+    BillStanding,
+    BillState,
+    PaymentState,
+    standing_of,
+)
 from runway.mirror import MirrorSync, SyncReport
-from runway.models import Bill, BillPaymentRecord, Business, DocumentStatus
+from runway.models import Account, Bill, BillPaymentRecord, Business, DocumentStatus
+from runway.people import same_person
 from runway.uow import RunwayUnitOfWork, UowFactory
 from sync.actions import BILL_PAYMENT_CREATE, ActionOutcome, BillPaymentIntent
 from sync.circuit import CircuitOpen
@@ -50,46 +59,6 @@ PAYMENT_OPEN_STATES = frozenset({ActionState.PENDING, ActionState.IN_FLIGHT, Act
 
 
 @dataclass(frozen=True)
-class BillApproval:
-    """Where a bill stands in the approval workflow."""
-
-    approved_by: str | None
-    approved_at: datetime | None
-    second_approved_by: str | None
-    second_approved_at: datetime | None
-    #: The bill is above the business's approval threshold: two different approvers are needed.
-    needs_second_approval: bool
-
-    @property
-    def ready_to_pay(self) -> bool:
-        if self.approved_by is None:
-            return False
-        return not self.needs_second_approval or self.second_approved_by is not None
-
-
-@dataclass(frozen=True)
-class BillDue:
-    """A bill in the "due soon" list of the digest."""
-
-    bill_id: str
-    doc_number: str | None
-    vendor_name: str | None
-    due_date: date
-    #: Days from the business's today to the due date (negative: overdue by that many days).
-    days_until_due: int
-    total_amount: Decimal
-    balance: Decimal
-    currency: str | None
-    approval: BillApproval
-    #: The ledger state of a payment sent for this bill and not settled yet (None: none).
-    payment_state: ActionState | None
-
-    @property
-    def payment_in_flight(self) -> bool:
-        return self.payment_state is not None
-
-
-@dataclass(frozen=True)
 class PaymentResult:
     """What came of a payment request: the ledger's outcome and the bill's open balance now."""
 
@@ -97,6 +66,8 @@ class PaymentResult:
     amount: Decimal
     outcome: ActionOutcome
     balance: Decimal
+    #: The bill as it stands after this request.
+    standing: BillStanding
 
     @property
     def message(self) -> str:
@@ -115,16 +86,6 @@ class _PlannedPayment:
     audit_id: int
 
 
-def _approval_of(bill: Bill, business: Business) -> BillApproval:
-    return BillApproval(
-        approved_by=bill.approved_by,
-        approved_at=bill.approved_at,
-        second_approved_by=bill.second_approved_by,
-        second_approved_at=bill.second_approved_at,
-        needs_second_approval=bill.total_amount > business.approval_threshold,
-    )
-
-
 def _bill_label(bill: Bill) -> str:
     label = f"Bill {bill.doc_number or bill.qbo_id}"
     return f"{label} from {bill.vendor_name}" if bill.vendor_name else label
@@ -132,6 +93,21 @@ def _bill_label(bill: Bill) -> str:
 
 def _money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
+
+
+def _not_payable(label: str, standing: BillStanding, business: Business) -> str:
+    """Why a bill cannot be paid now, and what would make it payable."""
+    if standing.lapsed and not standing.approvals:
+        return (
+            f"{label} was approved for {_money(standing.lapsed[0].amount or Decimal(0))}, but "
+            f"QuickBooks now has {_money(standing.balance)} open; it needs approving again."
+        )
+    if not standing.approvals:
+        return f"{label} has not been approved yet; approve it first."
+    return (
+        f"{label} is above the approval threshold of {_money(business.approval_threshold)} and "
+        f"needs a second approval from someone other than {standing.approvals[0].by}."
+    )
 
 
 @dataclass(frozen=True)
@@ -182,79 +158,83 @@ class BillService:
         # One CDC call brings every changed entity type: syncing bills alone would save nothing.
         return await MirrorSync(self.uow_factory, self.smart_sync).sync()
 
-    async def get_bills_due_soon(self, days: int = 7) -> list[BillDue]:
-        """Open bills due within `days` of the business's today (overdue ones included), not
-        snoozed, soonest due first, with their approval state and any payment in flight."""
-        if days < 0:
-            raise ValueError(f"days must be zero or more, got {days}")
-        now = self.clock.now()
+    async def standing(self, bill_id: str) -> BillStanding:
+        """Where the bill stands now (paid bills included)."""
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
-            today = business_today(now, business.timezone)
-            listed: list[tuple[BillDue, str | None]] = []
-            for bill in await uow.bills.open_bills():
-                if bill.due_date is None or (bill.due_date - today).days > days:
-                    continue
-                if bill.snoozed_until is not None and bill.snoozed_until > now:
-                    continue
-                listed.append(
-                    (
-                        BillDue(
-                            bill_id=bill.qbo_id,
-                            doc_number=bill.doc_number,
-                            vendor_name=bill.vendor_name,
-                            due_date=bill.due_date,
-                            days_until_due=(bill.due_date - today).days,
-                            total_amount=bill.total_amount,
-                            balance=bill.balance,
-                            currency=bill.currency,
-                            approval=_approval_of(bill, business),
-                            payment_state=None,
-                        ),
-                        bill.payment_action_key,
-                    )
-                )
-        due: list[BillDue] = []
-        for item, key in listed:
-            in_flight = await self._open_payment(key)  # the ledger, after the unit of work
-            due.append(item if in_flight is None else replace(item, payment_state=in_flight.state))
-        return due
+            return standing_of(await self._bill(uow, bill_id), business.approval_threshold)
 
-    async def approval(self, bill_id: str) -> BillApproval:
+    async def standings(self, bill_ids: list[str]) -> dict[str, BillStanding]:
+        """The standing of each of these bills that exists (paid ones included)."""
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
-            return _approval_of(await self._bill(uow, bill_id), business)
+            rows = await uow.bills.by_qbo_ids(bill_ids)
+            return {row.qbo_id: standing_of(row, business.approval_threshold) for row in rows}
+
+    async def remember_person(self, slack_user_id: str, email: str | None, name: str | None) -> None:
+        """Record the email address of a Slack user (from their Slack profile): an approval from
+        either is then one person's approval."""
+        async with self.uow_factory(self.business_id) as uow:
+            await uow.people.remember(
+                slack_user_id=slack_user_id, email=email, name=name, now=self.clock.now()
+            )
+            await uow.commit()
 
     # --- approving and snoozing ---------------------------------------------------------------
 
-    async def approve(self, bill_id: str, approver: str) -> BillApproval:
-        """Record `approver`'s approval. Above the business's threshold a bill needs a second,
-        different approver; approving again what one already approved changes nothing."""
+    async def approve(
+        self, bill_id: str, approver: str, seen_amount: Decimal | None = None
+    ) -> BillStanding:
+        """Record `approver`'s approval of the bill's open balance (`seen_amount`, when given,
+        must be that balance: an approval is bound to the amount the person saw).
+
+        Above the business's threshold a bill needs a second, different person; approving again
+        what one already approved changes nothing and says so.
+        """
         now = self.clock.now()
         try:
             async with self.uow_factory(self.business_id) as uow:
                 business = await self._business(uow)
                 bill = await self._bill(uow, bill_id)
-                self._require_approver(business, approver, "approve bills")
-                if bill.balance <= 0:
-                    raise ApprovalRefused(f"{_bill_label(bill)} is already paid in full.")
-                needs_second = bill.total_amount > business.approval_threshold
-                if bill.approved_by is None:
-                    bill.approved_by, bill.approved_at = approver, now
-                    what = "approved"
-                elif bill.approved_by == approver:
-                    if needs_second and bill.second_approved_by is None:
-                        raise ApprovalRefused(
-                            f"{_bill_label(bill)} is above the approval threshold of "
-                            f"{_money(business.approval_threshold)}: {approver} has already "
-                            "approved it, and a second, different approver must approve it too."
+                who = await uow.people.identities(approver)
+                self._require_approver(business, who, approver, "approve bills")
+                label = _bill_label(bill)
+                before = standing_of(bill, business.approval_threshold)
+                if before.state is BillState.PAID:
+                    raise ApprovalRefused(f"{label} is already paid in full.")
+                if before.in_flight:
+                    raise ApprovalRefused(f"{label} is already being paid; nothing to approve.")
+                if seen_amount is not None and seen_amount != bill.balance:
+                    raise ApprovalRefused(
+                        f"{label} now has {_money(bill.balance)} open in QuickBooks, not the "
+                        f"{_money(seen_amount)} you saw; nothing was approved. Look at the new "
+                        "amount (`/runway bills`) and approve that."
+                    )
+                if before.approved_by_person(who):
+                    if before.approvals_missing:
+                        raise AlreadyApproved(
+                            f"You have already approved {label}. It is above the approval "
+                            f"threshold of {_money(business.approval_threshold)}, so a second, "
+                            "different person must approve it too."
                         )
-                    what = "already approved by this approver"
-                elif needs_second and bill.second_approved_by is None:
-                    bill.second_approved_by, bill.second_approved_at = approver, now
-                    what = "second approval"
+                    raise AlreadyApproved(f"You have already approved {label}; nothing changed.")
+                if not before.approvals_missing:
+                    raise AlreadyApproved(f"{label} is already fully approved; nothing changed.")
+                # The approvals that still count stay; a lapsed one (given for a smaller balance)
+                # makes room for this one.
+                first = before.approvals[0] if before.approvals else None
+                if first is None:
+                    bill.approved_by, bill.approved_at = approver, now
+                    bill.approved_amount = bill.balance
+                    bill.second_approved_by = bill.second_approved_at = None
+                    bill.second_approved_amount = None
+                    what = "approved"
                 else:
-                    what = "already fully approved"
+                    bill.approved_by, bill.approved_at = first.by, first.at
+                    bill.approved_amount = first.amount
+                    bill.second_approved_by, bill.second_approved_at = approver, now
+                    bill.second_approved_amount = bill.balance
+                    what = "second approval"
                 uow.audit.add(
                     actor=approver,
                     action=audit.BILL_APPROVE,
@@ -264,9 +244,9 @@ class BillService:
                     requested_at=now,
                     completed_at=now,
                 )
-                state = _approval_of(bill, business)
+                after = standing_of(bill, business.approval_threshold)
                 await uow.commit()
-                return state
+                return after
         except RunwayError as refusal:
             await self._audit_refusal(audit.BILL_APPROVE, bill_id, approver, now, refusal)
             raise
@@ -276,18 +256,25 @@ class BillService:
         if until.tzinfo is None or until.utcoffset() is None:
             raise ValueError("snooze needs a timezone-aware time, e.g. datetime(..., tzinfo=UTC)")
         now = self.clock.now()
-        async with self.uow_factory(self.business_id) as uow:
-            bill = await self._bill(uow, bill_id)
-            bill.snoozed_until = until
-            uow.audit.add(
-                actor=by,
-                action=audit.BILL_SNOOZE,
-                target=audit.bill_target(bill.qbo_id),
-                outcome=audit.done(f"snoozed until {until.isoformat(timespec='minutes')}"),
-                requested_at=now,
-                completed_at=now,
-            )
-            await uow.commit()
+        try:
+            async with self.uow_factory(self.business_id) as uow:
+                business = await self._business(uow)
+                bill = await self._bill(uow, bill_id)
+                who = await uow.people.identities(by)
+                self._require_approver(business, who, by, "snooze bills")
+                bill.snoozed_until = until
+                uow.audit.add(
+                    actor=by,
+                    action=audit.BILL_SNOOZE,
+                    target=audit.bill_target(bill.qbo_id),
+                    outcome=audit.done(f"snoozed until {until.isoformat(timespec='minutes')}"),
+                    requested_at=now,
+                    completed_at=now,
+                )
+                await uow.commit()
+        except RunwayError as refusal:
+            await self._audit_refusal(audit.BILL_SNOOZE, bill_id, by, now, refusal)
+            raise
         return until
 
     # --- paying ----------------------------------------------------------------------------
@@ -298,12 +285,16 @@ class BillService:
         amount: Decimal,
         requested_by: str,
         bank_account_id: str | None = None,
+        *,
+        on_paying: Callable[[BillStanding], Awaitable[None]] | None = None,
     ) -> PaymentResult:
-        """Pay `amount` of the bill from the business's bank account, exactly once.
+        """Pay the bill's open balance from the business's bank account, exactly once. `amount` is
+        what the person saw (the Pay button's or the email link's): it must be the open balance
+        QuickBooks has now, higher or lower, or nothing is paid and the refusal names the new one.
 
         Refuses, with the reason, and before anything reaches QuickBooks: a non-approver, a bill
-        already paid, a bill not approved (or lacking its second approval), a bill with a payment
-        still in flight, more than the open balance. Otherwise the payment goes through
+        already paid, a bill whose approvals do not cover the amount (or lack a second, different
+        person above the threshold), a bill with a payment still in flight. Otherwise the payment goes through
         `SmartSyncService.create_payment_immediate`: succeeded, the mirror's balance goes down and
         the payment is recorded; unknown or pending, the bill stays "payment in flight" until the
         reconciler settles it. A repeated click returns the first payment's outcome.
@@ -316,6 +307,12 @@ class BillService:
                 audit.BILL_PAY, bill_id, requested_by, now, refusal, amount=_audit_amount(amount)
             )
             raise
+        if on_paying is not None:
+            # The bill is "paying" now, for every surface; a failure to show it changes nothing.
+            try:
+                await on_paying(await self.standing(bill_id))
+            except Exception:
+                logger.exception("could not show that bill %s is being paid", bill_id)
         try:
             outcome = await self.smart_sync.create_payment_immediate(plan.intent)
         except ConflictingAction as conflict:
@@ -326,7 +323,9 @@ class BillService:
             await self._finish_payment(plan, None, conflicting)
             raise conflicting from conflict
         balance = await self._finish_payment(plan, outcome, None)
-        return PaymentResult(bill_id, plan.intent.amount, outcome, balance)
+        return PaymentResult(
+            bill_id, plan.intent.amount, outcome, balance, await self.standing(bill_id)
+        )
 
     async def _plan_payment(
         self,
@@ -348,7 +347,8 @@ class BillService:
         # work holds the database's write lock, which the ledger needs too.
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
-            self._require_approver(business, requested_by, "pay bills")
+            who = await uow.people.identities(requested_by)
+            self._require_approver(business, who, requested_by, "pay bills")
             seen_key = (await self._bill(uow, bill_id)).payment_action_key
         open_payment = await self._open_payment(seen_key)
         # QuickBooks' own copy: the mirror may be behind a payment recorded by hand, and the
@@ -357,33 +357,35 @@ class BillService:
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
             bill = await self._bill(uow, bill_id)
-            standing = _standing(bill, fresh)
+            current = _standing(bill, fresh)
             label = _bill_label(bill)
-            if standing.balance <= 0:
-                raise PaymentRefused(f"{label} is already paid in full; nothing was sent.")
             if open_payment is not None:
                 raise PaymentRefused(
                     f"A payment of {_money(open_payment.amount)} for {label} is already on its "
                     f"way ({open_payment.state.value}); Oodaloo is confirming it with QuickBooks. "
                     "Wait for its result before paying again."
                 )
-            approval = _approval_of(bill, business)
-            if standing.total > business.approval_threshold:  # raised in QuickBooks since
-                approval = replace(approval, needs_second_approval=True)
-            if approval.approved_by is None:
-                raise PaymentRefused(f"{label} has not been approved yet; approve it first.")
-            if not approval.ready_to_pay:
+            if current.balance <= 0:
+                raise PaymentRefused(f"{label} is already paid in full; nothing was sent.")
+            if amount != current.balance:
                 raise PaymentRefused(
-                    f"{label} is above the approval threshold of "
-                    f"{_money(business.approval_threshold)} and needs a second approval from "
-                    f"someone other than {approval.approved_by}."
+                    f"{label} now has {_money(current.balance)} open in QuickBooks, not the "
+                    f"{_money(amount)} you saw (it changed in QuickBooks); nothing was paid. "
+                    f"Look at the new amount (`/runway bills`) and pay that."
                 )
-            if amount > standing.balance:
+            # The rules read QuickBooks' balance, through the same function as the digest.
+            now_standing = standing_of(
+                bill, business.approval_threshold, balance=current.balance
+            )
+            if now_standing.in_flight:
                 raise PaymentRefused(
-                    f"{_money(amount)} is more than the {_money(standing.balance)} still open on "
-                    f"{label}; pay at most {_money(standing.balance)}."
+                    f"{label} is already being paid; Oodaloo is confirming it with QuickBooks. "
+                    "Wait for its result before paying again."
                 )
+            if not now_standing.can_pay:
+                raise PaymentRefused(_not_payable(label, now_standing, business))
             bank = bank_account_id or business.payment_bank_account_id
+            account: Account | None = await uow.accounts.get(bank) if bank else None
             if not bank:
                 raise BusinessNotReady(
                     "No bank account is chosen to pay bills from; choose one in the settings."
@@ -394,7 +396,7 @@ class BillService:
                 business_id=self.business_id,
                 realm_id=self.smart_sync.realm_id,
                 bill_id=bill.qbo_id,
-                bill_sync_token=standing.sync_token,
+                bill_sync_token=current.sync_token,
                 vendor_id=bill.vendor_qbo_id,
                 amount=amount,
                 bank_account_id=bank,
@@ -414,7 +416,16 @@ class BillService:
                         Bill.payment_action_key.in_([intent.key, seen_key or intent.key]),
                     ),
                 )
-                .values(payment_action_key=intent.key, payment_requested_at=now)
+                .values(
+                    payment_action_key=intent.key,
+                    payment_requested_at=now,
+                    payment_state=PaymentState.PAYING.value,
+                    payment_amount=amount,
+                    payment_by=requested_by,
+                    payment_at=now,
+                    payment_account_name=account.name if account is not None else None,
+                    payment_note=None,
+                )
                 .execution_options(synchronize_session=False)
             )
             if not getattr(claimed, "rowcount", 0):
@@ -458,10 +469,13 @@ class BillService:
             settled_here = outcome is not None and outcome.succeeded and not outcome.deduplicated
             if settled_here and action is not None:
                 await self._apply_payment(uow, bill, action, now)
-            if (outcome is None or outcome.state is ActionState.FAILED) and (
-                bill.payment_action_key == key
-            ):
-                bill.payment_action_key = None  # nothing is on its way any more
+            if bill.payment_action_key == key:
+                if outcome is None:
+                    # Refused before it reached QuickBooks: the bill is as it was.
+                    bill.payment_action_key = None
+                    bill.payment_state = None
+                else:
+                    _record_outcome(bill, outcome.state, outcome.message)
             balance = bill.balance
             await uow.commit()
         return balance
@@ -477,10 +491,15 @@ class BillService:
             return
         bill.balance = max(bill.balance - action.amount, Decimal("0.00"))
         bill.status = DocumentStatus.of(bill.total_amount, bill.balance).value
-        if object_id is None:
-            return  # the next mirror sync brings the payment itself
         paid = result or action.payload
         bank = (paid.get("CheckPayment") or {}).get("BankAccountRef", {}).get("value")
+        # The money left the bank account: the next sync reads the same balance from QuickBooks,
+        # so cash, burn and runway move now, once, as they will stay.
+        account = await uow.accounts.get(str(bank)) if bank else None
+        if account is not None and account.current_balance is not None:
+            account.current_balance -= action.amount
+        if object_id is None:
+            return  # the next mirror sync brings the payment itself
         uow.bill_payments.add(
             BillPaymentRecord(
                 qbo_id=str(object_id),
@@ -526,8 +545,7 @@ class BillService:
                 return  # settled here already, or the bill is gone: the mirror sync has the rest
             if resolution.state is ActionState.SUCCEEDED and action is not None:
                 await self._apply_payment(uow, bill, action, now)
-            elif resolution.state is ActionState.FAILED:
-                bill.payment_action_key = None
+            _record_outcome(bill, resolution.state, resolution.reason)
             uow.audit.add(
                 actor="reconciler",
                 action=audit.BILL_PAY,
@@ -581,11 +599,13 @@ class BillService:
         return bill
 
     @staticmethod
-    def _require_approver(business: Business, person: str, what: str) -> None:
-        if person not in (business.approvers or []):
+    def _require_approver(
+        business: Business, identities: frozenset[str], person: str, what: str
+    ) -> None:
+        if not any(same_person(identities, approver) for approver in business.approvers or []):
             raise NotAllowed(
                 f"Only {business.name}'s approvers may {what}; {person} is not one of them. "
-                "An owner can add approvers in the settings."
+                "An approver can add you with `/runway settings`."
             )
 
     async def _audit_refusal(
@@ -611,10 +631,25 @@ class BillService:
             await uow.commit()
 
 
+def _record_outcome(bill: Bill, state: ActionState, reason: str | None) -> None:
+    """Keep the ledger's word on the bill: its lifecycle follows the payment's."""
+    if state is ActionState.SUCCEEDED:
+        bill.payment_state = PaymentState.PAID.value
+    elif state is ActionState.FAILED:
+        bill.payment_state = PaymentState.FAILED.value
+        bill.payment_note = reason
+        bill.payment_action_key = None  # nothing is on its way any more
+    elif state is ActionState.NEEDS_HUMAN:
+        bill.payment_state = PaymentState.NEEDS_PERSON.value
+        bill.payment_note = reason
+    else:  # pending, in flight, unknown: the reconciler settles it
+        bill.payment_state = PaymentState.UNKNOWN.value
+
+
 def _audit_amount(amount: object) -> Decimal | None:
     if isinstance(amount, Decimal) and amount.is_finite():
         return amount.quantize(CENT)
     return None
 
 
-__all__ = ["BillApproval", "BillDue", "BillService", "PaymentResult"]
+__all__ = ["BillService", "PaymentResult"]

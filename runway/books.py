@@ -66,6 +66,17 @@ class OpenBill:
     snoozed_until: datetime | None = None
     #: A payment was asked for and its outcome is not known yet: do not count it twice.
     payment_in_flight: bool = False
+    currency: str | None = None
+    #: The balance each approval was given for (see `runway.lifecycle`).
+    approved_amount: Decimal | None = None
+    second_approved_amount: Decimal | None = None
+    #: Oodaloo's last payment of the bill (`runway.lifecycle.PaymentState` and its details).
+    payment_state: str | None = None
+    payment_amount: Decimal | None = None
+    payment_by: str | None = None
+    payment_at: datetime | None = None
+    payment_account_name: str | None = None
+    payment_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +137,8 @@ class BooksSnapshot:
     banks: tuple[BankBalance, ...] = ()
     open_bills: tuple[OpenBill, ...] = ()
     open_invoices: tuple[OpenInvoice, ...] = ()
+    #: Bills a message already shows that are no longer open (paid since): listed as they stand.
+    shown_bills: tuple[OpenBill, ...] = ()
     #: Cash movements of (at least) the trailing window, any order.
     movements: tuple[CashMovement, ...] = ()
     pay_histories: tuple[CustomerPayHistory, ...] = ()

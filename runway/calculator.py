@@ -14,7 +14,7 @@ Rounding, stated once:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -331,9 +331,19 @@ class RunwayCalculator:
     def impact(self, runway: Runway, cash_change: Decimal) -> RunwayImpact:
         """The runway after `cash_change` leaves (negative) or arrives (positive) today.
 
-        Paying a bill or collecting an invoice moves cash but not the trailing burn.
+        Money moved today is both cash and a movement of the trailing window, exactly as the next
+        sync will see it: paying an entered bill lowers the bank balance *and* adds a cash-out to
+        the burn; collecting an invoice raises the balance and adds a cash-in. The Pay dialog's
+        promise, the line after paying and the next digest are therefore the same number.
         """
-        after = self.runway(runway.cash + cash_change, runway.burn, runway.floor)
+        burn = runway.burn
+        if cash_change < 0:
+            burn = replace(burn, cash_out=burn.cash_out - cash_change)
+        elif cash_change > 0:
+            burn = replace(burn, cash_in=burn.cash_in + cash_change)
+        if cash_change:
+            burn = replace(burn, movements_counted=burn.movements_counted + 1)
+        after = self.runway(runway.cash + cash_change, burn, runway.floor)
         return RunwayImpact(amount=cash_change, before=runway, after=after)
 
     def bill_impact(self, runway: Runway, amount: Decimal) -> RunwayImpact:

@@ -12,7 +12,6 @@ renderer's job, so each renderer escapes for its own format and nothing is escap
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,6 +28,7 @@ from runway.calculator import (
     cents,
 )
 from runway.forecast import Forecast, thirteen_week_forecast
+from runway.lifecycle import BillStanding, BillState, standing_of
 
 T = TypeVar("T")
 
@@ -62,15 +62,6 @@ class Listing(Generic[T]):
     def more_than(self, n: int) -> int:
         """How many are left after the first `n`: the N of "and N more"."""
         return max(0, self.total - max(0, n))
-
-
-class ApprovalState(enum.StrEnum):
-    NEEDS_APPROVAL = "needs_approval"
-    #: Above the approval threshold: one approver said yes, a second, different one must too.
-    NEEDS_SECOND_APPROVAL = "needs_second_approval"
-    APPROVED = "approved"
-    #: Payment asked for; its outcome is not known yet.
-    PAYMENT_IN_FLIGHT = "payment_in_flight"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +112,47 @@ class RunwaySection:
 
 @dataclass(frozen=True, slots=True)
 class BillDue:
-    bill_id: str
-    vendor_name: str
-    doc_number: str | None
-    #: What is still owed (the bill's balance).
-    amount: Decimal
-    due_date: date | None
+    """A bill on the digest's list: where it stands, and what paying it does to the runway."""
+
+    standing: BillStanding
     #: Negative when overdue.
     days_until_due: int
-    approval: ApprovalState
-    approvals_required: int
-    approved_by: tuple[str, ...]
     runway_impact_days: int | None
     runway_impact: str
+
+    @property
+    def bill_id(self) -> str:
+        return self.standing.bill_id
+
+    @property
+    def vendor_name(self) -> str:
+        return self.standing.vendor_name
+
+    @property
+    def doc_number(self) -> str | None:
+        return self.standing.doc_number
+
+    @property
+    def amount(self) -> Decimal:
+        """What is still owed (the bill's open balance); what Pay pays."""
+        return self.standing.balance
+
+    @property
+    def due_date(self) -> date | None:
+        return self.standing.due_date
+
+    @property
+    def state(self) -> BillState:
+        return self.standing.state
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        return self.standing.approved_by
+
+    @property
+    def is_open(self) -> bool:
+        """Still to be paid (not paid, not snoozed)."""
+        return self.state is not BillState.PAID
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +174,7 @@ class PendingApproval:
     vendor_name: str
     amount: Decimal
     due_date: date | None
-    approval: ApprovalState
+    approval: BillState
     approvals_required: int
     approved_by: tuple[str, ...]
 
@@ -183,6 +202,7 @@ class DigestView:
     cash: CashSection
     burn: BurnSection
     runway: RunwaySection
+    #: Bills due soon, and those a message already showed that have been paid or snoozed since.
     bills_due: Listing[BillDue]
     overdue_invoices: Listing[OverdueInvoice]
     approvals: Listing[PendingApproval]
@@ -194,28 +214,17 @@ class DigestView:
     #: Bills and invoices left out of the lists because someone snoozed them.
     snoozed_bills: int = 0
     snoozed_invoices: int = 0
+    #: The moment the view describes (snoozes that end before it are over).
+    built_at: datetime | None = None
 
+    @property
+    def bills_left(self) -> tuple[BillDue, ...]:
+        """The listed bills still to pay."""
+        return tuple(bill for bill in self.bills_due.items if bill.is_open)
 
-def approvals_required(bill: OpenBill, threshold: Decimal) -> int:
-    """Bills above the business's threshold need two different approvers."""
-    return 2 if bill.balance > threshold else 1
-
-
-def approvers_of(bill: OpenBill) -> tuple[str, ...]:
-    names = [name for name in (bill.approved_by, bill.second_approved_by) if name]
-    return tuple(dict.fromkeys(names))
-
-
-def approval_state(bill: OpenBill, threshold: Decimal) -> ApprovalState:
-    if bill.payment_in_flight:
-        return ApprovalState.PAYMENT_IN_FLIGHT
-    have = len(approvers_of(bill))
-    need = approvals_required(bill, threshold)
-    if have >= need:
-        return ApprovalState.APPROVED
-    if have == 1:
-        return ApprovalState.NEEDS_SECOND_APPROVAL
-    return ApprovalState.NEEDS_APPROVAL
+    @property
+    def bills_left_amount(self) -> Decimal:
+        return sum((bill.amount for bill in self.bills_left), Decimal("0.00"))
 
 
 class DigestBuilder:
@@ -282,6 +291,7 @@ class DigestBuilder:
             figures_to_keep=figures.weekly_figures(),
             snoozed_bills=snoozed_bills,
             snoozed_invoices=snoozed_invoices,
+            built_at=now,
         )
 
     @staticmethod
@@ -313,35 +323,39 @@ class DigestBuilder:
     def bills_due(
         self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
     ) -> tuple[tuple[BillDue, ...], int]:
-        """Open bills due within the next days (overdue ones included), soonest due first."""
+        """Open bills due within the next days (overdue ones included), soonest due first, and
+        the bills a message showed (`books.shown_bills`) however they stand now."""
         last_day = books.today + timedelta(days=self.bills_due_within_days)
         lines: list[BillDue] = []
         snoozed = 0
-        for bill in books.open_bills:
+        listed: set[str] = set()
+        shown = {bill.id for bill in books.shown_bills}
+        for bill in (*books.open_bills, *books.shown_bills):
+            if bill.id in listed:
+                continue
             due = bill.due_date or bill.txn_date
-            if bill.balance <= 0 or due is None or due > last_day:
-                continue
-            if is_snoozed(bill.snoozed_until, now):
-                snoozed += 1
-                continue
-            impact = self.calculator.bill_impact(figures.runway, bill.balance)
-            lines.append(
-                BillDue(
-                    bill_id=bill.id,
-                    vendor_name=bill.vendor_name,
-                    doc_number=bill.doc_number,
-                    amount=bill.balance,
-                    due_date=bill.due_date,
-                    days_until_due=(due - books.today).days,
-                    approval=approval_state(bill, books.approval_threshold),
-                    approvals_required=approvals_required(bill, books.approval_threshold),
-                    approved_by=approvers_of(bill),
-                    runway_impact_days=impact.days,
-                    runway_impact=impact.sentence(),
-                )
-            )
-        lines.sort(key=lambda line: (line.days_until_due, -line.amount, line.bill_id))
+            if bill.id not in shown:
+                if bill.balance <= 0 or due is None or due > last_day:
+                    continue
+                if is_snoozed(bill.snoozed_until, now):
+                    snoozed += 1
+                    continue
+            listed.add(bill.id)
+            lines.append(self.bill_line(books, figures, bill))
+        lines.sort(key=lambda line: (line.days_until_due, -line.standing.total, line.bill_id))
         return tuple(lines), snoozed
+
+    def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
+        """One bill as the lists show it: its standing and what paying it now does to the runway."""
+        standing = standing_of(bill, books.approval_threshold)
+        impact = self.calculator.bill_impact(figures.runway, standing.balance)
+        due = bill.due_date or bill.txn_date or books.today
+        return BillDue(
+            standing=standing,
+            days_until_due=(due - books.today).days,
+            runway_impact_days=impact.days,
+            runway_impact=impact.sentence(),
+        )
 
     def overdue_invoices(
         self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
@@ -376,11 +390,11 @@ class DigestBuilder:
 
     @staticmethod
     def pending_approvals(books: BooksSnapshot, now: datetime) -> tuple[PendingApproval, ...]:
-        """Bills someone began approving that still wait for a (second) approver."""
+        """Bills someone began approving that still wait for a second, different person."""
         waiting: list[PendingApproval] = []
         for bill in books.open_bills:
-            state = approval_state(bill, books.approval_threshold)
-            if state is not ApprovalState.NEEDS_SECOND_APPROVAL or bill.balance <= 0:
+            standing = standing_of(bill, books.approval_threshold)
+            if standing.state is not BillState.NEEDS_SECOND_APPROVAL:
                 continue
             if is_snoozed(bill.snoozed_until, now):
                 continue
@@ -388,11 +402,11 @@ class DigestBuilder:
                 PendingApproval(
                     bill_id=bill.id,
                     vendor_name=bill.vendor_name,
-                    amount=bill.balance,
+                    amount=standing.balance,
                     due_date=bill.due_date,
-                    approval=state,
-                    approvals_required=approvals_required(bill, books.approval_threshold),
-                    approved_by=approvers_of(bill),
+                    approval=standing.state,
+                    approvals_required=standing.approvals_required,
+                    approved_by=standing.approved_by,
                 )
             )
         waiting.sort(key=lambda item: (item.due_date or date.max, -item.amount, item.bill_id))

@@ -41,6 +41,10 @@ class ApprovalRefused(RunwayError):
     """An approval that cannot be recorded (bill already paid, the same person approving twice)."""
 
 
+class AlreadyApproved(ApprovalRefused):
+    """The person already approved the bill, or it already has every approval it needs."""
+
+
 class ReminderRefused(RunwayError):
     """An invoice reminder that will not be sent now; `next_allowed_at` says when one may go."""
 
@@ -55,6 +59,7 @@ class BusinessNotReady(RunwayError):
 
 
 __all__ = [
+    "AlreadyApproved",
     "ApprovalRefused",
     "BusinessNotReady",
     "NotAllowed",

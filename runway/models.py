@@ -258,9 +258,20 @@ class Bill(MirroredRow, RunwayBase):
     second_approved_by: Mapped[str | None] = mapped_column(String(64))
     second_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The open balance each approval was given for: an approval covers paying at most that.
+    approved_amount: Mapped[Decimal | None] = mapped_column(Money)
+    second_approved_amount: Mapped[Decimal | None] = mapped_column(Money)
     #: The action key of a payment sent for this bill and not yet settled by a sync.
     payment_action_key: Mapped[str | None] = mapped_column(String(50))
     payment_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Oodaloo's last payment of this bill (`runway.lifecycle.PaymentState`), who asked for it,
+    #: when, how much, from which account, and QuickBooks' reason when it did not go through.
+    payment_state: Mapped[str | None] = mapped_column(String(20))
+    payment_amount: Mapped[Decimal | None] = mapped_column(Money)
+    payment_by: Mapped[str | None] = mapped_column(String(320))
+    payment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_account_name: Mapped[str | None] = mapped_column(Text)
+    payment_note: Mapped[str | None] = mapped_column(Text)
 
     @classmethod
     def extra_table_args(cls) -> tuple[Any, ...]:
@@ -411,6 +422,26 @@ MIRRORED_MODELS: dict[str, type[MirroredRow]] = {
 # --- what Oodaloo remembers about its own work -----------------------------------------------
 
 
+class PersonRecord(RunwayBase):
+    """One person of a business as Oodaloo knows them: their Slack user id, their email address,
+    or both (from their Slack profile). An approval by either is that one person's approval."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    #: Lower-cased.
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("business_id", "slack_user_id", name="uq_people_business_slack"),
+        UniqueConstraint("business_id", "email", name="uq_people_business_email"),
+    )
+
+
 class SyncWatermark(RunwayBase):
     """How far the mirror of one entity type has been brought up to date with QuickBooks."""
 
@@ -493,6 +524,7 @@ __all__ = [
     "DriftEvent",
     "Invoice",
     "MirroredRow",
+    "PersonRecord",
     "Purchase",
     "QBOConnection",
     "RunwayBase",

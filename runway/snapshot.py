@@ -38,9 +38,13 @@ from runway.books import (
     OpenBill,
     OpenInvoice,
 )
+from runway.lifecycle import PaymentState
 from runway.models import Account, Bill, Invoice
 from runway.uow import RunwayUnitOfWork
 
+IN_FLIGHT_PAYMENTS = frozenset(
+    {PaymentState.PAYING.value, PaymentState.UNKNOWN.value, PaymentState.NEEDS_PERSON.value}
+)
 #: Movements this far back are loaded (the calculator's trailing window is 90 days by default).
 DEFAULT_MOVEMENT_DAYS = 180
 #: Paid invoices this far back make up each customer's payment history.
@@ -69,7 +73,16 @@ def _open_bill(bill: Bill) -> OpenBill:
         second_approved_by=bill.second_approved_by,
         second_approved_at=bill.second_approved_at,
         snoozed_until=bill.snoozed_until,
-        payment_in_flight=bill.payment_action_key is not None,
+        payment_in_flight=bill.payment_state in IN_FLIGHT_PAYMENTS,
+        currency=bill.currency,
+        approved_amount=bill.approved_amount,
+        second_approved_amount=bill.second_approved_amount,
+        payment_state=bill.payment_state,
+        payment_amount=bill.payment_amount,
+        payment_by=bill.payment_by,
+        payment_at=bill.payment_at,
+        payment_account_name=bill.payment_account_name,
+        payment_note=bill.payment_note,
     )
 
 
@@ -228,9 +241,12 @@ async def load_books(
     *,
     movement_days: int = DEFAULT_MOVEMENT_DAYS,
     history_days: int = DEFAULT_HISTORY_DAYS,
+    shown_bill_ids: Iterable[str] = (),
 ) -> BooksSnapshot:
     """The snapshot of `business_id`'s books from its mirror, for its local date `today`.
 
+    `shown_bill_ids` are bills a message shows: those no longer open come along as they stand
+    (`BooksSnapshot.shown_bills`), so the message can say they were paid.
     `uow` must be open and belong to the same business (a mismatch is refused, never served).
     Raises LookupError when the business does not exist.
     """
@@ -243,8 +259,12 @@ async def load_books(
     if business is None:
         raise LookupError(f"no business with id {business_id!r}")
     marks = await uow.watermarks.all()
+    # The company's name and settings are read once, not at every sync: they say nothing about
+    # how fresh the figures are.
     as_of: dict[str, datetime] = {
-        entity: mark.as_of for entity, mark in marks.items() if mark.as_of is not None
+        entity: mark.as_of
+        for entity, mark in marks.items()
+        if mark.as_of is not None and entity != "CompanyInfo"
     }
     accounts = {account.qbo_id: account for account in await uow.accounts.all()}
     accounts_as_of = as_of.get("Account")
@@ -262,13 +282,18 @@ async def load_books(
         )
         for account in await uow.accounts.bank_accounts()
     )
+    open_bills = tuple(_open_bill(bill) for bill in await uow.bills.open_bills())
+    open_ids = {bill.id for bill in open_bills}
+    wanted = [bill_id for bill_id in shown_bill_ids if bill_id not in open_ids]
+    shown = tuple(_open_bill(bill) for bill in await uow.bills.by_qbo_ids(wanted)) if wanted else ()
     return BooksSnapshot(
         business_id=business_id,
         today=today,
         tz=business.timezone,
         currency=business.home_currency,
         banks=banks,
-        open_bills=tuple(_open_bill(bill) for bill in await uow.bills.open_bills()),
+        open_bills=open_bills,
+        shown_bills=shown,
         open_invoices=tuple(
             _open_invoice(invoice) for invoice in await uow.invoices.open_invoices()
         ),

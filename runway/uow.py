@@ -37,11 +37,13 @@ from runway.models import (
     DriftEvent,
     Invoice,
     MirroredRow,
+    PersonRecord,
     Purchase,
     QBOConnection,
     SyncWatermark,
     Vendor,
 )
+from runway.people import canonical, is_email
 
 M = TypeVar("M", bound=MirroredRow)
 
@@ -449,6 +451,56 @@ class AuditRepository(_Scoped):
         return entry
 
 
+class PeopleRepository(_Scoped):
+    """Who is who: a Slack user id and an email address that belong to one person."""
+
+    async def remember(
+        self, *, slack_user_id: str, email: str | None, name: str | None, now: datetime
+    ) -> None:
+        """Record that `slack_user_id` has `email` (from their Slack profile)."""
+        address = canonical(email) if email else None
+        found = await self.session.execute(
+            select(PersonRecord).where(
+                PersonRecord.business_id == self.business_id,
+                PersonRecord.slack_user_id == slack_user_id,
+            )
+        )
+        person = found.scalar_one_or_none()
+        if address is not None:
+            # The address moves to this Slack user (an address names one person).
+            other = await self.session.execute(
+                select(PersonRecord).where(
+                    PersonRecord.business_id == self.business_id,
+                    PersonRecord.email == address,
+                )
+            )
+            holder = other.scalar_one_or_none()
+            if holder is not None and holder is not person:
+                holder.email = None
+                await self.session.flush()
+        if person is None:
+            person = PersonRecord(slack_user_id=slack_user_id, updated_at=now)
+            self._own(person)
+            self.session.add(person)
+        person.email = address or person.email
+        person.name = name or person.name
+        person.updated_at = now
+
+    async def identities(self, actor: str) -> frozenset[str]:
+        """Every identifier of the person `actor` names (always `actor` itself)."""
+        key = canonical(actor)
+        column = PersonRecord.email if is_email(key) else PersonRecord.slack_user_id
+        found = await self.session.execute(
+            select(PersonRecord.slack_user_id, PersonRecord.email).where(
+                PersonRecord.business_id == self.business_id, column == key
+            )
+        )
+        names = {key}
+        for slack_user_id, email in found:
+            names.update(name for name in (slack_user_id, email) if name)
+        return frozenset(names)
+
+
 # --- the unit of work ------------------------------------------------------------------------
 
 
@@ -489,6 +541,7 @@ class RunwayUnitOfWork:
         self.watermarks = WatermarkRepository(session, business_id)
         self.drift = DriftRepository(session, business_id)
         self.audit = AuditRepository(session, business_id)
+        self.people = PeopleRepository(session, business_id)
         self._mirrors: dict[str, MirrorRepository[Any]] = {
             repository.model.qbo_entity: repository
             for repository in (

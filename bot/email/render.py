@@ -19,7 +19,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from bot.email.links import ActionKind, LinkMaker
 from bot.format import money, plain
 from runway.calculator import RunwayStatus
-from runway.digest import ApprovalState, DigestView, local_time
+from runway.digest import DigestView, local_time
+from runway.lifecycle import BillState
 
 #: templates/ at the top of the repository, beside the packages.
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -111,11 +112,16 @@ def due_words(days_until_due: int, due: date | None) -> str:
     return f"due {short_date(due)}" if due is not None else f"due in {days_until_due} days"
 
 
-APPROVAL_NOTES = {
-    ApprovalState.NEEDS_APPROVAL: "needs approval",
-    ApprovalState.NEEDS_SECOND_APPROVAL: "needs a second approver",
-    ApprovalState.APPROVED: "approved",
-    ApprovalState.PAYMENT_IN_FLIGHT: "payment in progress",
+#: How a bill's state reads in the email (the Slack card says the same, with names).
+STATE_NOTES = {
+    BillState.NEEDS_APPROVAL: "needs approval",
+    BillState.NEEDS_SECOND_APPROVAL: "needs a second, different approver",
+    BillState.APPROVED: "approved, ready to pay",
+    BillState.PAYING: "payment in progress",
+    BillState.UNKNOWN: "payment sent, waiting for QuickBooks to confirm it",
+    BillState.NEEDS_PERSON: "payment needs a look in QuickBooks",
+    BillState.FAILED: "the last payment did not go through; ready to pay again",
+    BillState.PAID: "paid",
 }
 
 
@@ -123,16 +129,23 @@ def bill_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int) ->
     rows = []
     for bill in view.bills_due.first(limit):
         buttons: list[Link] = []
-        if bill.approval in (ApprovalState.NEEDS_APPROVAL, ApprovalState.NEEDS_SECOND_APPROVAL):
+        standing = bill.standing
+        # Only what this reader can do now: a second approval must come from someone else, and
+        # Pay is offered once the approvals cover the amount.
+        if standing.can_approve(frozenset({recipient})):
             buttons.append(
                 Link(
                     "Approve",
                     links.action_url(
-                        view.business_id, ActionKind.BILL_APPROVE, bill.bill_id, recipient
+                        view.business_id,
+                        ActionKind.BILL_APPROVE,
+                        bill.bill_id,
+                        recipient,
+                        amount=bill.amount,
                     ),
                 )
             )
-        if bill.approval is not ApprovalState.PAYMENT_IN_FLIGHT:
+        if standing.can_pay:
             buttons.append(
                 Link(
                     "Pay",
@@ -145,7 +158,7 @@ def bill_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int) ->
                     ),
                 )
             )
-        note = APPROVAL_NOTES[bill.approval]
+        note = STATE_NOTES[bill.state]
         if bill.runway_impact_days:
             note = f"{note} · {bill.runway_impact}"
         rows.append(

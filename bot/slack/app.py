@@ -30,24 +30,33 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import DigestContext, Oodaloo
-from bot.format import money
 from bot.models import (
     SLACK_BOTS_TABLE,
     SLACK_INSTALLATIONS_TABLE,
     SLACK_OAUTH_STATES_TABLE,
 )
+from bot.models import SlackMessage as StoredMessage
 from bot.slack import blocks as kit
+from bot.slack.blocks import Kind
 from bot.slack.deliveries import DeliveryLog, delivery_name
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
 from bot.slack.settings_modal import CALLBACK_ID, read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
 from runway.businesses import NotConnected
-from runway.errors import NotFound, RunwayError
+from runway.errors import RunwayError
+from runway.lifecycle import BillStanding
 from runway.models import Business, ConnectionStatus
+from runway.use_cases import (
+    Outcome,
+    Result,
+    approve_bill,
+    pay_bill,
+    send_reminder,
+    snooze_bill,
+)
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.circuit import CircuitOpen
-from sync.ledger import ActionState
 from sync.locks import LockTimeout
 from sync.qbo.errors import QBOError, QBOTokenError
 from sync.ratelimit import RateLimitError
@@ -74,29 +83,6 @@ HELP = (
 )
 
 Linker = Callable[[Business, str], Awaitable[str]]
-
-
-def _days_change(before: int | None, after: int | None) -> str:
-    if before is None or after is None or before == after:
-        return ""
-    return f" ({after - before:+d})".replace("-", "−")
-
-
-def _runway_now(ctx: DigestContext) -> str:
-    if ctx.view.runway.days is not None:
-        return f"runway now {ctx.view.runway.days} days"
-    return ctx.view.runway.sentence[:1].lower() + ctx.view.runway.sentence[1:]
-
-
-def pin_payment_amounts(message_blocks: list[dict[str, Any]], ctx: DigestContext) -> None:
-    """Pay buttons carry the amount their confirm dialog named, so a click pays exactly that."""
-    amounts = {bill.bill_id: bill.amount for bill in ctx.view.bills_due.items}
-    for block in message_blocks:
-        if block.get("type") != "actions":
-            continue
-        for element in block.get("elements", []):
-            if element.get("action_id") == kit.BILL_PAY and element.get("value") in amounts:
-                element["value"] = f"{element['value']}|{amounts[element['value']]}"
 
 
 def _bill_and_amount(value: str) -> tuple[str, Decimal | None]:
@@ -291,53 +277,23 @@ class SlackBot:
         except SlackApiError as exc:
             logger.warning("could not tell %s in %s: %s", where.user_id, where.channel_id, exc)
 
-    async def _set_status(self, click: Click, kind: str, item_id: str, status: str) -> None:
-        """Show `status` in place of the item's buttons, in the message that was clicked."""
-        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return kit.item_status(blocks, kind, item_id, status)  # type: ignore[arg-type]
-
-        if click.message_ts and not click.is_ephemeral:
-            shown = await self.poster.edit(
-                click.business.id, click.channel_id, click.message_ts, change, client=click.client
-            )
-            if shown is not None:
-                return
-            if click.message_blocks is not None:  # a message posted before its blocks were kept
-                await click.client.chat_update(
-                    channel=click.channel_id, ts=click.message_ts, text=status,
-                    blocks=change(click.message_blocks),
-                )
-                return
-        blocks = click.message_blocks
-        if blocks is None:
-            # Slack does not send an ephemeral message back with its click: draw the list again.
-            ctx = await self.oodaloo.digest(click.business.id)
-            if kind == "bill":
-                listed = kit.bills_message(
-                    ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
-                )
-                pin_payment_amounts(listed.blocks, ctx)
-            else:
-                listed = kit.invoices_message(ctx.view, business_name=ctx.business.name)
-            blocks = listed.blocks
-        changed = change(blocks)
-        if not any(b.get("block_id") == f"{kind}_status:{item_id}" for b in changed):
-            # Paid in full, the bill has left the list: say what happened above what is left.
-            note = kit.note_block(f"{kind}_status:{item_id}", status)
-            changed = [note, *changed][: kit.MAX_BLOCKS]
-        await click.respond(replace_original=True, blocks=changed, text=status)
-
-    async def _current_status(self, click: Click, kind: str, item_id: str) -> str | None:
-        if not click.message_ts or click.is_ephemeral:
-            return None
-        stored = await self.poster.stored(click.channel_id, click.message_ts)
-        blocks = stored.blocks if stored is not None else click.message_blocks or []
-        for block in blocks:
-            if block.get("block_id") == f"{kind}_status:{item_id}":
-                return " ".join(
-                    str(element.get("text", "")) for element in block.get("elements", [])
-                )
-        return None
+    async def _person(self, click: Click) -> None:
+        """Remember the clicking person's email (Slack profile): their approvals by Slack and by
+        email are then one person's."""
+        try:
+            info = await click.client.users_info(user=click.where.user_id)
+        except SlackApiError as exc:
+            logger.info("could not read %s's Slack profile: %s", click.where.user_id, exc)
+            return
+        user = info.get("user") or {}
+        profile = user.get("profile") or {}
+        email = profile.get("email")
+        services = self.oodaloo.services(click.business)
+        await services.bills.remember_person(
+            click.where.user_id,
+            email if isinstance(email, str) and email else None,
+            str(user.get("real_name") or user.get("name") or "") or None,
+        )
 
     # --- buttons ----------------------------------------------------------------------------
 
@@ -389,173 +345,58 @@ class SlackBot:
         except (QBOError, CircuitOpen, RateLimitError, LockTimeout) as exc:
             await self.tell(client, where, _quickbooks_busy(exc))
 
-    def _require_approver(self, click: Click, what: str) -> bool:
-        if is_approver(click.business, click.where.user_id):
-            return True
-        self.spawn(
-            self.tell(
-                click.client,
-                click.where,
-                f"Only approvers can {what} for {escape(click.business.name)}. An approver can add "
-                "you with `/runway settings`; nothing was done.",
-            )
-        )
-        return False
-
     async def _approve(self, click: Click) -> None:
-        if not self._require_approver(click, "approve bills"):
-            return
+        bill_id, seen = _bill_and_amount(click.value)
+        await self._person(click)
         services = self.oodaloo.services(click.business)
-        bill_id, _ = _bill_and_amount(click.value)
-        before = await services.bills.approval(bill_id)
-        if click.where.user_id in (before.approved_by, before.second_approved_by):
-            await self.tell(click.client, click.where, "You have already approved this bill; nothing changed.")
-            return
-        approval = await services.bills.approve(bill_id, click.where.user_id)
-        who = ", ".join(f"<@{escape(name)}>" for name in (approval.approved_by, approval.second_approved_by) if name)
-        if approval.ready_to_pay:
-            status = f":white_check_mark: Approved by {who}. Pay it from `/runway bills` or here."
-            ctx = await self.oodaloo.digest(click.business.id)
-            await self._replace_bill(click, bill_id, ctx, status)
-        else:
-            status = f":hourglass: Approved by {who}; above {money(click.business.approval_threshold)} a second, different approver must approve too."
-            await self._set_status(click, "bill", bill_id, status)
-
-    async def _replace_bill(self, click: Click, bill_id: str, ctx: DigestContext, status: str) -> None:
-        """Swap the bill's lines for fresh ones (with Pay now that it is approved)."""
-        fresh = kit.bills_message(
-            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account, page=1000
+        outcome = await approve_bill(
+            services.bills, bill_id=bill_id, by=click.where.user_id, seen_amount=seen
         )
-        pin_payment_amounts(fresh.blocks, ctx)
-        ours = [b for b in fresh.blocks if str(b.get("block_id", "")).endswith(f":{bill_id}")]
-
-        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            if not ours:
-                return kit.item_status(blocks, "bill", bill_id, status)
-            out: list[dict[str, Any]] = []
-            placed = False
-            for block in blocks:
-                if str(block.get("block_id", "")).endswith(f":{bill_id}"):
-                    if not placed:
-                        out.extend(ours)
-                        placed = True
-                    continue
-                out.append(block)
-            return out
-
-        if click.message_ts and not click.is_ephemeral:
-            if await self.poster.edit(click.business.id, click.channel_id, click.message_ts, change, client=click.client) is not None:
-                return
-        if click.message_blocks is not None:
-            await click.respond(replace_original=True, blocks=change(click.message_blocks), text=status)
-            return
-        # An ephemeral list (Slack sends no blocks back with its clicks): drawn again, Pay included.
-        listed = kit.bills_message(
-            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
-        )
-        pin_payment_amounts(listed.blocks, ctx)
-        note = kit.note_block("approval_note", status)
-        await click.respond(
-            replace_original=True, blocks=[note, *listed.blocks][: kit.MAX_BLOCKS], text=status
-        )
+        await self._answer(click, "bill", bill_id, outcome)
 
     async def _pay(self, click: Click) -> None:
-        if not self._require_approver(click, "pay bills"):
-            return
-        bill_id, confirmed = _bill_and_amount(click.value)
+        bill_id, seen = _bill_and_amount(click.value)
+        await self._person(click)
+        services = self.oodaloo.services(click.business)
         # Clicks on one bill take turns (across processes): the second sees how the first ended.
         async with self.oodaloo.infra.locks(f"slack-pay:{click.business.id}:{bill_id}"):
-            await self._pay_locked(click, bill_id, confirmed)
+            account = await self.oodaloo.payment_account(click.business)
 
-    async def _pay_locked(self, click: Click, bill_id: str, confirmed: Decimal | None) -> None:
-        current = await self._current_status(click, "bill", bill_id)
-        if current and ("Paying" in current or "Paid" in current or "Payment" in current):
-            await self.tell(click.client, click.where, f"This bill is already taken care of: {current}")
-            return
-        services = self.oodaloo.services(click.business)
-        async with self.oodaloo.uows(click.business.id) as uow:
-            bill = await uow.bills.get(bill_id)
-            if bill is None:
-                raise NotFound("Bill", bill_id)
-            balance, vendor = bill.balance, bill.vendor_name or "the vendor"
-        if balance <= 0:
-            await self.tell(click.client, click.where, f"This bill from {escape(vendor)} is already paid in full; nothing was paid again.")
-            return
-        amount = confirmed if confirmed is not None else balance
-        if confirmed is not None and confirmed != balance:
-            await self.tell(
-                click.client,
-                click.where,
-                f"The open balance of this bill is now {money(balance)}, not the {money(confirmed)} "
-                "this digest showed (it changed in QuickBooks). Nothing was paid; use "
-                "`/runway bills` to see and pay the current amount.",
+            async def paying(_: BillStanding) -> None:
+                await self.refresh_everywhere(click.business, "bill", bill_id, click=click)
+
+            outcome = await pay_bill(
+                services.bills,
+                bill_id=bill_id,
+                by=click.where.user_id,
+                seen_amount=seen,
+                bank_account_id=account.account_id if account else None,
+                on_paying=paying,
             )
-            return
-        before = await self.oodaloo.digest(click.business.id)
-        await self._set_status(
-            click, "bill", bill_id,
-            f":hourglass_flowing_sand: Paying {money(amount)} to {escape(vendor)}… (asked by <@{click.where.user_id}>)",
-        )
-        try:
-            result = await services.bills.create_payment(
-                bill_id, amount, click.where.user_id, bank_account_id=before.payment_account_id
-            )
-        except RunwayError as refusal:
-            await self._set_status(click, "bill", bill_id, f":no_entry: Not paid: {escape(str(refusal))}")
-            raise
-        state = result.outcome.state
-        if state is ActionState.SUCCEEDED:
-            after = await self.oodaloo.digest(click.business.id)
-            change = _days_change(before.view.runway.days, after.view.runway.days)
-            status = (
-                f":white_check_mark: Paid {money(result.amount)} by <@{click.where.user_id}> · "
-                f"{_runway_now(after)}{change}"
-            )
-        elif result.in_flight:
-            status = (
-                f":hourglass: Payment of {money(result.amount)} sent by <@{click.where.user_id}>; "
-                "QuickBooks has not confirmed it yet. Oodaloo checks again within a minute and will "
-                "update this line — it will not be paid twice."
-            )
-        else:
-            status = f":x: The payment did not go through: {escape(result.message)}"
-        await self._set_status(click, "bill", bill_id, status)
-        await self.show_everywhere(
-            click.business, "bill", bill_id, status, client=click.client,
-            except_ts=None if click.is_ephemeral else click.message_ts,
-        )
+            await self._answer(click, "bill", bill_id, outcome)
 
     async def _snooze(self, click: Click) -> None:
-        if not self._require_approver(click, "snooze bills"):
-            return
-        services = self.oodaloo.services(click.business)
         bill_id, _ = _bill_and_amount(click.value)
+        services = self.oodaloo.services(click.business)
         until = next_digest_time(click.business, self.oodaloo.clock.now())
-        await services.bills.snooze(bill_id, until, click.where.user_id)
-        local = until.astimezone(ZoneInfo(click.business.timezone))
-        await self._set_status(
-            click, "bill", bill_id,
-            f":zzz: Snoozed by <@{click.where.user_id}> until the next digest ({local:%a %d %b %H:%M})",
+        outcome = await snooze_bill(
+            services.bills, bill_id=bill_id, by=click.where.user_id, until=until
         )
+        await self._answer(click, "bill", bill_id, outcome)
 
     async def _remind(self, click: Click) -> None:
-        if not self._require_approver(click, "send invoice reminders"):
-            return
-        current = await self._current_status(click, "invoice", click.value)
-        if current and "Reminder sent" in current:
-            await self.tell(click.client, click.where, f"Already done: {current}")
-            return
         services = self.oodaloo.services(click.business)
-        result = await services.invoices.send_reminder(click.value, click.where.user_id)
-        if result.outcome.state is ActionState.SUCCEEDED:
-            status = f":envelope: Reminder sent by <@{click.where.user_id}>"
-        else:
-            status = f":hourglass: Reminder asked by <@{click.where.user_id}>: {escape(result.message)}"
-        await self._set_status(click, "invoice", click.value, status)
-        await self.show_everywhere(
-            click.business, "invoice", click.value, status, client=click.client,
-            except_ts=None if click.is_ephemeral else click.message_ts,
+        outcome = await send_reminder(
+            services.invoices, invoice_id=click.value, by=click.where.user_id
         )
+        await self._answer(click, "invoice", click.value, outcome)
+
+    async def _answer(self, click: Click, kind: Kind, item_id: str, outcome: Outcome) -> None:
+        """Every message showing the item follows what is true now; the person who clicked is
+        told in words when nothing was done (refused, or someone got there first)."""
+        await self.refresh_everywhere(click.business, kind, item_id, click=click)
+        if outcome.result in (Result.REFUSED, Result.ALREADY_DONE):
+            await self.tell(click.client, click.where, escape(outcome.message))
 
     async def _more_bills(self, click: Click) -> None:
         ctx = await self.oodaloo.digest(click.business.id)
@@ -563,7 +404,6 @@ class SlackBot:
         message = kit.bills_message(
             ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account, offset=offset
         )
-        pin_payment_amounts(message.blocks, ctx)
         await click.respond(
             response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
             blocks=message.blocks,
@@ -638,7 +478,6 @@ class SlackBot:
                 ctx = await self.oodaloo.digest(business.id)
                 if sub == "bills":
                     message = kit.bills_message(ctx.view, business_name=business.name, payment_account=ctx.payment_account)
-                    pin_payment_amounts(message.blocks, ctx)
                 elif sub == "invoices":
                     message = kit.invoices_message(ctx.view, business_name=business.name)
                 else:
@@ -761,7 +600,6 @@ class SlackBot:
         if not business.slack_channel_id:
             raise ValueError(f"{business.name} has no digest channel; set one with /runway settings")
         message = kit.digest_message(ctx.view, business_name=business.name, payment_account=ctx.payment_account)
-        pin_payment_amounts(message.blocks, ctx)
         web = client or await self.client_for(business.slack_team_id)
         posted = await self.poster.post(business.id, business.slack_channel_id, text=message.text, blocks=message.blocks, kind="digest", client=web)
         return posted.channel_id, posted.ts
@@ -800,42 +638,48 @@ class SlackBot:
         await self.poster.post(business.id, business.slack_channel_id, text=message.text, blocks=message.blocks, kind="connection", client=client)
 
     async def on_resolution(self, resolution: Resolution) -> None:
-        """A payment left unknown settled: update the line of every message that showed it."""
+        """A payment left unknown settled: every message showing the bill follows."""
         if not resolution.settled or resolution.operation != BILL_PAYMENT_CREATE:
             return
         action = await self.oodaloo.infra.ledger.get(resolution.key)
         if action is None:
             return
-        bill_id = action.target_id
-        if resolution.state is ActionState.SUCCEEDED:
-            ctx = await self.oodaloo.digest(resolution.business_id)
-            status = f":white_check_mark: Paid {money(action.amount)} — QuickBooks confirmed it · {_runway_now(ctx)}"
-        else:
-            status = f":x: The payment did not go through: {escape(resolution.reason)}. Nothing was paid; try again from `/runway bills`."
         business = await self.oodaloo.directory.get(resolution.business_id)
-        await self.show_everywhere(business, "bill", bill_id, status)
+        await self.refresh_everywhere(business, "bill", action.target_id)
 
-    async def show_everywhere(
+    async def refresh_everywhere(
         self,
         business: Business,
-        kind: str,
+        kind: Kind,
         item_id: str,
-        status: str,
         *,
+        click: Click | None = None,
         client: AsyncWebClient | None = None,
-        except_ts: str | None = None,
     ) -> None:
-        """Put `status` on the item's line in every recent message of the business that shows it,
-        with its buttons or an earlier status (a digest posted before the item was acted on from
-        another message, the email, or a list)."""
-
-        def settle(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return kit.item_status(blocks, kind, item_id, status)  # type: ignore[arg-type]
-
-        web = client or await self.client_for(business.slack_team_id)
-        shown = await self.poster.messages_with_block(
-            business.id, f"{kind}_status:{item_id}", f"{kind}_actions:{item_id}"
-        )
+        """Draw again, from the books as they stand, every recent message of the business that
+        shows the item (digests and shared summaries: their cards, counts and headline), and the
+        list `click` came from when Slack keeps no copy of it (an ephemeral list)."""
+        web = (click.client if click else None) or client or await self.client_for(business.slack_team_id)
+        shown = await self.poster.messages_with_block(business.id, f"{kind}:{item_id}")
         for row in shown:
-            if row.ts != except_ts:
-                await self.poster.edit(business.id, row.channel_id, row.ts, settle, client=web)
+            await self.poster.redraw(business.id, row.channel_id, row.ts, self._redraw, client=web)
+        if click is not None and (click.is_ephemeral or not click.message_ts):
+            ctx = await self.oodaloo.digest(business.id, shown_bill_ids=[item_id] if kind == "bill" else ())
+            if kind == "bill":
+                listed = kit.bills_message(
+                    ctx.view, business_name=business.name, payment_account=ctx.payment_account
+                )
+            else:
+                listed = kit.invoices_message(ctx.view, business_name=business.name)
+            await click.respond(replace_original=True, blocks=listed.blocks, text=listed.text)
+
+    async def _redraw(self, row: StoredMessage) -> kit.SlackMessage | None:
+        """A stored message drawn again from the books as they stand (None: leave it as it is)."""
+        if row.kind not in ("digest", "summary"):
+            return None
+        shown = kit.shown_ids(row.blocks, "bill")
+        ctx = await self.oodaloo.digest(row.business_id, shown_bill_ids=shown)
+        name = ctx.business.name
+        if row.kind == "summary":
+            return kit.summary_message(ctx.view, business_name=name)
+        return kit.digest_message(ctx.view, business_name=name, payment_account=ctx.payment_account)

@@ -39,12 +39,16 @@ from bot.slack.mrkdwn import clip, clip_lines, escape
 from bot.slack.text import render
 from runway.calculator import RunwayStatus
 from runway.digest import (
-    ApprovalState,
     BillDue,
     DigestView,
     OverdueInvoice,
+    is_snoozed,
     local_time,
 )
+from runway.lifecycle import BillState
+
+#: Bill states in which the card asks for an approval.
+WAITING = (BillState.NEEDS_APPROVAL, BillState.NEEDS_SECOND_APPROVAL)
 
 Kind = Literal["bill", "invoice"]
 ButtonStyle = Literal["primary", "danger"]
@@ -255,48 +259,76 @@ def freshness_block(view: DigestView) -> ContextBlock:
     return ContextBlock(elements=[mrkdwn(freshness_text(view))], block_id="freshness")
 
 
-def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) -> list[Block]:
-    """A bill's section and, under it, its buttons (or, while it is being paid, a status line)."""
-    currency = view.currency
-    approval = render(
-        "approval_state",
-        state=bill.approval.value,
-        required=bill.approvals_required,
-        approvers=people(bill.approved_by),
+def bill_state_text(view: DigestView, bill: BillDue) -> str:
+    """The card's main line: what is true of the bill now, from its standing alone."""
+    standing = bill.standing
+    payment = standing.payment
+    lapsed = standing.lapsed[0] if standing.lapsed else None
+    snoozed = standing.snoozed_until
+    return render(
+        "bill_state",
+        state=standing.state.value,
+        required=standing.approvals_required,
+        approvers=people(standing.approved_by),
+        lapsed=person(lapsed.by) if lapsed is not None else None,
+        lapsed_amount=lapsed.amount if lapsed is not None else None,
+        balance=standing.balance,
+        currency=view.currency,
+        payment_amount=payment.amount if payment and payment.amount is not None else bill.amount,
+        payer=person(payment.by) if payment and payment.by else None,
+        account=clip(payment.account_name, ACCOUNT_NAME_LIMIT)
+        if payment and payment.account_name
+        else None,
+        note=clip(payment.note, 300) if payment and payment.note else None,
+        paid_at=local_time(payment.at, view.tz) if payment and payment.at else None,
+        snoozed_until=local_time(snoozed, view.tz)
+        if snoozed is not None and bill.is_open and is_snoozed(snoozed, view.built_at or snoozed)
+        else None,
     )
+
+
+def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) -> list[Block]:
+    """A bill's card: its main line (what is true now) and the buttons that apply now.
+
+    Approve and Pay carry the amount the card shows (`bill_id|amount`): a click approves or pays
+    exactly what the person saw, or nothing.
+    """
+    currency = view.currency
+    standing = bill.standing
     line = section(
         render(
             "bill_line",
             vendor=name(bill.vendor_name),
             doc_number=doc_number(bill.doc_number),
-            amount=bill.amount,
+            amount=standing.payment.amount
+            if standing.state is BillState.PAID and standing.payment and standing.payment.amount
+            else bill.amount,
             currency=currency,
             days_until_due=bill.days_until_due,
             due_date=bill.due_date,
-            approval=approval,
-            impact=bill.runway_impact,
+            state=bill_state_text(view, bill),
+            impact=bill.runway_impact if standing.can_pay or bill.state in WAITING else None,
         ),
         block_id=f"bill:{bill.bill_id}",
     )
-    if bill.approval is ApprovalState.PAYMENT_IN_FLIGHT:
-        status = ContextBlock(
-            elements=[mrkdwn(render("bill_in_flight"))], block_id=f"bill_status:{bill.bill_id}"
-        )
-        return [line, status]
+    seen = f"{bill.bill_id}|{bill.amount}"
     buttons: list[ButtonElement] = []
-    if bill.approval in (ApprovalState.NEEDS_APPROVAL, ApprovalState.NEEDS_SECOND_APPROVAL):
-        buttons.append(button(label("approve"), BILL_APPROVE, bill.bill_id))
-    if bill.approval is ApprovalState.APPROVED:
+    if bill.state in WAITING:
+        buttons.append(button(label("approve"), BILL_APPROVE, seen))
+    if standing.can_pay:
         buttons.append(
             button(
                 label("pay", amount=bill.amount, currency=currency),
                 BILL_PAY,
-                bill.bill_id,
+                seen,
                 style="primary",
                 confirm=pay_confirm(view, bill, payment_account),
             )
         )
-    buttons.append(button(label("snooze"), BILL_SNOOZE, bill.bill_id))
+    if bill.is_open and not standing.in_flight and standing.snoozed_until is None:
+        buttons.append(button(label("snooze"), BILL_SNOOZE, bill.bill_id))
+    if not buttons:
+        return [line]
     return [line, ActionsBlock(elements=buttons, block_id=f"bill_actions:{bill.bill_id}")]
 
 
@@ -377,7 +409,8 @@ def bills_title_block(view: DigestView) -> SectionBlock:
             "bills_title",
             within=BILLS_DUE_WITHIN_DAYS,
             total=bills.total,
-            amount=sum((bill.amount for bill in bills.items), Decimal("0.00")),
+            left=len(view.bills_left),
+            amount=view.bills_left_amount,
             currency=view.currency,
             snoozed=view.snoozed_bills,
         ),
@@ -506,7 +539,7 @@ def digest_message(
         "fallback",
         business_name=clip(business_name, NAME_LIMIT),
         headline=view.headline,
-        bills=bills.total,
+        bills=len(view.bills_left),
         invoices=invoices.total,
     )
     return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
@@ -519,8 +552,8 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
         render(
             "counts",
             within=BILLS_DUE_WITHIN_DAYS,
-            bills=bills.total,
-            bills_amount=sum((bill.amount for bill in bills.items), Decimal("0.00")),
+            bills=len(view.bills_left),
+            bills_amount=view.bills_left_amount,
             invoices=invoices.total,
             invoices_amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
             approvals=view.approvals.total,
@@ -546,7 +579,7 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
         "fallback",
         business_name=clip(business_name, NAME_LIMIT),
         headline=view.headline,
-        bills=bills.total,
+        bills=len(view.bills_left),
         invoices=invoices.total,
     )
     return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
@@ -631,6 +664,16 @@ def invoices_message(
 def note_block(block_id: str, status_mrkdwn: str) -> dict[str, Any]:
     """One line of context: how an item (or the list it was acted on from) now stands."""
     return ContextBlock(elements=[mrkdwn(status_mrkdwn)], block_id=block_id).to_dict()
+
+
+def shown_ids(blocks: Sequence[dict[str, Any]], kind: Kind) -> list[str]:
+    """The ids of the bills (or invoices) a message shows, in its order."""
+    prefix = f"{kind}:"
+    return [
+        str(block["block_id"])[len(prefix) :]
+        for block in blocks
+        if str(block.get("block_id", "")).startswith(prefix)
+    ]
 
 
 def item_status(

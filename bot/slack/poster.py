@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -35,6 +35,16 @@ logger = logging.getLogger(__name__)
 SECONDS_BETWEEN_POSTS = 1.0
 
 BlocksEdit = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+
+
+class Drawn(Protocol):
+    """A message as drawn: its notification text and its blocks."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]: ...
 
 
 def with_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
@@ -167,6 +177,40 @@ class ChannelPoster:
                 row.updated_at = self.clock.now()
                 await session.commit()
                 return blocks
+
+    async def redraw(
+        self,
+        business_id: str,
+        channel_id: str,
+        ts: str,
+        draw: Callable[[SlackMessage], Awaitable[Drawn | None]],
+        *,
+        client: AsyncWebClient | None = None,
+    ) -> bool:
+        """Draw one of the bot's messages again (`draw` gets the stored message and returns the new
+        one, or None to leave it) and update it in Slack. Drawing happens under the message's lock,
+        so two redraws of one message never undo each other. Returns whether it changed."""
+        async with self.locks(f"slack-message:{channel_id}:{ts}"):
+            async with self.sessions() as session:
+                row = await session.scalar(
+                    select(SlackMessage).where(
+                        SlackMessage.channel_id == channel_id,
+                        SlackMessage.ts == ts,
+                        SlackMessage.business_id == business_id,
+                    )
+                )
+                if row is None:
+                    return False
+                drawn = await draw(row)
+                if drawn is None or (drawn.blocks == row.blocks and drawn.text == row.text):
+                    return False
+                await (client or self.client).chat_update(
+                    channel=channel_id, ts=ts, text=drawn.text, blocks=drawn.blocks
+                )
+                row.blocks, row.text = drawn.blocks, drawn.text
+                row.updated_at = self.clock.now()
+                await session.commit()
+                return True
 
     async def messages_with_block(
         self, business_id: str, *block_ids: str, limit: int = 20

@@ -49,8 +49,9 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayStatus, WeeklyFigures
-from runway.digest import ApprovalState, DigestBuilder, DigestView
+from runway.digest import DigestBuilder, DigestView
 from runway.drift import sentence_for
+from runway.lifecycle import BillState
 from runway.models import Business
 from runway.snapshot import load_books
 from sync.drift import AmountChanged
@@ -240,10 +241,11 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
         assert f"*{money(bill.amount)}*" in line
         assert bill.runway_impact in line
         actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
-        if bill.approval is ApprovalState.APPROVED:
+        if bill.state is BillState.APPROVED:
             assert actions == ["bill_pay", "bill_snooze"]
             pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
-            assert pay["style"] == "primary" and pay["value"] == bill.bill_id
+            # The button carries the amount its dialog names: a click pays exactly that.
+            assert pay["style"] == "primary" and pay["value"] == f"{bill.bill_id}|{bill.amount}"
             before = view.runway.days
             assert before is not None and bill.runway_impact_days is not None
             assert pay["confirm"]["text"]["text"] == (
@@ -252,9 +254,9 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
             )
         else:
             assert actions == ["bill_approve", "bill_snooze"]
-    states = {bill.approval for bill in view.bills_due.items}
-    assert {ApprovalState.APPROVED, ApprovalState.NEEDS_SECOND_APPROVAL} <= states
-    assert "<@U0ANA0001>, needs a second approver" in json.dumps(message.blocks)
+    states = {bill.state for bill in view.bills_due.items}
+    assert {BillState.APPROVED, BillState.NEEDS_SECOND_APPROVAL} <= states
+    assert "<@U0ANA0001>; needs a second, different approver" in json.dumps(message.blocks)
 
     # Invoices: the first eight, then "…and N more" with a button that opens the whole list.
     shown = [key for key in blocks if key.startswith("invoice:")]
@@ -329,7 +331,11 @@ def huge_company(bills: int = 500, invoices: int = 500) -> BooksSnapshot:
                 due_date=TODAY + timedelta(days=n % 8 - 1),
                 txn_date=TODAY - timedelta(days=20),
                 doc_number=f"<@U999>&{n}" * 3,
-                payment_in_flight=n == 496,  # near the top of the list: due first, largest
+                # Near the top of the list (due first, largest): being paid.
+                payment_in_flight=n == 496,
+                payment_state="paying" if n == 496 else None,
+                payment_amount=D("7000.00") + n if n == 496 else None,
+                payment_by="U0ANA0001" if n == 496 else None,
                 **approvals,
             )
         )
@@ -418,19 +424,19 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
     for bill in view.bills_due.first(MAX_PAGE):
         line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
         assert "…" in line.split("\n")[0], "a 200-character name is shortened"
-        if bill.approval is ApprovalState.PAYMENT_IN_FLIGHT:
+        if bill.state is BillState.PAYING:
+            # No button applies while it is being paid; the main line says so.
             assert f"bill_actions:{bill.bill_id}" not in blocks
-            status = blocks[f"bill_status:{bill.bill_id}"]
-            assert status["type"] == "context" and "waiting for its answer" in json.dumps(status)
+            assert f"Paying {money(bill.amount)}" in line and "<@U0ANA0001>" in line
             continue
         actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
         expected = {
-            ApprovalState.NEEDS_APPROVAL: ["bill_approve", "bill_snooze"],
-            ApprovalState.NEEDS_SECOND_APPROVAL: ["bill_approve", "bill_snooze"],
-            ApprovalState.APPROVED: ["bill_pay", "bill_snooze"],
-        }[bill.approval]
+            BillState.NEEDS_APPROVAL: ["bill_approve", "bill_snooze"],
+            BillState.NEEDS_SECOND_APPROVAL: ["bill_approve", "bill_snooze"],
+            BillState.APPROVED: ["bill_pay", "bill_snooze"],
+        }[bill.state]
         assert actions == expected
-        if bill.approval is ApprovalState.APPROVED:
+        if bill.state is BillState.APPROVED:
             pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
             # Plain text: the vendor as typed (cut), the account, the runway before and after.
             dialog = pay["confirm"]["text"]["text"]
@@ -438,7 +444,7 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
             assert "from Checking. Runway goes from" in dialog
             assert pay["confirm"]["title"]["text"].endswith("…?")
     assert any(
-        b.approval is ApprovalState.PAYMENT_IN_FLIGHT for b in view.bills_due.first(MAX_PAGE)
+        b.state is BillState.PAYING for b in view.bills_due.first(MAX_PAGE)
     )
 
 

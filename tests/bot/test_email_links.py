@@ -165,7 +165,7 @@ async def test_get_only_asks_and_never_acts(site: LinkSite) -> None:
 
     # Nothing happened anywhere: no call, no approval, no payment, no audit entry, no use.
     assert site.performed == []
-    assert not (await site.bills.approval(site.bill_id)).approved_by
+    assert not (await site.bills.standing(site.bill_id)).approved_by
     assert site.payments_of(site.bill_id) == []
     assert await site.audit("bill.approve") == [] and await site.audit("bill.pay") == []
     assert await site.link_uses() == 0
@@ -177,7 +177,7 @@ async def test_post_acts_once_and_a_second_post_is_already_done(site: LinkSite) 
 
     approved = await site.http.post(approve)
     assert approved.status_code == 200 and f"Approved bill {site.bill_id}." in approved.text
-    assert (await site.bills.approval(site.bill_id)).approved_by == ACTOR
+    assert (await site.bills.standing(site.bill_id)).approved_by == (ACTOR,)
 
     paid = await site.http.post(pay)
     assert paid.status_code == 200, paid.text

@@ -15,6 +15,7 @@ from conftest import RunwayEnv
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.bills import BillService
+from runway.lifecycle import BillState
 from runway.errors import ApprovalRefused, NotAllowed, NotFound, PaymentRefused
 from sync.ledger import ActionState
 from sync.reconcile import Reconciler, sweep_until_settled
@@ -72,12 +73,12 @@ async def test_approve_then_pay_makes_one_payment_and_lowers_both_balances(
     runway_env: RunwayEnv,
 ) -> None:
     service, [bill_id] = await bill_service(runway_env, ["389.64"])
-    due = {item.bill_id: item for item in await service.get_bills_due_soon(days=7)}
-    assert due[bill_id].balance == Decimal("389.64")
-    assert not due[bill_id].approval.ready_to_pay
+    before = await service.standing(bill_id)
+    assert before.balance == Decimal("389.64")
+    assert before.state is BillState.NEEDS_APPROVAL and not before.can_pay
 
-    approval = await service.approve(bill_id, OWNER)
-    assert approval.approved_by == OWNER and approval.ready_to_pay
+    approval = await service.approve(bill_id, OWNER, Decimal("389.64"))
+    assert approval.approved_by == (OWNER,) and approval.can_pay
     result = await service.create_payment(bill_id, Decimal("389.64"), OWNER)
 
     assert result.outcome.state is ActionState.SUCCEEDED, result.message
@@ -94,20 +95,23 @@ async def test_approve_then_pay_makes_one_payment_and_lowers_both_balances(
         assert entry.amount == Decimal("389.64")
         assert entry.outcome is not None and entry.outcome.startswith("succeeded")
         assert entry.completed_at is not None
-    assert bill_id not in {item.bill_id for item in await service.get_bills_due_soon(days=7)}
+    after = await service.standing(bill_id)
+    assert after.state is BillState.PAID and after.payment is not None
+    assert (after.payment.amount, after.payment.by) == (Decimal("389.64"), OWNER)
 
 
-async def test_two_partial_payments_of_the_same_amount_are_two_payments(
+async def test_a_payment_is_bound_to_the_open_balance_the_person_saw(
     runway_env: RunwayEnv,
 ) -> None:
+    """Less or more than the open balance is refused with the balance QuickBooks has now."""
     service, [bill_id] = await bill_service(runway_env, ["300.00"])
     await service.approve(bill_id, OWNER)
-    first = await service.create_payment(bill_id, Decimal("100.00"), OWNER)
-    second = await service.create_payment(bill_id, Decimal("100.00"), PARTNER)
-    assert first.outcome.succeeded and second.outcome.succeeded
-    assert first.outcome.key != second.outcome.key  # the bill's version moved on in between
-    assert second.balance == Decimal("100.00")
-    assert stored(runway_env.sandbox, "Bill", bill_id)["Balance"] == Decimal("100.00")
+    with pytest.raises(PaymentRefused, match=r"now has \$300.00 open in QuickBooks, not the \$100.00"):
+        await service.create_payment(bill_id, Decimal("100.00"), OWNER)
+    with pytest.raises(PaymentRefused, match=r"not the \$300.01"):
+        await service.create_payment(bill_id, Decimal("300.01"), OWNER)
+    assert stored(runway_env.sandbox, "Bill", bill_id)["Balance"] == Decimal("300.00")
+    assert (await service.create_payment(bill_id, Decimal("300.00"), OWNER)).outcome.succeeded
 
 
 async def test_each_refusal_says_why_and_sends_nothing(runway_env: RunwayEnv) -> None:
@@ -126,7 +130,7 @@ async def test_each_refusal_says_why_and_sends_nothing(runway_env: RunwayEnv) ->
     await service.approve(small, OWNER)
     with pytest.raises(NotAllowed, match="not one of them"):
         await service.create_payment(small, Decimal("250.00"), INTRUDER)
-    with pytest.raises(PaymentRefused, match=r"more than the \$250.00 still open"):
+    with pytest.raises(PaymentRefused, match=r"now has \$250.00 open in QuickBooks"):
         await service.create_payment(small, Decimal("250.01"), OWNER)
     with pytest.raises(PaymentRefused, match="whole cents"):
         await service.create_payment(small, Decimal("10.001"), OWNER)
@@ -134,12 +138,12 @@ async def test_each_refusal_says_why_and_sends_nothing(runway_env: RunwayEnv) ->
     await service.approve(large, OWNER)
     with pytest.raises(PaymentRefused, match="second approval from someone other than U-OWNER"):
         await service.create_payment(large, Decimal("2500.00"), OWNER)
-    with pytest.raises(ApprovalRefused, match="second, different approver"):
+    with pytest.raises(ApprovalRefused, match="second, different person"):
         await service.approve(large, OWNER)
     assert bill_payments_in_qbo() == before  # nothing refused reached QuickBooks
 
     second = await service.approve(large, PARTNER)
-    assert second.second_approved_by == PARTNER and second.ready_to_pay
+    assert second.approved_by == (OWNER, PARTNER) and second.can_pay
     assert (await service.create_payment(large, Decimal("2500.00"), OWNER)).outcome.succeeded
     with pytest.raises(PaymentRefused, match="already paid in full"):
         await service.create_payment(large, Decimal("1.00"), OWNER)
@@ -178,10 +182,11 @@ async def test_another_business_bill_is_not_found(runway_env: RunwayEnv) -> None
         await others.create_payment(bill_id, Decimal("120.00"), OWNER)
     with pytest.raises(NotFound):
         await others.snooze(bill_id, datetime.now(UTC) + timedelta(days=3), OWNER)
-    assert bill_id not in {item.bill_id for item in await others.get_bills_due_soon(days=60)}
+    with pytest.raises(NotFound):
+        await others.standing(bill_id)
     # Larkspur's bill is untouched by all that.
     assert await local_balance(runway_env, bill_id) == Decimal("120.00")
-    assert (await service.approval(bill_id)).approved_by == OWNER
+    assert (await service.standing(bill_id)).approved_by == (OWNER,)
 
 
 async def test_double_click_is_one_payment(runway_env: RunwayEnv) -> None:
@@ -217,15 +222,15 @@ async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
         {"by_path": [{"pattern": "billpayment*", "method": "POST", "rule": {"rate_lost": 1.0}}]},
     )
 
-    sent = await service.create_payment(bill_id, Decimal("200.00"), OWNER)
+    sent = await service.create_payment(bill_id, Decimal("480.00"), OWNER)
     assert sent.outcome.state is ActionState.UNKNOWN and sent.in_flight, sent.message
     # Left for the reconciler: the mirror is not lowered on a guess.
     assert await local_balance(runway_env, bill_id) == Decimal("480.00")
-    [due] = [item for item in await service.get_bills_due_soon() if item.bill_id == bill_id]
-    assert due.payment_in_flight and due.payment_state is ActionState.UNKNOWN
+    waiting = await service.standing(bill_id)
+    assert waiting.state is BillState.UNKNOWN and waiting.in_flight
 
     with pytest.raises(PaymentRefused, match="already on its way"):
-        await service.create_payment(bill_id, Decimal("280.00"), PARTNER)
+        await service.create_payment(bill_id, Decimal("480.00"), PARTNER)
     [landed] = payments_marked(runway_env.sandbox, sent.outcome.key)
 
     # QuickBooks answers again; the reconciler finds the payment that did land and settles it.
@@ -233,7 +238,8 @@ async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
     reconciler = Reconciler(runway_env.infra, on_resolved=service.on_payment_resolved)
     [resolution] = await sweep_until_settled(reconciler)
     assert resolution.state is ActionState.SUCCEEDED and resolution.qbo_object_id == landed["Id"]
-    assert await local_balance(runway_env, bill_id) == Decimal("280.00")
+    assert await local_balance(runway_env, bill_id) == Decimal("0.00")
+    assert (await service.standing(bill_id)).state is BillState.PAID
     async with runway_env.uows(BUSINESS) as uow:
         assert await uow.bill_payments.get(str(landed["Id"])) is not None
         trail = [
@@ -242,6 +248,6 @@ async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
         ]
     assert [actor for actor, _ in trail] == [OWNER, "reconciler"]
     assert trail[0][1].startswith("unknown") and trail[1][1].startswith("succeeded")
-    # The rest can now be paid.
-    rest = await service.create_payment(bill_id, Decimal("280.00"), PARTNER)
-    assert rest.outcome.succeeded and rest.balance == Decimal("0.00")
+    # Nothing is left to pay.
+    with pytest.raises(PaymentRefused, match="already paid in full"):
+        await service.create_payment(bill_id, Decimal("480.00"), PARTNER)

@@ -159,14 +159,21 @@ def test_paying_a_bill_and_collecting_an_invoice_move_the_runway() -> None:
     calculator = RunwayCalculator()
     runway = calculator.figures(hand_company()).runway
 
+    # Money moved today is cash *and* a movement of the 90-day window, as the next sync sees it.
+    # Paying $1,250.00: cash 60,123.45 - 1,250.00 = 58,873.45; out 45,000.00 + 1,250.00 =
+    # 46,250.00, in 27,000.00, net 19,250.00 per 90 days; 58,873.45 x 90 / 19,250.00 = 275.25.
     paying = calculator.bill_impact(runway, D("1250.00"))
-    assert paying.after.days == 294
-    assert paying.days == -6
-    assert paying.sentence() == "−6 days of runway"
+    assert paying.after.cash == D("58873.45")
+    assert paying.after.burn.net == D("19250.00")
+    assert paying.after.days == 275
+    assert paying.days == -25
+    assert paying.sentence() == "−25 days of runway"
 
+    # Collecting $2,000.00: cash 62,123.45; in 29,000.00, net 16,000.00; x 90 / 16,000 = 349.44.
     collecting = calculator.invoice_impact(runway, D("2000.00"))
-    assert collecting.days == 10
-    assert collecting.sentence() == "+10 days of runway"
+    assert collecting.after.days == 349
+    assert collecting.days == 49
+    assert collecting.sentence() == "+49 days of runway"
 
 
 def test_change_since_last_week_from_stored_figures() -> None:
@@ -248,8 +255,9 @@ def test_negative_cash_is_zero_days_and_collecting_counts_from_zero() -> None:
     assert figures.runway.status is RunwayStatus.NO_CASH
     assert figures.runway.days == 0
     assert figures.runway.sentence() == "Out of cash: −$750.00 in the bank (0 days)"
-    # Collecting 2,000.00 leaves 1,250.00 → 1,250 / 200 = 6.25 → 6 days.
-    assert calculator.invoice_impact(figures.runway, D("2000.00")).days == 6
+        # Collecting 2,000.00 leaves 1,250.00; the window gains the cash in too (net 16,000.00 per
+        # 90 days): 1,250 x 90 / 16,000 = 7.03 → 7 days.
+    assert calculator.invoice_impact(figures.runway, D("2000.00")).days == 7
     # Paying a bill when already out of cash cannot take away days that are not there.
     assert calculator.bill_impact(figures.runway, D("100.00")).days == 0
 

@@ -23,7 +23,8 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayCalculator, RunwayStatus, WeeklyFigures
-from runway.digest import ApprovalState, DigestBuilder
+from runway.digest import DigestBuilder
+from runway.lifecycle import BillState
 
 if TYPE_CHECKING:
     from qbo_sandbox.app import Sandbox
@@ -70,13 +71,13 @@ def test_hand_company_digest_sections() -> None:
     assert [bill.bill_id for bill in view.bills_due.items] == ["B1", "B7"]
     overdue_bill, big_bill = view.bills_due.items
     assert overdue_bill.days_until_due == -6
-    assert overdue_bill.approval is ApprovalState.NEEDS_APPROVAL
-    assert overdue_bill.runway_impact_days == -6  # worked out in test_calculator
-    assert overdue_bill.runway_impact == "−6 days of runway"
-    # 7,500.00 now: 52,623.45 / 200 = 263.1 → 263 days: −37.
-    assert big_bill.runway_impact_days == -37
-    assert big_bill.approval is ApprovalState.NEEDS_SECOND_APPROVAL
-    assert (big_bill.approvals_required, big_bill.approved_by) == (2, ("U-ANA",))
+    assert overdue_bill.state is BillState.NEEDS_APPROVAL
+    assert overdue_bill.runway_impact_days == -25  # worked out in test_calculator
+    assert overdue_bill.runway_impact == "−25 days of runway"
+    # 7,500.00 now: cash 52,623.45, net 25,500.00 per 90 days → 185.7 → 185 days: −115.
+    assert big_bill.runway_impact_days == -115
+    assert big_bill.state is BillState.NEEDS_SECOND_APPROVAL
+    assert (big_bill.standing.approvals_required, big_bill.approved_by) == (2, ("U-ANA",))
     assert big_bill.vendor_name == "Mixer <Pro> & Sons"  # raw: the renderer escapes
 
     assert [item.bill_id for item in view.approvals.items] == ["B7"]
@@ -87,8 +88,8 @@ def test_hand_company_digest_sections() -> None:
         ("I3", 11),
     ]
     assert view.overdue_invoices.items[1].amount == D("5000.00")
-    # Collecting I3's 5,000.00: 65,123.45 / 200 = 325.6 → 325: +25 days.
-    assert view.overdue_invoices.items[1].runway_impact_days == 25
+    # Collecting I3's 5,000.00: cash 65,123.45, net 13,000.00 per 90 days → 450.9 → 450: +150.
+    assert view.overdue_invoices.items[1].runway_impact_days == 150
 
     assert view.drift.items == ("Bill 12 was changed in QuickBooks.",)
     assert view.freshness.oldest == SYNCED
@@ -308,7 +309,7 @@ def test_digest_of_the_seeded_sandbox_company(sandbox: Sandbox) -> None:
     assert view.bills_due.more_than(3) == max(0, len(expected_bills) - 3)
     due_days = [bill.days_until_due for bill in view.bills_due.items]
     assert due_days == sorted(due_days)
-    assert all(bill.approval is ApprovalState.NEEDS_APPROVAL for bill in view.bills_due.items)
+    assert all(bill.state is BillState.NEEDS_APPROVAL for bill in view.bills_due.items)
 
     # Overdue invoices: every open invoice past due, longest overdue first, names kept raw.
     expected_overdue = {
