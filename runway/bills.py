@@ -604,8 +604,8 @@ class BillService:
     ) -> None:
         if not any(same_person(identities, approver) for approver in business.approvers or []):
             raise NotAllowed(
-                f"Only {business.name}'s approvers may {what}; {person} is not one of them. "
-                "An approver can add you with `/runway settings`."
+                f"Only approvers can {what} for {business.name}; {person} is not one of them, "
+                "so nothing was done. An approver can add you with `/runway settings`."
             )
 
     async def _audit_refusal(

@@ -37,7 +37,7 @@ from slack_sdk.models.blocks import (
 
 from bot.slack.mrkdwn import clip, clip_lines, escape
 from bot.slack.text import render
-from runway.calculator import RunwayStatus
+from runway.calculator import RunwayStatus, format_days
 from runway.digest import (
     BillDue,
     DigestView,
@@ -327,9 +327,23 @@ def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) ->
         )
     if bill.is_open and not standing.in_flight and standing.snoozed_until is None:
         buttons.append(button(label("snooze"), BILL_SNOOZE, bill.bill_id))
-    if not buttons:
-        return [line]
-    return [line, ActionsBlock(elements=buttons, block_id=f"bill_actions:{bill.bill_id}")]
+    if buttons:
+        return [line, ActionsBlock(elements=buttons, block_id=f"bill_actions:{bill.bill_id}")]
+    payment = standing.payment
+    if standing.state is BillState.PAID and payment is not None and payment.by:
+        # What the payment did, in the figures every surface now shows.
+        status = render(
+            "bill_paid_status", payer=person(payment.by), runway=runway_now(view)
+        )
+        return [line, ContextBlock(elements=[mrkdwn(status)], block_id=f"bill_status:{bill.bill_id}")]
+    return [line]
+
+
+def runway_now(view: DigestView) -> str:
+    """ "runway now 396 days" (or the runway's sentence where it is not a count of days)."""
+    if view.runway.days is not None:
+        return f"runway now {format_days(view.runway.days)}"
+    return view.runway.sentence[:1].lower() + view.runway.sentence[1:]
 
 
 def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) -> ConfirmObject:

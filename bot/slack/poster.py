@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import SlackMessage
@@ -191,26 +191,31 @@ class ChannelPoster:
         one, or None to leave it) and update it in Slack. Drawing happens under the message's lock,
         so two redraws of one message never undo each other. Returns whether it changed."""
         async with self.locks(f"slack-message:{channel_id}:{ts}"):
+            mine = (
+                SlackMessage.channel_id == channel_id,
+                SlackMessage.ts == ts,
+                SlackMessage.business_id == business_id,
+            )
+            # Read, draw, then write, each on its own: drawing reads the books, and on SQLite a
+            # transaction held open across it would keep the database locked.
             async with self.sessions() as session:
-                row = await session.scalar(
-                    select(SlackMessage).where(
-                        SlackMessage.channel_id == channel_id,
-                        SlackMessage.ts == ts,
-                        SlackMessage.business_id == business_id,
-                    )
+                row = await session.scalar(select(SlackMessage).where(*mine))
+            if row is None:
+                return False
+            drawn = await draw(row)
+            if drawn is None or (drawn.blocks == row.blocks and drawn.text == row.text):
+                return False
+            await (client or self.client).chat_update(
+                channel=channel_id, ts=ts, text=drawn.text, blocks=drawn.blocks
+            )
+            async with self.sessions() as session:
+                await session.execute(
+                    update(SlackMessage)
+                    .where(*mine)
+                    .values(blocks=drawn.blocks, text=drawn.text, updated_at=self.clock.now())
                 )
-                if row is None:
-                    return False
-                drawn = await draw(row)
-                if drawn is None or (drawn.blocks == row.blocks and drawn.text == row.text):
-                    return False
-                await (client or self.client).chat_update(
-                    channel=channel_id, ts=ts, text=drawn.text, blocks=drawn.blocks
-                )
-                row.blocks, row.text = drawn.blocks, drawn.text
-                row.updated_at = self.clock.now()
                 await session.commit()
-                return True
+            return True
 
     async def messages_with_block(
         self, business_id: str, *block_ids: str, limit: int = 20

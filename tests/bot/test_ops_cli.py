@@ -241,7 +241,7 @@ def _pay_with_the_answer_lost(operator: Operator) -> str:
         ctx = await oodaloo.digest(BIZ)
         bill = next(
             b for b in ctx.view.bills_due.items
-            if b.amount <= ctx.business.approval_threshold and b.approval.value == "needs_approval"
+            if b.amount <= ctx.business.approval_threshold and b.state.value == "needs_approval"
         )
         services = await oodaloo.services_for(BIZ)
         await services.bills.approve(bill.bill_id, OWNER)

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import simplejson
@@ -215,12 +216,19 @@ async def test_the_sweep_settles_a_lost_payment_and_the_in_flight_line_says_paid
     ritual = ritual_over(stack, mail_server.url)
     bill_id, key = await _pay_with_the_answer_lost(stack)
     digest = await stack.post_digest()
-    in_flight = _status(digest, "bill", bill_id)
-    assert in_flight is not None and "Paid" not in in_flight
+    in_flight = _card(digest, bill_id)
+    assert "QuickBooks has not confirmed it yet" in in_flight and "Paid" not in in_flight
 
     await _sweep_settles(stack, ritual, key)
     line = _status(stack.message(digest.ts), "bill", bill_id)
     assert line is not None and "Paid" in line, line
+    assert "Paid" in _card(stack.message(digest.ts), bill_id)
+
+
+def _card(message: Any, bill_id: str) -> str:
+    """The bill's main line as Slack shows it."""
+    [line] = [b["text"]["text"] for b in message.blocks if b.get("block_id") == f"bill:{bill_id}"]
+    return str(line)
 
 
 async def test_the_sweep_settles_a_lost_payment_and_the_earlier_digest_line_says_paid(

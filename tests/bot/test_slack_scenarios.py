@@ -58,7 +58,7 @@ async def _small_bill(scenario: LocalStack) -> tuple[str, Decimal]:
     ctx = await scenario.oodaloo.digest(BUSINESS_ID)
     threshold = ctx.business.approval_threshold
     for bill in ctx.view.bills_due.items:
-        if bill.amount <= threshold and bill.approval.value == "needs_approval":
+        if bill.amount <= threshold and bill.state.value == "needs_approval":
             return bill.bill_id, bill.amount
     raise AssertionError("the seeded company has no small bill due this week")
 
@@ -406,7 +406,13 @@ async def test_paying_from_the_bills_list_updates_the_list_and_the_digest(scenar
 
     def payable() -> object:
         shown = scenario.workspace.ephemeral(listed.ts)
-        return shown if shown is not None and f"{bill_id}|{amount}" in str(shown.blocks) else None
+        pay = [
+            element
+            for block in (shown.blocks if shown is not None else [])
+            for element in block.get("elements", [])
+            if element.get("action_id") == kit.BILL_PAY
+        ]
+        return shown if any(e.get("value") == f"{bill_id}|{amount}" for e in pay) else None
 
     redrawn = await scenario.until(payable)
     await scenario.agent.click(OWNER, redrawn, kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")  # type: ignore[arg-type]

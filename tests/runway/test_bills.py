@@ -15,8 +15,8 @@ from conftest import RunwayEnv
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.bills import BillService
-from runway.lifecycle import BillState
 from runway.errors import ApprovalRefused, NotAllowed, NotFound, PaymentRefused
+from runway.lifecycle import BillState
 from sync.ledger import ActionState
 from sync.reconcile import Reconciler, sweep_until_settled
 from sync_harness import bank_account_id, create_bills, payments_marked, put_faults, stored
