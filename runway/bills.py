@@ -199,7 +199,9 @@ class BillService:
                 who = await uow.people.identities(approver)
                 self._require_approver(business, who, approver, "approve bills")
                 label = _bill_label(bill)
-                before = standing_of(bill, business.approval_threshold)
+                before = standing_of(
+                    bill, business.approval_threshold, people=await uow.people.directory()
+                )
                 if before.state is BillState.PAID:
                     raise ApprovalRefused(f"{label} is already paid in full.")
                 if before.in_flight:

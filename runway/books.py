@@ -148,6 +148,9 @@ class BooksSnapshot:
     min_cash_buffer: Decimal = Decimal("0.00")
     #: Bills above this amount need two different approvers.
     approval_threshold: Decimal = Decimal("5000.00")
+    #: Each known identifier of the business's people mapped to all of that person's (a Slack id
+    #: and an email address of one person).
+    people: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def pay_history_for(self, customer_id: str | None) -> CustomerPayHistory | None:
         if customer_id is None:

@@ -347,7 +347,7 @@ class DigestBuilder:
 
     def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
         """One bill as the lists show it: its standing and what paying it now does to the runway."""
-        standing = standing_of(bill, books.approval_threshold)
+        standing = standing_of(bill, books.approval_threshold, people=books.people)
         impact = self.calculator.bill_impact(figures.runway, standing.balance)
         due = bill.due_date or bill.txn_date or books.today
         return BillDue(
@@ -393,7 +393,7 @@ class DigestBuilder:
         """Bills someone began approving that still wait for a second, different person."""
         waiting: list[PendingApproval] = []
         for bill in books.open_bills:
-            standing = standing_of(bill, books.approval_threshold)
+            standing = standing_of(bill, books.approval_threshold, people=books.people)
             if standing.state is not BillState.NEEDS_SECOND_APPROVAL:
                 continue
             if is_snoozed(bill.snoozed_until, now):

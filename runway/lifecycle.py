@@ -18,12 +18,13 @@ Snoozed-until and a reminder's by/at sit beside it. The rules, each in one funct
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from runway.people import same_person
+from runway.people import canonical, same_person
 
 if TYPE_CHECKING:
     from runway.books import OpenBill
@@ -72,6 +73,8 @@ class Approval:
     at: datetime | None
     #: The open balance the person saw when approving (None: given before amounts were kept).
     amount: Decimal | None
+    #: Every identifier of the person who approved (their Slack id and email address, as known).
+    person: frozenset[str] = frozenset()
 
     def covers(self, amount: Decimal) -> bool:
         return self.amount is None or amount <= self.amount
@@ -131,8 +134,11 @@ class BillStanding:
         return not self.approved_by_person(identities)
 
     def approved_by_person(self, identities: frozenset[str]) -> bool:
+        """Whether the person with these identifiers gave one of the approvals that count."""
         return any(
-            same_person(identities, approval.by) for approval in self.approvals
+            same_person(identities, name)
+            for approval in self.approvals
+            for name in (approval.by, *approval.person)
         )
 
     @property
@@ -148,13 +154,14 @@ class BillStanding:
 def _approvals(
     balance: Decimal,
     given: tuple[tuple[str | None, datetime | None, Decimal | None], ...],
+    people: Mapping[str, frozenset[str]],
 ) -> tuple[tuple[Approval, ...], tuple[Approval, ...]]:
     covering: list[Approval] = []
     lapsed: list[Approval] = []
     for by, at, amount in given:
         if not by:
             continue
-        approval = Approval(by, at, amount)
+        approval = Approval(by, at, amount, people.get(canonical(by), frozenset({by})))
         (covering if approval.covers(balance) else lapsed).append(approval)
     return tuple(covering), tuple(lapsed)
 
@@ -172,9 +179,11 @@ def standing(
     payment: PaymentLine | None,
     snoozed_until: datetime | None,
     threshold: Decimal,
+    people: Mapping[str, frozenset[str]] | None = None,
 ) -> BillStanding:
-    """The bill's standing from its facts (see the module docstring for the rules)."""
-    covering, lapsed = _approvals(balance, approvals)
+    """The bill's standing from its facts (see the module docstring for the rules); `people`
+    maps each known identifier to all of its person's (`PeopleRepository.directory`)."""
+    covering, lapsed = _approvals(balance, approvals, people or {})
     required = approvals_required(balance, threshold)
     if payment is not None and payment.state in (PaymentState.PAYING,):
         state = BillState.PAYING
@@ -222,7 +231,11 @@ def payment_line(
 
 
 def standing_of(
-    bill: Bill | OpenBill, threshold: Decimal, *, balance: Decimal | None = None
+    bill: Bill | OpenBill,
+    threshold: Decimal,
+    *,
+    balance: Decimal | None = None,
+    people: Mapping[str, frozenset[str]] | None = None,
 ) -> BillStanding:
     """The standing of a mirrored bill (a `Bill` row or the snapshot's `OpenBill`); `balance`,
     when given, is QuickBooks' open balance read just now instead of the mirror's."""
@@ -254,6 +267,7 @@ def standing_of(
         ),
         snoozed_until=bill.snoozed_until,
         threshold=threshold,
+        people=people,
     )
 
 

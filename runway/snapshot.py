@@ -302,6 +302,7 @@ async def load_books(
         as_of=as_of,
         min_cash_buffer=business.min_cash_buffer,
         approval_threshold=business.approval_threshold,
+        people=await uow.people.directory(),
     )
 
 

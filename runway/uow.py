@@ -486,6 +486,20 @@ class PeopleRepository(_Scoped):
         person.name = name or person.name
         person.updated_at = now
 
+    async def directory(self) -> dict[str, frozenset[str]]:
+        """Every known identifier of the business's people, each mapped to all of that person's."""
+        found = await self.session.execute(
+            select(PersonRecord.slack_user_id, PersonRecord.email).where(
+                PersonRecord.business_id == self.business_id
+            )
+        )
+        people: dict[str, frozenset[str]] = {}
+        for slack_user_id, email in found:
+            names = frozenset(name for name in (slack_user_id, email) if name)
+            for name in names:
+                people[name] = names
+        return people
+
     async def identities(self, actor: str) -> frozenset[str]:
         """Every identifier of the person `actor` names (always `actor` itself)."""
         key = canonical(actor)

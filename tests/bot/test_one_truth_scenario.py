@@ -1,0 +1,137 @@
+"""One bill through every path, and every surface saying the same thing after each step.
+
+Approve in Slack by one person, the same person by email (refused: one person, one approver),
+approve by email by another, Pay in Slack, the same Pay from the email link, a sync: after each
+step the channel message (main line, status line, buttons, counts, headline), `/runway`, the email
+digest rendered now and the next digest agree on the bill's state and on the runway. Real signed
+Slack requests, real email-link requests, the QBO sandbox; on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from db_conftest import MigratedDatabase
+
+from bot.email.links import ActionKind, LinkSigner
+from bot.email.render import render_digest_email
+from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
+from bot.slack import blocks as kit
+from runway.lifecycle import BillState
+from slack_sandbox.workspace import Message
+
+DANA_EMAIL = "dana@example.com"  # the Slack profile email of OWNER (Dana Whitfield)
+SAM_EMAIL = "sam@example.com"
+HREF = re.compile(r'href="([^"]+)"')
+
+
+@pytest.fixture
+async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
+    async with local_stack(migrated.url, email_recipients=[DANA_EMAIL, SAM_EMAIL]) as built:
+        await built.oodaloo.directory.update(BUSINESS_ID, approval_threshold=Decimal("100.00"))
+        yield built
+
+
+def card(message: Message, bill_id: str) -> dict[str, Any]:
+    """The bill's main line, status line and buttons as the channel shows them."""
+    found: dict[str, Any] = {"line": None, "status": None, "buttons": {}}
+    for block in message.blocks:
+        if block.get("block_id") == f"bill:{bill_id}":
+            found["line"] = block["text"]["text"]
+        elif block.get("block_id") == f"bill_status:{bill_id}":
+            found["status"] = " ".join(e["text"] for e in block["elements"])
+        elif block.get("block_id") == f"bill_actions:{bill_id}":
+            found["buttons"] = {e["action_id"]: e for e in block["elements"]}
+    return found
+
+
+def section(message: Message, block_id: str) -> str:
+    [text] = [b["text"]["text"] for b in message.blocks if b.get("block_id") == block_id]
+    return str(text)
+
+
+async def email_link(stack: LocalStack, kind: ActionKind, bill_id: str, who: str, amount: Decimal) -> httpx.Response:
+    signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+    async with httpx.AsyncClient() as reader:
+        return await reader.post(signer.action_url(BUSINESS_ID, kind, bill_id, who, amount=amount))
+
+
+async def email_actions(stack: LocalStack, recipient: str, bill_id: str) -> set[ActionKind]:
+    """The actions the email digest rendered now offers `recipient` on the bill."""
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+    html = render_digest_email(ctx.view, business_name=ctx.business.name, links=signer, recipient=recipient).html
+    actions = [signer.read_action(url.rsplit("/", 1)[1]) for url in HREF.findall(html) if "/email/act/" in url]
+    return {action.action for action in actions if action.target_id == bill_id}
+
+
+async def test_one_bill_through_every_path_reads_the_same_everywhere(stack: LocalStack) -> None:
+    digest = await stack.post_digest()
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    bill = next(b for b in ctx.view.bills_due.items if b.state is BillState.NEEDS_APPROVAL)
+    bill_id, amount = bill.bill_id, bill.amount
+    assert bill.standing.approvals_required == 2  # above the $100.00 threshold
+    left_before = len(ctx.view.bills_left)
+    payments_before = len(stack.bill_payments())
+
+    # 1. Dana approves in Slack: the second approver still has Approve.
+    await stack.agent.click(OWNER, digest, kit.BILL_APPROVE, block_id=f"bill_actions:{bill_id}")
+    shown = await stack.until(
+        lambda: (c := card(stack.message(digest.ts), bill_id))["line"] and "second" in c["line"] and c
+    )
+    assert f"Approved by <@{OWNER}>; needs a second, different approver" in shown["line"]
+    assert set(shown["buttons"]) == {kit.BILL_APPROVE, kit.BILL_SNOOZE}
+    assert await email_actions(stack, SAM_EMAIL, bill_id) == {ActionKind.BILL_APPROVE}
+    # Dana's own address sees no Approve: she already approved, by Slack.
+    assert await email_actions(stack, DANA_EMAIL, bill_id) == set()
+
+    # 2. Dana again, by email: one person is one approver, whichever door.
+    refused = await email_link(stack, ActionKind.BILL_APPROVE, bill_id, DANA_EMAIL, amount)
+    assert "already approved" in refused.text and "second, different person" in refused.text
+    services = await stack.oodaloo.services_for(BUSINESS_ID)
+    assert (await services.bills.standing(bill_id)).approved_by == (OWNER,)
+
+    # 3. Sam approves by email: the channel's card offers Pay, with the amount Sam saw.
+    approved = await email_link(stack, ActionKind.BILL_APPROVE, bill_id, SAM_EMAIL, amount)
+    assert approved.status_code == 200, approved.text
+    shown = await stack.until(lambda: (c := card(stack.message(digest.ts), bill_id))["buttons"].get(kit.BILL_PAY) and c)
+    pay = shown["buttons"][kit.BILL_PAY]
+    assert pay["value"] == f"{bill_id}|{amount}"
+    assert "ready to pay" in shown["line"] and "sam@" in shown["line"]
+    promise = re.search(r"Runway goes from (\d+) to (\d+) days", pay["confirm"]["text"]["text"])
+    assert promise is not None
+    before_days, after_days = int(promise[1]), int(promise[2])
+    assert await email_actions(stack, SAM_EMAIL, bill_id) == {ActionKind.BILL_PAY}
+
+    # 4. Dana pays in Slack: the card, the counts, the headline and /runway say the same runway.
+    await stack.agent.click(OWNER, stack.message(digest.ts), kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")
+    paid = await stack.until(lambda: (c := card(stack.message(digest.ts), bill_id))["status"] and c)
+    assert re.search(rf"Paid \$[\d,.]+ from .+ by <@{OWNER}>", paid["line"]), paid["line"]
+    assert paid["buttons"] == {}
+    assert paid["status"] == f"Paid by <@{OWNER}> · runway now {after_days} days"
+    message = stack.message(digest.ts)
+    assert f"{left_before - 1} of {left_before} bills left" in section(message, "bills")
+    assert f"Runway: {after_days} days" in section(message, "headline")
+    await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "")
+    summary = await stack.ephemeral_for(OWNER, f"Runway: {after_days} days")
+    assert summary is not None
+    assert len(stack.bill_payments()) == payments_before + 1
+    after = await stack.oodaloo.digest(BUSINESS_ID)
+    assert after.view.runway.days == after_days and before_days > after_days
+    assert await email_actions(stack, SAM_EMAIL, bill_id) == set()
+
+    # 5. The same Pay from Sam's email: already paid, nothing sent.
+    again = await email_link(stack, ActionKind.BILL_PAY, bill_id, SAM_EMAIL, amount)
+    assert again.status_code == 200 and "already paid" in again.text
+    assert len(stack.bill_payments()) == payments_before + 1
+
+    # 6. A sync reads QuickBooks again: the figures stay what the dialog promised.
+    await services.mirror.sync()
+    synced = await stack.oodaloo.digest(BUSINESS_ID)
+    assert synced.view.runway.days == after_days
+    assert (await services.bills.standing(bill_id)).state is BillState.PAID
