@@ -94,6 +94,8 @@ class OpenInvoice:
     last_reminder_at: datetime | None = None
     reminders_sent: int = 0
     snoozed_until: datetime | None = None
+    #: Who asked for the last reminder (a Slack user id or an email address).
+    last_reminder_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

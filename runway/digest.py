@@ -166,6 +166,7 @@ class OverdueInvoice:
     last_reminder_at: datetime | None
     reminders_sent: int
     runway_impact_days: int | None
+    last_reminder_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +381,7 @@ class DigestBuilder:
                     days_overdue=(books.today - invoice.due_date).days,
                     last_reminder_at=invoice.last_reminder_at,
                     reminders_sent=invoice.reminders_sent,
+                    last_reminder_by=invoice.last_reminder_by,
                     runway_impact_days=self.calculator.invoice_impact(
                         figures.runway, invoice.balance
                     ).days,

@@ -99,6 +99,7 @@ def _open_invoice(invoice: Invoice) -> OpenInvoice:
         last_reminder_at=invoice.last_reminder_at,
         reminders_sent=invoice.reminders_sent,
         snoozed_until=invoice.snoozed_until,
+        last_reminder_by=invoice.last_reminder_by,
     )
 
 

@@ -112,6 +112,8 @@ async def test_one_bill_through_every_path_reads_the_same_everywhere(stack: Loca
     await stack.agent.click(OWNER, stack.message(digest.ts), kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")
     paid = await stack.until(lambda: (c := card(stack.message(digest.ts), bill_id))["status"] and c)
     assert re.search(rf"Paid \$[\d,.]+ from .+ by <@{OWNER}>", paid["line"]), paid["line"]
+    # The approval given by email is still there once the bill is paid.
+    assert f"approved by <@{OWNER}> and sam@\u200bexample.com" in paid["line"]
     assert paid["buttons"] == {}
     assert paid["status"] == f"Paid by <@{OWNER}> · runway now {after_days} days"
     message = stack.message(digest.ts)
@@ -135,3 +137,23 @@ async def test_one_bill_through_every_path_reads_the_same_everywhere(stack: Loca
     synced = await stack.oodaloo.digest(BUSINESS_ID)
     assert synced.view.runway.days == after_days
     assert (await services.bills.standing(bill_id)).state is BillState.PAID
+
+
+async def test_a_sent_reminder_shows_on_the_invoice_everywhere(stack: LocalStack) -> None:
+    """A sent reminder still said "No reminder sent yet"."""
+    digest = await stack.post_digest()
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    invoice = ctx.view.overdue_invoices.items[0]
+    assert invoice.reminders_sent == 0
+    await stack.agent.click(
+        OWNER, digest, kit.INVOICE_REMIND, block_id=f"invoice_actions:{invoice.invoice_id}"
+    )
+    line = await stack.until(
+        lambda: (t := section(stack.message(digest.ts), f"invoice:{invoice.invoice_id}"))
+        and ":envelope: 1 reminder sent" in t
+        and t
+    )
+    assert "No reminder sent yet" not in line and f"by <@{OWNER}>" in line
+    again = await stack.oodaloo.digest(BUSINESS_ID)
+    [shown] = [i for i in again.view.overdue_invoices.items if i.invoice_id == invoice.invoice_id]
+    assert (shown.reminders_sent, shown.last_reminder_by) == (1, OWNER)

@@ -7,6 +7,7 @@ QuickBooks sandbox, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +20,7 @@ from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.lifecycle import BillState, approvals_required, standing
 from runway.use_cases import Result, approve_bill, pay_bill
-from sync_harness import edit_bill_amount
+from sync_harness import OffsetClock, edit_bill_amount
 
 DANA_SLACK, DANA_EMAIL = "U0DANA0001", "dana@larkspur.example"
 
@@ -190,3 +191,26 @@ async def test_no_sequence_pays_twice_without_two_people_or_an_amount_nobody_saw
     assert [p["TotalAmt"] for p in in_quickbooks] == paid
     if paid:
         assert (await service.standing(bill_id)).state is BillState.PAID
+
+
+async def test_the_freshness_line_moves_with_each_sync(runway_env: RunwayEnv) -> None:
+    """"QuickBooks data as of 3:18 AM" never moved although later syncs changed the figures: the
+    company's settings, read once at the first sync, counted as the oldest figure shown."""
+    from runway.digest import DigestBuilder
+    from runway.snapshot import load_books
+
+    service, _ = await bill_service(runway_env, ["10.00"])
+    clock = runway_env.infra.clock
+    assert isinstance(clock, OffsetClock)
+
+    async def oldest() -> datetime:
+        async with runway_env.uows(BUSINESS) as uow:
+            books = await load_books(uow, BUSINESS, clock.now().date())
+        shown = DigestBuilder.freshness(books).oldest
+        assert shown is not None
+        return shown
+
+    first = await oldest()
+    clock.advance(timedelta(hours=2))
+    await service.sync_bills_from_qbo()
+    assert await oldest() >= first + timedelta(hours=2)
