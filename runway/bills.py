@@ -162,14 +162,22 @@ class BillService:
         """Where the bill stands now (paid bills included)."""
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
-            return standing_of(await self._bill(uow, bill_id), business.approval_threshold)
+            return standing_of(
+                await self._bill(uow, bill_id),
+                business.approval_threshold,
+                people=await uow.people.directory(),
+            )
 
     async def standings(self, bill_ids: list[str]) -> dict[str, BillStanding]:
         """The standing of each of these bills that exists (paid ones included)."""
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
             rows = await uow.bills.by_qbo_ids(bill_ids)
-            return {row.qbo_id: standing_of(row, business.approval_threshold) for row in rows}
+            people = await uow.people.directory()
+            return {
+                row.qbo_id: standing_of(row, business.approval_threshold, people=people)
+                for row in rows
+            }
 
     async def remember_person(self, slack_user_id: str, email: str | None, name: str | None) -> None:
         """Record the email address of a Slack user (from their Slack profile): an approval from
@@ -199,9 +207,8 @@ class BillService:
                 who = await uow.people.identities(approver)
                 self._require_approver(business, who, approver, "approve bills")
                 label = _bill_label(bill)
-                before = standing_of(
-                    bill, business.approval_threshold, people=await uow.people.directory()
-                )
+                people = await uow.people.directory()
+                before = standing_of(bill, business.approval_threshold, people=people)
                 if before.state is BillState.PAID:
                     raise ApprovalRefused(f"{label} is already paid in full.")
                 if before.in_flight:
@@ -246,7 +253,7 @@ class BillService:
                     requested_at=now,
                     completed_at=now,
                 )
-                after = standing_of(bill, business.approval_threshold)
+                after = standing_of(bill, business.approval_threshold, people=people)
                 await uow.commit()
                 return after
         except RunwayError as refusal:
@@ -377,7 +384,10 @@ class BillService:
                 )
             # The rules read QuickBooks' balance, through the same function as the digest.
             now_standing = standing_of(
-                bill, business.approval_threshold, balance=current.balance
+                bill,
+                business.approval_threshold,
+                balance=current.balance,
+                people=await uow.people.directory(),
             )
             if now_standing.in_flight:
                 raise PaymentRefused(

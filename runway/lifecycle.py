@@ -151,6 +151,10 @@ class BillStanding:
         return self.state is BillState.PAID
 
 
+def _same(one: Approval, other: Approval) -> bool:
+    return any(same_person(one.person | {one.by}, name) for name in (other.by, *other.person))
+
+
 def _approvals(
     balance: Decimal,
     given: tuple[tuple[str | None, datetime | None, Decimal | None], ...],
@@ -162,6 +166,8 @@ def _approvals(
         if not by:
             continue
         approval = Approval(by, at, amount, people.get(canonical(by), frozenset({by})))
+        if any(_same(approval, other) for other in (*covering, *lapsed)):
+            continue  # one person is one approver, however many doors they came through
         (covering if approval.covers(balance) else lapsed).append(approval)
     return tuple(covering), tuple(lapsed)
 

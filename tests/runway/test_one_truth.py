@@ -18,7 +18,10 @@ from test_bills import BUSINESS, OWNER, PARTNER, SCALE, bill_service
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.books import business_today
+from runway.digest import DigestBuilder
 from runway.lifecycle import BillState, approvals_required, standing
+from runway.snapshot import load_books
 from runway.use_cases import Result, approve_bill, pay_bill
 from sync_harness import OffsetClock, edit_bill_amount
 
@@ -189,15 +192,23 @@ async def test_no_sequence_pays_twice_without_two_people_or_an_amount_nobody_saw
     assert len(paid) <= 1
     in_quickbooks = [p for p in runway_env.sandbox.realm().iter("BillPayment") if _pays(p, bill_id)]
     assert [p["TotalAmt"] for p in in_quickbooks] == paid
+    now = await service.standing(bill_id)
     if paid:
-        assert (await service.standing(bill_id)).state is BillState.PAID
+        assert now.state is BillState.PAID
+    # Every surface reads the digest's line of the bill: it is the same standing.
+    async with runway_env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, business_today(clock_now(runway_env), "UTC"), shown_bill_ids=[bill_id])
+    [line] = [b for b in DigestBuilder().build(books, now=clock_now(runway_env)).bills_due.items if b.bill_id == bill_id]
+    assert line.standing == now
+
+
+def clock_now(env: RunwayEnv) -> datetime:
+    return env.infra.clock.now()
 
 
 async def test_the_freshness_line_moves_with_each_sync(runway_env: RunwayEnv) -> None:
     """"QuickBooks data as of 3:18 AM" never moved although later syncs changed the figures: the
     company's settings, read once at the first sync, counted as the oldest figure shown."""
-    from runway.digest import DigestBuilder
-    from runway.snapshot import load_books
 
     service, _ = await bill_service(runway_env, ["10.00"])
     clock = runway_env.infra.clock
@@ -214,3 +225,25 @@ async def test_the_freshness_line_moves_with_each_sync(runway_env: RunwayEnv) ->
     clock.advance(timedelta(hours=2))
     await service.sync_bills_from_qbo()
     assert await oldest() >= first + timedelta(hours=2)
+
+
+def test_two_approvals_by_one_person_count_once_even_when_linked_afterwards() -> None:
+    """Dana approved in Slack and by email before Oodaloo knew both were her: once her Slack
+    profile links them, the bill needs a second person again."""
+    facts = dict(
+        bill_id="B1",
+        vendor_name="Acme",
+        doc_number=None,
+        total=Decimal("9000.00"),
+        balance=Decimal("9000.00"),
+        currency="USD",
+        due_date=None,
+        approvals=((DANA_SLACK, None, Decimal("9000.00")), (DANA_EMAIL, None, Decimal("9000.00"))),
+        payment=None,
+        snoozed_until=None,
+        threshold=Decimal("5000.00"),
+    )
+    assert standing(**facts).can_pay
+    dana = frozenset({DANA_SLACK, DANA_EMAIL})
+    linked = standing(**facts, people={DANA_SLACK: dana, DANA_EMAIL: dana})
+    assert linked.state is BillState.NEEDS_SECOND_APPROVAL and not linked.can_pay
