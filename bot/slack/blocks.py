@@ -9,13 +9,13 @@ per section, 75 per button label, 100/300 for a confirm dialog's title/text. Lis
 with "…and N more" and a button that opens the whole list page by page; names from QuickBooks are
 shortened (the rest replaced by "…") before they are escaped.
 
-Block ids say what a block is about, so a click can update its own item in place:
-`bill:{id}` / `bill_actions:{id}` / `bill_status:{id}`, and the same with `invoice`.
+Block ids say what a block is about, so the messages showing an item can be found and drawn again
+after it changes: `bill:{id}` / `bill_actions:{id}` / `bill_status:{id}`, and the same with
+`invoice`.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -677,11 +677,6 @@ def invoices_message(
     )
 
 
-def note_block(block_id: str, status_mrkdwn: str) -> dict[str, Any]:
-    """One line of context: how an item (or the list it was acted on from) now stands."""
-    return ContextBlock(elements=[mrkdwn(status_mrkdwn)], block_id=block_id).to_dict()
-
-
 def shown_ids(blocks: Sequence[dict[str, Any]], kind: Kind) -> list[str]:
     """The ids of the bills (or invoices) a message shows, in its order."""
     prefix = f"{kind}:"
@@ -690,31 +685,6 @@ def shown_ids(blocks: Sequence[dict[str, Any]], kind: Kind) -> list[str]:
         for block in blocks
         if str(block.get("block_id", "")).startswith(prefix)
     ]
-
-
-def item_status(
-    blocks: list[dict[str, Any]], kind: Kind, item_id: str, status_mrkdwn: str
-) -> list[dict[str, Any]]:
-    """A copy of `blocks` where the item's buttons (or earlier status) become `status_mrkdwn`.
-
-    How a click answers in place: "Paying…", then "Paid by <@U123> · runway now 41 days (−2)".
-    `status_mrkdwn` is mrkdwn as given: escape any QuickBooks text in it first. Every other block
-    is left exactly as it was; an item that is not in the message changes nothing.
-    """
-    status = note_block(f"{kind}_status:{item_id}", status_mrkdwn)
-    if kind not in SHOW_MORE_ACTION:
-        raise ValueError(f"item_status updates a 'bill' or an 'invoice', not {kind!r}")
-    replaceable = {f"{kind}_actions:{item_id}", f"{kind}_status:{item_id}"}
-    updated = copy.deepcopy(blocks)
-    for index, block in enumerate(updated):
-        if block.get("block_id") in replaceable:
-            updated[index] = status
-            return updated
-    for index, block in enumerate(updated):
-        if block.get("block_id") == f"{kind}:{item_id}" and len(updated) < MAX_BLOCKS:
-            updated.insert(index + 1, status)
-            return updated
-    return updated
 
 
 def notice_message(

@@ -2,7 +2,7 @@
 
 The seeded company's digest is compared with a reviewed snapshot (on SQLite and PostgreSQL: the
 same books give the same message); a company with 500 bills and 500 invoices under long, hostile
-names shows the message never leaves Slack's limits; item_status updates exactly one item.
+names shows the message never leaves Slack's limits.
 Every message is built through slack_sdk's Block Kit models, whose validators raise
 SlackObjectFormationError when a limit is broken, and is parsed back through them here.
 
@@ -35,7 +35,6 @@ from bot.slack.blocks import (
     bills_message,
     digest_message,
     invoices_message,
-    item_status,
     notice_message,
     summary_message,
 )
@@ -527,39 +526,6 @@ def test_pay_confirm_without_a_runway_in_days_says_the_impact() -> None:
     ]
     assert dialogs and all(d.endswith(". No change in runway days.") for d in dialogs)
     assert all(" from " not in d for d in dialogs), "no payment account named: no \"from …\""
-
-
-def test_item_status_replaces_exactly_one_item() -> None:
-    view = small_view()
-    original = digest_message(view, business_name="L", payment_account="Checking").blocks
-    frozen = json.dumps(original)
-    target = view.bills_due.items[0].bill_id
-
-    paying = item_status(original, "bill", target, "Paying…")
-    assert json.dumps(original) == frozen, "the given blocks are not changed"
-    assert len(paying) == len(original)
-    changed = [i for i, (a, b) in enumerate(zip(original, paying, strict=True)) if a != b]
-    assert len(changed) == 1
-    assert original[changed[0]]["block_id"] == f"bill_actions:{target}"
-    assert paying[changed[0]] == {
-        "type": "context",
-        "block_id": f"bill_status:{target}",
-        "elements": [{"type": "mrkdwn", "text": "Paying…", "verbatim": True}],
-    }
-
-    paid = item_status(paying, "bill", target, "Paid by <@U123> · runway now 41 days (−2)")
-    changed = [i for i, (a, b) in enumerate(zip(paying, paid, strict=True)) if a != b]
-    assert len(changed) == 1
-    assert paid[changed[0]]["elements"][0]["text"] == "Paid by <@U123> · runway now 41 days (−2)"
-    assert sum(b.get("block_id", "").startswith("bill_status:") for b in paid) == 1
-
-    # An invoice with the same id as nothing else; an item not in the message changes nothing.
-    invoice = view.overdue_invoices.items[0].invoice_id
-    reminded = item_status(paid, "invoice", invoice, "Reminder sent")
-    assert [b.get("block_id") for b in reminded].count(f"invoice_status:{invoice}") == 1
-    assert item_status(paid, "bill", "no-such-bill", "x") == paid
-    with pytest.raises(ValueError, match="'bill' or an 'invoice'"):
-        item_status(paid, "payment", target, "x")  # type: ignore[arg-type]
 
 
 def test_notices_carry_their_buttons() -> None:
