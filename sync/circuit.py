@@ -19,11 +19,12 @@ from typing import Any
 
 from sync.backends import Backend, MemoryBackend, key_part
 from sync.clock import Clock, SystemClock
+from sync.errors import QuickBooksUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class CircuitOpen(Exception):
+class CircuitOpen(QuickBooksUnavailable):
     """QuickBooks is failing for this company; calls are refused until the cool-down ends."""
 
     def __init__(self, realm_id: str, retry_in: float, *, probing: bool = False) -> None:
@@ -37,7 +38,8 @@ class CircuitOpen(Exception):
         )
         super().__init__(
             f"QuickBooks calls for company {realm_id} are paused ({why}). Reads use the last "
-            "known good data; writes stay queued and go through when QuickBooks answers again."
+            "known good data; writes stay queued and go through when QuickBooks answers again. "
+            "Try again in a minute."
         )
 
 

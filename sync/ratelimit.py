@@ -43,6 +43,7 @@ from sync.backends import (
     key_part,
 )
 from sync.clock import Clock, SystemClock
+from sync.errors import QuickBooksUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ DEFAULT_SHARES: Mapping[Priority, float] = MappingProxyType(
 )
 
 
-class RateLimitError(Exception):
-    """Base of the limiter's errors; the request was not sent to QuickBooks."""
+class RateLimitError(QuickBooksUnavailable):
+    """Base of the limiter's errors; the request was not sent to QuickBooks and can be later."""
 
 
 class RateLimitTimeout(RateLimitError):

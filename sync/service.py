@@ -36,6 +36,7 @@ from sync.actions import (
     InvoiceSendIntent,
 )
 from sync.circuit import CircuitOpen
+from sync.errors import QuickBooksUnavailable
 from sync.infrastructure import SyncInfrastructure
 from sync.ledger import Action, ActionIntent, ActionState, LeaseLost
 from sync.metrics import log_event
@@ -97,7 +98,7 @@ _OUTAGE_ERRORS = (QBOServerError, QBOConnectionError, QBOResponseError)
 _DEFERRABLE = (CircuitOpen, RateLimitTimeout)
 
 
-class SyncUnavailable(Exception):
+class SyncUnavailable(QuickBooksUnavailable):
     """QuickBooks could not be read and no earlier copy is kept to fall back on."""
 
 

@@ -18,6 +18,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from sync.errors import QuickBooksUnavailable
+
 
 class Outcome(enum.Enum):
     """Whether a failed request may have changed data in QuickBooks."""
@@ -91,7 +93,7 @@ class QBOError(Exception):
         return has_request_id
 
 
-class QBOConnectionError(QBOError):
+class QBOConnectionError(QBOError, QuickBooksUnavailable):
     """No usable HTTP exchange: refused, timed out, or the connection dropped mid-answer.
 
     ``outcome`` is NOT_APPLIED when the request cannot have reached QuickBooks (connection refused,
@@ -141,7 +143,7 @@ class QBOTokenError(QBOError):
     advice = "the connection must be re-authorised from Slack with /runway connect"
 
 
-class QBOThrottledError(QBOError):
+class QBOThrottledError(QBOError, QuickBooksUnavailable):
     """HTTP 429 (fault 3001 ThrottleExceeded): too many requests for this company."""
 
     default_outcome = Outcome.NOT_APPLIED
@@ -194,7 +196,7 @@ class QBOQueryError(QBOValidationError):
     advice = "the query statement is invalid for QuickBooks; fix its syntax (quote literals with quote_literal)"
 
 
-class QBOServerError(QBOError):
+class QBOServerError(QBOError, QuickBooksUnavailable):
     """HTTP 5xx: QuickBooks failed or is unavailable (often an HTML page from its load balancer)."""
 
     transient = True
