@@ -98,9 +98,7 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
     from bot.wiring import ritual_for
     from runway.businesses import BusinessNotFound
     from runway.errors import RunwayError
-    from sync.circuit import CircuitOpen
-    from sync.qbo.errors import QBOError
-    from sync.ratelimit import RateLimitError
+    from sync import QBOError, QuickBooksUnavailable
 
     assert isinstance(settings, Settings)
     oodaloo = await Oodaloo.start(settings)
@@ -120,8 +118,8 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
         except BusinessNotFound as error:
             return ops.missing_business(args.business, error)
         return 2
-    except (RunwayError, QBOError, CircuitOpen, RateLimitError) as error:
-        # Not connected yet, QuickBooks unreachable or refusing: the message says what to do.
+    except (RunwayError, QuickBooksUnavailable, QBOError) as error:
+        # Not connected yet, QuickBooks unavailable now or refusing: the message says what to do.
         return ops.failed(error)
     finally:
         await oodaloo.aclose()

@@ -106,7 +106,7 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
     from bot.worker import run_worker
     from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
     from slack_sandbox.page import page_routes
-    from sync.infrastructure import SyncSettings
+    from sync import SyncSettings
 
     started = time.perf_counter()
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

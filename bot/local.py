@@ -39,9 +39,7 @@ from slack_sandbox.config import SlackSandboxConfig
 from slack_sandbox.server import RunningSlack, start_in_thread
 from slack_sandbox.user import SlackUserAgent
 from slack_sandbox.workspace import Ephemeral, Message, Workspace
-from sync.backends import MemoryBackend
-from sync.infrastructure import SyncSettings
-from sync.qbo.auth import OAuthTokens
+from sync import MemoryBackend, OAuthTokens, SyncSettings
 
 T = TypeVar("T")
 

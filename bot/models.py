@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sync.db import NAMING_CONVENTION, DecimalJSON, UTCDateTime
+from sync import NAMING_CONVENTION, DecimalJSON, UTCDateTime
 
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -21,7 +21,7 @@ from bot.slack.settings_modal import WEEKDAYS
 from runway.businesses import BusinessNotFound
 from runway.mirror import MirrorSync
 from runway.models import QBOConnection
-from sync.ledger import ActionState
+from sync import ActionState
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:

@@ -42,8 +42,7 @@ from starlette.routing import Route
 
 from runway.businesses import BusinessDirectory, BusinessNotFound, QBOAppCredentials
 from runway.models import Business
-from sync.qbo.auth import PRODUCTION_TOKEN_URL, UTC_CLOCK, OAuthTokens, WallClock
-from sync.qbo.json import loads
+from sync import PRODUCTION_TOKEN_URL, UTC_CLOCK, OAuthTokens, WallClock, loads_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class QBOAppConfig:
             if http is None:
                 await client.aclose()
         try:
-            document = loads(response.text) if response.status_code == 200 else None
+            document = loads_decimal(response.text) if response.status_code == 200 else None
         except (ValueError, simplejson.JSONDecodeError):
             document = None
         endpoints = (
@@ -393,7 +392,7 @@ class QBOLinker:
                 f"({type(exc).__name__}). {_RECONNECT_ADVICE}"
             ) from exc
         try:
-            body = loads(response.text)
+            body = loads_decimal(response.text)
         except (ValueError, simplejson.JSONDecodeError):
             body = None
         if response.status_code != 200 or not isinstance(body, dict):

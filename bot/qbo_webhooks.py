@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sync.qbo.json import loads
+from sync import loads_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
                 status_code=401,
             )
         try:
-            changes = parse_notification(loads(body))
+            changes = parse_notification(loads_decimal(body))
         except (simplejson.JSONDecodeError, UnicodeDecodeError) as exc:
             return JSONResponse({"error": f"the body is not valid JSON ({exc})"}, status_code=400)
         except MalformedNotification as exc:

@@ -19,9 +19,7 @@ from bot.bootstrap import DigestContext, Oodaloo, figures_to_json
 from bot.email.sender import EmailNotSent
 from bot.models import DigestRun
 from runway.models import Business, ConnectionStatus, QBOConnection
-from sync.qbo.errors import QBOError
-from sync.reconcile import Resolution
-from sync.timing import QBO_PLATFORM
+from sync import QBO_PLATFORM, QBOError, QuickBooksUnavailable, Resolution
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +92,9 @@ class Ritual:
         services = await self.oodaloo.services_for(business_id)
         try:
             await services.mirror.sync()
-        except (QBOError, OSError, TimeoutError) as exc:
-            # The digest still goes, from the last copy; its freshness line says how old it is.
+        except (QuickBooksUnavailable, QBOError, OSError, TimeoutError) as exc:
+            # The digest still goes, from the last copy (also while the circuit is open or no
+            # request slot is free); its freshness line says how old it is.
             logger.warning("sync before the digest of %s failed: %s", business_id, exc)
         ctx = await self.oodaloo.digest(business_id)
         channel_id = ts = None

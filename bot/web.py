@@ -22,8 +22,7 @@ from starlette.routing import BaseRoute, Route
 from bot.bootstrap import Oodaloo
 from bot.slack.app import SlackBot
 from runway.models import Business, ConnectionStatus, QBOConnection
-from sync.backends import RedisBackend
-from sync.circuit import CircuitState
+from sync import CircuitState, RedisBackend
 
 logger = logging.getLogger(__name__)
 

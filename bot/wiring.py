@@ -23,7 +23,7 @@ from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
 from runway.businesses import BusinessNotFound
 from runway.models import Business
-from sync.timing import SyncStrategy
+from sync import SyncStrategy
 
 logger = logging.getLogger(__name__)
 

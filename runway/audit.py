@@ -7,7 +7,7 @@ when, and did it go through?". Outcomes are short, stable words followed by the 
 
 from __future__ import annotations
 
-from sync.actions import ActionOutcome
+from sync import ActionOutcome
 
 #: Audit action names (stable: reports and the Slack history filter on them).
 BILL_APPROVE = "bill.approve"

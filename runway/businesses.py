@@ -21,16 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runway.crypto import TokenCipher
 from runway.models import Business, ConnectionStatus, QBOConnection
-from sync.clock import Clock, SystemClock
-from sync.qbo import TokenProvider
-from sync.qbo.auth import (
+from sync import (
     PROCESS_REALM_LOCKS,
     PRODUCTION_TOKEN_URL,
-    LockFactory,
+    Clock,
     OAuthTokenProvider,
     OAuthTokens,
+    QBOTokenError,
+    RealmLockFactory,
+    SystemClock,
+    TokenProvider,
 )
-from sync.qbo.errors import QBOTokenError
 
 
 class BusinessNotFound(LookupError):
@@ -285,7 +286,7 @@ class BusinessDirectory:
         app: QBOAppCredentials,
         http: Any,
         *,
-        lock: LockFactory = PROCESS_REALM_LOCKS,
+        lock: RealmLockFactory = PROCESS_REALM_LOCKS,
     ) -> Callable[[str], TokenProvider]:
         """`tokens_for(realm_id)` for `SyncInfrastructure`: stored tokens, refreshed and re-saved.
 
@@ -309,7 +310,7 @@ class StoredTokenProvider:
         realm_id: str,
         app: QBOAppCredentials,
         http: Any,
-        lock: LockFactory,
+        lock: RealmLockFactory,
     ) -> None:
         self.directory = directory
         self.realm_id = realm_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from sync.db import NAMING_CONVENTION, DecimalJSON, Money, UTCDateTime
+from sync import NAMING_CONVENTION, DecimalJSON, Money, UTCDateTime
 
 __all__ = ["DecimalJSON", "Money", "RunwayBase", "UTCDateTime"]
 

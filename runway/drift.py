@@ -19,20 +19,20 @@ from sqlalchemy import select
 from runway.errors import NotFound
 from runway.models import Bill, DriftEvent
 from runway.uow import UowFactory
-from sync.clock import Clock
-from sync.drift import (
+from sync import (
     ActionMissingInQBO,
     AmountChanged,
     BalanceChanged,
+    Clock,
     DeletedInQBO,
     Drift,
+    DriftReport,
     LocalBill,
     PaidHereOpenInQBO,
+    Priority,
+    SmartSyncService,
     bill_drift,
 )
-from sync.ratelimit import Priority
-from sync.reconcile import DriftReport
-from sync.service import SmartSyncService
 
 #: Ids per QuickBooks query (`Id IN (...)`): one page of answers, well inside the query length
 #: QuickBooks accepts.

@@ -24,10 +24,14 @@ from runway.forecast import week_number
 from runway.models import Business, Invoice
 from runway.snapshot import load_books
 from runway.uow import RunwayUnitOfWork, UowFactory
-from sync.actions import ActionOutcome, InvoiceSendIntent
-from sync.clock import Clock
-from sync.ledger import ActionState, ConflictingAction
-from sync.service import SmartSyncService
+from sync import (
+    ActionOutcome,
+    ActionState,
+    Clock,
+    ConflictingAction,
+    InvoiceSendIntent,
+    SmartSyncService,
+)
 
 
 @dataclass(frozen=True)

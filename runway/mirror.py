@@ -33,12 +33,16 @@ from sqlalchemy import update
 
 from runway.models import Account, DocumentStatus
 from runway.uow import MirrorRepository, RunwayUnitOfWork
-from sync.clock import Clock
-from sync.db import dumps_decimal, exact_cents
-from sync.qbo import QBOValidationError
-from sync.ratelimit import Priority
-from sync.service import SmartSyncService
-from sync.timing import QBO_PLATFORM, SyncStrategy
+from sync import (
+    QBO_PLATFORM,
+    Clock,
+    Priority,
+    QBOValidationError,
+    SmartSyncService,
+    SyncStrategy,
+    dumps_decimal,
+    exact_cents,
+)
 
 logger = logging.getLogger(__name__)
 

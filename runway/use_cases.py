@@ -19,7 +19,7 @@ from runway.bills import BillService
 from runway.errors import AlreadyApproved, NotFound, RunwayError
 from runway.invoices import InvoiceService
 from runway.lifecycle import BillStanding, BillState
-from sync.ledger import ActionState
+from sync import ActionState
 
 
 class Result(enum.StrEnum):

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from sync.clock import Clock
+from sync import Clock
 
 #: How long an action link in an email works.
 DEFAULT_LINK_TTL = timedelta(hours=72)

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sync.db import NAMING_CONVENTION, UTCDateTime
+from sync import NAMING_CONVENTION, UTCDateTime
 
 #: Longest email address SMTP allows (RFC 5321: 64 + 1 + 255).
 EMAIL_LENGTH = 320

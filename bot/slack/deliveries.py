@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sync.backends import Backend, MemoryBackend, redis_of
+from sync import Backend, MemoryBackend, redis_of
 
 KEEP_SECONDS = 3600
 

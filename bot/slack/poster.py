@@ -26,8 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import SlackMessage
-from sync.clock import Clock
-from sync.locks import LockFactory
+from sync import Clock, LockFactory
 
 logger = logging.getLogger(__name__)
 

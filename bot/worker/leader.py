@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from sync.locks import DistributedLock
+from sync import DistributedLock
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bot.worker.jobs import RitualJobs
 from bot.worker.tasks import Task, perform
-from sync.clock import Clock, SystemClock
+from sync import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,7 @@ from bot.worker.schedule import (
     RitualScheduler,
     sync_database_url,
 )
-from sync.backends import DEFAULT_PREFIX, RedisBackend
-from sync.clock import Clock, SystemClock
-from sync.locks import DistributedLock
+from sync import DEFAULT_PREFIX, Clock, DistributedLock, RedisBackend, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ from sqlalchemy import make_url
 
 from bot.worker.jobs import BusinessSchedule, RitualJobs
 from bot.worker.tasks import Task, perform
-from sync.clock import Clock, SystemClock
+from sync import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
