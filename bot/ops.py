@@ -35,7 +35,7 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 async def businesses(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
     from sqlalchemy import select
 
-    from bot.slack.app import next_digest_time
+    from runway.digest_schedule import next_digest_time
     from runway.models import Business
 
     out = out or sys.stdout  # looked up now: the caller may have redirected it

@@ -105,7 +105,14 @@ def test_http_mode_events_and_settings(manifest: dict[str, Any]) -> None:
 
 def test_bot_asks_only_for_the_scopes_it_uses(manifest: dict[str, Any]) -> None:
     assert manifest["oauth_config"]["scopes"] == {
-        "bot": ["commands", "chat:write", "chat:write.public", "users:read", "channels:read"]
+        "bot": [
+            "commands",
+            "chat:write",
+            "chat:write.public",
+            "users:read",
+            "users:read.email",
+            "channels:read",
+        ]
     }
 
 

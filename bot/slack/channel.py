@@ -1,0 +1,166 @@
+"""What Oodaloo posts to a business's channel, and how its messages follow the books.
+
+The weekly digest, shared summaries, drift alerts and the "QuickBooks is disconnected" notice are
+posted here. After anything changes a bill or an invoice (a click, an email link, the reconciler
+settling a payment), every recent message showing it is drawn again from the books as they stand:
+its cards, counts and headline say what is true now, and nothing is read back from rendered text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bootstrap import DigestContext, Oodaloo
+from bot.models import SlackMessage as StoredMessage
+from bot.slack import blocks as kit
+from bot.slack.blocks import Kind
+from bot.slack.mrkdwn import escape
+from bot.slack.poster import ChannelPoster
+from bot.slack.tenancy import Where
+from runway.models import Business
+from sync.actions import BILL_PAYMENT_CREATE
+from sync.reconcile import Resolution
+
+logger = logging.getLogger(__name__)
+
+#: "QuickBooks is disconnected" is said at most this often per business.
+DISCONNECTED_NOTICE_EVERY = timedelta(hours=6)
+
+ClientFor = Callable[[str | None], Awaitable[AsyncWebClient]]
+
+
+class ListOrigin(Protocol):
+    """The ephemeral list a click came from (Slack keeps no copy the bot could update)."""
+
+    @property
+    def client(self) -> AsyncWebClient: ...
+
+    @property
+    def is_ephemeral(self) -> bool: ...
+
+    @property
+    def message_ts(self) -> str | None: ...
+
+    @property
+    def respond(self) -> Any: ...
+
+
+class ChannelMessages:
+    def __init__(self, oodaloo: Oodaloo, poster: ChannelPoster, client_for: ClientFor) -> None:
+        self.oodaloo = oodaloo
+        self.poster = poster
+        self.client_for = client_for
+
+    async def post_digest(
+        self, ctx: DigestContext, *, client: AsyncWebClient | None = None
+    ) -> tuple[str, str]:
+        business = ctx.business
+        if not business.slack_channel_id:
+            raise ValueError(f"{business.name} has no digest channel; set one with /runway settings")
+        message = kit.digest_message(
+            ctx.view, business_name=business.name, payment_account=ctx.payment_account
+        )
+        web = client or await self.client_for(business.slack_team_id)
+        posted = await self.poster.post(
+            business.id, business.slack_channel_id, text=message.text, blocks=message.blocks,
+            kind="digest", client=web,
+        )
+        return posted.channel_id, posted.ts
+
+    async def post_drift_alerts(self, business_id: str) -> None:
+        business = await self.oodaloo.directory.get(business_id)
+        if not business.slack_channel_id:
+            return
+        services = self.oodaloo.services(business)
+        for notice in await services.drift.open_events():
+            block_id = f"drift:{notice.id}"
+            if await self.poster.messages_with_block(business_id, block_id, limit=1):
+                continue
+            message = kit.notice_message(
+                f":warning: *QuickBooks and Oodaloo disagree.* {escape(notice.sentence)}",
+                buttons=(
+                    ("Re-sync", kit.DRIFT_RESYNC, str(notice.id), "primary"),
+                    ("Dismiss", kit.DRIFT_DISMISS, str(notice.id), None),
+                ),
+            )
+            message.blocks[0]["block_id"] = block_id
+            await self.poster.post(
+                business_id, business.slack_channel_id, text=message.text, blocks=message.blocks,
+                kind="drift", client=await self.client_for(business.slack_team_id),
+            )
+
+    async def post_connection_trouble(self, where: Where, reason: str, client: AsyncWebClient) -> None:
+        business = await self.oodaloo.directory.by_slack_channel(where.team_id, where.channel_id)
+        if business is None or not business.slack_channel_id:
+            return
+        block_id = "qbo-disconnected"
+        recent = await self.poster.messages_with_block(business.id, block_id, limit=1)
+        if recent and recent[0].created_at > self.oodaloo.clock.now() - DISCONNECTED_NOTICE_EVERY:
+            return
+        message = kit.notice_message(
+            f":electric_plug: *QuickBooks is disconnected* for {escape(business.name)}: "
+            f"{escape(reason)}. Digests and payments wait until it is reconnected.",
+            buttons=(("Reconnect", kit.QBO_RECONNECT, business.id, "primary"),),
+        )
+        message.blocks[0]["block_id"] = block_id
+        await self.poster.post(
+            business.id, business.slack_channel_id, text=message.text, blocks=message.blocks,
+            kind="connection", client=client,
+        )
+
+    async def on_resolution(self, resolution: Resolution) -> None:
+        """A payment left unknown settled: every message showing the bill follows."""
+        if not resolution.settled or resolution.operation != BILL_PAYMENT_CREATE:
+            return
+        action = await self.oodaloo.infra.ledger.get(resolution.key)
+        if action is None:
+            return
+        business = await self.oodaloo.directory.get(resolution.business_id)
+        await self.refresh_everywhere(business, "bill", action.target_id)
+
+    async def refresh_everywhere(
+        self,
+        business: Business,
+        kind: Kind,
+        item_id: str,
+        *,
+        origin: ListOrigin | None = None,
+        client: AsyncWebClient | None = None,
+    ) -> None:
+        """Draw again, from the books as they stand, every recent message of the business that
+        shows the item (digests and shared summaries: their cards, counts and headline), and the
+        ephemeral list `origin` a click came from."""
+        web = (origin.client if origin else None) or client
+        web = web or await self.client_for(business.slack_team_id)
+        for row in await self.poster.messages_with_block(business.id, f"{kind}:{item_id}"):
+            await self.poster.redraw(business.id, row.channel_id, row.ts, self.redraw, client=web)
+        if origin is not None and (origin.is_ephemeral or not origin.message_ts):
+            ctx = await self.oodaloo.digest(
+                business.id, shown_bill_ids=[item_id] if kind == "bill" else ()
+            )
+            if kind == "bill":
+                listed = kit.bills_message(
+                    ctx.view, business_name=business.name, payment_account=ctx.payment_account
+                )
+            else:
+                listed = kit.invoices_message(ctx.view, business_name=business.name)
+            await origin.respond(replace_original=True, blocks=listed.blocks, text=listed.text)
+
+    async def redraw(self, row: StoredMessage) -> kit.SlackMessage | None:
+        """A stored message drawn again from the books as they stand (None: leave it as it is)."""
+        if row.kind not in ("digest", "summary"):
+            return None
+        shown = kit.shown_ids(row.blocks, "bill")
+        ctx = await self.oodaloo.digest(row.business_id, shown_bill_ids=shown)
+        name = ctx.business.name
+        if row.kind == "summary":
+            return kit.summary_message(ctx.view, business_name=name)
+        return kit.digest_message(ctx.view, business_name=name, payment_account=ctx.payment_account)
+
+
+__all__ = ["ChannelMessages", "ListOrigin"]

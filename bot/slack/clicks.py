@@ -1,0 +1,251 @@
+"""The digest's buttons: each handler reads who clicked which item, calls one use case, and lets
+the channel's messages follow (`ChannelMessages.refresh_everywhere`). Refusals and "someone got
+there first" are told to the person who clicked; nothing is decided here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocks as kit
+from bot.slack.blocks import Kind
+from bot.slack.mrkdwn import escape
+from bot.slack.tenancy import Where, business_here, where_from
+from runway.digest_schedule import next_digest_time
+from runway.lifecycle import BillStanding
+from runway.models import Business
+from runway.use_cases import (
+    Outcome,
+    Result,
+    approve_bill,
+    pay_bill,
+    send_reminder,
+    snooze_bill,
+)
+from sync.timing import SyncStrategy
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackBot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Click:
+    """One button click, with the business it belongs to (from the team and channel)."""
+
+    where: Where
+    business: Business
+    value: str
+    channel_id: str
+    message_ts: str | None
+    is_ephemeral: bool
+    client: AsyncWebClient
+    respond: Any
+
+
+def item_and_amount(value: str) -> tuple[str, Decimal | None]:
+    """A button's value: the bill's id and, for Approve and Pay, the amount the card showed."""
+    item_id, _, raw = value.partition("|")
+    if not raw:
+        return item_id, None
+    try:
+        return item_id, Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"the button carries an unreadable amount {raw!r}") from None
+
+
+class Clicks:
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+        self.oodaloo = bot.oodaloo
+
+    async def read(self, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> Click:
+        where = where_from(body)
+        business = await business_here(self.oodaloo.directory, where)
+        action = (body.get("actions") or [{}])[0]
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        return Click(
+            where=where,
+            business=business,
+            value=str(action.get("value") or ""),
+            channel_id=where.channel_id,
+            message_ts=container.get("message_ts") or message.get("ts"),
+            is_ephemeral=bool(container.get("is_ephemeral")),
+            client=client,
+            respond=respond,
+        )
+
+    def handlers(self) -> dict[str, Any]:
+        """Action id → handler."""
+        return {
+            kit.BILL_APPROVE: self.approve,
+            kit.BILL_PAY: self.pay,
+            kit.BILL_SNOOZE: self.snooze,
+            kit.INVOICE_REMIND: self.remind,
+            kit.SHOW_MORE_BILLS: self.more_bills,
+            kit.SHOW_MORE_INVOICES: self.more_invoices,
+            kit.DRIFT_RESYNC: self.drift_resync,
+            kit.DRIFT_DISMISS: self.drift_dismiss,
+            kit.QBO_RECONNECT: self.reconnect,
+        }
+
+    # --- bills and invoices -------------------------------------------------------------------
+
+    async def approve(self, click: Click) -> None:
+        bill_id, seen = item_and_amount(click.value)
+        await self.remember_person(click)
+        services = self.oodaloo.services(click.business)
+        outcome = await approve_bill(
+            services.bills, bill_id=bill_id, by=click.where.user_id, seen_amount=seen
+        )
+        await self.answer(click, "bill", bill_id, outcome)
+
+    async def pay(self, click: Click) -> None:
+        bill_id, seen = item_and_amount(click.value)
+        await self.remember_person(click)
+        services = self.oodaloo.services(click.business)
+        # Clicks on one bill take turns (across processes): the second sees how the first ended.
+        async with self.oodaloo.infra.locks(f"slack-pay:{click.business.id}:{bill_id}"):
+            account = await self.oodaloo.payment_account(click.business)
+
+            async def paying(_: BillStanding) -> None:
+                await self.bot.channel.refresh_everywhere(click.business, "bill", bill_id, origin=click)
+
+            outcome = await pay_bill(
+                services.bills,
+                bill_id=bill_id,
+                by=click.where.user_id,
+                seen_amount=seen,
+                bank_account_id=account.account_id if account else None,
+                on_paying=paying,
+            )
+            await self.answer(click, "bill", bill_id, outcome)
+
+    async def snooze(self, click: Click) -> None:
+        bill_id, _ = item_and_amount(click.value)
+        services = self.oodaloo.services(click.business)
+        until = next_digest_time(click.business, self.oodaloo.clock.now())
+        outcome = await snooze_bill(
+            services.bills, bill_id=bill_id, by=click.where.user_id, until=until
+        )
+        await self.answer(click, "bill", bill_id, outcome)
+
+    async def remind(self, click: Click) -> None:
+        services = self.oodaloo.services(click.business)
+        outcome = await send_reminder(
+            services.invoices, invoice_id=click.value, by=click.where.user_id
+        )
+        await self.answer(click, "invoice", click.value, outcome)
+
+    async def answer(self, click: Click, kind: Kind, item_id: str, outcome: Outcome) -> None:
+        """Every message showing the item follows what is true now; the person who clicked is
+        told in words when nothing was done (refused, or someone got there first)."""
+        await self.bot.channel.refresh_everywhere(click.business, kind, item_id, origin=click)
+        if outcome.result in (Result.REFUSED, Result.ALREADY_DONE):
+            await self.bot.tell(click.client, click.where, escape(outcome.message))
+
+    async def remember_person(self, click: Click) -> None:
+        """Remember the clicking person's email (Slack profile): their approvals by Slack and by
+        email are then one person's."""
+        try:
+            info = await click.client.users_info(user=click.where.user_id)
+        except SlackApiError as exc:
+            logger.info("could not read %s's Slack profile: %s", click.where.user_id, exc)
+            return
+        user = info.get("user") or {}
+        profile = user.get("profile") or {}
+        email = profile.get("email") if isinstance(profile, dict) else None
+        services = self.oodaloo.services(click.business)
+        await services.bills.remember_person(
+            click.where.user_id,
+            email if isinstance(email, str) and email else None,
+            str(user.get("real_name") or user.get("name") or "") or None,
+        )
+
+    # --- lists ---------------------------------------------------------------------------------
+
+    async def more_bills(self, click: Click) -> None:
+        ctx = await self.oodaloo.digest(click.business.id)
+        message = kit.bills_message(
+            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account,
+            offset=_offset(click.value),
+        )
+        await click.respond(
+            response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
+            blocks=message.blocks,
+        )
+
+    async def more_invoices(self, click: Click) -> None:
+        ctx = await self.oodaloo.digest(click.business.id)
+        message = kit.invoices_message(
+            ctx.view, business_name=ctx.business.name, offset=_offset(click.value)
+        )
+        await click.respond(
+            response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
+            blocks=message.blocks,
+        )
+
+    # --- notices -------------------------------------------------------------------------------
+
+    async def drift_resync(self, click: Click) -> None:
+        services = self.oodaloo.services(click.business)
+        await self.set_notice(
+            click,
+            f":arrows_counterclockwise: Re-syncing with QuickBooks (asked by <@{click.where.user_id}>)…",
+        )
+        report = await services.mirror.sync(strategy=SyncStrategy.FORCED)
+        await services.drift.check_bills()
+        await self.set_notice(
+            click,
+            f":white_check_mark: Re-synced by <@{click.where.user_id}>: {report.changed} changes "
+            "from QuickBooks.",
+        )
+
+    async def drift_dismiss(self, click: Click) -> None:
+        services = self.oodaloo.services(click.business)
+        try:
+            event_id = int(click.value)
+        except ValueError:
+            raise ValueError("That Dismiss button names no drift alert; nothing was changed.") from None
+        notice = await services.drift.dismiss(event_id)
+        await self.set_notice(
+            click, f"~{escape(notice.sentence)}~\nDismissed by <@{click.where.user_id}>."
+        )
+
+    async def set_notice(self, click: Click, text: str) -> None:
+        def change(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            block_id = blocks[0].get("block_id", "notice") if blocks else "notice"
+            return [
+                {
+                    "type": "section",
+                    "block_id": block_id,
+                    "text": {"type": "mrkdwn", "text": text, "verbatim": True},
+                }
+            ]
+
+        poster = self.bot.poster
+        if click.message_ts and not click.is_ephemeral:
+            edited = await poster.edit(
+                click.business.id, click.channel_id, click.message_ts, change, client=click.client
+            )
+            if edited is not None:
+                return
+        await click.respond(replace_original=True, text=text)
+
+    async def reconnect(self, click: Click) -> None:
+        await self.bot.commands.connect_reply(click.business, click.where, click.client)
+
+
+def _offset(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+__all__ = ["Click", "Clicks", "item_and_amount"]

@@ -1,0 +1,213 @@
+"""`/runway` and its settings modal: what a person asks for in words.
+
+Every subcommand answers only the person who asked, except `share`, which posts the summary to
+the channel. Who may change settings or connect QuickBooks is the business's approvers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocks as kit
+from bot.slack.mrkdwn import escape
+from bot.slack.settings_modal import read_settings, settings_view
+from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
+from runway.businesses import NotConnected
+from runway.models import Business, ConnectionStatus
+from sync.timing import QBO_PLATFORM, SyncStrategy
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackBot
+
+logger = logging.getLogger(__name__)
+
+#: `/runway sync` reads QuickBooks at most this often per business (the limits are shared).
+MANUAL_SYNC_SPACING = timedelta(seconds=60)
+
+SUBCOMMANDS = ("", "share", "bills", "invoices", "sync", "settings", "connect")
+
+HELP = (
+    "*`/runway`* your runway, cash and burn (only you see it)\n"
+    "*`/runway share`* post that summary to the channel\n"
+    "*`/runway bills`* bills due in the next 7 days, with Approve and Pay\n"
+    "*`/runway invoices`* overdue invoices, with Send reminder\n"
+    "*`/runway sync`* read QuickBooks now\n"
+    "*`/runway settings`* digest day and time, approvers, thresholds, channel, email\n"
+    "*`/runway connect`* connect this channel's business to QuickBooks\n"
+    "*`/runway help`* this list"
+)
+
+
+def subcommand(body: dict[str, Any]) -> str:
+    words = str(body.get("text") or "").strip().split()
+    return words[0].lower() if words else ""
+
+
+class Commands:
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+        self.oodaloo = bot.oodaloo
+
+    async def run(self, sub: str, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        where = where_from(body)
+        if sub == "connect":
+            await self.connect(where, body, client, respond)
+            return
+        business = await business_here(self.oodaloo.directory, where)
+        if sub == "settings":
+            await self.open_settings(business, where, body, client, respond)
+        elif sub == "sync":
+            await self.sync(business, respond)
+        else:
+            await self.show(sub, business, where, client, respond)
+
+    async def show(
+        self, sub: str, business: Business, where: Where, client: AsyncWebClient, respond: Any
+    ) -> None:
+        ctx = await self.oodaloo.digest(business.id)
+        if sub == "bills":
+            message = kit.bills_message(
+                ctx.view, business_name=business.name, payment_account=ctx.payment_account
+            )
+        elif sub == "invoices":
+            message = kit.invoices_message(ctx.view, business_name=business.name)
+        else:
+            message = kit.summary_message(ctx.view, business_name=business.name)
+        if sub == "share":
+            await self.bot.poster.post(
+                business.id, where.channel_id, text=message.text, blocks=message.blocks,
+                kind="summary", client=client,
+            )
+            await respond(response_type="ephemeral", text="Shared the runway summary with the channel.")
+        else:
+            await respond(response_type="ephemeral", text=message.text, blocks=message.blocks)
+
+    async def sync(self, business: Business, respond: Any) -> None:
+        services = self.oodaloo.services(business)
+        connection = await self.oodaloo.directory.connection(business.id)
+        if connection.status != ConnectionStatus.CONNECTED.value:
+            raise NotConnected(
+                f"QuickBooks company {connection.realm_id} must be reconnected "
+                f"({connection.status_reason or 'QuickBooks refused its tokens'})"
+            )
+        status = await self.oodaloo.infra.timing.status(business.id, QBO_PLATFORM)
+        now = self.oodaloo.clock.now()
+        if status is not None and status.last_success_at is not None:
+            wait = status.last_success_at + MANUAL_SYNC_SPACING - now
+            if wait > timedelta(0):
+                ago = int((now - status.last_success_at).total_seconds())
+                await respond(
+                    response_type="ephemeral",
+                    text=f"QuickBooks was read {ago} s ago; to stay within QuickBooks' limits, "
+                    f"try again in {int(wait.total_seconds()) + 1} s.",
+                )
+                return
+        await respond(response_type="ephemeral", text=":arrows_counterclockwise: Reading QuickBooks…")
+        report = await services.mirror.sync(strategy=SyncStrategy.FORCED)
+        await services.drift.check_bills()
+        await respond(
+            response_type="ephemeral",
+            text=f":white_check_mark: Synced with QuickBooks: {report.changed} changes "
+            f"({report.qbo_calls} calls).",
+        )
+
+    # --- settings ------------------------------------------------------------------------------
+
+    async def open_settings(
+        self, business: Business, where: Where, body: dict[str, Any], client: AsyncWebClient, respond: Any
+    ) -> None:
+        if business.approvers and not is_approver(business, where.user_id):
+            await respond(
+                response_type="ephemeral",
+                text="Only approvers can change Oodaloo's settings for this business.",
+            )
+            return
+        banks = await self.bank_accounts(business.id)
+        await client.views_open(
+            trigger_id=body["trigger_id"], view=settings_view(business, where.channel_id, banks)
+        )
+
+    async def bank_accounts(self, business_id: str) -> list[tuple[str, str]]:
+        async with self.oodaloo.uows(business_id) as uow:
+            return [(account.qbo_id, account.name) for account in await uow.accounts.bank_accounts()]
+
+    async def settings_submitted(
+        self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        try:
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            where = where_from({**body, "channel_id": metadata.get("channel_id")})
+            business = await business_here(self.oodaloo.directory, where)
+        except (NotLinked, ValueError, AttributeError) as exc:
+            await ack(response_action="errors", errors={"channel": f"Could not save: {exc}"})
+            return
+        banks = frozenset(account_id for account_id, _ in await self.bank_accounts(business.id))
+        answer = read_settings((view.get("state") or {}).get("values") or {}, banks)
+        if answer.errors:
+            await ack(response_action="errors", errors=answer.errors)
+            return
+        if business.approvers and not is_approver(business, where.user_id):
+            await ack(
+                response_action="errors",
+                errors={"approvers": "Only approvers can change these settings."},
+            )
+            return
+        await ack()
+        await self.oodaloo.directory.update(business.id, **answer.changes)
+        self.bot.spawn(self.bot.tell(client, where, ":white_check_mark: Settings saved."))
+
+    # --- connecting QuickBooks -------------------------------------------------------------------
+
+    async def connect(
+        self, where: Where, body: dict[str, Any], client: AsyncWebClient, respond: Any
+    ) -> None:
+        business = await self.oodaloo.directory.by_slack_channel(where.team_id, where.channel_id)
+        if business is None:
+            name = str(body.get("channel_name") or where.channel_id)
+            tz = "UTC"
+            try:
+                info = await client.users_info(user=where.user_id)
+                tz = str((info.get("user") or {}).get("tz") or "UTC")
+            except SlackApiError:
+                logger.info("could not read %s's timezone; using UTC", where.user_id)
+            business = await self.oodaloo.directory.create(
+                f"{where.team_id}-{where.channel_id}".lower(), name, tz,
+                slack_team_id=where.team_id, slack_channel_id=where.channel_id,
+                approvers=[where.user_id],
+            )
+        elif business.approvers and not is_approver(business, where.user_id):
+            await respond(
+                response_type="ephemeral",
+                text=f"Only approvers can connect {escape(business.name)} to QuickBooks.",
+            )
+            return
+        await self.connect_reply(business, where, client, respond)
+
+    async def connect_reply(
+        self, business: Business, where: Where, client: AsyncWebClient, respond: Any = None
+    ) -> None:
+        linker = self.bot.linker
+        if linker is None:
+            text = (
+                "Connecting to QuickBooks needs Oodaloo's Intuit app: set QBO_CLIENT_ID, "
+                "QBO_CLIENT_SECRET and QBO_REDIRECT_URI for `oodaloo serve`."
+            )
+        else:
+            url = await linker(business, where.user_id)
+            text = (
+                f"<{url}|Connect {escape(business.name)} to QuickBooks> (the link works once, for "
+                "10 minutes)."
+            )
+        if respond is not None:
+            await respond(response_type="ephemeral", text=text)
+        else:
+            await self.bot.tell(client, where, text)
+
+
+__all__ = ["HELP", "SUBCOMMANDS", "Commands", "subcommand"]
