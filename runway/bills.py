@@ -41,14 +41,20 @@ from runway.mirror import MirrorSync, SyncReport
 from runway.models import Account, Bill, BillPaymentRecord, Business, DocumentStatus
 from runway.people import same_person
 from runway.uow import RunwayUnitOfWork, UowFactory
-from sync.actions import BILL_PAYMENT_CREATE, ActionOutcome, BillPaymentIntent
-from sync.circuit import CircuitOpen
-from sync.clock import Clock
-from sync.ledger import Action, ActionState, ConflictingAction
-from sync.qbo import QBOError
-from sync.ratelimit import Priority, RateLimitTimeout
-from sync.reconcile import Resolution
-from sync.service import SmartSyncService
+from sync import (
+    BILL_PAYMENT_CREATE,
+    Action,
+    ActionOutcome,
+    ActionState,
+    BillPaymentIntent,
+    Clock,
+    ConflictingAction,
+    Priority,
+    QBOError,
+    QuickBooksUnavailable,
+    Resolution,
+    SmartSyncService,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -577,7 +583,7 @@ class BillService:
             found = await self.smart_sync.execute_qbo_call(
                 "get", "Bill", bill_id, priority=Priority.USER_ACTION
             )
-        except (QBOError, CircuitOpen, RateLimitTimeout) as exc:
+        except (QBOError, QuickBooksUnavailable) as exc:
             # Deciding from the mirror is still safe: QuickBooks refuses more than the balance.
             logger.info(
                 "could not read bill %s from QuickBooks before paying; using the mirror: %s",

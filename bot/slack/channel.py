@@ -23,8 +23,7 @@ from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster
 from bot.slack.tenancy import Where
 from runway.models import Business
-from sync.actions import BILL_PAYMENT_CREATE
-from sync.reconcile import Resolution
+from sync import BILL_PAYMENT_CREATE, Resolution
 
 logger = logging.getLogger(__name__)
 

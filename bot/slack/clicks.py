@@ -28,7 +28,7 @@ from runway.use_cases import (
     send_reminder,
     snooze_bill,
 )
-from sync.timing import SyncStrategy
+from sync import SyncStrategy
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackBot

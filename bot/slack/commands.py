@@ -20,7 +20,7 @@ from bot.slack.settings_modal import read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
 from runway.businesses import NotConnected
 from runway.models import Business, ConnectionStatus
-from sync.timing import QBO_PLATFORM, SyncStrategy
+from sync import QBO_PLATFORM, SyncStrategy
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackBot

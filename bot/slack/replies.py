@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from bot.slack.mrkdwn import escape
 from bot.slack.tenancy import NotLinked
 from runway.errors import RunwayError
-from sync.circuit import CircuitOpen
-from sync.locks import LockTimeout
-from sync.qbo.errors import QBOError, QBOTokenError
-from sync.ratelimit import RateLimitError
+from sync import LockTimeout, QBOError, QBOTokenError, QuickBooksUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +39,18 @@ def explain(error: Exception) -> Explained | None:
         )
     if isinstance(error, RunwayError | ValueError | LookupError):
         return Explained(escape(str(error)))
-    if isinstance(error, QBOError | CircuitOpen | RateLimitError | LockTimeout):
+    if isinstance(error, QuickBooksUnavailable | LockTimeout):
         logger.warning("QuickBooks could not be reached for a Slack request: %s", error)
         return Explained(
             f"QuickBooks is not answering right now ({escape(str(error))}). Nothing was done "
             "twice: try again in a minute (figures shown meanwhile are the last ones read, with "
             "their time)."
+        )
+    if isinstance(error, QBOError):
+        logger.warning("QuickBooks refused a Slack request: %s", error)
+        return Explained(
+            f"QuickBooks refused this: {escape(str(error))}. Nothing was changed; if it goes on, "
+            "check the item in QuickBooks."
         )
     return None
 
