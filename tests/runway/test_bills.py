@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import RunwayEnv
+from runway_env import RunwayEnv
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig

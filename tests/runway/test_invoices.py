@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import RunwayEnv
+from runway_env import RunwayEnv
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import RunwayEnv
+from runway_env import RunwayEnv
 from sqlalchemy import update
 
 from qbo_sandbox.app import Sandbox, create_app

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import RunwayEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from runway_env import RunwayEnv
 from test_bills import BUSINESS, OWNER, PARTNER, SCALE, bill_service
 
 from qbo_sandbox.app import Sandbox, create_app
