@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.email.links import ActionKind, EmailAction
 from bot.format import money
+from runway.lifecycle import BillState, standing_of
 from runway.uow import UowFactory
 
 
@@ -39,10 +40,23 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
                 owed = money(invoice.balance, invoice.currency or "USD")
                 return f"Send {who} a reminder for invoice {number} ({owed} still owed)?"
             bill = await uow.bills.get(action.target_id)
-            if bill is None:
+            business = await uow.business.get()
+            if bill is None or business is None:
                 return default_question(action)
+            # The page says where the bill stands now, not only what the email showed.
+            standing = standing_of(bill, business.approval_threshold)
             vendor = bill.vendor_name or f"bill {bill.doc_number or bill.qbo_id}"
             currency = bill.currency or "USD"
+            if standing.state is BillState.PAID:
+                return f"The bill from {vendor} is already paid in full: there is nothing to do."
+            if standing.in_flight:
+                return f"The bill from {vendor} is already being paid: there is nothing to do."
+            if action.amount is not None and action.amount != standing.balance:
+                return (
+                    f"The bill from {vendor} now has {money(standing.balance, currency)} open in "
+                    f"QuickBooks, not the {money(action.amount, currency)} this email showed: this "
+                    "link will do nothing. Use today's digest or `/runway bills` in Slack."
+                )
             if action.action is ActionKind.BILL_PAY:
                 amount = action.amount if action.amount is not None else bill.balance
                 return f"Pay {money(amount, currency)} to {vendor}?"

@@ -127,7 +127,11 @@ async def test_one_bill_through_every_path_reads_the_same_everywhere(stack: Loca
     assert after.view.runway.days == after_days and before_days > after_days
     assert await email_actions(stack, SAM_EMAIL, bill_id) == set()
 
-    # 5. The same Pay from Sam's email: already paid, nothing sent.
+    # 5. The same Pay from Sam's email: its page says the bill is paid, and pressing sends nothing.
+    signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+    async with httpx.AsyncClient() as reader:
+        page = await reader.get(signer.action_url(BUSINESS_ID, ActionKind.BILL_PAY, bill_id, SAM_EMAIL, amount=amount))
+    assert "already paid in full" in page.text
     again = await email_link(stack, ActionKind.BILL_PAY, bill_id, SAM_EMAIL, amount)
     assert again.status_code == 200 and "already paid" in again.text
     assert len(stack.bill_payments()) == payments_before + 1
