@@ -1,0 +1,62 @@
+"""How Oodaloo writes money, dates and times, in Slack, email and the terminal alike (via Babel).
+
+Money always carries its currency and never passes through float: the amount is rounded half up
+to the currency's minor unit (cents for USD and EUR, none for JPY), then Babel lays it out for
+the locale ("$1,234.56", "€1,000.00", "CA$5.00"). A negative amount takes a true minus sign
+("−$12.00"), as in the runway sentences.
+
+Dates and times are written in the few forms the product uses, through Babel's patterns; a time
+carries its zone's own abbreviation ("PST", "CET", "UTC") when it has one.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency, get_currency_precision
+
+DEFAULT_LOCALE = "en_US"
+#: U+2212: the sign of every negative figure the product shows.
+MINUS = "−"
+
+
+def money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> str:
+    """$12,345.67, −$12.00, €1,000.00: rounded half up to the currency's minor unit."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money() takes a Decimal, not {type(amount).__name__}")
+    exponent = Decimal(1).scaleb(-get_currency_precision(currency))
+    value = amount.quantize(exponent, rounding=ROUND_HALF_UP)
+    text = format_currency(abs(value), currency, locale=locale)
+    return MINUS + text if value < 0 else text
+
+
+def short_date(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
+    """Mar 2"""
+    return format_date(day, "MMM d", locale=locale)
+
+
+def weekday_date(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
+    """Mon Mar 2"""
+    return format_date(day, "EEE MMM d", locale=locale)
+
+
+def weekday_day_month(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
+    """Mon 2 Mar (the email digest's dates)."""
+    return format_date(day, "EEE d MMM", locale=locale)
+
+
+def time_of_day(moment: datetime, *, locale: str = DEFAULT_LOCALE) -> str:
+    """9:02 AM PST (the zone's abbreviation, when the time carries one)."""
+    clock = format_time(moment, "h:mm a", locale=locale)
+    zone = moment.tzname()
+    return f"{clock} {zone}" if zone else clock
+
+
+def full_date_time(moment: datetime, *, locale: str = DEFAULT_LOCALE) -> str:
+    """Mon 02 Mar 2026 at 09:02 PST (24-hour clock, with the zone when the time carries one)."""
+    text = f"{format_date(moment, 'EEE dd MMM yyyy', locale=locale)} at "
+    text += format_time(moment, "HH:mm", locale=locale)
+    zone = moment.tzname()
+    return f"{text} {zone}" if zone else text
