@@ -20,7 +20,7 @@ from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.books import business_today
 from runway.digest import DigestBuilder
-from runway.lifecycle import BillState, approvals_required, standing
+from runway.lifecycle import BillStanding, BillState, approvals_required, standing
 from runway.snapshot import load_books
 from runway.use_cases import Result, approve_bill, pay_bill
 from sync_harness import OffsetClock, edit_bill_amount
@@ -33,6 +33,30 @@ def sandbox() -> Sandbox:
     return create_app(SandboxConfig(seed=DEFAULT_SEED, scale=SCALE))
 
 
+def a_bill(
+    total: str,
+    balance: str,
+    approvals: list[tuple[str, str]],
+    people: dict[str, frozenset[str]] | None = None,
+) -> BillStanding:
+    """The standing of a bill of `total` with `balance` open, approved by (who, amount) pairs,
+    under a $5,000.00 threshold."""
+    return standing(
+        bill_id="B1",
+        vendor_name="Acme",
+        doc_number=None,
+        total=Decimal(total),
+        balance=Decimal(balance),
+        currency="USD",
+        due_date=None,
+        approvals=tuple((who, None, Decimal(amount)) for who, amount in approvals),
+        payment=None,
+        snoozed_until=None,
+        threshold=Decimal("5000.00"),
+        people=people,
+    )
+
+
 def test_one_threshold_rule_on_the_amount_being_paid() -> None:
     """A $6,000 bill with $3,000 open showed Pay after one approval, then Pay was refused: the
     digest compared the balance, the payment the total. Now both ask one function, with the
@@ -40,19 +64,7 @@ def test_one_threshold_rule_on_the_amount_being_paid() -> None:
     threshold = Decimal("5000.00")
     assert approvals_required(Decimal("3000.00"), threshold) == 1
     assert approvals_required(Decimal("5000.01"), threshold) == 2
-    partly_paid = standing(
-        bill_id="B1",
-        vendor_name="Acme",
-        doc_number=None,
-        total=Decimal("6000.00"),
-        balance=Decimal("3000.00"),
-        currency="USD",
-        due_date=None,
-        approvals=(("U1", None, Decimal("3000.00")),),
-        payment=None,
-        snoozed_until=None,
-        threshold=threshold,
-    )
+    partly_paid = a_bill("6000.00", "3000.00", [("U1", "3000.00")])
     assert partly_paid.state is BillState.APPROVED and partly_paid.can_pay
 
 
@@ -230,20 +242,8 @@ async def test_the_freshness_line_moves_with_each_sync(runway_env: RunwayEnv) ->
 def test_two_approvals_by_one_person_count_once_even_when_linked_afterwards() -> None:
     """Dana approved in Slack and by email before Oodaloo knew both were her: once her Slack
     profile links them, the bill needs a second person again."""
-    facts = dict(
-        bill_id="B1",
-        vendor_name="Acme",
-        doc_number=None,
-        total=Decimal("9000.00"),
-        balance=Decimal("9000.00"),
-        currency="USD",
-        due_date=None,
-        approvals=((DANA_SLACK, None, Decimal("9000.00")), (DANA_EMAIL, None, Decimal("9000.00"))),
-        payment=None,
-        snoozed_until=None,
-        threshold=Decimal("5000.00"),
-    )
-    assert standing(**facts).can_pay
+    approvals = [(DANA_SLACK, "9000.00"), (DANA_EMAIL, "9000.00")]
+    assert a_bill("9000.00", "9000.00", approvals).can_pay
     dana = frozenset({DANA_SLACK, DANA_EMAIL})
-    linked = standing(**facts, people={DANA_SLACK: dana, DANA_EMAIL: dana})
+    linked = a_bill("9000.00", "9000.00", approvals, {DANA_SLACK: dana, DANA_EMAIL: dana})
     assert linked.state is BillState.NEEDS_SECOND_APPROVAL and not linked.can_pay
