@@ -20,6 +20,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from runway.books import BankBalance, BooksSnapshot, CashMovement, MovementKind
+from runway.formatting import money, short_date
 
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = 30
@@ -29,14 +30,6 @@ DEFAULT_WINDOW_DAYS = 90
 def cents(amount: Decimal) -> Decimal:
     """`amount` rounded half up to cents."""
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def format_money(amount: Decimal, currency: str = "USD") -> str:
-    """$12,345.67 and −$12.00: cents always shown, never through float."""
-    symbol = "$" if currency == "USD" else f"{currency} "
-    value = cents(amount)
-    sign = "−" if value < 0 else ""
-    return f"{sign}{symbol}{abs(value):,.2f}"
 
 
 def format_days(days: int) -> str:
@@ -69,7 +62,7 @@ class CashOnHand:
         return min((bank.as_of for bank in self.banks), default=None)
 
     def sentence(self) -> str:
-        return f"{format_money(self.total, self.currency)} in the bank"
+        return f"{money(self.total, self.currency)} in the bank"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +115,11 @@ class Burn:
             return f"no cash moved {self.window_text}"
         if self.net <= 0:
             return (
-                f"net inflow {format_money(-self.net_per_month, self.currency)}/month "
+                f"net inflow {money(-self.net_per_month, self.currency)}/month "
                 f"{self.window_text}"
             )
         return (
-            f"net burn {format_money(self.net_per_month, self.currency)}/month {self.window_text}"
+            f"net burn {money(self.net_per_month, self.currency)}/month {self.window_text}"
         )
 
 
@@ -147,13 +140,13 @@ class Runway:
 
     def sentence(self) -> str:
         currency = self.burn.currency
-        target = "" if self.floor == 0 else f" to your {format_money(self.floor, currency)} buffer"
+        target = "" if self.floor == 0 else f" to your {money(self.floor, currency)} buffer"
         if self.status is RunwayStatus.NO_CASH:
             if self.floor == 0:
-                return f"Out of cash: {format_money(self.cash, currency)} in the bank (0 days)"
+                return f"Out of cash: {money(self.cash, currency)} in the bank (0 days)"
             return (
-                f"Below your {format_money(self.floor, currency)} buffer: "
-                f"{format_money(self.cash, currency)} in the bank (0 days)"
+                f"Below your {money(self.floor, currency)} buffer: "
+                f"{money(self.cash, currency)} in the bank (0 days)"
             )
         if self.status is RunwayStatus.NO_HISTORY:
             return f"Runway unknown: no cash moved {self.burn.window_text}"
@@ -242,7 +235,7 @@ class Trend:
         change = self.runway_days_change
         if change is None:
             on = self.previous.on
-            return f"was {self.previous.describe()} on {on:%b} {on.day}"
+            return f"was {self.previous.describe()} on {short_date(on)}"
         if change == 0:
             return "no change since last week"
         sign = "+" if change > 0 else "−"

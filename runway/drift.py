@@ -17,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from runway.errors import NotFound
+from runway.formatting import money
 from runway.models import Bill, DriftEvent
 from runway.uow import UowFactory
 from sync import (
@@ -68,11 +69,8 @@ def _notice(event: DriftEvent) -> DriftNotice:
     )
 
 
-def _money(amount: Decimal, currency: str | None = None) -> str:
-    sign = "-" if amount < 0 else ""
-    if currency in (None, "", "USD"):
-        return f"{sign}${abs(amount):,.2f}"
-    return f"{sign}{abs(amount):,.2f} {currency}"
+#: The currency of an amount QuickBooks sent without one (what these sentences always assumed).
+HOME = "USD"
 
 
 def _label(entity: str, entity_id: str, reference: str | None, name: str | None) -> str:
@@ -94,29 +92,32 @@ def sentence_for(drift: Drift) -> str:
     """The difference in one plain sentence (names untouched: escaping is the presenter's job)."""
     if isinstance(drift, AmountChanged):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
+        currency = drift.currency or HOME
         return (
-            f"{label}: QuickBooks now says {_money(drift.qbo_amount, drift.currency)}, "
-            f"we had {_money(drift.local_amount, drift.currency)}"
+            f"{label}: QuickBooks now says {money(drift.qbo_amount, currency)}, "
+            f"we had {money(drift.local_amount, currency)}"
         )
     if isinstance(drift, BalanceChanged):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
+        currency = drift.currency or HOME
         return (
-            f"{label}: QuickBooks now shows {_money(drift.qbo_balance, drift.currency)} still "
-            f"to pay, we had {_money(drift.local_balance, drift.currency)}"
+            f"{label}: QuickBooks now shows {money(drift.qbo_balance, currency)} still "
+            f"to pay, we had {money(drift.local_balance, currency)}"
         )
     if isinstance(drift, PaidHereOpenInQBO):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
+        currency = drift.currency or HOME
         return (
             f"{label}: paid through Oodaloo, but QuickBooks still shows "
-            f"{_money(drift.qbo_balance, drift.currency)} to pay"
+            f"{money(drift.qbo_balance, currency)} to pay"
         )
     if isinstance(drift, DeletedInQBO):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
-        return f"{label} ({_money(drift.local_amount)}) has been deleted in QuickBooks"
+        return f"{label} ({money(drift.local_amount, HOME)}) has been deleted in QuickBooks"
     made = f"{drift.object_type} {drift.object_id}" if drift.object_id else f"a {drift.object_type}"
     return (
         f"{drift.target_type} {drift.target_id}: Oodaloo made {made} of "
-        f"{_money(drift.local_amount)}, but QuickBooks no longer has it"
+        f"{money(drift.local_amount, HOME)}, but QuickBooks no longer has it"
     )
 
 

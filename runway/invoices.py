@@ -21,6 +21,7 @@ from runway import audit
 from runway.books import business_today
 from runway.errors import NotFound, ReminderRefused, RunwayError
 from runway.forecast import week_number
+from runway.formatting import full_date_time
 from runway.models import Business, Invoice
 from runway.snapshot import load_books
 from runway.uow import RunwayUnitOfWork, UowFactory
@@ -93,7 +94,7 @@ def _next_reminder(invoice: Invoice, interval: timedelta) -> datetime | None:
 
 
 def _local(moment: datetime, timezone: str) -> str:
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%a %d %b %Y at %H:%M %Z")
+    return full_date_time(moment.astimezone(ZoneInfo(timezone)))
 
 
 class InvoiceService:

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from runway.bills import BillService
 from runway.errors import AlreadyApproved, NotFound, RunwayError
+from runway.formatting import money
 from runway.invoices import InvoiceService
 from runway.lifecycle import BillStanding, BillState
 from sync import ActionState
@@ -45,10 +46,6 @@ class Outcome:
     def changed(self) -> bool:
         """Something changed that every surface showing the item must follow."""
         return self.result in (Result.DONE, Result.IN_FLIGHT)
-
-
-def _money(amount: Decimal) -> str:
-    return f"${amount:,.2f}"
 
 
 async def _standing_or_none(bills: BillService, bill_id: str) -> BillStanding | None:
@@ -111,15 +108,17 @@ async def pay_bill(
         return Outcome(Result.REFUSED, str(refusal), await _standing_or_none(bills, bill_id))
     standing = paid.standing
     account = (standing.payment.account_name if standing.payment else None) or "the bank account"
+    # A bill QuickBooks sent without a currency is in dollars, as everywhere else.
+    paid_text = money(paid.amount, standing.currency or "USD")
     state = paid.outcome.state
     if state is ActionState.SUCCEEDED:
         return Outcome(
-            Result.DONE, f"Paid {_money(paid.amount)} from {account}.", standing, paid.amount
+            Result.DONE, f"Paid {paid_text} from {account}.", standing, paid.amount
         )
     if paid.in_flight:
         return Outcome(
             Result.IN_FLIGHT,
-            f"The payment of {_money(paid.amount)} was sent; QuickBooks has not confirmed it "
+            f"The payment of {paid_text} was sent; QuickBooks has not confirmed it "
             "yet. Oodaloo checks again within a minute. It will not be paid twice.",
             standing,
             paid.amount,
