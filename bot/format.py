@@ -1,18 +1,9 @@
-"""Text formatting shared by Oodaloo's terminal, Slack and email output."""
+"""Text formatting shared by Oodaloo's terminal, Slack and email output.
+
+Money, dates and times are written by `runway.formatting`; this module keeps what is not money.
+"""
 
 from __future__ import annotations
-
-from decimal import ROUND_HALF_UP, Decimal
-
-CENT = Decimal("0.01")
-
-
-def money(amount: Decimal, currency: str = "USD") -> str:
-    """$12,345.67 (and −$12.00 for negatives): cents always shown, never through float."""
-    symbol = "$" if currency == "USD" else f"{currency} "
-    value = amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    sign = "−" if value < 0 else ""
-    return f"{sign}{symbol}{abs(value):,.2f}"
 
 
 def plain(text: object) -> str:

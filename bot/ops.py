@@ -15,10 +15,11 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.bootstrap import Oodaloo
-from bot.format import money, plain
+from bot.format import plain
 from bot.ritual import Ritual
 from bot.slack.settings_modal import WEEKDAYS
 from runway.businesses import BusinessNotFound
+from runway.formatting import money
 from runway.mirror import MirrorSync
 from runway.models import QBOConnection
 from sync import ActionState
@@ -154,7 +155,7 @@ async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO | None = None
     for action in found:
         table.append([
             action.key, action.business_id, action.operation, f"{action.target_type} {action.target_id}",
-            money(action.amount), action.state.value, str(action.attempts),
+            money(action.amount, "USD"), action.state.value, str(action.attempts),
             f"{action.updated_at:%Y-%m-%d %H:%M:%S}", (action.last_error or "")[:60],
         ])
     _table(table, out)

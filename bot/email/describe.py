@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.email.links import ActionKind, EmailAction
-from bot.format import money
+from runway.formatting import money
 from runway.lifecycle import BillState, standing_of
 from runway.uow import UowFactory
 
@@ -21,7 +21,8 @@ def default_question(action: EmailAction) -> str:
         return f"Approve bill {action.target_id}?"
     if action.action is ActionKind.BILL_PAY:
         if action.amount is not None:
-            return f"Pay {money(action.amount)} on bill {action.target_id}?"
+            # The link's token carries no currency.
+            return f"Pay {money(action.amount, 'USD')} on bill {action.target_id}?"
         return f"Pay bill {action.target_id}?"
     return f"Send a payment reminder for invoice {action.target_id}?"
 

@@ -9,7 +9,7 @@ characters only. Every action button is a signed link for one recipient (see `bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.email.links import ActionKind, LinkMaker
-from bot.format import money, plain
+from bot.format import plain
 from runway.calculator import RunwayStatus
 from runway.digest import DigestView, local_time
+from runway.formatting import money, time_of_day, weekday_day_month
 from runway.lifecycle import BillState
 
 #: templates/ at the top of the repository, beside the packages.
@@ -79,25 +80,15 @@ class Row:
         return name if len(name) <= TEXT_NAME_WIDTH else name[: TEXT_NAME_WIDTH - 1] + "…"
 
 
-def clock_time(moment: datetime) -> str:
-    """9:02 AM (no leading zero, whatever the platform's strftime supports)."""
-    hour = moment.hour % 12 or 12
-    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
-
-
-def short_date(day: date) -> str:
-    return f"{day:%a} {day.day} {day:%b}"
-
-
 def freshness_sentence(view: DigestView) -> str:
     """ "QuickBooks data as of 9:02 AM PDT" on the business's clock (with the day if not today)."""
     oldest = view.freshness.oldest
     if oldest is None:
         return "QuickBooks data has not been synced yet"
     local = local_time(oldest, view.tz)
-    when = f"{clock_time(local)} {local:%Z}".strip()
+    when = time_of_day(local)
     if local.date() != view.today:
-        when = f"{short_date(local.date())}, {when}"
+        when = f"{weekday_day_month(local)}, {when}"
     return f"QuickBooks data as of {when}"
 
 
@@ -109,7 +100,7 @@ def due_words(days_until_due: int, due: date | None) -> str:
         return "due today"
     if days_until_due == 1:
         return "due tomorrow"
-    return f"due {short_date(due)}" if due is not None else f"due in {days_until_due} days"
+    return f"due {weekday_day_month(due)}" if due is not None else f"due in {days_until_due} days"
 
 
 #: How a bill's state reads in the email (the Slack card says the same, with names).
@@ -180,7 +171,7 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
             note = "no reminder sent yet"
         else:
             sent = local_time(invoice.last_reminder_at, view.tz).date()
-            note = f"reminded {short_date(sent)}"
+            note = f"reminded {weekday_day_month(sent)}"
         days = invoice.days_overdue
         rows.append(
             Row(
@@ -248,7 +239,7 @@ def render_digest_email(
         "business_name": business_name,
         "recipient": recipient,
         "headline": view.headline,
-        "today": short_date(view.today),
+        "today": weekday_day_month(view.today),
         "freshness": freshness_sentence(view),
         "cash_total": money(view.cash.total, view.currency),
         "cash_sentence": view.cash.sentence,

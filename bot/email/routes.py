@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,9 +28,10 @@ from starlette.routing import Route
 from bot.email.describe import default_question
 from bot.email.links import ActionKind, BadLink, EmailAction, ExpiredLink, LinkSigner
 from bot.email.models import EmailLinkUse
-from bot.email.render import clock_time, render_page, short_date
+from bot.email.render import render_page
 from runway.businesses import BusinessNotFound
 from runway.errors import RunwayError
+from runway.formatting import time_of_day, weekday_day_month
 
 logger = logging.getLogger(__name__)
 
@@ -154,12 +155,12 @@ def email_routes(
             used = await uses.find(action.nonce)
             if used is not None:
                 return _already_done(used)
-            expires = action.expires_at
+            expires = action.expires_at.astimezone(UTC)
             return _page(
                 "act_confirm.html.j2",
                 question=await question_for(action),
                 button=BUTTONS[action.action],
-                expires=f"{short_date(expires.date())}, {clock_time(expires)} UTC",
+                expires=f"{weekday_day_month(expires)}, {time_of_day(expires)}",
             )
         if not await uses.claim(action, signer.clock.now()):
             used = await uses.find(action.nonce)

@@ -3,23 +3,22 @@
 Templates produce Slack mrkdwn. Autoescape is off because mrkdwn is not HTML: every value from
 QuickBooks goes through the `mrkdwn` filter (`bot.slack.mrkdwn.escape`) in the template itself,
 and an undefined variable is an error, not an empty string. Filters: `mrkdwn`, `money`
-(`money(amount, currency)`), `days` ("1 day", "3 days"), `signed_days` ("+3 days", "−2 days"),
-`short_date` ("Mar 2"), `weekday_date` ("Mon Mar 2"), `time_of_day` ("9:02 AM PST").
+(`amount|money(currency)`), `days` ("1 day", "3 days"), `signed_days` ("+3 days", "−2 days"),
+`short_date` ("Mar 2"), `weekday_date` ("Mon Mar 2"), `time_of_day` ("9:02 AM PST"); money,
+dates and times come from `runway.formatting`.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bot.format import money
 from bot.slack.mrkdwn import escape
 from runway.calculator import format_days
+from runway.formatting import money, short_date, time_of_day, weekday_date
 
 #: templates/slack at the root of the repository.
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "slack"
@@ -36,27 +35,6 @@ def signed_days(change: int) -> str:
     return f"{sign}{format_days(abs(change))}"
 
 
-def short_date(day: date | datetime) -> str:
-    """Mar 2"""
-    return f"{day:%b} {day.day}"
-
-
-def weekday_date(day: date | datetime) -> str:
-    """Mon Mar 2"""
-    return f"{day:%a %b} {day.day}"
-
-
-def time_of_day(moment: datetime) -> str:
-    """9:02 AM PST (the zone's abbreviation, when the time carries one)."""
-    hour = moment.hour % 12 or 12
-    zone = moment.tzname()
-    return f"{hour}:{moment:%M %p}" + (f" {zone}" if zone else "")
-
-
-def money_filter(amount: Decimal, currency: str = "USD") -> str:
-    return money(amount, currency)
-
-
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -69,7 +47,7 @@ def environment() -> Environment:
     )
     env.filters.update(
         mrkdwn=escape,
-        money=money_filter,
+        money=money,
         days=days,
         signed_days=signed_days,
         short_date=short_date,

@@ -27,7 +27,6 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block, ButtonElement, ConfirmObject, SectionBlock
 from sqlalchemy import update
 
-from bot.format import money
 from bot.slack.blocks import (
     MAX_BLOCKS,
     MAX_PAGE,
@@ -50,6 +49,7 @@ from runway.books import (
 from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.digest import DigestBuilder, DigestView
 from runway.drift import sentence_for
+from runway.formatting import money
 from runway.lifecycle import BillState
 from runway.models import Business
 from runway.snapshot import load_books
@@ -218,9 +218,9 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
     blocks = by_id(message.blocks)
     # The figures are the view's, formatted: cash and each bank, burn, the headline with its trend.
     cash = blocks["cash"]["text"]["text"]
-    assert money(view.cash.total) in cash
+    assert money(view.cash.total, view.currency) in cash
     for bank in view.cash.banks:
-        assert f"{bank.name}: {money(bank.balance)}" in cash
+        assert f"{bank.name}: {money(bank.balance, view.currency)}" in cash
     assert view.burn.sentence in cash
     assert view.runway.days_change == -6
     assert f"*{view.headline}*" in blocks["headline"]["text"]["text"]
@@ -237,7 +237,7 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
     )
     for bill in view.bills_due.items:
         line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
-        assert f"*{money(bill.amount)}*" in line
+        assert f"*{money(bill.amount, view.currency)}*" in line
         assert bill.runway_impact in line
         actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
         if bill.state is BillState.APPROVED:
@@ -248,7 +248,7 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
             before = view.runway.days
             assert before is not None and bill.runway_impact_days is not None
             assert pay["confirm"]["text"]["text"] == (
-                f"Pay {money(bill.amount)} to {bill.vendor_name} from {payment_account}. "
+                f"Pay {money(bill.amount, view.currency)} to {bill.vendor_name} from {payment_account}. "
                 f"Runway goes from {before} to {before + bill.runway_impact_days} days."
             )
         else:
@@ -279,7 +279,7 @@ async def test_seeded_summary_and_lists(seeded_business: Any) -> None:
     assert_within_slack_limits(summary)
     counts = by_id(summary.blocks)["counts"]["text"]["text"]
     due = view.bills_due
-    assert f"{due.total} for {money(sum((b.amount for b in due.items), D(0)))}" in counts
+    assert f"{due.total} for {money(sum((b.amount for b in due.items), D(0)), view.currency)}" in counts
     assert f"*Invoices overdue:* {view.overdue_invoices.total} for " in counts
     assert not [
         e for e in walk(summary.blocks) if e.get("action_id", "").startswith(("bill_", "invoice_"))
@@ -426,7 +426,7 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
         if bill.state is BillState.PAYING:
             # No button applies while it is being paid; the main line says so.
             assert f"bill_actions:{bill.bill_id}" not in blocks
-            assert f"Paying {money(bill.amount)}" in line and "<@U0ANA0001>" in line
+            assert f"Paying {money(bill.amount, view.currency)}" in line and "<@U0ANA0001>" in line
             continue
         actions = [e["action_id"] for e in blocks[f"bill_actions:{bill.bill_id}"]["elements"]]
         expected = {
@@ -439,7 +439,7 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
             pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
             # Plain text: the vendor as typed (cut), the account, the runway before and after.
             dialog = pay["confirm"]["text"]["text"]
-            assert dialog.startswith(f"Pay {money(bill.amount)} to {bill.vendor_name[:40]}")
+            assert dialog.startswith(f"Pay {money(bill.amount, view.currency)} to {bill.vendor_name[:40]}")
             assert "from Checking. Runway goes from" in dialog
             assert pay["confirm"]["title"]["text"].endswith("…?")
     assert any(

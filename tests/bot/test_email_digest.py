@@ -41,8 +41,8 @@ from bot.email import (
     SmtpServer,
     render_digest_email,
 )
-from bot.format import money
 from runway.digest import DigestBuilder
+from runway.formatting import money
 from sync.clock import ManualClock
 from sync_harness import stored
 
@@ -110,12 +110,12 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     realm = env.sandbox.realm()  # type: ignore[attr-defined]
     banks = [a for a in realm.iter("Account") if a.get("AccountType") == "Bank"]
     cash = sum((Decimal(a["CurrentBalance"]) for a in banks), Decimal("0"))
-    expected_amounts = [money(cash)] + [money(Decimal(a["CurrentBalance"])) for a in banks]
+    expected_amounts = [money(cash, view.currency)] + [money(Decimal(a["CurrentBalance"]), view.currency) for a in banks]
     for bill in view.bills_due.items:
-        expected_amounts.append(money(stored(env.sandbox, "Bill", bill.bill_id)["Balance"]))  # type: ignore[attr-defined]
+        expected_amounts.append(money(stored(env.sandbox, "Bill", bill.bill_id)["Balance"], view.currency))  # type: ignore[attr-defined]
     for invoice in view.overdue_invoices.first(10):
         expected_amounts.append(
-            money(stored(env.sandbox, "Invoice", invoice.invoice_id)["Balance"])
+            money(stored(env.sandbox, "Invoice", invoice.invoice_id)["Balance"], view.currency)
         )  # type: ignore[attr-defined]
     assert "$1,234.56" in expected_amounts and "$1,235.56" in expected_amounts
     assert contains_all(text, expected_amounts) == []
@@ -179,7 +179,7 @@ def test_render_cuts_long_lists_and_keeps_text_columns_aligned() -> None:
     lines = rendered.text.splitlines()
     header = next(line for line in lines if line.strip().startswith("Vendor"))
     first_bill = lines[lines.index(header) + 1]
-    amount = money(view.bills_due.items[0].amount)
+    amount = money(view.bills_due.items[0].amount, view.currency)
     assert first_bill.index(amount) + len(amount) == header.index("Amount") + len("Amount")
     assert "QuickBooks data as of 8:00 AM EDT" in rendered.text  # SYNCED 12:00 UTC, New York
 
