@@ -72,7 +72,9 @@ async def test_the_demo_digest_pays_a_bill_and_answers_runway(page: Page) -> Non
     pay = None
     for _ in range(8):
         approve = digest.locator("[data-testid^='button-bill_approve-']").first
-        bill_id = (await approve.get_attribute("data-testid") or "").removeprefix("button-bill_approve-")
+        # The button's value is the bill and the amount the card shows ("2109|2747.53").
+        value = (await approve.get_attribute("data-testid") or "").removeprefix("button-bill_approve-")
+        bill_id = value.partition("|")[0]
         await approve.click()
         candidate = digest.locator(f"[data-testid^='button-bill_pay-{bill_id}|']")
         try:
@@ -88,7 +90,7 @@ async def test_the_demo_digest_pays_a_bill_and_answers_runway(page: Page) -> Non
     await expect(dialog).to_be_visible()
     await expect(dialog).to_contain_text("Pay")
     await page.get_by_test_id("confirm-ok").click()
-    await expect(digest.get_by_text(re.compile(r"Paid \$[\d,]+\.\d\d by"))).to_be_visible(timeout=30_000)
+    await expect(digest.get_by_text(re.compile(r"Paid \$[\d,]+\.\d\d from .+ by"))).to_be_visible(timeout=30_000)
 
     await page.get_by_test_id("composer").fill("/runway")
     await page.get_by_test_id("composer").press("Enter")
