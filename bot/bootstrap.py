@@ -26,16 +26,16 @@ from bot.models import DigestRun
 from bot.settings import Settings, SettingsError
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
-from runway.businesses import BusinessDirectory, QBOAppCredentials
+from runway.businesses import BusinessDirectory, QBOAppCredentials, payment_account_id
 from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.crypto import TokenCipher, generate_key
 from runway.digest import DigestBuilder, DigestView
 from runway.drift import DriftRecorder
 from runway.invoices import InvoiceService
 from runway.mirror import MirrorSync
-from runway.models import Account, Business
+from runway.models import Business
 from runway.snapshot import load_books
-from runway.uow import RunwayUnitOfWork, UnitOfWorkFactory
+from runway.uow import UnitOfWorkFactory
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
 from sync.clock import Clock, SystemClock
@@ -229,18 +229,13 @@ class Oodaloo:
         """The bank account bills of the business are paid from (None: it has none)."""
         async with self.uows(business.id) as uow:
             books = await load_books(uow, business.id, business_today(self.clock.now(), business.timezone))
-            return await self._payment_account(uow, business, books)
+        return self._payment_account(business, books)
 
     @staticmethod
-    async def _payment_account(uow: RunwayUnitOfWork, business: Business, books: BooksSnapshot) -> PaymentAccount | None:
-        if business.payment_bank_account_id:
-            row: Account | None = await uow.accounts.get(business.payment_bank_account_id)
-            if row is not None:
-                return PaymentAccount(row.qbo_id, row.name)
-        if books.banks:
-            largest = max(books.banks, key=lambda bank: (bank.balance, bank.account_id))
-            return PaymentAccount(largest.account_id, largest.name)
-        return None
+    def _payment_account(business: Business, books: BooksSnapshot) -> PaymentAccount | None:
+        paying = payment_account_id(business, {bank.account_id: bank.balance for bank in books.banks})
+        bank = next((bank for bank in books.banks if bank.account_id == paying), None)
+        return PaymentAccount(bank.account_id, bank.name) if bank else None
 
     async def digest(
         self, business_id: str, *, now: datetime | None = None, shown_bill_ids: Iterable[str] = ()
@@ -255,7 +250,7 @@ class Oodaloo:
             books = await load_books(
                 uow, business_id, business_today(now, business.timezone), shown_bill_ids=shown_bill_ids
             )
-            paying_from = await self._payment_account(uow, business, books)
+        paying_from = self._payment_account(business, books)
         account = paying_from.name if paying_from else None
         account_id = paying_from.account_id if paying_from else None
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept

@@ -97,6 +97,21 @@ def _check_fields(changes: Mapping[str, Any]) -> None:
         raise ValueError("digest_weekday must be 0 (Monday) to 6 (Sunday)")
 
 
+def payment_account_id(business: Business, bank_balances: Mapping[str, Decimal]) -> str | None:
+    """The bank account the business's bills are paid from, among its bank accounts
+    (QuickBooks id -> balance): the one it chose, else its largest (None: it has no bank account).
+
+    A chosen account that is no longer one of its bank accounts (closed, made inactive) is passed
+    over, as if none had been chosen.
+    """
+    chosen = business.payment_bank_account_id
+    if chosen and chosen in bank_balances:
+        return chosen
+    if not bank_balances:
+        return None
+    return max(bank_balances, key=lambda account_id: (bank_balances[account_id], account_id))
+
+
 @dataclass(frozen=True)
 class QBOAppCredentials:
     """The Intuit app's OAuth client (from the application's settings) and its token endpoint."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -18,7 +19,7 @@ from bot.slack import blocks as kit
 from bot.slack.mrkdwn import escape
 from bot.slack.settings_modal import read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
-from runway.businesses import NotConnected
+from runway.businesses import NotConnected, payment_account_id
 from runway.models import Business, ConnectionStatus
 from sync import QBO_PLATFORM, SyncStrategy
 
@@ -128,14 +129,20 @@ class Commands:
                 text="Only approvers can change Oodaloo's settings for this business.",
             )
             return
-        banks = await self.bank_accounts(business.id)
+        banks, paying_from = await self.bank_accounts(business)
         await client.views_open(
-            trigger_id=body["trigger_id"], view=settings_view(business, where.channel_id, banks)
+            trigger_id=body["trigger_id"],
+            view=settings_view(business, where.channel_id, banks, paying_from=paying_from),
         )
 
-    async def bank_accounts(self, business_id: str) -> list[tuple[str, str]]:
-        async with self.oodaloo.uows(business_id) as uow:
-            return [(account.qbo_id, account.name) for account in await uow.accounts.bank_accounts()]
+    async def bank_accounts(self, business: Business) -> tuple[list[tuple[str, str]], str | None]:
+        """(QuickBooks id, name) of the business's bank accounts, and the one bills are paid from."""
+        async with self.oodaloo.uows(business.id) as uow:
+            accounts = await uow.accounts.bank_accounts()
+        balances = {account.qbo_id: account.current_balance or Decimal("0") for account in accounts}
+        return [(account.qbo_id, account.name) for account in accounts], payment_account_id(
+            business, balances
+        )
 
     async def settings_submitted(
         self, ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -147,8 +154,11 @@ class Commands:
         except (NotLinked, ValueError, AttributeError) as exc:
             await ack(response_action="errors", errors={"channel": f"Could not save: {exc}"})
             return
-        banks = frozenset(account_id for account_id, _ in await self.bank_accounts(business.id))
-        answer = read_settings((view.get("state") or {}).get("values") or {}, banks)
+        banks, paying_from = await self.bank_accounts(business)
+        answer = read_settings(
+            (view.get("state") or {}).get("values") or {},
+            frozenset(account_id for account_id, _ in banks),
+        )
         if answer.errors:
             await ack(response_action="errors", errors=answer.errors)
             return
@@ -158,8 +168,13 @@ class Commands:
                 errors={"approvers": "Only approvers can change these settings."},
             )
             return
+        changes = dict(answer.changes)
+        if changes.get("payment_bank_account_id") == paying_from:
+            # The account payments already go from: a business without a choice keeps following
+            # its largest bank account.
+            changes.pop("payment_bank_account_id")
         await ack()
-        await self.oodaloo.directory.update(business.id, **answer.changes)
+        await self.oodaloo.directory.update(business.id, **changes)
         self.bot.spawn(self.bot.tell(client, where, ":white_check_mark: Settings saved."))
 
     # --- connecting QuickBooks -------------------------------------------------------------------

@@ -44,10 +44,15 @@ def _input(block_id: str, label: str, element: dict[str, Any], hint: str | None 
 
 
 def settings_view(
-    business: Business, channel_id: str, banks: list[tuple[str, str]] | None = None
+    business: Business,
+    channel_id: str,
+    banks: list[tuple[str, str]] | None = None,
+    *,
+    paying_from: str | None = None,
 ) -> dict[str, Any]:
     """The modal, filled in with the business's settings; `banks` are (QuickBooks id, name) of the
-    bank accounts bills may be paid from."""
+    bank accounts bills may be paid from, and `paying_from` the one payments go from now
+    (`runway.businesses.payment_account_id`; by default the business's own choice)."""
     day = business.digest_weekday
     emails = "\n".join(business.email_recipients or [])
     channel = business.slack_channel_id or channel_id
@@ -112,7 +117,7 @@ def settings_view(
                 hint="Runway also says when cash would fall below this amount.",
             ),
             _input("channel", "Digest channel", conversation),
-            *([_pay_from(business, banks)] if banks else []),
+            *([_pay_from(banks, paying_from or business.payment_bank_account_id)] if banks else []),
             _input(
                 "emails",
                 "Email the digest to",
@@ -124,10 +129,11 @@ def settings_view(
     }
 
 
-def _pay_from(business: Business, banks: list[tuple[str, str]]) -> dict[str, Any]:
+def _pay_from(banks: list[tuple[str, str]], paying_from: str | None) -> dict[str, Any]:
     options = [_option(name[:75], account_id) for account_id, name in banks[:100]]
     element: dict[str, Any] = {"type": "static_select", "options": options}
-    chosen = next((o for o in options if o["value"] == business.payment_bank_account_id), None)
+    # Starts from the account payments go from, so saving the modal untouched changes nothing.
+    chosen = next((o for o in options if o["value"] == paying_from), None)
     if chosen is not None:
         element["initial_option"] = chosen
     return _input("pay_from", "Pay bills from", element, hint="The QuickBooks bank account bill payments come out of.")

@@ -305,8 +305,10 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
     assert (after.timezone, after.approval_threshold, after.min_cash_buffer, after.email_recipients) == (
         before.timezone, before.approval_threshold, before.min_cash_buffer, before.email_recipients)
 
+    paying = await scenario.oodaloo.payment_account(before)
     async with scenario.oodaloo.uows(BUSINESS_ID) as uow:
-        bank = (await uow.accounts.bank_accounts())[0].qbo_id
+        # Another account than the one payments go from now (the largest).
+        bank = next(a.qbo_id for a in await uow.accounts.bank_accounts() if paying and a.qbo_id != paying.account_id)
     # Inputs a person leaves alone keep the values the modal opened with.
     good = await scenario.agent.submit_view(OWNER, view.id, {
         "timezone": {"value": {"type": "plain_text_input", "value": "America/Chicago"}},
@@ -323,6 +325,31 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
     # The approvers the modal opened with stay, and the address may act from the email digest.
     assert saved.approvers == [OWNER, BOOKKEEPER, "owner@example.com"]
     assert saved.payment_bank_account_id == bank
+
+
+async def test_settings_saved_untouched_are_accepted_and_change_nothing(scenario: LocalStack) -> None:
+    ws = scenario.workspace
+    before = await scenario.business()
+    assert before.payment_bank_account_id is None, "the seeded business pays from its largest bank"
+    paying = await scenario.oodaloo.payment_account(before)
+    assert paying is not None
+    await scenario.agent.slash_command(OWNER, CHANNEL, "/runway", "settings")
+    view = await scenario.until(lambda: next(iter(ws.open_views(OWNER)), None))
+    pay_from = next(b for b in view.blocks if b.get("block_id") == "pay_from")
+    # The modal starts from the account payments go from now.
+    assert pay_from["element"]["initial_option"]["value"] == paying.account_id
+
+    untouched = await scenario.agent.submit_view(OWNER, view.id)
+    assert untouched.status == 200 and not (untouched.json or {}).get("errors"), untouched.text
+    assert ws.open_views(OWNER) == []
+    after = await scenario.business()
+    fields = (
+        "digest_weekday", "digest_local_time", "timezone", "approvers", "approval_threshold",
+        "min_cash_buffer", "slack_channel_id", "email_recipients", "payment_bank_account_id",
+    )
+    assert {f: getattr(after, f) for f in fields} == {f: getattr(before, f) for f in fields}
+    # Payments still follow the largest bank account: nothing was pinned.
+    assert await scenario.oodaloo.payment_account(after) == paying
 
 
 async def test_a_non_approver_cannot_open_or_submit_settings(scenario: LocalStack) -> None:
