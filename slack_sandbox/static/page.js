@@ -581,12 +581,24 @@
     });
   }
 
+  // The first refused field, scrolled into view (the modal may be scrolled elsewhere) and focused.
+  function revealFirstError(modal) {
+    const block = modal.querySelector(".input-block.has-error");
+    if (!block) return;
+    block.scrollIntoView({ block: "nearest" });
+    const control = block.querySelector("[data-action-id]");
+    if (control && typeof control.focus === "function") control.focus({ preventScroll: true });
+  }
+
   async function submitModal(modal, viewId) {
     const submit = modal.querySelector('[data-testid="modal-submit"]');
     if (submit) submit.disabled = true;
     try {
       const answer = await post("/_page/submit", { view_id: viewId, values: modalValues(modal) });
-      if (answer && answer.errors) showModalErrors(modal, answer.errors);
+      if (answer && answer.errors) {
+        showModalErrors(modal, answer.errors);
+        revealFirstError(modal);
+      }
     } finally {
       if (submit) submit.disabled = false;
       poll();

@@ -197,6 +197,28 @@ async def test_the_settings_modal_shows_the_bots_errors_under_the_field_and_clos
     assert sent["emails"]["value"]["value"] == "dana@example.com\nsam@example.com"
 
 
+async def test_the_first_field_the_bot_refuses_is_scrolled_into_view(page: Page) -> None:
+    # A short window: the modal scrolls, and the person filled it in down to its last field.
+    await page.set_viewport_size({"width": 1000, "height": 420})
+    box = page.get_by_test_id("composer")
+    await box.fill("/runway settings")
+    await box.press("Enter")
+    modal = page.get_by_test_id("modal")
+    await expect(modal).to_be_visible()
+    await modal.get_by_test_id("input-threshold").fill("lots")
+    await modal.get_by_test_id("input-emails").fill("dana@example.com")
+    await modal.locator(".modal-body").evaluate("(body) => { body.scrollTop = body.scrollHeight; }")
+    error = modal.get_by_test_id("input-block-threshold")
+    await expect(error).not_to_be_in_viewport()
+
+    await modal.get_by_test_id("modal-submit").click()
+    await expect(modal.get_by_test_id("error-threshold")).to_have_text(
+        "Enter an amount such as 5000.00."
+    )
+    await expect(modal.get_by_test_id("error-threshold")).to_be_in_viewport()
+    await expect(modal.get_by_test_id("input-threshold")).to_be_in_viewport()
+
+
 async def test_mrkdwn_is_drawn_as_slack_does_and_never_as_markup(
     page: Page, slack: RunningSlack
 ) -> None:
