@@ -31,6 +31,7 @@ from runway.errors import (
     PaymentRefused,
     RunwayError,
 )
+from runway.formatting import money
 from runway.lifecycle import (
     BillStanding,
     BillState,
@@ -97,21 +98,18 @@ def _bill_label(bill: Bill) -> str:
     return f"{label} from {bill.vendor_name}" if bill.vendor_name else label
 
 
-def _money(amount: Decimal) -> str:
-    return f"${amount:,.2f}"
-
-
 def _not_payable(label: str, standing: BillStanding, business: Business) -> str:
     """Why a bill cannot be paid now, and what would make it payable."""
+    currency = standing.currency or business.home_currency
     if standing.lapsed and not standing.approvals:
         return (
-            f"{label} was approved for {_money(standing.lapsed[0].amount or Decimal(0))}, but "
-            f"QuickBooks now has {_money(standing.balance)} open; it needs approving again."
+            f"{label} was approved for {money(standing.lapsed[0].amount or Decimal(0), currency)}, but "
+            f"QuickBooks now has {money(standing.balance, currency)} open; it needs approving again."
         )
     if not standing.approvals:
         return f"{label} has not been approved yet; approve it first."
     return (
-        f"{label} is above the approval threshold of {_money(business.approval_threshold)} and "
+        f"{label} is above the approval threshold of {money(business.approval_threshold, business.home_currency)} and "
         f"needs a second approval from someone other than {standing.approvals[0].by}."
     )
 
@@ -221,15 +219,15 @@ class BillService:
                     raise ApprovalRefused(f"{label} is already being paid; nothing to approve.")
                 if seen_amount is not None and seen_amount != bill.balance:
                     raise ApprovalRefused(
-                        f"{label} now has {_money(bill.balance)} open in QuickBooks, not the "
-                        f"{_money(seen_amount)} you saw; nothing was approved. Look at the new "
+                        f"{label} now has {money(bill.balance, bill.currency or business.home_currency)} open in QuickBooks, not the "
+                        f"{money(seen_amount, bill.currency or business.home_currency)} you saw; nothing was approved. Look at the new "
                         "amount (`/runway bills`) and approve that."
                     )
                 if before.approved_by_person(who):
                     if before.approvals_missing:
                         raise AlreadyApproved(
                             f"You have already approved {label}. It is above the approval "
-                            f"threshold of {_money(business.approval_threshold)}, so a second, "
+                            f"threshold of {money(business.approval_threshold, business.home_currency)}, so a second, "
                             "different person must approve it too."
                         )
                     raise AlreadyApproved(f"You have already approved {label}; nothing changed.")
@@ -376,7 +374,7 @@ class BillService:
             label = _bill_label(bill)
             if open_payment is not None:
                 raise PaymentRefused(
-                    f"A payment of {_money(open_payment.amount)} for {label} is already on its "
+                    f"A payment of {money(open_payment.amount, bill.currency or business.home_currency)} for {label} is already on its "
                     f"way ({open_payment.state.value}); Oodaloo is confirming it with QuickBooks. "
                     "Wait for its result before paying again."
                 )
@@ -384,8 +382,8 @@ class BillService:
                 raise PaymentRefused(f"{label} is already paid in full; nothing was sent.")
             if amount != current.balance:
                 raise PaymentRefused(
-                    f"{label} now has {_money(current.balance)} open in QuickBooks, not the "
-                    f"{_money(amount)} you saw (it changed in QuickBooks); nothing was paid. "
+                    f"{label} now has {money(current.balance, bill.currency or business.home_currency)} open in QuickBooks, not the "
+                    f"{money(amount, bill.currency or business.home_currency)} you saw (it changed in QuickBooks); nothing was paid. "
                     f"Look at the new amount (`/runway bills`) and pay that."
                 )
             # The rules read QuickBooks' balance, through the same function as the digest.
