@@ -188,6 +188,11 @@ class SlackUserAgent:
     ) -> Delivery:
         """Clicks a button (or picks `value` in a select/overflow menu) in the message as it is now.
 
+        `message` is the copy the person sees. When an update has removed the element since that
+        copy was drawn (another person, or another tab, got there first), the click is delivered as
+        Slack does: the action as the person made it, in the copy they saw, with the message as
+        Slack holds it now; the app answers with how things stand.
+
         `message` may also be an open modal: the payload then carries the view instead of a channel
         and a response_url, and its trigger_id can push a modal on top (views.push).
         """
@@ -209,7 +214,10 @@ class SlackUserAgent:
             raise PermissionError(
                 f"{user.id} cannot see the ephemeral message {current.ts} shown to {current.user}"
             )
-        found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        try:
+            found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        except NoSuchElement:
+            found_block_id, element = _find_element(message.blocks, action_id, block_id, value)
         channel = self._channel(current.channel)
         issued = ws.issue_response_url(
             channel.id, user.id, message_ts=current.ts, is_ephemeral=is_ephemeral
@@ -521,6 +529,10 @@ def _with_retry(request: SignedRequest, retry_num: int, reason: str) -> SignedRe
 _CLICKABLE = ("button", "static_select", "overflow")
 
 
+class NoSuchElement(LookupError):
+    """The blocks have no element with that action_id (in that block, with that value)."""
+
+
 def _elements(blocks: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
     for block in blocks:
@@ -555,7 +567,7 @@ def _find_element(
     ]
     if not candidates:
         present = sorted({f"{bid}/{e.get('action_id')}" for bid, e in _elements(blocks)})
-        raise LookupError(
+        raise NoSuchElement(
             f"no element {action_id!r} (block {block_id}, value {value}) in the message; it has {present}"
         )
     if len(candidates) > 1:

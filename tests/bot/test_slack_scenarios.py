@@ -137,6 +137,26 @@ async def test_double_click_and_two_people_pay_once(scenario: LocalStack) -> Non
     assert any("already" in e.text.lower() or "in flight" in e.text.lower() for e in told), [e.text for e in told]
 
 
+async def test_pay_clicked_in_a_copy_from_before_the_payment_is_told_where_the_bill_stands(
+    scenario: LocalStack,
+) -> None:
+    digest = await scenario.post_digest()
+    bill_id, _ = await _small_bill(scenario)
+    approved = await _approve(scenario, digest, bill_id)  # what the bookkeeper's other tab shows
+    payments_before = len(scenario.bill_payments())
+    block_id = f"bill_actions:{bill_id}"
+    await scenario.agent.click(OWNER, approved, kit.BILL_PAY, block_id=block_id)
+    await scenario.until(lambda: (s := _status(scenario.message(digest.ts), "bill", bill_id)) and "Paid" in s)
+    assert block_id not in [b for b, _ in _buttons(scenario.message(digest.ts), kit.BILL_PAY)]
+
+    late = await scenario.agent.click(BOOKKEEPER, approved, kit.BILL_PAY, block_id=block_id)
+    assert late.status == 200
+    told = await scenario.ephemeral_for(BOOKKEEPER, "already")
+    assert "paid" in told.text.lower(), told.text
+    await scenario.bot.idle()
+    assert len(scenario.bill_payments()) == payments_before + 1
+
+
 async def test_a_non_approver_is_refused_and_nothing_happens(scenario: LocalStack) -> None:
     digest = await scenario.post_digest()
     bill_id, _ = await _small_bill(scenario)

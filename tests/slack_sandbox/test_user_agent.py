@@ -323,6 +323,37 @@ async def test_a_click_reaches_the_bot_like_slacks_and_respond_replaces_the_mess
     assert body["user"]["id"] == BOOKKEEPER and body["team"]["id"] == "T0OODALOO"
 
 
+async def test_a_click_on_a_button_an_update_removed_still_reaches_the_bot(
+    agent: SlackUserAgent, slack: RunningSlack, seen: Seen
+) -> None:
+    ws = slack.workspace
+    bill = await post_bill(slack)  # what both people see
+    await agent.click(OWNER, bill, "approve")
+    updated = await ws.wait_for(lambda: edited(ws, bill))
+    assert updated.blocks == [], "the update took the buttons away"
+
+    # The bookkeeper's copy was drawn before the update: Slack delivers the click as it was made,
+    # with the message as Slack holds it now, and the app answers with how things stand.
+    late = await agent.click(BOOKKEEPER, bill, "approve")
+    assert late.status == 200
+    _, second = seen.actions
+    assert second["type"] == "block_actions" and second["user"]["id"] == BOOKKEEPER
+    action = second["actions"][0]
+    assert (action["action_id"], action["block_id"], action["value"], action["type"]) == (
+        "approve",
+        "bill_actions",
+        "bill-42",
+        "button",
+    )
+    assert action["text"] == {"type": "plain_text", "text": "Approve"}
+    assert second["container"]["message_ts"] == bill.ts
+    assert second["message"]["text"] == "Approved by <@U0OWNER01>"
+    assert "blocks" not in second["message"], "the message as it is now, not the stale copy"
+    # A button no copy of the message ever had is still refused.
+    with pytest.raises(LookupError, match="no element 'approve'"):
+        await agent.click(BOOKKEEPER, updated, "approve")
+
+
 async def test_a_click_on_an_ephemeral_message_replaces_it(
     agent: SlackUserAgent, slack: RunningSlack, seen: Seen
 ) -> None:
