@@ -14,6 +14,7 @@ browser cannot post to them with a plain form.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections.abc import Awaitable, Callable
@@ -291,7 +292,8 @@ class _Page:
         return _json({**self._outcome(command, delivery), "shown": shown})
 
     async def click(self, request: Request) -> Response:
-        """A button or menu in a message (by `ts`, `ephemeral`) or in the open modal (by `view_id`)."""
+        """A button or menu in a message (by `ts`, `ephemeral`) or in the open modal (by `view_id`);
+        `element` is the element as the page drew it."""
         body = await _body(request)
         action_id = str(body.get("action_id") or "")
         if not action_id:
@@ -299,6 +301,12 @@ class _Page:
         target = self._click_target(body)
         block_id = body.get("block_id")
         value = body.get("value")
+        seen = body.get("element")
+        if isinstance(seen, dict) and isinstance(target, Message | Ephemeral):
+            # The element as the page drew it: an update may have removed it from the message
+            # since, and the click is then delivered from the copy the person saw.
+            drawn = {"type": "actions", "block_id": str(block_id or ""), "elements": [seen]}
+            target = dataclasses.replace(target, blocks=[drawn])
         try:
             delivery = await self._send(
                 "the button",

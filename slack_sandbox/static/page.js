@@ -212,7 +212,8 @@
 
   // `where` says which message an element belongs to: {ts, ephemeral}.
   function renderElement(element, blockId, where) {
-    const base = { action_id: element.action_id, block_id: blockId };
+    // The element as drawn goes along: an update may remove it from the message before the click.
+    const base = { action_id: element.action_id, block_id: blockId, element };
     switch (element.type) {
       case "button": {
         const button = el("button", {

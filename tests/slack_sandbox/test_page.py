@@ -434,6 +434,37 @@ async def test_a_click_reaches_the_bot_which_updates_the_message_in_place(
     )
 
 
+async def test_a_click_in_a_stale_copy_reaches_the_bot_with_the_button_the_person_saw(
+    page: httpx.AsyncClient, slack: RunningSlack, seen: Seen
+) -> None:
+    ts = await post_digest(slack)
+    [pay] = [
+        e for b in digest_blocks() if b["type"] == "actions" for e in b["elements"]
+        if e["action_id"] == "bill_pay"
+    ]
+    click = {
+        "ts": ts,
+        "ephemeral": False,
+        "action_id": "bill_pay",
+        "block_id": "bill_actions:146",
+        "value": "146",
+        "element": pay,  # the button as the page drew it
+    }
+    first = await page.post("/_page/click", json=click)
+    assert first.json()["ok"] is True, first.text
+    await slack.workspace.wait_for(
+        lambda: ((m := slack.workspace.message(FINANCE, ts)) is not None and m.edited > 0) or None
+    )
+    # Another tab still shows the Pay button the update removed: its click reaches the bot.
+    again = await page.post("/_page/click", json=click)
+    assert again.status_code == 200 and again.json()["ok"] is True, again.text
+    _, late = seen.actions
+    assert (late["actions"][0]["action_id"], late["actions"][0]["value"]) == ("bill_pay", "146")
+    assert late["actions"][0]["block_id"] == "bill_actions:146"
+    assert late["message"]["blocks"][0]["block_id"] == "bill:146"
+    assert "Paid bill 146" in late["message"]["blocks"][0]["text"]["text"]
+
+
 async def test_clicks_on_unknown_messages_or_buttons_are_refused_with_a_reason(
     page: httpx.AsyncClient, slack: RunningSlack, seen: Seen
 ) -> None:

@@ -147,6 +147,37 @@ async def test_the_digest_renders_and_pay_asks_first_then_updates_the_message(
     assert seen.actions[0]["user"]["id"] == OWNER
 
 
+async def test_pay_in_a_tab_that_has_not_caught_up_reaches_the_bot_without_an_error(
+    page: Page, browser: Browser, page_url: str, slack: RunningSlack, seen: Seen
+) -> None:
+    ts = await post_digest(slack)
+    await expect(page.get_by_test_id("button-bill_pay-146")).to_be_visible()
+    context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        other = await context.new_page()
+        await other.goto(page_url)
+        await expect(other.get_by_test_id("button-bill_pay-146")).to_be_visible()
+        # The other tab keeps drawing the digest as it was before the first payment.
+        stale = await other.evaluate("fetch('/_page/state').then((r) => r.text())")
+        await other.route(
+            "**/_page/state",
+            lambda route: route.fulfill(status=200, body=stale, content_type="application/json"),
+        )
+
+        await page.get_by_test_id("button-bill_pay-146").click()
+        await page.get_by_test_id("confirm-ok").click()
+        await expect(page.get_by_test_id(f"message-{ts}")).to_contain_text("Paid bill 146")
+
+        await other.get_by_test_id("button-bill_pay-146").click()
+        await other.get_by_test_id("confirm-ok").click()
+        await slack.workspace.wait_for(lambda: len(seen.actions) == 2 or None)
+        await expect(other.get_by_test_id("button-bill_pay-146")).to_be_enabled()
+        await expect(other.get_by_test_id("notice")).to_be_hidden()
+        assert [a["actions"][0]["value"] for a in seen.actions] == ["146", "146"]
+    finally:
+        await context.close()
+
+
 async def test_typing_runway_gets_an_answer_only_the_viewer_sees(
     page: Page, slack: RunningSlack, seen: Seen
 ) -> None:
