@@ -52,13 +52,8 @@ def performer(oodaloo: Oodaloo, acted_on: ActedOn | None = None) -> Callable[[Em
                 services.bills, bill_id=action.target_id, by=actor, seen_amount=action.amount
             )
         if action.action is ActionKind.BILL_PAY:
-            account = await oodaloo.payment_account(business)
             return await pay_bill(
-                services.bills,
-                bill_id=action.target_id,
-                by=actor,
-                seen_amount=action.amount,
-                bank_account_id=account.account_id if account else None,
+                services.bills, bill_id=action.target_id, by=actor, seen_amount=action.amount
             )
         return await send_reminder(services.invoices, invoice_id=action.target_id, by=actor)
 

@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 
 from runway import audit
 from runway.books import business_today
+from runway.businesses import payment_account_id
 from runway.errors import (
     AlreadyApproved,
     ApprovalRefused,
@@ -400,11 +401,18 @@ class BillService:
                 )
             if not now_standing.can_pay:
                 raise PaymentRefused(_not_payable(label, now_standing, business))
-            bank = bank_account_id or business.payment_bank_account_id
+            bank = bank_account_id or payment_account_id(
+                business,
+                {
+                    row.qbo_id: row.current_balance or Decimal("0.00")
+                    for row in await uow.accounts.bank_accounts()
+                },
+            )
             account: Account | None = await uow.accounts.get(bank) if bank else None
             if not bank:
                 raise BusinessNotReady(
-                    "No bank account is chosen to pay bills from; choose one in the settings."
+                    f"{business.name} has no bank account in QuickBooks to pay bills from; add "
+                    "one in QuickBooks, then choose it in `/runway settings`."
                 )
             if not bill.vendor_qbo_id:
                 raise PaymentRefused(f"{label} has no vendor in QuickBooks to pay.")

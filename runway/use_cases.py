@@ -81,10 +81,10 @@ async def pay_bill(
     bill_id: str,
     by: str,
     seen_amount: Decimal | None,
-    bank_account_id: str | None,
     on_paying: Callable[[BillStanding], Awaitable[None]] | None = None,
 ) -> Outcome:
-    """`by` pays the open balance they saw, once, from the business's pay-from account."""
+    """`by` pays the open balance they saw, once, from the business's pay-from account
+    (`runway.businesses.payment_account_id`); `on_paying` is told once the bill is "paying"."""
     before = await bills.standing(bill_id)
     if before.state is BillState.PAID:
         return Outcome(Result.ALREADY_DONE, "This bill is already paid in full.", before)
@@ -102,7 +102,7 @@ async def pay_bill(
         )
     try:
         paid = await bills.create_payment(
-            bill_id, seen_amount, by, bank_account_id=bank_account_id, on_paying=on_paying
+            bill_id, seen_amount, by, on_paying=on_paying
         )
     except RunwayError as refusal:
         return Outcome(Result.REFUSED, str(refusal), await _standing_or_none(bills, bill_id))

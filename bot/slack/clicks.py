@@ -114,7 +114,6 @@ class Clicks:
         services = self.oodaloo.services(click.business)
         # Clicks on one bill take turns (across processes): the second sees how the first ended.
         async with self.oodaloo.infra.locks(f"slack-pay:{click.business.id}:{bill_id}"):
-            account = await self.oodaloo.payment_account(click.business)
 
             async def paying(_: BillStanding) -> None:
                 await self.bot.channel.refresh_everywhere(click.business, "bill", bill_id, origin=click)
@@ -124,7 +123,6 @@ class Clicks:
                 bill_id=bill_id,
                 by=click.where.user_id,
                 seen_amount=seen,
-                bank_account_id=account.account_id if account else None,
                 on_paying=paying,
             )
             await self.answer(click, "bill", bill_id, outcome)

@@ -86,7 +86,7 @@ async def test_one_person_is_one_approver_by_slack_and_by_email(runway_env: Runw
     assert again.result is Result.ALREADY_DONE, again.message
     assert "second, different person" in again.message
     paid = await pay_bill(
-        service, bill_id=bill_id, by=DANA_EMAIL, seen_amount=Decimal("2500.00"), bank_account_id=None
+        service, bill_id=bill_id, by=DANA_EMAIL, seen_amount=Decimal("2500.00")
     )
     assert paid.result is Result.REFUSED and "second approval" in paid.message
 
@@ -106,7 +106,7 @@ async def test_a_raised_bill_is_paid_at_neither_amount_until_someone_sees_the_ne
 
     # Before the next sync: QuickBooks is asked, and the old amount is refused.
     stale = await pay_bill(
-        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("400.00"), bank_account_id=None
+        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("400.00")
     )
     assert stale.result is Result.REFUSED and "now has $650.00 open" in stale.message
     await service.sync_bills_from_qbo()
@@ -114,17 +114,17 @@ async def test_a_raised_bill_is_paid_at_neither_amount_until_someone_sees_the_ne
     now = await service.standing(bill_id)
     assert now.state is BillState.NEEDS_APPROVAL and now.lapsed and not now.can_pay
     refused = await pay_bill(
-        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("650.00"), bank_account_id=None
+        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("650.00")
     )
     assert refused.result is Result.REFUSED and "needs approving again" in refused.message
     approved = await approve_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("650.00"))
     assert approved.standing is not None and approved.standing.can_pay
     paid = await pay_bill(
-        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("650.00"), bank_account_id=None
+        service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("650.00")
     )
     assert paid.result is Result.DONE, paid.message
     again = await pay_bill(
-        service, bill_id=bill_id, by=PARTNER, seen_amount=Decimal("650.00"), bank_account_id=None
+        service, bill_id=bill_id, by=PARTNER, seen_amount=Decimal("650.00")
     )
     assert again.result is Result.ALREADY_DONE
     assert [p["TotalAmt"] for p in runway_env.sandbox.realm().iter("BillPayment") if _pays(p, bill_id)] == [
@@ -187,7 +187,7 @@ async def test_no_sequence_pays_twice_without_two_people_or_an_amount_nobody_saw
                 seen_by[person] = shown
         elif what == "pay":
             outcome = await pay_bill(
-                service, bill_id=bill_id, by=who, seen_amount=shown, bank_account_id=None
+                service, bill_id=bill_id, by=who, seen_amount=shown
             )
             if outcome.result is Result.DONE:
                 # Paid exactly the open balance, which at least two different people approved.
