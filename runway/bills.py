@@ -336,6 +336,12 @@ class BillService:
             )
             await self._finish_payment(plan, None, conflicting)
             raise conflicting from conflict
+        except Exception as failure:
+            # Whatever went wrong (a token that cannot be read, a database error), the bill must
+            # not stay "paying" with nobody told: it is left to the reconciler if the payment was
+            # recorded to be sent, and free to pay again if it never was.
+            await self._after_failure(plan, failure)
+            raise
         balance = await self._finish_payment(plan, outcome, None)
         return PaymentResult(
             bill_id, plan.intent.amount, outcome, balance, await self.standing(bill_id)
@@ -469,6 +475,27 @@ class BillService:
             planned = _PlannedPayment(intent, bill.id, entry.id)
             await uow.commit()
         return planned
+
+    async def _after_failure(self, plan: _PlannedPayment, failure: Exception) -> None:
+        action = await self.smart_sync.infra.ledger.get(plan.intent.key)
+        async with self.uow_factory(self.business_id) as uow:
+            bill = await uow.bills.get_row(plan.bill_row_id)
+            if bill is not None and bill.payment_action_key == plan.intent.key:
+                if action is None:
+                    bill.payment_action_key = None
+                    bill.payment_state = None
+                else:
+                    if action.state is ActionState.SUCCEEDED:
+                        await self._apply_payment(uow, bill, action, self.clock.now())
+                    _record_outcome(bill, action.state, str(failure))
+            await uow.audit.finish(
+                plan.audit_id,
+                outcome=audit.refused(f"not sent: {failure}")
+                if action is None
+                else f"{action.state.value}: {failure}",
+                completed_at=self.clock.now(),
+            )
+            await uow.commit()
 
     async def _finish_payment(
         self,

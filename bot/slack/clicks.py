@@ -118,13 +118,19 @@ class Clicks:
             async def paying(_: BillStanding) -> None:
                 await self.bot.channel.refresh_everywhere(click.business, "bill", bill_id, origin=click)
 
-            outcome = await pay_bill(
-                services.bills,
-                bill_id=bill_id,
-                by=click.where.user_id,
-                seen_amount=seen,
-                on_paying=paying,
-            )
+            try:
+                outcome = await pay_bill(
+                    services.bills,
+                    bill_id=bill_id,
+                    by=click.where.user_id,
+                    seen_amount=seen,
+                    on_paying=paying,
+                )
+            except Exception:
+                # The card said "Paying…": it says where the bill stands now before the person
+                # is told what went wrong.
+                await self.bot.channel.refresh_everywhere(click.business, "bill", bill_id, origin=click)
+                raise
             await self.answer(click, "bill", bill_id, outcome)
 
     async def snooze(self, click: Click) -> None:

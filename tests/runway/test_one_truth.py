@@ -247,3 +247,61 @@ def test_two_approvals_by_one_person_count_once_even_when_linked_afterwards() ->
     dana = frozenset({DANA_SLACK, DANA_EMAIL})
     linked = a_bill("9000.00", "9000.00", approvals, {DANA_SLACK: dana, DANA_EMAIL: dana})
     assert linked.state is BillState.NEEDS_SECOND_APPROVAL and not linked.can_pay
+
+
+class UnreadableToken:
+    """A stored QuickBooks token that reads once (the bill is read before paying), then cannot be
+    decrypted (the token key was changed meanwhile)."""
+
+    def __init__(self, token: str) -> None:
+        self.token: str | None = token
+
+    async def access_token(self) -> str:
+        token, self.token = self.token, None
+        if token is None:
+            raise ValueError("the stored QuickBooks token cannot be decrypted with TOKEN_ENCRYPTION_KEY")
+        return token
+
+    async def force_refresh(self, rejected: str) -> str:
+        return await self.access_token()
+
+
+async def test_a_payment_that_fails_unexpectedly_never_leaves_the_bill_paying(
+    runway_env: RunwayEnv,
+) -> None:
+    """A payment stayed at "Paying…" forever when something other than a refusal went wrong (a
+    token that could not be read): nothing paid, nobody told, later clicks "already taken care
+    of". Now the bill is never left "paying": free to pay again when nothing was sent."""
+    import httpx
+
+    from runway.bills import BillService
+    from sync import MemoryBackend, SmartSyncService
+    from sync.infrastructure import SyncInfrastructure
+
+    service, [bill_id] = await bill_service(runway_env, ["220.00"])
+    await approve_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("220.00"))
+    env, realm = runway_env, runway_env.sandbox.realm_id
+    broken = SyncInfrastructure(
+        engine=env.db.engine,
+        backend=MemoryBackend(),
+        tokens_for=lambda realm_id: UnreadableToken(env.access_tokens[realm_id]),
+        settings=env.infra.settings,
+        clock=env.infra.clock,
+        transport=httpx.ASGITransport(app=env.sandbox.app),
+        owns_engine=False,
+    )
+    try:
+        unlucky = BillService(
+            env.uows, SmartSyncService(broken, BUSINESS, realm), BUSINESS, env.infra.clock
+        )
+        with pytest.raises(ValueError, match="cannot be decrypted"):
+            await pay_bill(unlucky, bill_id=bill_id, by=OWNER, seen_amount=Decimal("220.00"))
+    finally:
+        await broken.aclose()
+    after = await service.standing(bill_id)
+    assert after.state is not BillState.PAYING, after
+    if after.state is BillState.UNKNOWN:  # recorded to be sent: the reconciler settles it
+        return
+    assert after.state is BillState.APPROVED and after.can_pay
+    paid = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("220.00"))
+    assert paid.result is Result.DONE, paid.message
