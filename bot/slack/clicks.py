@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks as kit
 from bot.slack.blocks import Kind
 from bot.slack.mrkdwn import escape
+from bot.slack.people import remember_slack_people
 from bot.slack.tenancy import Where, business_here, where_from
 from runway.digest_schedule import next_digest_time
 from runway.lifecycle import BillStanding
@@ -159,19 +159,9 @@ class Clicks:
     async def remember_person(self, click: Click) -> None:
         """Remember the clicking person's email (Slack profile): their approvals by Slack and by
         email are then one person's."""
-        try:
-            info = await click.client.users_info(user=click.where.user_id)
-        except SlackApiError as exc:
-            logger.info("could not read %s's Slack profile: %s", click.where.user_id, exc)
-            return
-        user = info.get("user") or {}
-        profile = user.get("profile") or {}
-        email = profile.get("email") if isinstance(profile, dict) else None
-        services = self.oodaloo.services(click.business)
-        await services.bills.remember_person(
-            click.where.user_id,
-            email if isinstance(email, str) and email else None,
-            str(user.get("real_name") or user.get("name") or "") or None,
+        await remember_slack_people(
+            self.oodaloo.uows, self.oodaloo.clock, click.business.id, click.client,
+            [click.where.user_id],
         )
 
     # --- lists ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks as kit
 from bot.slack.mrkdwn import escape
+from bot.slack.people import remember_slack_people
 from bot.slack.settings_modal import read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
 from runway.businesses import NotConnected, payment_account_id
@@ -174,8 +175,15 @@ class Commands:
             # its largest bank account.
             changes.pop("payment_bank_account_id")
         await ack()
-        await self.oodaloo.directory.update(business.id, **changes)
+        updated = await self.oodaloo.directory.update(business.id, **changes)
         self.bot.spawn(self.bot.tell(client, where, ":white_check_mark: Settings saved."))
+        # Each approver's Slack account and email address are one person from now on.
+        self.bot.spawn(
+            remember_slack_people(
+                self.oodaloo.uows, self.oodaloo.clock, business.id, client,
+                list(updated.approvers or []),
+            )
+        )
 
     # --- connecting QuickBooks -------------------------------------------------------------------
 

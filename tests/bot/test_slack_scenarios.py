@@ -345,6 +345,11 @@ async def test_settings_modal_shows_field_errors_and_saves_nothing(scenario: Loc
     # The approvers the modal opened with stay, and the address may act from the email digest.
     assert saved.approvers == [OWNER, BOOKKEEPER, "owner@example.com"]
     assert saved.payment_bank_account_id == bank
+    # Each Slack approver's profile email is remembered: Sam by Slack and by email is one person.
+    await scenario.bot.idle()
+    async with scenario.oodaloo.uows(BUSINESS_ID) as uow:
+        assert await uow.people.identities(BOOKKEEPER) == {BOOKKEEPER, "sam@example.com"}
+        assert await uow.people.identities("Sam@Example.com") == {BOOKKEEPER, "sam@example.com"}
 
 
 async def test_settings_saved_untouched_are_accepted_and_change_nothing(scenario: LocalStack) -> None:
