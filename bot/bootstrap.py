@@ -32,7 +32,7 @@ from runway.crypto import TokenCipher, generate_key
 from runway.digest import DigestBuilder, DigestView
 from runway.drift import DriftRecorder
 from runway.invoices import InvoiceService
-from runway.mirror import MirrorSync
+from runway.mirror import MirrorSync, SyncReport
 from runway.models import Business
 from runway.snapshot import load_books
 from runway.uow import UnitOfWorkFactory
@@ -144,6 +144,8 @@ class Oodaloo:
     digests: DigestBuilder = field(default_factory=DigestBuilder)
     resolution_listeners: list[ResolutionListener] = field(default_factory=list)
     drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+    #: Told (business id) after a sync read QuickBooks again: what shows the books follows.
+    synced_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     async def start(
@@ -217,7 +219,7 @@ class Oodaloo:
             bills=BillService(self.uows, smart_sync, business.id, self.clock),
             invoices=InvoiceService(self.uows, smart_sync, business.id, self.clock),
             drift=DriftRecorder(self.uows, business.id, self.clock, smart_sync),
-            mirror=MirrorSync(self.uows, smart_sync),
+            mirror=MirrorSync(self.uows, smart_sync, on_synced=self._synced),
         )
 
     async def services_for(self, business_id: str) -> BusinessServices:
@@ -298,6 +300,13 @@ class Oodaloo:
                 await listener(resolution)
             except Exception:
                 logger.exception("a listener failed on the resolution of action %s", resolution.key)
+
+    async def _synced(self, report: SyncReport) -> None:
+        for listener in self.synced_listeners:
+            try:
+                await listener(report.business_id)
+            except Exception:
+                logger.exception("a listener failed after the sync of %s", report.business_id)
 
     async def _on_drift(self, report: DriftReport) -> None:
         recorder = DriftRecorder(self.uows, report.business_id, self.clock)

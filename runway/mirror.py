@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -385,6 +385,7 @@ class MirrorSync:
         cdc_overlap: timedelta | None = None,
         company_info_max_age: timedelta = timedelta(days=1),
         progress: Callable[[str, int], None] | None = None,
+        on_synced: Callable[[SyncReport], Awaitable[None]] | None = None,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and QuickBooks' {PAGE_SIZE}")
@@ -402,6 +403,8 @@ class MirrorSync:
         self.company_info_max_age = company_info_max_age
         #: Told (entity, objects received so far) after each page: long first syncs show progress.
         self.progress = progress
+        #: Told after each successful sync: what shows the books (the channel's messages) follows.
+        self.on_synced = on_synced
 
     async def sync(
         self, *, full: bool = False, strategy: SyncStrategy = SyncStrategy.IDLE
@@ -425,6 +428,11 @@ class MirrorSync:
             report.summary(),
             extra={"business_id": self.business_id, "qbo_calls": report.qbo_calls},
         )
+        if self.on_synced is not None:
+            try:
+                await self.on_synced(report)
+            except Exception:  # the books are synced; only their display lags
+                logger.exception("could not show the sync of %s", self.business_id)
         return report
 
     async def _sync(self, *, full: bool) -> SyncReport:

@@ -132,6 +132,7 @@ class SlackBot:
         self.refresh_everywhere = self.channel.refresh_everywhere
         oodaloo.resolution_listeners.append(self.channel.on_resolution)
         oodaloo.drift_listeners.append(self.channel.post_drift_alerts)
+        oodaloo.synced_listeners.append(self.channel.redraw_recent)
         self._register()
 
     # --- plumbing -------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 #: "QuickBooks is disconnected" is said at most this often per business.
 DISCONNECTED_NOTICE_EVERY = timedelta(hours=6)
 
+#: How many of a business's latest digests and summaries follow each sync.
+RECENT = 3
+
 ClientFor = Callable[[str | None], Awaitable[AsyncWebClient]]
 
 
@@ -149,6 +152,17 @@ class ChannelMessages:
             else:
                 listed = kit.invoices_message(ctx.view, business_name=business.name)
             await origin.respond(replace_original=True, blocks=listed.blocks, text=listed.text)
+
+    async def redraw_recent(self, business_id: str) -> None:
+        """After a sync: the business's recent digests and summaries show the books as read now
+        (figures, cards, and when QuickBooks was last read)."""
+        business = await self.oodaloo.directory.get(business_id)
+        recent = await self.poster.recent(business_id, kinds=("digest", "summary"), limit=RECENT)
+        if not recent:
+            return
+        web = await self.client_for(business.slack_team_id)
+        for row in recent:
+            await self.poster.redraw(business_id, row.channel_id, row.ts, self.redraw, client=web)
 
     async def redraw(self, row: StoredMessage) -> kit.SlackMessage | None:
         """A stored message drawn again from the books as they stand (None: leave it as it is)."""

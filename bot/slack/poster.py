@@ -216,6 +216,19 @@ class ChannelPoster:
                 await session.commit()
             return True
 
+    async def recent(
+        self, business_id: str, *, kinds: tuple[str, ...], limit: int
+    ) -> list[SlackMessage]:
+        """The business's latest messages of these kinds, newest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(SlackMessage)
+                .where(SlackMessage.business_id == business_id, SlackMessage.kind.in_(kinds))
+                .order_by(SlackMessage.created_at.desc())
+                .limit(limit)
+            )
+            return list(rows)
+
     async def messages_with_block(
         self, business_id: str, *block_ids: str, limit: int = 20
     ) -> list[SlackMessage]:
