@@ -17,6 +17,8 @@ from runway.models import Business
 
 CALLBACK_ID = "runway_settings"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: Slack user and channel ids (U…, W…, C…, G…, D…).
+_SLACK_ID = re.compile(r"[UWCGD][A-Z0-9]{2,31}")
 _EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 _MAX_MONEY = Decimal("9999999999999999.99")
 
@@ -146,8 +148,23 @@ class SettingsAnswer:
 
 
 def _value(values: dict[str, Any], block_id: str) -> dict[str, Any]:
-    found = (values.get(block_id) or {}).get("value")
+    """What one input of the submitted modal holds (empty when Slack sent something else)."""
+    block = values.get(block_id) if isinstance(values, dict) else None
+    found = block.get("value") if isinstance(block, dict) else None
     return found if isinstance(found, dict) else {}
+
+
+def _typed(found: object) -> str:
+    """A field's text, or "" for anything that is not text or holds control characters (NUL
+    bytes and the like never reach the database)."""
+    if not isinstance(found, str) or any(ord(ch) < 32 and ch not in "\t\n\r" for ch in found):
+        return ""
+    return found
+
+
+def _chosen(values: dict[str, Any], block_id: str) -> str:
+    selected = _value(values, block_id).get("selected_option")
+    return _typed(selected.get("value")) if isinstance(selected, dict) else ""
 
 
 def _money(raw: str | None, what: str) -> tuple[Decimal | None, str | None]:
@@ -158,10 +175,11 @@ def _money(raw: str | None, what: str) -> tuple[Decimal | None, str | None]:
         return None, f"Enter {what} as an amount such as 5000 or 5000.00."
     if not amount.is_finite() or amount < 0:
         return None, f"{what.capitalize()} must be zero or more."
+    # Size first: 1e30 cannot even be rounded to cents in Decimal's 28 digits.
+    if amount > _MAX_MONEY:
+        return None, f"{what.capitalize()} is too large (at most {_MAX_MONEY:,.2f})."
     if amount != amount.quantize(Decimal("0.01")):
         return None, "Use at most two decimal places (cents)."
-    if amount > _MAX_MONEY:
-        return None, f"{what.capitalize()} is too large."
     return amount.quantize(Decimal("0.01")), None
 
 
@@ -179,36 +197,34 @@ def read_settings(
     errors: dict[str, str] = {}
 
     if "pay_from" in state_values:
-        account = (_value(state_values, "pay_from").get("selected_option") or {}).get("value")
+        account = _chosen(state_values, "pay_from")
         if account not in bank_ids:
             errors["pay_from"] = "Choose one of the business's bank accounts."
         else:
             changes["payment_bank_account_id"] = account
 
-    day = _value(state_values, "digest_day").get("selected_option") or {}
-    try:
-        weekday = int(day.get("value", ""))
-        if not 0 <= weekday <= 6:
-            raise ValueError
-        changes["digest_weekday"] = weekday
-    except ValueError:
+    day = _chosen(state_values, "digest_day")
+    if day in {str(weekday) for weekday in range(7)}:
+        changes["digest_weekday"] = int(day)
+    else:
         errors["digest_day"] = "Choose the day the digest comes."
 
-    raw_time = _value(state_values, "digest_time").get("selected_time") or ""
+    raw_time = _typed(_value(state_values, "digest_time").get("selected_time"))
     try:
-        hour, minute = (int(part) for part in str(raw_time).split(":"))
+        hour, minute = (int(part) for part in raw_time.split(":"))
         changes["digest_local_time"] = time(hour, minute)
     except ValueError:
         errors["digest_time"] = "Choose a time such as 08:00."
 
-    zone = str(_value(state_values, "timezone").get("value") or "").strip()
+    zone = _typed(_value(state_values, "timezone").get("value")).strip()
     try:
         changes["timezone"] = check_timezone(zone)
     except ValueError:
         errors["timezone"] = f"{zone or 'An empty value'} is not a timezone; use a name like America/Chicago."
 
-    approvers = [str(user) for user in _value(state_values, "approvers").get("selected_users") or []]
-    by_email = _emails(_value(state_values, "approver_emails").get("value"))
+    users = _value(state_values, "approvers").get("selected_users")
+    approvers = [user for user in users if _SLACK_ID.fullmatch(_typed(user))] if isinstance(users, list) else []
+    by_email = _emails(_typed(_value(state_values, "approver_emails").get("value")))
     bad_approvers = [email for email in by_email if not _EMAIL.match(email)]
     if not approvers:
         errors["approvers"] = "Choose at least one approver."
@@ -217,25 +233,25 @@ def read_settings(
     else:
         changes["approvers"] = list(dict.fromkeys([*approvers, *by_email]))
 
-    threshold, problem = _money(_value(state_values, "threshold").get("value"), "the threshold")
+    threshold, problem = _money(_typed(_value(state_values, "threshold").get("value")), "the threshold")
     if problem:
         errors["threshold"] = problem
     else:
         changes["approval_threshold"] = threshold
 
-    buffer, problem = _money(_value(state_values, "buffer").get("value"), "the buffer")
+    buffer, problem = _money(_typed(_value(state_values, "buffer").get("value")), "the buffer")
     if problem:
         errors["buffer"] = problem
     else:
         changes["min_cash_buffer"] = buffer
 
-    channel = _value(state_values, "channel").get("selected_conversation")
-    if not channel:
+    channel = _typed(_value(state_values, "channel").get("selected_conversation"))
+    if not _SLACK_ID.fullmatch(channel):
         errors["channel"] = "Choose the channel the digest goes to."
     else:
         changes["slack_channel_id"] = str(channel)
 
-    emails = _emails(_value(state_values, "emails").get("value"))
+    emails = _emails(_typed(_value(state_values, "emails").get("value")))
     bad = [email for email in emails if not _EMAIL.match(email)]
     if bad:
         errors["emails"] = f"Not an email address: {', '.join(bad[:3])}"
