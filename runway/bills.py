@@ -40,7 +40,7 @@ from runway.lifecycle import (
     standing_of,
 )
 from runway.mirror import MirrorSync, SyncReport
-from runway.models import Account, Bill, BillPaymentRecord, Business, DocumentStatus
+from runway.models import Account, Bill, BillPaymentRecord, Business, DocumentStatus, is_qbo_id
 from runway.people import same_person
 from runway.uow import RunwayUnitOfWork, UowFactory
 from sync import (
@@ -56,11 +56,11 @@ from sync import (
     QuickBooksUnavailable,
     Resolution,
     SmartSyncService,
+    exact_cents,
 )
 
 logger = logging.getLogger(__name__)
 
-CENT = Decimal("0.01")
 
 #: Ledger states in which a payment may still land in QuickBooks: no second one may start.
 PAYMENT_OPEN_STATES = frozenset({ActionState.PENDING, ActionState.IN_FLIGHT, ActionState.UNKNOWN})
@@ -359,7 +359,11 @@ class BillService:
             raise PaymentRefused(
                 f"The amount must be an exact Decimal amount of money, got {amount!r}."
             )
-        if not amount.is_finite() or amount <= 0 or amount != amount.quantize(CENT):
+        try:
+            cents = exact_cents(amount)
+        except ValueError:
+            cents = None
+        if cents is None or cents != amount or amount <= 0:
             raise PaymentRefused(
                 f"The amount must be a positive number of whole cents, got {amount}."
             )
@@ -644,6 +648,8 @@ class BillService:
 
     @staticmethod
     async def _bill(uow: RunwayUnitOfWork, bill_id: str) -> Bill:
+        if not is_qbo_id(bill_id):  # never a query with NUL bytes or a mile-long id
+            raise NotFound("Bill", repr(bill_id)[:40])
         bill = await uow.bills.get(str(bill_id))
         if bill is None:
             raise NotFound("Bill", str(bill_id))
@@ -698,9 +704,10 @@ def _record_outcome(bill: Bill, state: ActionState, reason: str | None) -> None:
 
 
 def _audit_amount(amount: object) -> Decimal | None:
-    if isinstance(amount, Decimal) and amount.is_finite():
-        return amount.quantize(CENT)
-    return None
+    try:
+        return exact_cents(amount) if isinstance(amount, Decimal) else None
+    except ValueError:
+        return None  # not an amount of money at all: the refusal says what it was
 
 
 __all__ = ["BillService", "PaymentResult"]

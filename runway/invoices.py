@@ -22,7 +22,7 @@ from runway.books import business_today
 from runway.errors import NotFound, ReminderRefused, RunwayError
 from runway.forecast import week_number
 from runway.formatting import full_date_time
-from runway.models import Business, Invoice
+from runway.models import Business, Invoice, is_qbo_id
 from runway.snapshot import load_books
 from runway.uow import RunwayUnitOfWork, UowFactory
 from sync import (
@@ -200,7 +200,7 @@ class InvoiceService:
     ) -> _PlannedReminder:
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
-            invoice = await uow.invoices.get(str(invoice_id))
+            invoice = await uow.invoices.get(str(invoice_id)) if is_qbo_id(invoice_id) else None
             if invoice is None:
                 raise NotFound("Invoice", str(invoice_id))
             label = _invoice_label(invoice)

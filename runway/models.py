@@ -16,6 +16,7 @@ An object deleted in QuickBooks keeps its row with `deleted_at` set: local workf
 from __future__ import annotations
 
 import enum
+import re
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,13 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 BUSINESS_ID_LENGTH = 64  # matches the sync layer's business_id columns
 QBO_ID_LENGTH = 32
+#: What a QuickBooks entity id looks like (QuickBooks' ids are short digit strings).
+_QBO_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{QBO_ID_LENGTH}}}")
+
+
+def is_qbo_id(value: object) -> bool:
+    """Whether `value` can be a QuickBooks id: anything else is "not found" without a query."""
+    return isinstance(value, str) and _QBO_ID.fullmatch(value) is not None
 
 
 class ConnectionStatus(enum.StrEnum):
@@ -530,4 +538,5 @@ __all__ = [
     "RunwayBase",
     "SyncWatermark",
     "Vendor",
+    "is_qbo_id",
 ]
