@@ -9,26 +9,24 @@ app, the web routes, the worker and the CLI all take an `Oodaloo` and never buil
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.keys import email_link_keys, token_keys
 from bot.models import DigestRun
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
 from runway.businesses import BusinessDirectory, QBOAppCredentials, payment_account_id
 from runway.calculator import RunwayStatus, WeeklyFigures
-from runway.crypto import TokenCipher, generate_key
+from runway.crypto import TokenCipher
 from runway.digest import DigestBuilder, DigestView
 from runway.drift import DriftRecorder
 from runway.invoices import InvoiceService
@@ -86,26 +84,6 @@ class DigestContext:
     payment_account_id: str | None = None
 
 
-def _token_keys(settings: Settings) -> list[str]:
-    if settings.token_encryption_key:
-        return [key.strip() for key in settings.token_encryption_key.split(",") if key.strip()]
-    sqlite = settings.sqlite_path()
-    if sqlite is None:
-        raise SettingsError(
-            "TOKEN_ENCRYPTION_KEY is not set. QuickBooks tokens are encrypted at rest; generate a key "
-            "with `python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
-            "and set TOKEN_ENCRYPTION_KEY (several keys, comma-separated, rotate: newest first)."
-        )
-    # Embedded default only: a key file beside the SQLite database, readable by this user alone.
-    key_file = Path(sqlite).expanduser().resolve().parent / "token-encryption.key"
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(generate_key() + "\n")
-        os.chmod(key_file, 0o600)
-        logger.info("created %s to encrypt QuickBooks tokens at rest", key_file)
-    return [key_file.read_text().strip()]
-
-
 def figures_to_json(figures: WeeklyFigures) -> dict[str, Any]:
     return {
         "on": figures.on.isoformat(),
@@ -140,7 +118,8 @@ class Oodaloo:
     clock: Clock
     http: httpx.AsyncClient
     tokens_for: TokensFor
-    link_secret: bytes
+    #: The email links' key ring, newest first: the first signs, every one verifies.
+    link_secret: tuple[bytes, ...]
     digests: DigestBuilder = field(default_factory=DigestBuilder)
     resolution_listeners: list[ResolutionListener] = field(default_factory=list)
     drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
@@ -162,8 +141,9 @@ class Oodaloo:
         """Everything one process needs, from its settings. `qbo_transport`, `backend` and
         `sync_settings` let tests and the demo put the sandbox and in-process state underneath."""
         clock = clock or SystemClock()
-        keys = _token_keys(settings)
+        keys = token_keys(settings)
         cipher = TokenCipher(keys)
+        link_keys = email_link_keys(settings, keys)
         if migrate:
             await upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -199,8 +179,7 @@ class Oodaloo:
             clock=clock,
             http=http,
             tokens_for=tokens_for,
-            # Email action links are signed with a key derived from (not equal to) the token key.
-            link_secret=hashlib.sha256(b"oodaloo email links:" + keys[0].encode()).digest(),
+            link_secret=link_keys,
         )
 
     # --- one business's services ------------------------------------------------------------

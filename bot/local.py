@@ -11,6 +11,7 @@ Only development tools import this module: it loads both sandboxes.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -159,6 +160,7 @@ async def local_stack(
         slack_signing_secret=config.signing_secret,
         slack_api_url=running.api_url,
         token_encryption_key=generate_key(),
+        email_link_key=secrets.token_urlsafe(32),
         qbo_base_url=sandbox.base_url,
         qbo_client_id=sandbox.client_id,
         qbo_client_secret=sandbox.client_secret,

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     token_encryption_key: str | None = Field(
         default=None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts QBO tokens at rest"
     )
+    email_link_key: str | None = Field(
+        default=None,
+        description="secret(s) that sign the email's action links (comma-separated, newest first, to rotate)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

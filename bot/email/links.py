@@ -10,6 +10,9 @@ long a forwarded email stays dangerous, and the nonce (recorded when the link is
 Unsubscribe links are signed the same way but never expire (an old email must still unsubscribe)
 and need no nonce (unsubscribing twice changes nothing). The payload's purpose field keeps the two
 kinds apart: an unsubscribe token can never be read as an action and the reverse.
+
+The secret is a key ring (EMAIL_LINK_KEY, newest first): the newest key signs, every key verifies,
+so a key can be replaced without breaking the links of emails already sent.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -114,22 +118,27 @@ class LinkSigner:
 
     def __init__(
         self,
-        secret: bytes,
+        secret: bytes | Sequence[bytes],
         clock: Clock,
         *,
         public_url: str,
         ttl: timedelta = DEFAULT_LINK_TTL,
     ) -> None:
-        if len(secret) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"the email link secret must be at least {MIN_SECRET_BYTES} random bytes, "
-                f"got {len(secret)}; generate one with secrets.token_bytes(32)"
-            )
+        # One secret, or a ring of them newest first: the first signs, every one verifies.
+        ring = [secret] if isinstance(secret, bytes) else list(secret)
+        if not ring:
+            raise ValueError("the email link signer needs at least one secret")
+        for key in ring:
+            if len(key) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"the email link secret must be at least {MIN_SECRET_BYTES} random bytes, "
+                    f"got {len(key)}; generate one with secrets.token_bytes(32)"
+                )
         if not public_url.startswith(("http://", "https://")):
             raise ValueError(f"public_url must be an http(s) URL, got {public_url!r}")
         if ttl <= timedelta(0):
             raise ValueError(f"links must live a positive time, got {ttl}")
-        self._secret = secret
+        self._secrets = tuple(ring)
         self.clock = clock
         self.public_url = public_url.rstrip("/")
         self.ttl = ttl
@@ -214,8 +223,9 @@ class LinkSigner:
 
     # --- signing -----------------------------------------------------------------------------
 
-    def _signature(self, encoded_payload: str) -> str:
-        digest = hmac.new(self._secret, encoded_payload.encode("ascii"), hashlib.sha256).digest()
+    def _signature(self, encoded_payload: str, secret: bytes | None = None) -> str:
+        key = self._secrets[0] if secret is None else secret
+        digest = hmac.new(key, encoded_payload.encode("ascii"), hashlib.sha256).digest()
         return _b64encode(digest)
 
     def _sign(self, payload: dict[str, Any]) -> str:
@@ -227,10 +237,12 @@ class LinkSigner:
         if not dot or not encoded or not signature:
             raise BadLink("the link is incomplete (it may have been cut when copied)")
         try:
-            expected = self._signature(encoded)
+            expected = [self._signature(encoded, key) for key in self._secrets]
         except UnicodeEncodeError as exc:
             raise BadLink("the link holds characters Oodaloo never writes") from exc
-        if not hmac.compare_digest(expected, signature):
+        # Every key is compared (no early exit), so timing tells nothing about which one matched.
+        matches = [hmac.compare_digest(candidate, signature) for candidate in expected]
+        if not any(matches):
             raise BadLink("the link's signature does not match (it was altered or cut short)")
         try:
             payload = json.loads(_b64decode(encoded))

@@ -5,6 +5,7 @@ that workspace answered with its own bot token. Against the local Slack's OAuth.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator
 
 import httpx
@@ -40,6 +41,7 @@ async def test_install_then_the_workspace_is_served_with_its_own_token(
         slack_signing_secret=config.signing_secret,
         slack_api_url=slack.api_url,
         token_encryption_key=generate_key(),
+        email_link_key=secrets.token_urlsafe(32),
         public_url="http://127.0.0.1:1",  # replaced below once the port is known
     )
     oodaloo = await Oodaloo.start(settings, backend=MemoryBackend(), migrate=False)

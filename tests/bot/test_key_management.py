@@ -1,0 +1,126 @@
+"""Keys at rest: email links signed with a key ring of their own (rotating the token key, or the
+link key, leaves links already sent working), a wrong token key refused at start (a stored canary),
+and `oodaloo rotate-keys` re-encrypting every stored secret under the newest key."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.bootstrap import Oodaloo
+from bot.email import ActionKind, BadLink, LinkSigner
+from bot.settings import Settings, SettingsError, load_settings
+from runway.crypto import generate_key
+from sync.backends import MemoryBackend
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+MOMENT = datetime(2026, 3, 2, 17, 2, tzinfo=UTC)
+
+
+class Still:
+    def now(self) -> datetime:
+        return MOMENT
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+def link_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _sqlite(tmp_path: Path, **values: str) -> Settings:
+    return load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'oodaloo.db'}", **values)
+
+
+async def _started(settings: Settings) -> Oodaloo:
+    return await Oodaloo.start(settings, backend=MemoryBackend(), clock=Still())
+
+
+def _signer(oodaloo: Oodaloo) -> LinkSigner:
+    return LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url="https://oodaloo.example")
+
+
+# --- email link keys -----------------------------------------------------------------------------
+
+
+def test_a_link_signed_with_an_older_key_of_the_ring_still_verifies() -> None:
+    old, new = link_key().encode(), link_key().encode()
+    sent = LinkSigner(old, Still(), public_url="https://o.example")
+    token = sent.action_token("biz", ActionKind.BILL_PAY, "42", "ana@example.com")
+    unsubscribe = sent.unsubscribe_token("biz", "ana@example.com")
+
+    rotated = LinkSigner([new, old], Still(), public_url="https://o.example")
+    assert rotated.read_action(token).target_id == "42"
+    assert rotated.read_unsubscribe(unsubscribe).recipient == "ana@example.com"
+    fresh = rotated.action_token("biz", ActionKind.BILL_PAY, "43", "ana@example.com")
+    # The newest key signs: a server that knows only it reads the new link, not the old one.
+    only_new = LinkSigner(new, Still(), public_url="https://o.example")
+    assert only_new.read_action(fresh).target_id == "43"
+    with pytest.raises(BadLink):
+        only_new.read_action(token)
+
+
+async def test_rotating_the_token_key_leaves_links_already_sent_working(tmp_path: Path) -> None:
+    first, second = generate_key(), generate_key()
+    links = link_key()
+    oodaloo = await _started(_sqlite(tmp_path, token_encryption_key=first, email_link_key=links))
+    try:
+        token = _signer(oodaloo).action_token("biz", ActionKind.BILL_APPROVE, "7", "ana@example.com")
+    finally:
+        await oodaloo.aclose()
+
+    rotated = _sqlite(tmp_path, token_encryption_key=f"{second},{first}", email_link_key=links)
+    oodaloo = await _started(rotated)
+    try:
+        assert _signer(oodaloo).read_action(token).target_id == "7"
+    finally:
+        await oodaloo.aclose()
+
+
+async def test_rotating_the_link_key_keeps_the_old_one_for_links_already_sent(tmp_path: Path) -> None:
+    key, old_links, new_links = generate_key(), link_key(), link_key()
+    oodaloo = await _started(_sqlite(tmp_path, token_encryption_key=key, email_link_key=old_links))
+    try:
+        token = _signer(oodaloo).unsubscribe_token("biz", "ana@example.com")
+    finally:
+        await oodaloo.aclose()
+    oodaloo = await _started(
+        _sqlite(tmp_path, token_encryption_key=key, email_link_key=f"{new_links},{old_links}")
+    )
+    try:
+        assert _signer(oodaloo).read_unsubscribe(token).recipient == "ana@example.com"
+    finally:
+        await oodaloo.aclose()
+
+
+async def test_the_embedded_default_keeps_a_link_key_file_beside_the_database(tmp_path: Path) -> None:
+    oodaloo = await _started(_sqlite(tmp_path))
+    try:
+        token = _signer(oodaloo).unsubscribe_token("biz", "ana@example.com")
+    finally:
+        await oodaloo.aclose()
+    key_file = tmp_path / "email-link.key"
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # The token key file can be replaced (with a ring) without touching the links.
+    token_file = tmp_path / "token-encryption.key"
+    token_file.write_text(f"{generate_key()},{token_file.read_text().strip()}\n")
+    oodaloo = await _started(_sqlite(tmp_path))
+    try:
+        assert _signer(oodaloo).read_unsubscribe(token).recipient == "ana@example.com"
+    finally:
+        await oodaloo.aclose()
+
+
+async def test_a_server_database_needs_an_email_link_key() -> None:
+    settings = load_settings(database_url=POSTGRES_URL, token_encryption_key=generate_key())
+    with pytest.raises(SettingsError, match="EMAIL_LINK_KEY"):
+        await Oodaloo.start(settings, backend=MemoryBackend(), migrate=False)
+
+
+async def test_a_short_email_link_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="EMAIL_LINK_KEY"):
+        await _started(_sqlite(tmp_path, email_link_key="too-short"))
