@@ -21,7 +21,6 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,6 +34,7 @@ from bot.slack.channel import ChannelMessages
 from bot.slack.clicks import Click, Clicks
 from bot.slack.commands import HELP, SUBCOMMANDS, Commands, subcommand
 from bot.slack.deliveries import DeliveryLog, delivery_name
+from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
 from bot.slack.replies import explain
@@ -82,7 +82,7 @@ class SlackBot:
                 "SLACK_SIGNING_SECRET is not set: Oodaloo verifies every request from Slack with it "
                 "(Slack app settings -> Basic Information -> Signing Secret)."
             )
-        self.installation_store: AsyncSQLAlchemyInstallationStore | None = None
+        self.installation_store: EncryptedInstallationStore | None = None
         if settings.slack_bot_token or client is not None:
             web = client or AsyncWebClient(
                 token=settings.slack_bot_token, base_url=settings.slack_api_url
@@ -94,7 +94,9 @@ class SlackBot:
             )
         elif settings.slack_client_id and settings.slack_client_secret:
             engine = oodaloo.engine
-            self.installation_store = AsyncSQLAlchemyInstallationStore(
+            # Bot and user tokens are encrypted at rest with the QuickBooks tokens' cipher.
+            self.installation_store = EncryptedInstallationStore(
+                oodaloo.directory.cipher,
                 client_id=settings.slack_client_id,
                 engine=engine,
                 bots_table_name=SLACK_BOTS_TABLE,

@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from db_conftest import MigratedDatabase
+from sqlalchemy import text
 
 from bot.bootstrap import Oodaloo
 from bot.local import free_socket, serve_in_loop
+from bot.models import SLACK_BOTS_TABLE, SLACK_INSTALLATIONS_TABLE
 from bot.settings import load_settings
 from bot.slack.app import SlackBot
 from bot.web import create_web_app
@@ -22,6 +25,15 @@ from slack_sandbox.config import SlackSandboxConfig
 from slack_sandbox.server import RunningSlack, start_in_thread
 from slack_sandbox.user import SlackUserAgent
 from sync.backends import MemoryBackend
+
+
+async def _stored_rows(oodaloo: Oodaloo) -> list[dict[str, Any]]:
+    async with oodaloo.engine.connect() as connection:
+        rows = []
+        for table in (SLACK_BOTS_TABLE, SLACK_INSTALLATIONS_TABLE):
+            result = await connection.execute(text(f"SELECT * FROM {table}"))
+            rows += [dict(row) for row in result.mappings()]
+    return rows
 
 
 @pytest.fixture
@@ -73,7 +85,15 @@ async def test_install_then_the_workspace_is_served_with_its_own_token(
             installed = await bot.installation_store.async_find_bot(
                 enterprise_id=None, team_id=slack.workspace.team_id
             )
-            assert installed is not None and installed.bot_token
+            assert installed is not None and installed.bot_token.startswith("xoxb-")
+            # At rest the tokens are ciphertext: the rows hold no token in plain text.
+            stored = await _stored_rows(oodaloo)
+            assert stored and all(row["bot_token"] for row in stored)
+            for row in stored:
+                assert not any(
+                    isinstance(value, str) and (value.startswith("xox") or installed.bot_token in value)
+                    for value in row.values()
+                ), row
             after = await agent.slash_command("U0OWNER01", "C0FINANCE", "/runway", "help")
             assert after.status == 200 and "/runway bills" in after.text
             client = await bot.client_for(slack.workspace.team_id)
