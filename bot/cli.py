@@ -36,6 +36,10 @@ def _build_parser() -> argparse.ArgumentParser:
     actions = commands.add_parser("actions", help="list QuickBooks actions in the ledger")
     actions.add_argument("--state", help="only this state: pending, in_flight, unknown, succeeded, failed, needs_human")
     commands.add_parser("reconcile", help="settle actions whose outcome is unknown, once, now")
+    commands.add_parser(
+        "rotate-keys",
+        help="re-encrypt every stored token with the newest TOKEN_ENCRYPTION_KEY (the first of the ring)",
+    )
 
     # The sandbox parses its own flags; see `oodaloo sandbox --help`.
     commands.add_parser("sandbox", help="run the local QuickBooks Online sandbox as an HTTP server", add_help=False)
@@ -109,6 +113,8 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
             return await ops.actions(oodaloo, args.state)
         if args.command == "reconcile":
             return await ops.reconcile(oodaloo)
+        if args.command == "rotate-keys":
+            return await ops.rotate_keys(oodaloo)
         try:
             if args.command == "sync":
                 return await ops.sync(oodaloo, args.business, full=args.full)

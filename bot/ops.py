@@ -1,4 +1,4 @@
-"""Operations commands: `oodaloo businesses | sync | digest | actions | reconcile`.
+"""Operations commands: `oodaloo businesses | sync | digest | actions | reconcile | rotate-keys`.
 
 Each opens the same wiring as the server (`Oodaloo.start`), does one thing, prints plain text and
 returns an exit code: 0 done, 1 the thing failed (the message says why), 2 bad input.
@@ -172,6 +172,26 @@ async def reconcile(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
     for resolution in await reconciler.sweep():
         print(f"  {resolution.key}  {resolution.previous_state.value} -> {resolution.state.value}  "
               f"({resolution.how}: {resolution.reason})", file=out)
+    return 0
+
+
+async def rotate_keys(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
+    """Re-encrypts every stored secret under the newest TOKEN_ENCRYPTION_KEY and says how many."""
+    from bot.rotation import rotate_stored_secrets
+
+    out = out or sys.stdout
+    rotated = await rotate_stored_secrets(oodaloo.engine, oodaloo.directory.cipher)
+    for what, count in rotated.counts.items():
+        print(f"{what}: {count} re-encrypted with the newest key", file=out)
+    if rotated.unreadable:
+        print(
+            "No key of TOKEN_ENCRYPTION_KEY opens: " + ", ".join(rotated.unreadable)
+            + ". Put the key they were written with back in the ring and run this again, "
+            "or reconnect them.",
+            file=out,
+        )
+        return 1
+    print("Done: the older keys can now be removed from TOKEN_ENCRYPTION_KEY.", file=out)
     return 0
 
 

@@ -5,15 +5,20 @@ and `oodaloo rotate-keys` re-encrypting every stored secret under the newest key
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from slack_sdk.oauth.installation_store.models.installation import Installation
 
+from bot import ops
 from bot.bootstrap import Oodaloo
 from bot.email import ActionKind, BadLink, LinkSigner
+from bot.models import SLACK_BOTS_TABLE, SLACK_INSTALLATIONS_TABLE
 from bot.settings import Settings, SettingsError, load_settings
+from bot.slack.installations import EncryptedInstallationStore
 from runway.crypto import generate_key
+from sync import OAuthTokens
 from sync.backends import MemoryBackend
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -124,3 +129,61 @@ async def test_a_server_database_needs_an_email_link_key() -> None:
 async def test_a_short_email_link_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="EMAIL_LINK_KEY"):
         await _started(_sqlite(tmp_path, email_link_key="too-short"))
+
+
+# --- rotating the token key -------------------------------------------------------------------------
+
+TOKENS = OAuthTokens(
+    access_token="access-token-of-the-books",
+    refresh_token="refresh-token-of-the-books",
+    expires_at=MOMENT + timedelta(hours=1),
+    refresh_expires_at=MOMENT + timedelta(days=100),
+)
+SLACK_TOKEN = "xoxb-1111-2222-slack-bot-token"
+
+
+def _on(db_url: str, keys: str) -> Settings:
+    return load_settings(database_url=db_url, token_encryption_key=keys, email_link_key=link_key())
+
+
+def _slack_store(oodaloo: Oodaloo) -> EncryptedInstallationStore:
+    return EncryptedInstallationStore(
+        oodaloo.directory.cipher,
+        client_id="1111.2222",
+        engine=oodaloo.engine,
+        bots_table_name=SLACK_BOTS_TABLE,
+        installations_table_name=SLACK_INSTALLATIONS_TABLE,
+    )
+
+
+async def test_rotate_keys_moves_every_stored_secret_to_the_newest_key(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = generate_key(), generate_key()
+    oodaloo = await _started(_on(db_url, old))
+    try:
+        await oodaloo.directory.create("biz", "Larkspur", "America/Los_Angeles")
+        await oodaloo.directory.connect("biz", "realm-1", TOKENS)
+        await _slack_store(oodaloo).async_save(
+            Installation(app_id="A0", team_id="T0", user_id="U0", bot_token=SLACK_TOKEN,
+                         bot_id="B0", bot_user_id="UB0", installed_at=MOMENT.timestamp())
+        )
+    finally:
+        await oodaloo.aclose()
+
+    oodaloo = await _started(_on(db_url, f"{new},{old}"))
+    try:
+        assert await ops.rotate_keys(oodaloo) == 0
+    finally:
+        await oodaloo.aclose()
+    report = capsys.readouterr().out
+    assert "QuickBooks connections: 1 re-encrypted" in report
+    assert "Slack installations: 1 re-encrypted" in report and "Slack bots: 1 re-encrypted" in report
+
+    oodaloo = await _started(_on(db_url, new))  # the old key is gone
+    try:
+        assert await oodaloo.directory.load_tokens("realm-1") == TOKENS
+        bot = await _slack_store(oodaloo).async_find_bot(enterprise_id=None, team_id="T0")
+        assert bot is not None and bot.bot_token == SLACK_TOKEN
+    finally:
+        await oodaloo.aclose()
