@@ -12,6 +12,10 @@ Two payload formats arrive, both turned into the same `(realm_id, entities)` cal
   "intuitentityid": ..., "time": ...}`, whose events become entities of that same legacy shape
   (plus the event's `id` as `eventId`), grouped by company in the order they came.
 
+One notification or event that cannot be read (no company, no entity id, an unknown type) is
+logged and skipped; the rest of the delivery is still acted on and the answer is 200, since Intuit
+would only send the same delivery again. A delivery with nothing readable in it is a 400.
+
 Intuit wants an answer within 3 seconds and withholds later notifications until one is
 acknowledged, so `on_changes` runs in the background and the route answers 200 straight away.
 A failing `on_changes` is logged; the changes themselves are caught up by the next mirror sync (CDC).
@@ -26,6 +30,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -82,57 +87,96 @@ def verify_intuit_signature(verifier_token: str, body: bytes, signature: str | N
     return hmac.compare_digest(expected, received)
 
 
-def parse_notification(payload: Any) -> list[tuple[str, list[dict[str, Any]]]]:
-    """`(realm_id, entities)` per company from either payload format; MalformedNotification if neither."""
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What a delivery asks for: `(realm_id, entities)` per company, and what was skipped (why)."""
+
+    changes: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_notification(payload: Any) -> Notification:
+    """The usable part of a delivery in either format: a notification or event that cannot be
+    read is skipped and said in `skipped`, the others stand. MalformedNotification when the
+    delivery as a whole is not one (not an object with eventNotifications nor an array), or
+    when not one of its notifications or events can be read."""
     if isinstance(payload, dict):
-        return _legacy(payload)
-    if isinstance(payload, list):
-        return _cloud_events(payload)
-    raise MalformedNotification(
-        "expected a JSON object with eventNotifications or a JSON array of CloudEvents"
-    )
+        notification = _legacy(payload)
+    elif isinstance(payload, list):
+        notification = _cloud_events(payload)
+    else:
+        raise MalformedNotification(
+            "expected a JSON object with eventNotifications or a JSON array of CloudEvents"
+        )
+    if notification.skipped and not notification.changes:
+        raise MalformedNotification("; ".join(notification.skipped))
+    return notification
 
 
-def _legacy(payload: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+def parse_notification(payload: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """`(realm_id, entities)` per company from either payload format; MalformedNotification if
+    any part of it cannot be read (`read_notification` keeps the readable part instead)."""
+    notification = read_notification(payload)
+    if notification.skipped:
+        raise MalformedNotification("; ".join(notification.skipped))
+    return notification.changes
+
+
+def _legacy(payload: dict[str, Any]) -> Notification:
     notifications = payload.get("eventNotifications")
     if not isinstance(notifications, list):
         raise MalformedNotification("eventNotifications is missing or is not a list")
-    changes = []
+    read = Notification()
     for index, notification in enumerate(notifications):
         where = f"eventNotifications[{index}]"
         if not isinstance(notification, dict):
-            raise MalformedNotification(f"{where} is not an object")
+            read.skipped.append(f"{where} is not an object")
+            continue
         realm_id = notification.get("realmId")
         if not isinstance(realm_id, str | int) or isinstance(realm_id, bool) or realm_id == "":
-            raise MalformedNotification(f"{where}.realmId is missing")
+            read.skipped.append(f"{where}.realmId is missing")
+            continue
         event = notification.get("dataChangeEvent")
         entities = event.get("entities") if isinstance(event, dict) else None
         if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
-            raise MalformedNotification(
-                f"{where}.dataChangeEvent.entities is not a list of objects"
-            )
-        changes.append((str(realm_id), entities))
-    return changes
+            read.skipped.append(f"{where}.dataChangeEvent.entities is not a list of objects")
+            continue
+        read.changes.append((str(realm_id), entities))
+    return read
 
 
-def _cloud_events(events: list[Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _cloud_events(events: list[Any]) -> Notification:
     by_realm: dict[str, list[dict[str, Any]]] = {}
+    skipped = []
     for index, event in enumerate(events):
         where = f"event [{index}]"
-        if not isinstance(event, dict):
-            raise MalformedNotification(f"{where} is not an object")
-        realm_id = event.get("intuitaccountid")
-        entity_id = event.get("intuitentityid")
-        if not realm_id or not entity_id:
-            raise MalformedNotification(f"{where} has no intuitaccountid or intuitentityid")
-        name, operation = _entity_and_operation(event.get("type"), where)
-        entity: dict[str, Any] = {"name": name, "id": str(entity_id), "operation": operation}
-        if event.get("time") is not None:
-            entity["lastUpdated"] = event["time"]
-        if event.get("id") is not None:
-            entity["eventId"] = event["id"]
-        by_realm.setdefault(str(realm_id), []).append(entity)
-    return list(by_realm.items())
+        try:
+            realm_id, entity = _cloud_event(event, where)
+        except MalformedNotification as problem:
+            skipped.append(str(problem))
+            continue
+        by_realm.setdefault(realm_id, []).append(entity)
+    return Notification(list(by_realm.items()), skipped)
+
+
+def _cloud_event(event: Any, where: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(event, dict):
+        raise MalformedNotification(f"{where} is not an object")
+    realm_id = event.get("intuitaccountid")
+    entity_id = event.get("intuitentityid")
+    if not _an_id(realm_id) or not _an_id(entity_id):
+        raise MalformedNotification(f"{where} has no intuitaccountid or intuitentityid")
+    name, operation = _entity_and_operation(event.get("type"), where)
+    entity: dict[str, Any] = {"name": name, "id": str(entity_id), "operation": operation}
+    if event.get("time") is not None:
+        entity["lastUpdated"] = event["time"]
+    if event.get("id") is not None:
+        entity["eventId"] = event["id"]
+    return str(realm_id), entity
+
+
+def _an_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
 
 
 def _entity_and_operation(event_type: Any, where: str) -> tuple[str, str]:
@@ -166,7 +210,8 @@ def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
     """`POST /qbo/webhooks`: verifies Intuit's signature, then `on_changes(realm_id, entities)` per company.
 
     401 for a missing or wrong signature (nothing else is done), 400 for a body that is not a
-    QuickBooks notification, otherwise 200 at once with `on_changes` running in the background.
+    QuickBooks notification or has no readable part, otherwise 200 at once with `on_changes`
+    running in the background for the readable parts (the others are logged and skipped).
     """
     if not verifier_token:
         raise ValueError(
@@ -186,18 +231,25 @@ def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
                 status_code=401,
             )
         try:
-            changes = parse_notification(loads_decimal(body))
-        except (simplejson.JSONDecodeError, UnicodeDecodeError) as exc:
+            notification = read_notification(loads_decimal(body))
+        except (simplejson.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return JSONResponse({"error": f"the body is not valid JSON ({exc})"}, status_code=400)
         except MalformedNotification as exc:
+            logger.warning("refused a QuickBooks webhook with nothing readable in it: %s", exc)
             return JSONResponse({"error": f"not a QuickBooks notification: {exc}"}, status_code=400)
+        for problem in notification.skipped:
+            logger.warning("skipped part of a QuickBooks webhook: %s", problem)
+        changes = notification.changes
         for realm_id, entities in changes:
             _in_background(
                 partial(on_changes, realm_id, entities),
                 f"handling QuickBooks changes of company {realm_id}",
                 running,
             )
-        return JSONResponse({"received": sum(len(entities) for _, entities in changes)})
+        answer: dict[str, Any] = {"received": sum(len(entities) for _, entities in changes)}
+        if notification.skipped:
+            answer["skipped"] = notification.skipped
+        return JSONResponse(answer)
 
     return Route(WEBHOOKS_PATH, receive, methods=["POST"])
 
@@ -206,7 +258,9 @@ __all__ = [
     "SIGNATURE_HEADER",
     "WEBHOOKS_PATH",
     "MalformedNotification",
+    "Notification",
     "parse_notification",
     "qbo_webhook_route",
+    "read_notification",
     "verify_intuit_signature",
 ]

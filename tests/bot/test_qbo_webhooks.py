@@ -403,3 +403,67 @@ async def test_a_sender_with_another_verifier_token_is_refused_over_http(
     assert impostor.stats()["webhooks"]["dropped"] == 1
     assert impostor.stats()["webhooks"]["recent"][-1]["error"] == "HTTP 401"
     assert served.changes.empty()
+
+
+# -- one bad event does not cost the others -------------------------------------------------------
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.http
+async def test_a_bad_event_is_logged_and_skipped_and_the_good_ones_are_handled_over_http() -> None:
+    good = {"specversion": "1.0", "id": "e-1", "type": "qbo.bill.updated.v1", "time": "2026-03-02T17:15:00Z",
+            "intuitentityid": "42", "intuitaccountid": "310687", "data": {}}
+    events = [
+        good,
+        {**good, "id": "e-2", "intuitaccountid": None},  # no company
+        {**good, "id": "e-3", "type": "bill changed"},  # not a QuickBooks type
+        "not an event",
+        {**good, "id": "e-5", "intuitentityid": "77", "type": "qbo.invoice.deleted.v1"},
+    ]
+    legacy = {"eventNotifications": [
+        {"realmId": "9130355377388466", "dataChangeEvent": {"entities": [BILL_UPDATED]}},
+        {"dataChangeEvent": {"entities": [BILL_UPDATED]}},  # no realmId
+    ]}  # fmt: skip
+    warnings = _Warnings()
+    logging.getLogger("bot.qbo_webhooks").addHandler(warnings)
+    try:
+        with ServedRoute(VERIFIER) as served:
+            async with httpx.AsyncClient() as client:
+                body = simplejson.dumps(events).encode()
+                response = await client.post(served.url, content=body, headers={"intuit-signature": _sign(body)})
+                assert response.status_code == 200, response.text
+                assert response.json()["received"] == 2
+                assert len(response.json()["skipped"]) == 3
+                realm_id, entities = await served.next_change()
+                assert realm_id == "310687"
+                assert [(e["id"], e["operation"], e["eventId"]) for e in entities] == [
+                    ("42", "Update", "e-1"), ("77", "Delete", "e-5")]
+
+                body = simplejson.dumps(legacy).encode()
+                response = await client.post(served.url, content=body, headers={"intuit-signature": _sign(body)})
+                assert response.status_code == 200, response.text
+                assert await served.next_change() == ("9130355377388466", [BILL_UPDATED])
+
+                # Nothing readable at all, or not signed: still refused.
+                body = simplejson.dumps(events[1:4]).encode()
+                refused = await client.post(served.url, content=body, headers={"intuit-signature": _sign(body)})
+                assert refused.status_code == 400
+                body = simplejson.dumps(events).encode()
+                forged = await client.post(served.url, content=body, headers={"intuit-signature": _sign(body, "x")})
+                assert forged.status_code == 401
+            assert served.changes.empty()
+    finally:
+        logging.getLogger("bot.qbo_webhooks").removeHandler(warnings)
+    skipped = [m for m in warnings.messages if m.startswith("skipped part of a QuickBooks webhook")]
+    assert any("event [1] has no intuitaccountid" in m for m in skipped), warnings.messages
+    assert any("event [2] has type 'bill changed'" in m for m in skipped)
+    assert any("event [3] is not an object" in m for m in skipped)
+    assert any("eventNotifications[1].realmId is missing" in m for m in skipped)
