@@ -117,7 +117,10 @@ class Business(RunwayBase):
         CheckConstraint("reminder_interval_days > 0", name="reminder_interval_days"),
         CheckConstraint("approval_threshold >= 0", name="approval_threshold"),
         CheckConstraint("min_cash_buffer >= 0", name="min_cash_buffer"),
-        Index("ix_businesses_slack", "slack_team_id", "slack_channel_id"),
+        #: A Slack channel belongs to at most one business (migration 0006).
+        UniqueConstraint(
+            "slack_team_id", "slack_channel_id", name="uq_businesses_slack_channel"
+        ),
     )
 
 
