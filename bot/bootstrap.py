@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.keys import email_link_keys, token_keys
 from bot.models import DigestRun
+from bot.rotation import check_token_keys
 from bot.settings import Settings
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
@@ -147,6 +148,12 @@ class Oodaloo:
         if migrate:
             await upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
+        try:
+            # A ring that opens none of the stored tokens is refused now, not at the first call.
+            await check_token_keys(engine, cipher)
+        except BaseException:
+            await engine.dispose()
+            raise
         sessions = make_sessionmaker(engine)
         directory = BusinessDirectory(sessions, cipher, clock=clock)
         http = httpx.AsyncClient(transport=qbo_transport, timeout=httpx.Timeout(30.0, connect=5.0))

@@ -83,3 +83,16 @@ class DigestRun(BotBase):
     #: `WeeklyFigures` of this digest, as plain JSON, for next week's trend.
     figures: Mapped[dict[str, Any] | None] = mapped_column(DecimalJSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class KeyCheck(BotBase):
+    """A small value encrypted with TOKEN_ENCRYPTION_KEY on first start: each start decrypts it,
+    so a key that would not open the stored tokens is refused before anything is read or written
+    (see `bot.rotation.check_token_keys`). `oodaloo rotate-keys` re-encrypts it with the rest."""
+
+    __tablename__ = "key_checks"
+
+    #: What the key encrypts ("token": the QuickBooks and Slack tokens).
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -187,3 +187,59 @@ async def test_rotate_keys_moves_every_stored_secret_to_the_newest_key(
         assert bot is not None and bot.bot_token == SLACK_TOKEN
     finally:
         await oodaloo.aclose()
+
+
+# --- a wrong token key is caught at start ---------------------------------------------------------
+
+
+async def test_a_token_key_that_opens_nothing_stored_is_refused_at_start(db_url: str) -> None:
+    right, wrong = generate_key(), generate_key()
+    oodaloo = await _started(_on(db_url, right))
+    try:
+        await oodaloo.directory.create("biz", "Larkspur", "America/Los_Angeles")
+        await oodaloo.directory.connect("biz", "realm-1", TOKENS)
+    finally:
+        await oodaloo.aclose()
+
+    with pytest.raises(SettingsError, match="TOKEN_ENCRYPTION_KEY") as refused:
+        await _started(_on(db_url, wrong))
+    assert "rotate-keys" in str(refused.value)
+    # The right key kept in the ring (after a new one) is fine.
+    oodaloo = await _started(_on(db_url, f"{wrong},{right}"))
+    await oodaloo.aclose()
+
+
+async def test_stored_slack_tokens_alone_also_prove_the_key(db_url: str) -> None:
+    right, wrong = generate_key(), generate_key()
+    oodaloo = await _started(_on(db_url, right))
+    try:
+        await _slack_store(oodaloo).async_save(
+            Installation(app_id="A0", team_id="T0", user_id="U0", bot_token=SLACK_TOKEN,
+                         bot_id="B0", bot_user_id="UB0", installed_at=MOMENT.timestamp())
+        )
+    finally:
+        await oodaloo.aclose()
+    with pytest.raises(SettingsError, match="TOKEN_ENCRYPTION_KEY"):
+        await _started(_on(db_url, wrong))
+
+
+async def test_the_key_check_written_on_first_start_refuses_another_key_before_any_token(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, other = generate_key(), generate_key()
+    oodaloo = await _started(_on(db_url, first))  # nothing stored yet but the key check
+    await oodaloo.aclose()
+    with pytest.raises(SettingsError, match="TOKEN_ENCRYPTION_KEY"):
+        await _started(_on(db_url, other))
+
+    # Rotated: the check moves to the newest key like every other secret.
+    oodaloo = await _started(_on(db_url, f"{other},{first}"))
+    try:
+        assert await ops.rotate_keys(oodaloo) == 0
+    finally:
+        await oodaloo.aclose()
+    assert "key check: 1 re-encrypted" in capsys.readouterr().out
+    oodaloo = await _started(_on(db_url, other))
+    await oodaloo.aclose()
+    with pytest.raises(SettingsError, match="TOKEN_ENCRYPTION_KEY"):
+        await _started(_on(db_url, first))
