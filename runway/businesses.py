@@ -17,10 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runway.crypto import TokenCipher
-from runway.models import Business, ConnectionStatus, QBOConnection
+from runway.models import Business, ConnectionStatus, PersonRecord, QBOConnection
+from runway.people import canonical, is_email
 from sync import (
     PROCESS_REALM_LOCKS,
     PRODUCTION_TOKEN_URL,
@@ -44,6 +46,26 @@ class NotConnected(QBOTokenError, LookupError):
     A `QBOTokenError`, so SmartSyncService treats it like any refused token: nothing was sent,
     nothing is retried, a payment stays pending until the owner reconnects.
     """
+
+
+class NotAnApprover(PermissionError):
+    """Only an approver of the business may change its connection, settings, approvers or channel."""
+
+
+class ChannelTaken(ValueError):
+    """The Slack channel already belongs to another business (a channel has at most one)."""
+
+    def __init__(self, channel_id: str) -> None:
+        super().__init__(channel_taken_message())
+        self.channel_id = channel_id
+
+
+def channel_taken_message(channel: str = "That channel") -> str:
+    """The refusal, naming the channel as the surface can (`#finance`, a Slack mention)."""
+    return (
+        f"{channel} already belongs to another business in Oodaloo; choose another channel, or "
+        "ask that business's approvers to move its digest elsewhere first."
+    )
 
 
 #: Fields of a Business that `update` may change (the id and realm are fixed once created).
@@ -160,8 +182,9 @@ class BusinessDirectory:
                 raise ValueError(f"a business with id {business_id!r} already exists")
             if realm_id is not None and await self._by_realm(session, realm_id) is not None:
                 raise ValueError(f"QuickBooks company {realm_id} already belongs to a business")
+            await self._check_channel_free(session, business)
             session.add(business)
-            await session.commit()
+            await self._commit(session, business)
             await session.refresh(business)
         return business
 
@@ -180,27 +203,111 @@ class BusinessDirectory:
         return business
 
     async def by_slack_channel(self, team_id: str, channel_id: str) -> Business | None:
-        """The business whose digest goes to that Slack channel (tenancy comes from Slack's ids)."""
-        async with self.sessions() as session:
-            result = await session.execute(
-                select(Business).where(
-                    Business.slack_team_id == team_id, Business.slack_channel_id == channel_id
-                )
-            )
-            return result.scalars().first()
+        """The business whose digest goes to that Slack channel (tenancy comes from Slack's ids).
 
-    async def update(self, business_id: str, **changes: Any) -> Business:
+        A channel belongs to at most one business (a unique constraint), so this is that business
+        or none, whatever order the database keeps its rows in.
+        """
+        async with self.sessions() as session:
+            return await self._by_channel(session, team_id, channel_id)
+
+    async def update(self, business_id: str, *, by: str | None = None, **changes: Any) -> Business:
+        """Change a business's settings; `by` is the person asking (a Slack user id or an email
+        address), who must be one of its approvers (`NotAnApprover` otherwise).
+
+        `by=None` is Oodaloo itself (the operator's CLI, an unsubscribe link): only surfaces acting
+        for nobody in particular pass it. ChannelTaken if the new channel has a business already.
+        """
         _check_fields(changes)
         async with self.sessions() as session:
             business = await session.get(Business, business_id)
             if business is None:
                 raise BusinessNotFound(f"no business with id {business_id!r}")
+            if by is not None:
+                await self._require_approver(session, business, by)
             for name, value in changes.items():
                 setattr(business, name, value)
             business.updated_at = self.clock.now()
-            await session.commit()
+            if {"slack_team_id", "slack_channel_id"} & set(changes):
+                await self._check_channel_free(session, business)
+            await self._commit(session, business)
             await session.refresh(business)
         return business
+
+    async def require_approver(self, business_id: str, person: str) -> Business:
+        """The business, if `person` (a Slack user id or email address) is one of its approvers.
+
+        The one rule behind every change to a business's QuickBooks connection, settings,
+        approvers or channel: NotAnApprover otherwise. A person's Slack id and the email address
+        on their Slack profile are one person (`runway.people`). A business nobody approves for
+        yet is changed by nobody but Oodaloo's operator.
+        """
+        async with self.sessions() as session:
+            business = await session.get(Business, business_id)
+            if business is None:
+                raise BusinessNotFound(f"no business with id {business_id!r}")
+            await self._require_approver(session, business, person)
+        return business
+
+    async def _require_approver(self, session: AsyncSession, business: Business, person: str) -> None:
+        approvers = {canonical(name) for name in business.approvers or []}
+        if approvers & await self._identities(session, business.id, person):
+            return
+        raise NotAnApprover(
+            f"Only approvers of {business.name} can change its QuickBooks connection, settings, "
+            "approvers or channel."
+        )
+
+    async def _identities(self, session: AsyncSession, business_id: str, person: str) -> set[str]:
+        key = canonical(person)
+        if not key:
+            return set()
+        column = PersonRecord.email if is_email(key) else PersonRecord.slack_user_id
+        found = await session.execute(
+            select(PersonRecord.slack_user_id, PersonRecord.email).where(
+                PersonRecord.business_id == business_id, column == key
+            )
+        )
+        names = {key}
+        for slack_user_id, email in found:
+            names.update(canonical(name) for name in (slack_user_id, email) if name)
+        return names
+
+    async def _by_channel(
+        self, session: AsyncSession, team_id: str, channel_id: str
+    ) -> Business | None:
+        result = await session.execute(
+            select(Business).where(
+                Business.slack_team_id == team_id, Business.slack_channel_id == channel_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def _check_channel_free(self, session: AsyncSession, business: Business) -> None:
+        team_id, channel_id = business.slack_team_id, business.slack_channel_id
+        if team_id is None or channel_id is None:
+            return
+        with session.no_autoflush:
+            result = await session.execute(
+                select(Business.id).where(
+                    Business.slack_team_id == team_id,
+                    Business.slack_channel_id == channel_id,
+                    Business.id != business.id,
+                )
+            )
+        if result.first() is not None:
+            raise ChannelTaken(channel_id)
+
+    async def _commit(self, session: AsyncSession, business: Business) -> None:
+        channel_id = business.slack_channel_id
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            # Two businesses claiming one channel at once: the unique constraint decided.
+            await session.rollback()
+            if channel_id is not None and "slack" in str(exc.orig).lower():
+                raise ChannelTaken(channel_id) from exc
+            raise
 
     async def _by_realm(self, session: AsyncSession, realm_id: str) -> Business | None:
         result = await session.execute(select(Business).where(Business.realm_id == realm_id))
@@ -208,13 +315,21 @@ class BusinessDirectory:
 
     # --- the QuickBooks connection ---------------------------------------------------------
 
-    async def connect(self, business_id: str, realm_id: str, tokens: OAuthTokens) -> QBOConnection:
-        """Connect (or reconnect) a business to its QuickBooks company with fresh OAuth tokens."""
+    async def connect(
+        self, business_id: str, realm_id: str, tokens: OAuthTokens, *, by: str | None = None
+    ) -> QBOConnection:
+        """Connect (or reconnect) a business to its QuickBooks company with fresh OAuth tokens.
+
+        `by`, the person who connected it, must be one of its approvers (NotAnApprover, nothing
+        stored); `by=None` is Oodaloo's operator.
+        """
         now = self.clock.now()
         async with self.sessions() as session:
             business = await session.get(Business, business_id)
             if business is None:
                 raise BusinessNotFound(f"no business with id {business_id!r}")
+            if by is not None:
+                await self._require_approver(session, business, by)
             other = await self._by_realm(session, realm_id)
             if other is not None and other.id != business_id:
                 raise ValueError(
@@ -384,8 +499,11 @@ class StoredTokenProvider:
 __all__ = [
     "BusinessDirectory",
     "BusinessNotFound",
+    "ChannelTaken",
+    "NotAnApprover",
     "NotConnected",
     "QBOAppCredentials",
     "StoredTokenProvider",
+    "channel_taken_message",
     "check_timezone",
 ]

@@ -9,9 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from db_conftest import MigratedDatabase
 from sqlalchemy import Connection, text
 
+from runway.businesses import BusinessDirectory, ChannelTaken, NotAnApprover
+from runway.crypto import TokenCipher, generate_key
 from runway.models import Business
+from runway.uow import UnitOfWorkFactory
 from sync.db import downgrade_database, make_engine, upgrade_database
 
 COLUMNS = (
@@ -83,3 +87,57 @@ async def test_the_oldest_business_keeps_a_shared_channel_and_the_others_lose_it
 
     await downgrade_database(db_url, "0005")
     await _run(db_url, _insert([("shared", "T1", "C-FIN", "2026-12-05 10:00:00")]))
+
+
+def _directory(migrated: MigratedDatabase) -> BusinessDirectory:
+    return BusinessDirectory(migrated.sessions, TokenCipher(generate_key()))
+
+
+async def test_a_second_business_cannot_take_a_channel_and_lookups_find_the_one(
+    migrated: MigratedDatabase,
+) -> None:
+    businesses = _directory(migrated)
+    await businesses.create(
+        "owner", "Owner Co", "UTC", approvers=["U0OWNER"], slack_team_id="T1", slack_channel_id="C1"
+    )
+    with pytest.raises(ChannelTaken, match="already belongs to another business in Oodaloo"):
+        await businesses.create("late", "Late Co", "UTC", slack_team_id="T1", slack_channel_id="C1")
+    await businesses.create(
+        "mallory", "Mallory", "UTC", approvers=["U0MAL"], slack_team_id="T1", slack_channel_id="C2"
+    )
+    with pytest.raises(ChannelTaken):
+        await businesses.update("mallory", by="U0MAL", slack_channel_id="C1")
+    assert (await businesses.get("mallory")).slack_channel_id == "C2"
+    found = await businesses.by_slack_channel("T1", "C1")
+    assert found is not None and found.id == "owner"
+    # The same channel id in another workspace is another channel.
+    await businesses.create("elsewhere", "Else", "UTC", slack_team_id="T2", slack_channel_id="C1")
+
+
+async def test_only_an_approver_changes_a_business_by_slack_id_or_email(
+    migrated: MigratedDatabase,
+) -> None:
+    businesses = _directory(migrated)
+    await businesses.create("biz", "Biz", "UTC", approvers=["U0OWNER", "Sam@Example.com"])
+    with pytest.raises(NotAnApprover):
+        await businesses.update("biz", by="U0STAFF", approvers=["U0STAFF"])
+    with pytest.raises(NotAnApprover):
+        await businesses.require_approver("biz", "U0SAM")  # not known to be Sam yet
+    assert (await businesses.get("biz")).approvers == ["U0OWNER", "Sam@Example.com"]
+
+    await businesses.update("biz", by="U0OWNER", reminder_interval_days=3)
+    await businesses.update("biz", by="sam@example.com", reminder_interval_days=4)
+    async with UnitOfWorkFactory(migrated.sessions)("biz") as uow:
+        await uow.people.remember(
+            slack_user_id="U0SAM", email="sam@example.com", name="Sam", now=datetime.now(UTC)
+        )
+        await uow.commit()
+    await businesses.update("biz", by="U0SAM", reminder_interval_days=5)
+    assert (await businesses.get("biz")).reminder_interval_days == 5
+
+    # A business nobody approves for yet is changed only by Oodaloo's operator (by=None).
+    await businesses.create("unclaimed", "Unclaimed", "UTC")
+    with pytest.raises(NotAnApprover):
+        await businesses.require_approver("unclaimed", "U0ANYONE")
+    await businesses.update("unclaimed", approvers=["U0ANYONE"])
+    await businesses.require_approver("unclaimed", "U0ANYONE")
