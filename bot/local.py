@@ -210,6 +210,7 @@ async def local_stack(
                 public_url=url,
                 authorize_url=f"{sandbox.base_url}{AUTHORIZE_PATH}",
                 token_url=f"{sandbox.base_url}{TOKEN_PATH}",
+                api_base_url=sandbox.base_url,
             ),
             oodaloo.directory,
             oodaloo.engine,

@@ -5,8 +5,13 @@
    changes nothing).
 2. `GET /qbo/connect` redirects the browser to Intuit's consent screen with that state.
 3. Intuit sends the owner back to `GET /qbo/callback?code=...&state=...&realmId=...`; Oodaloo
-   exchanges the code for tokens, stores them encrypted (`BusinessDirectory.connect`), shows a
-   "connected" page and starts `on_connected` (the first sync, a message in the channel).
+   exchanges the code for tokens, asks QuickBooks whether those tokens open company `realmId` (the
+   query string is not trusted: anyone can edit it), stores them encrypted
+   (`BusinessDirectory.connect`), shows a "connected" page and starts `on_connected` (the first
+   sync, a message in the channel).
+
+Only an approver of the business may make a link, and the link's asker must still be one when it
+is completed (`BusinessDirectory.require_approver`, the domain's rule).
 
 The state names the business and the Slack user who asked, signed with an HMAC whose key comes
 from the app's client secret, so nobody can edit a link to connect their company to another
@@ -40,7 +45,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from runway.businesses import BusinessDirectory, BusinessNotFound, QBOAppCredentials
+from runway.businesses import (
+    BusinessDirectory,
+    BusinessNotFound,
+    NotAnApprover,
+    QBOAppCredentials,
+)
 from runway.models import Business
 from sync import PRODUCTION_TOKEN_URL, UTC_CLOCK, OAuthTokens, WallClock, loads_decimal
 
@@ -53,6 +63,7 @@ STATE_TABLE = "qbo_oauth_states"
 PRODUCTION_DISCOVERY_URL = "https://developer.api.intuit.com/.well-known/openid_configuration"
 SANDBOX_DISCOVERY_URL = "https://developer.api.intuit.com/.well-known/openid_sandbox_configuration"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+PRODUCTION_API_URL = "https://quickbooks.api.intuit.com"
 
 _RECONNECT_ADVICE = "Run /runway connect in Slack to get a new link."
 
@@ -68,6 +79,8 @@ class QBOAppConfig:
     authorize_url: str = "https://appcenter.intuit.com/connect/oauth2"
     token_url: str = PRODUCTION_TOKEN_URL
     scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
+    #: The Accounting API, asked which company new tokens open before they are stored.
+    api_base_url: str = PRODUCTION_API_URL
 
     def __post_init__(self) -> None:
         if not self.client_id or not self.client_secret:
@@ -75,13 +88,14 @@ class QBOAppConfig:
                 "QuickBooks connect needs the Intuit app's client id and secret; copy them from "
                 "developer.intuit.com (Keys & credentials) into QBO_CLIENT_ID and QBO_CLIENT_SECRET"
             )
-        for name in ("redirect_uri", "public_url", "authorize_url", "token_url"):
+        for name in ("redirect_uri", "public_url", "authorize_url", "token_url", "api_base_url"):
             value: str = getattr(self, name)
             if not value.startswith(("https://", "http://")):
                 raise ValueError(f"QBOAppConfig.{name} must be an http(s) URL, got {value!r}")
         if not self.scopes:
             raise ValueError(f"QBOAppConfig.scopes is empty; QuickBooks needs {ACCOUNTING_SCOPE!r}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "api_base_url", self.api_base_url.rstrip("/"))
 
     @classmethod
     async def discover(
@@ -145,6 +159,16 @@ class CompanyTaken(ConnectError):
 
 class WrongCompany(ConnectError):
     """The business is linked to one QuickBooks company and the owner chose another."""
+
+
+class NotYourCompany(ConnectError):
+    """The new tokens do not open the company the callback named."""
+
+
+class NotAllowed(ConnectError):
+    """The person the link was made for is not (or no longer) an approver of the business."""
+
+    status_code = 403
 
 
 class QuickBooksRefused(ConnectError):
@@ -274,9 +298,10 @@ class QBOLinker:
     async def start_url(self, business_id: str, requested_by: str) -> str:
         """A single-use link, valid for `state_ttl`, that connects this business to QuickBooks.
 
-        BusinessNotFound if there is no such business.
+        BusinessNotFound if there is no such business, NotAnApprover unless `requested_by` is one
+        of its approvers.
         """
-        await self.directory.get(business_id)
+        await self.directory.require_approver(business_id, requested_by)
         nonce = await self._states.async_issue()
         request = ConnectRequest(
             business_id, requested_by, int(self._clock.now().timestamp()), nonce
@@ -312,9 +337,16 @@ class QBOLinker:
                 f"{_RECONNECT_ADVICE}"
             ) from exc
         await self._check_company(business, realm_id)
-        tokens = await self._exchange(code)
         try:
-            await self.directory.connect(business.id, realm_id, tokens)
+            await self.directory.require_approver(business.id, request.requested_by)
+        except NotAnApprover as exc:
+            raise self._not_allowed(business) from exc
+        tokens = await self._exchange(code)
+        await self._check_tokens_open(realm_id, tokens)
+        try:
+            await self.directory.connect(business.id, realm_id, tokens, by=request.requested_by)
+        except NotAnApprover as exc:  # removed from the approvers meanwhile
+            raise self._not_allowed(business) from exc
         except ValueError as exc:  # another business took the company meanwhile
             raise self._company_taken(realm_id) from exc
         logger.info(
@@ -346,6 +378,55 @@ class QBOLinker:
         return InvalidConnectLink(
             f"This QuickBooks connect link has already been used (or has expired). {_RECONNECT_ADVICE}"
         )
+
+    def _not_allowed(self, business: Business) -> NotAllowed:
+        return NotAllowed(
+            f"Only approvers of {business.name} can connect it to QuickBooks, and the person this "
+            "link was made for is not one, so nothing was changed. Ask one of its approvers to "
+            "run /runway connect."
+        )
+
+    async def _check_tokens_open(self, realm_id: str, tokens: OAuthTokens) -> None:
+        """Refuses (storing nothing) unless the new access token opens company `realm_id`.
+
+        `realmId` arrives in the callback's query string, which anyone can edit; the tokens are
+        what QuickBooks actually granted. An access token is scoped to the company chosen on
+        Intuit's consent screen: a request for another company is refused with 403 (fault
+        "ApplicationAuthorizationFailed", errorCode 003100) or 401 (Intuit's "Error codes" page,
+        https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes).
+        So reading that company's CompanyInfo with the token binds the realm to the tokens.
+        """
+        base = self.config.api_base_url
+        url = f"{base}/v3/company/{realm_id}/companyinfo/{realm_id}"
+        try:
+            response = await self._http.get(
+                url,
+                headers={
+                    "Authorization": f"Bearer {tokens.access_token}",
+                    "Accept": "application/json",
+                },
+            )
+        except httpx.HTTPError as exc:
+            raise QuickBooksRefused(
+                f"Oodaloo could not reach QuickBooks to check the company that was chosen "
+                f"({type(exc).__name__}), so nothing was connected. {_RECONNECT_ADVICE}"
+            ) from exc
+        if response.status_code in (401, 403, 404):
+            logger.warning(
+                "the tokens from a QuickBooks sign-in do not open company %s (HTTP %s)",
+                realm_id,
+                response.status_code,
+            )
+            raise NotYourCompany(
+                f"QuickBooks' sign-in does not give access to company {realm_id}, the company "
+                "this page was sent back with, so nothing was connected. Run /runway connect "
+                "in Slack again and choose your company when QuickBooks asks."
+            )
+        if response.status_code != 200:
+            raise QuickBooksRefused(
+                f"QuickBooks could not confirm the company that was chosen (HTTP "
+                f"{response.status_code}), so nothing was connected. {_RECONNECT_ADVICE}"
+            )
 
     def _company_taken(self, realm_id: str) -> CompanyTaken:
         return CompanyTaken(
@@ -539,6 +620,8 @@ __all__ = [
     "ConnectRequest",
     "DiscoveryError",
     "InvalidConnectLink",
+    "NotAllowed",
+    "NotYourCompany",
     "QBOAppConfig",
     "QBOLinker",
     "QuickBooksRefused",

@@ -112,6 +112,7 @@ async def wire_routes(oodaloo: Oodaloo, *, qbo_http: Any = None, discovery_url: 
             client_secret=settings.qbo_client_secret,
             redirect_uri=redirect,
             public_url=settings.public_url,
+            api_base_url=settings.qbo_base_url,
         )
         config = (
             await QBOAppConfig.discover(discovery_url, http=qbo_http, **fields)

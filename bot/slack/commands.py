@@ -19,8 +19,14 @@ from bot.slack import blocks as kit
 from bot.slack.mrkdwn import escape
 from bot.slack.people import remember_slack_people
 from bot.slack.settings_modal import read_settings, settings_view
-from bot.slack.tenancy import NotLinked, Where, business_here, is_approver, where_from
-from runway.businesses import NotConnected, payment_account_id
+from bot.slack.tenancy import NotLinked, Where, business_here, where_from
+from runway.businesses import (
+    ChannelTaken,
+    NotAnApprover,
+    NotConnected,
+    channel_taken_message,
+    payment_account_id,
+)
 from runway.models import Business, ConnectionStatus
 from sync import QBO_PLATFORM, SyncStrategy
 
@@ -124,7 +130,9 @@ class Commands:
     async def open_settings(
         self, business: Business, where: Where, body: dict[str, Any], client: AsyncWebClient, respond: Any
     ) -> None:
-        if business.approvers and not is_approver(business, where.user_id):
+        try:
+            await self.oodaloo.directory.require_approver(business.id, where.user_id)
+        except NotAnApprover:
             await respond(
                 response_type="ephemeral",
                 text="Only approvers can change Oodaloo's settings for this business.",
@@ -163,7 +171,10 @@ class Commands:
         if answer.errors:
             await ack(response_action="errors", errors=answer.errors)
             return
-        if business.approvers and not is_approver(business, where.user_id):
+        directory = self.oodaloo.directory
+        try:
+            await directory.require_approver(business.id, where.user_id)
+        except NotAnApprover:
             await ack(
                 response_action="errors",
                 errors={"approvers": "Only approvers can change these settings."},
@@ -173,9 +184,23 @@ class Commands:
         if changes.get("payment_bank_account_id") == paying_from:
             # The account payments already go from: a business without a choice keeps following
             # its largest bank account.
-            changes.pop("payment_bank_account_id")
+            changes.pop("payment_bank_account_id", None)
+        channel = changes.get("slack_channel_id")
+        if channel is not None:
+            owner = await directory.by_slack_channel(where.team_id, str(channel))
+            if owner is not None and owner.id != business.id:
+                name = await self.channel_name(client, str(channel))
+                await ack(response_action="errors", errors={"channel": channel_taken_message(name)})
+                return
         await ack()
-        updated = await self.oodaloo.directory.update(business.id, **changes)
+        try:
+            updated = await directory.update(business.id, by=where.user_id, **changes)
+        except ChannelTaken as taken:  # another business took it a moment ago
+            name = await self.channel_name(client, taken.channel_id)
+            self.bot.spawn(
+                self.bot.tell(client, where, f"Settings not saved: {channel_taken_message(name)}")
+            )
+            return
         self.bot.spawn(self.bot.tell(client, where, ":white_check_mark: Settings saved."))
         # Each approver's Slack account and email address are one person from now on.
         self.bot.spawn(
@@ -184,6 +209,15 @@ class Commands:
                 list(updated.approvers or []),
             )
         )
+
+    async def channel_name(self, client: AsyncWebClient, channel_id: str) -> str:
+        """`#finance` for a field error (plain text), else the channel's id."""
+        try:
+            info = await client.conversations_info(channel=channel_id)
+            name = (info.get("channel") or {}).get("name")
+        except SlackApiError:
+            name = None
+        return f"#{name}" if isinstance(name, str) and name else f"Channel {channel_id}"
 
     # --- connecting QuickBooks -------------------------------------------------------------------
 
@@ -199,17 +233,20 @@ class Commands:
                 tz = str((info.get("user") or {}).get("tz") or "UTC")
             except SlackApiError:
                 logger.info("could not read %s's timezone; using UTC", where.user_id)
-            business = await self.oodaloo.directory.create(
-                f"{where.team_id}-{where.channel_id}".lower(), name, tz,
-                slack_team_id=where.team_id, slack_channel_id=where.channel_id,
-                approvers=[where.user_id],
-            )
-        elif business.approvers and not is_approver(business, where.user_id):
-            await respond(
-                response_type="ephemeral",
-                text=f"Only approvers can connect {escape(business.name)} to QuickBooks.",
-            )
-            return
+            try:
+                # Whoever links a channel first is the new business's first approver.
+                business = await self.oodaloo.directory.create(
+                    f"{where.team_id}-{where.channel_id}".lower(), name, tz,
+                    slack_team_id=where.team_id, slack_channel_id=where.channel_id,
+                    approvers=[where.user_id],
+                )
+            except ChannelTaken:  # someone else linked this channel a moment ago
+                await respond(
+                    response_type="ephemeral",
+                    text=channel_taken_message(f"<#{where.channel_id}>")
+                    .replace("choose another channel", "run `/runway connect` in another channel"),
+                )
+                return
         await self.connect_reply(business, where, client, respond)
 
     async def connect_reply(
@@ -222,7 +259,15 @@ class Commands:
                 "QBO_CLIENT_SECRET and QBO_REDIRECT_URI for `oodaloo serve`."
             )
         else:
-            url = await linker(business, where.user_id)
+            try:
+                url = await linker(business, where.user_id)
+            except NotAnApprover:
+                text = f"Only approvers can connect {escape(business.name)} to QuickBooks."
+                if respond is not None:
+                    await respond(response_type="ephemeral", text=text)
+                else:
+                    await self.bot.tell(client, where, text)
+                return
             text = (
                 f"<{url}|Connect {escape(business.name)} to QuickBooks> (the link works once, for "
                 "10 minutes)."

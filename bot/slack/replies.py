@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.slack.mrkdwn import escape
 from bot.slack.tenancy import NotLinked
+from runway.businesses import NotAnApprover
 from runway.errors import RunwayError
 from sync import LockTimeout, QBOError, QBOTokenError, QuickBooksUnavailable
 
@@ -37,7 +38,7 @@ def explain(error: Exception) -> Explained | None:
             "Run `/runway connect` to reconnect.",
             disconnected=str(error),
         )
-    if isinstance(error, RunwayError | ValueError | LookupError):
+    if isinstance(error, RunwayError | ValueError | LookupError | NotAnApprover):
         return Explained(escape(str(error)))
     if isinstance(error, QuickBooksUnavailable | LockTimeout):
         logger.warning("QuickBooks could not be reached for a Slack request: %s", error)

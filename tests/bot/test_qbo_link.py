@@ -38,7 +38,7 @@ from bot.qbo_link import (
 )
 from qbo_sandbox.app import ASGI_BASE_URL, Sandbox, create_app
 from qbo_sandbox.config import SandboxConfig
-from runway.businesses import BusinessDirectory, BusinessNotFound, NotConnected
+from runway.businesses import BusinessDirectory, BusinessNotFound, NotAnApprover, NotConnected
 from runway.crypto import TokenCipher, generate_key
 from runway.models import Business, ConnectionStatus, QBOConnection
 from sync.clock import ManualClock
@@ -85,7 +85,9 @@ class LinkEnv:
 async def env(migrated: MigratedDatabase) -> AsyncIterator[LinkEnv]:
     sandbox = create_app(SandboxConfig(scale=5))
     directory = BusinessDirectory(migrated.sessions, TokenCipher(generate_key()))
-    await directory.create("biz-larkspur", BUSINESS_NAME, "America/Los_Angeles")
+    await directory.create(
+        "biz-larkspur", BUSINESS_NAME, "America/Los_Angeles", approvers=["U0OWNER", "U0"]
+    )
     clock = ManualClock(datetime.now(UTC))
     qbo = sandbox.http_client(access_token="")
     config = await QBOAppConfig.discover(
@@ -95,6 +97,7 @@ async def env(migrated: MigratedDatabase) -> AsyncIterator[LinkEnv]:
         client_secret=sandbox.client_secret,
         redirect_uri=f"{OODALOO}{CALLBACK_PATH}",
         public_url=f"{OODALOO}/",
+        api_base_url=ASGI_BASE_URL,
     )
     linker = QBOLinker(config, directory, migrated.engine, http=qbo, clock=clock)
     connected: list[Business] = []
@@ -226,7 +229,9 @@ def _swap_business(state: str, business_id: str) -> str:
 
 
 async def test_a_tampered_link_is_refused(env: LinkEnv) -> None:
-    await env.directory.create("biz-mallory", "Mallory Holdings", "America/Chicago")
+    await env.directory.create(
+        "biz-mallory", "Mallory Holdings", "America/Chicago", approvers=["U0MALLORY"]
+    )
     state = _state_of(await env.linker.start_url("biz-mallory", "U0MALLORY"))
     victims_link = f"{OODALOO}{CONNECT_PATH}?state={_swap_business(state, 'biz-larkspur')}"
 
@@ -383,3 +388,73 @@ def test_config_needs_credentials_and_urls() -> None:
         QBOAppConfig("client", "", f"{OODALOO}{CALLBACK_PATH}", OODALOO)
     with pytest.raises(ValueError, match="redirect_uri must be an http"):
         QBOAppConfig("client", "secret", "oodaloo.test/qbo/callback", OODALOO)
+
+
+# -- who connects, and to which company ----------------------------------------------------------
+
+
+async def _callback_url(env: LinkEnv, link: str) -> str:
+    """Where QuickBooks' consent screen sends the browser back (not followed yet)."""
+    to_intuit = await env.browser.get(link, follow_redirects=False)
+    back = await env.browser.get(to_intuit.headers["location"], follow_redirects=False)
+    assert back.status_code == 302, back.text
+    return str(back.headers["location"])
+
+
+async def test_a_callback_naming_another_company_than_the_tokens_open_stores_nothing(
+    env: LinkEnv,
+) -> None:
+    # The owner consents for the sandbox company; the callback's realmId is then edited to name
+    # another company (one nobody has connected): the tokens do not open it.
+    other = env.sandbox.add_realm(scale=2).realm_id
+    callback = await _callback_url(env, await env.linker.start_url("biz-larkspur", "U0OWNER"))
+    chosen = parse_qs(urlsplit(callback).query)["realmId"][0]
+    assert chosen == env.sandbox.realm_id != other
+    edited = callback.replace(f"realmId={chosen}", f"realmId={other}")
+
+    page = await env.browser.get(edited)
+
+    assert page.status_code == 400, page.text
+    assert f"does not give access to company {other}" in page.text
+    assert "nothing was connected" in page.text
+    with pytest.raises(NotConnected):
+        await env.directory.connection("biz-larkspur")
+    assert (await env.directory.get("biz-larkspur")).realm_id is None
+    with pytest.raises(BusinessNotFound):
+        await env.directory.by_realm(other)
+    assert env.connected == []
+
+
+async def test_only_an_approver_gets_a_connect_link(env: LinkEnv) -> None:
+    with pytest.raises(NotAnApprover):
+        await env.linker.start_url("biz-larkspur", "U0STRANGER")
+    async with env.db.sessions() as session:
+        assert (await session.execute(select(QBOConnection))).first() is None
+
+
+async def test_a_link_whose_asker_stopped_being_an_approver_connects_nothing(
+    env: LinkEnv,
+) -> None:
+    link = await env.linker.start_url("biz-larkspur", "U0")
+    await env.directory.update("biz-larkspur", approvers=["U0OWNER"])
+
+    page = await env.browser.get(link)
+
+    assert page.status_code == 403, page.text
+    assert "Only approvers of" in page.text and "nothing was changed" in page.text
+    with pytest.raises(NotConnected):
+        await env.directory.connection("biz-larkspur")
+    assert env.connected == []
+
+
+async def test_connecting_in_the_domain_needs_an_approver(env: LinkEnv) -> None:
+    realm_id = env.sandbox.realm_id
+    issued = env.sandbox.tokens.issue(realm_id)
+    now = datetime.now(UTC)
+    tokens = OAuthTokens(issued.access_token, issued.refresh_token, now + timedelta(hours=1), now + timedelta(days=100))  # fmt: skip
+    with pytest.raises(NotAnApprover):
+        await env.directory.connect("biz-larkspur", realm_id, tokens, by="U0STRANGER")
+    with pytest.raises(NotConnected):
+        await env.directory.connection("biz-larkspur")
+    await env.directory.connect("biz-larkspur", realm_id, tokens, by="U0OWNER")
+    assert (await env.directory.connection("biz-larkspur")).realm_id == realm_id
