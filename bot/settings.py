@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=None,
         description="secret(s) that sign the email's action links (comma-separated, newest first, to rotate)",
     )
+    operator_token: str | None = Field(
+        default=None,
+        description="Authorization: Bearer token for /healthz's per-business detail; unset = nobody sees it",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

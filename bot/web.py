@@ -1,12 +1,19 @@
 """The HTTP face of `oodaloo serve`: Slack's request URL, install pages, QuickBooks and email routes,
 and `/healthz`.
 
-One Starlette app; Slack's events, slash commands and interactivity all arrive at /slack/events
-(Bolt verifies each signature and answers 401 to anything unsigned or stale).
+One Starlette app; Slack's events, slash commands and interactivity all arrive at /slack/events.
+Every body is limited in size before it is read (`bot.http_guards.BodyLimit`: 413 above the limit),
+and Slack's signature is checked before Bolt parses anything (401 in plain words for anything
+unsigned, stale or with malformed headers; 400 for a signed body Bolt cannot read).
+
+`/healthz` says whether the process, the database and Redis are up (200 or 503) to anyone; each
+business's QuickBooks connection (and why a dependency is down) only to the operator, who sends
+`Authorization: Bearer <OPERATOR_TOKEN>`.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -15,11 +22,21 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Oodaloo
+from bot.http_guards import (
+    DEFAULT_BODY_LIMIT,
+    QBO_WEBHOOK_BODY_LIMIT,
+    SLACK_BODY_LIMIT,
+    BodyLimit,
+    slack_payload_problem,
+    slack_signature_problem,
+)
+from bot.qbo_webhooks import WEBHOOKS_PATH
 from bot.slack.app import SlackBot
 from runway.models import Business, ConnectionStatus, QBOConnection
 from sync import CircuitState, RedisBackend
@@ -31,26 +48,33 @@ SLACK_INSTALL_PATH = "/slack/install"
 SLACK_OAUTH_REDIRECT_PATH = "/slack/oauth_redirect"
 
 
-async def health(oodaloo: Oodaloo) -> tuple[bool, dict[str, Any]]:
-    """Whether the database, Redis and each business's QuickBooks connection are usable."""
+async def health(oodaloo: Oodaloo, *, detail: bool = False) -> tuple[bool, dict[str, Any]]:
+    """Whether the database and Redis answer; with `detail` (the operator), why not, and each
+    business's QuickBooks connection too."""
     report: dict[str, Any] = {}
     healthy = True
+    rows: list[Any] = []
     try:
         async with oodaloo.sessions() as session:
             await session.execute(text("SELECT 1"))
-            rows = (
-                await session.execute(
-                    select(Business.id, Business.name, Business.realm_id, QBOConnection.status,
-                           QBOConnection.status_reason)
-                    .outerjoin(QBOConnection, QBOConnection.business_id == Business.id)
-                    .order_by(Business.id)
+            if detail:
+                rows = list(
+                    (
+                        await session.execute(
+                            select(Business.id, Business.name, Business.realm_id, QBOConnection.status,
+                                   QBOConnection.status_reason)
+                            .outerjoin(QBOConnection, QBOConnection.business_id == Business.id)
+                            .order_by(Business.id)
+                        )
+                    ).all()
                 )
-            ).all()
         report["database"] = {"ok": True}
     except (OSError, SQLAlchemyError) as exc:
         healthy = False
-        rows = []
-        report["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        logger.warning("health: the database does not answer: %s: %s", type(exc).__name__, exc)
+        report["database"] = {"ok": False}
+        if detail:
+            report["database"]["error"] = f"{type(exc).__name__}: {exc}"
     backend = oodaloo.infra.backend
     if isinstance(backend, RedisBackend):
         try:
@@ -58,25 +82,42 @@ async def health(oodaloo: Oodaloo) -> tuple[bool, dict[str, Any]]:
             report["redis"] = {"ok": True}
         except ConnectionError as exc:
             healthy = False
-            report["redis"] = {"ok": False, "error": str(exc)}
+            logger.warning("health: Redis does not answer: %s", exc)
+            report["redis"] = {"ok": False}
+            if detail:
+                report["redis"]["error"] = str(exc)
     else:
         report["redis"] = {"ok": True, "detail": "not configured: shared state lives in this process"}
-    businesses = []
-    for business_id, name, realm_id, status, reason in rows:
-        if realm_id is None or status is None:
-            qbo = {"usable": False, "status": "not_connected", "fix": "run /runway connect"}
-        elif status == ConnectionStatus.CONNECTED.value:
-            circuit = await oodaloo.infra.circuit.state(realm_id)
-            qbo = {
-                "usable": circuit is not CircuitState.OPEN,
-                "status": "connected" if circuit is CircuitState.CLOSED else f"circuit_{circuit.value}",
-            }
-        else:
-            qbo = {"usable": False, "status": status, "reason": reason, "fix": "run /runway connect"}
-        businesses.append({"id": business_id, "name": name, "qbo": qbo})
-    report["businesses"] = businesses
+    if detail:
+        businesses = []
+        for business_id, name, realm_id, status, reason in rows:
+            if realm_id is None or status is None:
+                qbo = {"usable": False, "status": "not_connected", "fix": "run /runway connect"}
+            elif status == ConnectionStatus.CONNECTED.value:
+                circuit = await oodaloo.infra.circuit.state(realm_id)
+                qbo = {
+                    "usable": circuit is not CircuitState.OPEN,
+                    "status": "connected" if circuit is CircuitState.CLOSED else f"circuit_{circuit.value}",
+                }
+            else:
+                qbo = {"usable": False, "status": status, "reason": reason, "fix": "run /runway connect"}
+            businesses.append({"id": business_id, "name": name, "qbo": qbo})
+        report["businesses"] = businesses
     report["status"] = "ok" if healthy else "unavailable"
     return healthy, report
+
+
+def operator_allowed(operator_token: str | None, authorization: str | None) -> bool | None:
+    """True for `Authorization: Bearer <OPERATOR_TOKEN>`, False for any other Authorization, None
+    without one (or when no operator token is configured: then nobody is the operator)."""
+    if not operator_token:
+        return None
+    if authorization is None:
+        return None
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8", "replace"), operator_token.encode())
 
 
 def create_web_app(
@@ -87,18 +128,53 @@ def create_web_app(
 ) -> Starlette:
     handler = AsyncSlackRequestHandler(slack.app)
 
+    signing_secret = oodaloo.settings.slack_signing_secret or ""
+
     async def slack_events(request: Request) -> Response:
+        # The signature is checked before Bolt sees the request: Bolt parses the body first.
+        body = await request.body()  # at most SLACK_BODY_LIMIT (BodyLimit)
+        problem = slack_signature_problem(
+            signing_secret,
+            body,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+        )
+        if problem is not None:
+            logger.warning("refused a Slack request: Invalid request signature (%s)", problem)
+            return PlainTextResponse(f"Invalid Slack request signature: {problem}.\n", status_code=401)
+        problem = slack_payload_problem(body, request.headers.get("content-type"))
+        if problem is not None:
+            logger.warning("refused a signed Slack request Bolt cannot read: %s", problem)
+            return PlainTextResponse(
+                f"Malformed request: {problem}; the body is not a Slack payload.\n", status_code=400
+            )
+        return await slack_pages(request)
+
+    async def slack_pages(request: Request) -> Response:
         try:
             return await handler.handle(request)
-        except ValueError as malformed:  # Bolt parses the body before it can answer 400 itself
-            logger.warning("refused a malformed Slack request: %s", malformed)
-            return JSONResponse(
-                {"error": "malformed request: the body is not a Slack payload"}, status_code=400
+        except (ValueError, TypeError, AttributeError, KeyError) as malformed:
+            # Signed by Slack (or a GET of the install pages), yet not a payload Bolt can read.
+            logger.warning("refused a malformed Slack request: %s: %s", type(malformed).__name__, malformed)
+            return PlainTextResponse(
+                "Malformed request: the body is not a Slack payload.\n", status_code=400
             )
 
     async def healthz(request: Request) -> Response:
-        healthy, report = await health(oodaloo)
-        return JSONResponse(report, status_code=200 if healthy else 503)
+        allowed = operator_allowed(
+            oodaloo.settings.operator_token, request.headers.get("authorization")
+        )
+        if allowed is False:
+            return PlainTextResponse(
+                "Not allowed: send Authorization: Bearer <OPERATOR_TOKEN> for the detail, "
+                "or nothing for up/down.\n",
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
+        healthy, report = await health(oodaloo, detail=bool(allowed))
+        return JSONResponse(
+            report, status_code=200 if healthy else 503, headers={"cache-control": "no-store"}
+        )
 
     routes: list[BaseRoute] = [
         Route(SLACK_EVENTS_PATH, slack_events, methods=["POST"]),
@@ -106,8 +182,12 @@ def create_web_app(
     ]
     if slack.installation_store is not None:
         routes += [
-            Route(SLACK_INSTALL_PATH, slack_events, methods=["GET"]),
-            Route(SLACK_OAUTH_REDIRECT_PATH, slack_events, methods=["GET"]),
+            Route(SLACK_INSTALL_PATH, slack_pages, methods=["GET"]),
+            Route(SLACK_OAUTH_REDIRECT_PATH, slack_pages, methods=["GET"]),
         ]
     routes += list(extra_routes)
-    return Starlette(routes=routes)
+    limits = {SLACK_EVENTS_PATH: SLACK_BODY_LIMIT, WEBHOOKS_PATH: QBO_WEBHOOK_BODY_LIMIT}
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(BodyLimit, limits=limits, default=DEFAULT_BODY_LIMIT)],
+    )

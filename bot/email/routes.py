@@ -107,6 +107,15 @@ def _problem(status: int, heading: str, message: str, detail: str | None = None)
     return _page("link_problem.html.j2", status, heading=heading, message=message, detail=detail)
 
 
+def _token(request: Request) -> str:
+    """The link's token; BadLink for one holding what Oodaloo never writes (its tokens are
+    urlsafe base64 and a dot, so ASCII only: anything else was changed on the way)."""
+    token: str = request.path_params["token"]
+    if not token.isascii() or not token.isprintable():
+        raise BadLink("the link holds characters Oodaloo never writes")
+    return token
+
+
 def _already_done(use: EmailLinkUse) -> HTMLResponse:
     if use.outcome is None:
         detail = "It is being done right now; check Slack for the result in a moment."
@@ -144,7 +153,7 @@ def email_routes(
 
     async def act(request: Request) -> HTMLResponse:
         try:
-            action = signer.read_action(request.path_params["token"])
+            action = signer.read_action(_token(request))
         except ExpiredLink:
             return _problem(410, "Link expired", EXPIRED_MESSAGE)
         except BadLink as problem:
@@ -186,7 +195,7 @@ def email_routes(
 
     async def unsubscribe_link(request: Request) -> HTMLResponse:
         try:
-            asked = signer.read_unsubscribe(request.path_params["token"])
+            asked = signer.read_unsubscribe(_token(request))
         except BadLink as problem:
             return _problem(
                 400, "Link not valid", BAD_LINK_MESSAGE, str(problem).capitalize() + "."

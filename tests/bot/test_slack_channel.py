@@ -157,8 +157,10 @@ async def test_posting_keeps_slacks_pace_in_one_channel(stack: LocalStack) -> No
     assert [c for c in calls if c.status == 429] == []
 
 
-async def test_healthz_reports_database_redis_and_each_connection(stack: LocalStack) -> None:
-    async with httpx.AsyncClient() as client:
+async def test_healthz_reports_database_redis_and_each_connection(migrated: MigratedDatabase) -> None:
+    operator = {"authorization": "Bearer operator-token-for-this-test"}
+    async with local_stack(migrated.url, settings={"operator_token": "operator-token-for-this-test"}) as stack, \
+            httpx.AsyncClient(headers=operator) as client:
         healthy = (await client.get(f"{stack.url}/healthz"))
         assert healthy.status_code == 200
         report = healthy.json()
