@@ -249,6 +249,11 @@ class TokenAuthority:
         if self._clock.now() >= entry.expires_at:
             raise AuthFailure(401, "Token expired: access tokens last one hour; refresh it with the refresh token")
         if entry.realm_id != realm_id:
+            # As QuickBooks does: an access token is scoped to the company (realm) chosen on the
+            # consent screen, and a request for any other company is refused with 403,
+            # errorCode 003100 (Intuit's error codes: https://developer.intuit.com/app/developer/
+            # qbo/docs/develop/troubleshooting/error-codes). Oodaloo's /qbo/callback relies on this
+            # to check that new tokens open the company its query string names.
             raise AuthFailure(403, None)
 
     def realm_of(self, access_token: str) -> str | None:
