@@ -87,12 +87,16 @@ def _run_operation(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             return 2
         return 0
-    if args.command == "worker":
-        from bot.wiring import run_worker_process
+    try:
+        if args.command == "worker":
+            from bot.wiring import run_worker_process
 
-        asyncio.run(run_worker_process(settings))
-        return 0
-    return asyncio.run(_operation(args, settings))
+            asyncio.run(run_worker_process(settings))
+            return 0
+        return asyncio.run(_operation(args, settings))
+    except SettingsError as error:  # e.g. a TOKEN_ENCRYPTION_KEY that opens nothing stored
+        print(error, file=sys.stderr)
+        return 2
 
 
 async def _operation(args: argparse.Namespace, settings: object) -> int:

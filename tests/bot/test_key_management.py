@@ -4,6 +4,7 @@ and `oodaloo rotate-keys` re-encrypting every stored secret under the newest key
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from bot import ops
 from bot.bootstrap import Oodaloo
+from bot.cli import main
 from bot.email import ActionKind, BadLink, LinkSigner
 from bot.models import SLACK_BOTS_TABLE, SLACK_INSTALLATIONS_TABLE
 from bot.settings import Settings, SettingsError, load_settings
@@ -243,3 +245,18 @@ async def test_the_key_check_written_on_first_start_refuses_another_key_before_a
     await oodaloo.aclose()
     with pytest.raises(SettingsError, match="TOKEN_ENCRYPTION_KEY"):
         await _started(_on(db_url, first))
+
+
+async def test_the_cli_says_what_to_do_about_a_wrong_key_instead_of_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'oodaloo.db'}"
+    oodaloo = await _started(_on(database, generate_key()))
+    await oodaloo.aclose()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database)
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEY", generate_key())
+    # The command runs its own event loop: off this test's loop.
+    code = await asyncio.to_thread(main, ["rotate-keys"])
+    assert code == 2
+    assert "TOKEN_ENCRYPTION_KEY does not open" in capsys.readouterr().err
