@@ -27,6 +27,11 @@ SLACK_BOTS_TABLE = "slack_bots"
 SLACK_INSTALLATIONS_TABLE = "slack_installations"
 SLACK_OAUTH_STATES_TABLE = "slack_oauth_states"
 QBO_OAUTH_STATES_TABLE = "qbo_oauth_states"
+#: The columns of slack_sdk's tables holding tokens (encrypted, so Text: migration 0008).
+SLACK_TOKEN_COLUMNS = {
+    SLACK_INSTALLATIONS_TABLE: ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token"),
+    SLACK_BOTS_TABLE: ("bot_token", "bot_refresh_token"),
+}
 
 
 def slack_store_metadata() -> MetaData:
@@ -39,6 +44,11 @@ def slack_store_metadata() -> MetaData:
     SQLAlchemyInstallationStore.build_installations_table(metadata, SLACK_INSTALLATIONS_TABLE)
     SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, SLACK_OAUTH_STATES_TABLE)
     SQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, QBO_OAUTH_STATES_TABLE)
+    # Tokens are stored encrypted (bot.slack.installations), longer than slack_sdk's VARCHAR(200):
+    # migration 0008 makes these columns Text.
+    for table, columns in SLACK_TOKEN_COLUMNS.items():
+        for column in columns:
+            metadata.tables[table].c[column].type = Text()
     return metadata
 
 

@@ -260,3 +260,19 @@ async def test_the_cli_says_what_to_do_about_a_wrong_key_instead_of_a_traceback(
     code = await asyncio.to_thread(main, ["rotate-keys"])
     assert code == 2
     assert "TOKEN_ENCRYPTION_KEY does not open" in capsys.readouterr().err
+
+
+async def test_long_slack_tokens_still_fit_once_encrypted(db_url: str) -> None:
+    refresh = "xoxe-1-" + "A1b2C3d4" * 20  # a refresh token, as Slack's token rotation gives
+    oodaloo = await _started(_on(db_url, generate_key()))
+    try:
+        store = _slack_store(oodaloo)
+        await store.async_save(
+            Installation(app_id="A0", team_id="T0", user_id="U0", bot_token=SLACK_TOKEN,
+                         bot_refresh_token=refresh, user_token="xoxp-" + "9" * 90,
+                         bot_id="B0", bot_user_id="UB0", installed_at=MOMENT.timestamp())
+        )
+        found = await store.async_find_installation(enterprise_id=None, team_id="T0")
+        assert found is not None and found.bot_refresh_token == refresh
+    finally:
+        await oodaloo.aclose()
