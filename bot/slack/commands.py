@@ -192,15 +192,15 @@ class Commands:
                 name = await self.channel_name(client, str(channel))
                 await ack(response_action="errors", errors={"channel": channel_taken_message(name)})
                 return
-        await ack()
+        # Saved before the modal closes: when it closes, the settings are in (a single quick write,
+        # well inside Slack's three seconds), and a refusal can still be shown on its field.
         try:
             updated = await directory.update(business.id, by=where.user_id, **changes)
         except ChannelTaken as taken:  # another business took it a moment ago
             name = await self.channel_name(client, taken.channel_id)
-            self.bot.spawn(
-                self.bot.tell(client, where, f"Settings not saved: {channel_taken_message(name)}")
-            )
+            await ack(response_action="errors", errors={"channel": channel_taken_message(name)})
             return
+        await ack()
         self.bot.spawn(self.bot.tell(client, where, ":white_check_mark: Settings saved."))
         # Each approver's Slack account and email address are one person from now on.
         self.bot.spawn(
