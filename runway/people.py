@@ -25,9 +25,17 @@ def canonical(actor: str) -> str:
     return actor.lower() if is_email(actor) else actor
 
 
+def is_identifier(actor: str) -> bool:
+    """Whether `actor` can name a person at all: a Slack user id or an email address of sensible
+    length, without control characters (anything else is never looked up or stored)."""
+    if len(actor) > 320 or any(ord(ch) < 32 for ch in actor):
+        return False
+    return is_email(actor) or SLACK_USER_ID.fullmatch(actor) is not None
+
+
 def same_person(identities: Iterable[str], other: str) -> bool:
     """Whether `other` names the person whose known identifiers are `identities`."""
     return canonical(other) in {canonical(name) for name in identities}
 
 
-__all__ = ["SLACK_USER_ID", "canonical", "is_email", "same_person"]
+__all__ = ["SLACK_USER_ID", "canonical", "is_email", "is_identifier", "same_person"]

@@ -43,7 +43,7 @@ from runway.models import (
     SyncWatermark,
     Vendor,
 )
-from runway.people import canonical, is_email
+from runway.people import canonical, is_email, is_identifier
 
 M = TypeVar("M", bound=MirroredRow)
 
@@ -503,6 +503,8 @@ class PeopleRepository(_Scoped):
     async def identities(self, actor: str) -> frozenset[str]:
         """Every identifier of the person `actor` names (always `actor` itself)."""
         key = canonical(actor)
+        if not is_identifier(key):
+            return frozenset({actor})  # not a person Oodaloo could know: nothing to look up
         column = PersonRecord.email if is_email(key) else PersonRecord.slack_user_id
         found = await self.session.execute(
             select(PersonRecord.slack_user_id, PersonRecord.email).where(

@@ -264,7 +264,11 @@ class SlackBot:
         self.spawn(self._run_command(sub, body, client, respond))
 
     async def _run_command(self, sub: str, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
-        where = where_from(body)
+        try:
+            where = where_from(body)
+        except ValueError as exc:
+            logger.warning("a /runway command without a valid team, channel or user: %s", exc)
+            return
 
         async def reply(text: str) -> None:
             await respond(response_type="ephemeral", text=text)

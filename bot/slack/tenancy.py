@@ -6,6 +6,7 @@ A bill id from another business is then simply not found in this one's books.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,10 @@ from runway.models import Business
 
 class NotLinked(LookupError):
     """The channel is not linked to a business: the reply says how to link it."""
+
+
+#: Slack's ids: T… teams, C…/G…/D… channels, U…/W… users (upper-case letters and digits).
+SLACK_ID = re.compile(r"[A-Z0-9]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,13 @@ def where_from(body: dict[str, Any]) -> Where:
     )
     user = body.get("user")
     user_id = (user.get("id") if isinstance(user, dict) else None) or body.get("user_id")
-    if not (isinstance(team_id, str) and isinstance(channel_id, str) and isinstance(user_id, str)):
-        raise ValueError("the Slack request names no team, channel or user")
+    if not all(
+        isinstance(found, str) and SLACK_ID.fullmatch(found)
+        for found in (team_id, channel_id, user_id)
+    ):
+        # Nothing that is not a Slack id (NUL bytes, a mile of text) is ever looked up.
+        raise ValueError("the Slack request names no valid team, channel or user")
+    assert isinstance(team_id, str) and isinstance(channel_id, str) and isinstance(user_id, str)
     return Where(team_id, channel_id, user_id)
 
 
