@@ -16,7 +16,6 @@ after it changes: `bill:{id}` / `bill_actions:{id}` / `bill_status:{id}`, and th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +45,7 @@ from runway.digest import (
     local_time,
 )
 from runway.lifecycle import BillState
+from runway.people import SLACK_USER_ID
 
 #: Bill states in which the card asks for an approval.
 WAITING = (BillState.NEEDS_APPROVAL, BillState.NEEDS_SECOND_APPROVAL)
@@ -95,8 +95,6 @@ QBO_RECONNECT = "qbo_reconnect"
 
 SHOW_MORE_ACTION: dict[Kind, str] = {"bill": SHOW_MORE_BILLS, "invoice": SHOW_MORE_INVOICES}
 
-#: What a Slack user id looks like: such approvers are shown as mentions, anything else as text.
-SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,12 @@ from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.slack.tenancy import SLACK_ID
 from runway.businesses import check_timezone
 from runway.models import Business
 
 CALLBACK_ID = "runway_settings"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-#: Slack user and channel ids (U…, W…, C…, G…, D…).
-_SLACK_ID = re.compile(r"[UWCGD][A-Z0-9]{2,31}")
 _EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 _MAX_MONEY = Decimal("9999999999999999.99")
 
@@ -223,7 +222,7 @@ def read_settings(
         errors["timezone"] = f"{zone or 'An empty value'} is not a timezone; use a name like America/Chicago."
 
     users = _value(state_values, "approvers").get("selected_users")
-    approvers = [user for user in users if _SLACK_ID.fullmatch(_typed(user))] if isinstance(users, list) else []
+    approvers = [user for user in users if SLACK_ID.fullmatch(_typed(user))] if isinstance(users, list) else []
     by_email = _emails(_typed(_value(state_values, "approver_emails").get("value")))
     bad_approvers = [email for email in by_email if not _EMAIL.match(email)]
     if not approvers:
@@ -246,7 +245,7 @@ def read_settings(
         changes["min_cash_buffer"] = buffer
 
     channel = _typed(_value(state_values, "channel").get("selected_conversation"))
-    if not _SLACK_ID.fullmatch(channel):
+    if not SLACK_ID.fullmatch(channel):
         errors["channel"] = "Choose the channel the digest goes to."
     else:
         changes["slack_channel_id"] = str(channel)
