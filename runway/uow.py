@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 from sqlalchemy import ColumnElement, Text, func, insert, select, type_coerce, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
@@ -479,9 +480,21 @@ class PeopleRepository(_Scoped):
                 holder.email = None
                 await self.session.flush()
         if person is None:
-            person = PersonRecord(slack_user_id=slack_user_id, updated_at=now)
-            self._own(person)
-            self.session.add(person)
+            fresh = PersonRecord(slack_user_id=slack_user_id, email=address, name=name, updated_at=now)
+            self._own(fresh)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(fresh)
+                return
+            except IntegrityError:
+                # Their first two clicks arrived at once and the other recorded them a moment ago.
+                found = await self.session.execute(
+                    select(PersonRecord).where(
+                        PersonRecord.business_id == self.business_id,
+                        PersonRecord.slack_user_id == slack_user_id,
+                    )
+                )
+                person = found.scalar_one()
         person.email = address or person.email
         person.name = name or person.name
         person.updated_at = now

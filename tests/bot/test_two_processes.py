@@ -58,7 +58,6 @@ from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, free_socket
 from bot.settings import Settings, load_settings
 from bot.slack import blocks as kit
 from bot.slack.app import SlackBot
-from bot.slack.people import remember_slack_people
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from qbo_sandbox.seed_names import COMPANY_NAME
 from qbo_sandbox.server import RunningSandbox
@@ -241,12 +240,8 @@ async def business_ready(world: World, settings: Settings) -> AsyncIterator[Setu
         standings = await services.bills.standings(list(bills))
         assert all(standing.can_pay for standing in standings.values()), standings
         bot = SlackBot(oodaloo)
-        # Each payer's Slack profile is remembered, as their earlier clicks would have. (The first
-        # clicks of one person at the same moment race to insert the person's row: the loser
-        # fails with an IntegrityError on uq_people_business_slack and its click does nothing.)
-        await remember_slack_people(
-            oodaloo.uows, oodaloo.clock, BUSINESS_ID, bot.app.client, list(PAYERS)
-        )
+        # Nobody's Slack profile is known yet: each payer's first clicks arrive at both processes at
+        # once and race to record the person, which must cost no click.
         channel, ts = await bot.post_digest(await oodaloo.digest(BUSINESS_ID))
         await bot.idle()
         digest = world.slack.workspace.message(channel, ts)
@@ -321,7 +316,7 @@ class Answer:
 
 
 def signed_headers(secret: str, body: str, *, retry: bool) -> dict[str, str]:
-    """As tests/bot/test_fuzz_slack.py's post_signed signs; a retry carries Slack's retry headers."""
+    """As Slack signs (slack_sdk's SignatureVerifier); a retry carries Slack's retry headers."""
     stamp = str(int(time.time()))
     signature = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
     assert signature is not None
