@@ -31,7 +31,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import simplejson
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from runway.models import is_qbo_id
 from sync import loads_decimal
 
 logger = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def _legacy(payload: dict[str, Any]) -> Notification:
             read.skipped.append(f"{where} is not an object")
             continue
         realm_id = notification.get("realmId")
-        if not isinstance(realm_id, str | int) or isinstance(realm_id, bool) or realm_id == "":
-            read.skipped.append(f"{where}.realmId is missing")
+        if not _an_id(realm_id):
+            read.skipped.append(f"{where}.realmId is missing or is not a QuickBooks company id")
             continue
         event = notification.get("dataChangeEvent")
         entities = event.get("entities") if isinstance(event, dict) else None
@@ -165,7 +165,9 @@ def _cloud_event(event: Any, where: str) -> tuple[str, dict[str, Any]]:
     realm_id = event.get("intuitaccountid")
     entity_id = event.get("intuitentityid")
     if not _an_id(realm_id) or not _an_id(entity_id):
-        raise MalformedNotification(f"{where} has no intuitaccountid or intuitentityid")
+        raise MalformedNotification(
+            f"{where} has no intuitaccountid or intuitentityid that is a QuickBooks id"
+        )
     name, operation = _entity_and_operation(event.get("type"), where)
     entity: dict[str, Any] = {"name": name, "id": str(entity_id), "operation": operation}
     if event.get("time") is not None:
@@ -176,7 +178,9 @@ def _cloud_event(event: Any, where: str) -> tuple[str, dict[str, Any]]:
 
 
 def _an_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+    """A QuickBooks id (a company's or an entity's), as text or a number; anything else never
+    reaches a lookup."""
+    return isinstance(value, str | int) and not isinstance(value, bool) and is_qbo_id(str(value))
 
 
 def _entity_and_operation(event_type: Any, where: str) -> tuple[str, str]:
@@ -192,18 +196,35 @@ def _entity_and_operation(event_type: Any, where: str) -> tuple[str, str]:
     return name, operation
 
 
-def _in_background(
-    work: Callable[[], Awaitable[None]], what: str, tasks: set[asyncio.Task[None]]
-) -> None:
-    async def logged() -> None:
-        try:
-            await work()
-        except Exception:
-            logger.exception("%s failed", what)
+class ChangesByCompany:
+    """Runs `on_changes` for one company at a time, in the background.
 
-    task = asyncio.get_running_loop().create_task(logged(), name=what)
-    tasks.add(task)  # held until done, so the loop cannot drop it half way
-    task.add_done_callback(tasks.discard)
+    Changes that arrive while a company's run is under way wait and are handed over together in
+    one more run, so a burst of webhooks costs two mirror syncs, not one per delivery (each sync
+    spends the company's QuickBooks request budget).
+    """
+
+    def __init__(self, on_changes: ChangeHandler) -> None:
+        self.on_changes = on_changes
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def add(self, realm_id: str, entities: list[dict[str, Any]]) -> None:
+        self._waiting.setdefault(realm_id, []).extend(entities)
+        if realm_id not in self._running:
+            what = f"handling QuickBooks changes of company {realm_id}"
+            task = asyncio.get_running_loop().create_task(self._drain(realm_id), name=what)
+            self._running[realm_id] = task  # held until done, so the loop cannot drop it half way
+
+    async def _drain(self, realm_id: str) -> None:
+        try:
+            while entities := self._waiting.pop(realm_id, []):
+                try:
+                    await self.on_changes(realm_id, entities)
+                except Exception:
+                    logger.exception("handling QuickBooks changes of company %s failed", realm_id)
+        finally:
+            del self._running[realm_id]
 
 
 def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
@@ -218,7 +239,7 @@ def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
             "the QuickBooks webhook verifier token is empty; copy it from the app's Webhooks page "
             "on developer.intuit.com into QBO_WEBHOOK_VERIFIER_TOKEN"
         )
-    running: set[asyncio.Task[None]] = set()
+    changes_by_company = ChangesByCompany(on_changes)
 
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
@@ -241,11 +262,7 @@ def qbo_webhook_route(verifier_token: str, on_changes: ChangeHandler) -> Route:
             logger.warning("skipped part of a QuickBooks webhook: %s", problem)
         changes = notification.changes
         for realm_id, entities in changes:
-            _in_background(
-                partial(on_changes, realm_id, entities),
-                f"handling QuickBooks changes of company {realm_id}",
-                running,
-            )
+            changes_by_company.add(realm_id, entities)
         answer: dict[str, Any] = {"received": sum(len(entities) for _, entities in changes)}
         if notification.skipped:
             answer["skipped"] = notification.skipped

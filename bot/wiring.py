@@ -23,7 +23,7 @@ from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
 from runway.businesses import BusinessNotFound
 from runway.models import Business
-from sync import SyncStrategy
+from sync import QuickBooksUnavailable, SyncStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,12 @@ class Wired:
                     logger.info("webhook for QuickBooks company %s, which no business uses", realm_id)
                     return
                 services = oodaloo.services(business)
-                report = await services.mirror.sync(strategy=SyncStrategy.AFTER_ACTION)
+                try:
+                    report = await services.mirror.sync(strategy=SyncStrategy.AFTER_ACTION)
+                except QuickBooksUnavailable as exc:
+                    # The changes stay in QuickBooks; the next scheduled sync (CDC) reads them.
+                    logger.warning("webhook sync of %s put off: %s", business.id, exc)
+                    return
                 logger.info("webhook sync of %s (%d entities): %s", business.id, len(entities), report.summary())
                 if await services.drift.check_bills() and slack is not None:
                     await slack.post_drift_alerts(business.id)

@@ -467,3 +467,34 @@ async def test_a_bad_event_is_logged_and_skipped_and_the_good_ones_are_handled_o
     assert any("event [2] has type 'bill changed'" in m for m in skipped)
     assert any("event [3] is not an object" in m for m in skipped)
     assert any("eventNotifications[1].realmId is missing" in m for m in skipped)
+
+
+async def test_a_burst_of_webhooks_for_one_company_is_handled_in_two_runs() -> None:
+    """While a company's changes are being handled, later deliveries wait and go over together:
+    fifty webhooks cost two mirror syncs (and two shares of the QuickBooks budget), not fifty."""
+    started, release = asyncio.Event(), asyncio.Event()
+    runs: list[Change] = []
+
+    async def slow_sync(realm_id: str, entities: list[dict[str, Any]]) -> None:
+        runs.append((realm_id, entities))
+        started.set()
+        await release.wait()
+
+    app = Starlette(routes=[qbo_webhook_route(VERIFIER, slow_sync)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://oodaloo.test") as client:
+        bills = [{**BILL_UPDATED, "id": str(n)} for n in range(50)]
+        first = _legacy("9130355377388466", bills[0])
+        assert (await _post(client, first, _sign(first))).status_code == 200
+        await asyncio.wait_for(started.wait(), 5)
+        for bill in bills[1:]:
+            body = _legacy("9130355377388466", bill)
+            assert (await _post(client, body, _sign(body))).status_code == 200
+        other = _legacy("4620816365026557", BILL_UPDATED)  # another company is not held up
+        assert (await _post(client, other, _sign(other))).status_code == 200
+        release.set()
+        async with asyncio.timeout(5):
+            while len(runs) < 3:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    assert [realm for realm, _ in runs] == ["9130355377388466", "4620816365026557", "9130355377388466"]
+    assert runs[0][1] == bills[:1] and runs[2][1] == bills[1:]
