@@ -113,6 +113,14 @@ def _b64decode(text: str) -> bytes:
         raise BadLink("the link is not one Oodaloo wrote (it is not valid base64)") from exc
 
 
+def _field(payload: dict[str, Any], key: str) -> str:
+    """A text field of a link's payload, as Oodaloo wrote it: non-empty text without NUL."""
+    value = payload[key]
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 320:
+        raise TypeError(f"the link's {key!r} is not text Oodaloo writes")
+    return value
+
+
 class LinkSigner:
     """Makes and verifies the signed links of the digest email (a `LinkMaker`)."""
 
@@ -197,17 +205,22 @@ class LinkSigner:
         """The action a token asks for. BadLink if it is not genuine; ExpiredLink if too old."""
         payload = self._verify(token, _ACT)
         try:
-            amount = None if payload.get("m") is None else Decimal(str(payload["m"]))
+            amount = None if payload.get("m") is None else Decimal(_field(payload, "m"))
+            expires = payload["e"]
+            if not isinstance(expires, int) or isinstance(expires, bool):
+                raise TypeError("the expiry is not a whole number of seconds")
             action = EmailAction(
-                business_id=str(payload["b"]),
+                business_id=_field(payload, "b"),
                 action=ActionKind(payload["a"]),
-                target_id=str(payload["t"]),
-                recipient=str(payload["r"]),
-                expires_at=datetime.fromtimestamp(int(payload["e"]), UTC),
-                nonce=str(payload["n"]),
+                target_id=_field(payload, "t"),
+                recipient=_field(payload, "r"),
+                expires_at=datetime.fromtimestamp(expires, UTC),
+                nonce=_field(payload, "n"),
                 amount=amount,
             )
-        except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
+            if amount is not None and not (amount.is_finite() and amount > 0):
+                raise ValueError(f"the amount {amount} is not an amount of money")
+        except (KeyError, ValueError, TypeError, InvalidOperation, OverflowError, OSError) as exc:
             # Signed by us yet malformed: only a key shared with other software could do this.
             raise BadLink("the link's contents are not an action Oodaloo understands") from exc
         if self.clock.now() >= action.expires_at:
@@ -217,8 +230,8 @@ class LinkSigner:
     def read_unsubscribe(self, token: str) -> UnsubscribeRequest:
         payload = self._verify(token, _UNSUBSCRIBE)
         try:
-            return UnsubscribeRequest(business_id=str(payload["b"]), recipient=str(payload["r"]))
-        except KeyError as exc:
+            return UnsubscribeRequest(business_id=_field(payload, "b"), recipient=_field(payload, "r"))
+        except (KeyError, TypeError) as exc:
             raise BadLink("the unsubscribe link's contents are incomplete") from exc
 
     # --- signing -----------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def email_routes(
             return default_question(action)
         try:
             return await describe(action)
-        except RunwayError as problem:
+        except (RunwayError, BusinessNotFound) as problem:
             logger.info("describing %s %s: %s", action.action, action.target_id, problem)
             return default_question(action)
 
@@ -181,6 +181,13 @@ def email_routes(
         except RunwayError as refusal:
             await uses.release(action.nonce)
             return _problem(422, "Not done", str(refusal))
+        except BusinessNotFound:
+            await uses.release(action.nonce)
+            return _problem(
+                404,
+                "Not done",
+                "The business this email was sent for is no longer on Oodaloo, so nothing was done.",
+            )
         except Exception:
             await uses.release(action.nonce)
             logger.exception("email action %s on %s failed", action.action, action.target_id)
