@@ -170,6 +170,8 @@ _STRINGS = (
     "function_execution_id", "bot_access_token",
 )  # fmt: skip
 _BOOLEANS = ("is_enterprise_install", "is_ext_shared_channel")
+#: Objects Bolt indexes as soon as their key is there (`"view" in body and "callback_id" in body["view"]`).
+_PRESENT_MEANS_OBJECT = ("event", "view")
 
 
 def slack_payload_problem(body: bytes, content_type: str | None) -> str | None:
@@ -209,7 +211,7 @@ def _shape_problem(node: object, where: str, depth: int) -> str | None:
                 return problem
     for key in _OBJECTS:
         value = node.get(key)
-        if value is not None:
+        if value is not None or (key in node and key in _PRESENT_MEANS_OBJECT):
             problem = _shape_problem(value, f"{where}.{key}", depth + 1)
             if problem:
                 return problem
@@ -221,8 +223,8 @@ def _shape_problem(node: object, where: str, depth: int) -> str | None:
             problem = _shape_problem(authorization, f"{where}.authorizations[{index}]", depth + 1)
             if problem:
                 return problem
-    actions = node.get("actions")
-    if actions is not None:
+    if "actions" in node:  # Bolt reads actions[0] as soon as the key is there
+        actions = node["actions"]
         if not isinstance(actions, list) or not actions:
             return f"{where}.actions is not a list of actions"
         for index, action in enumerate(actions):
@@ -231,6 +233,14 @@ def _shape_problem(node: object, where: str, depth: int) -> str | None:
                 return problem
             if not isinstance(action.get("action_id"), str):  # Bolt reads actions[0]["action_id"]
                 return f"{where}.actions[{index}] has no action_id"
+    if "response_urls" in node:  # Bolt takes the first one's response_url for respond()
+        response_urls = node["response_urls"]
+        if not isinstance(response_urls, list):
+            return f"{where}.response_urls is not a list"
+        for index, entry in enumerate(response_urls[:1]):
+            problem = _shape_problem(entry, f"{where}.response_urls[{index}]", depth + 1)
+            if problem:
+                return problem
     values = node.get("values")
     if values is not None and not isinstance(values, dict):
         return f"{where}.values is not an object"

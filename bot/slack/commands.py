@@ -158,9 +158,18 @@ class Commands:
     ) -> None:
         try:
             metadata = json.loads(view.get("private_metadata") or "{}")
+        except (ValueError, TypeError):
+            metadata = None
+        if not isinstance(metadata, dict):
+            await ack(response_action="errors", errors={"channel": (
+                "Could not save: this form arrived without the channel it was opened in. "
+                "Close it and run /runway settings in your Oodaloo channel again."
+            )})  # fmt: skip
+            return
+        try:
             where = where_from({**body, "channel_id": metadata.get("channel_id")})
             business = await business_here(self.oodaloo.directory, where)
-        except (NotLinked, ValueError, AttributeError) as exc:
+        except (NotLinked, ValueError) as exc:
             await ack(response_action="errors", errors={"channel": f"Could not save: {exc}"})
             return
         banks, paying_from = await self.bank_accounts(business)
