@@ -172,9 +172,15 @@ class NotAllowed(ConnectError):
 
 
 class QuickBooksRefused(ConnectError):
-    """Intuit did not exchange the authorization code for tokens."""
+    """Intuit could not be reached, or answered with something other than tokens (502: not the
+    owner's doing)."""
 
     status_code = 502
+
+
+class CodeRefused(ConnectError):
+    """Intuit refused the authorization code the page came back with (invalid, expired or used):
+    a request that cannot succeed, so 400."""
 
 
 @dataclass(frozen=True)
@@ -479,7 +485,8 @@ class QBOLinker:
         if response.status_code != 200 or not isinstance(body, dict):
             reason = _oauth_reason(body, response.status_code)
             logger.warning("QuickBooks refused the authorization code: %s", reason)
-            raise QuickBooksRefused(
+            refused = CodeRefused if 400 <= response.status_code < 500 else QuickBooksRefused
+            raise refused(
                 f"QuickBooks did not accept the sign-in ({reason}). {_RECONNECT_ADVICE}"
             )
         try:
@@ -615,6 +622,7 @@ __all__ = [
     "CONNECT_PATH",
     "PRODUCTION_DISCOVERY_URL",
     "SANDBOX_DISCOVERY_URL",
+    "CodeRefused",
     "CompanyTaken",
     "ConnectError",
     "ConnectRequest",

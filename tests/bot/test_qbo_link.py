@@ -330,7 +330,7 @@ async def test_quickbooks_refusing_the_code_is_explained(env: LinkEnv) -> None:
         f"{OODALOO}{CALLBACK_PATH}",
         params={"code": "AB11-not-a-real-code", "state": state, "realmId": env.sandbox.realm_id},
     )
-    assert page.status_code == 502
+    assert page.status_code == 400  # the code cannot work: not QuickBooks' failure
     assert "invalid_grant" in page.text and "/runway connect" in page.text
     with pytest.raises(NotConnected):
         await env.directory.connection("biz-larkspur")
