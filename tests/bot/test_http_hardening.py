@@ -88,22 +88,40 @@ async def _stream_until_answered(url: str, path: str, total: int, *, chunked: bo
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
 
+#: Every public route, and the limit it states when a body passes it.
+_LIMITS = {
+    "/slack/events": "1 MiB",
+    "/qbo/webhooks": "256 KiB",
+    "/email/act/not-a-link": "64 KiB",
+    "/email/unsubscribe/not-a-link": "64 KiB",
+    "/qbo/connect": "64 KiB",
+    "/qbo/callback": "64 KiB",
+    "/healthz": "64 KiB",
+}
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_huge_unsigned_body_is_refused_before_it_is_read(stack: LocalStack, chunked: bool) -> None:
-    """64 MiB to each public POST route: 413 at once, and the server holds less than 4 MiB more
-    while it answers (measured with tracemalloc; the whole app runs in this process)."""
+    """64 MiB to each public route: answered at once, and the server holds less than 4 MiB more
+    while it answers (measured with tracemalloc; the whole app runs in this process). A declared
+    length above the route's limit is 413 before a byte is read; a streamed body is 413 as soon as
+    it passes the limit, or, on a route that never reads a body, refused (4xx) without reading it."""
     started = time.monotonic()
-    for path, limit in (("/slack/events", "1 MiB"), ("/qbo/webhooks", "256 KiB")):
+    for path, limit in _LIMITS.items():
         tracemalloc.start()
         try:
             status, body = await _stream_until_answered(stack.url, path, 64 * MiB, chunked=chunked)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert status == 413, (path, body)
-        assert limit.encode() in body, body
+        reads_its_body = path in ("/slack/events", "/qbo/webhooks")
+        if reads_its_body or not chunked:
+            assert status == 413, (path, body)
+            assert limit.encode() in body, body
+        else:
+            assert 400 <= status < 500, (path, status, body)
         assert peak < 4 * MiB, f"{path}: {peak / MiB:.1f} MiB traced while refusing a 64 MiB body"
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 60
 
 
 async def test_bodies_within_the_limits_still_arrive(stack: LocalStack) -> None:
