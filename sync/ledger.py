@@ -521,9 +521,15 @@ class ActionLedger:
         values = {"last_error": error, "lease_expires_at": None}
         return await self._transition(key, ActionState.UNKNOWN, owner=owner, values=values)
 
-    async def release_to_pending(self, key: str, owner: str, error: str) -> Action:
-        """Not applied and safe to try later (e.g. the realm's circuit is open)."""
-        values = {"last_error": error, "lease_expires_at": None}
+    async def release_to_pending(self, key: str, owner: str, error: str, *, sent: bool = True) -> Action:
+        """Not applied and safe to try later (e.g. the realm's circuit is open).
+
+        `sent=False` says no request left Oodaloo (the rate limiter had no slot, the circuit was
+        open): the claim is not counted as an attempt, so the wait before the next one does not grow.
+        """
+        values: dict[str, Any] = {"last_error": error, "lease_expires_at": None}
+        if not sent:
+            values["attempts"] = ActionRow.attempts - 1  # the claim counted one
         return await self._transition(key, ActionState.PENDING, owner=owner, values=values)
 
     async def mark_needs_human(self, key: str, reason: str) -> Action:

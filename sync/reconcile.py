@@ -55,7 +55,9 @@ NEEDS_HUMAN = "needs_human"
 TARGET_GONE = "target_gone"  # the bill or invoice was deleted; nothing was applied
 RETRY_LATER = "retry_later"  # QuickBooks could not be asked now; the next sweep tries again
 
-_PRIORITY = Priority.DATA_FETCH  # finishing users' actions: ahead of bulk work, behind clicks
+#: Every action in the ledger is a person's (a Pay click, a reminder): settling it keeps their
+#: priority, so a deferred click never waits behind syncs and digests.
+_PRIORITY = Priority.USER_ACTION
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ class Reconciler:
     def _deferred_due(self, action: Action, now: datetime) -> bool:
         settings = self.infra.settings
         if action.attempts == 0:
-            # Recorded but never claimed: its worker died between the two steps.
+            # Never sent: recorded but its worker died before the call, or only ever held back by
+            # this side's rate limiter or open circuit (which the sweep asks again each time).
             wait = settings.deferred_retry_after
         else:
             wait = min(
@@ -207,7 +210,9 @@ class Reconciler:
             # QuickBooks could not be asked: leave the action as it was for the next sweep.
             reason = f"could not check QuickBooks yet: {exc}"
             if previous is ActionState.PENDING:
-                kept = await self.infra.ledger.release_to_pending(action.key, owner, reason)
+                kept = await self.infra.ledger.release_to_pending(
+                    action.key, owner, reason, sent=not isinstance(exc, CircuitOpen | RateLimitTimeout)
+                )
             else:
                 kept = await self.infra.ledger.mark_unknown(action.key, owner, reason)
             return replace(
@@ -323,6 +328,8 @@ class Reconciler:
         previous: ActionState,
     ) -> _Finding:
         target = await self._read(service, kind.target_entity, action.target_id)
+        if previous is ActionState.PENDING and action.attempts <= 1:  # counting this sweep's claim
+            return self._never_sent_payment(action, kind, target)
         payments: dict[str, dict[str, Any]] = {}
         if target is not None:
             linked = sorted(
@@ -410,13 +417,37 @@ class Reconciler:
                 f"{action.target_version} → {version}) and no payment from Oodaloo is there: "
                 "approve it again from the current bill",
             )
-        reason = (
-            "deferred while QuickBooks was unavailable; sending it now"
-            if previous is ActionState.PENDING
-            else f"no {kind.payment_entity} carries this action's marker; sending it again "
-            "with the same requestid"
+        return _Finding(
+            RESENT,
+            f"no {kind.payment_entity} carries this action's marker; sending it again with the "
+            "same requestid",
         )
-        return _Finding(RESENT, reason)
+
+    def _never_sent_payment(
+        self, action: Action, kind: _PaymentKind, target: Mapping[str, Any] | None
+    ) -> _Finding:
+        """A payment no request of which ever left Oodaloo (held back by the rate limiter or an
+        open circuit, or its worker died before the call) cannot be in QuickBooks, so one read of
+        the target decides: still the version the person approved → send it; changed or gone →
+        not without them (any payment made to it since, by hand or otherwise, changed its
+        SyncToken). An action that was ever sent gets the full search for its marker."""
+        what = f"{kind.target_entity} {action.target_id}"
+        if target is None:
+            return _Finding(
+                TARGET_GONE,
+                f"{what} was deleted in QuickBooks before this payment could be sent, so nothing "
+                "was paid",
+                drift=(DeletedInQBO(kind.target_entity, action.target_id, action.amount),),
+            )
+        version = str(target.get("SyncToken"))
+        if version != action.target_version:
+            return _Finding(
+                NEEDS_HUMAN,
+                f"{what} changed in QuickBooks while this payment waited to be sent (version "
+                f"{action.target_version} → {version}); nothing was paid: approve it again from "
+                "the current bill",
+            )
+        return _Finding(RESENT, "deferred while QuickBooks was unavailable; sending it now")
 
     async def _look_for_sent_invoice(
         self, service: SmartSyncService, action: Action, previous: ActionState

@@ -484,7 +484,7 @@ class SmartSyncService:
         except _DEFERRABLE as exc:
             if maybe_applied:
                 return await self._leave_unknown(action, owner, exc)
-            return await self._defer(action, owner, _deferral_reason(exc))
+            return await self._defer(action, owner, _deferral_reason(exc), sent=False)
         except QBOValidationError as exc:
             if maybe_applied:
                 return await self._leave_unknown(action, owner, exc)
@@ -530,10 +530,10 @@ class SmartSyncService:
         )
         return outcome_for(done)
 
-    async def _defer(self, action: Action, owner: str, reason: str) -> ActionOutcome:
+    async def _defer(self, action: Action, owner: str, reason: str, *, sent: bool = True) -> ActionOutcome:
         return await self._park(
             action,
-            self.infra.ledger.release_to_pending(action.key, owner, reason),
+            self.infra.ledger.release_to_pending(action.key, owner, reason, sent=sent),
             m.WRITES_DEFERRED,
             f"{action.operation} kept pending to send later: {reason}",
         )

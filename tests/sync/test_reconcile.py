@@ -34,6 +34,7 @@ from sync.reconcile import (
     Resolution,
     sweep_until_settled,
 )
+from sync.service import SmartSyncService
 from sync_harness import (
     BUSINESS_ID,
     OffsetClock,
@@ -375,4 +376,52 @@ async def test_quickbooks_down_during_a_sweep_leaves_the_action_for_the_next(
     clock.advance(timedelta(minutes=5))  # the circuit cools down
     [resolution] = await reconciler.sweep()
     assert resolution.state is ActionState.SUCCEEDED and resolution.how == FOUND
+    assert len(payments_marked(sandbox, intent.key)) == 1
+
+
+async def _requests_for(sandbox: Sandbox) -> int:
+    stats = await admin_stats(sandbox)
+    return sum(int(n) for n in stats["requests"]["by_realm"].get(sandbox.realm_id, {}).values())
+
+
+async def test_a_payment_held_back_by_the_rate_limiter_waits_no_longer_each_time_and_costs_two_calls(
+    infra: SyncInfrastructure, sandbox: Sandbox, reconciler: Reconciler, clock: OffsetClock
+) -> None:
+    """No request left Oodaloo while the company's budget was spent: that is not a failed attempt,
+    so the wait before the next try does not double, and settling it needs no search for a marker
+    (one read of the bill, one payment)."""
+    intent = await intent_for(sandbox)
+    await infra.limiter.back_off(sandbox.realm_id, 1.0)  # the budget is spent for a second (real time)
+    outcome = await SmartSyncService(infra, BUSINESS_ID, sandbox.realm_id).create_payment_immediate(intent)
+    assert outcome.state is ActionState.PENDING
+    for _ in range(4):  # sweeps while the limiter still says no: each finds it due after the same wait
+        clock.advance(SETTINGS.deferred_retry_after + timedelta(milliseconds=10))
+        assert [action.key for action in await reconciler.due()] == [intent.key]
+        await reconciler.sweep()
+        action = await infra.ledger.get(intent.key)
+        assert action is not None and action.state is ActionState.PENDING and action.attempts == 0
+
+    await asyncio.sleep(1.05)  # the budget is back
+    clock.advance(SETTINGS.deferred_retry_after + timedelta(milliseconds=10))
+    before = await _requests_for(sandbox)
+    [resolution] = await reconciler.sweep()
+    assert resolution.how == RESENT and resolution.state is ActionState.SUCCEEDED
+    assert await _requests_for(sandbox) - before == 2  # GET the bill, POST the payment
+    assert len(payments_marked(sandbox, intent.key)) == 1
+
+
+async def test_a_payment_quickbooks_refused_before_applying_still_gets_the_full_search(
+    infra: SyncInfrastructure, sandbox: Sandbox, reconciler: Reconciler, clock: OffsetClock
+) -> None:
+    """Once a request of the action reached QuickBooks, finding no marker takes the search: a
+    pending action that was sent is never trusted on one read."""
+    intent = await intent_for(sandbox)
+    await infra.ledger.record(intent.to_action())
+    await infra.ledger.claim(intent.key, "worker-0/throttled", 60)  # sent, and refused with a 429
+    await infra.ledger.release_to_pending(intent.key, "worker-0/throttled", "429 Too Many Requests")
+    await send_directly(sandbox, intent.body(), intent.key)  # ...yet a copy of it got through
+    clock.advance(SETTINGS.deferred_retry_max + timedelta(seconds=1))
+
+    [resolution] = await reconciler.sweep()
+    assert resolution.how == FOUND and resolution.state is ActionState.SUCCEEDED
     assert len(payments_marked(sandbox, intent.key)) == 1
