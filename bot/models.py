@@ -3,8 +3,9 @@
 `SlackMessage` keeps the blocks of every message the bot posted, so a click can update its own line
 of the message in place (Slack does not give an app its message back without extra scopes), one
 update at a time. `DigestRun` records each weekly digest: which week it was for (one run per business
-and scheduled time, so a digest is never posted twice), where it went, and the figures next week's
-digest compares against.
+and scheduled time, so a digest is never posted twice), where it went, the figures next week's
+digest compares against, and its attempts: how many, when the next may start (a failed one after a
+wait, an abandoned one once its lease is over), or that it was given up and why.
 
 The OAuth tables (Slack installations and states, QuickBooks connect states) belong to slack_sdk's
 SQLAlchemy stores; migration 0003 creates them from the stores' own table definitions.
@@ -92,7 +93,15 @@ class DigestRun(BotBase):
     emailed_to: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)
     #: `WeeklyFigures` of this digest, as plain JSON, for next week's trend.
     figures: Mapped[dict[str, Any] | None] = mapped_column(DecimalJSON)
+    #: Why the last attempt did not deliver everywhere (None once it did).
     error: Mapped[str | None] = mapped_column(Text)
+    #: Attempts started so far; the attempt under way is identified by this number.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When another attempt may start: the attempt under way's lease running out, or the wait
+    #: after a failed one. None: nothing is left to do (delivered, or given up).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When Oodaloo stopped trying (`error` says why); None while it is still trying or done.
+    given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class KeyCheck(BotBase):

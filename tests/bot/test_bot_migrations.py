@@ -4,11 +4,12 @@ down cleanly, one revision at a time."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, MetaData, inspect, text
 
 from bot.email.models import EmailBase
 from bot.models import BotBase, slack_store_metadata
@@ -60,3 +61,37 @@ async def test_bot_tables_match_their_declarations_and_downgrade(db_url: str) ->
     assert (await _inspect(db_url))["tables"] & BOT_TABLES == set()
     await upgrade_database(db_url)
     assert BOT_TABLES <= (await _inspect(db_url))["tables"]
+
+
+async def test_digests_sent_before_0009_count_one_attempt_each_and_are_not_tried_again(
+    db_url: str,
+) -> None:
+    await upgrade_database(db_url, "0008")
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO digest_runs (business_id, scheduled_for, started_at, posted_at, "
+                    "emailed_to) VALUES ('biz-1', :due, :due, :due, '[]')"
+                ),
+                {"due": datetime(2026, 11, 30, 16, tzinfo=UTC)},
+            )
+        await upgrade_database(db_url)
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT attempts, retry_at, given_up_at FROM digest_runs")
+                )
+            ).one()
+        assert tuple(row) == (1, None, None)
+
+        await downgrade_database(db_url, "0008")
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("digest_runs")}
+            )
+            assert {"attempts", "retry_at", "given_up_at"}.isdisjoint(columns)
+            assert (await connection.execute(text("SELECT count(*) FROM digest_runs"))).scalar() == 1
+    finally:
+        await engine.dispose()
