@@ -2,8 +2,10 @@
 
 The worker decides *when* (schedules, leader, queue); `RitualJobs` decides *what* (sync the mirror,
 build and post the digest, reconcile, refresh tokens) with the domain services. Implementations must
-be safe to call twice for the same firing: a job whose worker died mid-run is run again by the queue
-(`send_digest` gets `scheduled_for` so it can tell "this week's digest was already sent").
+be safe to call twice for the same firing: a job whose worker died mid-run is run again by the queue,
+a new leader catches up on the firing its predecessor may have lost, and the digest sweep asks for
+each recent digest again until it is sent (`send_digest` gets `scheduled_for` so it can tell "this
+week's digest was already sent", or is being sent, or failed and is due for another try).
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
+
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+#: The scheduler's job id of a business's weekly digest is this prefix and the business's id.
+DIGEST_PREFIX = "digest:"
+#: How late a weekly digest may still go out (the worker was down, its firing was lost with a
+#: leader, it failed and is tried again): a worker back at 9:30 sends the 8:00 digest, one back the
+#: next day does not send Monday's as if it were this week's (next week's comes on time).
+DIGEST_CATCH_UP = datetime.timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,36 @@ class BusinessSchedule:
             f"{WEEKDAY_NAMES[self.digest_weekday]}s at "
             f"{self.digest_local_time.strftime('%H:%M')} {self.timezone}"
         )
+
+
+def digest_trigger(schedule: BusinessSchedule) -> CronTrigger:
+    """Weekly at the business's local digest time; the zone makes it follow daylight saving."""
+    at = schedule.digest_local_time
+    return CronTrigger(
+        day_of_week=schedule.digest_weekday,
+        hour=at.hour,
+        minute=at.minute,
+        second=at.second,
+        timezone=schedule.zone,
+    )
+
+
+def latest_digest_due(
+    schedule: BusinessSchedule, at: datetime.datetime
+) -> datetime.datetime | None:
+    """The instant (UTC) of the business's latest weekly digest due at or before `at`: the same
+    instant the scheduler fires it for, so both name the same digest."""
+    trigger = digest_trigger(schedule)
+    # A week and a day back always holds one firing, whatever daylight saving did in between.
+    moment = at - datetime.timedelta(days=8)
+    latest: datetime.datetime | None = None
+    previous: datetime.datetime | None = None
+    while True:
+        fire = trigger.get_next_fire_time(previous, moment)
+        if fire is None or fire > at:
+            return latest.astimezone(datetime.UTC) if latest is not None else None
+        latest = previous = fire
+        moment = fire + datetime.timedelta(seconds=1)
 
 
 class RitualJobs(Protocol):

@@ -3,7 +3,7 @@
 A firing is enqueued under the arq job id `{namespace}:{scheduler job id}:{scheduled instant, UTC
 ISO}`; arq refuses a second job with an id it already holds (queued, running, or finished within
 `keep_result`), so a firing enqueued twice (an old leader that has not yet noticed it lost the lock,
-and the new one) runs once. A job whose misfire grace runs out while it waits in the queue expires
+and the new one; or a new leader catching up on a firing its predecessor may have lost) runs once. A job whose misfire grace runs out while it waits in the queue expires
 instead of running late. A worker that dies mid-job leaves it to be run again by another worker
 once its in-progress mark expires (arq's at-least-once), which is why RitualJobs must be idempotent.
 """
@@ -72,11 +72,16 @@ async def refresh_tokens(ctx: dict[str, Any], job_id: str, scheduled_for: str) -
     await _run(ctx, Task.REFRESH_TOKENS, (), job_id, scheduled_for)
 
 
+async def sweep_digests(ctx: dict[str, Any], job_id: str, scheduled_for: str) -> None:
+    await _run(ctx, Task.SWEEP_DIGESTS, (), job_id, scheduled_for)
+
+
 _FUNCTIONS: dict[Task, WorkerCoroutine] = {
     Task.SYNC_IF_DUE: sync_if_due,
     Task.SEND_DIGEST: send_digest,
     Task.RECONCILE_SWEEP: reconcile_sweep,
     Task.REFRESH_TOKENS: refresh_tokens,
+    Task.SWEEP_DIGESTS: sweep_digests,
 }
 
 

@@ -7,6 +7,8 @@ Jobs (ids are stable, so re-reading the schedules replaces rather than duplicate
   sync:{business_id}    every `sync_every`; RitualJobs.sync_if_due decides whether a sync is due
   reconcile             every `reconcile_every` (a minute)
   refresh_tokens        every `refresh_tokens_every` (ten minutes)
+  digest_sweep          every `digest_sweep_every` (five minutes): each business's latest digest,
+                        if due within DIGEST_CATCH_UP and not sent yet, is sent (or tried again)
   reread_schedules      every `reread_schedules_every`: new businesses and changed digest times take
                         effect, removed businesses lose their jobs; only jobs whose schedule changed
                         are replaced, so a due firing is never pushed past by a re-read
@@ -25,10 +27,28 @@ Missed firings (the worker was down, or the leader changed) are handled per job:
                                                       most 30 s away, so a late one is only noise
   refresh_tokens    yes       none (any lateness)     tokens nearing expiry must be refreshed as
                                                       soon as the worker is back
+  digest_sweep      yes       none (any lateness)     catching up is its purpose; one sweep does it
   reread_schedules  yes       none (any lateness)     cheap, and picks up changes made while down
 
 `max_instances=1` everywhere: a firing still running (or still being queued) when the next is due
 makes APScheduler skip the next rather than stack them.
+
+A firing handed over can still be lost: APScheduler saves the job's next run time as it submits the
+firing, before the firing is queued, so a leader that crashes (or is deposed) in between leaves a
+store that says the firing happened. Every leader therefore catches up when it starts, from what the
+database records (`RitualScheduler.catch_up`): for each job whose stored next run time is still
+ahead, the firing just before it is handed over again, under the same identity (job id and
+scheduled instant), so the queue refuses it if it was queued after all. What that means per job:
+
+  digest            the digest due at that instant is sent if it is within DIGEST_CATCH_UP, and
+                    RitualJobs.send_digest sends it only if it was not sent already; the digest
+                    sweep, which every leader also runs at once, covers the same digests again
+  sync              a check runs once now (sync_if_due looks at the data's age)
+  reconcile         a sweep runs once now
+  refresh_tokens    a refresh runs once now
+  digest_sweep      a sweep runs once now
+  reread_schedules  nothing: the leader has just re-read the schedules as it started
+(A job whose next run time is already past needs none of this: APScheduler fires it at start.)
 
 Jobs live in the app's database (`SQLAlchemyJobStore`, table `worker_scheduled_jobs`) so a restart
 or a new leader keeps every next run time. The store is synchronous SQLAlchemy: the async
@@ -53,7 +73,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -71,22 +91,29 @@ from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import make_url
 
-from bot.worker.jobs import BusinessSchedule, RitualJobs
+from bot.worker.jobs import (
+    DIGEST_CATCH_UP,
+    DIGEST_PREFIX,
+    BusinessSchedule,
+    RitualJobs,
+    digest_trigger,
+)
 from bot.worker.tasks import Task, perform
 from sync import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "worker_scheduled_jobs"
-DIGEST_PREFIX = "digest:"
 SYNC_PREFIX = "sync:"
 RECONCILE_JOB = "reconcile"
 REFRESH_TOKENS_JOB = "refresh_tokens"
+DIGEST_SWEEP_JOB = "digest_sweep"
 REREAD_SCHEDULES_JOB = "reread_schedules"
+
+__all__ = ["DIGEST_PREFIX", "digest_trigger"]  # defined with BusinessSchedule, used here
 
 
 def sync_database_url(database_url: str) -> str:
@@ -128,6 +155,7 @@ class RitualCadence:
     sync_every: timedelta = timedelta(minutes=5)
     reconcile_every: timedelta = timedelta(minutes=1)
     refresh_tokens_every: timedelta = timedelta(minutes=10)
+    digest_sweep_every: timedelta = timedelta(minutes=5)
     reread_schedules_every: timedelta = timedelta(minutes=3)
 
 
@@ -137,27 +165,18 @@ class JobPolicy:
     misfire_grace_time: int | None  # seconds; None = run however late
 
 
-DIGEST_POLICY = JobPolicy(coalesce=True, misfire_grace_time=6 * 3600)
+DIGEST_POLICY = JobPolicy(
+    coalesce=True, misfire_grace_time=round(DIGEST_CATCH_UP.total_seconds())
+)
 RECONCILE_POLICY = JobPolicy(coalesce=True, misfire_grace_time=30)
 REFRESH_TOKENS_POLICY = JobPolicy(coalesce=True, misfire_grace_time=None)
+DIGEST_SWEEP_POLICY = JobPolicy(coalesce=True, misfire_grace_time=None)
 REREAD_SCHEDULES_POLICY = JobPolicy(coalesce=True, misfire_grace_time=None)
 
 
 def sync_policy(cadence: RitualCadence) -> JobPolicy:
     return JobPolicy(
         coalesce=True, misfire_grace_time=max(1, round(cadence.sync_every.total_seconds()))
-    )
-
-
-def digest_trigger(schedule: BusinessSchedule) -> CronTrigger:
-    """Weekly at the business's local digest time; the zone makes it follow daylight saving."""
-    at = schedule.digest_local_time
-    return CronTrigger(
-        day_of_week=schedule.digest_weekday,
-        hour=at.hour,
-        minute=at.minute,
-        second=at.second,
-        timezone=schedule.zone,
     )
 
 
@@ -205,6 +224,8 @@ def timetable(
                 Task.RECONCILE_SWEEP),
         JobSpec(REFRESH_TOKENS_JOB, every(cadence.refresh_tokens_every), REFRESH_TOKENS_POLICY,
                 Task.REFRESH_TOKENS),
+        JobSpec(DIGEST_SWEEP_JOB, every(cadence.digest_sweep_every), DIGEST_SWEEP_POLICY,
+                Task.SWEEP_DIGESTS),
         JobSpec(REREAD_SCHEDULES_JOB, every(cadence.reread_schedules_every),
                 REREAD_SCHEDULES_POLICY, None),
     ]
@@ -411,6 +432,12 @@ class RitualExecutor(BaseExecutor):  # type: ignore[misc]
             # Counts the instance as finished (max_instances) and tells listeners what happened.
             self._run_job_success(job.id, events)
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the jobs (stopping waits for it, or cancels it, like a job)."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     def shutdown(self, wait: bool = True) -> None:
         for task in self._running:
             task.cancel()
@@ -419,6 +446,23 @@ class RitualExecutor(BaseExecutor):  # type: ignore[misc]
         """Wait until every job started so far has finished."""
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
+
+
+def previous_fire_time(trigger: BaseTrigger, before: datetime) -> datetime | None:
+    """The trigger's last fire time before `before` (a job's next run time): the firing that was
+    handed over when that next run time was saved. None if the trigger had not fired yet."""
+    if isinstance(trigger, IntervalTrigger):
+        last: datetime = before - trigger.interval
+        return last if last >= trigger.start_date else None
+    # The weekly digest (CronTrigger): walk forward from a week and a day back.
+    moment = before - timedelta(days=8)
+    latest: datetime | None = None
+    while True:
+        fire: datetime | None = trigger.get_next_fire_time(latest, moment)
+        if fire is None or fire >= before:
+            return latest
+        latest = fire
+        moment = fire + timedelta(seconds=1)
 
 
 def describe_next_run(job: Job) -> str:
@@ -468,14 +512,75 @@ class RitualScheduler:
         return bool(self.scheduler.running)
 
     async def start(self) -> None:
-        """Load the stored jobs, bring them in line with the schedules, then start firing."""
+        """Load the stored jobs, bring them in line with the schedules, catch up on the firings the
+        last leader may have lost, then start firing."""
         self.scheduler.start(paused=True)
-        await self.apply_schedules()
+        kept = await self.apply_schedules()
+        self.catch_up(kept)
         self.scheduler.resume()
         self.log_plan()
 
-    async def apply_schedules(self) -> None:
-        """Add jobs for new businesses, replace changed ones, remove those of departed businesses."""
+    def catch_up(self, stored: Sequence[Job]) -> list[tuple[str, datetime]]:
+        """Hand over again, under its own identity, the last firing of each stored job whose next
+        run time is still ahead (see "A firing handed over can still be lost" above).
+
+        The queue refuses a firing it already holds or ran, and RitualJobs are idempotent, so a
+        firing that was not lost runs no second time. Returns the (job id, instant) handed over.
+        """
+        now = self.clock.now()
+        caught: list[tuple[str, datetime]] = []
+        for job in stored:
+            next_run: datetime | None = job.next_run_time
+            if job.func is not run_ritual_task or next_run is None or next_run <= now:
+                continue  # the leader's own re-read, a paused job, or one APScheduler fires now
+            last = previous_fire_time(job.trigger, next_run)
+            if last is None:
+                continue
+            last = last.astimezone(UTC)
+            grace = job.misfire_grace_time
+            if job.id.startswith(DIGEST_PREFIX):
+                # A digest is only sent while it is this week's (and only if it was not sent).
+                if grace is not None and now - last > timedelta(seconds=grace):
+                    continue
+                expires_at = None if grace is None else last + timedelta(seconds=grace)
+            else:
+                # A missed sync check, reconciliation sweep, token refresh or digest sweep: one
+                # run now does what the missed one would have done.
+                expires_at = None if grace is None else now + timedelta(seconds=grace)
+            task, *args = job.args
+            caught.append((job.id, last))
+            self.executor.spawn(
+                self._hand_over(Task(task), tuple(args), job.id, last, expires_at),
+                name=f"catch up {job.id}",
+            )
+        return caught
+
+    async def _hand_over(
+        self,
+        task: Task,
+        args: tuple[str, ...],
+        job_id: str,
+        scheduled_for: datetime,
+        expires_at: datetime | None,
+    ) -> None:
+        log.info(
+            "catching up on %s due at %s, in case the last leader stopped before handing it over",
+            job_id, scheduled_for.isoformat(),
+        )
+        try:
+            await self.dispatcher.dispatch(
+                task, args, job_id=job_id, scheduled_for=scheduled_for, expires_at=expires_at
+            )
+        except Exception as error:
+            log.exception(
+                "catching up on %s due at %s failed: %s", job_id, scheduled_for.isoformat(), error
+            )
+
+    async def apply_schedules(self) -> list[Job]:
+        """Add jobs for new businesses, replace changed ones, remove those of departed businesses.
+
+        Returns the stored jobs left as they were.
+        """
         try:
             schedules = await self.jobs.schedules()
         except Exception as error:
@@ -488,9 +593,11 @@ class RitualScheduler:
         now = self.clock.now()
         specs = timetable(schedules or [], self.cadence, now)
         existing = {job.id: job for job in self.scheduler.get_jobs()}
+        kept: list[Job] = []
         for spec in specs:
             current = existing.get(spec.job_id)
             if current is not None and spec.same_as(current):
+                kept.append(current)
                 continue
             job = self._add(spec, now)
             log.info(
@@ -500,12 +607,13 @@ class RitualScheduler:
                 describe_next_run(job),
             )
         if schedules is None:
-            return
+            return kept
         wanted = {spec.job_id for spec in specs}
         for job_id in existing:
             if job_id.startswith((DIGEST_PREFIX, SYNC_PREFIX)) and job_id not in wanted:
                 self.scheduler.remove_job(job_id)
                 log.info("removed %s: its business is no longer connected", job_id)
+        return kept
 
     def _add(self, spec: JobSpec, now: datetime) -> Job:
         func = reread_schedules if spec.task is None else run_ritual_task

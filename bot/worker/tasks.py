@@ -4,17 +4,27 @@ The same names are the arq function names on the queue, so the scheduler (which 
 and string arguments) and every worker (which holds the RitualJobs) agree on them. While a task runs,
 `current_firing` says which scheduled firing it is (job id and scheduled instant), for logs and for
 implementations that want to recognise a repeated run of the same firing.
+
+The digest sweep is the one task that is not a RitualJobs method: it asks RitualJobs to send every
+business's latest weekly digest that is due and still within `DIGEST_CATCH_UP`, each as a repeat of
+that digest's own firing (`digest:{business_id}` at its due instant). `send_digest` is idempotent, so
+a digest already sent is left alone, one being sent is not disturbed, and one that failed or whose
+firing was lost (a leader that crashed between saving the next run time and queueing the job, a
+worker killed mid-digest) is sent now.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bot.worker.jobs import RitualJobs
+from bot.worker.jobs import DIGEST_CATCH_UP, DIGEST_PREFIX, RitualJobs, latest_digest_due
+
+log = logging.getLogger(__name__)
 
 
 class Task(StrEnum):
@@ -22,6 +32,7 @@ class Task(StrEnum):
     SEND_DIGEST = "send_digest"
     RECONCILE_SWEEP = "reconcile_sweep"
     REFRESH_TOKENS = "refresh_tokens"
+    SWEEP_DIGESTS = "sweep_digests"
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,35 @@ async def perform(
             await jobs.reconcile_sweep()
         elif task is Task.REFRESH_TOKENS:
             await jobs.refresh_tokens()
+        elif task is Task.SWEEP_DIGESTS:
+            await sweep_digests(jobs, at=scheduled_for)
         else:  # pragma: no cover - the enum is exhaustive
             raise ValueError(f"unknown ritual task {task!r}")
     finally:
         current_firing.reset(token)
+
+
+async def sweep_digests(jobs: RitualJobs, *, at: datetime) -> list[tuple[str, datetime]]:
+    """Ask for each business's latest digest due by `at` (and at most DIGEST_CATCH_UP old) again.
+
+    Returns the (business, due instant) pairs asked for. One business's failure is logged and does
+    not keep the others' digests from going out.
+    """
+    asked: list[tuple[str, datetime]] = []
+    for schedule in await jobs.schedules():
+        due = latest_digest_due(schedule, at)
+        if due is None or at - due > DIGEST_CATCH_UP:
+            continue
+        business_id = schedule.business_id
+        asked.append((business_id, due))
+        token = current_firing.set(FiringRef(DIGEST_PREFIX + business_id, due))
+        try:
+            await jobs.send_digest(business_id, due)
+        except Exception:
+            log.exception(
+                "the digest sweep could not send the digest of %s due at %s; the next sweep "
+                "asks again", business_id, due.isoformat(),
+            )
+        finally:
+            current_firing.reset(token)
+    return asked

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -34,9 +35,15 @@ from bot.worker.run import WorkerOptions, run_worker
 from bot.worker.schedule import RitualCadence, RitualScheduler, sync_database_url
 from bot.worker.tasks import Task
 from sync.backends import RedisBackend, key_part
+from sync.clock import ManualClock
 from sync.locks import DistributedLock
 
-BUSINESSES = [BusinessSchedule(f"biz-{n}", "America/New_York", 0, time(8, 0)) for n in range(1, 4)]
+# Their digests are due three days from today: these tests are about the other jobs (a digest due
+# within the last hours would be sent by the digest sweep each leader runs as it starts).
+DIGEST_DAY = (datetime.now(UTC).weekday() + 3) % 7
+BUSINESSES = [
+    BusinessSchedule(f"biz-{n}", "America/New_York", DIGEST_DAY, time(8, 0)) for n in range(1, 4)
+]
 QUICK = RitualCadence(
     sync_every=timedelta(seconds=1),
     reconcile_every=timedelta(seconds=0.25),
@@ -373,3 +380,70 @@ async def test_a_leader_that_loses_its_lock_stops_its_scheduler_at_once(
         await asyncio.wait_for(running, timeout=5)
         await queue.close()
         await backend.aclose()
+
+
+class CrashingQueue:
+    """The leader's dispatcher: the queue, until `crashing`; then the leader dies as it hands the
+    next firing over (its next run time saved, the firing not queued)."""
+
+    def __init__(self, queue: RitualQueue) -> None:
+        self.queue = queue
+        self.crashing = False
+        self.handing_over = asyncio.Event()
+
+    async def dispatch(self, task: Task, args: tuple[str, ...], **firing: Any) -> None:
+        if not self.crashing:
+            await self.queue.dispatch(task, args, **firing)
+            return
+        self.handing_over.set()
+        await asyncio.Event().wait()  # the process is gone before this returns
+
+
+async def test_a_new_leader_queues_the_firing_its_predecessor_lost_and_not_those_it_queued(
+    database_url: str, redis_url: str, prefix: str
+) -> None:
+    log = CallLog()
+    clock = ManualClock(datetime(2027, 6, 2, 9, 30, tzinfo=UTC))
+    started = clock.now()
+    store = sync_database_url(database_url)
+    consumer = RitualQueue(
+        redis_url, RecordingJobs(log, worker="C"), namespace=prefix, worker_id="C", poll_delay=0.05
+    )
+    queues = [RitualQueue(redis_url, RecordingJobs(CallLog()), namespace=prefix, clock=clock)
+              for _ in range(2)]
+    for queue in (consumer, *queues):
+        await queue.open()
+    running = asyncio.create_task(consumer.run_jobs())
+    leaders: list[RitualScheduler] = []
+    try:
+        # Leader A queues what is due as it starts, then crashes handing over the next reconcile.
+        first = CrashingQueue(queues[0])
+        leaders.append(RitualScheduler(queues[0].jobs, first, jobstore_url=store, clock=clock))
+        await leaders[0].start()
+        await log.wait_until(lambda calls: len(log.of("reconcile_sweep")) == 1)
+        first.crashing = True
+        lost = started + RitualCadence().reconcile_every
+        clock.set(lost)
+        leaders[0].scheduler.wakeup()
+        await asyncio.wait_for(first.handing_over.wait(), timeout=5)
+        leaders[0].stop_now()
+        await asyncio.sleep(0)
+
+        # Leader B takes over: the lost reconcile is queued again; what A queued is refused.
+        clock.advance(timedelta(seconds=20))
+        leaders.append(RitualScheduler(queues[1].jobs, queues[1], jobstore_url=store, clock=clock))
+        await leaders[1].start()
+        await log.wait_until(lambda calls: len(log.of("reconcile_sweep")) == 2)
+        await asyncio.sleep(0.3)  # several polls of the consumer: room for a duplicate to run
+    finally:
+        for leader in leaders:
+            await leader.stop(grace=1)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        for queue in (consumer, *queues):
+            await queue.close()
+
+    assert [c.scheduled_for for c in log.of("reconcile_sweep")] == [started, lost]
+    assert [c.scheduled_for for c in log.of("refresh_tokens")] == [started]
+    assert log.repeated_firings() == {}

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,10 +28,12 @@ from worker_fakes import CallLog, RecordingJobs, ShiftedClock
 from bot.worker.jobs import BusinessSchedule
 from bot.worker.schedule import (
     DirectDispatcher,
+    RitualCadence,
     RitualScheduler,
     digest_trigger,
     sync_database_url,
 )
+from bot.worker.tasks import Task
 from sync.clock import Clock, ManualClock
 
 __all__ = ["db_url_fixture"]
@@ -295,7 +298,7 @@ async def test_jobs_survive_a_restart_on_the_same_database_with_their_next_run_t
     assert again.next_run_times() == before
     assert set(before) == {
         "digest:biz-ny", "sync:biz-ny", "digest:biz-ldn", "sync:biz-ldn",
-        "reconcile", "refresh_tokens", "reread_schedules",
+        "reconcile", "refresh_tokens", "digest_sweep", "reread_schedules",
     }
 
 
@@ -370,3 +373,77 @@ async def test_when_the_schedules_cannot_be_read_the_jobs_already_scheduled_stay
     await ritual.apply_schedules()
 
     assert ritual.next_run_times() == before
+
+
+# --- a firing lost with its leader ----------------------------------------------------------------
+
+
+class CrashingDispatcher(DirectDispatcher):
+    """Runs firings until `crash()`; then the leader dies as it hands the next one over: after
+    APScheduler saved the job's next run time, before the firing reached the queue (or ran)."""
+
+    def __init__(self, jobs: RecordingJobs) -> None:
+        super().__init__(jobs)
+        self.crashing = False
+        self.handing_over = asyncio.Event()
+
+    async def dispatch(self, task: Task, args: tuple[str, ...], **firing: Any) -> None:
+        if not self.crashing:
+            await super().dispatch(task, args, **firing)
+            return
+        self.handing_over.set()
+        await asyncio.Event().wait()  # the process is gone before this returns
+
+
+async def crash_while_handing_over(
+    db_file: str, clock: ManualClock, due: datetime, schedules: list[BusinessSchedule]
+) -> None:
+    """A leader that runs its jobs, then crashes while handing over those due at `due`."""
+    dispatcher = CrashingDispatcher(RecordingJobs(CallLog(), schedules, clock=clock))
+    leader = RitualScheduler(dispatcher.jobs, dispatcher, jobstore_url=db_file, clock=clock)
+    await leader.start()
+    await tick(leader)
+    dispatcher.crashing = True
+    clock.set(due)
+    leader.scheduler.wakeup()
+    await asyncio.wait_for(dispatcher.handing_over.wait(), timeout=5)
+    leader.stop_now()  # the crash: nothing more is handed over
+    await asyncio.sleep(0)
+
+
+async def test_a_digest_firing_lost_when_the_leader_crashed_is_sent_once_by_the_next_leader(
+    make_ritual: Callable[..., RitualScheduler], db_file: str
+) -> None:
+    clock = ManualClock(utc(2027, 3, 21, 12))  # Sunday
+    monday_eight = utc(2027, 3, 22, 12)  # 8:00 EDT
+    await crash_while_handing_over(db_file, clock, monday_eight, [NEW_YORK])
+
+    clock.advance(timedelta(seconds=30))  # the lease runs out; the next leader starts
+    log = CallLog()
+    again = make_ritual(RecordingJobs(log, [NEW_YORK], clock=clock), clock)
+    await again.start()
+    assert again.next_run_times()["digest:biz-ny"] == utc(2027, 3, 29, 12), "saved before the crash"
+    await tick(again)
+
+    assert [(c.business_id, c.scheduled_for) for c in log.of("send_digest")] == [
+        ("biz-ny", monday_eight)
+    ]
+    assert all(c.job_id == "digest:biz-ny" for c in log.asked("send_digest"))
+
+
+async def test_a_reconcile_firing_lost_when_the_leader_crashed_runs_once_at_the_next_start(
+    make_ritual: Callable[..., RitualScheduler], db_file: str
+) -> None:
+    clock = ManualClock(utc(2027, 6, 2, 9, 30))
+    start = clock.now()
+    reconcile_due = start + RitualCadence().reconcile_every
+    await crash_while_handing_over(db_file, clock, reconcile_due, [])
+
+    clock.advance(timedelta(seconds=20))  # restarted before the next reconcile is due
+    log = CallLog()
+    again = make_ritual(RecordingJobs(log, [], clock=clock), clock)
+    await again.start()
+    await tick(again)
+
+    assert [c.scheduled_for for c in log.of("reconcile_sweep")] == [reconcile_due]
+    assert log.repeated_firings() == {}

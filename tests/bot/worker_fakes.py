@@ -42,6 +42,9 @@ class Call:
     job_id: str | None
     scheduled_for: datetime | None
     at: datetime  # the worker's clock when it ran
+    #: False for a digest asked for again after it was sent (the digest sweep, a leader catching
+    #: up): RitualJobs.send_digest is idempotent, and so is this fake's.
+    did_work: bool = True
 
 
 @dataclass
@@ -49,13 +52,20 @@ class CallLog:
     """Every call made to every RecordingJobs sharing this log (several "processes")."""
 
     calls: list[Call] = field(default_factory=list)
+    #: (business, scheduled instant) of every digest sent, as the digest_runs table would record.
+    digests_sent: set[tuple[str, datetime]] = field(default_factory=set)
 
     def of(self, task: str) -> list[Call]:
+        """The calls of `task` that did its work."""
+        return [call for call in self.calls if call.task == task and call.did_work]
+
+    def asked(self, task: str) -> list[Call]:
+        """Every call of `task`, including digests asked for again after they were sent."""
         return [call for call in self.calls if call.task == task]
 
     def repeated_firings(self) -> dict[tuple[str | None, datetime | None], int]:
-        """Firings (job id, scheduled instant) that ran more than once."""
-        counts = Counter((call.job_id, call.scheduled_for) for call in self.calls)
+        """Firings (job id, scheduled instant) whose work was done more than once."""
+        counts = Counter((call.job_id, call.scheduled_for) for call in self.calls if call.did_work)
         return {firing: count for firing, count in counts.items() if count > 1}
 
     async def wait_until(
@@ -90,7 +100,7 @@ class RecordingJobs:
         self.clock: Clock = clock or SystemClock()
         self.work_seconds = work_seconds
 
-    async def _record(self, task: str, business_id: str | None) -> None:
+    async def _record(self, task: str, business_id: str | None, *, did_work: bool = True) -> None:
         firing = current_firing.get()
         self.log.calls.append(
             Call(
@@ -100,9 +110,10 @@ class RecordingJobs:
                 job_id=firing.job_id if firing else None,
                 scheduled_for=firing.scheduled_for if firing else None,
                 at=self.clock.now(),
+                did_work=did_work,
             )
         )
-        if self.work_seconds:
+        if self.work_seconds and did_work:
             await asyncio.sleep(self.work_seconds)
 
     async def schedules(self) -> list[BusinessSchedule]:
@@ -112,9 +123,14 @@ class RecordingJobs:
         await self._record("sync_if_due", business_id)
 
     async def send_digest(self, business_id: str, scheduled_for: datetime) -> None:
+        """Sends each (business, scheduled instant) once, as Ritual.send_digest does."""
         firing = current_firing.get()
         assert firing is not None and firing.scheduled_for == scheduled_for
-        await self._record("send_digest", business_id)
+        assert firing.job_id == f"digest:{business_id}"
+        digest = (business_id, scheduled_for)
+        fresh = digest not in self.log.digests_sent
+        self.log.digests_sent.add(digest)
+        await self._record("send_digest", business_id, did_work=fresh)
 
     async def reconcile_sweep(self) -> None:
         await self._record("reconcile_sweep", None)
