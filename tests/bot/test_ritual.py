@@ -5,10 +5,13 @@ only time is moved, by the stack's own clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import simplejson
@@ -17,12 +20,22 @@ from db_conftest import MigratedDatabase
 from sqlalchemy import select, update
 from test_slack_scenarios import _small_bill, _status
 
+from bot.bootstrap import DigestContext
 from bot.email_wiring import digest_mailer
 from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
 from bot.models import DigestRun
-from bot.ritual import Ritual
+from bot.ritual import (
+    DIGEST_LEASE,
+    DIGEST_RETRY_AFTER,
+    DIGEST_RETRY_WINDOW,
+    MAX_DIGEST_ATTEMPTS,
+    Ritual,
+)
+from bot.wiring import RitualJobsAdapter
+from bot.worker.jobs import latest_digest_due
+from bot.worker.tasks import sweep_digests
 from qbo_sandbox.chaos import FaultPlan, FaultRule, PathRule
-from runway.models import QBOConnection
+from runway.models import Business, QBOConnection
 from slack_sandbox.workspace import Message
 from sync.ledger import ActionState
 from sync_harness import edit_bill_amount, payments_marked
@@ -267,3 +280,210 @@ async def test_refresh_tokens_renews_a_token_about_to_expire(stack: LocalStack) 
         response = await qbo.get(stack.sandbox.v3_path(f"companyinfo/{realm_id}"))
     assert response.status_code == 200, response.text
     assert await ritual.refresh_tokens() == 0, "renewed: nothing to do"
+
+
+# --- a digest due during trouble is sent later, once, or given up with its reason ----------------
+
+
+async def due_a_minute_ago(stack: LocalStack) -> datetime:
+    """Make the business's weekly digest due a minute ago (its day and time, in its timezone); the
+    instant the scheduler and the digest sweep name it by."""
+    business = await stack.business()
+    local = (stack.oodaloo.clock.now() - timedelta(minutes=1)).astimezone(ZoneInfo(business.timezone))
+    async with stack.oodaloo.sessions() as session:
+        await session.execute(
+            update(Business)
+            .where(Business.id == BUSINESS_ID)
+            .values(digest_weekday=local.weekday(), digest_local_time=local.time().replace(microsecond=0))
+        )
+        await session.commit()
+    [schedule] = await RitualJobsAdapter(Ritual(stack.oodaloo)).schedules()
+    due = latest_digest_due(schedule, stack.oodaloo.clock.now())
+    assert due is not None and timedelta(0) < stack.oodaloo.clock.now() - due < timedelta(minutes=2)
+    return due
+
+
+async def sweep(ritual: Ritual) -> list[tuple[str, datetime]]:
+    """The worker's digest sweep, over the production RitualJobs."""
+    return await sweep_digests(RitualJobsAdapter(ritual), at=ritual.oodaloo.clock.now())
+
+
+@contextlib.asynccontextmanager
+async def undecryptable_tokens(stack: LocalStack) -> AsyncIterator[None]:
+    """The stored QuickBooks tokens cannot be decrypted (a key that does not open them) until the
+    block ends. QuickBooks clients are dropped as the block starts, so the tokens are read from the
+    database again, as a worker process starting now would."""
+    realm_id = stack.sandbox.realm_id
+    stack.oodaloo.infra._clients.clear()
+    columns = (QBOConnection.access_token_encrypted, QBOConnection.refresh_token_encrypted)
+    async with stack.oodaloo.sessions() as session:
+        stored = (await session.execute(select(*columns).where(QBOConnection.realm_id == realm_id))).one()
+        await session.execute(
+            update(QBOConnection).where(QBOConnection.realm_id == realm_id).values(
+                access_token_encrypted="gAAAAAnot-a-token", refresh_token_encrypted="gAAAAAnot-a-token"
+            )
+        )
+        await session.commit()
+    try:
+        yield
+    finally:
+        async with stack.oodaloo.sessions() as session:
+            await session.execute(
+                update(QBOConnection).where(QBOConnection.realm_id == realm_id).values(
+                    access_token_encrypted=stored[0], refresh_token_encrypted=stored[1]
+                )
+            )
+            await session.commit()
+
+
+async def test_a_digest_due_while_its_token_cannot_be_decrypted_is_sent_once_when_it_can(
+    stack: LocalStack, mail_server: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ritual = ritual_over(stack, mail_server.url)
+    due = await due_a_minute_ago(stack)
+
+    async with undecryptable_tokens(stack):
+        assert await sweep(ritual) == [(BUSINESS_ID, due)]
+        [run] = await digest_runs(stack)
+        assert run.scheduled_for == due and run.posted_at is None and run.given_up_at is None
+        assert run.attempts == 1 and run.error and "TokenDecryptionError" in run.error, run.error
+        assert run.retry_at is not None and run.retry_at > stack.oodaloo.clock.now()
+        await sweep(ritual)  # too soon for another attempt
+        assert (await digest_runs(stack))[0].attempts == 1
+    assert digests_in_channel(stack) == [] and delivered_to(mail_server) == []
+
+    move_clock(stack, monkeypatch, DIGEST_RETRY_AFTER)
+    await sweep(ritual)
+    [posted] = digests_in_channel(stack)
+    assert delivered_to(mail_server) == sorted(RECIPIENTS)
+    [run] = await digest_runs(stack)
+    assert (run.attempts, run.error, run.retry_at, run.slack_ts) == (2, None, None, posted.ts)
+    assert run.posted_at is not None
+
+    move_clock(stack, monkeypatch, DIGEST_RETRY_AFTER * 3)
+    await sweep(ritual)
+    again = await ritual.send_digest(BUSINESS_ID, due)
+    assert again.already_sent and not again.posted
+    assert digests_in_channel(stack) == [posted], "posted exactly once"
+    assert delivered_to(mail_server) == sorted(RECIPIENTS), "mailed exactly once"
+
+
+async def test_a_digest_that_keeps_failing_is_given_up_with_its_reason_logged_once(
+    stack: LocalStack,
+    mail_server: MailServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ritual = ritual_over(stack, mail_server.url)
+    due = stack.oodaloo.clock.now().replace(microsecond=0)
+
+    async def broken(business_id: str, **_: object) -> DigestContext:
+        raise RuntimeError("the books could not be read")
+
+    monkeypatch.setattr(stack.oodaloo, "digest", broken)
+    waited = timedelta(0)
+    for attempt in range(1, MAX_DIGEST_ATTEMPTS + 1):
+        outcome = await ritual.send_digest(BUSINESS_ID, due)
+        assert not outcome.posted and outcome.error and "the books could not be read" in outcome.error
+        assert outcome.given_up is (attempt == MAX_DIGEST_ATTEMPTS), attempt
+        [run] = await digest_runs(stack)
+        assert run.attempts == attempt
+        wait = DIGEST_RETRY_AFTER * 2 ** (attempt - 1)
+        waited += wait
+        move_clock(stack, monkeypatch, waited)
+    assert waited < DIGEST_RETRY_WINDOW * 2
+
+    [run] = await digest_runs(stack)
+    assert run.given_up_at is not None and run.retry_at is None and run.posted_at is None
+    assert run.error is not None and run.error.startswith(f"given up after {MAX_DIGEST_ATTEMPTS} attempt")
+    assert "the books could not be read" in run.error
+    later = await ritual.send_digest(BUSINESS_ID, due)
+    assert later.given_up and not later.posted
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "bot.ritual"]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "gave up" in errors[0].getMessage() and "the books could not be read" in errors[0].getMessage()
+    assert (await digest_runs(stack))[0].attempts == MAX_DIGEST_ATTEMPTS
+    assert digests_in_channel(stack) == []
+
+
+async def test_a_digest_posted_to_slack_whose_email_failed_is_tried_again_for_email_only(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy, accepted = RECIPIENTS
+    handler = MailHandler(refuse={busy: "452 4.2.2 <owner@larkspur.example>: mailbox full, try later"})
+    controller, server = start_mail_server(handler)
+    try:
+        ritual = ritual_over(stack, server.url)
+        due = stack.oodaloo.clock.now().replace(microsecond=0)
+        first = await ritual.send_digest(BUSINESS_ID, due)
+        assert first.posted and first.emailed_to == (accepted,) and first.error
+        [run] = await digest_runs(stack)
+        assert run.slack_ts == first.ts and run.emailed_to == [accepted]
+        assert run.retry_at is not None and run.given_up_at is None
+
+        handler.refuse.clear()  # the mailbox has room again
+        move_clock(stack, monkeypatch, DIGEST_RETRY_AFTER)
+        second = await ritual.send_digest(BUSINESS_ID, due)
+    finally:
+        controller.stop()
+
+    assert not second.posted and second.emailed_to == (busy,) and second.error is None
+    assert [m.ts for m in digests_in_channel(stack)] == [first.ts], "Slack got it once"
+    assert delivered_to(server) == sorted(RECIPIENTS), "each address got it once"
+    [run] = await digest_runs(stack)
+    assert (run.attempts, run.error, run.retry_at) == (2, None, None)
+    assert sorted(run.emailed_to) == sorted(RECIPIENTS)
+
+
+async def test_a_digest_left_half_done_by_a_killed_worker_is_posted_once_after_its_lease(
+    stack: LocalStack, mail_server: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = stack.oodaloo.clock.now().replace(microsecond=0)
+    stuck = asyncio.Event()
+
+    async def never_answers(ctx: DigestContext) -> tuple[str, str]:
+        stuck.set()
+        await asyncio.Event().wait()  # the worker is killed while it waits here
+        raise AssertionError("unreachable")
+
+    killed = Ritual(stack.oodaloo, post_digest=never_answers)
+    attempt = asyncio.create_task(killed.send_digest(BUSINESS_ID, due))
+    await asyncio.wait_for(stuck.wait(), timeout=30)
+    attempt.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await attempt
+    [run] = await digest_runs(stack)
+    assert run.posted_at is None and run.error is None
+
+    ritual = ritual_over(stack, mail_server.url)
+    meanwhile = await ritual.send_digest(BUSINESS_ID, due)
+    assert meanwhile.already_sent and not meanwhile.posted, "within its lease it may still finish"
+
+    move_clock(stack, monkeypatch, DIGEST_LEASE + timedelta(seconds=1))
+    sent = await ritual.send_digest(BUSINESS_ID, due)
+    assert sent.posted and sent.ts is not None
+    again = await ritual.send_digest(BUSINESS_ID, due)
+    assert again.already_sent and not again.posted
+    assert [m.ts for m in digests_in_channel(stack)] == [sent.ts]
+    assert delivered_to(mail_server) == sorted(RECIPIENTS)
+    [run] = await digest_runs(stack)
+    assert run.attempts == 2 and run.posted_at is not None and run.retry_at is None
+
+
+async def test_the_sweep_does_not_catch_up_on_a_digest_due_before_quickbooks_was_connected(
+    stack: LocalStack, mail_server: MailServer
+) -> None:
+    """Connecting QuickBooks posts the first digest; the one due earlier that day is not sent too."""
+    ritual = ritual_over(stack, mail_server.url)
+    due = await due_a_minute_ago(stack)
+    async with stack.oodaloo.sessions() as session:
+        await session.execute(
+            update(Business).where(Business.id == BUSINESS_ID).values(
+                digest_local_time=(
+                    due - timedelta(hours=1)
+                ).astimezone(ZoneInfo((await stack.business()).timezone)).time()
+            )
+        )
+        await session.commit()
+    assert [business for business, _ in await sweep(ritual)] == [BUSINESS_ID]
+    assert digests_in_channel(stack) == [] and await digest_runs(stack) == []
