@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from sync import Clock
+from sync import Clock, exact_cents
 
 #: How long an action link in an email works.
 DEFAULT_LINK_TTL = timedelta(hours=72)
@@ -205,7 +205,7 @@ class LinkSigner:
         """The action a token asks for. BadLink if it is not genuine; ExpiredLink if too old."""
         payload = self._verify(token, _ACT)
         try:
-            amount = None if payload.get("m") is None else Decimal(_field(payload, "m"))
+            amount = None if payload.get("m") is None else exact_cents(Decimal(_field(payload, "m")))
             expires = payload["e"]
             if not isinstance(expires, int) or isinstance(expires, bool):
                 raise TypeError("the expiry is not a whole number of seconds")
@@ -218,7 +218,7 @@ class LinkSigner:
                 nonce=_field(payload, "n"),
                 amount=amount,
             )
-            if amount is not None and not (amount.is_finite() and amount > 0):
+            if amount is not None and amount <= 0:
                 raise ValueError(f"the amount {amount} is not an amount of money")
         except (KeyError, ValueError, TypeError, InvalidOperation, OverflowError, OSError) as exc:
             # Signed by us yet malformed: only a key shared with other software could do this.

@@ -6,6 +6,7 @@ there first" are told to the person who clicked; nothing is decided here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -25,10 +26,11 @@ from runway.use_cases import (
     Result,
     approve_bill,
     pay_bill,
+    resolve_payment,
     send_reminder,
     snooze_bill,
 )
-from sync import SyncStrategy
+from sync import PersonDecision, SyncStrategy, exact_cents
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackBot
@@ -56,8 +58,8 @@ def item_and_amount(value: str) -> tuple[str, Decimal | None]:
     if not raw:
         return item_id, None
     try:
-        return item_id, Decimal(raw)
-    except InvalidOperation:
+        return item_id, exact_cents(Decimal(raw))  # whole cents Oodaloo can hold, or nothing
+    except (InvalidOperation, ValueError):
         raise ValueError(f"the button carries an unreadable amount {raw!r}") from None
 
 
@@ -95,6 +97,7 @@ class Clicks:
             kit.DRIFT_RESYNC: self.drift_resync,
             kit.DRIFT_DISMISS: self.drift_dismiss,
             kit.QBO_RECONNECT: self.reconnect,
+            **{action_id: self.decider(decision) for action_id, decision in kit.PAYMENT_DECISIONS.items()},
         }
 
     # --- bills and invoices -------------------------------------------------------------------
@@ -141,6 +144,22 @@ class Clicks:
             services.bills, bill_id=bill_id, by=click.where.user_id, until=until
         )
         await self.answer(click, "bill", bill_id, outcome)
+
+    def decider(self, decision: PersonDecision) -> Callable[[Click], Awaitable[None]]:
+        """The handler of one of the buttons on a payment that needs a person."""
+
+        async def decide(click: Click) -> None:
+            bill_id = click.value
+            await self.remember_person(click)
+            services = self.oodaloo.services(click.business)
+            # The same turn-taking as Pay: a decision and a click on Pay never cross.
+            async with self.oodaloo.infra.locks(f"slack-pay:{click.business.id}:{bill_id}"):
+                outcome = await resolve_payment(
+                    services.bills, bill_id=bill_id, decision=decision, by=click.where.user_id
+                )
+            await self.answer(click, "bill", bill_id, outcome)
+
+        return decide
 
     async def remind(self, click: Click) -> None:
         services = self.oodaloo.services(click.business)

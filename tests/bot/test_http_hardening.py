@@ -11,6 +11,7 @@ import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -21,6 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.email.links import ActionKind, LinkSigner
 from bot.local import BUSINESS_ID, LocalStack, local_stack
+from bot.slack.clicks import item_and_amount
 
 OPERATOR_TOKEN = "op-4d1c0a8e9f2b47c6a1d3e5f7b9c2d4e6"
 MiB = 1024 * 1024
@@ -288,3 +290,11 @@ async def test_healthz_never_shows_businesses_without_an_operator_token(
             response = await client.get(f"{stack.url}/healthz", headers=headers)
             assert BUSINESS_ID not in response.text
             assert "businesses" not in response.text
+
+
+@pytest.mark.parametrize("value", ["2109|1e30", "2109|NaN", "2109|0.001", "2109|-Infinity", "2109|1e-30"])
+def test_a_button_amount_oodaloo_could_not_hold_is_refused_as_unreadable(value: str) -> None:
+    """The route fuzz bench found `2109|1e30` reaching the approval's wording, which cannot format it."""
+    with pytest.raises(ValueError, match="unreadable amount"):
+        item_and_amount(value)
+    assert item_and_amount("2109|2747.53") == ("2109", Decimal("2747.53"))
