@@ -12,6 +12,7 @@ from sync import ActionOutcome
 #: Audit action names (stable: reports and the Slack history filter on them).
 BILL_APPROVE = "bill.approve"
 BILL_PAY = "bill.pay"
+BILL_PAYMENT_DECISION = "bill.payment_decision"  # a person settles a payment that needed one
 BILL_SNOOZE = "bill.snooze"
 INVOICE_REMIND = "invoice.remind"
 

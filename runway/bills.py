@@ -51,11 +51,14 @@ from sync import (
     BillPaymentIntent,
     Clock,
     ConflictingAction,
+    NotDecided,
+    PersonDecision,
     Priority,
     QBOError,
     QuickBooksUnavailable,
     Resolution,
     SmartSyncService,
+    decide,
     exact_cents,
 )
 
@@ -572,6 +575,51 @@ class BillService:
                 bill_qbo_ids=[bill.qbo_id],
             )
         )
+
+    async def resolve_payment(self, bill_id: str, decision: PersonDecision, by: str) -> BillStanding:
+        """An approver's decision on a payment that needs a person (`sync.decisions`): it is paid
+        in QuickBooks (matched to the payment there), send it again, or cancel it. Recorded in the
+        ledger and the audit trail; returns where the bill stands after it. PaymentRefused, with
+        what to do, when QuickBooks does not bear the decision out or nothing needs deciding."""
+        now = self.clock.now()
+        try:
+            async with self.uow_factory(self.business_id) as uow:
+                business = await self._business(uow)
+                bill = await self._bill(uow, bill_id)
+                who = await uow.people.identities(by)
+                self._require_approver(business, who, by, "decide about payments")
+                key = bill.payment_action_key
+                if bill.payment_state != PaymentState.NEEDS_PERSON.value or key is None:
+                    raise PaymentRefused(
+                        "This payment does not need a decision any more: the bill's card shows "
+                        "where it stands now."
+                    )
+            try:
+                outcome = await decide(self.smart_sync, key, decision, by=by)
+            except NotDecided as exc:
+                raise PaymentRefused(str(exc)) from exc
+        except RunwayError as refusal:
+            await self._audit_refusal(audit.BILL_PAYMENT_DECISION, bill_id, by, now, refusal)
+            raise
+        action = await self.smart_sync.infra.ledger.get(key)
+        async with self.uow_factory(self.business_id) as uow:
+            bill = await self._bill(uow, bill_id)
+            if bill.payment_action_key == key:
+                if outcome.state is ActionState.SUCCEEDED and action is not None:
+                    await self._apply_payment(uow, bill, action, now)
+                _record_outcome(bill, outcome.state, action.last_error if action else outcome.message)
+            uow.audit.add(
+                actor=by,
+                action=audit.BILL_PAYMENT_DECISION,
+                target=audit.bill_target(bill.qbo_id),
+                amount=action.amount if action is not None else None,
+                action_key=key,
+                outcome=audit.done(f"{decision.value}: {audit.action_outcome(outcome)}"),
+                requested_at=now,
+                completed_at=self.clock.now(),
+            )
+            await uow.commit()
+        return await self.standing(bill_id)
 
     async def on_payment_resolved(self, resolution: Resolution) -> None:
         """The reconciler's `on_resolved` callback: a payment left unknown or pending has settled.

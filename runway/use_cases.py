@@ -20,7 +20,7 @@ from runway.errors import AlreadyApproved, NotFound, RunwayError
 from runway.formatting import money
 from runway.invoices import InvoiceService
 from runway.lifecycle import BillStanding, BillState
-from sync import ActionState
+from sync import ActionState, PersonDecision
 
 
 class Result(enum.StrEnum):
@@ -138,6 +138,27 @@ async def snooze_bill(
     return Outcome(Result.DONE, "Snoozed until the next digest.", await bills.standing(bill_id))
 
 
+#: What each decision on a payment that needed a person leads to, in the person's words.
+_DECIDED = {
+    PersonDecision.PAID: "Marked paid: it matches the payment in QuickBooks.",
+    PersonDecision.SEND_AGAIN: (
+        "Sent again with the same request id after looking for it once more: it cannot be paid twice."
+    ),
+    PersonDecision.CANCEL: "Cancelled: nothing was sent. The approvals stand: you can pay it again.",
+}
+
+
+async def resolve_payment(
+    bills: BillService, *, bill_id: str, decision: PersonDecision, by: str
+) -> Outcome:
+    """`by` settles a payment Oodaloo handed to a person: paid in QuickBooks, send again, cancel."""
+    try:
+        standing = await bills.resolve_payment(bill_id, decision, by)
+    except RunwayError as refusal:
+        return Outcome(Result.REFUSED, str(refusal), await _standing_or_none(bills, bill_id))
+    return Outcome(Result.DONE, _DECIDED[decision], standing)
+
+
 async def send_reminder(invoices: InvoiceService, *, invoice_id: str, by: str) -> Outcome:
     """`by` has QuickBooks email the overdue invoice to the customer again."""
     try:
@@ -151,4 +172,12 @@ async def send_reminder(invoices: InvoiceService, *, invoice_id: str, by: str) -
     return Outcome(Result.IN_FLIGHT, sent.message)
 
 
-__all__ = ["Outcome", "Result", "approve_bill", "pay_bill", "send_reminder", "snooze_bill"]
+__all__ = [
+    "Outcome",
+    "Result",
+    "approve_bill",
+    "pay_bill",
+    "resolve_payment",
+    "send_reminder",
+    "snooze_bill",
+]

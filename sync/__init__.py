@@ -45,6 +45,11 @@ if TYPE_CHECKING:
         dumps_decimal,
         exact_cents,
     )
+    from sync.decisions import (
+        NotDecided,
+        PersonDecision,
+        decide,
+    )
     from sync.drift import (
         ActionMissingInQBO,
         AmountChanged,
@@ -161,6 +166,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Priority": ("sync.ratelimit", "Priority"),
     "RateLimitError": ("sync.ratelimit", "RateLimitError"),
     "RateLimitTimeout": ("sync.ratelimit", "RateLimitTimeout"),
+    "NotDecided": ("sync.decisions", "NotDecided"),
+    "PersonDecision": ("sync.decisions", "PersonDecision"),
+    "decide": ("sync.decisions", "decide"),
     "DriftReport": ("sync.reconcile", "DriftReport"),
     "Resolution": ("sync.reconcile", "Resolution"),
     "SmartSyncService": ("sync.service", "SmartSyncService"),
@@ -200,9 +208,11 @@ __all__ = [
     "LockTimeout",
     "MemoryBackend",
     "Money",
+    "NotDecided",
     "OAuthTokenProvider",
     "OAuthTokens",
     "PaidHereOpenInQBO",
+    "PersonDecision",
     "Priority",
     "QBOError",
     "QBOTokenError",
@@ -222,6 +232,7 @@ __all__ = [
     "UTCDateTime",
     "WallClock",
     "bill_drift",
+    "decide",
     "dumps_decimal",
     "exact_cents",
     "loads_decimal",

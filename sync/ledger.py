@@ -12,7 +12,8 @@ State machine (each step is one short transaction, committed before the HTTP cal
        ▲                 │  │  ├──▶ failed            (QBO certainly did not apply it)
        └─release_to_pending┘  │  └──▶ unknown ──claim──▶ in_flight   (timeout, 5xx, lost reply)
                               └─ lease expires ──claim──▶ in_flight (by another worker)
-    pending | in_flight | unknown | failed ──▶ needs_human        (final until a person acts)
+    pending | in_flight | unknown | failed ──▶ needs_human        (until a person decides:)
+    needs_human ──resolve──▶ succeeded (it is in QuickBooks) | failed (cancelled) | pending (send again)
 
 Only the worker holding the lease can report an outcome, so two workers can never both act.
 """
@@ -38,6 +39,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     or_,
     select,
     update,
@@ -94,6 +96,10 @@ ALLOWED_TRANSITIONS: Mapping[ActionState, frozenset[ActionState]] = {
     ActionState.SUCCEEDED: frozenset(),
     ActionState.NEEDS_HUMAN: frozenset(),
 }
+
+
+#: What a person may decide for an action that needs one (`ActionLedger.resolve`).
+PERSON_DECISIONS = frozenset({ActionState.SUCCEEDED, ActionState.FAILED, ActionState.PENDING})
 
 
 # --- Keys and canonical payloads ------------------------------------------------------------
@@ -536,6 +542,54 @@ class ActionLedger:
         """Stop automatic handling; a person must decide (no lease needed: it only stops work)."""
         values = {"last_error": reason, "lease_expires_at": None}
         return await self._transition(key, ActionState.NEEDS_HUMAN, owner=None, values=values)
+
+    async def resolve(
+        self,
+        key: str,
+        target: ActionState,
+        *,
+        by: str,
+        note: str,
+        qbo_object_id: str | None = None,
+    ) -> Action:
+        """A person's decision on an action that needs one (and only such an action):
+        `succeeded` (it is in QuickBooks as `qbo_object_id`), `failed` (cancelled: nothing will be
+        sent) or `pending` (send it again: the reconciler first searches QuickBooks for its marker,
+        as for any action that was ever sent). IllegalTransition if it no longer needs a person
+        (someone decided first)."""
+        if target not in PERSON_DECISIONS:
+            raise ValueError(f"a person decides succeeded, failed or pending, not {target}")
+        if target is ActionState.SUCCEEDED and not qbo_object_id:
+            raise ValueError("marking an action done needs the QuickBooks object it matches")
+        now = self._now()
+        values: dict[str, Any] = {
+            "state": target.value,
+            "last_error": f"{_require_text('note', note)} (decided by {_require_text('by', by)})",
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if target is ActionState.SUCCEEDED:
+            values |= {"qbo_object_id": qbo_object_id, "completed_at": now}
+        elif target is ActionState.FAILED:
+            values["completed_at"] = now
+        else:  # counted as sent: the next sweep searches for its marker before sending again
+            values["attempts"] = case((ActionRow.attempts < 1, 1), else_=ActionRow.attempts)
+        statement = (
+            update(ActionRow)
+            .where(ActionRow.key == key, ActionRow.state == ActionState.NEEDS_HUMAN.value)
+            .values(**values)
+            .returning(ActionRow)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions() as session, session.begin():
+            changed = (await session.scalars(statement)).one_or_none()
+            if changed is not None:
+                return _to_action(changed)
+            current_row = await session.scalar(select(ActionRow).where(ActionRow.key == key))
+        if current_row is None:
+            raise ActionNotFound(key)
+        raise IllegalTransition(_to_action(current_row), target)
 
     async def _transition(
         self,

@@ -96,21 +96,21 @@ OnDrift = Callable[[DriftReport], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class _PaymentKind:
+class PaymentKind:
     target_entity: str  # what is paid: "Bill" or "Invoice"
     payment_entity: str  # what pays it: "BillPayment" or "Payment"
     link_types: frozenset[str]  # LinkedTxn types on the target that name its payments
     party_ref: str  # the payment's VendorRef or CustomerRef
 
 
-_PAYMENT_KINDS: Mapping[str, _PaymentKind] = {
-    BILL_PAYMENT_CREATE: _PaymentKind(
+PAYMENT_KINDS: Mapping[str, PaymentKind] = {
+    BILL_PAYMENT_CREATE: PaymentKind(
         "Bill",
         "BillPayment",
         frozenset({"BillPaymentCheck", "BillPaymentCreditCard", "BillPayment"}),
         "VendorRef",
     ),
-    CUSTOMER_PAYMENT_CREATE: _PaymentKind(
+    CUSTOMER_PAYMENT_CREATE: PaymentKind(
         "Invoice", "Payment", frozenset({"Payment", "ReceivePayment"}), "CustomerRef"
     ),
 }
@@ -295,7 +295,7 @@ class Reconciler:
     async def _look(
         self, service: SmartSyncService, action: Action, previous: ActionState
     ) -> _Finding:
-        kind = _PAYMENT_KINDS.get(action.operation)
+        kind = PAYMENT_KINDS.get(action.operation)
         if kind is not None:
             return await self._look_for_payment(service, action, kind, previous)
         if action.operation == INVOICE_SEND:
@@ -320,16 +320,16 @@ class Reconciler:
         )
         return rows
 
-    async def _look_for_payment(
+    async def payments_around(
         self,
         service: SmartSyncService,
         action: Action,
-        kind: _PaymentKind,
-        previous: ActionState,
-    ) -> _Finding:
-        target = await self._read(service, kind.target_entity, action.target_id)
-        if previous is ActionState.PENDING and action.attempts <= 1:  # counting this sweep's claim
-            return self._never_sent_payment(action, kind, target)
+        kind: PaymentKind,
+        target: Mapping[str, Any] | None,
+    ) -> dict[str, dict[str, Any]]:
+        """The payments in QuickBooks that could be this action's, by id: those linked to its
+        target, and those to the same party on the same date (found even if the link to the target
+        was removed or the target deleted). At most two queries."""
         payments: dict[str, dict[str, Any]] = {}
         if target is not None:
             linked = sorted(
@@ -345,8 +345,6 @@ class Reconciler:
                     service, f"SELECT * FROM {kind.payment_entity} WHERE Id IN ({listed})"
                 ):
                     payments[str(row.get("Id"))] = row
-        # Our payment is made out to this party on this date: found here even if its link to the
-        # target was removed or the target deleted.
         party = (action.payload.get(kind.party_ref) or {}).get("value")
         txn_date = action.payload.get("TxnDate")
         if isinstance(party, str) and isinstance(txn_date, str):
@@ -356,7 +354,19 @@ class Reconciler:
                 f"{quote_literal(party)} AND TxnDate = {quote_literal(txn_date)}",
             ):
                 payments[str(row.get("Id"))] = row
+        return payments
 
+    async def _look_for_payment(
+        self,
+        service: SmartSyncService,
+        action: Action,
+        kind: PaymentKind,
+        previous: ActionState,
+    ) -> _Finding:
+        target = await self._read(service, kind.target_entity, action.target_id)
+        if previous is ActionState.PENDING and action.attempts <= 1:  # counting this sweep's claim
+            return self._never_sent_payment(action, kind, target)
+        payments = await self.payments_around(service, action, kind, target)
         marked = [p for p in payments.values() if action.key in markers_in(p.get("PrivateNote"))]
         what = f"{kind.target_entity} {action.target_id}"
         if len(marked) > 1:
@@ -369,7 +379,7 @@ class Reconciler:
             )
         if marked:
             payment = marked[0]
-            applied = _amount_applied(payment, action.target_id)
+            applied = amount_applied(payment, action.target_id)
             if applied == action.amount:
                 return _Finding(
                     FOUND,
@@ -398,7 +408,7 @@ class Reconciler:
         lookalikes = [
             p
             for p in payments.values()
-            if _amount_applied(p, action.target_id) == action.amount
+            if amount_applied(p, action.target_id) == action.amount
             and _created_since(p, since)
         ]
         if lookalikes:
@@ -424,7 +434,7 @@ class Reconciler:
         )
 
     def _never_sent_payment(
-        self, action: Action, kind: _PaymentKind, target: Mapping[str, Any] | None
+        self, action: Action, kind: PaymentKind, target: Mapping[str, Any] | None
     ) -> _Finding:
         """A payment no request of which ever left Oodaloo (held back by the rate limiter or an
         open circuit, or its worker died before the call) cannot be in QuickBooks, so one read of
@@ -479,7 +489,7 @@ class Reconciler:
         return _Finding(RESENT, f"QuickBooks shows no email of invoice {action.target_id}; sending it")
 
 
-def _amount_applied(payment: Mapping[str, Any], target_id: str) -> Decimal:
+def amount_applied(payment: Mapping[str, Any], target_id: str) -> Decimal:
     """How much of `payment` is applied to the bill or invoice `target_id`."""
     total = Decimal(0)
     for line in payment.get("Line") or []:

@@ -46,6 +46,7 @@ from runway.digest import (
 )
 from runway.lifecycle import BillState
 from runway.people import SLACK_USER_ID
+from sync import PersonDecision
 
 #: Bill states in which the card asks for an approval.
 WAITING = (BillState.NEEDS_APPROVAL, BillState.NEEDS_SECOND_APPROVAL)
@@ -92,6 +93,12 @@ SHOW_MORE_INVOICES = "show_more_invoices"
 DRIFT_RESYNC = "drift_resync"
 DRIFT_DISMISS = "drift_dismiss"
 QBO_RECONNECT = "qbo_reconnect"
+#: A person's decision on a payment that needs one (`runway.use_cases.resolve_payment`).
+PAYMENT_DECISIONS: dict[str, PersonDecision] = {
+    "payment_decide_paid": PersonDecision.PAID,
+    "payment_decide_send_again": PersonDecision.SEND_AGAIN,
+    "payment_decide_cancel": PersonDecision.CANCEL,
+}
 
 SHOW_MORE_ACTION: dict[Kind, str] = {"bill": SHOW_MORE_BILLS, "invoice": SHOW_MORE_INVOICES}
 
@@ -326,6 +333,12 @@ def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) ->
         )
     if bill.is_open and not standing.in_flight and standing.snoozed_until is None:
         buttons.append(button(label("snooze"), BILL_SNOOZE, bill.bill_id))
+    if standing.state is BillState.NEEDS_PERSON:
+        buttons += [
+            button(label(f"decide_{decision.value}"), action_id, bill.bill_id,
+                   style="danger" if decision is PersonDecision.CANCEL else None)
+            for action_id, decision in PAYMENT_DECISIONS.items()
+        ]  # fmt: skip
     if buttons:
         return [line, ActionsBlock(elements=buttons, block_id=f"bill_actions:{bill.bill_id}")]
     payment = standing.payment

@@ -424,3 +424,32 @@ async def test_an_in_memory_database_serves_concurrent_sessions() -> None:
         assert sum(claim is not None for claim in claims) == 1
     finally:
         await engine.dispose()
+
+
+# --- A person's decision ---------------------------------------------------------------------------
+
+
+async def test_only_an_action_that_needs_a_person_takes_a_person_s_decision(ledger: ActionLedger) -> None:
+    intent = bill_payment()
+    await ledger.record(intent)
+    with pytest.raises(IllegalTransition):  # pending: the reconciler's, not a person's
+        await ledger.resolve(intent.key, ActionState.FAILED, by="U-owner", note="cancelled")
+    await ledger.mark_needs_human(intent.key, "two payments carry the marker")
+    with pytest.raises(ValueError, match="QuickBooks object"):
+        await ledger.resolve(intent.key, ActionState.SUCCEEDED, by="U-owner", note="paid")
+
+    decided = await ledger.resolve(
+        intent.key, ActionState.SUCCEEDED, by="U-owner", note="marked paid", qbo_object_id="77"
+    )
+    assert decided.state is ActionState.SUCCEEDED and decided.qbo_object_id == "77"
+    assert decided.last_error == "marked paid (decided by U-owner)" and decided.completed_at == START
+    with pytest.raises(IllegalTransition):  # someone decided first
+        await ledger.resolve(intent.key, ActionState.FAILED, by="U-books", note="cancelled")
+
+
+async def test_send_it_again_counts_as_sent_so_the_marker_is_searched_first(ledger: ActionLedger) -> None:
+    intent = bill_payment()
+    await ledger.record(intent)
+    await ledger.mark_needs_human(intent.key, "the bill changed since it was approved")
+    again = await ledger.resolve(intent.key, ActionState.PENDING, by="U-owner", note="send it")
+    assert again.state is ActionState.PENDING and again.attempts == 1
