@@ -22,8 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
@@ -41,18 +40,10 @@ from route_fuzz import (
     RouteFuzzer,
     SlackInstallFuzzer,
     Tally,
+    slack_install_fuzzer,
 )
 
-from bot.bootstrap import Oodaloo
-from bot.local import free_socket, local_stack, serve_in_loop
-from bot.models import SLACK_INSTALLATIONS_TABLE
-from bot.settings import load_settings
-from bot.slack.app import SlackBot
-from bot.web import create_web_app
-from runway.crypto import generate_key
-from slack_sandbox.config import SlackSandboxConfig
-from slack_sandbox.server import start_in_thread
-from sync import MemoryBackend
+from bot.local import local_stack
 
 T = TypeVar("T")
 
@@ -71,41 +62,6 @@ class Loop:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-
-
-@asynccontextmanager
-async def installer(database_url: str) -> AsyncIterator[SlackInstallFuzzer]:
-    from sqlalchemy import text
-
-    with start_in_thread(SlackSandboxConfig()) as slack:
-        config = slack.sandbox.config
-        sock = free_socket()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        oodaloo = await Oodaloo.start(
-            load_settings(
-                database_url=database_url, slack_client_id=config.client_id,
-                slack_client_secret=config.client_secret, slack_signing_secret=config.signing_secret,
-                slack_api_url=slack.api_url, token_encryption_key=generate_key(),
-                email_link_key=secrets.token_urlsafe(32), public_url=url,
-            ),
-            backend=MemoryBackend(),
-            migrate=True,
-        )  # fmt: skip
-
-        async def installations() -> Any:
-            async with oodaloo.engine.connect() as connection:
-                rows = await connection.execute(text(f"SELECT * FROM {SLACK_INSTALLATIONS_TABLE} ORDER BY 1"))
-                return [tuple(map(str, row)) for row in rows]
-
-        try:
-            async with serve_in_loop(create_web_app(oodaloo, SlackBot(oodaloo)), sock):
-                built = SlackInstallFuzzer(url, installations)
-                try:
-                    yield built
-                finally:
-                    await built.aclose()
-        finally:
-            await oodaloo.aclose()
 
 
 def fuzz_route(loop: Loop, fuzzer: RouteFuzzer | SlackInstallFuzzer, route: str, cases: int,
@@ -169,7 +125,7 @@ def main() -> int:
         if args.database_url is None:  # the install routes need tables of their own: a fresh file
             database_url = f"sqlite+aiosqlite:///{Path(folder) / 'install.db'}"
         install_routes = [r for r in INSTALL_ROUTES if r in args.routes]
-        install_context = installer(database_url)
+        install_context = slack_install_fuzzer(database_url, migrate=True)
         install = loop.run(_enter(install_context))
         try:
             for route in install_routes:

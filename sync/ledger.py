@@ -582,14 +582,23 @@ class ActionLedger:
             .returning(ActionRow)
             .execution_options(synchronize_session=False)
         )
+        changed, current = await self._update(statement, key)
+        if changed is not None:
+            return changed
+        raise IllegalTransition(current, target)
+
+    async def _update(self, statement: Any, key: str) -> tuple[Action | None, Action]:
+        """Runs `statement` (an UPDATE ... RETURNING of the action `key`) in one transaction:
+        the action it changed, or None and the action as it stands (ActionNotFound if none)."""
         async with self._sessions() as session, session.begin():
             changed = (await session.scalars(statement)).one_or_none()
             if changed is not None:
-                return _to_action(changed)
+                action = _to_action(changed)
+                return action, action
             current_row = await session.scalar(select(ActionRow).where(ActionRow.key == key))
         if current_row is None:
             raise ActionNotFound(key)
-        raise IllegalTransition(_to_action(current_row), target)
+        return None, _to_action(current_row)
 
     async def _transition(
         self,
@@ -619,14 +628,9 @@ class ActionLedger:
             .returning(ActionRow)
             .execution_options(synchronize_session=False)
         )
-        async with self._sessions() as session, session.begin():
-            changed = (await session.scalars(statement)).one_or_none()
-            if changed is not None:
-                return _to_action(changed)
-            current_row = await session.scalar(select(ActionRow).where(ActionRow.key == key))
-        if current_row is None:
-            raise ActionNotFound(key)
-        current = _to_action(current_row)
+        changed, current = await self._update(statement, key)
+        if changed is not None:
+            return changed
         if (
             target is ActionState.SUCCEEDED
             and current.state is ActionState.SUCCEEDED

@@ -29,7 +29,8 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -40,11 +41,19 @@ from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text, update
 
+from bot.bootstrap import Oodaloo
 from bot.email.links import ActionKind, LinkSigner
-from bot.local import BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack
+from bot.local import BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack, free_socket, serve_in_loop
+from bot.models import SLACK_INSTALLATIONS_TABLE
+from bot.settings import load_settings
 from bot.slack import blocks as kit
-from bot.web import SLACK_INSTALL_PATH, SLACK_OAUTH_REDIRECT_PATH
+from bot.slack.app import SlackBot
+from bot.web import SLACK_INSTALL_PATH, SLACK_OAUTH_REDIRECT_PATH, create_web_app
+from runway.crypto import generate_key
 from runway.models import Business
+from slack_sandbox.config import SlackSandboxConfig
+from slack_sandbox.server import start_in_thread
+from sync import MemoryBackend
 
 #: The approver the email digest goes to in the fuzzer's stack (`local_stack(email_recipients=...)`).
 EMAIL_APPROVER = "owner@larkspur.example"
@@ -177,6 +186,24 @@ class ErrorLog(logging.Handler):
             f"{r.getMessage()}: {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
             for r in self.records
         ]
+
+
+#: Where an error can be logged: the root, and uvicorn's loggers ("Exception in ASGI application").
+_ERROR_LOGGERS = ("", "uvicorn", "uvicorn.error")
+
+
+@contextmanager
+def errors_logged() -> Iterator[ErrorLog]:
+    """Collects everything logged at ERROR while the block runs (the request and its work after)."""
+    errors = ErrorLog()
+    loggers = [logging.getLogger(name) for name in _ERROR_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(errors)
+    try:
+        yield errors
+    finally:
+        for logger in loggers:
+            logger.removeHandler(errors)
 
 
 class Tally:
@@ -650,13 +677,9 @@ class RouteFuzzer:
         probe = plan.build(fresh)
         probe.note = plan.note
         before = await self.fingerprint()
-        errors = ErrorLog()
-        logging.getLogger().addHandler(errors)
-        try:
+        with errors_logged() as errors:
             answer = await self.http.request(probe.method, probe.path, content=probe.body, headers=sendable(probe.headers))
             await self.settle()
-        finally:
-            logging.getLogger().removeHandler(errors)
         after = await self.fingerprint()
         if after != before:  # an approver changed the settings: the next case starts from the same ones
             async with self.stack.oodaloo.sessions() as session:
@@ -670,6 +693,39 @@ class RouteFuzzer:
 
 
 # -- the multi-workspace install ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def slack_install_fuzzer(database_url: str, *, migrate: bool = False) -> AsyncIterator[SlackInstallFuzzer]:
+    """A multi-workspace `oodaloo serve` (Slack's OAuth install) against the local Slack, served
+    on a loopback port, and the fuzzer aimed at it."""
+    with start_in_thread(SlackSandboxConfig()) as slack:
+        config = slack.sandbox.config
+        sock = free_socket()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = load_settings(
+            database_url=database_url, slack_client_id=config.client_id,
+            slack_client_secret=config.client_secret, slack_signing_secret=config.signing_secret,
+            slack_api_url=slack.api_url, token_encryption_key=generate_key(),
+            email_link_key=secrets.token_urlsafe(32), public_url=url,
+        )  # fmt: skip
+        oodaloo = await Oodaloo.start(settings, backend=MemoryBackend(), migrate=migrate)
+
+        async def installations() -> Any:
+            async with oodaloo.engine.connect() as connection:
+                rows = await connection.execute(text(f"SELECT * FROM {SLACK_INSTALLATIONS_TABLE} ORDER BY 1"))
+                return [tuple(map(str, row)) for row in rows]
+
+        try:
+            async with serve_in_loop(create_web_app(oodaloo, SlackBot(oodaloo)), sock):
+                built = SlackInstallFuzzer(url, installations)
+                try:
+                    yield built
+                finally:
+                    await built.aclose()
+        finally:
+            await oodaloo.aclose()
+
 
 
 class SlackInstallFuzzer:
@@ -722,13 +778,9 @@ class SlackInstallFuzzer:
         fresh = await self._fresh() if plan.fresh else {}
         probe = plan.build(fresh)
         before = await self.installations()
-        errors = ErrorLog()
-        logging.getLogger().addHandler(errors)
-        try:
+        with errors_logged() as errors:
             self.http.cookies.clear()
             answer = await self.http.request(probe.method, probe.path, headers=sendable(probe.headers))
-        finally:
-            logging.getLogger().removeHandler(errors)
         after = await self.installations()
         return Verdict(probe.route, answer.status_code, errors.lines(), before != after, probe.may_act,
                        probe=probe, answer=answer.text[:300])
@@ -744,4 +796,6 @@ __all__ = [
     "SlackInstallFuzzer",
     "Tally",
     "Verdict",
+    "errors_logged",
+    "slack_install_fuzzer",
 ]

@@ -23,19 +23,9 @@ import pytest
 from db_conftest import MigratedDatabase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from route_fuzz import CASES, EMAIL_APPROVER, RouteFuzzer, SlackInstallFuzzer
-from sqlalchemy import text
+from route_fuzz import CASES, EMAIL_APPROVER, RouteFuzzer, SlackInstallFuzzer, slack_install_fuzzer
 
-from bot.bootstrap import Oodaloo
-from bot.local import free_socket, local_stack, serve_in_loop
-from bot.models import SLACK_INSTALLATIONS_TABLE
-from bot.settings import load_settings
-from bot.slack.app import SlackBot
-from bot.web import create_web_app
-from runway.crypto import generate_key
-from slack_sandbox.config import SlackSandboxConfig
-from slack_sandbox.server import start_in_thread
-from sync import MemoryBackend
+from bot.local import local_stack
 
 
 def fuzz(route: str) -> Any:
@@ -64,36 +54,8 @@ async def fuzzer(migrated: MigratedDatabase) -> AsyncIterator[RouteFuzzer]:
 @pytest.fixture
 async def installer(migrated: MigratedDatabase) -> AsyncIterator[SlackInstallFuzzer]:
     """A multi-workspace `oodaloo serve` (Slack's OAuth install) against the local Slack."""
-    with start_in_thread(SlackSandboxConfig()) as slack:
-        config = slack.sandbox.config
-        sock = free_socket()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings_ = load_settings(
-            database_url=migrated.url,
-            slack_client_id=config.client_id,
-            slack_client_secret=config.client_secret,
-            slack_signing_secret=config.signing_secret,
-            slack_api_url=slack.api_url,
-            token_encryption_key=generate_key(),
-            email_link_key=secrets.token_urlsafe(32),
-            public_url=url,
-        )
-        oodaloo = await Oodaloo.start(settings_, backend=MemoryBackend(), migrate=False)
-
-        async def installations() -> Any:
-            async with oodaloo.engine.connect() as connection:
-                rows = await connection.execute(text(f"SELECT * FROM {SLACK_INSTALLATIONS_TABLE} ORDER BY 1"))
-                return [tuple(map(str, row)) for row in rows]
-
-        try:
-            async with serve_in_loop(create_web_app(oodaloo, SlackBot(oodaloo)), sock):
-                built = SlackInstallFuzzer(url, installations)
-                try:
-                    yield built
-                finally:
-                    await built.aclose()
-        finally:
-            await oodaloo.aclose()
+    async with slack_install_fuzzer(migrated.url) as built:
+        yield built
 
 
 async def check(fuzzer: RouteFuzzer | SlackInstallFuzzer, route: str, data: st.DataObject) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ from urllib.parse import urlencode, urlparse
 import httpx
 import pytest
 from db_conftest import MigratedDatabase
+from route_fuzz import errors_logged
 from slack_sdk.signature import SignatureVerifier
 
 from bot.email.links import ActionKind, LinkSigner
@@ -34,27 +34,11 @@ async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
         yield built
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @contextmanager
 def no_error_logged() -> Iterator[None]:
     """Fails if anything (uvicorn's "Exception in ASGI application" included) logs an ERROR."""
-    errors = _Errors()
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
-    for logger in loggers:
-        logger.addHandler(errors)
-    try:
+    with errors_logged() as errors:
         yield
-    finally:
-        for logger in loggers:
-            logger.removeHandler(errors)
     assert [r.getMessage() for r in errors.records] == []
 
 
