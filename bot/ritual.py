@@ -136,7 +136,7 @@ class Ritual:
             return False
         report = await services.mirror.sync(strategy=strategy)
         logger.info("synced %s: %s", business_id, report.summary())
-        notices = await services.drift.check_bills()
+        notices = await services.drift.check_bills() + await services.drift.check_payments()
         if notices and self.alert_drift is not None:
             await self.alert_drift(business_id)
         return True

@@ -77,7 +77,8 @@ class Wired:
                     logger.warning("webhook sync of %s put off: %s", business.id, exc)
                     return
                 logger.info("webhook sync of %s (%d entities): %s", business.id, len(entities), report.summary())
-                if await services.drift.check_bills() and slack is not None:
+                drift = await services.drift.check_bills() + await services.drift.check_payments()
+                if drift and slack is not None:
                     await slack.post_drift_alerts(business.id)
 
             routes.append(qbo_webhook_route(settings.qbo_webhook_verifier_token, changed))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -21,23 +21,29 @@ from runway.formatting import money
 from runway.models import Bill, DriftEvent
 from runway.uow import UowFactory
 from sync import (
+    BILL_PAYMENT_CREATE,
     ActionMissingInQBO,
+    ActionState,
     AmountChanged,
     BalanceChanged,
     Clock,
     DeletedInQBO,
     Drift,
     DriftReport,
+    LocalAction,
     LocalBill,
     PaidHereOpenInQBO,
     Priority,
     SmartSyncService,
+    action_drift,
     bill_drift,
 )
 
 #: Ids per QuickBooks query (`Id IN (...)`): one page of answers, well inside the query length
 #: QuickBooks accepts.
 _IDS_PER_QUERY = 200
+#: How far back the payments Oodaloo made are compared with QuickBooks on each sync.
+PAYMENTS_CHECKED_FOR = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,39 @@ class DriftRecorder:
             )
         await self.record(bill_drift(local, current), compared=[("Bill", qbo_id) for qbo_id in ids])
         return await self.open_events()
+
+    async def check_payments(self) -> list[DriftNotice]:
+        """Payments Oodaloo made in the last `PAYMENTS_CHECKED_FOR` that QuickBooks no longer has
+        (deleted) or has with another amount (edited, or voided: QuickBooks keeps a voided payment
+        at zero). Each difference is one event, so the channel is told once; a payment put back
+        resolves it. Returns the events found."""
+        if self.smart_sync is None:
+            raise ValueError(
+                "checking payments against QuickBooks needs the business's SmartSyncService"
+            )
+        since = self.clock.now() - PAYMENTS_CHECKED_FOR
+        made = [
+            action
+            for action in await self.smart_sync.infra.ledger.list(
+                ActionState.SUCCEEDED, self.smart_sync.realm_id, completed_since=since
+            )
+            if action.business_id == self.business_id and action.operation == BILL_PAYMENT_CREATE
+        ]
+        ids = sorted({action.qbo_object_id for action in made if action.qbo_object_id})
+        current: list[dict[str, object]] = []
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            listed = ", ".join(_quoted(qbo_id) for qbo_id in ids[start : start + _IDS_PER_QUERY])
+            current += await self.smart_sync.execute_qbo_call(
+                "query",
+                f"SELECT * FROM BillPayment WHERE Id IN ({listed})",
+                priority=Priority.BULK,
+            )
+        local = [
+            LocalAction(action.key, action.target_id, action.amount, action.state.value, action.qbo_object_id)
+            for action in made
+        ]
+        compared = [("BillPayment", action.key) for action in made] + [("BillPayment", i) for i in ids]
+        return await self.record(action_drift(local, current), compared=compared)
 
     async def open_events(self) -> list[DriftNotice]:
         async with self.uow_factory(self.business_id) as uow:

@@ -648,14 +648,21 @@ class ActionLedger:
             return None if row is None else _to_action(row)
 
     async def list(
-        self, state: ActionState | None = None, realm_id: str | None = None
+        self,
+        state: ActionState | None = None,
+        realm_id: str | None = None,
+        *,
+        completed_since: datetime | None = None,
     ) -> Sequence[Action]:
-        """Actions oldest first, optionally only those in one state and/or one realm."""
+        """Actions oldest first, optionally only those in one state and/or one realm, and/or
+        completed at or after `completed_since`."""
         statement = select(ActionRow).order_by(ActionRow.id)
         if state is not None:
             statement = statement.where(ActionRow.state == ActionState(state).value)
         if realm_id is not None:
             statement = statement.where(ActionRow.realm_id == realm_id)
+        if completed_since is not None:
+            statement = statement.where(ActionRow.completed_at >= completed_since)
         return await self._select(statement)
 
     async def due_for_reconciliation(

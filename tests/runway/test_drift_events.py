@@ -4,7 +4,7 @@ event, and putting the amount back resolves it; the reconciler's reports are rec
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,10 +15,11 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.drift import DriftRecorder
 from runway.errors import NotFound
 from runway.mirror import MirrorSync
+from sync.actions import BillPaymentIntent
 from sync.clock import ManualClock
 from sync.drift import ActionMissingInQBO
 from sync.reconcile import DriftReport
-from sync_harness import create_bills, edit_bill_amount
+from sync_harness import bank_account_id, create_bills, edit_bill_amount
 
 BUSINESS = "biz-larkspur"
 START = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
@@ -91,3 +92,39 @@ async def test_reconciler_reports_become_events(runway_env: RunwayEnv) -> None:
     assert await recorder.open_events() == []
     with pytest.raises(NotFound):
         await DriftRecorder(runway_env.uows, "biz-other", clock).dismiss(event.id)
+
+
+async def test_a_payment_oodaloo_made_then_deleted_or_voided_in_quickbooks_is_one_event(
+    runway_env: RunwayEnv,
+) -> None:
+    """Each sync compares the payments Oodaloo made with QuickBooks: one deleted there and one
+    voided there are each reported once, however many syncs see them."""
+    bills = await create_bills(runway_env.sandbox, [Decimal("120.00"), Decimal("80.00")])
+    smart_sync = runway_env.smart_sync(BUSINESS, runway_env.sandbox.realm_id)
+    bank = await bank_account_id(runway_env.sandbox)
+    made = []
+    for bill in bills:
+        outcome = await smart_sync.create_payment_immediate(BillPaymentIntent(
+            business_id=BUSINESS, realm_id=runway_env.sandbox.realm_id, bill_id=str(bill["Id"]),
+            bill_sync_token=str(bill["SyncToken"]), vendor_id=str(bill["VendorRef"]["value"]),
+            amount=bill["Balance"], bank_account_id=bank, pay_date=date.today(), requested_by="U-owner",
+        ))  # fmt: skip
+        assert outcome.succeeded
+        made.append(outcome)
+    recorder = DriftRecorder(runway_env.uows, BUSINESS, ManualClock(datetime.now(UTC)), smart_sync)
+    assert await recorder.check_payments() == []
+
+    deleted, voided = (runway_env.sandbox.realm().get("BillPayment", str(o.qbo_object_id)) for o in made)
+    assert deleted is not None and voided is not None
+    async with runway_env.sandbox.http_client() as quickbooks:
+        for payment, operation in ((deleted, "delete"), (voided, "void")):
+            answer = await quickbooks.post(
+                runway_env.sandbox.v3_path("billpayment"), params={"operation": operation},
+                json={"Id": payment["Id"], "SyncToken": payment["SyncToken"]},
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+    first = await recorder.check_payments()
+    assert sorted(event.kind for event in first) == ["action_missing_in_qbo", "amount_changed"]
+    again = await recorder.check_payments()
+    assert {event.id for event in again} == {event.id for event in first}  # the same two, seen twice
+    assert len(await recorder.open_events()) == 2
