@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import logging
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -47,6 +48,8 @@ from sync.reconcile import Reconciler
 from sync.service import SmartSyncService
 
 BUSINESS_ID = "chaos-business"
+#: The suite's database fixtures (a fresh PostgreSQL schema per run).
+TEST_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "sync"
 
 
 class OffsetClock:
@@ -304,9 +307,19 @@ async def main() -> None:
     parser.add_argument("--double-rate", type=float, default=0.3)
     parser.add_argument("--faulty-sweeps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temp folder")
+    parser.add_argument("--database-url", default=None,
+                        help="default: a SQLite file in a temp folder; on PostgreSQL, a fresh schema each run")
     parser.add_argument("--redis-url", default=None, help="default: in-process backends")
     args = parser.parse_args()
+    if args.database_url and args.database_url.startswith("postgresql"):
+        # A schema of its own each run: actions of an earlier run (same seed, same bills, same
+        # keys) would otherwise answer for this run's clicks.
+        sys.path.insert(0, str(TEST_FIXTURES))
+        from db_conftest import fresh_postgres_schema
+
+        async for url in fresh_postgres_schema(args.database_url):
+            await run(args, url)
+        return
     with tempfile.TemporaryDirectory(prefix="oodaloo-chaos-") as folder:
         await run(args, args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'chaos.db'}")
 

@@ -32,7 +32,8 @@ def _postgres_base_url() -> str:
     return required_service_url(POSTGRES_ENV, "PostgreSQL", "127.0.0.1:5432")
 
 
-async def _fresh_postgres_schema(base_url: str) -> AsyncIterator[str]:
+async def fresh_postgres_schema(base_url: str) -> AsyncIterator[str]:
+    """A PostgreSQL schema of its own (the URL selects it through search_path), dropped afterwards."""
     schema = f"oodaloo_test_{uuid.uuid4().hex[:16]}"
     # Plain asyncpg for the set-up: cheaper than a SQLAlchemy engine's first connection.
     dsn = make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -55,7 +56,7 @@ async def db_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'oodaloo.db'}"
         return
-    async for url in _fresh_postgres_schema(_postgres_base_url()):
+    async for url in fresh_postgres_schema(_postgres_base_url()):
         yield url
 
 
