@@ -119,6 +119,11 @@ async def _create_bills(client: QBORawClient, amounts: list[Decimal]) -> list[di
     return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(amounts))))
 
 
+def _requests(stats: dict[str, Any], realm_id: str) -> int:
+    """QuickBooks requests the sandbox counted for the company so far."""
+    return sum(stats["requests"]["by_realm"].get(realm_id, {}).values())
+
+
 def quiet_logs() -> None:
     """Every injected fault logs a warning (and the sandbox a traceback): they would drown the summary."""
     logging.getLogger("sync").setLevel(logging.ERROR)
@@ -233,6 +238,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             started = time.perf_counter()
             sweeps = 0
             faults_on = True
+            faults_off_at, requests_at_faults_off = started, 0
             while sweeps < 500:
                 clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
                 if not await reconcilers[0].due():
@@ -242,11 +248,14 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                 if faults_on and sweeps >= args.faulty_sweeps:
                     await _admin(base, "PUT", "/faults", {})
                     faults_on = False
+                    faults_off_at = time.perf_counter()
+                    requests_at_faults_off = _requests(await _admin(base, "GET", "/stats"), realm_id)
                 if not any(res.settled for found in rounds for res in found):
                     # Nothing could be settled: the company's rate budget or a 429's Retry-After
                     # is running out in real time.
                     await asyncio.sleep(0.5)
             reconcile_seconds = time.perf_counter() - started
+            settled_after_faults_off = time.perf_counter() - faults_off_at
             final_stats = await _admin(base, "GET", "/stats")
 
             actions = await live[0].ledger.list()
@@ -291,6 +300,20 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         print(
             f"  QuickBooks requests for the company: {sum(final_stats['requests']['by_realm'].get(realm_id, {}).values())} "
             f"under its limit of {final_stats['limits']['requests_per_minute']} per minute"
+        )
+        spent = _requests(final_stats, realm_id)
+        after_off = spent - requests_at_faults_off
+        per_second = final_stats["limits"]["requests_per_minute"] / 60
+        tail = (
+            f"after faults off: {after_off} calls in {settled_after_faults_off:.1f} s, at least "
+            f"{after_off / per_second:.1f} s at the company's limit "
+            f"(ratio {settled_after_faults_off / max(after_off / per_second, 0.001):.2f})"
+            if not faults_on
+            else "everything settled while the faults were still on"
+        )
+        print(
+            f"  QuickBooks calls per payment: {spent / args.actions:.2f} (lower bound 1.00: one "
+            f"BillPayment each); {tail}"
         )
         print(f"  final ledger states: {dict(states)}")
         print(
