@@ -118,6 +118,10 @@ def _field(payload: dict[str, Any], key: str) -> str:
     value = payload[key]
     if not isinstance(value, str) or not value or "\x00" in value or len(value) > 320:
         raise TypeError(f"the link's {key!r} is not text Oodaloo writes")
+    try:
+        value.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) is not text
+    except UnicodeEncodeError:
+        raise TypeError(f"the link's {key!r} is not text Oodaloo writes") from None
     return value
 
 

@@ -5,11 +5,13 @@ web app served by uvicorn (`bot.local.local_stack`)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -20,9 +22,10 @@ from db_conftest import MigratedDatabase
 from route_fuzz import errors_logged
 from slack_sdk.signature import SignatureVerifier
 
-from bot.email.links import ActionKind, LinkSigner
+from bot.email.links import ActionKind, BadLink, LinkSigner
 from bot.local import BUSINESS_ID, LocalStack, local_stack
 from bot.slack.clicks import item_and_amount
+from sync.clock import ManualClock
 
 OPERATOR_TOKEN = "op-4d1c0a8e9f2b47c6a1d3e5f7b9c2d4e6"
 MiB = 1024 * 1024
@@ -282,3 +285,16 @@ def test_a_button_amount_oodaloo_could_not_hold_is_refused_as_unreadable(value: 
     with pytest.raises(ValueError, match="unreadable amount"):
         item_and_amount(value)
     assert item_and_amount("2109|2747.53") == ("2109", Decimal("2747.53"))
+
+
+@pytest.mark.parametrize("field", ["b", "t", "r", "n", "m"])
+def test_a_genuine_link_carrying_a_lone_surrogate_is_not_a_link(field: str) -> None:
+    """The route fuzz bench signed a link whose nonce was "\\ud800": it reached the database (500)."""
+    signer = LinkSigner(b"k" * 32, ManualClock(datetime.now(UTC)), public_url="https://oodaloo.test")
+    token = signer.action_token("biz-larkspur", ActionKind.BILL_PAY, "2109", "owner@example.com",
+                                amount=Decimal("12.00"))
+    encoded = token.partition(".")[0]
+    payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    payload[field] = "\ud800"
+    with pytest.raises(BadLink):
+        signer.read_action(signer._sign(payload))
