@@ -116,6 +116,7 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
         if args.command == "actions":
             return await ops.actions(oodaloo, args.state)
         if args.command == "reconcile":
+            await ritual_for(oodaloo)  # with Slack configured, its bot redraws what settles
             return await ops.reconcile(oodaloo)
         if args.command == "rotate-keys":
             return await ops.rotate_keys(oodaloo)
