@@ -225,14 +225,7 @@ class DriftRecorder:
                 for bill in bills.values()
             ]
         ids = [bill.id for bill in local]
-        current: list[dict[str, object]] = []
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            listed = ", ".join(_quoted(qbo_id) for qbo_id in ids[start : start + _IDS_PER_QUERY])
-            current += await self.smart_sync.execute_qbo_call(
-                "query",
-                f"SELECT * FROM Bill WHERE Id IN ({listed})",
-                priority=Priority.BULK,
-            )
+        current = await self._current(self.smart_sync, "Bill", ids)
         await self.record(bill_drift(local, current), compared=[("Bill", qbo_id) for qbo_id in ids])
         return await self.open_events()
 
@@ -254,20 +247,24 @@ class DriftRecorder:
             if action.business_id == self.business_id and action.operation == BILL_PAYMENT_CREATE
         ]
         ids = sorted({action.qbo_object_id for action in made if action.qbo_object_id})
-        current: list[dict[str, object]] = []
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            listed = ", ".join(_quoted(qbo_id) for qbo_id in ids[start : start + _IDS_PER_QUERY])
-            current += await self.smart_sync.execute_qbo_call(
-                "query",
-                f"SELECT * FROM BillPayment WHERE Id IN ({listed})",
-                priority=Priority.BULK,
-            )
+        current = await self._current(self.smart_sync, "BillPayment", ids)
         local = [
             LocalAction(action.key, action.target_id, action.amount, action.state.value, action.qbo_object_id)
             for action in made
         ]
         compared = [("BillPayment", action.key) for action in made] + [("BillPayment", i) for i in ids]
         return await self.record(action_drift(local, current), compared=compared)
+
+    @staticmethod
+    async def _current(smart_sync: SmartSyncService, entity: str, ids: Sequence[str]) -> list[dict[str, object]]:
+        """QuickBooks' copies of these objects, `_IDS_PER_QUERY` to a query (background priority)."""
+        current: list[dict[str, object]] = []
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            listed = ", ".join(_quoted(qbo_id) for qbo_id in ids[start : start + _IDS_PER_QUERY])
+            current += await smart_sync.execute_qbo_call(
+                "query", f"SELECT * FROM {entity} WHERE Id IN ({listed})", priority=Priority.BULK
+            )
+        return current
 
     async def open_events(self) -> list[DriftNotice]:
         async with self.uow_factory(self.business_id) as uow:
