@@ -71,8 +71,14 @@ async def _stream_until_answered(url: str, path: str, total: int, *, chunked: bo
             await writer.drain()
     except ConnectionError:
         pass  # the server answered and closed while we were still sending
-    head = await asyncio.wait_for(answer, 10)
-    writer.close()
+    try:
+        head = await asyncio.wait_for(answer, 10)
+    except ConnectionResetError:
+        # The server answered and closed with our unread bytes still arriving: the kernel resets
+        # the connection, and the answer can be lost on the way. Nothing was read: status 0.
+        return 0, b""
+    finally:
+        writer.close()
     status_line, _, rest = head.partition(b"\r\n")
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
@@ -107,8 +113,8 @@ async def test_a_huge_unsigned_body_is_refused_before_it_is_read(stack: LocalSta
         if reads_its_body or not chunked:
             assert status == 413, (path, body)
             assert limit.encode() in body, body
-        else:
-            assert 400 <= status < 500, (path, status, body)
+        else:  # refused without reading: a 4xx, or a reset that lost it (status 0)
+            assert status == 0 or 400 <= status < 500, (path, status, body)
         assert peak < 4 * MiB, f"{path}: {peak / MiB:.1f} MiB traced while refusing a 64 MiB body"
     assert time.monotonic() - started < 60
 
