@@ -20,9 +20,9 @@ from enum import StrEnum
 
 from sync.actions import ActionOutcome, markers_in
 from sync.ledger import ActionState
-from sync.qbo import QBONotFoundError
+from sync.payment_search import look_around
 from sync.ratelimit import Priority
-from sync.reconcile import PAYMENT_KINDS, Reconciler, amount_applied
+from sync.reconcile import PAYMENT_KINDS, amount_applied
 from sync.service import SmartSyncService, outcome_for
 
 
@@ -55,15 +55,10 @@ async def decide(
             key, ActionState.FAILED, by=by, note="cancelled by a person; nothing was sent"
         )
         return outcome_for(done)
-    search = Reconciler(service.infra)
     what = f"{kind.target_entity} {action.target_id}"
-    try:
-        target = await service.execute_qbo_call(
-            "get", kind.target_entity, action.target_id, priority=Priority.USER_ACTION
-        )
-    except QBONotFoundError:
-        target = None
-    payments = await search.payments_around(service, action, kind, target)
+    sight = await look_around(service, kind, [action], priority=Priority.USER_ACTION)
+    target = sight.target(action)
+    payments = sight.payments_for(action)
     ours = [p for p in payments.values() if key in markers_in(p.get("PrivateNote"))]
     if decision is PersonDecision.PAID:
         if target is None:

@@ -42,7 +42,8 @@ from sync.drift import AmountChanged, DeletedInQBO, Drift
 from sync.infrastructure import SyncInfrastructure
 from sync.ledger import Action, ActionState, LeaseLost
 from sync.metrics import log_event
-from sync.qbo import QBOError, QBONotFoundError, quote_literal
+from sync.payment_search import PaymentKind, PaymentSight, look_around
+from sync.qbo import QBOError, QBONotFoundError
 from sync.ratelimit import Priority, RateLimitTimeout
 from sync.service import SmartSyncService, outcome_for
 
@@ -93,14 +94,6 @@ class DriftReport:
 
 OnResolved = Callable[[Resolution], Awaitable[None]]
 OnDrift = Callable[[DriftReport], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class PaymentKind:
-    target_entity: str  # what is paid: "Bill" or "Invoice"
-    payment_entity: str  # what pays it: "BillPayment" or "Payment"
-    link_types: frozenset[str]  # LinkedTxn types on the target that name its payments
-    party_ref: str  # the payment's VendorRef or CustomerRef
 
 
 PAYMENT_KINDS: Mapping[str, PaymentKind] = {
@@ -170,30 +163,52 @@ class Reconciler:
         return action.updated_at + wait <= now
 
     async def sweep(self) -> list[Resolution]:
-        """Settle up to `batch_size` due actions; returns what was done with each taken."""
-        candidates = (await self.due())[: self.batch_size]
+        """Settle due actions, up to `batch_size` for each company; returns what was done with
+        each taken. The payments of one company and kind are looked up together (`look_around`),
+        so a sweep costs a few queries per company plus one request per payment sent again."""
+        claims = await self._claim_due()
         gate = asyncio.Semaphore(self.concurrency)
-        # A company whose circuit is open or whose rate budget is spent is skipped for the rest of
-        # the sweep: its other actions would only be claimed and put back.
-        unavailable: set[str] = set()
+        groups: dict[tuple[str, str, str], list[_Claim]] = {}
+        for claim in claims:
+            action = claim.action
+            groups.setdefault((action.business_id, action.realm_id, action.operation), []).append(claim)
 
-        async def settle(action: Action) -> Resolution | None:
-            async with gate:
-                if action.realm_id in unavailable:
-                    return None
-                resolution = await self._settle(action)
-                if resolution is not None and resolution.how == RETRY_LATER and resolution.unavailable:
-                    unavailable.add(action.realm_id)
-                return resolution
+        async def settle_group(operation: str, group: list[_Claim]) -> list[Resolution]:
+            kind = PAYMENT_KINDS.get(operation)
+            if kind is not None:
+                return await self._settle_payments(kind, group, gate)
+            return [await self._guarded(claim, self._settle_one(claim), gate) for claim in group]
 
-        done = await asyncio.gather(*(settle(action) for action in candidates))
-        resolutions = [resolution for resolution in done if resolution is not None]
+        done = await asyncio.gather(
+            *(settle_group(operation, group) for (_, _, operation), group in groups.items())
+        )
+        resolutions = [resolution for found in done for resolution in found]
         for resolution in resolutions:
             if self.on_resolved is not None:
                 await self.on_resolved(resolution)
         return resolutions
 
-    async def _settle(self, seen: Action) -> Resolution | None:
+    async def _claim_due(self) -> list[_Claim]:
+        """Claim up to `batch_size` due actions per company, oldest first. An action another worker
+        holds is passed over, so workers sweeping at once take different actions."""
+        by_realm: dict[str, list[Action]] = {}
+        for action in await self.due():
+            by_realm.setdefault(action.realm_id, []).append(action)
+
+        async def claim_some(actions: list[Action]) -> list[_Claim]:
+            taken: list[_Claim] = []
+            for seen in actions:
+                if len(taken) >= self.batch_size:
+                    break
+                claim = await self._claim(seen)
+                if claim is not None:
+                    taken.append(claim)
+            return taken
+
+        claimed = await asyncio.gather(*(claim_some(actions) for actions in by_realm.values()))
+        return [claim for taken in claimed for claim in taken]
+
+    async def _claim(self, seen: Action) -> _Claim | None:
         service = SmartSyncService(self.infra, seen.business_id, seen.realm_id)
         owner = service.new_owner()
         lease = self.infra.settings.write_lease_seconds(_PRIORITY) * 2
@@ -201,40 +216,86 @@ class Reconciler:
         if action is None:
             return None  # another worker holds it, or it settled since we looked
         self.infra.metrics.incr(m.RECONCILIATIONS, action.realm_id)
-        previous = seen.state
+        return _Claim(service, action, owner, seen.state)
+
+    async def _settle_payments(
+        self, kind: PaymentKind, group: list[_Claim], gate: asyncio.Semaphore
+    ) -> list[Resolution]:
+        """One look at QuickBooks for the whole group, then each action judged and acted on."""
+        # Payments never sent need only their targets' versions; any other needs the search.
+        searched = any(not _never_sent(claim) for claim in group)
         try:
-            return await self._settle_claimed(service, action, owner, previous)
-        except LeaseLost as lost:
-            return self._resolution(action, previous, RETRY_LATER, str(lost), outcome_for(lost.action))
-        except (QBOError, CircuitOpen, RateLimitTimeout) as exc:
+            async with gate:
+                sight = await look_around(
+                    group[0].service,
+                    kind,
+                    [claim.action for claim in group],
+                    priority=_PRIORITY,
+                    with_payments=searched,
+                )
+        except Exception as exc:  # noqa: BLE001 - each action is released or handed over below
+            return [await self._failed(claim, exc) for claim in group]
+
+        async def judged(claim: _Claim) -> Resolution:
+            return await self._act(claim, self._judge_payment(claim, kind, sight))
+
+        return list(
+            await asyncio.gather(*(self._guarded(claim, judged(claim), gate) for claim in group))
+        )
+
+    async def _settle_one(self, claim: _Claim) -> Resolution:
+        if claim.action.operation == INVOICE_SEND:
+            finding = await self._look_for_sent_invoice(claim.service, claim.action)
+        else:
+            finding = _Finding(
+                NEEDS_HUMAN,
+                f"Oodaloo does not know how to check a {claim.action.operation!r} action in "
+                "QuickBooks",
+            )
+        return await self._act(claim, finding)
+
+    async def _guarded(
+        self, claim: _Claim, settling: Awaitable[Resolution], gate: asyncio.Semaphore
+    ) -> Resolution:
+        async with gate:
+            try:
+                return await settling
+            except Exception as exc:  # noqa: BLE001 - _failed decides: release, or a person
+                return await self._failed(claim, exc)
+
+    async def _failed(self, claim: _Claim, exc: Exception) -> Resolution:
+        """What becomes of a claimed action when settling it raised `exc`."""
+        action, owner, previous = claim.action, claim.owner, claim.previous
+        if isinstance(exc, LeaseLost):
+            return self._resolution(action, previous, RETRY_LATER, str(exc), outcome_for(exc.action))
+        if isinstance(exc, QBOError | CircuitOpen | RateLimitTimeout):
             # QuickBooks could not be asked: leave the action as it was for the next sweep.
+            not_asked = isinstance(exc, CircuitOpen | RateLimitTimeout)
             reason = f"could not check QuickBooks yet: {exc}"
             if previous is ActionState.PENDING:
                 kept = await self.infra.ledger.release_to_pending(
-                    action.key, owner, reason, sent=not isinstance(exc, CircuitOpen | RateLimitTimeout)
+                    action.key, owner, reason, sent=not not_asked
                 )
             else:
                 kept = await self.infra.ledger.mark_unknown(action.key, owner, reason)
             return replace(
                 self._resolution(action, previous, RETRY_LATER, reason, outcome_for(kept)),
-                unavailable=isinstance(exc, CircuitOpen | RateLimitTimeout),
+                unavailable=not_asked,
             )
-        except Exception as exc:
-            # An action that cannot be reconciled must not block the others, nor be guessed at.
-            logger.exception(
-                "reconciling action %s failed unexpectedly; handing it to a person",
-                action.key,
-                extra={"realm_id": action.realm_id, "action_key": action.key},
-            )
-            reason = f"Oodaloo could not reconcile this action automatically ({type(exc).__name__}: {exc})"
-            stopped = await self.infra.ledger.mark_needs_human(action.key, reason)
-            self.infra.metrics.incr(m.NEEDS_HUMAN, action.realm_id)
-            return self._resolution(action, previous, NEEDS_HUMAN, reason, outcome_for(stopped))
+        # An action that cannot be reconciled must not block the others, nor be guessed at.
+        logger.error(
+            "reconciling action %s failed unexpectedly; handing it to a person",
+            action.key,
+            exc_info=exc,
+            extra={"realm_id": action.realm_id, "action_key": action.key},
+        )
+        reason = f"Oodaloo could not reconcile this action automatically ({type(exc).__name__}: {exc})"
+        stopped = await self.infra.ledger.mark_needs_human(action.key, reason)
+        self.infra.metrics.incr(m.NEEDS_HUMAN, action.realm_id)
+        return self._resolution(action, previous, NEEDS_HUMAN, reason, outcome_for(stopped))
 
-    async def _settle_claimed(
-        self, service: SmartSyncService, action: Action, owner: str, previous: ActionState
-    ) -> Resolution:
-        finding = await self._look(service, action, previous)
+    async def _act(self, claim: _Claim, finding: _Finding) -> Resolution:
+        service, action, owner, previous = claim.service, claim.action, claim.owner, claim.previous
         for drift in finding.drift:
             self.infra.metrics.incr(m.DRIFT_FOUND, action.realm_id)
             if self.on_drift is not None:
@@ -292,19 +353,6 @@ class Reconciler:
 
     # --- looking in QuickBooks ---------------------------------------------------------------
 
-    async def _look(
-        self, service: SmartSyncService, action: Action, previous: ActionState
-    ) -> _Finding:
-        kind = PAYMENT_KINDS.get(action.operation)
-        if kind is not None:
-            return await self._look_for_payment(service, action, kind, previous)
-        if action.operation == INVOICE_SEND:
-            return await self._look_for_sent_invoice(service, action, previous)
-        return _Finding(
-            NEEDS_HUMAN,
-            f"Oodaloo does not know how to check a {action.operation!r} action in QuickBooks",
-        )
-
     async def _read(self, service: SmartSyncService, entity: str, entity_id: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = await service.execute_qbo_call(
@@ -314,59 +362,12 @@ class Reconciler:
             return None
         return found
 
-    async def _query(self, service: SmartSyncService, statement: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = await service.execute_qbo_call(
-            "query", statement, priority=_PRIORITY
-        )
-        return rows
-
-    async def payments_around(
-        self,
-        service: SmartSyncService,
-        action: Action,
-        kind: PaymentKind,
-        target: Mapping[str, Any] | None,
-    ) -> dict[str, dict[str, Any]]:
-        """The payments in QuickBooks that could be this action's, by id: those linked to its
-        target, and those to the same party on the same date (found even if the link to the target
-        was removed or the target deleted). At most two queries."""
-        payments: dict[str, dict[str, Any]] = {}
-        if target is not None:
-            linked = sorted(
-                {
-                    str(link["TxnId"])
-                    for link in target.get("LinkedTxn") or []
-                    if link.get("TxnType") in kind.link_types and link.get("TxnId") is not None
-                }
-            )
-            if linked:
-                listed = ", ".join(quote_literal(payment_id) for payment_id in linked)
-                for row in await self._query(
-                    service, f"SELECT * FROM {kind.payment_entity} WHERE Id IN ({listed})"
-                ):
-                    payments[str(row.get("Id"))] = row
-        party = (action.payload.get(kind.party_ref) or {}).get("value")
-        txn_date = action.payload.get("TxnDate")
-        if isinstance(party, str) and isinstance(txn_date, str):
-            for row in await self._query(
-                service,
-                f"SELECT * FROM {kind.payment_entity} WHERE {kind.party_ref} = "
-                f"{quote_literal(party)} AND TxnDate = {quote_literal(txn_date)}",
-            ):
-                payments[str(row.get("Id"))] = row
-        return payments
-
-    async def _look_for_payment(
-        self,
-        service: SmartSyncService,
-        action: Action,
-        kind: PaymentKind,
-        previous: ActionState,
-    ) -> _Finding:
-        target = await self._read(service, kind.target_entity, action.target_id)
-        if previous is ActionState.PENDING and action.attempts <= 1:  # counting this sweep's claim
+    def _judge_payment(self, claim: _Claim, kind: PaymentKind, sight: PaymentSight) -> _Finding:
+        action = claim.action
+        target = sight.target(action)
+        if _never_sent(claim):
             return self._never_sent_payment(action, kind, target)
-        payments = await self.payments_around(service, action, kind, target)
+        payments = sight.payments_for(action)
         marked = [p for p in payments.values() if action.key in markers_in(p.get("PrivateNote"))]
         what = f"{kind.target_entity} {action.target_id}"
         if len(marked) > 1:
@@ -459,9 +460,7 @@ class Reconciler:
             )
         return _Finding(RESENT, "deferred while QuickBooks was unavailable; sending it now")
 
-    async def _look_for_sent_invoice(
-        self, service: SmartSyncService, action: Action, previous: ActionState
-    ) -> _Finding:
+    async def _look_for_sent_invoice(self, service: SmartSyncService, action: Action) -> _Finding:
         invoice = await self._read(service, "Invoice", action.target_id)
         if invoice is None:
             return _Finding(
@@ -487,6 +486,22 @@ class Reconciler:
                 "since: send the reminder again if it is still wanted",
             )
         return _Finding(RESENT, f"QuickBooks shows no email of invoice {action.target_id}; sending it")
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """An action this sweep holds the lease of, with the state it was found in."""
+
+    service: SmartSyncService
+    action: Action
+    owner: str
+    previous: ActionState
+
+
+def _never_sent(claim: _Claim) -> bool:
+    """Deferred and never tried (the claim itself counts one attempt): no request of it can be in
+    QuickBooks."""
+    return claim.previous is ActionState.PENDING and claim.action.attempts <= 1
 
 
 def amount_applied(payment: Mapping[str, Any], target_id: str) -> Decimal:

@@ -406,7 +406,7 @@ async def test_a_payment_held_back_by_the_rate_limiter_waits_no_longer_each_time
     before = await _requests_for(sandbox)
     [resolution] = await reconciler.sweep()
     assert resolution.how == RESENT and resolution.state is ActionState.SUCCEEDED
-    assert await _requests_for(sandbox) - before == 2  # GET the bill, POST the payment
+    assert await _requests_for(sandbox) - before == 2  # query the bill, POST the payment
     assert len(payments_marked(sandbox, intent.key)) == 1
 
 
@@ -425,3 +425,24 @@ async def test_a_payment_quickbooks_refused_before_applying_still_gets_the_full_
     [resolution] = await reconciler.sweep()
     assert resolution.how == FOUND and resolution.state is ActionState.SUCCEEDED
     assert len(payments_marked(sandbox, intent.key)) == 1
+
+
+async def test_checking_many_unknown_payments_of_one_company_shares_its_queries(
+    infra: SyncInfrastructure, sandbox: Sandbox, recorder: Recorder
+) -> None:
+    """After an outage leaves 40 payments unknown (half of them applied by QuickBooks), one sweep
+    settles them all with three queries (the bills, the payments linked to them, the payments to
+    their vendors that day) and one request per payment sent again, not three calls each."""
+    intents = [await intent_for(sandbox, f"{100 + n}.00") for n in range(40)]
+    for index, intent in enumerate(intents):
+        await unknown_action(infra, sandbox, intent, applied=index % 2 == 0)
+    reconciler = Reconciler(infra, on_resolved=recorder.resolved, batch_size=100)
+    before = await _requests_for(sandbox)
+
+    resolutions = await reconciler.sweep()
+
+    assert sorted(r.how for r in resolutions) == [FOUND] * 20 + [RESENT] * 20
+    assert {r.state for r in resolutions} == {ActionState.SUCCEEDED}
+    assert await _requests_for(sandbox) - before == 3 + 20
+    assert all(len(payments_marked(sandbox, intent.key)) == 1 for intent in intents)
+    assert await reconciler.due() == []
