@@ -44,6 +44,11 @@ logger = logging.getLogger(__name__)
 #: Tokens expiring sooner than this are refreshed by the token job (QuickBooks' last an hour).
 REFRESH_AHEAD = timedelta(minutes=15)
 
+#: How long one scheduled reconciliation keeps sweeping while it settles something: under the
+#: minute between runs (bot.worker.schedule.RitualCadence.reconcile_every), long enough to drain a
+#: company's backlog after an outage at QuickBooks' 500 requests a minute rather than 50 a run.
+RECONCILE_BUDGET = timedelta(seconds=45)
+
 #: A digest attempt that has not finished this long after it started (or after it last went on to
 #: deliver) was abandoned: its worker died. Longer than the worker's job timeout (15 minutes), so a
 #: live attempt is not taken over.
@@ -400,7 +405,7 @@ class Ritual:
                 )
 
     async def reconcile_sweep(self) -> list[Resolution]:
-        return await self.oodaloo.reconciler().sweep()
+        return await self.oodaloo.reconciler().sweep_for(RECONCILE_BUDGET)
 
     async def refresh_tokens(self) -> int:
         """Refresh access tokens that expire soon, so a click never waits for a refresh."""

@@ -188,6 +188,21 @@ class Reconciler:
                 await self.on_resolved(resolution)
         return resolutions
 
+    async def sweep_for(self, budget: timedelta) -> list[Resolution]:
+        """Sweep again and again while sweeps settle something, nothing due is left undone and
+        `budget` lasts: a backlog after an outage drains at QuickBooks' pace (each company's rate
+        limit), not one batch per scheduled run. Stops at the first sweep that settles nothing
+        (QuickBooks still unavailable, or only actions waiting for their time)."""
+        ends = self.infra.clock.monotonic() + budget.total_seconds()
+        everything: list[Resolution] = []
+        while True:
+            done = await self.sweep()
+            everything += done
+            if not any(resolution.settled for resolution in done):
+                return everything
+            if self.infra.clock.monotonic() >= ends or not await self.due():
+                return everything
+
     async def _claim_due(self) -> list[_Claim]:
         """Claim up to `batch_size` due actions per company, oldest first. An action another worker
         holds is passed over, so workers sweeping at once take different actions."""

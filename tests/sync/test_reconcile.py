@@ -28,6 +28,7 @@ from sync.reconcile import (
     FOUND,
     NEEDS_HUMAN,
     RESENT,
+    RETRY_LATER,
     TARGET_GONE,
     DriftReport,
     Reconciler,
@@ -342,6 +343,34 @@ async def test_a_sweep_is_bounded(infra: SyncInfrastructure, sandbox: Sandbox) -
     assert len(await reconciler.due()) == 3
     rest = await sweep_until_settled(reconciler)
     assert len(rest) == 3 and await reconciler.due() == []
+
+
+async def test_a_scheduled_run_keeps_sweeping_while_it_settles_and_its_budget_lasts(
+    infra: SyncInfrastructure, sandbox: Sandbox
+) -> None:
+    for amount in ["1.00", "2.00", "3.00", "4.00", "5.00"]:
+        await unknown_action(infra, sandbox, await intent_for(sandbox, amount), applied=False)
+    reconciler = Reconciler(infra, batch_size=2)
+
+    assert len(await reconciler.sweep_for(timedelta(0))) == 2  # no budget: one sweep
+    rest = await reconciler.sweep_for(timedelta(minutes=1))
+    assert len(rest) == 3 and {r.state for r in rest} == {ActionState.SUCCEEDED}
+    assert await reconciler.due() == []
+
+
+async def test_a_scheduled_run_stops_at_the_first_sweep_that_settles_nothing(
+    infra: SyncInfrastructure, sandbox: Sandbox
+) -> None:
+    for amount in ["1.00", "2.00", "3.00"]:
+        await unknown_action(infra, sandbox, await intent_for(sandbox, amount), applied=False)
+    async with sandbox.http_client() as http:
+        (await http.put("/_sandbox/faults", json={"by_kind": {"query": {"rate_5xx": 1.0}}})).raise_for_status()
+    reconciler = Reconciler(infra, batch_size=2)
+
+    tried = await reconciler.sweep_for(timedelta(minutes=1))
+
+    assert len(tried) == 2 and {r.how for r in tried} == {RETRY_LATER}  # one sweep, then it stops
+    assert len(await reconciler.due()) == 3
 
 
 async def test_a_recorded_but_never_claimed_action_is_sent_after_a_grace_period(
