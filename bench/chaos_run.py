@@ -1,7 +1,11 @@
 """Prints the summary of a large chaos run: many payments while QuickBooks misbehaves.
 
-    .venv/bin/python bench/chaos_run.py [--actions 200] [--workers 3] [--seed 7]
+    .venv/bin/python bench/chaos_run.py [--actions 200] [--companies 1] [--workers 3] [--seed N]
         [--database-url postgresql+asyncpg://...] [--redis-url redis://...]
+
+Without --seed, the run draws its own and prints it (give it back to replay the run). With
+--companies K, the actions are spread over K businesses, each its own QuickBooks company with its
+own rate limit (500 requests a minute), all paid at once by the same workers.
 
 The sandbox runs over loopback HTTP with a seeded FaultPlan (5xx, 429, latency, hangs ended by the
 client's timeout, writes applied whose answer is lost). Several workers (infrastructures sharing one
@@ -11,7 +15,10 @@ the wire. Then reconciliation sweeps run (every worker sweeping) until nothing i
 
 Printed: actions and submissions, faults injected by kind, first answers by state, and the checks
 that matter: duplicates (payments in QuickBooks carrying the same action's marker more than once),
-missing payments, ledger states disagreeing with QuickBooks, and the time reconciliation took.
+missing payments, ledger states disagreeing with QuickBooks, actions not final, QuickBooks calls per
+payment, and the time from "faults off" to "all settled" against two lower bounds set by each
+company's rate limit: for the calls actually spent, and for one call per payment still unsettled
+when the faults stopped (the busiest company decides; companies are paid in parallel).
 Figures only: nothing is asserted.
 """
 
@@ -21,14 +28,17 @@ import argparse
 import asyncio
 import logging
 import random
+import secrets
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +46,7 @@ import httpx
 
 from qbo_sandbox.config import SandboxConfig
 from qbo_sandbox.server import start_in_thread
-from sync.actions import BillPaymentIntent
+from sync.actions import BillPaymentIntent, markers_in
 from sync.backends import MemoryBackend, backend_from_url
 from sync.circuit import CircuitConfig
 from sync.db import upgrade_database
@@ -47,7 +57,7 @@ from sync.ratelimit import Priority, RateLimitConfig
 from sync.reconcile import Reconciler
 from sync.service import SmartSyncService
 
-BUSINESS_ID = "chaos-business"
+FINAL = {ActionState.SUCCEEDED, ActionState.FAILED, ActionState.NEEDS_HUMAN}
 #: The suite's database fixtures (a fresh PostgreSQL schema per run).
 TEST_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "sync"
 
@@ -119,11 +129,6 @@ async def _create_bills(client: QBORawClient, amounts: list[Decimal]) -> list[di
     return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(amounts))))
 
 
-def _requests(stats: dict[str, Any], realm_id: str) -> int:
-    """QuickBooks requests the sandbox counted for the company so far."""
-    return sum(stats["requests"]["by_realm"].get(realm_id, {}).values())
-
-
 def quiet_logs() -> None:
     """Every injected fault logs a warning (and the sandbox a traceback): they would drown the summary."""
     logging.getLogger("sync").setLevel(logging.ERROR)
@@ -131,28 +136,55 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+@dataclass(frozen=True)
+class Company:
+    business_id: str
+    realm_id: str
+    token: str
+    bank_account_id: str
+    bills: list[dict[str, Any]]
+
+
+async def _companies(
+    sandbox: Any, base: str, args: argparse.Namespace, rng: random.Random
+) -> list[Company]:
+    """The businesses of the run, each its own QuickBooks company with its share of the bills."""
+    tokens = [(sandbox.realm_id, sandbox.access_token)]
+    for _ in range(args.companies - 1):
+        added = sandbox.add_realm()
+        tokens.append((added.realm_id, added.access_token))
+    shares = [args.actions // args.companies + (i < args.actions % args.companies) for i in range(args.companies)]
+    companies = []
+    for index, ((realm_id, token), share) in enumerate(zip(tokens, shares, strict=True)):
+        async with QBORawClient("setup", realm_id, base_url=base, tokens=StaticTokenProvider(token)) as setup:
+            amounts = [Decimal(rng.randrange(1_000, 900_000)) / 100 for _ in range(share)]
+            bills = await _create_bills(setup, amounts)
+            bank = (await setup.query("SELECT * FROM Account WHERE AccountType = 'Bank'"))[0]["Id"]
+        companies.append(Company(f"chaos-business-{index}", realm_id, token, bank, bills))
+    return companies
+
+
+def _requests(stats: dict[str, Any], realm_ids: Collection[str]) -> dict[str, int]:
+    """QuickBooks requests the sandbox counted so far, by company."""
+    by_realm = stats["requests"]["by_realm"]
+    return {realm: sum(by_realm.get(realm, {}).values()) for realm in realm_ids}
+
+
 async def run(args: argparse.Namespace, database_url: str) -> None:
     rng = random.Random(args.seed)
     with start_in_thread(SandboxConfig(seed=args.seed)) as running:
         sandbox, base = running.sandbox, running.base_url
-        realm_id = sandbox.realm_id
-        token = sandbox.access_token
         quiet_logs()
+        # Setting up the bills must not use up the companies' per-minute budgets before the storm.
+        await _admin(base, "PUT", "/limits", {"requests_per_minute": 1_000_000, "window_seconds": 1})
+        companies = await _companies(sandbox, base, args, rng)
+        realm_ids = [c.realm_id for c in companies]
+        token_of = {c.realm_id: c.token for c in companies}
+        await asyncio.sleep(1.1)  # the setup's requests leave the sandbox's 1-second window
+        payments_before = sum(sandbox.realm(r).count("BillPayment") for r in realm_ids)
 
         def tokens_for(realm: str) -> TokenProvider:
-            return StaticTokenProvider(token)
-
-        # Setting up 200 bills must not use up the company's per-minute budget before the storm.
-        await _admin(base, "PUT", "/limits", {"requests_per_minute": 1_000_000, "window_seconds": 1})
-        async with QBORawClient(
-            "setup", realm_id, base_url=base, tokens=StaticTokenProvider(token)
-        ) as setup:
-            amounts = [Decimal(rng.randrange(1_000, 900_000)) / 100 for _ in range(args.actions)]
-            bills = await _create_bills(setup, amounts)
-            bank = (await setup.query("SELECT * FROM Account WHERE AccountType = 'Bank'"))[0]["Id"]
-            await asyncio.sleep(1.1)  # the setup's requests leave the sandbox's 1-second window...
-            await setup.company_info()  # ...once a request makes it look
-        payments_before = sandbox.realm().count("BillPayment")
+            return StaticTokenProvider(token_of[realm])
 
         await upgrade_database(database_url)
         settings = SyncSettings(
@@ -182,20 +214,29 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             for n in range(args.workers + 1)
         ]
         live, doomed_worker = workers[:-1], workers[-1]
-        intents = [
-            BillPaymentIntent(
-                business_id=BUSINESS_ID,
-                realm_id=realm_id,
-                bill_id=str(bill["Id"]),
-                bill_sync_token=str(bill["SyncToken"]),
-                vendor_id=str(bill["VendorRef"]["value"]),
-                amount=bill["Balance"],
-                bank_account_id=bank,
-                pay_date=date.today(),
-                requested_by=f"U-{i % 5}",
-            )
-            for i, bill in enumerate(bills)
+        # The companies' clicks interleaved, as they would arrive.
+        per_company = [
+            [
+                BillPaymentIntent(
+                    business_id=company.business_id,
+                    realm_id=company.realm_id,
+                    bill_id=str(bill["Id"]),
+                    bill_sync_token=str(bill["SyncToken"]),
+                    vendor_id=str(bill["VendorRef"]["value"]),
+                    amount=bill["Balance"],
+                    bank_account_id=company.bank_account_id,
+                    pay_date=date.today(),
+                    requested_by=f"U-{i % 5}",
+                )
+                for i, bill in enumerate(company.bills)
+            ]
+            for company in companies
         ]
+        intents = [intent for row in zip_longest(*per_company) for intent in row if intent is not None]
+
+        def service(worker: SyncInfrastructure, intent: BillPaymentIntent) -> SmartSyncService:
+            return SmartSyncService(worker, intent.business_id, intent.realm_id)
+
         try:
             await _admin(base, "PUT", "/limits", {"requests_per_minute": 500, "window_seconds": 60})
             await _admin(base, "PUT", "/faults", fault_plan(args.seed))
@@ -203,13 +244,13 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             # Kill a few workers mid-call: cancel each as soon as its request has reached QuickBooks.
             killed = intents[: args.kills]
             for intent in killed:
-                seen = sandbox.stats()["requests"]["by_realm"].get(realm_id, {}).get("billpayment", 0)
-                task = asyncio.create_task(
-                    SmartSyncService(doomed_worker, BUSINESS_ID, realm_id).create_payment_immediate(intent)
-                )
+                def posted(realm: str = intent.realm_id) -> int:
+                    return int(sandbox.stats()["requests"]["by_realm"].get(realm, {}).get("billpayment", 0))
+
+                seen = posted()
+                task = asyncio.create_task(service(doomed_worker, intent).create_payment_immediate(intent))
                 for _ in range(5000):
-                    now = sandbox.stats()["requests"]["by_realm"].get(realm_id, {}).get("billpayment", 0)
-                    if now > seen or task.done():
+                    if posted() > seen or task.done():
                         break
                     await asyncio.sleep(0.001)
                 task.cancel()
@@ -223,10 +264,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             rng.shuffle(submissions)
             started = time.perf_counter()
             outcomes = await asyncio.gather(
-                *(
-                    SmartSyncService(worker, BUSINESS_ID, realm_id).create_payment_immediate(intent)
-                    for worker, intent in submissions
-                )
+                *(service(worker, intent).create_payment_immediate(intent) for worker, intent in submissions)
             )
             storm_seconds = time.perf_counter() - started
             first_answers = Counter(o.state.value for o in outcomes if not o.deduplicated)
@@ -238,8 +276,10 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             started = time.perf_counter()
             sweeps = 0
             faults_on = True
-            faults_off_at, requests_at_faults_off = started, 0
-            while sweeps < 500:
+            faults_off_at = started
+            requests_at_faults_off: dict[str, int] = {}
+            unsettled_at_faults_off: Counter[str] = Counter()
+            while sweeps < args.max_sweeps:
                 clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
                 if not await reconcilers[0].due():
                     break
@@ -249,9 +289,12 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                     await _admin(base, "PUT", "/faults", {})
                     faults_on = False
                     faults_off_at = time.perf_counter()
-                    requests_at_faults_off = _requests(await _admin(base, "GET", "/stats"), realm_id)
+                    requests_at_faults_off = _requests(await _admin(base, "GET", "/stats"), realm_ids)
+                    unsettled_at_faults_off = Counter(
+                        a.realm_id for a in await live[0].ledger.list() if a.state not in FINAL
+                    )
                 if not any(res.settled for found in rounds for res in found):
-                    # Nothing could be settled: the company's rate budget or a 429's Retry-After
+                    # Nothing could be settled: a company's rate budget or a 429's Retry-After
                     # is running out in real time.
                     await asyncio.sleep(0.5)
             reconcile_seconds = time.perf_counter() - started
@@ -261,13 +304,13 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             actions = await live[0].ledger.list()
             states = Counter(a.state.value for a in actions)
             marked: Counter[str] = Counter()
-            for payment in sandbox.realm().iter("BillPayment"):
-                note = str(payment.get("PrivateNote") or "")
-                for intent in intents:
-                    if f"oodaloo:{intent.key}" in note:
-                        marked[intent.key] += 1
-            duplicates = sum(1 for n in marked.values() if n > 1)
-            missing = sum(1 for intent in intents if marked[intent.key] == 0)
+            for realm_id in realm_ids:
+                for payment in sandbox.realm(realm_id).iter("BillPayment"):
+                    marked.update(markers_in(payment.get("PrivateNote")))
+            keys = {intent.key for intent in intents}
+            duplicates = sum(1 for key in keys if marked[key] > 1)
+            missing = sum(1 for key in keys if marked[key] == 0)
+            not_final = sum(1 for a in actions if a.state not in FINAL)
             disagreeing = sum(
                 1
                 for a in actions
@@ -286,7 +329,8 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
 
         injected = {k: v for k, v in stats["faults"]["injected"].items() if k != "latency"}
         print(
-            f"Chaos run: seed {args.seed}, {args.actions} actions, {len(submissions)} submissions "
+            f"Chaos run: seed {args.seed}, {args.actions} actions in {args.companies} "
+            f"compan{'y' if args.companies == 1 else 'ies'}, {len(submissions)} submissions "
             f"({len(submissions) - (args.actions - args.kills)} repeats), {args.kills} workers killed "
             f"mid-call, {args.workers} live workers, {live[0].engine.dialect.name} + "
             f"{'Redis' if args.redis_url else 'in-process'} backends"
@@ -297,28 +341,37 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with faults still on) in "
             f"{reconcile_seconds:.2f} s; found {totals['reconciled_found']}, resent {totals['reconciled_resent']}"
         )
+        spent = _requests(final_stats, realm_ids)
+        limit = final_stats["limits"]["requests_per_minute"]
         print(
-            f"  QuickBooks requests for the company: {sum(final_stats['requests']['by_realm'].get(realm_id, {}).values())} "
-            f"under its limit of {final_stats['limits']['requests_per_minute']} per minute"
+            f"  QuickBooks requests: {sum(spent.values())} for {args.actions} payments, "
+            f"{sum(spent.values()) / args.actions:.2f} per payment (lower bound 1.00: one BillPayment "
+            f"each), busiest company {max(spent.values())}; limit {limit} per minute per company"
         )
-        spent = _requests(final_stats, realm_id)
-        after_off = spent - requests_at_faults_off
-        per_second = final_stats["limits"]["requests_per_minute"] / 60
-        tail = (
-            f"after faults off: {after_off} calls in {settled_after_faults_off:.1f} s, at least "
-            f"{after_off / per_second:.1f} s at the company's limit "
-            f"(ratio {settled_after_faults_off / max(after_off / per_second, 0.001):.2f})"
-            if not faults_on
-            else "everything settled while the faults were still on"
-        )
-        print(
-            f"  QuickBooks calls per payment: {spent / args.actions:.2f} (lower bound 1.00: one "
-            f"BillPayment each); {tail}"
-        )
+        if faults_on:
+            print("  everything settled while the faults were still on")
+        else:
+            per_second = limit / 60
+            after_off = {r: spent[r] - requests_at_faults_off.get(r, 0) for r in realm_ids}
+            spent_bound = max(after_off.values()) / per_second
+            needed_bound = max(unsettled_at_faults_off.values(), default=0) / per_second
+            print(
+                f"  faults off → all settled: {settled_after_faults_off:.1f} s; "
+                f"{sum(unsettled_at_faults_off.values())} payments were unsettled then "
+                f"(busiest company {max(unsettled_at_faults_off.values(), default=0)}), "
+                f"{sum(after_off.values())} calls spent since (busiest company {max(after_off.values())})"
+            )
+            print(
+                f"  lower bound at the rate limit: {needed_bound:.1f} s for one call per unsettled payment "
+                f"(ratio {settled_after_faults_off / max(needed_bound, 0.001):.2f}), "
+                f"{spent_bound:.1f} s for the calls spent (ratio "
+                f"{settled_after_faults_off / max(spent_bound, 0.001):.2f})"
+            )
         print(f"  final ledger states: {dict(states)}")
         print(
-            f"  duplicates: {duplicates}   missing: {missing}   ledger disagreeing with QuickBooks: "
-            f"{disagreeing}   new BillPayments: {sandbox.realm().count('BillPayment') - payments_before}"
+            f"  duplicates: {duplicates}   missing: {missing}   not final: {not_final}   ledger "
+            f"disagreeing with QuickBooks: {disagreeing}   new BillPayments: "
+            f"{sum(sandbox.realm(r).count('BillPayment') for r in realm_ids) - payments_before}"
         )
 
 
@@ -329,11 +382,17 @@ async def main() -> None:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--double-rate", type=float, default=0.3)
     parser.add_argument("--faulty-sweeps", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--companies", type=int, default=1)
+    parser.add_argument("--max-sweeps", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=None, help="default: drawn at random and printed")
     parser.add_argument("--database-url", default=None,
                         help="default: a SQLite file in a temp folder; on PostgreSQL, a fresh schema each run")
     parser.add_argument("--redis-url", default=None, help="default: in-process backends")
     args = parser.parse_args()
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
+    if not 1 <= args.companies <= args.actions:
+        parser.error("--companies must be between 1 and --actions")
     if args.database_url and args.database_url.startswith("postgresql"):
         # A schema of its own each run: actions of an earlier run (same seed, same bills, same
         # keys) would otherwise answer for this run's clicks.
