@@ -46,7 +46,7 @@ import httpx
 
 from qbo_sandbox.config import SandboxConfig
 from qbo_sandbox.server import start_in_thread
-from sync.actions import BillPaymentIntent, markers_in
+from sync.actions import ActionOutcome, BillPaymentIntent, markers_in
 from sync.backends import MemoryBackend, backend_from_url
 from sync.circuit import CircuitConfig
 from sync.db import upgrade_database
@@ -263,9 +263,14 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                     submissions.append((live[rng.randrange(len(live))], intent))
             rng.shuffle(submissions)
             started = time.perf_counter()
-            outcomes = await asyncio.gather(
-                *(service(worker, intent).create_payment_immediate(intent) for worker, intent in submissions)
-            )
+            # A worker takes a bounded number of clicks at once, as a web process does.
+            gates = {id(worker): asyncio.Semaphore(args.concurrency) for worker in live}
+
+            async def click(worker: SyncInfrastructure, intent: BillPaymentIntent) -> ActionOutcome:
+                async with gates[id(worker)]:
+                    return await service(worker, intent).create_payment_immediate(intent)
+
+            outcomes = await asyncio.gather(*(click(worker, intent) for worker, intent in submissions))
             storm_seconds = time.perf_counter() - started
             first_answers = Counter(o.state.value for o in outcomes if not o.deduplicated)
             deduplicated = sum(o.deduplicated for o in outcomes)
@@ -332,7 +337,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             f"Chaos run: seed {args.seed}, {args.actions} actions in {args.companies} "
             f"compan{'y' if args.companies == 1 else 'ies'}, {len(submissions)} submissions "
             f"({len(submissions) - (args.actions - args.kills)} repeats), {args.kills} workers killed "
-            f"mid-call, {args.workers} live workers, {live[0].engine.dialect.name} + "
+            f"mid-call, {args.workers} live workers ({args.concurrency} clicks at once each), {live[0].engine.dialect.name} + "
             f"{'Redis' if args.redis_url else 'in-process'} backends"
         )
         print(f"  faults injected during the storm: {dict(sorted(injected.items()))}, 429 answers: {stats['throttled_total']}")
@@ -383,6 +388,7 @@ async def main() -> None:
     parser.add_argument("--double-rate", type=float, default=0.3)
     parser.add_argument("--faulty-sweeps", type=int, default=3)
     parser.add_argument("--companies", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=64, help="clicks one worker handles at once")
     parser.add_argument("--max-sweeps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=None, help="default: drawn at random and printed")
     parser.add_argument("--database-url", default=None,
