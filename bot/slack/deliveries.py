@@ -5,15 +5,25 @@ flaky network can bring the same interaction twice. Each delivery is named by wh
 the same across retries (an event's `event_id`; for commands and interactions, the signed body,
 whose `trigger_id` is unique), and only the first arrival of a name is handled. Names are kept
 for an hour in the shared backend (Redis across processes, or this process's memory).
+
+Redis out of reach (restarting, say) does not turn a delivery away: it is handled as a first
+arrival. Handling a repeat is safe, only wasteful: a Pay is claimed on the bill's row and recorded
+in the action ledger, so a click handled twice pays once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from sync import Backend, MemoryBackend, redis_of
+
+logger = logging.getLogger(__name__)
 
 KEEP_SECONDS = 3600
 
@@ -47,4 +57,8 @@ class DeliveryLog:
             seen.until[name] = now + self.keep_seconds
             return True
         key = self.backend.key("slack-delivery", name)
-        return bool(await redis_of(self.backend).set(key, "1", nx=True, ex=self.keep_seconds))
+        try:
+            return bool(await redis_of(self.backend).set(key, "1", nx=True, ex=self.keep_seconds))
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            logger.warning("could not check Slack delivery %s against Redis (%s); handling it", name, exc)
+            return True

@@ -2,14 +2,19 @@
 listener (buttons, `/runway`), so the same failure reads the same wherever it happens.
 
 Domain refusals already speak to people (`runway.errors`); this adds the words for the channel not
-being linked, QuickBooks refusing Oodaloo's connection, and QuickBooks not answering right now.
-Anything else is a bug: it is not translated, so it is logged with its stack.
+being linked, QuickBooks refusing Oodaloo's connection, QuickBooks not answering right now, and
+Oodaloo's own database or Redis out of reach for a moment (restarting, say). Anything else is a
+bug: it is not translated, so it is logged with its stack.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.slack.mrkdwn import escape
 from bot.slack.tenancy import NotLinked
@@ -47,6 +52,13 @@ def explain(error: Exception) -> Explained | None:
             "twice: try again in a minute (figures shown meanwhile are the last ones read, with "
             "their time)."
         )
+    if _storage_out_of_reach(error):
+        logger.warning("Oodaloo's database or Redis could not be reached for a Slack request: %s", error)
+        return Explained(
+            "Oodaloo lost touch with its own storage for a moment, so this may not have been done. "
+            "Nothing is paid twice: if a payment went out, its card will say so within a few "
+            "minutes; if the card has not changed, try again."
+        )
     if isinstance(error, QBOError):
         logger.warning("QuickBooks refused a Slack request: %s", error)
         return Explained(
@@ -54,6 +66,18 @@ def explain(error: Exception) -> Explained | None:
             "check the item in QuickBooks."
         )
     return None
+
+
+def _storage_out_of_reach(error: Exception) -> bool:
+    """The database or Redis could not be reached (a lost or refused connection), not a bug."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    if isinstance(error, DBAPIError):
+        # SQLSTATE class 08 is a connection failure, 53300 no connection slot free, 57P0x a server
+        # shutting down or starting up.
+        sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+        return bool(error.connection_invalidated) or sqlstate.startswith(("08", "53300", "57P"))
+    return isinstance(error, RedisConnectionError | RedisTimeoutError | ConnectionError)
 
 
 __all__ = ["Explained", "explain"]
