@@ -388,7 +388,7 @@ async def main() -> None:
     parser.add_argument("--double-rate", type=float, default=0.3)
     parser.add_argument("--faulty-sweeps", type=int, default=3)
     parser.add_argument("--companies", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=64, help="clicks one worker handles at once")
+    parser.add_argument("--concurrency", type=int, default=8, help="clicks one worker handles at once (a web process: 8)")
     parser.add_argument("--max-sweeps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=None, help="default: drawn at random and printed")
     parser.add_argument("--database-url", default=None,
