@@ -9,8 +9,8 @@ the business linked, synced, every open bill approved and the digest posted.
 
 - A worker (`oodaloo worker`, without Redis: one process schedules and runs every job) is started
   with the business's weekly digest due a minute ago, so the digest sweep it runs as it starts sends
-  it. The digest is held either while the worker reads QuickBooks before drawing it, or while Slack
-  has its chat.postMessage and has not posted it yet; the worker is killed there. Its run is left
+  it. The digest is held while Slack has its chat.postMessage and has not posted it yet; the worker
+  is killed there. Its run is left
   claimed for DIGEST_LEASE (20 minutes): a worker started at once sends nothing. The lease running
   out is the run's `retry_at` moved into the past (the only thing time changes for it); the worker
   started after that takes the digest over and posts it, once.
@@ -20,10 +20,12 @@ the business linked, synced, every open bill approved and the digest posted.
   claims' leases run out (moved into the past, as for the digest) and the next worker's sweep finds
   each payment by its marker: one payment per bill, the ledger says succeeded, every card says Paid.
 - A private redis-server (its own port and folder, no persistence) is killed and started again,
-  empty, while two serve processes get every Pay click, twice each. A private PostgreSQL cluster
+  empty, while two serve processes get every Pay click, twice each (Slack's retry), and every
+  person clicks every bill again once it is back. A private PostgreSQL cluster
   (initdb in a temporary folder, as the `postgres` user when the test runs as root) is stopped as a
   crash stops it (`pg_ctl stop -m immediate`) and started again while one serve process gets them.
-  Every delivery is answered (never a 500), every bill is paid exactly once, and after the
+  Every delivery is answered 200 (never a 500), every click the outage broke is told to its person
+  in words ("lost touch with its own storage… try again"), every bill is paid exactly once, and after the
   reconciliation sweep (run in the test process on a clock past the leases, as test_crash_restart
   does) no card says "Paying…".
 
