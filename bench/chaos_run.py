@@ -96,6 +96,12 @@ def fault_plan(seed: int) -> dict[str, Any]:
     }
 
 
+#: QuickBooks down: every request answered 503.
+OUTAGE: dict[str, Any] = {
+    "by_kind": {kind: {"rate_5xx": 1.0} for kind in ("write", "query", "read")},
+}
+
+
 async def _admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
         response = await http.request(method, f"/_sandbox{path}", json=body)
@@ -270,7 +276,17 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                 async with gates[id(worker)]:
                     return await service(worker, intent).create_payment_immediate(intent)
 
-            outcomes = await asyncio.gather(*(click(worker, intent) for worker, intent in submissions))
+            # The last share of the clicks arrive while QuickBooks is down altogether: they wait in
+            # the ledger, a backlog for the reconciler once it is back.
+            during_outage = round(len(submissions) * args.outage_share)
+            before_outage = len(submissions) - during_outage
+            outcomes = list(
+                await asyncio.gather(*(click(w, i) for w, i in submissions[:before_outage]))
+            )
+            if during_outage:
+                await _admin(base, "PUT", "/faults", OUTAGE)
+                outcomes += await asyncio.gather(*(click(w, i) for w, i in submissions[before_outage:]))
+                await _admin(base, "PUT", "/faults", fault_plan(args.seed))
             storm_seconds = time.perf_counter() - started
             first_answers = Counter(o.state.value for o in outcomes if not o.deduplicated)
             deduplicated = sum(o.deduplicated for o in outcomes)
@@ -341,6 +357,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             f"{'Redis' if args.redis_url else 'in-process'} backends"
         )
         print(f"  faults injected during the storm: {dict(sorted(injected.items()))}, 429 answers: {stats['throttled_total']}")
+        print(f"  QuickBooks down (503 to everything) for the last {during_outage} submissions of the storm")
         print(f"  storm: {storm_seconds:.2f} s; first answers: {dict(first_answers)}; deduplicated: {deduplicated}")
         print(
             f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with faults still on) in "
@@ -353,7 +370,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             f"{sum(spent.values()) / args.actions:.2f} per payment (lower bound 1.00: one BillPayment "
             f"each), busiest company {max(spent.values())}; limit {limit} per minute per company"
         )
-        if faults_on:
+        if faults_on or not unsettled_at_faults_off:
             print("  everything settled while the faults were still on")
         else:
             per_second = limit / 60
@@ -387,6 +404,8 @@ async def main() -> None:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--double-rate", type=float, default=0.3)
     parser.add_argument("--faulty-sweeps", type=int, default=3)
+    parser.add_argument("--outage-share", type=float, default=0.5,
+                        help="share of the clicks that arrive while QuickBooks is down (default 0.5)")
     parser.add_argument("--companies", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=8, help="clicks one worker handles at once (a web process: 8)")
     parser.add_argument("--max-sweeps", type=int, default=2000)
