@@ -226,9 +226,23 @@ class MirrorRepository(_Scoped, Generic[M]):
         return found
 
     async def insert_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        """Insert new rows. A row of the same QuickBooks object that another writer mirrored
+        meanwhile is left as it is: Oodaloo's own payment is mirrored from QuickBooks' answer as
+        soon as it is confirmed, outside the sync's lock, between the sync's look-up and insert."""
         if values:
             rows = [{**value, "business_id": self.business_id} for value in values]
-            await self.session.execute(insert(self.model), rows)
+            await self.session.execute(self._insert_new(), rows)
+
+    def _insert_new(self) -> Any:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        keys = ["business_id", "qbo_id"]
+        if dialect == "postgresql":
+            return postgresql.insert(self.model).on_conflict_do_nothing(index_elements=keys)
+        if dialect == "sqlite":
+            return sqlite.insert(self.model).on_conflict_do_nothing(index_elements=keys)
+        return insert(self.model)
 
     async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Update rows by their `id` (taken from `versions`, so they are this business's)."""
