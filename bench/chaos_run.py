@@ -7,7 +7,8 @@ Without --seed, the run draws its own and prints it (give it back to replay the 
 --companies K, the actions are spread over K businesses, each its own QuickBooks company with its
 own rate limit (500 requests a minute), all paid at once by the same workers.
 
-The sandbox runs over loopback HTTP with a seeded FaultPlan (5xx, 429, latency, hangs ended by the
+The sandbox runs in a process of its own (QuickBooks is a remote service: it does not share the
+workers' interpreter), over loopback HTTP, with a seeded FaultPlan (5xx, 429, latency, hangs ended by the
 client's timeout, writes applied whose answer is lost). Several workers (infrastructures sharing one
 database and backend, as processes would) pay every bill at once; a share of the clicks arrive
 twice, some at two workers at the same moment; a few workers are killed while their request is on
@@ -26,15 +27,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import random
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -44,8 +48,6 @@ from typing import Any
 
 import httpx
 
-from qbo_sandbox.config import SandboxConfig
-from qbo_sandbox.server import start_in_thread
 from sync.actions import ActionOutcome, BillPaymentIntent, markers_in
 from sync.backends import MemoryBackend, backend_from_url
 from sync.circuit import CircuitConfig
@@ -151,23 +153,56 @@ class Company:
     bills: list[dict[str, Any]]
 
 
+@contextlib.contextmanager
+def sandbox_process(seed: int) -> Iterator[dict[str, Any]]:
+    """`oodaloo sandbox` in a process of its own; yields its connection details."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qbo_sandbox.cli", "--port", "0", "--json", "--seed", str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # each injected fault logs a traceback there
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the QuickBooks sandbox did not start (exit code {process.wait()})")
+        yield dict(json.loads(line))
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _client(base: str, realm_id: str, token: str) -> QBORawClient:
+    return QBORawClient("chaos-bench", realm_id, base_url=base, tokens=StaticTokenProvider(token))
+
+
 async def _companies(
-    sandbox: Any, base: str, args: argparse.Namespace, rng: random.Random
+    details: dict[str, Any], base: str, args: argparse.Namespace, rng: random.Random
 ) -> list[Company]:
     """The businesses of the run, each its own QuickBooks company with its share of the bills."""
-    tokens = [(sandbox.realm_id, sandbox.access_token)]
+    tokens = [(str(details["realm_id"]), str(details["access_token"]))]
     for _ in range(args.companies - 1):
-        added = sandbox.add_realm()
-        tokens.append((added.realm_id, added.access_token))
+        added = await _admin(base, "POST", "/realms", {})
+        tokens.append((str(added["realm_id"]), str(added["access_token"])))
     shares = [args.actions // args.companies + (i < args.actions % args.companies) for i in range(args.companies)]
     companies = []
     for index, ((realm_id, token), share) in enumerate(zip(tokens, shares, strict=True)):
-        async with QBORawClient("setup", realm_id, base_url=base, tokens=StaticTokenProvider(token)) as setup:
+        async with _client(base, realm_id, token) as setup:
             amounts = [Decimal(rng.randrange(1_000, 900_000)) / 100 for _ in range(share)]
             bills = await _create_bills(setup, amounts)
             bank = (await setup.query("SELECT * FROM Account WHERE AccountType = 'Bank'"))[0]["Id"]
         companies.append(Company(f"chaos-business-{index}", realm_id, token, bank, bills))
     return companies
+
+
+async def _payments(base: str, companies: list[Company]) -> int:
+    """BillPayments in the companies' books."""
+    total = 0
+    for company in companies:
+        async with _client(base, company.realm_id, company.token) as reader:
+            total += await reader.count("BillPayment")
+    return total
 
 
 def _requests(stats: dict[str, Any], realm_ids: Collection[str]) -> dict[str, int]:
@@ -178,16 +213,16 @@ def _requests(stats: dict[str, Any], realm_ids: Collection[str]) -> dict[str, in
 
 async def run(args: argparse.Namespace, database_url: str) -> None:
     rng = random.Random(args.seed)
-    with start_in_thread(SandboxConfig(seed=args.seed)) as running:
-        sandbox, base = running.sandbox, running.base_url
+    with sandbox_process(args.seed) as details:
+        base = str(details["base_url"])
         quiet_logs()
         # Setting up the bills must not use up the companies' per-minute budgets before the storm.
         await _admin(base, "PUT", "/limits", {"requests_per_minute": 1_000_000, "window_seconds": 1})
-        companies = await _companies(sandbox, base, args, rng)
+        companies = await _companies(details, base, args, rng)
         realm_ids = [c.realm_id for c in companies]
         token_of = {c.realm_id: c.token for c in companies}
         await asyncio.sleep(1.1)  # the setup's requests leave the sandbox's 1-second window
-        payments_before = sum(sandbox.realm(r).count("BillPayment") for r in realm_ids)
+        payments_before = await _payments(base, companies)
 
         def tokens_for(realm: str) -> TokenProvider:
             return StaticTokenProvider(token_of[realm])
@@ -250,15 +285,16 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             # Kill a few workers mid-call: cancel each as soon as its request has reached QuickBooks.
             killed = intents[: args.kills]
             for intent in killed:
-                def posted(realm: str = intent.realm_id) -> int:
-                    return int(sandbox.stats()["requests"]["by_realm"].get(realm, {}).get("billpayment", 0))
+                async def posted(realm: str = intent.realm_id) -> int:
+                    stats = await _admin(base, "GET", "/stats")
+                    return int(stats["requests"]["by_realm"].get(realm, {}).get("billpayment", 0))
 
-                seen = posted()
+                seen = await posted()
                 task = asyncio.create_task(service(doomed_worker, intent).create_payment_immediate(intent))
-                for _ in range(5000):
-                    if posted() > seen or task.done():
+                for _ in range(2000):
+                    if await posted() > seen or task.done():
                         break
-                    await asyncio.sleep(0.001)
+                    await asyncio.sleep(0.002)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
@@ -301,12 +337,8 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             requests_at_faults_off: dict[str, int] = {}
             unsettled_at_faults_off: Counter[str] = Counter()
             while sweeps < args.max_sweeps:
-                clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
-                if not await reconcilers[0].due():
-                    break
-                rounds = await asyncio.gather(*(r.sweep() for r in reconcilers))
-                sweeps += 1
                 if faults_on and sweeps >= args.faulty_sweeps:
+                    # QuickBooks is well again: from here, the clock that matters runs.
                     await _admin(base, "PUT", "/faults", {})
                     faults_on = False
                     faults_off_at = time.perf_counter()
@@ -314,6 +346,11 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                     unsettled_at_faults_off = Counter(
                         a.realm_id for a in await live[0].ledger.list() if a.state not in FINAL
                     )
+                clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
+                if not await reconcilers[0].due():
+                    break
+                rounds = await asyncio.gather(*(r.sweep() for r in reconcilers))
+                sweeps += 1
                 if not any(res.settled for found in rounds for res in found):
                     # Nothing could be settled: a company's rate budget or a 429's Retry-After
                     # is running out in real time.
@@ -324,10 +361,16 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
 
             actions = await live[0].ledger.list()
             states = Counter(a.state.value for a in actions)
+            # Counting costs requests: faults off and the limit lifted (the run's figures are taken).
+            await _admin(base, "PUT", "/faults", {})
+            await _admin(base, "PUT", "/limits", {"requests_per_minute": 1_000_000, "window_seconds": 1})
             marked: Counter[str] = Counter()
-            for realm_id in realm_ids:
-                for payment in sandbox.realm(realm_id).iter("BillPayment"):
-                    marked.update(markers_in(payment.get("PrivateNote")))
+            payments_after = 0
+            for company in companies:
+                async with _client(base, company.realm_id, company.token) as reader:
+                    for payment in await reader.query("SELECT * FROM BillPayment"):
+                        payments_after += 1
+                        marked.update(markers_in(payment.get("PrivateNote")))
             keys = {intent.key for intent in intents}
             duplicates = sum(1 for key in keys if marked[key] > 1)
             missing = sum(1 for key in keys if marked[key] == 0)
@@ -360,7 +403,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         print(f"  QuickBooks down (503 to everything) for the last {during_outage} submissions of the storm")
         print(f"  storm: {storm_seconds:.2f} s; first answers: {dict(first_answers)}; deduplicated: {deduplicated}")
         print(
-            f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with faults still on) in "
+            f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with the faults still on) in "
             f"{reconcile_seconds:.2f} s; found {totals['reconciled_found']}, resent {totals['reconciled_resent']}"
         )
         spent = _requests(final_stats, realm_ids)
@@ -393,7 +436,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         print(
             f"  duplicates: {duplicates}   missing: {missing}   not final: {not_final}   ledger "
             f"disagreeing with QuickBooks: {disagreeing}   new BillPayments: "
-            f"{sum(sandbox.realm(r).count('BillPayment') for r in realm_ids) - payments_before}"
+            f"{payments_after - payments_before}"
         )
 
 
@@ -403,7 +446,8 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--double-rate", type=float, default=0.3)
-    parser.add_argument("--faulty-sweeps", type=int, default=3)
+    parser.add_argument("--faulty-sweeps", type=int, default=0,
+                        help="sweep rounds with the faults still on before QuickBooks is well again")
     parser.add_argument("--outage-share", type=float, default=0.5,
                         help="share of the clicks that arrive while QuickBooks is down (default 0.5)")
     parser.add_argument("--companies", type=int, default=1)
