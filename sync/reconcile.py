@@ -56,6 +56,12 @@ NEEDS_HUMAN = "needs_human"
 TARGET_GONE = "target_gone"  # the bill or invoice was deleted; nothing was applied
 RETRY_LATER = "retry_later"  # QuickBooks could not be asked now; the next sweep tries again
 
+#: Actions one sweep settles at once, whatever the companies: within the database's connection pool.
+_MAX_AT_ONCE = 12
+
+#: The company's semaphore and the sweep's: an action is settled holding both.
+_Gate = tuple[asyncio.Semaphore, asyncio.Semaphore]
+
 #: Every action in the ledger is a person's (a Pay click, a reminder): settling it keeps their
 #: priority, so a deferred click never waits behind syncs and digests.
 _PRIORITY = Priority.USER_ACTION
@@ -167,13 +173,19 @@ class Reconciler:
         each taken. The payments of one company and kind are looked up together (`look_around`),
         so a sweep costs a few queries per company plus one request per payment sent again."""
         claims = await self._claim_due()
-        gate = asyncio.Semaphore(self.concurrency)
+        # `concurrency` actions at a time per company (companies have limits of their own in
+        # QuickBooks, so a slow one never holds the others back), and no more in all than the
+        # database's connection pool serves without waiting.
+        gates: dict[str, asyncio.Semaphore] = {}
+        in_all = asyncio.Semaphore(_MAX_AT_ONCE)
         groups: dict[tuple[str, str, str], list[_Claim]] = {}
         for claim in claims:
             action = claim.action
             groups.setdefault((action.business_id, action.realm_id, action.operation), []).append(claim)
 
         async def settle_group(operation: str, group: list[_Claim]) -> list[Resolution]:
+            company = gates.setdefault(group[0].action.realm_id, asyncio.Semaphore(self.concurrency))
+            gate = (company, in_all)
             kind = PAYMENT_KINDS.get(operation)
             if kind is not None:
                 return await self._settle_payments(kind, group, gate)
@@ -234,13 +246,13 @@ class Reconciler:
         return _Claim(service, action, owner, seen.state)
 
     async def _settle_payments(
-        self, kind: PaymentKind, group: list[_Claim], gate: asyncio.Semaphore
+        self, kind: PaymentKind, group: list[_Claim], gate: _Gate
     ) -> list[Resolution]:
         """One look at QuickBooks for the whole group, then each action judged and acted on."""
         # Payments never sent need only their targets' versions; any other needs the search.
         searched = any(not _never_sent(claim) for claim in group)
         try:
-            async with gate:
+            async with gate[0], gate[1]:
                 sight = await look_around(
                     group[0].service,
                     kind,
@@ -270,9 +282,9 @@ class Reconciler:
         return await self._act(claim, finding)
 
     async def _guarded(
-        self, claim: _Claim, settling: Awaitable[Resolution], gate: asyncio.Semaphore
+        self, claim: _Claim, settling: Awaitable[Resolution], gate: _Gate
     ) -> Resolution:
-        async with gate:
+        async with gate[0], gate[1]:
             try:
                 return await settling
             except Exception as exc:  # noqa: BLE001 - _failed decides: release, or a person
