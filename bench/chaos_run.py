@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 import random
 import secrets
 import subprocess
@@ -102,6 +103,47 @@ def fault_plan(seed: int) -> dict[str, Any]:
 OUTAGE: dict[str, Any] = {
     "by_kind": {kind: {"rate_5xx": 1.0} for kind in ("write", "query", "read")},
 }
+
+
+class Sweepers:
+    """Reconciliation processes, started and ready before QuickBooks is well again."""
+
+    def __init__(self, jobs: list[SweeperJob]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.go = context.Event()
+        self.results: Any = context.Queue()
+        self.readies = [context.Event() for _ in jobs]
+        self.processes = [
+            context.Process(target=sweeper_process, args=(job, ready, self.go, self.results))
+            for job, ready in zip(jobs, self.readies, strict=True)
+        ]
+        for process in self.processes:
+            process.start()
+
+    async def wait_ready(self) -> None:
+        for ready in self.readies:
+            if not await asyncio.to_thread(ready.wait, 120):
+                raise RuntimeError("a reconciliation process did not start within 2 minutes")
+
+    async def run(self) -> Counter[str]:
+        """Let them sweep; the totals of their metrics once every action is final."""
+        self.go.set()
+        totals: Counter[str] = Counter()
+        for _ in self.processes:
+            totals.update(await asyncio.to_thread(self.results.get))
+        for process in self.processes:
+            await asyncio.to_thread(process.join)
+        return totals
+
+
+def _start_sweepers(
+    args: argparse.Namespace, database_url: str, prefix: str, base: str, tokens: dict[str, str]
+) -> Sweepers:
+    jobs = [
+        SweeperJob(database_url, args.redis_url, prefix, base, dict(tokens), f"sweeper-{n}")
+        for n in range(args.sweepers)
+    ]
+    return Sweepers(jobs)
 
 
 async def _admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
@@ -211,6 +253,72 @@ def _requests(stats: dict[str, Any], realm_ids: Collection[str]) -> dict[str, in
     return {realm: sum(by_realm.get(realm, {}).values()) for realm in realm_ids}
 
 
+def bench_settings(base: str) -> SyncSettings:
+    """QuickBooks' limits as they are; waits, leases and cool-downs ten times shorter."""
+    settings = SyncSettings(
+        qbo_base_url=base,
+        rate_limit=RateLimitConfig(requests_per_window=500, window_seconds=60.0, max_concurrency=10),
+        circuit=CircuitConfig(failure_threshold=8, cooldown_seconds=5.0),
+        http_timeout=httpx.Timeout(0.5, connect=2.0, pool=10.0),
+    ).scaled(0.1)
+    return replace(
+        settings,
+        slot_timeouts={Priority.USER_ACTION: 3.0, Priority.DATA_FETCH: 1.0, Priority.BULK: 1.0},
+        attempt_timeouts={p: 1.0 for p in Priority},
+    )
+
+
+@dataclass(frozen=True)
+class SweeperJob:
+    """What a reconciliation process needs: where everything is, and who it is."""
+
+    database_url: str
+    redis_url: str
+    prefix: str
+    base: str
+    tokens: dict[str, str]
+    worker_id: str
+
+
+def sweeper_process(job: SweeperJob, ready: Any, go: Any, results: Any) -> None:
+    """A worker process of its own that sweeps until every action is final (as `oodaloo worker`
+    processes do, each on its own core); puts its metrics' totals on `results`."""
+    quiet_logs()
+    results.put(asyncio.run(_sweep_until_all_final(job, ready, go)))
+
+
+async def _sweep_until_all_final(job: SweeperJob, ready: Any, go: Any) -> dict[str, int]:
+    clock = OffsetClock()
+    # Far enough ahead that the leases of the clicks' workers are over, the same in every process
+    # (so no process takes another's live claim); deferred waits then pass in real time.
+    clock.offset = timedelta(days=1)
+    infra = await SyncInfrastructure.create(
+        job.database_url,
+        tokens_for=lambda realm: StaticTokenProvider(job.tokens[realm]),
+        settings=bench_settings(job.base),
+        clock=clock,
+        backend=backend_from_url(job.redis_url, prefix=job.prefix),
+        migrate=False,
+        worker_id=job.worker_id,
+    )
+    try:
+        reconciler = Reconciler(infra)
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        while True:
+            if not await reconciler.due():
+                if all(a.state in FINAL for a in await infra.ledger.list()):
+                    break
+                await asyncio.sleep(0.2)  # another process holds what is left
+                continue
+            done = await reconciler.sweep()
+            if not any(resolution.settled for resolution in done):
+                await asyncio.sleep(0.5)  # a company's budget or a Retry-After runs out in real time
+        return dict(infra.metrics.snapshot()["totals"])
+    finally:
+        await infra.aclose()
+
+
 async def run(args: argparse.Namespace, database_url: str) -> None:
     rng = random.Random(args.seed)
     with sandbox_process(args.seed) as details:
@@ -228,17 +336,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             return StaticTokenProvider(token_of[realm])
 
         await upgrade_database(database_url)
-        settings = SyncSettings(
-            qbo_base_url=base,
-            rate_limit=RateLimitConfig(requests_per_window=500, window_seconds=60.0, max_concurrency=10),
-            circuit=CircuitConfig(failure_threshold=8, cooldown_seconds=5.0),
-            http_timeout=httpx.Timeout(0.5, connect=2.0, pool=10.0),
-        ).scaled(0.1)
-        settings = replace(
-            settings,
-            slot_timeouts={Priority.USER_ACTION: 3.0, Priority.DATA_FETCH: 1.0, Priority.BULK: 1.0},
-            attempt_timeouts={p: 1.0 for p in Priority},
-        )
+        settings = bench_settings(base)
         clock = OffsetClock()
         shared = MemoryBackend() if args.redis_url is None else None
         prefix = f"oodaloo-chaos:{uuid.uuid4().hex[:8]}"
@@ -329,6 +427,10 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             stats = await _admin(base, "GET", "/stats")
 
             # Reconcile: every live worker sweeps; time moves on so leases expire and circuits cool.
+            # With --sweepers N (and Redis), N worker processes of their own do it instead.
+            sweepers = _start_sweepers(args, database_url, prefix, base, token_of) if args.sweepers else None
+            if sweepers is not None:
+                await sweepers.wait_ready()
             reconcilers = [Reconciler(worker) for worker in live]
             started = time.perf_counter()
             sweeps = 0
@@ -336,6 +438,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
             faults_off_at = started
             requests_at_faults_off: dict[str, int] = {}
             unsettled_at_faults_off: Counter[str] = Counter()
+            sweeper_totals: Counter[str] = Counter()
             while sweeps < args.max_sweeps:
                 if faults_on and sweeps >= args.faulty_sweeps:
                     # QuickBooks is well again: from here, the clock that matters runs.
@@ -346,6 +449,10 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                     unsettled_at_faults_off = Counter(
                         a.realm_id for a in await live[0].ledger.list() if a.state not in FINAL
                     )
+                if sweepers is not None:
+                    sweeper_totals = await sweepers.run()
+                    sweeps = -1
+                    break
                 clock.offset += timedelta(seconds=settings.write_lease_seconds() * 2) + settings.deferred_retry_max
                 if not await reconcilers[0].due():
                     break
@@ -380,7 +487,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                 for a in actions
                 if (a.state is ActionState.SUCCEEDED) != (marked[a.key] == 1)
             )
-            totals = Counter[str]()
+            totals = Counter[str](sweeper_totals)
             for worker in workers:
                 totals.update(worker.metrics.snapshot()["totals"])
         finally:
@@ -402,8 +509,13 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         print(f"  faults injected during the storm: {dict(sorted(injected.items()))}, 429 answers: {stats['throttled_total']}")
         print(f"  QuickBooks down (503 to everything) for the last {during_outage} submissions of the storm")
         print(f"  storm: {storm_seconds:.2f} s; first answers: {dict(first_answers)}; deduplicated: {deduplicated}")
+        sweeping = (
+            f"{args.sweepers} worker processes of their own"
+            if args.sweepers
+            else f"{sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with the faults still on)"
+        )
         print(
-            f"  reconciliation: {sweeps} sweep rounds ({min(sweeps, args.faulty_sweeps)} with the faults still on) in "
+            f"  reconciliation by {sweeping} in "
             f"{reconcile_seconds:.2f} s; found {totals['reconciled_found']}, resent {totals['reconciled_resent']}"
         )
         spent = _requests(final_stats, realm_ids)
@@ -446,6 +558,9 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--double-rate", type=float, default=0.3)
+    parser.add_argument("--sweepers", type=int, default=0,
+                        help="reconcile in N worker processes of their own (needs --redis-url); "
+                        "default: the clicks' workers sweep in this process")
     parser.add_argument("--faulty-sweeps", type=int, default=0,
                         help="sweep rounds with the faults still on before QuickBooks is well again")
     parser.add_argument("--outage-share", type=float, default=0.5,
@@ -460,6 +575,8 @@ async def main() -> None:
     args = parser.parse_args()
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
+    if args.sweepers and (args.redis_url is None or args.faulty_sweeps):
+        parser.error("--sweepers needs --redis-url (processes share limits and circuits there) and no --faulty-sweeps")
     if not 1 <= args.companies <= args.actions:
         parser.error("--companies must be between 1 and --actions")
     if args.database_url and args.database_url.startswith("postgresql"):
