@@ -40,7 +40,7 @@ from runway.lifecycle import (
     standing_of,
 )
 from runway.mirror import MirrorSync, SyncReport
-from runway.models import Account, Bill, BillPaymentRecord, Business, DocumentStatus, is_qbo_id
+from runway.models import Account, Bill, Business, DocumentStatus, is_qbo_id
 from runway.people import same_person
 from runway.uow import RunwayUnitOfWork, UowFactory
 from sync import (
@@ -547,34 +547,36 @@ class BillService:
         object_id = action.qbo_object_id or result.get("Id")
         if object_id is not None and await uow.bill_payments.get(str(object_id)) is not None:
             return
-        bill.balance = max(bill.balance - action.amount, Decimal("0.00"))
-        bill.status = DocumentStatus.of(bill.total_amount, bill.balance).value
         paid = result or action.payload
         bank = (paid.get("CheckPayment") or {}).get("BankAccountRef", {}).get("value")
+        # A sync (a webhook's, say) may read the payment from QuickBooks meanwhile: whichever
+        # mirrors it first counts it, so the insert decides.
+        if object_id is not None and not await uow.bill_payments.insert_new(
+            {
+                "qbo_id": str(object_id),
+                "sync_token": str(result.get("SyncToken", "0")),
+                "raw": paid,
+                "synced_at": now,
+                "txn_date": date.fromisoformat(str(paid["TxnDate"])) if paid.get("TxnDate") else None,
+                "vendor_qbo_id": bill.vendor_qbo_id,
+                "vendor_name": bill.vendor_name,
+                "pay_type": str(paid.get("PayType", "Check")),
+                "paid_from_account_qbo_id": bank,
+                "total_amount": action.amount,
+                "currency": bill.currency,
+                "private_note": paid.get("PrivateNote"),
+                "bill_qbo_ids": [bill.qbo_id],
+            }
+        ):
+            return
+        bill.balance = max(bill.balance - action.amount, Decimal("0.00"))
+        bill.status = DocumentStatus.of(bill.total_amount, bill.balance).value
         # The money left the bank account: the next sync reads the same balance from QuickBooks,
-        # so cash, burn and runway move now, once, as they will stay.
+        # so cash, burn and runway move now, once, as they will stay. (Without the payment's id,
+        # the next mirror sync brings the payment itself.)
         account = await uow.accounts.get(str(bank)) if bank else None
         if account is not None and account.current_balance is not None:
             account.current_balance -= action.amount
-        if object_id is None:
-            return  # the next mirror sync brings the payment itself
-        uow.bill_payments.add(
-            BillPaymentRecord(
-                qbo_id=str(object_id),
-                sync_token=str(result.get("SyncToken", "0")),
-                raw=paid,
-                synced_at=now,
-                txn_date=date.fromisoformat(str(paid["TxnDate"])) if paid.get("TxnDate") else None,
-                vendor_qbo_id=bill.vendor_qbo_id,
-                vendor_name=bill.vendor_name,
-                pay_type=str(paid.get("PayType", "Check")),
-                paid_from_account_qbo_id=bank,
-                total_amount=action.amount,
-                currency=bill.currency,
-                private_note=paid.get("PrivateNote"),
-                bill_qbo_ids=[bill.qbo_id],
-            )
-        )
 
     async def resolve_payment(self, bill_id: str, decision: PersonDecision, by: str) -> BillStanding:
         """An approver's decision on a payment that needs a person (`sync.decisions`): it is paid

@@ -233,16 +233,28 @@ class MirrorRepository(_Scoped, Generic[M]):
             rows = [{**value, "business_id": self.business_id} for value in values]
             await self.session.execute(self._insert_new(), rows)
 
-    def _insert_new(self) -> Any:
+    async def insert_new(self, values: Mapping[str, Any]) -> bool:
+        """Insert one row unless its QuickBooks object is mirrored already (by a sync that read it
+        meanwhile); whether this call inserted it. A sync inserting it at the same moment is
+        waited for, so False means the row is there."""
+        model: Any = self.model
+        # On the table, not the mapped class: only a Core insert's result counts its rows.
+        result = await self.session.execute(
+            self._insert_new(model.__table__), {**values, "business_id": self.business_id}
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_new(self, into: Any = None) -> Any:
         from sqlalchemy.dialects import postgresql, sqlite
 
+        into = self.model if into is None else into
         dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
         keys = ["business_id", "qbo_id"]
         if dialect == "postgresql":
-            return postgresql.insert(self.model).on_conflict_do_nothing(index_elements=keys)
+            return postgresql.insert(into).on_conflict_do_nothing(index_elements=keys)
         if dialect == "sqlite":
-            return sqlite.insert(self.model).on_conflict_do_nothing(index_elements=keys)
-        return insert(self.model)
+            return sqlite.insert(into).on_conflict_do_nothing(index_elements=keys)
+        return insert(into)
 
     async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Update rows by their `id` (taken from `versions`, so they are this business's)."""
