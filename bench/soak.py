@@ -102,7 +102,13 @@ from sync.ledger import ActionState  # noqa: E402
 PAYERS = (OWNER, BOOKKEEPER)
 TIMEZONES = ("America/Los_Angeles", "America/New_York", "America/Chicago", "Europe/London")
 FINAL_STATES = {ActionState.SUCCEEDED, ActionState.FAILED}
-PAYING_LINE = re.compile(r":hourglass_flowing_sand: Paying ")
+#: A card's main line by the bill's state (templates/slack/bill_state.md.j2).
+CARD_LINES = {
+    "Paying…": re.compile(r":hourglass_flowing_sand: Paying "),
+    "not confirmed": re.compile(r":hourglass: Payment of .*? QuickBooks has not confirmed it yet"),
+    "needs a look": re.compile(r":warning: The payment of .*? needs a look in QuickBooks"),
+    "Paid": re.compile(r":white_check_mark: Paid "),
+}
 ACCESS_5XX = re.compile(r'HTTP/1\.[01]" 5\d\d')
 MB = 1024 * 1024
 
@@ -582,13 +588,15 @@ async def unsettled(oodaloo: Oodaloo) -> list[Any]:
     return [a for a in await oodaloo.actions() if a.state not in FINAL_STATES]
 
 
-def cards_paying(world: World, companies: list[Company]) -> list[tuple[str, str]]:
-    """(channel, message ts) of every message in the local Slack still showing a bill as Paying…"""
-    found = []
+def cards_by_line(world: World, companies: list[Company]) -> dict[str, list[tuple[str, str]]]:
+    """Line → (channel, message ts) of every card in the local Slack's messages drawn with it
+    (Paid is there to show the search finds cards at all)."""
+    found: dict[str, list[tuple[str, str]]] = {line: [] for line in CARD_LINES}
     for company in companies:
         for message in world.slack.workspace.messages(company.channel):
-            if PAYING_LINE.search(json.dumps(message.blocks, ensure_ascii=False) + message.text):
-                found.append((company.channel, message.ts))
+            text = json.dumps(message.blocks, ensure_ascii=False)
+            for line, pattern in CARD_LINES.items():
+                found[line] += [(company.channel, message.ts)] * len(pattern.findall(text))
     return found
 
 
@@ -725,7 +733,8 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
                              if a.business_id == flow.company.business_id and a.target_id == flow.bill_id]
                     unpaid_meant.append((flow.company.business_id, flow.bill_id,
                                          final[-1] if final else "no payment action"))
-            paying_cards = cards_paying(world, companies)
+            cards = cards_by_line(world, companies)
+            paying_cards = cards["Paying…"]
 
             async with oodaloo.sessions() as session:
                 runs = list(await session.scalars(select(DigestRun)))
@@ -823,6 +832,8 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         + (f" {unpaid_meant[:8]}" if unpaid_meant else "")
         + f"   cards left at Paying…: {len(paying_cards)}"
         + (f" {paying_cards[:5]}" if paying_cards else "")
+        + f" (not confirmed: {len(cards['not confirmed'])}, needs a look: "
+        f"{len(cards['needs a look'])}; cards showing Paid: {len(cards['Paid'])})"
     )
     print(
         f"          digests: {len(due_runs)} due, {posted} posted ({dict(posted_per_business)} of "
