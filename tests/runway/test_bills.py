@@ -11,9 +11,11 @@ from decimal import Decimal
 
 import pytest
 from runway_env import RunwayEnv
+from starlette.types import Message, Receive, Scope, Send
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from qbo_sandbox.limits import parse_v3_path
 from runway.bills import BillService
 from runway.errors import ApprovalRefused, NotAllowed, NotFound, PaymentRefused
 from runway.lifecycle import BillState
@@ -251,3 +253,76 @@ async def test_payment_in_flight_blocks_another(runway_env: RunwayEnv) -> None:
     # Nothing is left to pay.
     with pytest.raises(PaymentRefused, match="already paid in full"):
         await service.create_payment(bill_id, Decimal("480.00"), PARTNER)
+
+
+async def test_a_payment_a_sync_mirrors_before_the_click_records_it_is_counted_once(
+    runway_env: RunwayEnv,
+) -> None:
+    """The webhook of a new BillPayment can bring a sync that mirrors it before the Pay click has
+    heard QuickBooks' answer: the click then finds it mirrored, records the bill paid, and lowers
+    no balance a second time."""
+    service, [bill_id] = await bill_service(runway_env, ["389.64"])
+    await service.approve(bill_id, OWNER, Decimal("389.64"))
+    bank = await bank_account_id(runway_env.sandbox)
+    chaos = runway_env.sandbox.chaos
+    data_plane = chaos.app
+    synced = []
+
+    async def sync_before_answering(scope: Scope, receive: Receive, send: Send) -> None:
+        target = parse_v3_path(scope.get("path", "")) if scope["type"] == "http" else None
+        if target is None or scope["method"] != "POST" or target.subpath.lower() != "billpayment":
+            await data_plane(scope, receive, send)
+            return
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await data_plane(scope, receive, keep)  # applied in QuickBooks; its answer waits
+        synced.append(await service.sync_bills_from_qbo())
+        for message in answer:
+            await send(message)
+
+    chaos.app = sync_before_answering
+    try:
+        result = await service.create_payment(bill_id, Decimal("389.64"), OWNER)
+    finally:
+        chaos.app = data_plane
+
+    assert len(synced) == 1
+    assert result.outcome.state is ActionState.SUCCEEDED, result.message
+    [payment] = payments_marked(runway_env.sandbox, result.outcome.key)
+    assert await local_balance(runway_env, bill_id) == Decimal("0.00")
+    async with runway_env.uows(BUSINESS) as uow:
+        mirrored = await uow.bill_payments.get(str(payment["Id"]))
+        assert mirrored is not None and mirrored.total_amount == Decimal("389.64")
+        account = await uow.accounts.get(bank)
+        assert account is not None
+        assert account.current_balance == stored(runway_env.sandbox, "Account", bank)["CurrentBalance"]
+    after = await service.standing(bill_id)
+    assert after.state is BillState.PAID
+
+
+async def test_a_sync_inserting_a_payment_already_mirrored_keeps_the_row(runway_env: RunwayEnv) -> None:
+    """A sync that looked before the Pay click mirrored Oodaloo's payment inserts it after: the row
+    already there stays, and the sync's other rows go in."""
+    service, [bill_id] = await bill_service(runway_env, ["120.00"])
+    await service.approve(bill_id, OWNER, Decimal("120.00"))
+    result = await service.create_payment(bill_id, Decimal("120.00"), OWNER)
+    [payment] = payments_marked(runway_env.sandbox, result.outcome.key)
+    async with runway_env.uows(BUSINESS) as uow:
+        mirrored = await uow.bill_payments.get(str(payment["Id"]))
+        assert mirrored is not None
+        row = {
+            column.key: getattr(mirrored, column.key)
+            for column in type(mirrored).__table__.columns
+            if column.key not in ("id", "business_id")
+        }
+        await uow.bill_payments.insert_many(
+            [{**row, "total_amount": Decimal("1.00")}, {**row, "qbo_id": "990001"}]
+        )
+        await uow.commit()
+    async with runway_env.uows(BUSINESS) as uow:
+        kept = await uow.bill_payments.get(str(payment["Id"]))
+        assert kept is not None and kept.total_amount == Decimal("120.00")
+        assert await uow.bill_payments.get("990001") is not None
