@@ -368,6 +368,33 @@ async def test_a_digest_due_while_its_token_cannot_be_decrypted_is_sent_once_whe
     assert delivered_to(mail_server) == sorted(RECIPIENTS), "mailed exactly once"
 
 
+async def test_a_digest_due_while_quickbooks_is_out_of_reach_is_posted_once_from_the_last_copy(
+    stack: LocalStack, mail_server: MailServer
+) -> None:
+    """No request slot for the company (its budget spent, a long Retry-After): the sync before the
+    digest cannot run, and the digest goes anyway, from the mirror, saying how old its data is."""
+    ritual = ritual_over(stack, mail_server.url)
+    due = await due_a_minute_ago(stack)
+    realm_id = stack.sandbox.realm_id
+
+    def requests_seen() -> int:
+        return sum(stack.sandbox.stats()["requests"]["by_realm"].get(realm_id, {}).values())
+
+    await stack.oodaloo.infra.limiter.back_off(realm_id, 3600)
+    before = requests_seen()
+
+    assert await sweep(ritual) == [(BUSINESS_ID, due)]
+
+    assert requests_seen() == before, "nothing was asked of QuickBooks"
+    [posted] = digests_in_channel(stack)
+    assert "QuickBooks data as of" in shown(posted)
+    assert delivered_to(mail_server) == sorted(RECIPIENTS)
+    [run] = await digest_runs(stack)
+    assert (run.attempts, run.error, run.retry_at, run.slack_ts) == (1, None, None, posted.ts)
+    again = await ritual.send_digest(BUSINESS_ID, due)
+    assert again.already_sent and digests_in_channel(stack) == [posted]
+
+
 async def test_a_digest_that_keeps_failing_is_given_up_with_its_reason_logged_once(
     stack: LocalStack,
     mail_server: MailServer,
