@@ -16,7 +16,8 @@ two processes can sweep at once), and looks in QuickBooks:
 
 Deferred (`pending`) actions are sent when their wait is over, after the same version check.
 Each resolution goes to `on_resolved`; differences found on the way (a deleted bill, a payment whose
-amount was edited) go to `on_drift`. A sweep is bounded (`reconcile_batch_size`).
+amount was edited) go to `on_drift`. A sweep is bounded (`reconcile_batch_size` actions per company),
+and the payments of a company are looked up together (`sync.payment_search`).
 """
 
 from __future__ import annotations
