@@ -71,6 +71,7 @@ sys.path.insert(0, str(REPOSITORY / "tests" / "sync"))
 sys.path.insert(0, str(REPOSITORY / "tests" / "bot"))
 
 from db_conftest import fresh_postgres_schema  # noqa: E402
+from test_crash_restart_worker import start_worker  # noqa: E402
 from test_two_processes import (  # noqa: E402
     ERROR_LINE,
     Served,
@@ -193,16 +194,9 @@ async def worker_processes(
     workers: list[Served] = []
     try:
         for number in range(count):
-            log = folder / f"worker-{number}.log"
-            with log.open("wb") as output:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bot.cli", "worker",
-                    cwd=folder,
-                    env=_environment(world.settings(database_url, redis_url, "http://127.0.0.1:3000")),
-                    stdout=output,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
-            workers.append(Served(f"worker #{number}", "", process, log))
+            workers.append(
+                await start_worker(world, database_url, folder, str(number), redis_url=redis_url)
+            )
         yield workers
     finally:
         for one in workers:

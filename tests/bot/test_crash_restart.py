@@ -256,8 +256,7 @@ async def test_a_serve_process_killed_mid_payment_pays_the_bill_once_after_recov
                 assert answer.status_code == 200, answer.text
 
                 async def sent() -> bool | None:
-                    if victim.process.returncode is not None:
-                        raise AssertionError(f"{victim.name} exited:\n{victim.output()}")
+                    victim.must_be_running()
                     if world.payment_requests() == requests_before:
                         return None
                     if killed == "after_applied" and not any(

@@ -145,15 +145,17 @@ def _folder(path: Path) -> None:
     path.mkdir(exist_ok=True)
 
 
-async def start_worker(world: World, database_url: str, where: Path, name: str) -> Served:
-    """`oodaloo worker` without Redis, its output in `where/name.log`."""
+async def start_worker(
+    world: World, database_url: str, where: Path, name: str, *, redis_url: str | None = None
+) -> Served:
+    """`oodaloo worker` (without Redis unless `redis_url`), its output in `where/worker-name.log`."""
     _folder(where)
-    log = where / f"{name}.log"
+    log = where / f"worker-{name}.log"
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "worker",
             cwd=where,
-            env=_environment(world.settings(database_url, None, "http://127.0.0.1:3000")),
+            env=_environment(world.settings(database_url, redis_url, "http://127.0.0.1:3000")),
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -289,8 +291,7 @@ async def test_a_worker_killed_mid_digest_leaves_it_to_the_next_worker_which_pos
             victim = await start_worker(world, migrated.url, tmp_path, "killed")
 
             async def mid_digest() -> bool | None:
-                if victim.process.returncode is not None:
-                    raise AssertionError(f"{victim.name} exited:\n{victim.output()}")
+                victim.must_be_running()
                 return True if slack_hold.arrived and await digest_run(setup.oodaloo) else None
 
             await until("Slack has the digest's chat.postMessage", mid_digest)
@@ -321,8 +322,7 @@ async def test_a_worker_killed_mid_digest_leaves_it_to_the_next_worker_which_pos
         restarted = await start_worker(world, migrated.url, tmp_path, "restarted")
 
         async def delivered() -> DigestRun | None:
-            if restarted.process.returncode is not None:
-                raise AssertionError(f"{restarted.name} exited:\n{restarted.output()}")
+            restarted.must_be_running()
             found = await digest_run(setup.oodaloo)
             return found if found is not None and found.retry_at is None else None
 
@@ -341,8 +341,7 @@ async def test_a_worker_killed_mid_digest_leaves_it_to_the_next_worker_which_pos
 async def _swept(one: Served) -> bool | None:
     """Whether the worker has started its digest sweep: a worker that finds its job store from an
     earlier one hands the sweep over again as it starts ("catching up")."""
-    if one.process.returncode is not None:
-        raise AssertionError(f"{one.name} exited:\n{one.output()}")
+    one.must_be_running()
     return True if f"catching up on {DIGEST_SWEEP_JOB}" in one.output() else None
 
 
@@ -408,8 +407,7 @@ async def test_a_worker_killed_mid_reconciliation_leaves_each_payment_once_and_e
             victim = await start_worker(world, migrated.url, tmp_path, "killed")
 
             async def sweeping() -> bool | None:
-                if victim.process.returncode is not None:
-                    raise AssertionError(f"{victim.name} exited:\n{victim.output()}")
+                victim.must_be_running()
                 now = await payment_actions(setup.oodaloo)
                 claimed = [b for b in bill_ids if now[b].state is ActionState.IN_FLIGHT]
                 return True if claimed and requests_unfinished(world) else None
@@ -432,8 +430,7 @@ async def test_a_worker_killed_mid_reconciliation_leaves_each_payment_once_and_e
         restarted = await start_worker(world, migrated.url, tmp_path, "restarted")
 
         async def settled() -> bool | None:
-            if restarted.process.returncode is not None:
-                raise AssertionError(f"{restarted.name} exited:\n{restarted.output()}")
+            restarted.must_be_running()
             now = await payment_actions(setup.oodaloo)
             if any(now[b].state is not ActionState.SUCCEEDED for b in bill_ids):
                 return None

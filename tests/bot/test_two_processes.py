@@ -366,6 +366,11 @@ class Served:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def must_be_running(self) -> None:
+        """Fails the test, with the process's output, if the process has exited."""
+        if self.process.returncode is not None:
+            raise AssertionError(f"{self.name} exited:\n{self.output()}")
+
     async def stop(self) -> int | None:
         """SIGTERM, as a process manager stops it; killed (and None) if it does not exit."""
         if self.process.returncode is None:
