@@ -264,7 +264,7 @@ def _run_query(realm: Realm, statement: str) -> dict[str, Any]:
     try:
         return realm.query(statement)
     except QueryError as exc:
-        raise faults.query_parse_error(exc.message, exc.detail) from None
+        raise faults.query_parse_error(exc.message, exc.detail, exc.code) from None
 
 
 def _apply(

@@ -143,8 +143,10 @@ def stale_object() -> QBOFault:
     )
 
 
-def query_parse_error(message: str, detail: str) -> QBOFault:
-    return _one(400, "4000", message, detail)
+def query_parse_error(message: str, detail: str, code: str = "4000") -> QBOFault:
+    """4000 for a statement QBO cannot parse, 4001 ("Invalid query") for one naming a property
+    it cannot filter or order on."""
+    return _one(400, code, message, detail)
 
 
 def bad_request(detail: str, element: str = "") -> QBOFault:

@@ -75,12 +75,15 @@ class UnknownObject(LookupError):
 
 
 class QueryError(ValueError):
-    """A query statement QBO's parser would refuse: `message` and `detail` go into the fault."""
+    """A query statement QBO would refuse: `code`, `message` and `detail` go into the fault
+    (4000 "Error parsing query" for what its parser cannot read, 4001 "Invalid query" for a
+    property it cannot filter or order on)."""
 
-    def __init__(self, message: str, detail: str) -> None:
+    def __init__(self, message: str, detail: str, code: str = "4000") -> None:
         super().__init__(f"{message}: {detail}")
         self.message = message
         self.detail = detail
+        self.code = code
 
 
 def canonical_entity(name: str) -> str:
