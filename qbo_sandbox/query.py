@@ -18,7 +18,7 @@ import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,147 @@ _FIELD_KINDS: dict[str, str] = {
     **SORTED_INDEXED,
 }
 _CANONICAL_FIELDS = {name.lower(): name for name in _FIELD_KINDS}
+
+# What QBO lets a WHERE or ORDERBY name, per entity: the properties its API reference marks
+# "filterable" or "sortable" (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/bill
+# and its sibling pages), plus Id and the MetaData times every entity has. Anything else answers
+# 4001 "Invalid query", as QBO does (https://github.com/ruckus/quickbooks-ruby/issues/403):
+# "QueryValidationError: property 'PrimaryEmailAddr' is not queryable" for a property the entity
+# has, "QueryValidationError: Property BillAddr not found for Entity Customer" for one it lacks.
+# The pages for Account, Vendor, Customer, Purchase, Deposit and Transfer mark nothing; their lists
+# follow what QBO is known to accept (Purchase refuses AccountRef, EntityRef and DepartmentRef:
+# https://github.com/laf-rge/quickbooks-mcp/issues/8).
+_EVERYWHERE = ("Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime")
+_QUERYABLE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "CompanyInfo": (),
+    "Account": (
+        "Name",
+        "SubAccount",
+        "ParentRef",
+        "Description",
+        "Active",
+        "Classification",
+        "AccountType",
+        "FullyQualifiedName",
+        "CurrentBalance",
+        "CurrentBalanceWithSubAccounts",
+    ),
+    "Vendor": (
+        "DisplayName",
+        "GivenName",
+        "MiddleName",
+        "FamilyName",
+        "CompanyName",
+        "PrintOnCheckName",
+        "Active",
+        "Balance",
+    ),
+    "Customer": (
+        "DisplayName",
+        "GivenName",
+        "MiddleName",
+        "FamilyName",
+        "CompanyName",
+        "FullyQualifiedName",
+        "PrimaryEmailAddr",
+        "Active",
+        "Balance",
+        "Job",
+        "ParentRef",
+    ),
+    "Bill": (
+        "VendorRef",
+        "TxnDate",
+        "APAccountRef",
+        "SalesTermRef",
+        "TotalAmt",
+        "DueDate",
+        "DocNumber",
+        "Balance",
+    ),
+    "BillPayment": (
+        "VendorRef",
+        "TotalAmt",
+        "DocNumber",
+        "TxnDate",
+        "APAccountRef",
+        "CheckPayment",
+        "CreditCardPayment",
+    ),
+    "Invoice": (
+        "CustomerRef",
+        "DocNumber",
+        "ProjectRef",
+        "TxnDate",
+        "SalesTermRef",
+        "DueDate",
+        "Balance",
+        "TotalAmt",
+    ),
+    "Payment": ("TotalAmt", "CustomerRef", "TxnDate", "PaymentMethodRef", "PaymentRefNum"),
+    "Purchase": ("DocNumber", "TxnDate", "PaymentType", "TotalAmt"),
+    "Deposit": ("TxnDate",),
+    "Transfer": ("TxnDate",),
+    "SalesReceipt": ("CustomerRef", "ProjectRef", "TxnDate", "DocNumber", "TotalAmt", "Balance"),
+    "RefundReceipt": (
+        "ProjectRef",
+        "TxnDate",
+        "CheckPayment",
+        "DocNumber",
+        "CreditCardPayment",
+        "CustomerRef",
+        "PaymentType",
+        "Balance",
+    ),
+    "JournalEntry": ("DocNumber", "TxnDate"),
+    "VendorCredit": ("DocNumber", "APAccountRef", "TxnDate", "TotalAmt", "Balance", "VendorRef"),
+    "CreditMemo": (
+        "CustomerRef",
+        "ProjectRef",
+        "TxnDate",
+        "SalesTermRef",
+        "DocNumber",
+        "Balance",
+    ),
+    "Item": (
+        "Name",
+        "Type",
+        "Taxable",
+        "Active",
+        "FullyQualifiedName",
+        "SubItem",
+        "UnitPrice",
+        "PurchaseCost",
+    ),
+    "Term": ("Name", "Active"),
+    "Preferences": (),
+    "CompanyCurrency": ("Active", "Code", "Name"),
+    "ExchangeRate": ("AsOfDate", "SourceCurrencyCode"),
+}
+_QUERYABLE: dict[str, dict[str, str]] = {
+    entity: {name.lower(): name for name in (*_EVERYWHERE, *names)}
+    for entity, names in _QUERYABLE_PROPERTIES.items()
+}
+# Properties every transaction or name has, though QBO filters on none of them.
+_UNQUERYABLE_COMMON = frozenset(
+    name.lower()
+    for name in (
+        "SyncToken",
+        "MetaData",
+        "domain",
+        "sparse",
+        "Line",
+        "LinkedTxn",
+        "PrivateNote",
+        "CurrencyRef",
+        "ExchangeRate",
+        "DepartmentRef",
+        "TxnTaxDetail",
+    )
+)
+# How many stored objects are looked at to tell a property the entity has from one it lacks.
+_PROPERTY_SAMPLE = 50
+_INVALID_QUERY = "Invalid query"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,6 +820,39 @@ def _select(
     return _window(_sorted(objs, order, realm), skip, take)
 
 
+def _checked(stmt: Statement, table: EntityTable) -> Statement:
+    """The statement with its WHERE and ORDERBY properties spelled as QBO spells them; raises
+    QueryError 4001 for a property QBO cannot filter or order on this entity."""
+    queryable = _QUERYABLE.get(stmt.entity)
+    if queryable is None:  # an entity without a documented list: QBO's answer is unknown
+        return stmt
+
+    def spelled(name: str) -> str:
+        known = queryable.get(name.lower())
+        if known is not None:
+            return known
+        head = name.split(".", 1)[0].lower()
+        if head in _UNQUERYABLE_COMMON or any(
+            head == key.lower()
+            for obj in itertools.islice(table.objects.values(), _PROPERTY_SAMPLE)
+            for key in obj
+        ):
+            raise QueryError(
+                _INVALID_QUERY,
+                f"QueryValidationError: property '{name}' is not queryable",
+                code="4001",
+            )
+        raise QueryError(
+            _INVALID_QUERY,
+            f"QueryValidationError: Property {name} not found for Entity {stmt.entity}",
+            code="4001",
+        )
+
+    stmt.where = [replace(c, field=spelled(c.field)) for c in stmt.where]
+    stmt.order = [replace(o, field=spelled(o.field)) for o in stmt.order]
+    return stmt
+
+
 def _count(stmt: Statement, table: EntityTable, realm: Realm) -> int:
     if not stmt.where:
         return len(table.objects)
@@ -697,14 +871,18 @@ def execute(realm: Realm, text: str) -> dict[str, Any]:
     """The body of QBO's "QueryResponse" for a statement (objects are copies)."""
     stmt = parse(text)
     table = realm.table(stmt.entity)
+    stmt = _checked(stmt, table)
     if stmt.count:
         return {"totalCount": _count(stmt, table, realm)}
     rows = _select(stmt, table, realm, stmt.start_position - 1, stmt.max_results)
     if not rows:
         return {}
+    # A page carries startPosition and maxResults (the rows on it); the total is what COUNT(*)
+    # answers. QBO's query page lists only those attributes of a QueryResponse (developer.intuit.com
+    # /docs/00_quickbooks_online/2_build/20_explore_the_quickbooks_online_api/50_data_queries) and
+    # real pages have no totalCount (a 2024 sandbox capture: github.com/bkjboadu/betterbiz-backend).
     return {
         stmt.entity: [copy_obj(obj) for obj in rows],
         "startPosition": stmt.start_position,
         "maxResults": len(rows),
-        "totalCount": len(rows),
     }

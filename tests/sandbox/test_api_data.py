@@ -202,7 +202,7 @@ async def test_query_by_get_and_post_with_qbo_response_shape(qbo, company):
     assert (
         response["startPosition"] == 1
         and response["maxResults"] == 2
-        and response["totalCount"] == 2
+        and "totalCount" not in response  # the total is what COUNT(*) answers
     )
 
     posted = await query(

@@ -8,8 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 
+from qbo_sandbox.api import build_v3_app
 from qbo_sandbox.store import (
     ChangeEvent,
     QueryError,
@@ -204,7 +206,6 @@ def _ids(result: dict, entity: str = "Bill") -> list[str]:
         ("MetaData.LastUpdatedTime >= '2024-05-01'", ["1", "2", "3", "4", "5"]),
         ("MetaData.LastUpdatedTime > '2024-05-01T10:00:00-07:00'", []),
         ("metadata.createtime <= '2024-05-01T17:00:00Z'", ["1", "2", "3", "4", "5"]),
-        ("Line.Amount = '9.99'", []),  # lists are not filterable: nothing matches
     ],
 )
 def test_where_operators(books, where, expected):
@@ -240,7 +241,13 @@ def test_ordering_both_spellings_and_directions(books):
 
 def test_paging_reports_the_page_and_reaches_the_last_one(books):
     first = books.query("SELECT * FROM Bill ORDERBY TxnDate STARTPOSITION 1 MAXRESULTS 2")
-    assert first["startPosition"] == 1 and first["maxResults"] == 2 and first["totalCount"] == 2
+    # A page says where it starts and how many rows it holds; the total is COUNT(*)'s answer.
+    assert first["startPosition"] == 1 and first["maxResults"] == 2 and "totalCount" not in first
+    assert books.query("SELECT COUNT(*) FROM Bill ORDERBY TxnDate MAXRESULTS 2") == {
+        "totalCount": 5
+    }
+    last = books.query("SELECT * FROM Bill ORDERBY TxnDate STARTPOSITION 5 MAXRESULTS 2")
+    assert last["startPosition"] == 5 and last["maxResults"] == 1
     pages = [
         _ids(books.query(f"SELECT * FROM Bill ORDERBY TxnDate STARTPOSITION {start} MAXRESULTS 2"))
         for start in (1, 3, 5, 7)
@@ -285,6 +292,74 @@ def test_malformed_statements_raise_query_error(books, statement):
         books.query(statement)
     assert caught.value.message == "Error parsing query"
     assert caught.value.detail.startswith(("QueryParserError: ", "QueryValidationError: "))
+
+
+@pytest.mark.parametrize(
+    ("statement", "detail"),
+    [
+        # A property the entity has but QBO does not filter or order on.
+        (
+            "SELECT * FROM Bill WHERE Line.Amount = '9.99'",
+            "property 'Line.Amount' is not queryable",
+        ),
+        ("SELECT * FROM Bill WHERE PrivateNote = 'x'", "property 'PrivateNote' is not queryable"),
+        ("SELECT * FROM Bill ORDERBY LinkedTxn", "property 'LinkedTxn' is not queryable"),
+        ("SELECT COUNT(*) FROM Bill WHERE Line = '1'", "property 'Line' is not queryable"),
+        ("SELECT * FROM Vendor WHERE Nick = 'x'", "Property Nick not found for Entity Vendor"),
+        ("SELECT * FROM Bill WHERE Colour = 'red'", "Property Colour not found for Entity Bill"),
+        ("SELECT * FROM Bill ORDERBY Colour DESC", "Property Colour not found for Entity Bill"),
+        (
+            "SELECT * FROM Deposit WHERE Nothing > '0'",
+            "Property Nothing not found for Entity Deposit",
+        ),
+    ],
+)
+def test_unknown_or_unqueryable_properties_are_refused_as_qbo_does(books, statement, detail):
+    with pytest.raises(QueryError) as caught:
+        books.query(statement)
+    assert caught.value.code == "4001"
+    assert caught.value.message == "Invalid query"
+    assert caught.value.detail == f"QueryValidationError: {detail}"
+
+
+def test_queryable_properties_are_matched_in_any_letter_case(books):
+    assert _ids(books.query("SELECT * FROM Bill WHERE vendorref = '12' ORDERBY duedate DESC")) == [
+        "5",
+        "4",
+    ]
+    assert _ids(books.query("SELECT * FROM Vendor WHERE displayname LIKE 'Zed%'"), "Vendor") == [
+        "7"
+    ]
+
+
+async def test_an_unqueryable_property_answers_400_with_fault_4001_over_http(store, books):
+    transport = httpx.ASGITransport(app=build_v3_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://qbo") as client:
+        answer = await client.get(
+            f"/v3/company/{books.realm_id}/query",
+            params={"query": "SELECT * FROM Bill WHERE PrivateNote = 'rent'"},
+        )
+        assert answer.status_code == 400
+        assert answer.json()["Fault"] == {
+            "Error": [
+                {
+                    "Message": "Invalid query",
+                    "Detail": "QueryValidationError: property 'PrivateNote' is not queryable",
+                    "code": "4001",
+                    "element": "",
+                }
+            ],
+            "type": "ValidationFault",
+        }
+        page = await client.get(
+            f"/v3/company/{books.realm_id}/query",
+            params={"query": "SELECT * FROM Bill MAXRESULTS 2"},
+        )
+        assert page.status_code == 200
+        assert {k: v for k, v in page.json()["QueryResponse"].items() if k != "Bill"} == {
+            "startPosition": 1,
+            "maxResults": 2,
+        }
 
 
 def test_indexed_plans_agree_with_a_plain_evaluation(realm):
