@@ -30,6 +30,7 @@ INVOICE_SEND = "invoice.send"
 #: The memo marker QuickBooks keeps on objects Oodaloo created: "oodaloo:<action key>".
 MARKER_PREFIX = "oodaloo:"
 _MARKER = re.compile(r"oodaloo:(oo1-[a-z2-7]+)")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def marker_for(key: str) -> str:
@@ -69,6 +70,12 @@ class BillPaymentIntent:
     the bill changed (edited, partly paid) is a new action.
     `requested_by` names who clicked, for logs; it is not part of what the payment means, so two
     approvers clicking the same button collapse into one payment instead of conflicting.
+
+    A bill in a foreign currency is paid in that currency: `currency` is the bill's and
+    `exchange_rate` QuickBooks' own rate for the pay date (home units per unit of `currency`);
+    `amount` stays in the bill's currency. Both go into the BillPayment (CurrencyRef,
+    ExchangeRate), never into the key: a repeated click is the same payment whatever rate it read.
+    A bill in the home currency leaves both None and the BillPayment as it always was.
     """
 
     business_id: str
@@ -80,15 +87,33 @@ class BillPaymentIntent:
     bank_account_id: str
     pay_date: date
     requested_by: str
+    currency: str | None = None
+    exchange_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         for name in ("business_id", "realm_id", "bill_id", "vendor_id", "bank_account_id"):
             _text(getattr(self, name), name)
         if not isinstance(self.bill_sync_token, str):
-            raise TypeError(f"bill_sync_token must be the bill's SyncToken string, got {self.bill_sync_token!r}")
+            raise TypeError(
+                f"bill_sync_token must be the bill's SyncToken string, got {self.bill_sync_token!r}"
+            )
         if not isinstance(self.pay_date, date) or isinstance(self.pay_date, datetime):
             raise TypeError(f"pay_date must be a date, got {self.pay_date!r}")
         object.__setattr__(self, "amount", _money(self.amount, "payment amount"))
+        if (self.currency is None) != (self.exchange_rate is None):
+            raise ValueError(
+                "a payment in a foreign currency needs both its currency and QuickBooks' exchange "
+                f"rate (got currency={self.currency!r}, exchange_rate={self.exchange_rate!r})"
+            )
+        if self.currency is not None and not _CURRENCY.match(self.currency):
+            raise ValueError(
+                f"currency must be an ISO 4217 code such as 'EUR', got {self.currency!r}"
+            )
+        rate = self.exchange_rate
+        if rate is not None and (
+            not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0
+        ):
+            raise ValueError(f"exchange_rate must be a positive Decimal, got {rate!r}")
 
     @property
     def key(self) -> str:
@@ -102,7 +127,7 @@ class BillPaymentIntent:
 
     def body(self) -> dict[str, Any]:
         """The BillPayment QuickBooks is asked to create, with the action's marker in its memo."""
-        return {
+        body: dict[str, Any] = {
             "VendorRef": _ref(self.vendor_id),
             "PayType": "Check",
             "CheckPayment": {"BankAccountRef": _ref(self.bank_account_id)},
@@ -113,6 +138,14 @@ class BillPaymentIntent:
                 {"Amount": self.amount, "LinkedTxn": [{"TxnId": self.bill_id, "TxnType": "Bill"}]}
             ],
         }
+        if self.currency is not None:
+            # Amounts are in CurrencyRef's currency; ExchangeRate is home units per unit of it
+            # (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies).
+            # The rate is sent, not left to QuickBooks' default: the payment books at the rate
+            # the person was shown.
+            body["CurrencyRef"] = _ref(self.currency)
+            body["ExchangeRate"] = self.exchange_rate
+        return body
 
     def to_action(self) -> ActionIntent:
         return ActionIntent(

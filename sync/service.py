@@ -19,7 +19,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from tenacity import RetryCallState
@@ -80,6 +81,7 @@ READ_OPERATIONS = frozenset(
         "count",
         "get",
         "company_info",
+        "exchange_rate",
         "cdc",
         "report",
         "get_bills_from_qbo",
@@ -103,7 +105,9 @@ class SyncUnavailable(QuickBooksUnavailable):
 
 
 def _describe(action: Action) -> str:
-    amount = f"${action.amount:,.2f}"
+    # A payment in a foreign currency names its currency (its payload's CurrencyRef).
+    currency = (action.payload.get("CurrencyRef") or {}).get("value")
+    amount = f"{action.amount:,.2f} {currency}" if currency else f"${action.amount:,.2f}"
     if action.operation == BILL_PAYMENT_CREATE:
         return f"the payment of {amount} for bill {action.target_id}"
     if action.operation == CUSTOMER_PAYMENT_CREATE:
@@ -121,9 +125,7 @@ def outcome_for(action: Action, *, deduplicated: bool = False) -> ActionOutcome:
     if state is ActionState.SUCCEEDED:
         message = f"{already}QuickBooks has {what} (id {action.qbo_object_id})."
     elif state is ActionState.FAILED:
-        message = (
-            f"{already}QuickBooks refused {what}, so nothing was applied: {action.last_error}"
-        )
+        message = f"{already}QuickBooks refused {what}, so nothing was applied: {action.last_error}"
     elif state is ActionState.PENDING:
         reason = f" ({action.last_error})" if action.last_error else ""
         message = (
@@ -325,6 +327,30 @@ class SmartSyncService:
             force=force,
         )
 
+    async def exchange_rate(
+        self, currency: str, as_of: date, *, priority: Priority = Priority.USER_ACTION
+    ) -> Decimal:
+        """QuickBooks' rate for `currency` into the company's home currency on `as_of`: home
+        units per unit of `currency`, the number a transaction in that currency carries as its
+        ExchangeRate. Read at the moment it is needed, never cached: it is what QuickBooks itself
+        would use that day.
+
+        Raises `QuickBooksUnavailable` when QuickBooks cannot be asked now, a `QBOError` when it
+        refuses (a company without multicurrency has no rates), and `QBOResponseError` when its
+        answer carries no positive rate.
+        """
+        found = await self.execute_qbo_call("exchange_rate", currency, as_of, priority=priority)
+        rate = found.get("Rate") if isinstance(found, dict) else None
+        if isinstance(rate, int) and not isinstance(rate, bool):
+            rate = Decimal(rate)
+        if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
+            raise QBOResponseError(
+                f"QuickBooks answered the {currency} exchange rate for {as_of.isoformat()} "
+                f"without a positive Rate (got {rate!r})",
+                advice="nothing was changed; look at the currency's rate in QuickBooks",
+            )
+        return rate
+
     async def _cached_read(
         self,
         key: str,
@@ -344,7 +370,9 @@ class SmartSyncService:
         self.metrics.incr(m.CACHE_MISSES, self.realm_id)
         used = strategy or (SyncStrategy.FORCED if force else SyncStrategy.IDLE)
         try:
-            data: T = await self.execute_qbo_call(fetch, priority=Priority.DATA_FETCH, is_write=False)
+            data: T = await self.execute_qbo_call(
+                fetch, priority=Priority.DATA_FETCH, is_write=False
+            )
         except (QBOError, *_DEFERRABLE) as exc:
             await self.record_sync(QBO_PLATFORM, used, success=False, error=str(exc))
             stale = await cache.get_stale(self.business_id, QBO_PLATFORM, key)
@@ -530,7 +558,9 @@ class SmartSyncService:
         )
         return outcome_for(done)
 
-    async def _defer(self, action: Action, owner: str, reason: str, *, sent: bool = True) -> ActionOutcome:
+    async def _defer(
+        self, action: Action, owner: str, reason: str, *, sent: bool = True
+    ) -> ActionOutcome:
         return await self._park(
             action,
             self.infra.ledger.release_to_pending(action.key, owner, reason, sent=sent),

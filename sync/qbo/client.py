@@ -57,6 +57,7 @@ _PAGING_CLAUSE = re.compile(r"\b(STARTPOSITION|MAXRESULTS)\b", re.IGNORECASE)
 _COUNT_SELECT = re.compile(r"^\s*SELECT\s+COUNT\s*\(", re.IGNORECASE)
 _QUOTED_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 # Entities QuickBooks voids with a sparse update (include=void) rather than operation=void.
 _VOID_BY_UPDATE = {"payment", "salesreceipt", "billpayment"}
 _PAYMENT_LINKS = {
@@ -306,6 +307,25 @@ class QBORawClient:
     async def company_info(self) -> dict[str, Any]:
         body = await self._call("GET", f"/companyinfo/{self.realm_id}")
         return _entity_of(body, "CompanyInfo")
+
+    async def exchange_rate(self, source_currency: str, as_of: date) -> dict[str, Any]:
+        """QuickBooks' rate for one currency into the home currency on a date: the ExchangeRate
+        object (``SourceCurrencyCode``, ``TargetCurrencyCode``, ``Rate``, ``AsOfDate``), ``Rate``
+        being home-currency units per unit of the source currency. Only a company with
+        multicurrency on has rates.
+
+        ``GET /exchangerate?sourcecurrencycode=EUR&asofdate=YYYY-MM-DD``
+        (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies;
+        the same call: https://rubydoc.info/gems/quickbooks-ruby/Quickbooks/Service/ExchangeRate).
+        """
+        if not _CURRENCY.match(source_currency):
+            raise ValueError(f"{source_currency!r} is not an ISO 4217 currency code such as 'EUR'")
+        body = await self._call(
+            "GET",
+            "/exchangerate",
+            params={"sourcecurrencycode": source_currency, "asofdate": as_of.isoformat()},
+        )
+        return _entity_of(body, "ExchangeRate")
 
     # --- change data capture, batch, reports -------------------------------------------------------
 
