@@ -9,7 +9,7 @@ ones (encrypted) before they are used, so a refreshed refresh token is never los
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, time
 from decimal import Decimal
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from runway.crypto import TokenCipher
+from runway.errors import BusinessNotReady, PaymentRefused
 from runway.models import Business, ConnectionStatus, PersonRecord, QBOConnection
 from runway.people import canonical, is_email
 from sync import (
@@ -124,14 +125,88 @@ def payment_account_id(business: Business, bank_balances: Mapping[str, Decimal])
     (QuickBooks id -> balance): the one it chose, else its largest (None: it has no bank account).
 
     A chosen account that is no longer one of its bank accounts (closed, made inactive) is passed
-    over, as if none had been chosen.
+    over, as if none had been chosen. A bill in a foreign currency is paid from
+    `bill_payment_account`, which keeps to this choice where QuickBooks allows it.
     """
     chosen = business.payment_bank_account_id
     if chosen and chosen in bank_balances:
         return chosen
+    return _largest(bank_balances)
+
+
+def _largest(bank_balances: Mapping[str, Decimal]) -> str | None:
     if not bank_balances:
         return None
     return max(bank_balances, key=lambda account_id: (bank_balances[account_id], account_id))
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    """One of the business's bank accounts, as a payment needs it."""
+
+    account_id: str
+    name: str
+    #: The account's own currency (QuickBooks' CurrencyRef; the home currency when it gives none).
+    currency: str
+    balance: Decimal
+
+
+class PayFromRefused(PaymentRefused):
+    """No bank account of the business can pay this bill; the reason says what to do."""
+
+
+def bill_payment_account(
+    business: Business,
+    bill_currency: str | None,
+    banks: Sequence[BankAccount],
+    *,
+    chosen_id: str | None = None,
+) -> BankAccount:
+    """The bank account a bill is paid from, or `PayFromRefused` saying why none can
+    (`BusinessNotReady` when the business has no bank account at all).
+    `chosen_id` (this payment's own choice) stands in for the business's chosen account.
+
+    QuickBooks pays a bill only from a bank account in the bill's currency or in the home
+    currency ("when recording payments, you can only use your home currency bank account, or a
+    bank account with the same currency as the invoice or bill":
+    https://quickbooks.intuit.com/learn-support/en-sg/help-article/multicurrency/receiving-making-payment-foreign-invoice-bill/L1weZLBmC_SG_en_SG).
+    The account the business chose pays if it can, and a chosen account that cannot is refused
+    (the person chose it; Oodaloo does not pay from another behind their back). Without a choice
+    (or one no longer among its bank accounts), the largest account in the bill's own currency
+    pays, so nothing is converted; else the largest in the home currency. A bill without a
+    currency is in the home currency, as QuickBooks sends it for a company without multicurrency.
+    """
+    home = business.home_currency
+    currency = bill_currency or home
+    allowed = (currency, home)
+    wanted_id = chosen_id or business.payment_bank_account_id
+    chosen = next((b for b in banks if b.account_id == wanted_id), None)
+    if chosen is not None:
+        if chosen.currency in allowed:
+            return chosen
+        raise PayFromRefused(
+            f"{_pay_in(currency, home)} — {chosen.name} ({chosen.currency}) can't pay it. "
+            "Choose the pay-from account in `/runway settings`."
+        )
+    for wanted in dict.fromkeys(allowed):  # the bill's currency first
+        picked = _largest({b.account_id: b.balance for b in banks if b.currency == wanted})
+        if picked is not None:
+            return next(b for b in banks if b.account_id == picked)
+    if not banks:
+        raise BusinessNotReady(
+            f"{business.name} has no bank account in QuickBooks to pay bills from; add one in "
+            "QuickBooks, then choose it in `/runway settings`."
+        )
+    raise PayFromRefused(
+        f"{_pay_in(currency, home)}; {business.name} has no such bank account in QuickBooks. "
+        "Add one in QuickBooks, then choose it in `/runway settings`."
+    )
+
+
+def _pay_in(currency: str, home: str) -> str:
+    if currency == home:
+        return f"This bill is in {home}; pay it from a {home} account"
+    return f"This bill is in {currency}; pay it from a {currency} account or a {home} account"
 
 
 @dataclass(frozen=True)
@@ -249,7 +324,9 @@ class BusinessDirectory:
             await self._require_approver(session, business, person)
         return business
 
-    async def _require_approver(self, session: AsyncSession, business: Business, person: str) -> None:
+    async def _require_approver(
+        self, session: AsyncSession, business: Business, person: str
+    ) -> None:
         approvers = {canonical(name) for name in business.approvers or []}
         if approvers & await self._identities(session, business.id, person):
             return
@@ -497,13 +574,16 @@ class StoredTokenProvider:
 
 
 __all__ = [
+    "BankAccount",
     "BusinessDirectory",
     "BusinessNotFound",
     "ChannelTaken",
     "NotAnApprover",
     "NotConnected",
+    "PayFromRefused",
     "QBOAppCredentials",
     "StoredTokenProvider",
+    "bill_payment_account",
     "channel_taken_message",
     "check_timezone",
 ]
