@@ -34,6 +34,7 @@ from qbo_sandbox.books import Books, parse_changed_since
 from qbo_sandbox.faults import QBOFault
 from qbo_sandbox.reports import run_report
 from qbo_sandbox.store import (
+    ENTITIES,
     QueryError,
     Realm,
     Store,
@@ -254,9 +255,7 @@ def _entity(name: str) -> str:
         return canonical_entity(name)
     except UnknownEntity:
         raise faults.unsupported_operation(
-            f"on entity {name!r}: the sandbox serves "
-            "CompanyInfo, Account, Vendor, Customer, Bill, BillPayment, Invoice, Payment, "
-            "Purchase and Deposit"
+            f"on entity {name!r}: the sandbox serves {', '.join(ENTITIES)}"
         ) from None
 
 

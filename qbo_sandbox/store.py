@@ -36,8 +36,23 @@ ENTITIES: tuple[str, ...] = (
     "Payment",
     "Purchase",
     "Deposit",
+    "SalesReceipt",
+    "RefundReceipt",
+    "Transfer",
+    "JournalEntry",
+    "VendorCredit",
+    "CreditMemo",
+    # QuickBooks' own name for a credit card payment (its URL and queries say creditcardpayment):
+    # https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/creditcardpayment
+    "CreditCardPaymentTxn",
+    "Item",
+    "Term",
+    "Preferences",
+    "CompanyCurrency",
+    "ExchangeRate",
 )
 _CANONICAL = {name.lower(): name for name in ENTITIES}
+_CANONICAL["creditcardpayment"] = "CreditCardPaymentTxn"
 
 # Fields clients filter on by equality: one dict per field, key -> ids.
 # (Id itself needs no index: the table is a dict by Id.)

@@ -1,0 +1,638 @@
+"""The sandbox's general ledger: the double-entry postings each stored transaction makes.
+
+Every transaction the sandbox stores (Bill, Invoice, BillPayment, Payment, Purchase, Deposit,
+SalesReceipt, RefundReceipt, Transfer, JournalEntry, VendorCredit, CreditMemo, CreditCardPayment)
+turns into postings with `postings_of`. Reports, trial balances and the tests rebuild the books from
+them; the write path (books.Books) applies the difference between a transaction's old and new
+postings to the accounts it touches, so each balance-sheet account's CurrentBalance always equals
+what `balances()` gives for it.
+
+Sign convention of a Posting: `amount` is in the company's home currency, debit positive, credit
+negative; the postings of one transaction sum to zero. `foreign_amount` is the same posting in the
+transaction's `currency` when that differs from the home currency (None otherwise); a realised
+exchange gain or loss posts a home amount with a foreign amount of zero.
+
+Account.CurrentBalance follows QuickBooks' own convention instead: it is kept for balance-sheet
+accounts only ("Current balance for Balance Sheet accounts", Intuit's Account reference:
+https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/account), in the
+account's own currency, positive for a normal balance: debit for assets, credit for liabilities
+(A/P, what is owed on a card, loans) and equity. Income and expense accounts keep no
+CurrentBalance (it stays 0); their balances come from `balances()`.
+
+Line numbers: 0 is the transaction's own account (A/P of a bill, the bank of a payment, the
+From account of a transfer); n >= 1 is the n-th entry of its `Line` list; a realised exchange
+difference takes the line of the bill or invoice line it settles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from qbo_sandbox.store import Realm
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+ONE = Decimal("1")
+DEFAULT_HOME_CURRENCY = "USD"
+
+# Every entity whose objects post to the ledger, in the order reports list them.
+TRANSACTION_ENTITIES: tuple[str, ...] = (
+    "Bill",
+    "BillPayment",
+    "Invoice",
+    "Payment",
+    "Purchase",
+    "Deposit",
+    "SalesReceipt",
+    "RefundReceipt",
+    "Transfer",
+    "JournalEntry",
+    "VendorCredit",
+    "CreditMemo",
+    "CreditCardPaymentTxn",
+)
+# Classifications whose accounts keep a CurrentBalance, and on which side it is positive.
+BALANCE_SHEET_SIGN: dict[str, int] = {"Asset": 1, "Liability": -1, "Equity": -1}
+CLASSIFICATION: dict[str, str] = {
+    "Bank": "Asset",
+    "Other Current Asset": "Asset",
+    "Fixed Asset": "Asset",
+    "Other Asset": "Asset",
+    "Accounts Receivable": "Asset",
+    "Equity": "Equity",
+    "Expense": "Expense",
+    "Other Expense": "Expense",
+    "Cost of Goods Sold": "Expense",
+    "Accounts Payable": "Liability",
+    "Credit Card": "Liability",
+    "Long Term Liability": "Liability",
+    "Other Current Liability": "Liability",
+    "Income": "Revenue",
+    "Other Income": "Revenue",
+}
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One line of the general ledger."""
+
+    txn_type: str
+    txn_id: str
+    line: int
+    txn_date: date
+    account_id: str
+    amount: Decimal  # home currency, debit +, credit -
+    foreign_amount: Decimal | None  # in `currency` when it differs from home
+    currency: str
+    name_id: str | None  # the vendor or customer the line is about
+
+
+# -- company settings ------------------------------------------------------------------------------
+
+
+def preferences(realm: Realm) -> dict[str, Any] | None:
+    """The company's stored Preferences object (a read-only view), if it has one."""
+    table = realm.table("Preferences")
+    return next(iter(table.objects.values()), None)
+
+
+def home_currency(realm: Realm) -> str:
+    """Preferences.CurrencyPrefs.HomeCurrency, USD when the company has no preferences stored."""
+    prefs = preferences(realm) or {}
+    home = (prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}
+    value = home.get("value") if isinstance(home, dict) else home
+    return str(value) if value else DEFAULT_HOME_CURRENCY
+
+
+def multicurrency_enabled(realm: Realm) -> bool:
+    prefs = preferences(realm) or {}
+    return (prefs.get("CurrencyPrefs") or {}).get("MultiCurrencyEnabled") is True
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _amount(value: Any) -> Decimal:
+    if value is None or isinstance(value, bool) or value == "":
+        return ZERO
+    try:
+        return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return ZERO
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict):
+        inner = value.get("value")
+        return None if inner in (None, "") else str(inner)
+    return None
+
+
+def currency_of(obj: dict[str, Any], home: str) -> str:
+    """A transaction's or account's currency: CurrencyRef.value, the home currency without one."""
+    return _ref(obj.get("CurrencyRef")) or home
+
+
+def rate_of(obj: dict[str, Any]) -> Decimal:
+    """Home currency per unit of the transaction's currency (1 without an ExchangeRate)."""
+    rate = _amount(obj.get("ExchangeRate"))
+    return rate if rate > 0 else ONE
+
+
+def to_home(amount: Decimal, rate: Decimal) -> Decimal:
+    """An amount in home currency, rounded half up to the cent."""
+    if rate == ONE:
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _date(obj: dict[str, Any]) -> date:
+    text = str(obj.get("TxnDate") or "")[:10]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return date.min
+
+
+def _accounts(realm: Realm) -> dict[str, dict[str, Any]]:
+    return realm.table("Account").objects
+
+
+def _find_account(
+    realm: Realm,
+    *,
+    currency: str,
+    home: str,
+    account_type: str = "",
+    sub_type: str = "",
+    name: str = "",
+) -> str | None:
+    """The first active account of a type/subtype (or name) in `currency`, by Id order."""
+    table = realm.table("Account")
+    for oid in table.ids_in_order():
+        account = table.objects[oid]
+        if account.get("Active") is False:
+            continue
+        if account_type and account.get("AccountType") != account_type:
+            continue
+        if sub_type and account.get("AccountSubType") != sub_type:
+            continue
+        if name and account.get("Name") != name:
+            continue
+        if currency_of(account, home) == currency:
+            return oid
+    return None
+
+
+def default_payable(realm: Realm, currency: str) -> str | None:
+    """The A/P account of a currency (QuickBooks keeps one per currency)."""
+    home = home_currency(realm)
+    return _find_account(realm, currency=currency, home=home, account_type="Accounts Payable")
+
+
+def default_receivable(realm: Realm, currency: str) -> str | None:
+    """The A/R account of a currency (QuickBooks keeps one per currency)."""
+    home = home_currency(realm)
+    return _find_account(realm, currency=currency, home=home, account_type="Accounts Receivable")
+
+
+def undeposited_funds(realm: Realm) -> str | None:
+    home = home_currency(realm)
+    return _find_account(
+        realm, currency=home, home=home, sub_type="UndepositedFunds"
+    ) or _find_account(realm, currency=home, home=home, name="Undeposited Funds")
+
+
+def exchange_gain_or_loss(realm: Realm) -> str | None:
+    home = home_currency(realm)
+    return _find_account(realm, currency=home, home=home, name=EXCHANGE_GAIN_OR_LOSS)
+
+
+def sales_tax_payable(realm: Realm) -> str | None:
+    home = home_currency(realm)
+    return _find_account(
+        realm, currency=home, home=home, sub_type="GlobalTaxPayable"
+    ) or _find_account(realm, currency=home, home=home, sub_type="SalesTaxPayable")
+
+
+def default_income(realm: Realm) -> str | None:
+    home = home_currency(realm)
+    return _find_account(realm, currency=home, home=home, account_type="Income")
+
+
+EXCHANGE_GAIN_OR_LOSS = "Exchange Gain or Loss"
+
+
+def item_account(realm: Realm, detail: dict[str, Any], *, sales: bool) -> str | None:
+    """The account a product line posts to: the line's ItemAccountRef (set when it was written),
+    else the Item's IncomeAccountRef (sales) or ExpenseAccountRef (purchases)."""
+    explicit = _ref(detail.get("ItemAccountRef"))
+    if explicit:
+        return explicit
+    item_id = _ref(detail.get("ItemRef"))
+    item = realm.table("Item").objects.get(item_id) if item_id else None
+    if item is not None:
+        if sales:
+            field = "IncomeAccountRef"
+        else:  # inventory bought goes to its asset account, anything else to its expense account
+            field = "AssetAccountRef" if item.get("Type") == "Inventory" else "ExpenseAccountRef"
+        found = _ref(item.get(field))
+        if found:
+            return found
+    return default_income(realm) if sales else None
+
+
+class _Builder:
+    """Collects one transaction's postings."""
+
+    def __init__(self, realm: Realm, entity: str, obj: dict[str, Any]) -> None:
+        self.realm = realm
+        self.entity = entity
+        self.obj = obj
+        self.home = home_currency(realm)
+        self.currency = currency_of(obj, self.home)
+        self.foreign = self.currency != self.home
+        self.rate = rate_of(obj) if self.foreign else ONE
+        self.day = _date(obj)
+        self.txn_id = str(obj.get("Id", ""))
+        self.name_id = (
+            _ref(obj.get("VendorRef")) or _ref(obj.get("CustomerRef")) or _ref(obj.get("EntityRef"))
+        )
+        self.out: list[Posting] = []
+
+    def post(
+        self,
+        account_id: str | None,
+        line: int,
+        foreign: Decimal,
+        *,
+        home: Decimal | None = None,
+        name_id: str | None = None,
+    ) -> Decimal:
+        """Post `foreign` (in the transaction's currency; debit +) to an account; returns the home
+        amount posted. `home` overrides the conversion (a realised exchange difference)."""
+        amount = to_home(foreign, self.rate) if home is None else home
+        if account_id is None or (amount == 0 and foreign == 0):
+            return amount
+        self.out.append(
+            Posting(
+                txn_type=self.entity,
+                txn_id=self.txn_id,
+                line=line,
+                txn_date=self.day,
+                account_id=account_id,
+                amount=amount,
+                foreign_amount=foreign if self.foreign else None,
+                currency=self.currency,
+                name_id=name_id if name_id is not None else self.name_id,
+            )
+        )
+        return amount
+
+    def balance_to(self, account_id: str | None, line: int = 0) -> None:
+        """Post whatever makes the transaction sum to zero, in home and in its own currency."""
+        home = -sum((p.amount for p in self.out), ZERO)
+        foreign = -sum((p.foreign_amount or ZERO for p in self.out), ZERO)
+        if not self.foreign:
+            foreign = home
+        self.post(account_id, line, foreign, home=home)
+
+    def lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        for number, line in enumerate(self.obj.get("Line") or [], start=1):
+            if isinstance(line, dict):
+                yield number, line
+
+
+def _expense_line_account(realm: Realm, line: dict[str, Any]) -> str | None:
+    kind = line.get("DetailType")
+    detail = line.get(kind) if isinstance(kind, str) else None
+    if not isinstance(detail, dict):
+        return None
+    if kind == "ItemBasedExpenseLineDetail":
+        return item_account(realm, detail, sales=False)
+    return _ref(detail.get("AccountRef"))
+
+
+def _sales_lines(b: _Builder, sign: int) -> None:
+    """Product and discount lines of a sales form: income credit (sign -1) or debit (sign +1)."""
+    for number, line in b.lines():
+        kind = line.get("DetailType")
+        amount = _amount(line.get("Amount"))
+        if kind == "SalesItemLineDetail":
+            detail = line.get("SalesItemLineDetail") or {}
+            b.post(item_account(b.realm, detail, sales=True), number, sign * amount)
+        elif kind == "DiscountLineDetail":
+            detail = line.get("DiscountLineDetail") or {}
+            account = _ref(detail.get("DiscountAccountRef")) or default_income(b.realm)
+            b.post(account, number, -sign * amount)
+        elif kind == "DepositLineDetail":  # refund receipts may carry plain account lines
+            detail = line.get("DepositLineDetail") or {}
+            b.post(_ref(detail.get("AccountRef")), number, sign * amount)
+    tax = _amount((b.obj.get("TxnTaxDetail") or {}).get("TotalTax"))
+    if tax:
+        b.post(sales_tax_payable(b.realm), len(b.obj.get("Line") or []) + 1, sign * tax)
+
+
+def _linked_rate(realm: Realm, entity: str, txn_id: str, home: str) -> Decimal:
+    target = realm.table(entity).objects.get(txn_id)
+    if target is None or currency_of(target, home) == home:
+        return ONE
+    return rate_of(target)
+
+
+# -- per entity ------------------------------------------------------------------------------------
+
+
+def _bill(b: _Builder) -> None:
+    for number, line in b.lines():
+        b.post(_expense_line_account(b.realm, line), number, _amount(line.get("Amount")))
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or default_payable(b.realm, b.currency))
+
+
+def _vendor_credit(b: _Builder) -> None:
+    for number, line in b.lines():
+        b.post(_expense_line_account(b.realm, line), number, -_amount(line.get("Amount")))
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or default_payable(b.realm, b.currency))
+
+
+def _purchase(b: _Builder) -> None:
+    sign = -1 if b.obj.get("Credit") is True else 1  # a card refund runs the other way
+    for number, line in b.lines():
+        b.post(_expense_line_account(b.realm, line), number, sign * _amount(line.get("Amount")))
+    b.balance_to(_ref(b.obj.get("AccountRef")))
+
+
+def _settlement(
+    b: _Builder,
+    *,
+    control: str | None,
+    documents: dict[str, int],
+    cash_account: str | None,
+    cash_sign: int,
+) -> None:
+    """A bill payment (cash_sign -1: money out) or customer payment (+1: money in).
+
+    Each line settles the documents it links at their own exchange rate in the control account
+    (A/P or A/R); the cash moves at the payment's rate; the difference is a realised exchange
+    gain or loss. `documents` maps linked TxnType -> +1 (settled: bills, invoices) or -1 (credits
+    applied: vendor credits, credit memos)."""
+    realm, home = b.realm, b.home
+    settled_foreign = ZERO
+    for number, line in b.lines():
+        amount = _amount(line.get("Amount"))
+        for link in line.get("LinkedTxn") or []:
+            kind = str(link.get("TxnType") or "")
+            direction = documents.get(kind)
+            if direction is None:
+                continue
+            doc_rate = _linked_rate(realm, kind, str(link.get("TxnId")), home) if b.foreign else ONE
+            foreign = direction * amount
+            at_doc_rate = to_home(foreign, doc_rate)
+            b.post(control, number, -cash_sign * foreign, home=-cash_sign * at_doc_rate)
+            settled_foreign += foreign
+            break
+    total = _amount(b.obj.get("TotalAmt"))
+    unapplied = total - settled_foreign
+    if unapplied:  # money paid or received ahead of any document sits in the control account
+        b.post(control, 0, -cash_sign * unapplied)
+    b.post(cash_account, 0, cash_sign * total)
+    difference = -sum((p.amount for p in b.out), ZERO)
+    if difference:
+        b.post(exchange_gain_or_loss(realm), 0, ZERO, home=difference)
+
+
+def _bill_payment(b: _Builder) -> None:
+    obj = b.obj
+    if obj.get("PayType") == "CreditCard":
+        cash = _ref((obj.get("CreditCardPayment") or {}).get("CCAccountRef"))
+    else:
+        cash = _ref((obj.get("CheckPayment") or {}).get("BankAccountRef"))
+    control = _ref(obj.get("APAccountRef")) or _linked_control(b, "Bill", "APAccountRef")
+    control = control or default_payable(b.realm, b.currency)
+    _settlement(
+        b,
+        control=control,
+        documents={"Bill": 1, "VendorCredit": -1},
+        cash_account=cash,
+        cash_sign=-1,
+    )
+
+
+def _payment(b: _Builder) -> None:
+    obj = b.obj
+    cash = _ref(obj.get("DepositToAccountRef")) or undeposited_funds(b.realm)
+    control = _ref(obj.get("ARAccountRef")) or _linked_control(b, "Invoice", "ARAccountRef")
+    control = control or default_receivable(b.realm, b.currency)
+    _settlement(
+        b,
+        control=control,
+        documents={"Invoice": 1, "CreditMemo": -1},
+        cash_account=cash,
+        cash_sign=1,
+    )
+
+
+def _linked_control(b: _Builder, entity: str, field: str) -> str | None:
+    """The A/P or A/R account of the first document a payment links, when it names one."""
+    for _, line in b.lines():
+        for link in line.get("LinkedTxn") or []:
+            if link.get("TxnType") == entity:
+                target = b.realm.table(entity).objects.get(str(link.get("TxnId")))
+                if target is not None and _ref(target.get(field)):
+                    return _ref(target.get(field))
+    return None
+
+
+def _invoice(b: _Builder) -> None:
+    _sales_lines(b, -1)
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or default_receivable(b.realm, b.currency))
+
+
+def _credit_memo(b: _Builder) -> None:
+    _sales_lines(b, 1)
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or default_receivable(b.realm, b.currency))
+
+
+def _sales_receipt(b: _Builder) -> None:
+    _sales_lines(b, -1)
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or undeposited_funds(b.realm))
+
+
+def _refund_receipt(b: _Builder) -> None:
+    _sales_lines(b, 1)
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or undeposited_funds(b.realm))
+
+
+def _deposit(b: _Builder) -> None:
+    undeposited = None
+    for number, line in b.lines():
+        amount = _amount(line.get("Amount"))
+        if line.get("LinkedTxn"):
+            undeposited = undeposited or undeposited_funds(b.realm)
+            b.post(undeposited, number, -amount)
+            continue
+        detail = line.get("DepositLineDetail") or {}
+        entity = _ref(detail.get("Entity")) if isinstance(detail.get("Entity"), dict) else None
+        b.post(_ref(detail.get("AccountRef")), number, -amount, name_id=entity)
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")))
+
+
+def _transfer(b: _Builder) -> None:
+    amount = _amount(b.obj.get("Amount"))
+    b.post(_ref(b.obj.get("ToAccountRef")), 1, amount)
+    b.post(_ref(b.obj.get("FromAccountRef")), 0, -amount)
+
+
+def _journal_entry(b: _Builder) -> None:
+    for number, line in b.lines():
+        detail = line.get("JournalEntryLineDetail")
+        if not isinstance(detail, dict):
+            continue
+        amount = _amount(line.get("Amount"))
+        signed = amount if detail.get("PostingType") == "Debit" else -amount
+        entity = detail.get("Entity")
+        name = _ref(entity.get("EntityRef")) if isinstance(entity, dict) else None
+        b.post(_ref(detail.get("AccountRef")), number, signed, name_id=name)
+    # Per-line rounding to home currency may leave a cent: QuickBooks books it as exchange
+    # difference, so the entry still balances in home currency.
+    rest = -sum((p.amount for p in b.out), ZERO)
+    if rest:
+        b.post(exchange_gain_or_loss(b.realm), 0, ZERO, home=rest)
+
+
+def _credit_card_payment(b: _Builder) -> None:
+    amount = _amount(b.obj.get("Amount"))
+    b.post(_ref(b.obj.get("CreditCardAccountRef")), 1, amount)
+    b.post(_ref(b.obj.get("BankAccountRef")), 0, -amount)
+
+
+_RULES = {
+    "Bill": _bill,
+    "VendorCredit": _vendor_credit,
+    "Purchase": _purchase,
+    "BillPayment": _bill_payment,
+    "Payment": _payment,
+    "Invoice": _invoice,
+    "CreditMemo": _credit_memo,
+    "SalesReceipt": _sales_receipt,
+    "RefundReceipt": _refund_receipt,
+    "Deposit": _deposit,
+    "Transfer": _transfer,
+    "JournalEntry": _journal_entry,
+    "CreditCardPaymentTxn": _credit_card_payment,
+}
+
+
+# -- public face -----------------------------------------------------------------------------------
+
+
+def postings_of(realm: Realm, entity: str, obj: dict[str, Any]) -> list[Posting]:
+    """The postings one stored transaction makes (none for an entity that does not post).
+
+    Pure: reads the realm (accounts, items, the documents a payment settles) and changes nothing.
+    The postings sum to zero in home currency."""
+    rule = _RULES.get(_canonical(entity))
+    if rule is None or obj.get("status") == "Deleted":
+        return []
+    builder = _Builder(realm, _canonical(entity), obj)
+    rule(builder)
+    return builder.out
+
+
+def postings(realm: Realm, *, start: date | None = None, end: date | None = None) -> list[Posting]:
+    """Every stored transaction's postings whose TxnDate is within [start, end] (either open)."""
+    out: list[Posting] = []
+    with realm.lock:
+        for entity in TRANSACTION_ENTITIES:
+            for obj in realm.iter(entity):
+                day = _date(obj)
+                if (start is not None and day < start) or (end is not None and day > end):
+                    continue
+                out.extend(postings_of(realm, entity, obj))
+    return out
+
+
+def balances(realm: Realm, *, as_of: date | None = None) -> dict[str, Decimal]:
+    """Account id -> debit-positive home-currency balance of everything dated up to `as_of`
+    (everything without it). Opening balances are transactions against Opening Balance Equity,
+    so they are included."""
+    return sum_by_account(postings(realm, end=as_of))
+
+
+def sum_by_account(items: Iterable[Posting]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for posting in items:
+        totals[posting.account_id] = totals.get(posting.account_id, ZERO) + posting.amount
+    return totals
+
+
+def current_balance_changes(
+    realm: Realm, before: Iterable[Posting], after: Iterable[Posting]
+) -> dict[str, Decimal]:
+    """How each balance-sheet account's CurrentBalance moves when a transaction's postings go
+    from `before` to `after`: in the account's own currency, positive on its normal side."""
+    accounts = _accounts(realm)
+    home = home_currency(realm)
+    changes: dict[str, Decimal] = {}
+    for sign, items in ((-1, before), (1, after)):
+        for posting in items:
+            account = accounts.get(posting.account_id)
+            if account is None:
+                continue
+            side = BALANCE_SHEET_SIGN.get(_classification(account))
+            if side is None:
+                continue
+            if currency_of(account, home) == home:
+                moved = posting.amount
+            elif posting.currency == currency_of(account, home):
+                moved = posting.foreign_amount if posting.foreign_amount is not None else ZERO
+            else:
+                moved = ZERO
+            changes[posting.account_id] = (
+                changes.get(posting.account_id, ZERO) + sign * side * moved
+            )
+    return {account_id: delta for account_id, delta in changes.items() if delta != 0}
+
+
+def current_balance(account: dict[str, Any], debit_balance: Decimal) -> Decimal:
+    """A home-currency account's CurrentBalance for a debit-positive balance (0 off the balance
+    sheet)."""
+    side = BALANCE_SHEET_SIGN.get(_classification(account))
+    return ZERO if side is None else side * debit_balance
+
+
+def _classification(account: dict[str, Any]) -> str:
+    return str(
+        account.get("Classification") or CLASSIFICATION.get(str(account.get("AccountType")), "")
+    )
+
+
+_ALIASES = {name.lower(): name for name in TRANSACTION_ENTITIES}
+_ALIASES["creditcardpayment"] = "CreditCardPaymentTxn"
+
+
+def _canonical(entity: str) -> str:
+    return _ALIASES.get(entity.lower(), entity)
+
+
+__all__ = [
+    "CLASSIFICATION",
+    "EXCHANGE_GAIN_OR_LOSS",
+    "TRANSACTION_ENTITIES",
+    "Posting",
+    "balances",
+    "current_balance",
+    "current_balance_changes",
+    "home_currency",
+    "multicurrency_enabled",
+    "postings",
+    "postings_of",
+    "preferences",
+    "rate_of",
+    "sum_by_account",
+    "to_home",
+]
