@@ -173,6 +173,7 @@ _QUERYABLE_PROPERTIES: dict[str, tuple[str, ...]] = {
     ),
     "Term": ("Name", "Active"),
     "Preferences": (),
+    "CreditCardPaymentTxn": ("VendorRef", "TxnDate"),
     "CompanyCurrency": ("Active", "Code", "Name"),
     "ExchangeRate": ("AsOfDate", "SourceCurrencyCode"),
 }

@@ -121,7 +121,7 @@ def test_ids_come_from_one_counter_per_realm_and_errors_name_the_problem(store, 
     with pytest.raises(UnknownObject):
         realm.remove("Bill", "99")
     with pytest.raises(UnknownEntity):
-        canonical_entity("Item")
+        canonical_entity("Widget")
     with pytest.raises(UnknownRealm):
         store.realm("nope")
     assert canonical_entity("BILLPAYMENT") == "BillPayment"
