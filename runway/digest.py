@@ -5,6 +5,10 @@ sentences the caller found) into a `DigestView`: every figure, sentence and list
 Lists are kept whole and sorted by urgency; a renderer shows as many as fit and says
 "and N more" with `Listing.more_than(n)`.
 
+Bills to pay come in two parts, each with its own count and total, decided once by
+`bill_timing`: *overdue* (due before today) and *due in the next N days* (today through N days
+ahead). A bill due later is in neither.
+
 Text that came from QuickBooks (vendor, customer and bank names, document numbers) is kept raw
 in the view model, exactly as typed in QuickBooks: escaping it for Slack mrkdwn or HTML is the
 renderer's job, so each renderer escapes for its own format and nothing is escaped twice.
@@ -12,6 +16,7 @@ renderer's job, so each renderer escapes for its own format and nothing is escap
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -62,6 +67,23 @@ class Listing(Generic[T]):
     def more_than(self, n: int) -> int:
         """How many are left after the first `n`: the N of "and N more"."""
         return max(0, self.total - max(0, n))
+
+
+class BillTiming(enum.StrEnum):
+    """Which part of the digest's bills a bill is in."""
+
+    #: Due before today.
+    OVERDUE = "overdue"
+    #: Due today or within the next `within_days` days.
+    DUE_SOON = "due_soon"
+
+
+def bill_timing(due: date | None, today: date, within_days: int) -> BillTiming | None:
+    """The part a bill due on `due` belongs to on `today`; None when it is due later (or has no
+    date at all): such a bill is not on the digest."""
+    if due is None or due > today + timedelta(days=within_days):
+        return None
+    return BillTiming.OVERDUE if due < today else BillTiming.DUE_SOON
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +178,23 @@ class BillDue:
 
 
 @dataclass(frozen=True, slots=True)
+class BillList(Listing[BillDue]):
+    """One part of the digest's bills (overdue, or due soon), most urgent first."""
+
+    #: Bills of this part left out because someone snoozed them.
+    snoozed: int = 0
+
+    @property
+    def left(self) -> tuple[BillDue, ...]:
+        """The bills of this part still to pay."""
+        return tuple(bill for bill in self.items if bill.is_open)
+
+    @property
+    def left_amount(self) -> Decimal:
+        return sum((bill.amount for bill in self.left), Decimal("0.00"))
+
+
+@dataclass(frozen=True, slots=True)
 class OverdueInvoice:
     invoice_id: str
     customer_name: str
@@ -203,8 +242,10 @@ class DigestView:
     cash: CashSection
     burn: BurnSection
     runway: RunwaySection
-    #: Bills due soon, and those a message already showed that have been paid or snoozed since.
-    bills_due: Listing[BillDue]
+    #: Bills past their due date, and bills due today or within `within_days` days. Each part
+    #: also keeps the bills a message already showed that have been paid or snoozed since.
+    overdue_bills: BillList
+    bills_due: BillList
     overdue_invoices: Listing[OverdueInvoice]
     approvals: Listing[PendingApproval]
     drift: Listing[str]
@@ -212,20 +253,27 @@ class DigestView:
     forecast: Forecast
     #: What the caller stores so next week's digest can say what changed.
     figures_to_keep: WeeklyFigures
-    #: Bills and invoices left out of the lists because someone snoozed them.
-    snoozed_bills: int = 0
+    #: Invoices left out of the list because someone snoozed them.
     snoozed_invoices: int = 0
     #: The moment the view describes (snoozes that end before it are over).
     built_at: datetime | None = None
+    #: `bills_due` holds the bills due within this many days from today.
+    within_days: int = 7
+
+    @property
+    def bills(self) -> tuple[BillDue, ...]:
+        """Every listed bill, overdue ones first: the order of the paged bill list."""
+        return self.overdue_bills.items + self.bills_due.items
 
     @property
     def bills_left(self) -> tuple[BillDue, ...]:
-        """The listed bills still to pay."""
-        return tuple(bill for bill in self.bills_due.items if bill.is_open)
+        """The listed bills still to pay, in both parts."""
+        return self.overdue_bills.left + self.bills_due.left
 
     @property
-    def bills_left_amount(self) -> Decimal:
-        return sum((bill.amount for bill in self.bills_left), Decimal("0.00"))
+    def snoozed_bills(self) -> int:
+        """Bills left out of both parts because someone snoozed them."""
+        return self.overdue_bills.snoozed + self.bills_due.snoozed
 
 
 class DigestBuilder:
@@ -254,7 +302,7 @@ class DigestBuilder:
             raise ValueError("DigestBuilder.build needs an aware `now`, e.g. datetime.now(UTC)")
         figures = self.calculator.figures(books, previous)
         forecast = thirteen_week_forecast(books, window_days=self.calculator.window_days)
-        bills, snoozed_bills = self.bills_due(books, figures, now)
+        overdue_bills, bills_due = self.bills_to_pay(books, figures, now)
         invoices, snoozed_invoices = self.overdue_invoices(books, figures, now)
         return DigestView(
             business_id=books.business_id,
@@ -283,16 +331,17 @@ class DigestBuilder:
                 sentence=figures.burn.sentence(),
             ),
             runway=self.runway_section(figures, forecast),
-            bills_due=Listing(bills),
+            overdue_bills=overdue_bills,
+            bills_due=bills_due,
             overdue_invoices=Listing(invoices),
             approvals=Listing(self.pending_approvals(books, now)),
             drift=Listing(tuple(drift)),
             freshness=self.freshness(books),
             forecast=forecast,
             figures_to_keep=figures.weekly_figures(),
-            snoozed_bills=snoozed_bills,
             snoozed_invoices=snoozed_invoices,
             built_at=now,
+            within_days=self.bills_due_within_days,
         )
 
     @staticmethod
@@ -321,30 +370,43 @@ class DigestBuilder:
             first_week_below_buffer=None if below_buffer is None else below_buffer.number,
         )
 
-    def bills_due(
+    def bills_to_pay(
         self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
-    ) -> tuple[tuple[BillDue, ...], int]:
-        """Open bills due within the next days (overdue ones included), soonest due first, and
-        the bills a message showed (`books.shown_bills`) however they stand now."""
-        last_day = books.today + timedelta(days=self.bills_due_within_days)
-        lines: list[BillDue] = []
-        snoozed = 0
+    ) -> tuple[BillList, BillList]:
+        """(overdue bills, bills due within the next days).
+
+        Bills go to their part by `bill_timing`, soonest due first (the most overdue first). An
+        open bill that is snoozed is left out and counted in its part; a bill a message showed that is no
+        longer open (`books.shown_bills`: paid since) is listed as it stands, so its card keeps
+        its place and says it was paid.
+        """
+        parts: dict[BillTiming, list[BillDue]] = {timing: [] for timing in BillTiming}
+        snoozed = dict.fromkeys(BillTiming, 0)
         listed: set[str] = set()
         shown = {bill.id for bill in books.shown_bills}
         for bill in (*books.open_bills, *books.shown_bills):
             if bill.id in listed:
                 continue
-            due = bill.due_date or bill.txn_date
+            timing = bill_timing(
+                bill.due_date or bill.txn_date, books.today, self.bills_due_within_days
+            )
+            if timing is None:
+                continue
             if bill.id not in shown:
-                if bill.balance <= 0 or due is None or due > last_day:
+                if bill.balance <= 0:
                     continue
                 if is_snoozed(bill.snoozed_until, now):
-                    snoozed += 1
+                    snoozed[timing] += 1
                     continue
             listed.add(bill.id)
-            lines.append(self.bill_line(books, figures, bill))
-        lines.sort(key=lambda line: (line.days_until_due, -line.standing.total, line.bill_id))
-        return tuple(lines), snoozed
+            parts[timing].append(self.bill_line(books, figures, bill))
+        for lines in parts.values():
+            lines.sort(key=lambda line: (line.days_until_due, -line.standing.total, line.bill_id))
+        overdue, due_soon = BillTiming.OVERDUE, BillTiming.DUE_SOON
+        return (
+            BillList(tuple(parts[overdue]), snoozed[overdue]),
+            BillList(tuple(parts[due_soon]), snoozed[due_soon]),
+        )
 
     def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
         """One bill as the lists show it: its standing and what paying it now does to the runway."""

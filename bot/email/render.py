@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
-from runway.digest import DigestView, local_time
+from runway.digest import BillList, DigestView, local_time
 from runway.formatting import money, time_of_day, weekday_day_month
 from runway.lifecycle import BillState
 
@@ -116,9 +116,61 @@ STATE_NOTES = {
 }
 
 
-def bill_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int) -> tuple[Row, ...]:
+@dataclass(frozen=True, slots=True)
+class BillSection:
+    """One part of the bills to pay: its heading, count and total, rows and what is left out."""
+
+    title: str
+    #: " · 4 for $7,170.15" after the title (empty when the part lists nothing).
+    summary: str
+    #: Said when the part lists nothing.
+    empty: str
+    rows: tuple[Row, ...]
+    more: int
+    snoozed: int
+
+
+def bill_summary(bills: BillList, currency: str) -> str:
+    """ " · 4 for $7,170.15", " · 2 of 3 bills left, $950.00", " · all 3 taken care of", or ""."""
+    left, total = len(bills.left), bills.total
+    if not total:
+        return ""
+    if left == total:
+        return f" · {total} for {money(bills.left_amount, currency)}"
+    if left:
+        noun = "bill" if total == 1 else "bills"
+        return f" · {left} of {total} {noun} left, {money(bills.left_amount, currency)}"
+    return f" · all {total} taken care of"
+
+
+def bill_sections(
+    view: DigestView, links: LinkMaker, recipient: str, limit: int
+) -> tuple[BillSection, ...]:
+    """Overdue bills (left out when there are none), then bills due in the next days."""
+    days = f"{view.within_days} day{'s' if view.within_days != 1 else ''}"
+    parts = (
+        ("Overdue bills", "No bills are overdue.", view.overdue_bills),
+        (f"Bills due in the next {days}", f"Nothing due in the next {days}.", view.bills_due),
+    )
+    return tuple(
+        BillSection(
+            title=title,
+            summary=bill_summary(bills, view.currency),
+            empty=empty,
+            rows=bill_rows(view, bills, links, recipient, limit),
+            more=bills.more_than(limit),
+            snoozed=bills.snoozed,
+        )
+        for title, empty, bills in parts
+        if bills is view.bills_due or bills.total or bills.snoozed
+    )
+
+
+def bill_rows(
+    view: DigestView, bills: BillList, links: LinkMaker, recipient: str, limit: int
+) -> tuple[Row, ...]:
     rows = []
-    for bill in view.bills_due.first(limit):
+    for bill in bills.first(limit):
         buttons: list[Link] = []
         standing = bill.standing
         # Only what this reader can do now: a second approval must come from someone else, and
@@ -231,7 +283,8 @@ def render_digest_email(
     limit: int = DEFAULT_LIST_LIMIT,
 ) -> RenderedEmail:
     """The digest email for one recipient (its links and unsubscribe are that person's own)."""
-    bills = bill_rows(view, links, recipient, limit)
+    sections = bill_sections(view, links, recipient, limit)
+    bills = tuple(row for section in sections for row in section.rows)
     invoices = invoice_rows(view, links, recipient, limit)
     unsubscribe_url = links.unsubscribe_url(view.business_id, recipient)
     banks = tuple((bank.name, money(bank.balance, view.currency)) for bank in view.cash.banks)
@@ -247,9 +300,7 @@ def render_digest_email(
         "burn_sentence": view.burn.sentence,
         "burn_per_month": money(view.burn.net_per_month, view.currency),
         "runway_lines": runway_lines(view),
-        "bills": bills,
-        "bills_more": view.bills_due.more_than(limit),
-        "snoozed_bills": view.snoozed_bills,
+        "bill_sections": sections,
         "invoices": invoices,
         "invoices_more": view.overdue_invoices.more_than(limit),
         "snoozed_invoices": view.snoozed_invoices,

@@ -39,6 +39,8 @@ from bot.slack.text import render
 from runway.calculator import RunwayStatus, format_days
 from runway.digest import (
     BillDue,
+    BillList,
+    BillTiming,
     DigestView,
     OverdueInvoice,
     is_snoozed,
@@ -77,11 +79,10 @@ CONFIRM_NAME_LIMIT = 60
 ACCOUNT_NAME_LIMIT = 40
 PERSON_LIMIT = 40
 
-#: The digest lists bills due within this many days (DigestBuilder's default).
-BILLS_DUE_WITHIN_DAYS = 7
 DEFAULT_PAGE = 15
-#: The most items a page can hold: a header, a title, the item pairs, "Next", freshness.
-MAX_PAGE = (MAX_BLOCKS - 4) // 2
+#: The most items a page can hold: a header, a title per part (overdue bills and bills due), the
+#: item pairs, "Next", freshness.
+MAX_PAGE = (MAX_BLOCKS - 5) // 2
 
 # Action ids: the interactivity handlers route on these.
 BILL_APPROVE = "bill_approve"
@@ -420,28 +421,42 @@ def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
     return [line, ActionsBlock(elements=[remind], block_id=f"invoice_actions:{invoice.invoice_id}")]
 
 
-def more_block(kind: Kind, left: int) -> SectionBlock:
-    """ "…and N more bills due." with a button that lists them all from the start."""
+def more_block(
+    kind: Kind, left: int, *, part: BillTiming | None = None, offset: int = 0
+) -> SectionBlock:
+    """ "…and N more bills due." with a button that opens the whole list at `offset` (the first
+    bill of the part, in the paged list of overdue bills then bills due)."""
+    overdue = part is BillTiming.OVERDUE
     return section(
-        render("more_items", kind=kind, n=left),
-        block_id=f"{kind}_more",
-        accessory=button(label("show_more"), SHOW_MORE_ACTION[kind], "0"),
+        render("more_items", kind=kind, overdue=overdue, n=left),
+        block_id=f"overdue_{kind}_more" if overdue else f"{kind}_more",
+        accessory=button(label("show_more"), SHOW_MORE_ACTION[kind], str(offset)),
     )
 
 
-def bills_title_block(view: DigestView) -> SectionBlock:
-    bills = view.bills_due
+#: The block id of each part's title in the digest (the part due soon keeps the historic "bills").
+BILL_PART_BLOCK = {BillTiming.OVERDUE: "overdue_bills", BillTiming.DUE_SOON: "bills"}
+
+
+def bill_parts(view: DigestView) -> tuple[tuple[BillTiming, BillList], ...]:
+    """The two parts of the bills to pay, in the order every surface lists them."""
+    return ((BillTiming.OVERDUE, view.overdue_bills), (BillTiming.DUE_SOON, view.bills_due))
+
+
+def bills_title_block(view: DigestView, part: BillTiming) -> SectionBlock:
+    bills = dict(bill_parts(view))[part]
     return section(
         render(
             "bills_title",
-            within=BILLS_DUE_WITHIN_DAYS,
+            part=part.value,
+            within=view.within_days,
             total=bills.total,
-            left=len(view.bills_left),
-            amount=view.bills_left_amount,
+            left=len(bills.left),
+            amount=bills.left_amount,
             currency=view.currency,
-            snoozed=view.snoozed_bills,
+            snoozed=bills.snoozed,
         ),
-        block_id="bills",
+        block_id=BILL_PART_BLOCK[part],
     )
 
 
@@ -497,25 +512,23 @@ def drift_block(view: DigestView) -> SectionBlock | None:
     return section(f"{title}\n{listed}", block_id="drift")
 
 
-def fit_items(room: int, bills: tuple[int, int], invoices: tuple[int, int]) -> tuple[int, int]:
-    """How many bills and invoices to show in `room` blocks.
+def fit_items(room: int, lists: Sequence[tuple[int, int]]) -> list[int]:
+    """How many items of each list to show in `room` blocks.
 
-    `bills` and `invoices` are (wanted, total). Each item takes two blocks (its section and its
-    buttons or status) and a list cut short takes one more for "…and N more". Items are given up
-    one at a time from the longer list (invoices first when even), so neither list vanishes while
-    the other is long.
+    Each of `lists` is (wanted, total). Each item takes two blocks (its section and its buttons or
+    status) and a list cut short takes one more for "…and N more". Items are given up one at a
+    time from the list showing the most (the later list first when even), so no list vanishes
+    while another is long.
     """
-    shown_bills, shown_invoices = bills[0], invoices[0]
+    shown = [wanted for wanted, _ in lists]
 
-    def needed(b: int, i: int) -> int:
-        return 2 * b + 2 * i + (b < bills[1]) + (i < invoices[1])
+    def needed() -> int:
+        return sum(2 * n + (n < total) for n, (_, total) in zip(shown, lists, strict=True))
 
-    while needed(shown_bills, shown_invoices) > room and (shown_bills or shown_invoices):
-        if shown_invoices >= shown_bills:
-            shown_invoices -= 1
-        else:
-            shown_bills -= 1
-    return shown_bills, shown_invoices
+    while needed() > room and any(shown):
+        longest = max(range(len(shown)), key=lambda index: (shown[index], index))
+        shown[longest] -= 1
+    return shown
 
 
 # --- messages --------------------------------------------------------------------------------
@@ -542,19 +555,28 @@ def digest_message(
     ]
     if extras:
         extras.insert(0, DividerBlock())
-    fixed = len(top) + 1 + 2 + len(extras)  # + bills title, divider and invoices title
-    bills, invoices = view.bills_due, view.overdue_invoices
-    shown_bills, shown_invoices = fit_items(
-        MAX_BLOCKS - fixed,
-        (min(max(max_bills, 0), bills.total), bills.total),
+    parts = [
+        (part, bills)
+        for part, bills in bill_parts(view)
+        # An empty overdue part is left out; "Bills due" always says what is due, or nothing.
+        if part is BillTiming.DUE_SOON or bills.total or bills.snoozed
+    ]
+    invoices = view.overdue_invoices
+    fixed = len(top) + len(parts) + 2 + len(extras)  # + the parts' titles, divider, invoices title
+    wanted = [
+        *((min(max(max_bills, 0), bills.total), bills.total) for _, bills in parts),
         (min(max(max_invoices, 0), invoices.total), invoices.total),
-    )
+    ]
+    *shown_bills, shown_invoices = fit_items(MAX_BLOCKS - fixed, wanted)
 
-    blocks = [*top, bills_title_block(view)]
-    for bill in bills.first(shown_bills):
-        blocks += bill_blocks(view, bill, payment_account)
-    if bills.more_than(shown_bills):
-        blocks.append(more_block("bill", bills.more_than(shown_bills)))
+    blocks = list(top)
+    for (part, bills), shown in zip(parts, shown_bills, strict=True):
+        blocks.append(bills_title_block(view, part))
+        for bill in bills.first(shown):
+            blocks += bill_blocks(view, bill, payment_account)
+        if bills.more_than(shown):
+            start = 0 if part is BillTiming.OVERDUE else view.overdue_bills.total
+            blocks.append(more_block("bill", bills.more_than(shown), part=part, offset=start))
     blocks += [DividerBlock(), invoices_title_block(view)]
     for invoice in invoices.first(shown_invoices):
         blocks += invoice_blocks(view, invoice)
@@ -562,25 +584,34 @@ def digest_message(
         blocks.append(more_block("invoice", invoices.more_than(shown_invoices)))
     blocks += extras
 
-    fallback = render(
-        "fallback",
-        business_name=clip(business_name, NAME_LIMIT),
-        headline=view.headline,
-        bills=len(view.bills_left),
-        invoices=invoices.total,
-    )
+    fallback = fallback_text(view, business_name)
     return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
 
 
+def fallback_text(view: DigestView, business_name: str) -> str:
+    """The notification text: the headline, and how many bills are overdue, due, left to pay."""
+    return render(
+        "fallback",
+        business_name=clip(business_name, NAME_LIMIT),
+        headline=view.headline,
+        overdue_bills=len(view.overdue_bills.left),
+        bills=len(view.bills_due.left),
+        invoices=view.overdue_invoices.total,
+    )
+
+
 def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
-    """`/runway`: headline, cash, burn, counts of bills due and invoices overdue, freshness."""
-    bills, invoices = view.bills_due, view.overdue_invoices
+    """`/runway`: headline, cash, burn, counts of bills overdue and due and invoices overdue,
+    freshness."""
+    invoices = view.overdue_invoices
     counts = section(
         render(
             "counts",
-            within=BILLS_DUE_WITHIN_DAYS,
-            bills=len(view.bills_left),
-            bills_amount=view.bills_left_amount,
+            within=view.within_days,
+            overdue_bills=len(view.overdue_bills.left),
+            overdue_bills_amount=view.overdue_bills.left_amount,
+            bills=len(view.bills_due.left),
+            bills_amount=view.bills_due.left_amount,
             invoices=invoices.total,
             invoices_amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
             approvals=view.approvals.total,
@@ -595,62 +626,33 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
         counts,
     ]
     lists = []
-    if bills.total:
+    if view.bills:
         lists.append(button(label("show_bills"), SHOW_MORE_BILLS, "0"))
     if invoices.total:
         lists.append(button(label("show_invoices"), SHOW_MORE_INVOICES, "0"))
     if lists:
         blocks.append(ActionsBlock(elements=lists, block_id="lists"))
     blocks.append(freshness_block(view))
-    fallback = render(
-        "fallback",
-        business_name=clip(business_name, NAME_LIMIT),
-        headline=view.headline,
-        bills=len(view.bills_left),
-        invoices=invoices.total,
+    return SlackMessage(
+        text=clip(fallback_text(view, business_name), TEXT_OBJECT_LIMIT), blocks=_dicts(blocks)
     )
-    return SlackMessage(text=clip(fallback, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
 
 
-def _page(
-    view: DigestView,
-    kind: Kind,
-    business_name: str,
-    offset: int,
-    page: int,
-    item_blocks: Callable[[Any], list[Block]],
-    items: Sequence[Any],
-) -> SlackMessage:
+def _page_window(offset: int, page: int, total: int) -> tuple[int, int]:
+    """(first index shown, how many): the offset kept at 0 or more, the page between 1 and
+    MAX_PAGE."""
     offset = max(0, offset)
     page = min(max(1, page), MAX_PAGE)
-    total = len(items)
-    shown = items[offset : offset + page]
-    title = render(
-        "page_title",
-        kind=kind,
-        within=BILLS_DUE_WITHIN_DAYS,
-        total=total,
-        first=offset + 1,
-        last=offset + len(shown),
+    return offset, max(0, min(page, total - offset))
+
+
+def _next_block(kind: Kind, following: int, page: int, total: int) -> ActionsBlock:
+    next_page = button(
+        label("next_page", page=min(page, total - following)),
+        SHOW_MORE_ACTION[kind],
+        str(following),
     )
-    blocks: list[Block] = [
-        header_block("page_header", business_name, kind=kind),
-        section(title, block_id=f"{kind}_page"),
-    ]
-    for item in shown:
-        blocks += item_blocks(item)
-    following = offset + page
-    if following < total:
-        next_page = button(
-            label("next_page", page=min(page, total - following)),
-            SHOW_MORE_ACTION[kind],
-            str(following),
-        )
-        blocks.append(ActionsBlock(elements=[next_page], block_id=f"{kind}_next"))
-    blocks.append(freshness_block(view))
-    return SlackMessage(
-        text=clip(title.split("\n")[0].replace("*", ""), 3000), blocks=_dicts(blocks)
-    )
+    return ActionsBlock(elements=[next_page], block_id=f"{kind}_next")
 
 
 def bills_message(
@@ -661,30 +663,82 @@ def bills_message(
     offset: int = 0,
     page: int = DEFAULT_PAGE,
 ) -> SlackMessage:
-    """`/runway bills` and "Show all": the bills due with their buttons, `page` at a time."""
-    return _page(
-        view,
-        "bill",
-        business_name,
-        offset,
-        page,
-        lambda bill: bill_blocks(view, bill, payment_account),
-        view.bills_due.items,
-    )
+    """`/runway bills` and "Show all": overdue bills, then bills due, with their buttons, `page`
+    at a time (`offset` counts from the first overdue bill). Each part on the page has its title,
+    numbered within the part: "*Bills due in the next 7 days* · 5–7 of 7"."""
+    page = min(max(1, page), MAX_PAGE)
+    everything = view.bills
+    offset, count = _page_window(offset, page, len(everything))
+    blocks: list[Block] = [header_block("page_header", business_name, kind="bill")]
+    titles: list[str] = []
+    start = 0
+    for part, bills in bill_parts(view):
+        end = start + bills.total
+        first, last = max(offset, start), min(offset + count, end)
+        if first < last:
+            title = render(
+                "page_title",
+                kind="bill",
+                part=part.value,
+                within=view.within_days,
+                total=bills.total,
+                first=first - start + 1,
+                last=last - start,
+            )
+            titles.append(title)
+            blocks.append(section(title, block_id=f"{part.value}_bill_page"))
+            for bill in everything[first:last]:
+                blocks += bill_blocks(view, bill, payment_account)
+        start = end
+    if not titles:
+        # Nothing on this page: there is nothing to pay, or the page is past the end.
+        title = render(
+            "page_title",
+            kind="bill",
+            part=None,
+            within=view.within_days,
+            total=len(everything),
+            first=offset + 1,
+            last=offset,
+        )
+        titles.append(title)
+        blocks.append(section(title, block_id="bill_page"))
+    following = offset + page
+    if following < len(everything):
+        blocks.append(_next_block("bill", following, page, len(everything)))
+    blocks.append(freshness_block(view))
+    text = " · ".join(title.split("\n")[0].replace("*", "") for title in titles)
+    return SlackMessage(text=clip(text, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
 
 
 def invoices_message(
     view: DigestView, *, business_name: str, offset: int = 0, page: int = DEFAULT_PAGE
 ) -> SlackMessage:
     """`/runway invoices` and "Show all": the overdue invoices with their buttons, paged."""
-    return _page(
-        view,
-        "invoice",
-        business_name,
-        offset,
-        page,
-        lambda invoice: invoice_blocks(view, invoice),
-        view.overdue_invoices.items,
+    page = min(max(1, page), MAX_PAGE)
+    items = view.overdue_invoices.items
+    offset, count = _page_window(offset, page, len(items))
+    title = render(
+        "page_title",
+        kind="invoice",
+        part=None,
+        within=view.within_days,
+        total=len(items),
+        first=offset + 1,
+        last=offset + count,
+    )
+    blocks: list[Block] = [
+        header_block("page_header", business_name, kind="invoice"),
+        section(title, block_id="invoice_page"),
+    ]
+    for invoice in items[offset : offset + count]:
+        blocks += invoice_blocks(view, invoice)
+    following = offset + page
+    if following < len(items):
+        blocks.append(_next_block("invoice", following, page, len(items)))
+    blocks.append(freshness_block(view))
+    return SlackMessage(
+        text=clip(title.split("\n")[0].replace("*", ""), TEXT_OBJECT_LIMIT), blocks=_dicts(blocks)
     )
 
 

@@ -43,7 +43,7 @@ SUBCOMMANDS = ("", "share", "bills", "invoices", "sync", "settings", "connect")
 HELP = (
     "*`/runway`* your runway, cash and burn (only you see it)\n"
     "*`/runway share`* post that summary to the channel\n"
-    "*`/runway bills`* bills due in the next 7 days, with Approve and Pay\n"
+    "*`/runway bills`* overdue bills and bills due in the next 7 days, with Approve and Pay\n"
     "*`/runway invoices`* overdue invoices, with Send reminder\n"
     "*`/runway sync`* read QuickBooks now\n"
     "*`/runway settings`* digest day and time, approvers, thresholds, channel, email\n"

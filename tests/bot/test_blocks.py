@@ -184,10 +184,10 @@ async def seeded_view(env: Any) -> tuple[DigestView, str, str]:
         )
 
     books, _, first = await build()
-    due = list(first.bills_due.items)
+    due = list(first.bills)
     small = [bill for bill in due if bill.amount <= books.approval_threshold]
     large = [bill for bill in due if bill.amount > books.approval_threshold]
-    assert len(small) >= 2 and len(large) >= 2, "the seeded week has small and large bills due"
+    assert len(small) >= 2 and len(large) >= 2, "the seeded week has small and large bills to pay"
     bills = env.bills()
     ana, ben = "U0ANA0001", "U0BEN0002"
     await bills.approve(small[0].bill_id, ana)  # approved: Pay
@@ -228,14 +228,32 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
     assert view.runway.buffer_sentence in blocks["headline"]["text"]["text"]
     assert blocks["freshness"]["elements"][0]["text"] == "QuickBooks data as of 9:02 AM PST"
 
-    # Every bill due is listed with its amount and its own buttons, in the view's order.
+    # Overdue bills, then bills due this week, each part under its own title with its count and
+    # total; every bill with its amount and its own buttons, in the view's order.
+    assert view.overdue_bills.total and view.bills_due.total
     listed = [key.split(":", 1)[1] for key in blocks if key.startswith("bill:")]
-    assert listed == [bill.bill_id for bill in view.bills_due.items]
+    assert listed == [bill.bill_id for bill in view.bills]
+    order = [block["block_id"] for block in message.blocks if "block_id" in block]
+    first_due = view.bills_due.items[0].bill_id
+    assert (
+        order.index("overdue_bills")
+        < order.index(f"bill:{view.overdue_bills.items[0].bill_id}")
+        < order.index("bills")
+        < order.index(f"bill:{first_due}")
+    )
+    for block_id, part, title in (
+        ("overdue_bills", view.overdue_bills, "*Overdue bills*"),
+        ("bills", view.bills_due, "*Bills due in the next 7 days*"),
+    ):
+        heading = blocks[block_id]["text"]["text"].split("\n")[0]
+        # Nothing is paid yet: every bill of the part is left ("N for $x").
+        assert heading == f"{title} · {part.total} for {money(part.left_amount, view.currency)}"
+    snoozed_in = "overdue_bills" if view.overdue_bills.snoozed else "bills"
     assert (
         view.snoozed_bills == 1
-        and "1 snoozed bill is not listed" in blocks["bills"]["text"]["text"]
+        and "1 snoozed bill is not listed" in blocks[snoozed_in]["text"]["text"]
     )
-    for bill in view.bills_due.items:
+    for bill in view.bills:
         line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
         assert f"*{money(bill.amount, view.currency)}*" in line
         assert bill.runway_impact in line
@@ -253,7 +271,7 @@ async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any)
             )
         else:
             assert actions == ["bill_approve", "bill_snooze"]
-    states = {bill.state for bill in view.bills_due.items}
+    states = {bill.state for bill in view.bills}
     assert {BillState.APPROVED, BillState.NEEDS_SECOND_APPROVAL} <= states
     assert "<@U0ANA0001>; needs a second, different approver" in json.dumps(message.blocks)
 
@@ -278,8 +296,17 @@ async def test_seeded_summary_and_lists(seeded_business: Any) -> None:
     summary = summary_message(view, business_name=business_name)
     assert_within_slack_limits(summary)
     counts = by_id(summary.blocks)["counts"]["text"]["text"]
-    due = view.bills_due
-    assert f"{due.total} for {money(sum((b.amount for b in due.items), D(0)), view.currency)}" in counts
+    overdue, due = view.overdue_bills, view.bills_due
+    # Each part counts the bills left to pay (the snoozed one is not listed, so not counted).
+    assert (
+        f"*Overdue bills:* {len(overdue.left)} for {money(overdue.left_amount, view.currency)}"
+        in counts
+    )
+    assert (
+        f"*Bills due in the next 7 days:* {len(due.left)} for {money(due.left_amount, view.currency)}"
+        in counts
+    )
+    assert f"{len(overdue.left)} overdue bills · {len(due.left)} bills due" in summary.text
     assert f"*Invoices overdue:* {view.overdue_invoices.total} for " in counts
     assert not [
         e for e in walk(summary.blocks) if e.get("action_id", "").startswith(("bill_", "invoice_"))
@@ -299,7 +326,17 @@ async def test_seeded_summary_and_lists(seeded_business: Any) -> None:
 
     bills = bills_message(view, business_name=business_name, payment_account=payment_account)
     assert_within_slack_limits(bills)
-    assert "bill_next" not in by_id(bills.blocks)  # fewer than a page
+    listed = by_id(bills.blocks)
+    assert "bill_next" not in listed  # fewer than a page
+    assert listed["overdue_bill_page"]["text"]["text"] == (
+        f"*Overdue bills* · 1–{overdue.total} of {overdue.total}"
+    )
+    assert listed["due_soon_bill_page"]["text"]["text"] == (
+        f"*Bills due in the next 7 days* · 1–{due.total} of {due.total}"
+    )
+    assert [key.split(":", 1)[1] for key in listed if key.startswith("bill:")] == [
+        bill.bill_id for bill in view.bills
+    ]
 
 
 # --- a company far too big for one message ------------------------------------------------------
@@ -382,7 +419,9 @@ def huge_view() -> DigestView:
 @pytest.mark.parametrize(("max_bills", "max_invoices"), [(8, 8), (1000, 1000), (0, 0), (50, 3)])
 def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: int) -> None:
     view = huge_view()
-    assert (view.bills_due.total, view.overdue_invoices.total) == (500, 500)
+    # One bill in eight is a day overdue (n % 8 == 0): 63 overdue, 437 due this week.
+    assert (view.overdue_bills.total, view.bills_due.total) == (63, 437)
+    assert view.overdue_invoices.total == 500
     assert view.approvals.total > 100
     message = digest_message(
         view,
@@ -393,17 +432,25 @@ def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: 
     )
     assert_within_slack_limits(message)
     blocks = by_id(message.blocks)
-    shown_bills = sum(key.startswith("bill:") for key in blocks)
+    overdue_ids = {f"bill:{bill.bill_id}" for bill in view.overdue_bills.items}
+    shown_overdue = sum(key in overdue_ids for key in blocks)
+    shown_due = sum(key.startswith("bill:") for key in blocks) - shown_overdue
     shown_invoices = sum(key.startswith("invoice:") for key in blocks)
-    assert shown_bills <= max_bills and shown_invoices <= max_invoices
-    assert blocks["bill_more"]["text"]["text"] == f"…and {500 - shown_bills} more bills due."
+    assert shown_overdue <= max_bills and shown_due <= max_bills
+    assert shown_invoices <= max_invoices
+    overdue_more = blocks["overdue_bill_more"]
+    assert overdue_more["text"]["text"] == f"…and {63 - shown_overdue} more overdue bills."
+    assert blocks["bill_more"]["text"]["text"] == f"…and {437 - shown_due} more bills due."
+    # "Show all" opens the paged list at the first bill of its part.
+    assert overdue_more["accessory"]["value"] == "0"
+    assert blocks["bill_more"]["accessory"]["value"] == "63"
     assert (
         blocks["invoice_more"]["text"]["text"]
         == f"…and {500 - shown_invoices} more overdue invoices."
     )
     if max_bills >= 8 and max_invoices >= 8:
-        # Both lists get their share of the 50 blocks.
-        assert shown_bills >= 8 and shown_invoices >= min(max_invoices, 8)
+        # All three lists get their share of the 50 blocks.
+        assert min(shown_overdue, shown_due) >= 5 and shown_invoices >= 5
     # Long lists inside one section end in "…and N more" instead of passing 3000 characters.
     for block_id, what in (("cash", "accounts"), ("approvals", "bills"), ("drift", "differences")):
         text = blocks[block_id]["text"]["text"]
@@ -420,7 +467,7 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
     )
     assert_within_slack_limits(message)
     blocks = by_id(message.blocks)
-    for bill in view.bills_due.first(MAX_PAGE):
+    for bill in view.bills[:MAX_PAGE]:
         line = blocks[f"bill:{bill.bill_id}"]["text"]["text"]
         assert "…" in line.split("\n")[0], "a 200-character name is shortened"
         if bill.state is BillState.PAYING:
@@ -443,7 +490,7 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
             assert "from Checking. Runway goes from" in dialog
             assert pay["confirm"]["title"]["text"].endswith("…?")
     assert any(
-        b.state is BillState.PAYING for b in view.bills_due.first(MAX_PAGE)
+        b.state is BillState.PAYING for b in view.bills[:MAX_PAGE]
     )
 
 
@@ -459,6 +506,21 @@ def test_bill_pages_walk_the_whole_list_through_next() -> None:
         assert_within_slack_limits(message)
         blocks = by_id(message.blocks)
         seen += [key.split(":", 1)[1] for key in blocks if key.startswith("bill:")]
+        titles = {
+            key: block["text"]["text"] for key, block in blocks.items() if key.endswith("_page")
+        }
+        # Each part on the page has its title, numbered within the part; the page crossing from
+        # overdue bills (63) to bills due (437) has both.
+        if offset == 60:
+            assert titles == {
+                "overdue_bill_page": "*Overdue bills* · 61–63 of 63",
+                "due_soon_bill_page": "*Bills due in the next 7 days* · 1–12 of 437",
+            }
+            assert message.text == (
+                "Overdue bills · 61–63 of 63 · Bills due in the next 7 days · 1–12 of 437"
+            )
+        elif offset == 75:
+            assert titles == {"due_soon_bill_page": "*Bills due in the next 7 days* · 13–27 of 437"}
         following = blocks.get("bill_next")
         if following is not None:
             button = following["elements"][0]
@@ -467,7 +529,7 @@ def test_bill_pages_walk_the_whole_list_through_next() -> None:
         offset = None if following is None else int(following["elements"][0]["value"])
         pages += 1
     assert pages == 34
-    assert seen == [bill.bill_id for bill in view.bills_due.items]
+    assert seen == [bill.bill_id for bill in view.bills]
     # A page larger than a message can hold is made smaller, never too big.
     assert_within_slack_limits(
         bills_message(view, business_name="L", payment_account=None, page=500)

@@ -111,7 +111,7 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     banks = [a for a in realm.iter("Account") if a.get("AccountType") == "Bank"]
     cash = sum((Decimal(a["CurrentBalance"]) for a in banks), Decimal("0"))
     expected_amounts = [money(cash, view.currency)] + [money(Decimal(a["CurrentBalance"]), view.currency) for a in banks]
-    for bill in view.bills_due.items:
+    for bill in view.bills:
         expected_amounts.append(money(stored(env.sandbox, "Bill", bill.bill_id)["Balance"], view.currency))  # type: ignore[attr-defined]
     for invoice in view.overdue_invoices.first(10):
         expected_amounts.append(
@@ -121,6 +121,15 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert contains_all(text, expected_amounts) == []
     assert contains_all(html, expected_amounts) == []
     assert view.burn.sentence in text and view.runway.sentence in html
+    # Overdue bills and bills due this week: two parts, each with its count and total.
+    for title, part in (
+        ("Overdue bills", view.overdue_bills),
+        ("Bills due in the next 7 days", view.bills_due),
+    ):
+        assert part.total
+        summary = f" · {part.total} for {money(part.left_amount, view.currency)}"
+        assert f"{title.upper()}{summary}" in text.splitlines()
+        assert f">{title}{summary}</td>" in html
 
     # Freshness on the business's clock.
     assert view.freshness.oldest is not None
@@ -136,7 +145,7 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert all(url.startswith(f"{PUBLIC_URL}/email/") for url in hrefs)
     assert {(a.business_id, a.recipient) for a in actions} == {(BUSINESS, OWNER)}
     expected_actions = set()
-    for bill in view.bills_due.items:
+    for bill in view.bills:
         # Only what the reader can do now: nothing is approved yet, so Approve (bound to the
         # amount shown) and no Pay.
         assert not bill.standing.can_pay
@@ -173,13 +182,19 @@ def test_render_cuts_long_lists_and_keeps_text_columns_aligned() -> None:
     rendered = render_digest_email(
         view, business_name="Harbor Bakery", links=signer(), recipient=OWNER, limit=1
     )
-    assert view.bills_due.total == 1 and view.overdue_invoices.total == 2
+    assert (view.overdue_bills.total, view.bills_due.total) == (1, 0)
+    assert view.overdue_invoices.total == 2
     assert rendered.text.count("and 1 more") == 1 and rendered.html.count("and 1 more") == 1
+    # Overdue bills and bills due this week are two parts, each with its count and total.
+    assert "OVERDUE BILLS · 1 for $1,250.00\n" in rendered.text
+    assert "BILLS DUE IN THE NEXT 7 DAYS\n  Nothing due in the next 7 days." in rendered.text
+    assert ">Overdue bills · 1 for $1,250.00</td>" in rendered.html
+    assert ">Bills due in the next 7 days</td>" in rendered.html
     # One row per list: the amount column ends at the same place in the header and the row.
     lines = rendered.text.splitlines()
     header = next(line for line in lines if line.strip().startswith("Vendor"))
     first_bill = lines[lines.index(header) + 1]
-    amount = money(view.bills_due.items[0].amount, view.currency)
+    amount = money(view.overdue_bills.items[0].amount, view.currency)
     assert first_bill.index(amount) + len(amount) == header.index("Amount") + len("Amount")
     assert "QuickBooks data as of 8:00 AM EDT" in rendered.text  # SYNCED 12:00 UTC, New York
 

@@ -121,7 +121,7 @@ async def test_one_bill_through_every_path_reads_the_same_everywhere(stack: Loca
     bill = next(b for b in ctx.view.bills_due.items if b.state is BillState.NEEDS_APPROVAL)
     bill_id, amount = bill.bill_id, bill.amount
     assert bill.standing.approvals_required == 2  # above the $100.00 threshold
-    left_before = len(ctx.view.bills_left)
+    left_before = len(ctx.view.bills_due.left)  # the bill's part: bills due this week
     payments_before = len(stack.bill_payments())
 
     # 1. Dana approves in Slack: the second approver still has Approve.

@@ -23,7 +23,7 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayCalculator, RunwayStatus, WeeklyFigures
-from runway.digest import DigestBuilder
+from runway.digest import BillTiming, DigestBuilder, bill_timing
 from runway.lifecycle import BillState
 
 if TYPE_CHECKING:
@@ -67,9 +67,14 @@ def test_hand_company_digest_sections() -> None:
     assert view.runway.days_to_buffer == 200
     assert view.runway.days_change == -6
 
-    # Due by Apr 7: B1 (overdue since Mar 25), B7 (Apr 2); B2 (Apr 10) and B3 (Jul 15) are later.
-    assert [bill.bill_id for bill in view.bills_due.items] == ["B1", "B7"]
-    overdue_bill, big_bill = view.bills_due.items
+    # Overdue: B1 (due Mar 25). Due by Apr 7: B7 (Apr 2). B2 (Apr 10) and B3 (Jul 15) are later.
+    assert [bill.bill_id for bill in view.overdue_bills.items] == ["B1"]
+    assert [bill.bill_id for bill in view.bills_due.items] == ["B7"]
+    assert [bill.bill_id for bill in view.bills] == ["B1", "B7"]
+    assert (view.overdue_bills.total, view.overdue_bills.left_amount) == (1, D("1250.00"))
+    assert (view.bills_due.total, view.bills_due.left_amount) == (1, D("7500.00"))
+    assert view.within_days == 7
+    [overdue_bill], [big_bill] = view.overdue_bills.items, view.bills_due.items
     assert overdue_bill.days_until_due == -6
     assert overdue_bill.state is BillState.NEEDS_APPROVAL
     assert overdue_bill.runway_impact_days == -25  # worked out in test_calculator
@@ -108,12 +113,13 @@ def test_snoozed_items_leave_the_lists_and_are_counted() -> None:
         open_invoices=(books.open_invoices[0], snoozed_invoice, *books.open_invoices[2:]),
     )
     view = DigestBuilder().build(books, now=NOW)
-    assert view.bills_due.total == 0
-    assert view.snoozed_bills == 1
+    assert view.overdue_bills.total == view.bills_due.total == 0
+    # B1 is overdue: it is counted as snoozed in the overdue part.
+    assert (view.overdue_bills.snoozed, view.bills_due.snoozed, view.snoozed_bills) == (1, 0, 1)
     assert [i.invoice_id for i in view.overdue_invoices.items] == ["I3"]
     assert view.snoozed_invoices == 1
     # A snooze that has run out no longer hides anything.
-    assert DigestBuilder().build(books, now=later + timedelta(seconds=1)).bills_due.total == 1
+    assert DigestBuilder().build(books, now=later + timedelta(seconds=1)).overdue_bills.total == 1
 
 
 def test_headline_for_a_cash_flow_positive_company_and_an_empty_one() -> None:
@@ -127,13 +133,14 @@ def test_headline_for_a_cash_flow_positive_company_and_an_empty_one() -> None:
     )
     view = DigestBuilder().build(positive, now=NOW)
     assert view.headline == "Cash-flow positive over the last 90 days"
-    assert view.bills_due.items[0].runway_impact_days is None
+    assert view.overdue_bills.items[0].runway_impact_days is None
 
     empty = hand_company(banks=(), movements=(), open_bills=(), open_invoices=(), as_of={})
     view = DigestBuilder().build(empty, now=NOW)
     assert view.headline == "Out of cash: $0.00 in the bank (0 days)"
     assert view.freshness.oldest is None
-    assert (view.bills_due.total, view.overdue_invoices.total, view.approvals.total) == (0, 0, 0)
+    assert not view.bills
+    assert (view.overdue_invoices.total, view.approvals.total) == (0, 0)
 
 
 def test_overdue_depends_on_the_business_timezone() -> None:
@@ -151,6 +158,15 @@ def test_overdue_depends_on_the_business_timezone() -> None:
     assert views["America/Los_Angeles"].overdue_invoices.total == 0
     auckland = views["Pacific/Auckland"].overdue_invoices
     assert [(i.invoice_id, i.days_overdue) for i in auckland.items] == [("I9", 1)]
+
+
+def test_bill_timing_at_the_edges_of_the_week() -> None:
+    today = date(2025, 3, 31)
+    assert bill_timing(date(2025, 3, 30), today, 7) is BillTiming.OVERDUE
+    assert bill_timing(today, today, 7) is BillTiming.DUE_SOON  # due today is not overdue yet
+    assert bill_timing(date(2025, 4, 7), today, 7) is BillTiming.DUE_SOON
+    assert bill_timing(date(2025, 4, 8), today, 7) is None
+    assert bill_timing(None, today, 7) is None
 
 
 def test_naive_now_is_refused() -> None:
@@ -267,6 +283,36 @@ def sandbox_books(sandbox: Sandbox, now: datetime) -> BooksSnapshot:
     )
 
 
+def test_overdue_bills_and_bills_due_this_week_are_two_parts_on_the_seeded_company(
+    sandbox: Sandbox,
+) -> None:
+    """The heading "Bills due in the next 7 days" lists only bills due today through 7 days
+    ahead; bills already past their due date are listed apart, as overdue. Counts and totals are
+    computed here from the store's bills, not through Oodaloo's code."""
+    now = sandbox.clock.now()
+    books = sandbox_books(sandbox, now)
+    today = books.today
+    view = DigestBuilder().build(books, now=now)
+
+    open_bills = [
+        (date.fromisoformat(b["DueDate"]), amount(b["Balance"]), b["Id"])
+        for b in sandbox.realm().iter("Bill")
+        if amount(b["Balance"]) > 0
+    ]
+    overdue = [bill for bill in open_bills if bill[0] < today]
+    due_soon = [bill for bill in open_bills if today <= bill[0] <= today + timedelta(days=7)]
+    assert overdue and due_soon, "the seeded week has bills overdue and bills due"
+
+    assert {bill.bill_id for bill in view.overdue_bills.items} == {bill[2] for bill in overdue}
+    assert {bill.bill_id for bill in view.bills_due.items} == {bill[2] for bill in due_soon}
+    assert all(bill.days_until_due < 0 for bill in view.overdue_bills.items)
+    assert all(0 <= bill.days_until_due <= 7 for bill in view.bills_due.items)
+    assert view.overdue_bills.total == len(overdue)
+    assert view.overdue_bills.left_amount == sum((bill[1] for bill in overdue), D("0"))
+    assert view.bills_due.total == len(due_soon)
+    assert view.bills_due.left_amount == sum((bill[1] for bill in due_soon), D("0"))
+
+
 def test_digest_of_the_seeded_sandbox_company(sandbox: Sandbox) -> None:
     now = sandbox.clock.now()
     books = sandbox_books(sandbox, now)
@@ -295,7 +341,8 @@ def test_digest_of_the_seeded_sandbox_company(sandbox: Sandbox) -> None:
     assert view.cash.total == bank_total
     assert view.burn.window_days == 90 and view.burn.window_end == today
 
-    # Bills due within 7 days (overdue included), computed here independently from the store.
+    # Bills overdue, then bills due within 7 days, computed here independently from the store:
+    # each part soonest due first (the most overdue first), then the largest.
     last_day = today + timedelta(days=7)
     expected_bills = sorted(
         (
@@ -304,12 +351,14 @@ def test_digest_of_the_seeded_sandbox_company(sandbox: Sandbox) -> None:
             if amount(b["Balance"]) > 0 and date.fromisoformat(b["DueDate"]) <= last_day
         ),
     )
-    assert [bill.bill_id for bill in view.bills_due.items] == [key[2] for key in expected_bills]
-    assert view.bills_due.total == len(expected_bills)
-    assert view.bills_due.more_than(3) == max(0, len(expected_bills) - 3)
-    due_days = [bill.days_until_due for bill in view.bills_due.items]
+    assert [bill.bill_id for bill in view.bills] == [key[2] for key in expected_bills]
+    overdue_ids = [key[2] for key in expected_bills if key[0] < today]
+    assert [bill.bill_id for bill in view.overdue_bills.items] == overdue_ids
+    assert view.bills_due.total == len(expected_bills) - len(overdue_ids)
+    assert view.bills_due.more_than(1) == max(0, view.bills_due.total - 1)
+    due_days = [bill.days_until_due for bill in view.bills]
     assert due_days == sorted(due_days)
-    assert all(bill.state is BillState.NEEDS_APPROVAL for bill in view.bills_due.items)
+    assert all(bill.state is BillState.NEEDS_APPROVAL for bill in view.bills)
 
     # Overdue invoices: every open invoice past due, longest overdue first, names kept raw.
     expected_overdue = {
