@@ -1,34 +1,108 @@
 """The 13-week forward view of one business's cash (pure over a `BooksSnapshot`).
 
 Week 1 is the seven days starting today (in the business's timezone); week 13 ends 90 days later.
-Each week: starting balance, expected inflows, expected outflows (bills plus baseline burn) and
-ending balance. How each line is placed:
+Each week: starting balance, money expected in, money expected out, ending balance. The starting
+balance of week 1 is the cash on hand (the bank accounts).
 
-* an open invoice's balance arrives on its due date shifted by the customer's typical days
-  late (`CustomerPayHistory`); an expected date already past lands in week 1, so an overdue
-  invoice of a customer who usually pays 30 days late lands when those 30 days are up;
+What is known is placed on its date:
+
 * an open bill's balance leaves on its due date; overdue bills (and bills whose payment is in
   flight) leave in week 1;
-* the baseline burn is the spending that never was a bill (purchases and other outflows, not
-  bill payments, not transfers) over the trailing window, spread evenly: window total × 7 /
-  window days, rounded half up to cents once. Cash coming in from outside open invoices is
-  not assumed, so the view errs on the side of less cash;
+* an open invoice's balance arrives on its due date shifted by the customer's typical days late
+  (`CustomerPayHistory`); an expected date already past lands in week 1, so an overdue invoice of
+  a customer who usually pays 30 days late lands when those 30 days are up;
 * a document with no due date uses its transaction date, and failing that today.
+
+Around it, the business goes on as it did over the trailing window (`window_days`, 90 by
+default): its operating and investing cash, spread evenly (window total × 7 / window days, rounded
+half up to cents once), in four parts (`Baseline`):
+
+* **bill spend**: bill payments. Bills already entered are part of that spending, so they are not
+  counted twice: a week pays its entered bills, and the trailing weekly bill spend only where it is
+  larger (bill spend − entered bills of the week, never below zero);
+* **collections**: customer payments, in the same way against the open invoices expected that
+  week (collections − expected invoices of the week, never below zero);
+* **other spend** (purchases, card and other payments) and **other income** (sales receipts,
+  deposits, refunds received), which no entered document stands for, every week in full.
+
+Financing (owner money, loans in and repaid) and transfers between the business's own accounts
+are not in the baseline: they are not how the business earns or spends.
+
+So each week spends at least what it spent in a typical week of the window, and more where the
+bills entered for it come to more; it receives what a typical week received, and more where the
+invoices expected in it come to more. The view does not err on either side by rule: how far it
+was off is measured by `bench/forecast_backtest.py` on the seeded company (a forecast made 13 weeks
+ago against what happened).
 
 Lines expected after week 13 are not in the table; their totals are reported beside it.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from runway.books import BooksSnapshot, MovementKind
+from runway.books import BooksSnapshot, CashMovement, MovementKind
 from runway.calculator import DEFAULT_WINDOW_DAYS, RunwayCalculator, cents
 
 WEEKS = 13
 ZERO = Decimal("0.00")
+
+
+class BaselinePart(enum.StrEnum):
+    """Which part of the weekly baseline a trailing movement feeds."""
+
+    BILL_SPEND = "bill_spend"
+    OTHER_SPEND = "other_spend"
+    COLLECTIONS = "collections"
+    OTHER_INCOME = "other_income"
+
+
+def baseline_part(movement: CashMovement) -> BaselinePart | None:
+    """The baseline part of `movement`, or None when it is not operating or investing cash
+    (a transfer between own accounts, financing)."""
+    if movement.kind in (MovementKind.TRANSFER, MovementKind.OTHER) or movement.amount == 0:
+        # OTHER is money from an equity account (the owner's, an opening balance): financing.
+        return None
+    if movement.amount < 0:
+        if movement.kind is MovementKind.BILL_PAYMENT:
+            return BaselinePart.BILL_SPEND
+        return BaselinePart.OTHER_SPEND
+    if movement.kind is MovementKind.CUSTOMER_PAYMENT:
+        return BaselinePart.COLLECTIONS
+    return BaselinePart.OTHER_INCOME
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The trailing window's operating and investing cash as even weekly amounts (cents, all
+    positive): spending through bills and otherwise, money collected on invoices and otherwise."""
+
+    bill_spend: Decimal = ZERO
+    other_spend: Decimal = ZERO
+    collections: Decimal = ZERO
+    other_income: Decimal = ZERO
+
+    @classmethod
+    def of(cls, movements: Iterable[CashMovement], window_days: int) -> Baseline:
+        totals = dict.fromkeys(BaselinePart, ZERO)
+        for movement in movements:
+            part = baseline_part(movement)
+            if part is not None:
+                totals[part] += abs(movement.amount)
+        weekly = {part: cents(total * 7 / window_days) for part, total in totals.items()}
+        return cls(**{part.value: amount for part, amount in weekly.items()})
+
+    @property
+    def spend(self) -> Decimal:
+        return self.bill_spend + self.other_spend
+
+    @property
+    def income(self) -> Decimal:
+        return self.collections + self.other_income
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +111,19 @@ class ForecastWeek:
     start: date
     end: date
     starting_balance: Decimal
+    #: Open invoices expected this week.
     invoice_inflows: Decimal
+    #: Other income, and typical collections beyond the invoices expected.
+    baseline_inflows: Decimal
+    #: Open bills due this week (overdue ones in week 1).
     bill_outflows: Decimal
+    #: Other spending, and typical bill spending beyond the bills entered.
     baseline_outflows: Decimal
     ending_balance: Decimal
 
     @property
     def inflows(self) -> Decimal:
-        return self.invoice_inflows
+        return self.invoice_inflows + self.baseline_inflows
 
     @property
     def outflows(self) -> Decimal:
@@ -60,7 +139,7 @@ class Forecast:
     today: date
     currency: str
     buffer: Decimal
-    baseline_per_week: Decimal
+    baseline: Baseline
     weeks: tuple[ForecastWeek, ...]
     #: Open invoice balances expected after the last week.
     inflows_after_horizon: Decimal
@@ -86,27 +165,17 @@ def week_number(today: date, day: date) -> int:
     return max(0, (day - today).days) // 7 + 1
 
 
-def baseline_burn_per_week(books: BooksSnapshot, window_days: int) -> Decimal:
-    """Trailing spending that never was a bill, as an even weekly amount (cents, half up)."""
-    calculator = RunwayCalculator(window_days)
-    spent = sum(
-        (
-            -movement.amount
-            for movement in calculator.in_window(books)
-            if movement.amount < 0
-            and movement.kind not in (MovementKind.BILL_PAYMENT, MovementKind.TRANSFER)
-        ),
-        ZERO,
-    )
-    return cents(spent * 7 / window_days)
+def baseline_of(books: BooksSnapshot, window_days: int) -> Baseline:
+    """The weekly baseline of the trailing `window_days` of `books`."""
+    return Baseline.of(RunwayCalculator(window_days).in_window(books), window_days)
 
 
 def thirteen_week_forecast(
     books: BooksSnapshot, *, window_days: int = DEFAULT_WINDOW_DAYS, weeks: int = WEEKS
 ) -> Forecast:
     today = books.today
-    inflows = [ZERO] * (weeks + 1)
-    outflows = [ZERO] * (weeks + 1)
+    invoices = [ZERO] * (weeks + 1)
+    bills = [ZERO] * (weeks + 1)
     inflows_after = ZERO
     outflows_after = ZERO
 
@@ -118,7 +187,7 @@ def thirteen_week_forecast(
         expected = base + timedelta(days=history.typical_days_late if history else 0)
         number = week_number(today, expected)
         if number <= weeks:
-            inflows[number] += invoice.balance
+            invoices[number] += invoice.balance
         else:
             inflows_after += invoice.balance
 
@@ -128,25 +197,28 @@ def thirteen_week_forecast(
         due = today if bill.payment_in_flight else (bill.due_date or bill.txn_date or today)
         number = week_number(today, due)
         if number <= weeks:
-            outflows[number] += bill.balance
+            bills[number] += bill.balance
         else:
             outflows_after += bill.balance
 
-    baseline = baseline_burn_per_week(books, window_days)
+    baseline = baseline_of(books, window_days)
     balance = sum((bank.balance for bank in books.banks), ZERO)
     table: list[ForecastWeek] = []
     for number in range(1, weeks + 1):
         start = today + timedelta(days=7 * (number - 1))
-        ending = balance + inflows[number] - outflows[number] - baseline
+        baseline_in = max(ZERO, baseline.collections - invoices[number]) + baseline.other_income
+        baseline_out = max(ZERO, baseline.bill_spend - bills[number]) + baseline.other_spend
+        ending = balance + invoices[number] + baseline_in - bills[number] - baseline_out
         table.append(
             ForecastWeek(
                 number=number,
                 start=start,
                 end=start + timedelta(days=6),
                 starting_balance=balance,
-                invoice_inflows=inflows[number],
-                bill_outflows=outflows[number],
-                baseline_outflows=baseline,
+                invoice_inflows=invoices[number],
+                baseline_inflows=baseline_in,
+                bill_outflows=bills[number],
+                baseline_outflows=baseline_out,
                 ending_balance=ending,
             )
         )
@@ -156,7 +228,7 @@ def thirteen_week_forecast(
         today=today,
         currency=books.currency,
         buffer=books.min_cash_buffer,
-        baseline_per_week=baseline,
+        baseline=baseline,
         weeks=tuple(table),
         inflows_after_horizon=inflows_after,
         outflows_after_horizon=outflows_after,
