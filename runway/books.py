@@ -6,8 +6,9 @@ digest need is here, so those computations stay pure and repeatable.
 
 Conventions:
 
-* Money is `Decimal` (two places as QuickBooks keeps it); a `CashMovement` amount is signed:
-  positive = money into the bank, negative = money out.
+* Money is `Decimal` (two places as QuickBooks keeps it) with its currency; sums are in the home
+  currency (`currency`). A `CashMovement` amount is signed: positive = money into a cash account,
+  negative = money out; what counts as cash and each movement's class are `runway.cash_flow`'s.
 * Instants (`as_of`, `last_reminder_at`, ...) are timezone-aware; calendar days (`due_date`,
   `txn_date`, `today`) are plain dates in the business's own timezone.
 * Text that came from QuickBooks (vendor, customer and account names) is kept exactly as typed
@@ -16,23 +17,13 @@ Conventions:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-
-class MovementKind(enum.StrEnum):
-    """Where a movement of cash came from; transfers between own accounts are not burn."""
-
-    BILL_PAYMENT = "bill_payment"
-    PURCHASE = "purchase"
-    CUSTOMER_PAYMENT = "customer_payment"
-    DEPOSIT = "deposit"
-    TRANSFER = "transfer"
-    OTHER = "other"
+from runway.cash_flow import CashFlowClass, CashMovement, MovementKind, home_amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +35,16 @@ class BankBalance:
     balance: Decimal
     as_of: datetime
     currency: str = "USD"
+    #: QuickBooks' latest rate for `currency` (home units per unit); 1 in the home currency,
+    #: None when a foreign account's rate has not been read yet.
+    exchange_rate: Decimal | None = Decimal(1)
+
+    @property
+    def home_balance(self) -> Decimal | None:
+        """The balance in the home currency (None without a rate)."""
+        if self.exchange_rate is None:
+            return None
+        return home_amount(self.balance, self.exchange_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,13 @@ class OpenBill:
     payment_at: datetime | None = None
     payment_account_name: str | None = None
     payment_note: str | None = None
+    #: The bill's own rate (home units per unit of `currency`); 1 in the home currency.
+    exchange_rate: Decimal = Decimal(1)
+
+    @property
+    def home_balance(self) -> Decimal:
+        """The open balance in the home currency, at the bill's exchange rate."""
+        return home_amount(self.balance, self.exchange_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +104,14 @@ class OpenInvoice:
     snoozed_until: datetime | None = None
     #: Who asked for the last reminder (a Slack user id or an email address).
     last_reminder_by: str | None = None
+    currency: str | None = None
+    #: The invoice's own rate (home units per unit of `currency`); 1 in the home currency.
+    exchange_rate: Decimal = Decimal(1)
 
-
-@dataclass(frozen=True, slots=True)
-class CashMovement:
-    """Cash that moved through a bank account on `date` (signed: + in, − out).
-
-    The filler counts each real movement once: a customer payment that later reaches the bank
-    inside a deposit is one inflow, not two.
-    """
-
-    date: date
-    amount: Decimal
-    kind: MovementKind
-    account_id: str | None = None
-    source_id: str | None = None
+    @property
+    def home_balance(self) -> Decimal:
+        """The open balance in the home currency, at the invoice's exchange rate."""
+        return home_amount(self.balance, self.exchange_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,10 @@ class BooksSnapshot:
     tz: str
     currency: str
     banks: tuple[BankBalance, ...] = ()
+    #: Undeposited Funds: received, not yet banked (shown apart from the cash on hand).
+    undeposited: tuple[BankBalance, ...] = ()
+    #: The company keeps foreign-currency transactions (QuickBooks' MultiCurrencyEnabled).
+    multicurrency: bool = False
     open_bills: tuple[OpenBill, ...] = ()
     open_invoices: tuple[OpenInvoice, ...] = ()
     #: Bills a message already shows that are no longer open (paid since): listed as they stand.
@@ -161,6 +166,19 @@ class BooksSnapshot:
             if history.customer_id == customer_id:
                 return history
         return None
+
+
+__all__ = [
+    "BankBalance",
+    "BooksSnapshot",
+    "CashFlowClass",
+    "CashMovement",
+    "CustomerPayHistory",
+    "MovementKind",
+    "OpenBill",
+    "OpenInvoice",
+    "business_today",
+]
 
 
 def business_today(now: datetime, tz: str) -> date:

@@ -1,4 +1,16 @@
-"""Cash on hand, burn and runway for one business, computed from a `BooksSnapshot` (no I/O).
+"""Cash on hand, burn, financing and runway for one business, from a `BooksSnapshot` (no I/O).
+
+The definitions are `runway.cash_flow`'s, after QuickBooks' Statement of Cash Flows:
+
+* **cash on hand** is the sum of the Bank accounts in the home currency (a foreign-currency
+  account at the latest exchange rate QuickBooks has); Undeposited Funds (received, not yet
+  banked) is shown apart, not in it;
+* **burn** over the trailing window is operating and investing cash out minus cash in;
+  **financing** (owner money in and out, loans in and repaid) and transfers between the
+  business's own accounts are left out of burn, financing being reported on its own line
+  ("Owner put in $10,000.00 over the last 90 days");
+* the **runway** is how long the cash above the floor lasts at that net burn; a window whose
+  movements net to exactly zero is **break-even**, not cash-flow positive.
 
 Rounding, stated once:
 
@@ -19,12 +31,15 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from runway.books import BankBalance, BooksSnapshot, CashMovement, MovementKind
+from runway.books import BankBalance, BooksSnapshot, CashMovement
+from runway.cash_flow import CashFlowClass
 from runway.formatting import money, short_date
 
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = 30
 DEFAULT_WINDOW_DAYS = 90
+#: The classes of cash movement burn counts (financing and transfers are left out).
+BURN_CLASSES = frozenset({CashFlowClass.OPERATING, CashFlowClass.INVESTING})
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -43,6 +58,8 @@ class RunwayStatus(enum.StrEnum):
     DAYS = "days"
     #: More cash came in than went out over the window: there is no runway to count down.
     CASH_FLOW_POSITIVE = "cash_flow_positive"
+    #: Cash moved over the window, and exactly as much came in as went out.
+    BREAK_EVEN = "break_even"
     #: Cash is already at or below the floor (zero, or the buffer): 0 days.
     NO_CASH = "no_cash"
     #: No cash moved over the window: burn cannot be measured yet.
@@ -51,11 +68,19 @@ class RunwayStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CashOnHand:
-    """The sum of the bank balances, each with the moment it was true."""
+    """The bank accounts' balances in the home currency, each with the moment it was true.
+
+    Undeposited Funds is apart (`undeposited`): money received and not yet in the bank. A
+    foreign-currency account whose exchange rate QuickBooks has not given yet is listed in
+    `unpriced` and left out of `total` rather than counted one to one.
+    """
 
     total: Decimal
     banks: tuple[BankBalance, ...]
     currency: str
+    undeposited: Decimal = Decimal("0.00")
+    undeposited_accounts: tuple[BankBalance, ...] = ()
+    unpriced: tuple[BankBalance, ...] = ()
 
     @property
     def oldest_as_of(self) -> datetime | None:
@@ -64,13 +89,20 @@ class CashOnHand:
     def sentence(self) -> str:
         return f"{money(self.total, self.currency)} in the bank"
 
+    def undeposited_sentence(self) -> str | None:
+        """E.g. "$1,250.00 received, not yet deposited" (None when nothing waits)."""
+        if self.undeposited == 0:
+            return None
+        return f"{money(self.undeposited, self.currency)} received, not yet deposited"
+
 
 @dataclass(frozen=True, slots=True)
 class Burn:
     """Cash out (gross burn) and cash out minus cash in (net burn) over a trailing window.
 
     The window is the `window_days` calendar days ending on `window_end` (today) inclusive.
-    Transfers between the business's own accounts are neither in nor out.
+    Only operating and investing movements count (`BURN_CLASSES`): financing is `Financing`'s,
+    and transfers between the business's own accounts are neither in nor out.
     """
 
     window_days: int
@@ -113,7 +145,12 @@ class Burn:
         """E.g. "net burn $31,200.00/month over the last 90 days", or what came in instead."""
         if self.movements_counted == 0:
             return f"no cash moved {self.window_text}"
-        if self.net <= 0:
+        if self.net == 0:
+            return (
+                f"break-even {self.window_text}: "
+                f"{money(self.cash_in, self.currency)} in and out"
+            )
+        if self.net < 0:
             return (
                 f"net inflow {money(-self.net_per_month, self.currency)}/month "
                 f"{self.window_text}"
@@ -121,6 +158,50 @@ class Burn:
         return (
             f"net burn {money(self.net_per_month, self.currency)}/month {self.window_text}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Financing:
+    """Financing cash over the same window as the burn, left out of it: the owner's money put
+    in and taken out (Equity), loans received and repaid (Long Term Liability)."""
+
+    window_days: int
+    window_start: date
+    window_end: date
+    owner_in: Decimal
+    owner_out: Decimal
+    loans_in: Decimal
+    loans_repaid: Decimal
+    currency: str
+
+    @property
+    def net(self) -> Decimal:
+        """Financing cash in minus out (positive: the business was funded)."""
+        return self.owner_in - self.owner_out + self.loans_in - self.loans_repaid
+
+    @property
+    def window_text(self) -> str:
+        return f"over the last {format_days(self.window_days)}"
+
+    def sentences(self) -> list[str]:
+        """One sentence per figure that is not zero: "Owner put in $10,000.00 over the last 90
+        days", "Owner took out …", "Loans brought in …", "Loans repaid …"."""
+        parts = [
+            ("Owner put in", self.owner_in),
+            ("Owner took out", self.owner_out),
+            ("Loans brought in", self.loans_in),
+            ("Loans repaid", self.loans_repaid),
+        ]
+        return [
+            f"{what} {money(amount, self.currency)} {self.window_text}"
+            for what, amount in parts
+            if amount != 0
+        ]
+
+    def sentence(self) -> str | None:
+        """The sentences joined ("; "), or None when no financing cash moved."""
+        sentences = self.sentences()
+        return "; ".join(sentences) if sentences else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +233,8 @@ class Runway:
             return f"Runway unknown: no cash moved {self.burn.window_text}"
         if self.status is RunwayStatus.CASH_FLOW_POSITIVE:
             return f"Cash-flow positive {self.burn.window_text}"
+        if self.status is RunwayStatus.BREAK_EVEN:
+            return f"Break-even {self.burn.window_text}: as much came in as went out"
         assert self.days is not None
         return f"Runway{target}: {format_days(self.days)}"
 
@@ -197,6 +280,8 @@ class WeeklyFigures:
             return format_days(self.runway_days)
         if self.status is RunwayStatus.CASH_FLOW_POSITIVE:
             return "cash-flow positive"
+        if self.status is RunwayStatus.BREAK_EVEN:
+            return "break-even"
         if self.status is RunwayStatus.NO_HISTORY:
             return "unknown (no cash had moved)"
         return self.status.value.replace("_", " ")
@@ -251,6 +336,8 @@ class RunwayFigures:
     cash: CashOnHand
     burn: Burn
     runway: Runway
+    #: Financing cash over the burn's window (left out of burn).
+    financing: Financing
     #: The runway to the minimum cash buffer, when the business set one.
     runway_to_buffer: Runway | None
     trend: Trend | None
@@ -276,8 +363,22 @@ class RunwayCalculator:
 
     def cash_on_hand(self, books: BooksSnapshot) -> CashOnHand:
         banks = tuple(sorted(books.banks, key=lambda bank: (bank.name, bank.account_id)))
-        total = sum((bank.balance for bank in banks), Decimal("0.00"))
-        return CashOnHand(total=total, banks=banks, currency=books.currency)
+        total = sum(
+            (bank.home_balance for bank in banks if bank.home_balance is not None),
+            Decimal("0.00"),
+        )
+        undeposited = sum(
+            (bank.home_balance for bank in books.undeposited if bank.home_balance is not None),
+            Decimal("0.00"),
+        )
+        return CashOnHand(
+            total=total,
+            banks=banks,
+            currency=books.currency,
+            undeposited=undeposited,
+            undeposited_accounts=books.undeposited,
+            unpriced=tuple(bank for bank in banks if bank.home_balance is None),
+        )
 
     def in_window(self, books: BooksSnapshot) -> list[CashMovement]:
         """The movements dated inside the trailing window (today included, future excluded)."""
@@ -292,7 +393,7 @@ class RunwayCalculator:
         cash_in = Decimal("0.00")
         counted = 0
         for movement in self.in_window(books):
-            if movement.kind is MovementKind.TRANSFER:
+            if movement.cash_flow not in BURN_CLASSES:
                 continue
             counted += 1
             if movement.amount < 0:
@@ -309,13 +410,43 @@ class RunwayCalculator:
             currency=books.currency,
         )
 
+    def financing(self, books: BooksSnapshot) -> Financing:
+        """The window's financing movements: Equity is the owner's, any other (Long Term
+        Liability) a loan's."""
+        owner_in = owner_out = loans_in = loans_repaid = Decimal("0.00")
+        for movement in self.in_window(books):
+            if movement.cash_flow is not CashFlowClass.FINANCING:
+                continue
+            owner = movement.counter_account_type == "Equity"
+            if movement.amount >= 0:
+                if owner:
+                    owner_in += movement.amount
+                else:
+                    loans_in += movement.amount
+            elif owner:
+                owner_out -= movement.amount
+            else:
+                loans_repaid -= movement.amount
+        return Financing(
+            window_days=self.window_days,
+            window_start=self.window_start(books.today),
+            window_end=books.today,
+            owner_in=owner_in,
+            owner_out=owner_out,
+            loans_in=loans_in,
+            loans_repaid=loans_repaid,
+            currency=books.currency,
+        )
+
     def runway(self, cash: Decimal, burn: Burn, floor: Decimal = Decimal("0.00")) -> Runway:
         """Days the cash above `floor` lasts: rounded down (see the module docstring)."""
         if cash <= floor:
             return Runway(RunwayStatus.NO_CASH, 0, cash, floor, burn)
         if burn.movements_counted == 0:
             return Runway(RunwayStatus.NO_HISTORY, None, cash, floor, burn)
-        if burn.net <= 0:
+        if burn.net == 0:
+            return Runway(RunwayStatus.BREAK_EVEN, None, cash, floor, burn)
+        if burn.net < 0:
             return Runway(RunwayStatus.CASH_FLOW_POSITIVE, None, cash, floor, burn)
         exact = (cash - floor) * burn.window_days / burn.net
         days = int(exact.to_integral_value(rounding=ROUND_FLOOR))
@@ -374,6 +505,7 @@ class RunwayCalculator:
             cash=cash,
             burn=burn,
             runway=runway,
+            financing=self.financing(books),
             runway_to_buffer=to_buffer,
             trend=trend,
         )

@@ -11,7 +11,19 @@
   the oldest watermark, tombstones included. An entity whose watermark is older than CDC's 30 days,
   or for which CDC returned its ceiling of 1,000 objects (changes may be missing), is paged in full.
 - CompanyInfo is not a CDC entity in QuickBooks: it is read on a full sync and when the copy is
-  older than `company_info_max_age` (a day by default).
+  older than `company_info_max_age` (a day by default). Preferences (the home currency, whether
+  multicurrency is on) is: CDC covers every entity but JournalCode, TimeActivity, TaxAgency,
+  TaxCode and TaxRate
+  (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/changedatacapture).
+- Everything that moves cash is mirrored (bill and customer payments, purchases, deposits, sales
+  and refund receipts, transfers, journal entries, vendor credits, credit memos, credit-card
+  payments), and each transaction's lines that can move money are kept as cash lines
+  (`runway.cash_lines`) with its row.
+- A foreign-currency bank account's balance needs QuickBooks' rate for its currency: ExchangeRate
+  has no id and is not a CDC entity, so it is read with
+  `GET /exchangerate?sourcecurrencycode=EUR&asofdate=...`
+  (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies), at
+  most once per currency per sync, and only when the stored rate is from an earlier day.
 
 Every call goes through `SmartSyncService.execute_qbo_call` (rate limits, circuit, retries) at
 BULK priority by default. Upserts are idempotent: a row is written only when QuickBooks' object
@@ -31,13 +43,16 @@ from typing import Any
 
 from sqlalchemy import update
 
+from runway.cash_lines import exchange_rate_of
 from runway.models import Account, DocumentStatus
-from runway.uow import MirrorRepository, RunwayUnitOfWork
+from runway.uow import TRANSACTION_ENTITIES, MirrorRepository, RunwayUnitOfWork
 from sync import (
     QBO_PLATFORM,
     Clock,
     Priority,
+    QBOError,
     QBOValidationError,
+    QuickBooksUnavailable,
     SmartSyncService,
     SyncStrategy,
     dumps_decimal,
@@ -52,6 +67,7 @@ PAGE_SIZE = 1000
 CDC_WINDOW = timedelta(days=30)
 #: Entity types CDC can report, in the order a first sync fills them (references before users).
 CDC_ENTITIES: tuple[str, ...] = (
+    "Preferences",
     "Account",
     "Vendor",
     "Customer",
@@ -61,7 +77,13 @@ CDC_ENTITIES: tuple[str, ...] = (
     "Payment",
     "Purchase",
     "Deposit",
+    *TRANSACTION_ENTITIES,
 )
+#: Entities QuickBooks queries (and reports in CDC) under another name than its JSON object's:
+#: a credit-card payment is asked for as CreditCardPayment and answered as CreditCardPaymentTxn
+#: (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/creditcardpayment;
+#: python-quickbooks' CreditCardPayment.qbo_json_object_name says the same).
+QUERY_NAMES: dict[str, str] = {"CreditCardPaymentTxn": "CreditCardPayment"}
 COMPANY_INFO = "CompanyInfo"
 MIRRORED_ENTITIES: tuple[str, ...] = (COMPANY_INFO, *CDC_ENTITIES)
 
@@ -96,6 +118,8 @@ class SyncReport:
     qbo_calls: int = 0
     cdc_calls: int = 0
     page_calls: int = 0
+    #: Exchange rates read (one per foreign currency of the bank accounts, at most once a day).
+    rate_calls: int = 0
     #: Time spent in QuickBooks calls (waiting for a rate-limit slot included); pages are
     #: fetched while the previous one is written, so this overlaps the database work.
     qbo_seconds: float = 0.0
@@ -184,6 +208,31 @@ def _currency(obj: Mapping[str, Any]) -> str | None:
     return _ref(obj, "CurrencyRef")[0]
 
 
+def _rate(obj: Mapping[str, Any]) -> Decimal | None:
+    """QuickBooks' ExchangeRate of a transaction, None when it has none (the home currency)."""
+    return None if obj.get("ExchangeRate") is None else exchange_rate_of(obj)
+
+
+def _preferences(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    prefs = obj.get("CurrencyPrefs") or {}
+    return {
+        "home_currency": _ref(prefs, "HomeCurrency")[0],
+        "multicurrency_enabled": bool(prefs.get("MultiCurrencyEnabled", False)),
+    }
+
+
+def _transaction(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
+    total = obj.get("TotalAmt", obj.get("Amount"))
+    return {
+        "txn_date": _date(obj.get("TxnDate")),
+        "doc_number": obj.get("DocNumber"),
+        "total_amount": _money(total, f"{obj.get('Id')} total"),
+        "currency": _currency(obj),
+        "exchange_rate": _rate(obj),
+        "private_note": obj.get("PrivateNote"),
+    }
+
+
 def _company_info(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
     return {
         "company_name": obj.get("CompanyName"),
@@ -233,6 +282,7 @@ def _bill(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
         "total_amount": total,
         "balance": balance,
         "currency": _currency(obj),
+        "exchange_rate": _rate(obj),
         "private_note": obj.get("PrivateNote"),
         "status": DocumentStatus.of(total, balance).value,
     }
@@ -251,6 +301,7 @@ def _invoice(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
         "total_amount": total,
         "balance": balance,
         "currency": _currency(obj),
+        "exchange_rate": _rate(obj),
         "bill_email": _email(obj, "BillEmail"),
         "email_status": obj.get("EmailStatus"),
         "private_note": obj.get("PrivateNote"),
@@ -321,6 +372,7 @@ def _deposit(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
 #: How each entity's QuickBooks JSON becomes its mirror row's typed columns.
 COLUMNS: dict[str, Callable[[Mapping[str, Any], datetime], dict[str, Any]]] = {
     COMPANY_INFO: _company_info,
+    "Preferences": _preferences,
     "Account": _account,
     "Vendor": _contact,
     "Customer": _contact,
@@ -330,6 +382,7 @@ COLUMNS: dict[str, Callable[[Mapping[str, Any], datetime], dict[str, Any]]] = {
     "Payment": _customer_payment,
     "Purchase": _purchase,
     "Deposit": _deposit,
+    **{entity: _transaction for entity in TRANSACTION_ENTITIES},
 }
 
 
@@ -478,16 +531,61 @@ class MirrorSync:
             if entity in to_page:
                 await self._page_entity(report, entity, to_page[entity], started, next_cdc_at)
 
+        await self._read_exchange_rates(report, started)
         report.finished_at = self.clock.now()
         return report
+
+    async def _read_exchange_rates(self, report: SyncReport, started: datetime) -> None:
+        """QuickBooks' rate for each foreign currency of the bank and Undeposited Funds accounts,
+        read once per currency and day (the rate QuickBooks keeps is a daily one). A rate that
+        cannot be read now keeps the last one read; the cash figures say which they lack."""
+        day = started.date()
+        async with self.uow_factory(self.business_id) as uow:
+            business = await uow.business.get()
+            preferences = next(iter(await uow.preferences.all()), None)
+            if business is None or preferences is None or not preferences.multicurrency_enabled:
+                return
+            home = preferences.home_currency or business.home_currency
+            held = {
+                account.currency
+                for account in await uow.accounts.cash_accounts()
+                if account.currency and account.currency != home
+            }
+            known = await uow.exchange_rates.all()
+        wanted = sorted(c for c in held if c not in known or known[c].as_of_date < day)
+        for currency in wanted:
+            report.rate_calls += 1
+            try:
+                found = await self._call(report, "exchange_rate", currency, day)
+            except (QBOError, QuickBooksUnavailable) as error:
+                logger.warning(
+                    "could not read QuickBooks' %s exchange rate: %s",
+                    currency,
+                    error,
+                    extra={"business_id": self.business_id},
+                )
+                continue
+            rate = found.get("Rate") if isinstance(found, Mapping) else None
+            if isinstance(rate, int) and not isinstance(rate, bool):
+                rate = Decimal(rate)
+            if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
+                logger.warning(
+                    "QuickBooks answered the %s exchange rate without a positive Rate: %r",
+                    currency,
+                    found,
+                    extra={"business_id": self.business_id},
+                )
+                continue
+            as_of = _date(found.get("AsOfDate")) or day
+            async with self.uow_factory(self.business_id) as uow:
+                await uow.exchange_rates.save(currency, rate, as_of, self.clock.now())
+                await uow.commit()
 
     async def _call(self, report: SyncReport, operation: str, *args: Any) -> Any:
         report.qbo_calls += 1
         began = self.clock.monotonic()
         try:
-            return await self.smart_sync.execute_qbo_call(
-                operation, *args, priority=self.priority
-            )
+            return await self.smart_sync.execute_qbo_call(operation, *args, priority=self.priority)
         finally:
             report.qbo_seconds += self.clock.monotonic() - began
 
@@ -502,7 +600,10 @@ class MirrorSync:
         report.cdc_calls += 1
         try:
             changes: dict[str, list[dict[str, Any]]] = await self._call(
-                report, "cdc", entities, changed_since
+                report,
+                "cdc",
+                [QUERY_NAMES.get(entity, entity) for entity in entities],
+                changed_since,
             )
         except QBOValidationError as error:
             if "changedsince" not in f"{error.message} {error.detail}".lower():
@@ -548,7 +649,8 @@ class MirrorSync:
             page: dict[str, Any] = await self._call(
                 report,
                 "query_page",
-                f"SELECT * FROM {entity} STARTPOSITION {start} MAXRESULTS {self.page_size}",
+                f"SELECT * FROM {QUERY_NAMES.get(entity, entity)} "
+                f"STARTPOSITION {start} MAXRESULTS {self.page_size}",
             )
             return fetched_at, list(page.get(entity) or [])
 
@@ -568,7 +670,9 @@ class MirrorSync:
                 counts.received += len(objects)
                 seen.update(str(obj["Id"]) for obj in objects)
                 async with self.uow_factory(self.business_id) as uow:
-                    await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
+                    await self._upsert(
+                        uow.mirror(entity), entity, objects, fetched_at, counts, full=True
+                    )
                     await uow.commit()
                 if self.progress is not None:
                     self.progress(entity, counts.received)
@@ -598,7 +702,11 @@ class MirrorSync:
         objects: Sequence[Mapping[str, Any]],
         fetched_at: datetime,
         counts: EntitySync,
+        *,
+        full: bool = False,
     ) -> None:
+        """Write what changed. A full page also fills in the cash lines of unchanged objects that
+        have none (a mirror from before they were kept)."""
         latest: dict[str, Mapping[str, Any]] = {}
         for obj in objects:  # one answer may list an object twice: the last word wins
             latest[str(obj["Id"])] = obj
@@ -609,6 +717,7 @@ class MirrorSync:
         stored = await repository.stored_versions(list(live))
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        unchanged: list[Mapping[str, Any]] = []
         for qbo_id, obj in live.items():
             version = stored.get(qbo_id)
             if version is None:
@@ -617,8 +726,11 @@ class MirrorSync:
                 updates.append({"id": version.row_id, **mirror_values(entity, obj, fetched_at)})
             else:
                 counts.unchanged += 1
+                unchanged.append(obj)
         await repository.insert_many(inserts)
         await repository.update_many(updates)
+        if full:
+            await repository.write_cash_lines(unchanged, only_missing=True)
         counts.created += len(inserts)
         counts.updated += len(updates)
 

@@ -26,12 +26,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     Time,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -45,6 +47,24 @@ BUSINESS_ID_LENGTH = 64  # matches the sync layer's business_id columns
 QBO_ID_LENGTH = 32
 #: What a QuickBooks entity id looks like (QuickBooks' ids are short digit strings).
 _QBO_ID = re.compile(rf"[0-9A-Za-z_-]{{1,{QBO_ID_LENGTH}}}")
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal kept exactly as written (an exchange rate: 1.0834567), as text on every database:
+    neither SQLite's floats nor a fixed scale can hold QuickBooks' rates as they are."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"an exact decimal must be a finite Decimal, got {value!r}")
+        return str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
 
 
 def is_qbo_id(value: object) -> bool:
@@ -259,6 +279,8 @@ class Bill(MirroredRow, RunwayBase):
     total_amount: Mapped[Decimal] = mapped_column(Money)
     balance: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
+    #: Home-currency units per unit of `currency` (QuickBooks' ExchangeRate); None: the home's.
+    exchange_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     private_note: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))
 
@@ -306,6 +328,8 @@ class Invoice(MirroredRow, RunwayBase):
     total_amount: Mapped[Decimal] = mapped_column(Money)
     balance: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
+    #: Home-currency units per unit of `currency` (QuickBooks' ExchangeRate); None: the home's.
+    exchange_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     bill_email: Mapped[str | None] = mapped_column(Text)
     email_status: Mapped[str | None] = mapped_column(String(32))
     private_note: Mapped[str | None] = mapped_column(Text)
@@ -412,11 +436,93 @@ class Deposit(MirroredRow, RunwayBase):
         return (Index("ix_deposits_business_date", "business_id", "txn_date"),)
 
 
+class PreferencesRecord(MirroredRow, RunwayBase):
+    """The company's QuickBooks preferences: its home currency and whether it keeps others."""
+
+    __tablename__ = "qbo_preferences"
+    qbo_entity = "Preferences"
+
+    home_currency: Mapped[str | None] = mapped_column(String(3))
+    multicurrency_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TransactionRecord(MirroredRow, RunwayBase):
+    """A QuickBooks transaction the runway reads only through its cash lines (sales and refund
+    receipts, transfers, journal entries, credits, credit-card payments): one table for all of
+    them, `entity_type` saying which."""
+
+    __tablename__ = "qbo_transactions"
+    #: Each repository over this table serves one entity type (`runway.uow`).
+    qbo_entity = ""
+
+    entity_type: Mapped[str] = mapped_column(String(32))
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    total_amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    private_note: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            UniqueConstraint(
+                "business_id", "entity_type", "qbo_id", name="uq_qbo_transactions_business_qbo_id"
+            ),
+            Index("ix_qbo_transactions_business_date", "business_id", "txn_date"),
+        )
+
+
+class CashLineRecord(RunwayBase):
+    """One line of a mirrored transaction that can move money (`runway.cash_flow.CashLine`):
+    `amount` moved into `account_qbo_id` from `counter_account_qbo_id`, in `currency`.
+
+    Written with the transaction's own row, whatever wrote it (a sync, or Oodaloo's payment
+    confirmed by QuickBooks), and removed with it."""
+
+    __tablename__ = "cash_lines"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    txn_type: Mapped[str] = mapped_column(String(32))
+    txn_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH))
+    line: Mapped[int] = mapped_column(Integer)
+    txn_date: Mapped[date | None] = mapped_column(Date)
+    account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    counter_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    home_amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rate: Mapped[Decimal] = mapped_column(ExactDecimal)
+
+    __table_args__ = (
+        UniqueConstraint("business_id", "txn_type", "txn_id", "line", name="uq_cash_lines_line"),
+        Index("ix_cash_lines_business_date", "business_id", "txn_date"),
+    )
+
+
+class ExchangeRateRecord(RunwayBase):
+    """QuickBooks' latest rate for one foreign currency of a business, as last read."""
+
+    __tablename__ = "exchange_rates"
+
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    #: Home-currency units per unit of `currency`.
+    rate: Mapped[Decimal] = mapped_column(ExactDecimal)
+    #: The day QuickBooks' rate is for (its AsOfDate).
+    as_of_date: Mapped[date] = mapped_column(Date)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 #: Every mirrored table, by the QuickBooks entity it mirrors, in the order a first sync fills them.
 MIRRORED_MODELS: dict[str, type[MirroredRow]] = {
     model.qbo_entity: model
     for model in (
         CompanyInfoRecord,
+        PreferencesRecord,
         Account,
         Vendor,
         Customer,
@@ -526,6 +632,7 @@ __all__ = [
     "Bill",
     "BillPaymentRecord",
     "Business",
+    "CashLineRecord",
     "CompanyInfoRecord",
     "ConnectionStatus",
     "Customer",
@@ -533,13 +640,17 @@ __all__ = [
     "Deposit",
     "DocumentStatus",
     "DriftEvent",
+    "ExactDecimal",
+    "ExchangeRateRecord",
     "Invoice",
     "MirroredRow",
     "PersonRecord",
+    "PreferencesRecord",
     "Purchase",
     "QBOConnection",
     "RunwayBase",
     "SyncWatermark",
+    "TransactionRecord",
     "Vendor",
     "is_qbo_id",
 ]

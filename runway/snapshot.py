@@ -3,18 +3,11 @@
 `load_books(uow, business_id, today)` reads only the local mirror (no QuickBooks call), so a digest
 or `/runway` answers at once; each figure carries the "as of" of the sync it came from.
 
-How the mirror becomes cash movements (only money through the business's bank accounts counts;
-card charges reach the bank when the card is paid, and are counted then):
-
-- a bill payment from a bank account: out (`BILL_PAYMENT`);
-- a purchase from a bank account: out (`PURCHASE`), or in when it is a credit (a refund); a
-  purchase whose expense line is another bank account is a `TRANSFER`;
-- a customer payment deposited straight to a bank account: in (`CUSTOMER_PAYMENT`);
-- a deposit to a bank account, line by line: a line carrying a customer payment that waited in
-  Undeposited Funds is that payment arriving (`CUSTOMER_PAYMENT`, counted once: the payment itself
-  went to a non-bank account and was skipped); a line from another bank account is a `TRANSFER`;
-  a line from an equity account (opening balance, owner's money) is `OTHER`; anything else is a
-  `DEPOSIT` (sales, other income).
+Cash movements are the mirror's cash lines turned into movements by `runway.cash_flow` (what is
+cash, what is a transfer, what is operating, investing or financing: defined there, once), in the
+home currency. The home currency is the company's (QuickBooks' Preferences), else the business's
+setting. A foreign-currency bank account's balance is converted at the latest rate QuickBooks gave
+(`runway.mirror` reads it); open bills and invoices keep their own currency and exchange rate.
 
 A customer's typical lateness is the median, over its invoices paid within the history window, of
 the days from due date to the last payment applied (rounded half up to whole days).
@@ -34,10 +27,10 @@ from runway.books import (
     BooksSnapshot,
     CashMovement,
     CustomerPayHistory,
-    MovementKind,
     OpenBill,
     OpenInvoice,
 )
+from runway.cash_flow import AccountKind, cash_movements
 from runway.lifecycle import PaymentState
 from runway.models import Account, Bill, Invoice
 from runway.uow import RunwayUnitOfWork
@@ -51,6 +44,7 @@ DEFAULT_MOVEMENT_DAYS = 180
 DEFAULT_HISTORY_DAYS = 365
 
 _ZERO = Decimal("0.00")
+_ONE = Decimal(1)
 
 
 def _money(value: Any) -> Decimal:
@@ -83,6 +77,7 @@ def _open_bill(bill: Bill) -> OpenBill:
         payment_at=bill.payment_at,
         payment_account_name=bill.payment_account_name,
         payment_note=bill.payment_note,
+        exchange_rate=bill.exchange_rate if bill.exchange_rate is not None else _ONE,
     )
 
 
@@ -100,110 +95,19 @@ def _open_invoice(invoice: Invoice) -> OpenInvoice:
         reminders_sent=invoice.reminders_sent,
         snoozed_until=invoice.snoozed_until,
         last_reminder_by=invoice.last_reminder_by,
+        currency=invoice.currency,
+        exchange_rate=invoice.exchange_rate if invoice.exchange_rate is not None else _ONE,
     )
-
-
-def _ref(value: Any) -> str | None:
-    if isinstance(value, Mapping) and value.get("value") is not None:
-        return str(value["value"])
-    return None
-
-
-def _deposit_lines(
-    raw: Mapping[str, Any], day: date, to_account: str, accounts: Mapping[str, Account]
-) -> list[CashMovement]:
-    """A deposit's lines as movements into `to_account` (see the module docstring)."""
-    movements: list[CashMovement] = []
-    for line in raw.get("Line") or []:
-        if not isinstance(line, Mapping) or line.get("Amount") is None:
-            continue
-        amount = _money(line["Amount"])
-        linked = [
-            link
-            for link in line.get("LinkedTxn") or []
-            if isinstance(link, Mapping) and link.get("TxnType") in ("Payment", "ReceivePayment")
-        ]
-        detail = line.get("DepositLineDetail")
-        source = (
-            accounts.get(_ref(detail.get("AccountRef")) or "")
-            if isinstance(detail, Mapping)
-            else None
-        )
-        if linked:
-            kind = MovementKind.CUSTOMER_PAYMENT
-        elif source is not None and source.account_type == "Bank":
-            kind = MovementKind.TRANSFER
-        elif source is not None and source.classification == "Equity":
-            kind = MovementKind.OTHER
-        else:
-            kind = MovementKind.DEPOSIT
-        movements.append(
-            CashMovement(day, amount, kind, account_id=to_account, source_id=str(raw.get("Id")))
-        )
-    return movements
-
-
-def _purchase_kind(raw: Mapping[str, Any], accounts: Mapping[str, Account]) -> MovementKind:
-    for line in raw.get("Line") or []:
-        if not isinstance(line, Mapping):
-            continue
-        detail = line.get("AccountBasedExpenseLineDetail")
-        target = (
-            accounts.get(_ref(detail.get("AccountRef")) or "")
-            if isinstance(detail, Mapping)
-            else None
-        )
-        if target is not None and target.account_type == "Bank":
-            return MovementKind.TRANSFER
-    return MovementKind.PURCHASE
 
 
 async def _movements(
     uow: RunwayUnitOfWork, first: date, accounts: Mapping[str, Account]
 ) -> list[CashMovement]:
-    banks = {qbo_id for qbo_id, account in accounts.items() if account.account_type == "Bank"}
-    out: list[CashMovement] = []
-    for payment in await uow.bill_payments.dated_between(first):
-        if payment.txn_date is not None and payment.paid_from_account_qbo_id in banks:
-            out.append(
-                CashMovement(
-                    payment.txn_date,
-                    -payment.total_amount,
-                    MovementKind.BILL_PAYMENT,
-                    account_id=payment.paid_from_account_qbo_id,
-                    source_id=payment.qbo_id,
-                )
-            )
-    for purchase in await uow.purchases.dated_between(first):
-        if purchase.txn_date is None or purchase.account_qbo_id not in banks:
-            continue
-        amount = purchase.total_amount if purchase.credit else -purchase.total_amount
-        out.append(
-            CashMovement(
-                purchase.txn_date,
-                amount,
-                _purchase_kind(purchase.raw, accounts),
-                account_id=purchase.account_qbo_id,
-                source_id=purchase.qbo_id,
-            )
-        )
-    for received in await uow.customer_payments.dated_between(first):
-        if received.txn_date is not None and received.deposit_to_account_qbo_id in banks:
-            out.append(
-                CashMovement(
-                    received.txn_date,
-                    received.total_amount,
-                    MovementKind.CUSTOMER_PAYMENT,
-                    account_id=received.deposit_to_account_qbo_id,
-                    source_id=received.qbo_id,
-                )
-            )
-    for deposit in await uow.deposits.dated_between(first):
-        to_account = deposit.deposit_to_account_qbo_id
-        if deposit.txn_date is not None and to_account in banks:
-            out.extend(_deposit_lines(deposit.raw, deposit.txn_date, to_account, accounts))
-    out.sort(key=lambda movement: (movement.date, movement.source_id or ""))
-    return out
+    kinds = {
+        qbo_id: AccountKind(account.account_type, account.account_sub_type)
+        for qbo_id, account in accounts.items()
+    }
+    return cash_movements(await uow.cash_lines.dated_between(first), kinds)
 
 
 def _typical_days_late(days: Iterable[int]) -> int:
@@ -269,8 +173,13 @@ async def load_books(
     }
     accounts = {account.qbo_id: account for account in await uow.accounts.all()}
     accounts_as_of = as_of.get("Account")
-    banks = tuple(
-        BankBalance(
+    preferences = next(iter(await uow.preferences.all()), None)
+    home = (preferences.home_currency if preferences else None) or business.home_currency
+    rates = {currency: row.rate for currency, row in (await uow.exchange_rates.all()).items()}
+
+    def balance(account: Account) -> BankBalance:
+        currency = account.currency or home
+        return BankBalance(
             account_id=account.qbo_id,
             name=account.name,
             balance=account.current_balance if account.current_balance is not None else _ZERO,
@@ -279,10 +188,12 @@ async def load_books(
             as_of=max(account.balance_as_of, accounts_as_of)
             if accounts_as_of is not None
             else account.balance_as_of,
-            currency=account.currency or business.home_currency,
+            currency=currency,
+            exchange_rate=_ONE if currency == home else rates.get(currency),
         )
-        for account in await uow.accounts.bank_accounts()
-    )
+
+    banks = tuple(balance(account) for account in await uow.accounts.bank_accounts())
+    undeposited = tuple(balance(account) for account in await uow.accounts.undeposited_accounts())
     open_bills = tuple(_open_bill(bill) for bill in await uow.bills.open_bills())
     open_ids = {bill.id for bill in open_bills}
     wanted = [bill_id for bill_id in shown_bill_ids if bill_id not in open_ids]
@@ -291,8 +202,10 @@ async def load_books(
         business_id=business_id,
         today=today,
         tz=business.timezone,
-        currency=business.home_currency,
+        currency=home,
         banks=banks,
+        undeposited=undeposited,
+        multicurrency=bool(preferences and preferences.multicurrency_enabled),
         open_bills=open_bills,
         shown_bills=shown,
         open_invoices=tuple(

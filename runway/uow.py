@@ -20,33 +20,52 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Text, func, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Text, delete, func, insert, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
+from runway.cash_flow import UNDEPOSITED_FUNDS, CashLine
+from runway.cash_lines import FLOWS, cash_lines
 from runway.models import (
     Account,
     AuditEntry,
     Bill,
     BillPaymentRecord,
     Business,
+    CashLineRecord,
     CompanyInfoRecord,
     Customer,
     CustomerPaymentRecord,
     Deposit,
     DriftEvent,
+    ExchangeRateRecord,
     Invoice,
     MirroredRow,
     PersonRecord,
+    PreferencesRecord,
     Purchase,
     QBOConnection,
     SyncWatermark,
+    TransactionRecord,
     Vendor,
 )
 from runway.people import canonical, is_email, is_identifier
 
 M = TypeVar("M", bound=MirroredRow)
+
+#: QuickBooks transaction types mirrored in the one `qbo_transactions` table (read through their
+#: cash lines).
+TRANSACTION_ENTITIES: tuple[str, ...] = (
+    "SalesReceipt",
+    "RefundReceipt",
+    "Transfer",
+    "JournalEntry",
+    "VendorCredit",
+    "CreditMemo",
+    # A credit-card payment's JSON object name (queried as CreditCardPayment: `runway.mirror`).
+    "CreditCardPaymentTxn",
+)
 
 #: Most ids put in one `IN (...)` list (SQLite allows 32,766 bound parameters per statement).
 _IN_CHUNK = 900
@@ -104,15 +123,26 @@ class ConnectionRepository(_Scoped):
 
 
 class MirrorRepository(_Scoped, Generic[M]):
-    """One mirrored QuickBooks entity type of one business, looked up by QuickBooks id."""
+    """One mirrored QuickBooks entity type of one business, looked up by QuickBooks id.
 
-    def __init__(self, session: AsyncSession, business_id: str, model: type[M]) -> None:
+    A transaction whose lines can move money (`runway.cash_lines.FLOWS`) has its cash lines
+    written, rewritten and removed with its row, whoever writes it."""
+
+    def __init__(
+        self, session: AsyncSession, business_id: str, model: type[M], entity: str | None = None
+    ) -> None:
         super().__init__(session, business_id)
         self.model = model
+        #: The QuickBooks entity type served (the table's, unless the table holds several).
+        self.entity = entity or model.qbo_entity
+        #: Column values every row of this repository has (its entity type, in a shared table).
+        self._fixed: dict[str, Any] = {"entity_type": self.entity} if entity else {}
+        self._lines = CashLineRepository(session, business_id) if self.entity in FLOWS else None
 
     def _mine(self, *, include_deleted: bool = False) -> list[ColumnElement[bool]]:
         model: Any = self.model
         conditions: list[ColumnElement[bool]] = [model.business_id == self.business_id]
+        conditions.extend(getattr(model, name) == value for name, value in self._fixed.items())
         if not include_deleted:
             conditions.append(model.deleted_at.is_(None))
         return conditions
@@ -163,7 +193,9 @@ class MirrorRepository(_Scoped, Generic[M]):
             rows.extend(result.scalars())
         return rows
 
-    async def fields_by_qbo_ids(self, qbo_ids: Iterable[str], *fields: str) -> list[tuple[Any, ...]]:
+    async def fields_by_qbo_ids(
+        self, qbo_ids: Iterable[str], *fields: str
+    ) -> list[tuple[Any, ...]]:
         """Only `fields` of the live rows among `qbo_ids`.
 
         For reads over many rows that need a few columns: a full row also decodes its raw QuickBooks
@@ -219,7 +251,7 @@ class MirrorRepository(_Scoped, Generic[M]):
                     model.id,
                     type_coerce(model.raw, Text),  # the text itself: compared, not parsed
                     model.deleted_at.is_not(None),
-                ).where(model.business_id == self.business_id, model.qbo_id.in_(chunk))
+                ).where(*self._mine(include_deleted=True), model.qbo_id.in_(chunk))
             )
             for qbo_id, row_id, raw_text, deleted in result:
                 found[qbo_id] = StoredVersion(row_id, raw_text, bool(deleted))
@@ -230,8 +262,9 @@ class MirrorRepository(_Scoped, Generic[M]):
         meanwhile is left as it is: Oodaloo's own payment is mirrored from QuickBooks' answer as
         soon as it is confirmed, outside the sync's lock, between the sync's look-up and insert."""
         if values:
-            rows = [{**value, "business_id": self.business_id} for value in values]
+            rows = [{**value, **self._fixed, "business_id": self.business_id} for value in values]
             await self.session.execute(self._insert_new(), rows)
+            await self.write_cash_lines([value["raw"] for value in values])
 
     async def insert_new(self, values: Mapping[str, Any]) -> bool:
         """Insert one row unless its QuickBooks object is mirrored already (by a sync that read it
@@ -240,16 +273,20 @@ class MirrorRepository(_Scoped, Generic[M]):
         model: Any = self.model
         # On the table, not the mapped class: only a Core insert's result counts its rows.
         result = await self.session.execute(
-            self._insert_new(model.__table__), {**values, "business_id": self.business_id}
+            self._insert_new(model.__table__),
+            {**values, **self._fixed, "business_id": self.business_id},
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        inserted = bool(result.rowcount)  # type: ignore[attr-defined]
+        if inserted:
+            await self.write_cash_lines([values["raw"]])
+        return inserted
 
     def _insert_new(self, into: Any = None) -> Any:
         from sqlalchemy.dialects import postgresql, sqlite
 
         into = self.model if into is None else into
         dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
-        keys = ["business_id", "qbo_id"]
+        keys = ["business_id", *self._fixed, "qbo_id"]
         if dialect == "postgresql":
             return postgresql.insert(into).on_conflict_do_nothing(index_elements=keys)
         if dialect == "sqlite":
@@ -260,6 +297,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         """Update rows by their `id` (taken from `versions`, so they are this business's)."""
         if values:
             await self.session.execute(update(self.model), [dict(value) for value in values])
+            await self.write_cash_lines([value["raw"] for value in values])
 
     async def live_qbo_ids(self) -> set[str]:
         model: Any = self.model
@@ -278,12 +316,177 @@ class MirrorRepository(_Scoped, Generic[M]):
                 .execution_options(synchronize_session=False)
             )
             marked += int(getattr(result, "rowcount", 0) or 0)
+        if self._lines is not None:
+            await self._lines.remove(self.entity, qbo_ids)
         return marked
+
+    async def write_cash_lines(
+        self, objects: Sequence[Mapping[str, Any]], *, only_missing: bool = False
+    ) -> None:
+        """(Re)write the cash lines of QuickBooks objects `objects` of this entity type (none for
+        an entity whose lines never move money). `only_missing`: only for objects without any
+        line yet (a full sync filling in lines an older mirror never had)."""
+        if self._lines is None or not objects:
+            return
+        if only_missing:
+            have = await self._lines.txn_ids_with_lines(
+                self.entity, [str(obj["Id"]) for obj in objects]
+            )
+            objects = [obj for obj in objects if str(obj["Id"]) not in have]
+        await self._lines.replace(self.entity, objects)
+
+
+class CashLineRepository(_Scoped):
+    """The cash lines of the business's mirrored transactions (`runway.cash_flow.CashLine`)."""
+
+    async def undeposited_funds_id(self) -> str | None:
+        """The company's Undeposited Funds account, where QuickBooks leaves the account out."""
+        result = await self.session.execute(
+            select(Account.qbo_id)
+            .where(
+                Account.business_id == self.business_id,
+                Account.deleted_at.is_(None),
+                Account.account_sub_type == UNDEPOSITED_FUNDS,
+            )
+            .order_by(Account.id)
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def replace(self, entity: str, objects: Sequence[Mapping[str, Any]]) -> None:
+        """The lines of `objects` (QuickBooks objects of type `entity`) replace their old ones."""
+        latest = {str(obj["Id"]): obj for obj in objects}  # an object listed twice: the last
+        if not latest:
+            return
+        undeposited = await self.undeposited_funds_id()
+        await self.remove(entity, list(latest))
+        rows = [
+            {
+                "business_id": self.business_id,
+                "txn_type": line.txn_type,
+                "txn_id": line.txn_id,
+                "line": line.line,
+                "txn_date": line.txn_date,
+                "account_qbo_id": line.account_id,
+                "counter_account_qbo_id": line.counter_account_id,
+                "amount": line.amount,
+                "home_amount": line.home_amount,
+                "currency": line.currency,
+                "exchange_rate": line.exchange_rate,
+            }
+            for obj in latest.values()
+            for line in cash_lines(entity, obj, undeposited)
+        ]
+        if rows:
+            await self.session.execute(self._insert(), rows)
+
+    def _insert(self) -> Any:
+        """An insert that leaves a line another writer put there meanwhile (the same object's:
+        Oodaloo's own payment mirrored by a sync and by the click that made it)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        keys = ["business_id", "txn_type", "txn_id", "line"]
+        if dialect == "postgresql":
+            return postgresql.insert(CashLineRecord).on_conflict_do_nothing(index_elements=keys)
+        if dialect == "sqlite":
+            return sqlite.insert(CashLineRecord).on_conflict_do_nothing(index_elements=keys)
+        return insert(CashLineRecord)
+
+    async def remove(self, entity: str, txn_ids: Iterable[str]) -> None:
+        for chunk in _chunks(sorted({str(txn_id) for txn_id in txn_ids})):
+            await self.session.execute(
+                delete(CashLineRecord)
+                .where(
+                    CashLineRecord.business_id == self.business_id,
+                    CashLineRecord.txn_type == entity,
+                    CashLineRecord.txn_id.in_(chunk),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def txn_ids_with_lines(self, entity: str, txn_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(txn_ids)):
+            result = await self.session.execute(
+                select(CashLineRecord.txn_id)
+                .where(
+                    CashLineRecord.business_id == self.business_id,
+                    CashLineRecord.txn_type == entity,
+                    CashLineRecord.txn_id.in_(chunk),
+                )
+                .distinct()
+            )
+            found.update(result.scalars())
+        return found
+
+    async def dated_between(self, first: date, last: date | None = None) -> list[CashLine]:
+        """Lines dated on or after `first` (and on or before `last`)."""
+        conditions = [
+            CashLineRecord.business_id == self.business_id,
+            CashLineRecord.txn_date >= first,
+        ]
+        if last is not None:
+            conditions.append(CashLineRecord.txn_date <= last)
+        result = await self.session.execute(
+            select(CashLineRecord)
+            .where(*conditions)
+            .order_by(CashLineRecord.txn_date, CashLineRecord.id)
+        )
+        return [
+            CashLine(
+                txn_type=row.txn_type,
+                txn_id=row.txn_id,
+                line=row.line,
+                txn_date=row.txn_date,
+                account_id=row.account_qbo_id,
+                counter_account_id=row.counter_account_qbo_id,
+                amount=row.amount,
+                home_amount=row.home_amount,
+                currency=row.currency,
+                exchange_rate=row.exchange_rate,
+            )
+            for row in result.scalars()
+        ]
+
+
+class ExchangeRateRepository(_Scoped):
+    """QuickBooks' latest rate of each foreign currency the business holds, as last read."""
+
+    async def all(self) -> dict[str, ExchangeRateRecord]:
+        result = await self.session.execute(
+            select(ExchangeRateRecord).where(ExchangeRateRecord.business_id == self.business_id)
+        )
+        return {row.currency: row for row in result.scalars()}
+
+    async def save(
+        self, currency: str, rate: Decimal, as_of_date: date, fetched_at: datetime
+    ) -> None:
+        row = await self.session.get(ExchangeRateRecord, (self.business_id, currency))
+        if row is None:
+            row = ExchangeRateRecord(business_id=self.business_id, currency=currency)
+            self.session.add(row)
+        row.rate = rate
+        row.as_of_date = as_of_date
+        row.fetched_at = fetched_at
 
 
 class AccountRepository(MirrorRepository[Account]):
     def __init__(self, session: AsyncSession, business_id: str) -> None:
         super().__init__(session, business_id, Account)
+
+    async def undeposited_accounts(self) -> list[Account]:
+        """Undeposited Funds: money received, not yet banked (shown apart from the cash)."""
+        result = await self.session.execute(
+            select(Account)
+            .where(*self._mine(), Account.account_sub_type == UNDEPOSITED_FUNDS)
+            .order_by(Account.id)
+        )
+        return list(result.scalars())
+
+    async def cash_accounts(self) -> list[Account]:
+        """The bank accounts and Undeposited Funds."""
+        return [*await self.bank_accounts(), *await self.undeposited_accounts()]
 
     async def bank_accounts(self) -> list[Account]:
         """Active bank accounts: the cash on hand."""
@@ -506,7 +709,9 @@ class PeopleRepository(_Scoped):
                 holder.email = None
                 await self.session.flush()
         if person is None:
-            fresh = PersonRecord(slack_user_id=slack_user_id, email=address, name=name, updated_at=now)
+            fresh = PersonRecord(
+                slack_user_id=slack_user_id, email=address, name=name, updated_at=now
+            )
             self._own(fresh)
             try:
                 async with self.session.begin_nested():
@@ -584,6 +789,7 @@ class RunwayUnitOfWork:
         self.business = BusinessRepository(session, business_id)
         self.connection = ConnectionRepository(session, business_id)
         self.company_info = MirrorRepository(session, business_id, CompanyInfoRecord)
+        self.preferences = MirrorRepository(session, business_id, PreferencesRecord)
         self.accounts = AccountRepository(session, business_id)
         self.vendors = MirrorRepository(session, business_id, Vendor)
         self.customers = MirrorRepository(session, business_id, Customer)
@@ -593,25 +799,32 @@ class RunwayUnitOfWork:
         self.customer_payments = MirrorRepository(session, business_id, CustomerPaymentRecord)
         self.purchases = MirrorRepository(session, business_id, Purchase)
         self.deposits = MirrorRepository(session, business_id, Deposit)
+        #: The transaction types mirrored in one table, by entity type.
+        self.transactions = {
+            entity: MirrorRepository(session, business_id, TransactionRecord, entity)
+            for entity in TRANSACTION_ENTITIES
+        }
+        self.cash_lines = CashLineRepository(session, business_id)
+        self.exchange_rates = ExchangeRateRepository(session, business_id)
         self.watermarks = WatermarkRepository(session, business_id)
         self.drift = DriftRepository(session, business_id)
         self.audit = AuditRepository(session, business_id)
         self.people = PeopleRepository(session, business_id)
-        self._mirrors: dict[str, MirrorRepository[Any]] = {
-            repository.model.qbo_entity: repository
-            for repository in (
-                self.company_info,
-                self.accounts,
-                self.vendors,
-                self.customers,
-                self.bills,
-                self.invoices,
-                self.bill_payments,
-                self.customer_payments,
-                self.purchases,
-                self.deposits,
-            )
-        }
+        repositories: tuple[MirrorRepository[Any], ...] = (
+            self.company_info,
+            self.preferences,
+            self.accounts,
+            self.vendors,
+            self.customers,
+            self.bills,
+            self.invoices,
+            self.bill_payments,
+            self.customer_payments,
+            self.purchases,
+            self.deposits,
+            *self.transactions.values(),
+        )
+        self._mirrors = {repository.entity: repository for repository in repositories}
         return self
 
     async def __aexit__(
@@ -660,12 +873,15 @@ class UnitOfWorkFactory:
 UowFactory = Callable[[str], RunwayUnitOfWork]
 
 __all__ = [
+    "TRANSACTION_ENTITIES",
     "AccountRepository",
     "AuditRepository",
     "BillRepository",
     "BusinessRepository",
+    "CashLineRepository",
     "ConnectionRepository",
     "DriftRepository",
+    "ExchangeRateRepository",
     "InvoiceRepository",
     "MirrorRepository",
     "RunwayUnitOfWork",

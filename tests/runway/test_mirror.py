@@ -17,6 +17,7 @@ from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.mirror import CDC_ENTITIES, MIRRORED_ENTITIES, PAGE_SIZE, SyncReport
 from runway.models import SyncWatermark
+from runway.uow import TRANSACTION_ENTITIES
 
 BUSINESS = "biz-larkspur"
 
@@ -167,14 +168,32 @@ def expected_columns(entity: str, obj: dict[str, Any]) -> dict[str, Any]:
             "total_amount": obj["TotalAmt"],
             "credit": bool(obj.get("Credit", False)),
         }
-    else:
-        assert entity == "Deposit"
+    elif entity == "Deposit":
         specific = {
             **txn,
             "deposit_to_account_qbo_id": ref(obj, "DepositToAccountRef")[0],
             "total_amount": obj["TotalAmt"],
             "private_note": obj.get("PrivateNote"),
         }
+    elif entity == "Preferences":
+        prefs = obj.get("CurrencyPrefs") or {}
+        specific = {
+            "home_currency": (prefs.get("HomeCurrency") or {}).get("value"),
+            "multicurrency_enabled": bool(prefs.get("MultiCurrencyEnabled", False)),
+        }
+    else:
+        assert entity in TRANSACTION_ENTITIES, entity
+        specific = {
+            **txn,
+            "entity_type": entity,
+            "doc_number": obj.get("DocNumber"),
+            "total_amount": obj.get("TotalAmt", obj.get("Amount")),
+            "currency": currency,
+            "exchange_rate": obj.get("ExchangeRate"),
+            "private_note": obj.get("PrivateNote"),
+        }
+    if entity in ("Bill", "Invoice"):
+        specific["exchange_rate"] = obj.get("ExchangeRate")
     return {**common, **specific}
 
 
@@ -256,7 +275,8 @@ async def test_outside_changes_arrive_in_one_cdc_call(runway_env: RunwayEnv) -> 
     assert set(report.entities) == set(CDC_ENTITIES)
     assert (report.entities["Bill"].updated, report.entities["Invoice"].deleted) == (1, 1)
     assert report.entities["Vendor"].created == 1
-    assert report.changed == 3
+    # The books move with them: deleting an invoice lowers A/R's balance.
+    assert report.changed == 3 + report.entities["Account"].updated
     async with env.uows(BUSINESS) as uow:
         mirrored_bill = await uow.bills.get(bill["Id"])
         assert mirrored_bill is not None

@@ -1,0 +1,252 @@
+"""Cash, cash movements and their classes: Oodaloo's definitions, written once.
+
+They follow QuickBooks' own Statement of Cash Flows
+(https://newqbo.com/how-does-quickbooks-online-produce-the-statement-of-cash-flows-report), so the
+runway and QuickBooks' report count the same money the same way:
+
+* **Cash accounts** are the Bank-type accounts and Undeposited Funds (money received, not yet
+  banked). *Cash on hand* is the Bank accounts alone, in the home currency; undeposited funds are
+  shown apart.
+* A **cash movement** is a transaction line that moves money into or out of a cash account, in
+  the home currency (the amount × the transaction's ExchangeRate), signed: + in, − out.
+* Its **class** is the counter-account's AccountType (`classify`): a cash account on both sides is
+  a TRANSFER between the business's own accounts (not a flow); Fixed Asset and Other Asset are
+  INVESTING; Long Term Liability and Equity are FINANCING (owner money in and out, loans in and
+  repaid); everything else (income and expense, A/R and A/P, credit cards, other current assets
+  and liabilities, and an item's account a line does not name) is OPERATING.
+
+So a customer payment put into Undeposited Funds is operating cash in on its own date, and the
+later deposit that takes it to the bank is a transfer: counted once, when the money was received.
+
+The mirror keeps every line of every transaction that can move money as a `CashLine` ("`amount`
+moved into `account_id` from `counter_account_id`"); `cash_movements` turns them into movements by
+the rules above. A line's side that is a cash account is a movement of that account, classed by
+the other side; both sides cash, it is a transfer on each.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+
+#: QuickBooks' AccountType of a bank account, and AccountSubType of Undeposited Funds.
+BANK = "Bank"
+UNDEPOSITED_FUNDS = "UndepositedFunds"
+#: Counter-account types that make a movement investing or financing (QuickBooks' statement).
+INVESTING_TYPES = frozenset({"Fixed Asset", "Other Asset"})
+FINANCING_TYPES = frozenset({"Long Term Liability", "Equity"})
+
+
+class CashFlowClass(enum.StrEnum):
+    """Which part of the statement of cash flows a movement belongs to."""
+
+    OPERATING = "operating"
+    INVESTING = "investing"
+    FINANCING = "financing"
+    #: Between two of the business's own cash accounts: neither in nor out.
+    TRANSFER = "transfer"
+
+
+class MovementKind(enum.StrEnum):
+    """Which QuickBooks document moved the cash (its class says what the money was for)."""
+
+    BILL_PAYMENT = "bill_payment"
+    PURCHASE = "purchase"
+    CUSTOMER_PAYMENT = "customer_payment"
+    DEPOSIT = "deposit"
+    TRANSFER = "transfer"
+    SALES_RECEIPT = "sales_receipt"
+    REFUND_RECEIPT = "refund_receipt"
+    JOURNAL_ENTRY = "journal_entry"
+    CREDIT_CARD_PAYMENT = "credit_card_payment"
+    VENDOR_CREDIT = "vendor_credit"
+    CREDIT_MEMO = "credit_memo"
+    OTHER = "other"
+
+
+#: The document kind of each QuickBooks transaction type that can move cash.
+KIND_OF_ENTITY: dict[str, MovementKind] = {
+    "BillPayment": MovementKind.BILL_PAYMENT,
+    "Purchase": MovementKind.PURCHASE,
+    "Payment": MovementKind.CUSTOMER_PAYMENT,
+    "Deposit": MovementKind.DEPOSIT,
+    "Transfer": MovementKind.TRANSFER,
+    "SalesReceipt": MovementKind.SALES_RECEIPT,
+    "RefundReceipt": MovementKind.REFUND_RECEIPT,
+    "JournalEntry": MovementKind.JOURNAL_ENTRY,
+    "CreditCardPaymentTxn": MovementKind.CREDIT_CARD_PAYMENT,
+    "VendorCredit": MovementKind.VENDOR_CREDIT,
+    "CreditMemo": MovementKind.CREDIT_MEMO,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountKind:
+    """What the definitions need to know of an account: QuickBooks' AccountType and sub-type."""
+
+    account_type: str | None
+    account_sub_type: str | None = None
+
+    @property
+    def is_bank(self) -> bool:
+        return self.account_type == BANK
+
+    @property
+    def is_undeposited_funds(self) -> bool:
+        return self.account_sub_type == UNDEPOSITED_FUNDS
+
+    @property
+    def is_cash(self) -> bool:
+        return self.is_bank or self.is_undeposited_funds
+
+
+def classify(counter: AccountKind | None) -> CashFlowClass:
+    """The class of cash moved to or from `counter` (None: a line naming no account, such as a
+    sales line whose income account is its item's: operating)."""
+    if counter is None:
+        return CashFlowClass.OPERATING
+    if counter.is_cash:
+        return CashFlowClass.TRANSFER
+    if counter.account_type in INVESTING_TYPES:
+        return CashFlowClass.INVESTING
+    if counter.account_type in FINANCING_TYPES:
+        return CashFlowClass.FINANCING
+    return CashFlowClass.OPERATING
+
+
+def home_amount(amount: Decimal, exchange_rate: Decimal) -> Decimal:
+    """`amount` in the home currency: × the transaction's ExchangeRate (home units per unit of
+    its currency), rounded half up to cents."""
+    return (amount * exchange_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class CashMovement:
+    """Cash that moved through a cash account on `date`, in the home currency (+ in, − out).
+
+    `flow` is its class; left out, a `TRANSFER` document is a transfer and anything else
+    operating (movements built by hand in tests and demos). `currency` and `currency_amount` are
+    the transaction's own when it is in a foreign currency.
+    """
+
+    date: date
+    amount: Decimal
+    kind: MovementKind
+    account_id: str | None = None
+    source_id: str | None = None
+    flow: CashFlowClass | None = None
+    #: Money into or out of Undeposited Funds, not a bank account.
+    undeposited: bool = False
+    currency: str | None = None
+    currency_amount: Decimal | None = None
+    #: The AccountType on the other side ("Equity": the owner's money; None: none named).
+    counter_account_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.flow is None:
+            flow = (
+                CashFlowClass.TRANSFER
+                if self.kind is MovementKind.TRANSFER
+                else CashFlowClass.OPERATING
+            )
+            object.__setattr__(self, "flow", flow)
+
+    @property
+    def cash_flow(self) -> CashFlowClass:
+        """`flow`, never None (it is set when the movement is made)."""
+        assert self.flow is not None
+        return self.flow
+
+
+@dataclass(frozen=True, slots=True)
+class CashLine:
+    """One line of a QuickBooks transaction as the mirror keeps it: `amount` (in `currency`)
+    moved into `account_id` from `counter_account_id`; negative, out of it to the counter-account.
+
+    Either account may be None where the transaction names none (an item's income account).
+    """
+
+    txn_type: str
+    txn_id: str
+    line: int
+    txn_date: date | None
+    account_id: str | None
+    counter_account_id: str | None
+    amount: Decimal
+    home_amount: Decimal
+    currency: str | None
+    exchange_rate: Decimal
+
+
+def cash_movements(
+    lines: Iterable[CashLine], accounts: Mapping[str, AccountKind]
+) -> list[CashMovement]:
+    """The cash movements of `lines`: each cash side of a line, classed by the other side, summed
+    per transaction, cash account and counter-account type (a transaction's lines to one kind of
+    account are one movement); a sum of zero is no movement."""
+    Key = tuple[str, str, str, CashFlowClass, str | None, date]
+    totals: dict[Key, list[Decimal]] = defaultdict(lambda: [Decimal("0.00"), Decimal("0.00")])
+    currencies: dict[Key, str | None] = {}
+    for line in lines:
+        if line.txn_date is None:
+            continue
+        sides = (
+            (line.account_id, line.counter_account_id, 1),
+            (line.counter_account_id, line.account_id, -1),
+        )
+        for cash_id, other_id, sign in sides:
+            cash = accounts.get(cash_id) if cash_id is not None else None
+            if cash is None or not cash.is_cash:
+                continue
+            other = accounts.get(other_id) if other_id is not None else None
+            assert cash_id is not None
+            other_type = None if other is None else other.account_type
+            key = (line.txn_type, line.txn_id, cash_id, classify(other), other_type, line.txn_date)
+            total = totals[key]
+            total[0] += sign * line.home_amount
+            total[1] += sign * line.amount
+            currencies[key] = line.currency
+    movements: list[CashMovement] = []
+    for key, (home, own) in totals.items():
+        txn_type, txn_id, cash_id, flow, other_type, day = key
+        if home == 0 and own == 0:
+            continue
+        movements.append(
+            CashMovement(
+                day,
+                home,
+                KIND_OF_ENTITY.get(txn_type, MovementKind.OTHER),
+                account_id=cash_id,
+                source_id=txn_id,
+                flow=flow,
+                undeposited=accounts[cash_id].is_undeposited_funds,
+                currency=currencies[key],
+                currency_amount=own,
+                counter_account_type=other_type,
+            )
+        )
+    movements.sort(key=lambda m: (m.date, m.source_id or "", m.account_id or ""))
+    return movements
+
+
+__all__ = [
+    "BANK",
+    "FINANCING_TYPES",
+    "INVESTING_TYPES",
+    "KIND_OF_ENTITY",
+    "UNDEPOSITED_FUNDS",
+    "AccountKind",
+    "CashFlowClass",
+    "CashLine",
+    "CashMovement",
+    "MovementKind",
+    "cash_movements",
+    "classify",
+    "home_amount",
+]

@@ -1,0 +1,118 @@
+"""Cash movements of the seeded company through the sandbox's API, the mirror and the calculator:
+owner money is financing (it used to lower the burn and lengthen the runway: 402 -> 734 days), and
+a sales receipt deposited straight to the bank is cash in (it used to be invisible)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+import pytest
+from runway_env import RunwayEnv
+
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.books import BooksSnapshot, MovementKind, business_today
+from runway.calculator import RunwayCalculator, RunwayFigures
+from runway.snapshot import load_books
+
+BUSINESS = "biz-larkspur"
+TZ = "America/Los_Angeles"
+D = Decimal
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return create_app(SandboxConfig(seed=DEFAULT_SEED))
+
+
+def account_id(env: RunwayEnv, account_type: str, name: str | None = None) -> str:
+    return next(
+        str(obj["Id"])
+        for obj in env.sandbox.realm().iter("Account")
+        if obj["AccountType"] == account_type and (name is None or obj["Name"] == name)
+    )
+
+
+async def post(env: RunwayEnv, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with env.sandbox.http_client() as client:
+        response = await client.post(env.sandbox.v3_path(entity.lower()), json=body)
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = response.json()[entity]
+    return created
+
+
+async def figures(env: RunwayEnv) -> tuple[BooksSnapshot, RunwayFigures]:
+    await env.mirror(BUSINESS, env.sandbox.realm_id).sync()
+    async with env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, business_today(datetime.now(UTC), TZ))
+    return books, RunwayCalculator().figures(books)
+
+
+async def test_owner_money_is_financing_not_burn(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    books, before = await figures(env)
+    assert before.runway.days is not None and before.burn.net > 0
+
+    await post(
+        env,
+        "Deposit",
+        {
+            "TxnDate": books.today.isoformat(),
+            "DepositToAccountRef": {"value": account_id(env, "Bank", "Checking")},
+            "Line": [
+                {
+                    "Amount": "10000.00",
+                    "DetailType": "DepositLineDetail",
+                    "DepositLineDetail": {"AccountRef": {"value": account_id(env, "Equity")}},
+                }
+            ],
+        },
+    )
+    _, after = await figures(env)
+
+    # The burn is what it was; only the cash grew, by the owner's $10,000.00.
+    assert (after.burn.cash_out, after.burn.cash_in) == (before.burn.cash_out, before.burn.cash_in)
+    assert after.cash.total == before.cash.total + D("10000.00")
+    exact = after.cash.total * 90 / after.burn.net
+    assert after.runway.days == int(exact.to_integral_value(rounding=ROUND_FLOOR))
+    assert after.financing.owner_in == D("10000.00")
+    assert after.financing.sentence() == "Owner put in $10,000.00 over the last 90 days"
+
+
+async def test_a_sales_receipt_deposited_to_the_bank_is_cash_in(runway_env: RunwayEnv) -> None:
+    env = runway_env
+    books, before = await figures(env)
+    item = await post(
+        env,
+        "Item",
+        {
+            "Name": "Counter sales",
+            "Type": "Service",
+            "IncomeAccountRef": {"value": account_id(env, "Income")},
+        },
+    )
+
+    receipt = await post(
+        env,
+        "SalesReceipt",
+        {
+            "TxnDate": books.today.isoformat(),
+            "DepositToAccountRef": {"value": account_id(env, "Bank", "Checking")},
+            "TotalAmt": "1234.56",
+            "Line": [
+                {
+                    "Amount": "1234.56",
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+                }
+            ],
+        },
+    )
+    books, after = await figures(env)
+
+    assert after.burn.cash_in == before.burn.cash_in + D("1234.56")
+    assert after.burn.cash_out == before.burn.cash_out
+    sales = [m for m in books.movements if m.source_id == receipt["Id"]]
+    assert [(m.kind, m.amount) for m in sales] == [(MovementKind.SALES_RECEIPT, D("1234.56"))]
