@@ -6,6 +6,10 @@ Not part of QBO, so no bearer token is needed. JSON in and out (amounts stay Dec
 - `POST /_sandbox/realms`                                 create and seed a company: {"seed"?, "scale"?} → its tokens
 - `POST /_sandbox/realms/{realm}/reset`                   reseed a company as it was created
 - `POST /_sandbox/realms/{realm}/tokens`                  connect the app to a company again: fresh tokens
+- `POST /_sandbox/realms/{realm}/multicurrency`           turn multicurrency on: {"currencies": ["EUR"],
+                                                          "home_currency"?, "rates"?: [...]}
+- `PUT  /_sandbox/realms/{realm}/exchangerates`           set rates: [{"SourceCurrencyCode": "EUR",
+                                                          "AsOfDate": "2026-01-02", "Rate": "1.08"}]
 - `POST /_sandbox/realms/{realm}/edit/{entity}/{id}`      a bookkeeper's edit in QuickBooks: merge fields
 - `POST /_sandbox/realms/{realm}/{entity}`                an object created in QuickBooks by someone else
 - `DELETE /_sandbox/realms/{realm}/{entity}/{id}`         an object deleted in QuickBooks by someone else
@@ -16,7 +20,8 @@ Not part of QBO, so no bearer token is needed. JSON in and out (amounts stay Dec
 - `GET|POST /_sandbox/clock`                              read, or move forward: {"seconds"|"minutes"|"hours"|"days": n}
 
 Outside edits go through the store's raw writes, so they bump SyncToken, show in CDC and fire
-webhooks exactly like a change made in QuickBooks' own screens.
+webhooks exactly like a change made in QuickBooks' own screens; a transaction edited, created or
+deleted that way moves its accounts' balances as QuickBooks would (no other validation).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from qbo_sandbox.books import Books
 from qbo_sandbox.chaos import FaultPlan
 from qbo_sandbox.config import ManualClock
+from qbo_sandbox.faults import QBOFault
 from qbo_sandbox.store import UnknownEntity, UnknownObject, UnknownRealm, canonical_entity
 
 if TYPE_CHECKING:
@@ -138,26 +145,68 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
             if current is None:
                 raise AdminError(404, "unknown_object", f"{entity} {object_id} does not exist in realm {realm.realm_id}")
             updated = realm.put(entity, merge_fields(current, changes))
+            Books(realm).post_outside_change(entity, current, updated)
         return _json({entity: updated})
 
     async def create_object(request: Request) -> Response:
         realm = realm_of(request)
         entity = entity_of(request)
         body = _object_body(await _body(request))
-        try:
-            created = realm.insert(entity, body)
-        except ValueError as exc:
-            raise AdminError(409, "object_exists", str(exc)) from None
+        with realm.lock:
+            try:
+                created = realm.insert(entity, body)
+            except ValueError as exc:
+                raise AdminError(409, "object_exists", str(exc)) from None
+            Books(realm).post_outside_change(entity, None, created)
         return _json({entity: created}, status=201)
 
     async def delete_object(request: Request) -> Response:
         realm = realm_of(request)
         entity = entity_of(request)
-        try:
-            removed = realm.remove(entity, request.path_params["id"])
-        except UnknownObject as exc:
-            raise AdminError(404, "unknown_object", str(exc)) from None
+        with realm.lock:
+            try:
+                removed = realm.remove(entity, request.path_params["id"])
+            except UnknownObject as exc:
+                raise AdminError(404, "unknown_object", str(exc)) from None
+            Books(realm).post_outside_change(entity, removed, None)
         return _json({entity: {"status": "Deleted", "domain": "QBO", "Id": removed["Id"]}})
+
+    def _rates(realm: Any, rows: Any) -> list[dict[str, Any]]:
+        if not isinstance(rows, list):
+            raise AdminError(400, "invalid_request", 'send a list of rates, e.g. [{"SourceCurrencyCode": "EUR", "AsOfDate": "2026-01-02", "Rate": "1.08"}]')
+        books = Books(realm)
+        saved = []
+        for row in rows:
+            if not isinstance(row, dict):
+                raise AdminError(400, "invalid_request", f"a rate is a JSON object, got {row!r}")
+            saved.append(books.create("ExchangeRate", row))
+        return saved
+
+    async def multicurrency(request: Request) -> Response:
+        realm = realm_of(request)
+        body = _object_body(await _body(request, required=False))
+        codes = body.get("currencies") or []
+        home = body.get("home_currency")
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise AdminError(400, "invalid_request", 'currencies is a list of ISO codes, e.g. ["EUR", "GBP"]')
+        if home is not None and not isinstance(home, str):
+            raise AdminError(400, "invalid_request", f"home_currency is an ISO code, got {home!r}")
+        try:
+            prefs = Books(realm).enable_multicurrency(codes, home)
+            rates = _rates(realm, body.get("rates") or [])
+        except QBOFault as fault:
+            raise AdminError(400, "refused", str(fault)) from None
+        currencies = [c for c in realm.iter("CompanyCurrency")]
+        return _json({"Preferences": prefs, "CompanyCurrency": currencies, "ExchangeRate": rates})
+
+    async def exchange_rates(request: Request) -> Response:
+        realm = realm_of(request)
+        rows = await _body(request)
+        try:
+            saved = _rates(realm, rows)
+        except QBOFault as fault:
+            raise AdminError(400, "refused", str(fault)) from None
+        return _json({"ExchangeRate": saved})
 
     async def faults(request: Request) -> Response:
         if request.method == "PUT":
@@ -228,6 +277,8 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         Route("/realms", guarded(create_realm), methods=["POST"]),
         Route("/realms/{realm}/reset", guarded(reset_realm), methods=["POST"]),
         Route("/realms/{realm}/tokens", guarded(issue_tokens), methods=["POST"]),
+        Route("/realms/{realm}/multicurrency", guarded(multicurrency), methods=["POST"]),
+        Route("/realms/{realm}/exchangerates", guarded(exchange_rates), methods=["PUT", "POST"]),
         Route("/realms/{realm}/edit/{entity}/{id}", guarded(edit_object), methods=["POST"]),
         Route("/realms/{realm}/{entity}", guarded(create_object), methods=["POST"]),
         Route("/realms/{realm}/{entity}/{id}", guarded(delete_object), methods=["DELETE"]),

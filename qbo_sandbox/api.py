@@ -6,6 +6,8 @@
     POST /v3/company/{realm}/batch
     GET  /v3/company/{realm}/reports/{ReportName}
     GET  /v3/company/{realm}/companyinfo/{realm}
+    GET  /v3/company/{realm}/preferences            POST /v3/company/{realm}/preferences
+    GET  /v3/company/{realm}/exchangerate?sourcecurrencycode=EUR[&asofdate=YYYY-MM-DD]
     POST /v3/company/{realm}/invoice/{id}/send?sendTo=...
 
 Writes honour `requestid`: a repeat within the realm gets the original response and changes
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
@@ -29,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from qbo_sandbox import faults
+from qbo_sandbox import currency, faults, ledger
 from qbo_sandbox.books import Books, parse_changed_since
 from qbo_sandbox.faults import QBOFault
 from qbo_sandbox.reports import run_report
@@ -173,6 +175,41 @@ class V3Api:
         if obj is None:
             raise faults.object_not_found(entity, ident, "Id")
         return self._ok(request, {entity: obj})
+
+    async def preferences(self, request: Request) -> Response:
+        """GET /preferences: the company's one Preferences object (no Id in the path)."""
+        realm = self._realm(request)
+        with realm.lock:
+            return self._ok(request, {"Preferences": currency.preferences_or_default(realm)})
+
+    async def exchange_rate(self, request: Request) -> Response:
+        """GET /exchangerate?sourcecurrencycode=EUR&asofdate=YYYY-MM-DD: the company's rate for a
+        currency on a date (today's without asofdate), per Intuit's ExchangeRate reference
+        (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/exchangerate)."""
+        realm = self._realm(request)
+        code = (request.query_params.get("sourcecurrencycode") or "").strip().upper()
+        if not code:
+            raise faults.required_param_missing("sourcecurrencycode", "exchangerate")
+        day_text = request.query_params.get("asofdate")
+        if day_text:
+            try:
+                day = date.fromisoformat(day_text.strip())
+            except ValueError:
+                raise faults.invalid_value(
+                    "asofdate", f"{day_text!r} is not a date (YYYY-MM-DD)"
+                ) from None
+        else:
+            day = realm.now().astimezone(realm.tz).date()
+        with realm.lock:
+            home = ledger.home_currency(realm)
+            if code != home and not ledger.multicurrency_enabled(realm):
+                raise currency.multicurrency_off(code, home, "sourcecurrencycode")
+            view = currency.exchange_rate_view(realm, code, day)
+        if view is None:
+            raise faults.object_not_found(
+                "ExchangeRate", f"{code} on or before {day.isoformat()}", "sourcecurrencycode"
+            )
+        return self._ok(request, {"ExchangeRate": view})
 
     async def cdc(self, request: Request) -> Response:
         realm = self._realm(request)
@@ -325,6 +362,8 @@ def build_v3_app(store: Store) -> Starlette:
         Route(f"{base}/batch", h(api.batch), methods=["POST"]),
         Route(f"{base}/reports/{{name}}", h(api.report), methods=["GET"]),
         Route(f"{base}/invoice/{{id}}/send", h(api.send_invoice), methods=["POST"]),
+        Route(f"{base}/preferences", h(api.preferences), methods=["GET"]),
+        Route(f"{base}/exchangerate", h(api.exchange_rate), methods=["GET"]),
         Route(f"{base}/{{entity}}/{{id}}", h(api.read), methods=["GET"]),
         Route(f"{base}/{{entity}}", h(api.write), methods=["POST"]),
         Route(

@@ -14,6 +14,13 @@ What stays coherent:
   Funds when none is named).
 - Purchase: takes money out of its bank account (adds to a card's balance); Deposit adds to its
   deposit account and, for deposited payments, takes it out of Undeposited Funds.
+- Every transaction posts to the general ledger (qbo_sandbox/ledger.py): a write applies the
+  difference between the old and the new postings to each account's CurrentBalance (balance-sheet
+  accounts, in the account's currency), so account balances always equal `ledger.balances()`.
+  Update, delete and void reverse the old postings inside the same plan: a refusal changes nothing.
+- Multicurrency follows qbo_sandbox/currency.py: off, everything is in the home currency; on, a
+  transaction in a foreign currency carries its ExchangeRate and TotalAmt/Balance stay in its own
+  currency, with HomeTotalAmt in the home currency.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from qbo_sandbox import faults
+from qbo_sandbox import currency, faults, ledger
 from qbo_sandbox.faults import QBOFault
 from qbo_sandbox.store import Realm, copy_obj, parse_time
 
@@ -46,7 +53,16 @@ SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 MANAGED_FIELDS: dict[str, tuple[str, ...]] = {
     "Bill": ("LinkedTxn",),
     "Invoice": ("LinkedTxn", "EmailStatus", "DeliveryInfo"),
-    "Account": ("CurrentBalance", "CurrentBalanceWithSubAccounts"),
+    # A payment's top-level LinkedTxn names the deposit that banked it.
+    "Payment": ("LinkedTxn",),
+    "SalesReceipt": ("LinkedTxn",),
+    "VendorCredit": ("LinkedTxn",),
+    "CreditMemo": ("LinkedTxn",),
+    # An account's currency is fixed once it exists (QuickBooks: "after you've posted a transaction
+    # to an account ... you can't change the currency").
+    "Account": ("CurrentBalance", "CurrentBalanceWithSubAccounts", "CurrencyRef"),
+    "Vendor": ("CurrencyRef",),
+    "Customer": ("CurrencyRef",),
 }
 # Which stored entity each kind of reference points at.
 REF_TARGETS: dict[str, str] = {
@@ -58,12 +74,44 @@ REF_TARGETS: dict[str, str] = {
     "AccountRef": "Account",
     "BankAccountRef": "Account",
     "CCAccountRef": "Account",
+    "FromAccountRef": "Account",
+    "ToAccountRef": "Account",
+    "CreditCardAccountRef": "Account",
+    "ItemRef": "Item",
 }
 BANK = "Bank"
 CARD = "Credit Card"
-VOIDABLE = ("Invoice", "Payment", "BillPayment")
-DELETABLE = ("Bill", "BillPayment", "Invoice", "Payment", "Purchase", "Deposit")
+VOIDABLE = ("Invoice", "Payment", "BillPayment", "SalesReceipt")
+DELETABLE = (
+    "Bill",
+    "BillPayment",
+    "Invoice",
+    "Payment",
+    "Purchase",
+    "Deposit",
+    "SalesReceipt",
+    "RefundReceipt",
+    "Transfer",
+    "JournalEntry",
+    "VendorCredit",
+    "CreditMemo",
+    "CreditCardPaymentTxn",
+)
 NAME_LISTS = ("Vendor", "Customer")
+# Documents a payment settles (+1) or applies as a credit (-1), and how they link back to it.
+BILL_PAYMENT_LINKS = {"Bill": 1, "VendorCredit": -1}
+PAYMENT_LINKS = {"Invoice": 1, "CreditMemo": -1}
+# Accounts QuickBooks creates itself when a company first needs them:
+# key -> (Name, AccountType, AccountSubType).
+SYSTEM_ACCOUNTS: dict[str, tuple[str, str, str]] = {
+    "ap": ("Accounts Payable (A/P)", "Accounts Payable", "AccountsPayable"),
+    "ar": ("Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable"),
+    "undeposited": ("Undeposited Funds", "Other Current Asset", "UndepositedFunds"),
+    # "When the multicurrency feature is enabled ... a new account named Exchange Gain or Loss"
+    # (https://support.quickbooks.intuit.com/support/articles/SLN63815), an Other Expense account.
+    "fx": (ledger.EXCHANGE_GAIN_OR_LOSS, "Other Expense", "ExchangeGainOrLoss"),
+    "tax": ("Sales Tax Payable", "Other Current Liability", "SalesTaxPayable"),
+}
 
 
 def money(value: Any, field: str) -> Decimal:
@@ -164,14 +212,123 @@ class Books:
                 money(account["CurrentBalanceWithSubAccounts"], "CurrentBalance") + delta
             )
 
-    def _undeposited_funds(self, plan: Plan) -> dict[str, Any] | None:
-        for account in self.realm.iter("Account"):
-            if (
-                account.get("AccountSubType") == "UndepositedFunds"
-                or account.get("Name") == "Undeposited Funds"
-            ):
-                return plan.get("Account", account["Id"])
-        return None
+    def _post(self, plan: Plan, before: list[ledger.Posting], after: list[ledger.Posting]) -> None:
+        """Move each account's CurrentBalance by what the postings changed."""
+        changes = ledger.current_balance_changes(self.realm, before, after)
+        for account_id, delta in changes.items():
+            account = plan.get("Account", account_id)
+            if account is not None:
+                self._adjust_balance(account, delta)
+
+    def post_outside_change(
+        self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        """Someone changed a transaction in QuickBooks' own screens (the admin API's raw edits):
+        its accounts follow, as they would in QuickBooks. Call under the realm's lock."""
+        before = ledger.postings_of(self.realm, entity, old) if old is not None else []
+        after = ledger.postings_of(self.realm, entity, new) if new is not None else []
+        plan = Plan(self.realm)
+        self._post(plan, before, after)
+        plan.commit()
+
+    def _system_account(self, key: str, code: str | None = None) -> dict[str, Any]:
+        """The account QuickBooks keeps for a purpose (A/P or A/R per currency, Undeposited Funds,
+        Exchange Gain or Loss, Sales Tax Payable), created the first time it is needed as
+        QuickBooks does ("QBO automatically creates accounts receivable (A/R) and accounts payable
+        (A/P) accounts in the foreign currency": QuickBooks Online For Dummies, ch. 3)."""
+        home = ledger.home_currency(self.realm)
+        code = code or home
+        finders = {
+            "ap": lambda: ledger.default_payable(self.realm, code),
+            "ar": lambda: ledger.default_receivable(self.realm, code),
+            "undeposited": lambda: ledger.undeposited_funds(self.realm),
+            "fx": lambda: ledger.exchange_gain_or_loss(self.realm),
+            "tax": lambda: ledger.sales_tax_payable(self.realm),
+        }
+        found = finders[key]()
+        if found is not None:
+            account = self.realm.get("Account", found)
+            assert account is not None
+            return account
+        name, kind, sub = SYSTEM_ACCOUNTS[key]
+        if code != home:
+            name = f"{name} - {code}"
+        return self.realm.insert(
+            "Account",
+            {
+                "Name": name,
+                "FullyQualifiedName": name,
+                "SubAccount": False,
+                "Active": True,
+                "Classification": ledger.CLASSIFICATION[kind],
+                "AccountType": kind,
+                "AccountSubType": sub,
+                "CurrentBalance": ZERO,
+                "CurrentBalanceWithSubAccounts": ZERO,
+                "CurrencyRef": currency.currency_ref(code),
+            },
+        )
+
+    def _system_ref(self, key: str, code: str | None = None) -> dict[str, str]:
+        account = self._system_account(key, code)
+        return {"value": account["Id"], "name": account["Name"]}
+
+    def _txn_currency(
+        self,
+        obj: dict[str, Any],
+        *,
+        party: dict[str, Any] | None = None,
+        accounts: tuple[tuple[str, dict[str, Any] | None], ...] = (),
+        exact: tuple[tuple[str, dict[str, Any] | None], ...] = (),
+    ) -> str:
+        """Settle a transaction's CurrencyRef and ExchangeRate, refusing what QuickBooks refuses:
+        a currency the company cannot use, a foreign one without its rate, a party or account in
+        another foreign currency. `accounts` may be in the home currency or the transaction's;
+        `exact` (A/P, A/R) must be in the transaction's."""
+        home = ledger.home_currency(self.realm)
+        given = obj.get("CurrencyRef")
+        code = given.get("value") if isinstance(given, dict) else None
+        if not code and party is not None:
+            code = ledger.currency_of(party, home)
+        code = str(code or home)
+        currency.check_currency(self.realm, code)
+        obj["CurrencyRef"] = currency.currency_ref(code)
+        if party is not None and ledger.currency_of(party, home) != code:
+            raise currency.one_foreign_currency(
+                f"{party.get('DisplayName')} deals in {ledger.currency_of(party, home)}; this "
+                f"transaction is in {code}. Use a {code} vendor or customer, or record it in "
+                f"{ledger.currency_of(party, home)}."
+            )
+        checks = [(f, a, (home, code)) for f, a in accounts] + [(f, a, (code,)) for f, a in exact]
+        for field, account, allowed in checks:
+            if account is None:
+                continue
+            own = ledger.currency_of(account, home)
+            if own not in allowed:
+                raise currency.one_foreign_currency(
+                    f"{field} {account.get('Name')!r} is a {own} account; this transaction is in "
+                    f"{code}.",
+                    field,
+                )
+        if code == home:
+            if ledger.multicurrency_enabled(self.realm):
+                obj["ExchangeRate"] = Decimal("1")
+            else:
+                obj.pop("ExchangeRate", None)
+        else:
+            if obj.get("ExchangeRate") in (None, ""):
+                raise currency.rate_missing(code)
+            obj["ExchangeRate"] = currency.parse_rate(obj["ExchangeRate"])
+        return code
+
+    def _home_total(self, obj: dict[str, Any]) -> None:
+        """HomeTotalAmt, QuickBooks' convenience field: TotalAmt in the home currency."""
+        home = ledger.home_currency(self.realm)
+        if ledger.currency_of(obj, home) == home or "TotalAmt" not in obj:
+            obj.pop("HomeTotalAmt", None)
+            return
+        rate = ledger.rate_of(obj)
+        obj["HomeTotalAmt"] = ledger.to_home(money(obj["TotalAmt"], "TotalAmt"), rate)
 
     def _check_lengths(self, obj: dict[str, Any]) -> None:
         for name, limit in MAX_LENGTHS.items():
@@ -222,23 +379,31 @@ class Books:
         for field in SERVER_FIELDS:
             obj.pop(field, None)
         with self.realm.lock:
+            if entity == "ExchangeRate":
+                return self.set_exchange_rate(obj)
+            if entity == "Preferences":
+                raise faults.unsupported_operation("Create for Preferences (update it instead)")
             plan = Plan(self.realm)
             self._prepare(plan, entity, obj, old=None)
             effect = _EFFECTS.get(entity)
-            if effect is None:
-                return self.realm.insert(entity, obj)
-            # Rehearse the effects on throwaway copies first: a refusal must leave nothing behind,
-            # and the real effects need the Id that only inserting assigns.
-            effect(self, plan, {**obj, "Id": "pending"}, +1)
+            if effect is not None:
+                # Rehearse the effects on throwaway copies first: a refusal must leave nothing
+                # behind, and the real effects need the Id that only inserting assigns.
+                effect(self, plan, {**obj, "Id": "pending"}, +1)
+            self._complete(entity, obj)
             created = self.realm.insert(entity, obj)
             applied = Plan(self.realm)
-            effect(self, applied, created, +1)
+            if effect is not None:
+                effect(self, applied, created, +1)
+            self._post(applied, [], ledger.postings_of(self.realm, entity, created))
             applied.commit()
             return created
 
     def update(self, entity: str, body: dict[str, Any], *, sparse: bool) -> dict[str, Any]:
         incoming = _clean(copy_obj(body))
         with self.realm.lock:
+            if entity == "Preferences" and ledger.preferences(self.realm) is None:
+                self.realm.insert("Preferences", currency.default_preferences())
             old = self._current(entity, incoming)
             if sparse:
                 merged = copy_obj(old)
@@ -254,11 +419,14 @@ class Books:
             merged["MetaData"] = old["MetaData"]
             plan = Plan(self.realm)
             key = (entity, old["Id"])
+            before = ledger.postings_of(self.realm, entity, old)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
             self._prepare(plan, entity, merged, old=old)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, merged, +1)
+            self._complete(entity, merged)
+            self._post(plan, before, ledger.postings_of(self.realm, entity, merged))
             plan.commit(skip=key)
             return self.realm.put(entity, merged)
 
@@ -270,7 +438,7 @@ class Books:
         with self.realm.lock:
             old = self._current(entity, _clean(copy_obj(body)))
             _refuse_if_deposited(entity, old)
-            if entity in ("Bill", "Invoice") and _has_payments(old):
+            if entity in ("Bill", "Invoice", "VendorCredit", "CreditMemo") and _has_payments(old):
                 raise faults.business_validation(
                     f"{entity} {old['Id']} has payments applied to it; delete or void those "
                     "payments first.",
@@ -279,6 +447,7 @@ class Books:
             plan = Plan(self.realm)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
+            self._post(plan, ledger.postings_of(self.realm, entity, old), [])
             plan.commit(skip=(entity, old["Id"]))
             self.realm.remove(entity, old["Id"])
             return {"status": "Deleted", "domain": "QBO", "Id": old["Id"]}
@@ -298,12 +467,14 @@ class Books:
             plan = Plan(self.realm)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
+            self._post(plan, ledger.postings_of(self.realm, entity, old), [])
             voided = copy_obj(old)
             voided["TotalAmt"] = ZERO
             if "Balance" in voided:
                 voided["Balance"] = ZERO
-            if "UnappliedAmt" in voided:
-                voided["UnappliedAmt"] = ZERO
+            for field in ("UnappliedAmt", "HomeTotalAmt"):
+                if field in voided:
+                    voided[field] = ZERO
             for line in voided.get("Line", []):
                 if isinstance(line, dict) and "Amount" in line:
                     line["Amount"] = ZERO
@@ -386,6 +557,20 @@ class Books:
         obj.setdefault("Active", True)
         balance = obj.get("Balance", 0) if old is None else old.get("Balance", 0)
         obj["Balance"] = money(balance, "Balance")
+        self._party_currency(obj, old, entity)
+
+    def _party_currency(self, obj: dict[str, Any], old: dict[str, Any] | None, owner: str) -> None:
+        """A vendor, customer or account has one currency, fixed once it exists."""
+        home = ledger.home_currency(self.realm)
+        code = ledger.currency_of(obj, home)
+        if old is not None and code != ledger.currency_of(old, home):
+            raise faults.business_validation(
+                f"{owner} {old['Id']} is in {ledger.currency_of(old, home)}; its currency cannot "
+                "change. Make a new one in the other currency.",
+                "CurrencyRef",
+            )
+        currency.check_currency(self.realm, code)
+        obj["CurrencyRef"] = currency.currency_ref(code)
 
     def prepare_vendor(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         self.prepare_name(obj, old, "Vendor")
@@ -408,16 +593,29 @@ class Books:
         obj.setdefault("FullyQualifiedName", name)
         obj.setdefault("Active", True)
         obj.setdefault("SubAccount", False)
-        obj.setdefault("Classification", _CLASSIFICATION.get(obj["AccountType"], "Expense"))
+        obj.setdefault("Classification", ledger.CLASSIFICATION.get(obj["AccountType"], "Expense"))
         if old is None:
-            opening = money(obj.get("CurrentBalance", 0), "CurrentBalance")
-            obj["CurrentBalance"] = opening
-            obj["CurrentBalanceWithSubAccounts"] = opening
-        obj.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
+            # CurrentBalance is read-only in QuickBooks: an account starts at zero and moves only
+            # with transactions (an opening balance is a journal entry or deposit against Opening
+            # Balance Equity).
+            obj["CurrentBalance"] = ZERO
+            obj["CurrentBalanceWithSubAccounts"] = ZERO
+        self._party_currency(obj, old, "Account")
+        home = ledger.home_currency(self.realm)
+        if obj["CurrencyRef"]["value"] != home and obj["Classification"] not in (
+            "Asset",
+            "Liability",
+        ):
+            # "Income and expense accounts always use your Home currency."
+            # (https://community.intuit.com/articles/1769486-how-to-add-a-foreign-currency-account)
+            raise faults.business_validation(
+                f"{obj['AccountType']} accounts are always in the home currency {home}; only "
+                "asset and liability accounts (bank, card, A/R, A/P ...) take a foreign currency.",
+                "CurrencyRef",
+            )
 
     def _txn_defaults(self, obj: dict[str, Any]) -> None:
         obj.setdefault("TxnDate", self.today())
-        obj.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
 
     def _check_total(self, obj: dict[str, Any], computed: Decimal, owner: str) -> Decimal:
         if "TotalAmt" in obj:
@@ -434,28 +632,119 @@ class Books:
             return ZERO
         return money(old.get("TotalAmt", 0), "TotalAmt") - money(old.get("Balance", 0), "Balance")
 
+    def _party(
+        self, plan: Plan, obj: dict[str, Any], field: str, entity: str, owner: str
+    ) -> dict[str, Any]:
+        party = self._referent(plan, obj[field], field, entity, owner=owner)
+        obj[field] = self._fill_ref(plan, obj[field], field, entity, owner)
+        return party
+
+    def _keep_settled_terms(
+        self, obj: dict[str, Any], old: dict[str, Any] | None, owner: str
+    ) -> None:
+        """A document with payments applied keeps the currency, rate and A/P or A/R it was paid
+        against: the payments' postings were made at them."""
+        if old is None or not _has_payments(old):
+            return
+        changed = [
+            field
+            for field in ("CurrencyRef", "APAccountRef", "ARAccountRef")
+            if ledger._ref(old.get(field)) != ledger._ref(obj.get(field))
+        ]
+        if ledger.rate_of(old) != ledger.rate_of(obj):
+            changed.append("ExchangeRate")
+        if changed:
+            raise faults.business_validation(
+                f"{owner} {old['Id']} has payments applied to it, so its {changed[0]} cannot "
+                "change; delete or void those payments first.",
+                changed[0],
+            )
+
+    def _expense_lines(self, plan: Plan, obj: dict[str, Any], owner: str) -> Decimal:
+        """Validate expense lines (account- or item-based); their total."""
+        total = ZERO
+        for line in self._lines(obj, owner):
+            if line["Amount"] < 0:
+                raise faults.business_validation(
+                    f"{owner} line amounts cannot be negative.", "Line.Amount"
+                )
+            kind = line.get("DetailType")
+            detail = line.get(kind, {}) if isinstance(kind, str) else {}
+            if kind == "AccountBasedExpenseLineDetail":
+                if not isinstance(detail, dict) or "AccountRef" not in detail:
+                    raise faults.required_param_missing(
+                        "Line.AccountBasedExpenseLineDetail.AccountRef", owner
+                    )
+                detail["AccountRef"] = self._fill_ref(
+                    plan, detail["AccountRef"], "AccountRef", "Account", owner
+                )
+            elif kind == "ItemBasedExpenseLineDetail":
+                if not isinstance(detail, dict) or "ItemRef" not in detail:
+                    raise faults.required_param_missing(
+                        "Line.ItemBasedExpenseLineDetail.ItemRef", owner
+                    )
+                detail["ItemRef"] = self._fill_ref(
+                    plan, detail["ItemRef"], "ItemRef", "Item", owner
+                )
+            total += line["Amount"]
+        return total
+
+    def _sales_lines(self, plan: Plan, obj: dict[str, Any], owner: str) -> Decimal:
+        """Validate product, discount and subtotal lines of a sales form; its total with tax."""
+        total = ZERO
+        for line in self._lines(obj, owner):
+            kind = line.get("DetailType")
+            if kind == "SubTotalLineDetail":
+                continue
+            if kind == "DiscountLineDetail":
+                total -= line["Amount"]
+                continue
+            if kind == "SalesItemLineDetail":
+                detail = line.get("SalesItemLineDetail")
+                if not isinstance(detail, dict):
+                    raise faults.required_param_missing("Line.SalesItemLineDetail", owner)
+                self._item_line(plan, detail, owner)
+            elif kind == "DepositLineDetail":
+                detail = line.get("DepositLineDetail") or {}
+                if "AccountRef" in detail:
+                    detail["AccountRef"] = self._fill_ref(
+                        plan, detail["AccountRef"], "AccountRef", "Account", owner
+                    )
+            total += line["Amount"]
+        tax = (obj.get("TxnTaxDetail") or {}).get("TotalTax")
+        if tax not in (None, ""):
+            total += money(tax, "TxnTaxDetail.TotalTax")
+        return total
+
+    def _item_line(self, plan: Plan, detail: dict[str, Any], owner: str) -> None:
+        """A product line posts to its ItemAccountRef: the one given, else the item's income
+        account, recorded on the line so later changes to the item leave this sale alone."""
+        if "ItemRef" in detail:
+            item = self._referent(plan, detail["ItemRef"], "ItemRef", "Item", owner=owner)
+            detail["ItemRef"] = self._fill_ref(plan, detail["ItemRef"], "ItemRef", "Item", owner)
+            if "ItemAccountRef" not in detail and isinstance(item.get("IncomeAccountRef"), dict):
+                detail["ItemAccountRef"] = dict(item["IncomeAccountRef"])
+        if "ItemAccountRef" in detail:
+            detail["ItemAccountRef"] = self._fill_ref(
+                plan, detail["ItemAccountRef"], "ItemAccountRef", "Account", owner
+            )
+        elif ledger.default_income(self.realm) is None:
+            raise faults.required_param_missing("Line.SalesItemLineDetail.ItemRef", owner)
+
+    def _control_account(
+        self, plan: Plan, obj: dict[str, Any], field: str, owner: str, kind: str
+    ) -> dict[str, Any] | None:
+        if field not in obj:
+            return None
+        account = self._account(plan, obj[field], field, owner, kind)
+        obj[field] = self._fill_ref(plan, obj[field], field, "Account", owner)
+        return account
+
     def prepare_bill(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if "VendorRef" not in obj:
             raise faults.required_param_missing("VendorRef", "Bill")
-        obj["VendorRef"] = self._fill_ref(plan, obj["VendorRef"], "VendorRef", "Vendor", "Bill")
-        lines = self._lines(obj, "Bill")
-        total = ZERO
-        for line in lines:
-            if line["Amount"] < 0:
-                raise faults.business_validation(
-                    "Bill line amounts cannot be negative.", "Line.Amount"
-                )
-            detail = line.get(line.get("DetailType", ""), {})
-            if line.get("DetailType") == "AccountBasedExpenseLineDetail":
-                if not isinstance(detail, dict) or "AccountRef" not in detail:
-                    raise faults.required_param_missing(
-                        "Line.AccountBasedExpenseLineDetail.AccountRef", "Bill"
-                    )
-                detail["AccountRef"] = self._fill_ref(
-                    plan, detail["AccountRef"], "AccountRef", "Account", "Bill"
-                )
-            total += line["Amount"]
-        total = self._check_total(obj, total, "Bill")
+        vendor = self._party(plan, obj, "VendorRef", "Vendor", "Bill")
+        total = self._check_total(obj, self._expense_lines(plan, obj, "Bill"), "Bill")
         paid = self._paid_so_far(old)
         if total < paid:
             raise faults.business_validation(
@@ -467,71 +756,114 @@ class Books:
         obj["Balance"] = total - paid
         self._txn_defaults(obj)
         obj.setdefault("DueDate", obj["TxnDate"])
-        if "APAccountRef" in obj:
-            obj["APAccountRef"] = self._fill_ref(
-                plan, obj["APAccountRef"], "APAccountRef", "Account", "Bill"
-            )
-        else:
-            ap = next(
-                (
-                    a
-                    for a in self.realm.iter("Account")
-                    if a.get("AccountType") == "Accounts Payable"
-                ),
-                None,
-            )
-            if ap is not None:
-                obj["APAccountRef"] = {"value": ap["Id"], "name": ap.get("Name", "")}
+        ap = self._control_account(plan, obj, "APAccountRef", "A bill", "Accounts Payable")
+        self._txn_currency(obj, party=vendor, exact=(("APAccountRef", ap),))
+        self._keep_settled_terms(obj, old, "Bill")
 
-    def prepare_invoice(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    def prepare_vendor_credit(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        if "VendorRef" not in obj:
+            raise faults.required_param_missing("VendorRef", "VendorCredit")
+        vendor = self._party(plan, obj, "VendorRef", "Vendor", "VendorCredit")
+        total = self._expense_lines(plan, obj, "VendorCredit")
+        total = self._check_total(obj, total, "VendorCredit")
+        used = self._paid_so_far(old)
+        if total < used:
+            raise faults.business_validation(
+                f"VendorCredit total {total} is less than the {used} already applied to bills.",
+                "TotalAmt",
+            )
+        obj["TotalAmt"] = total
+        obj["Balance"] = total - used
+        self._txn_defaults(obj)
+        ap = self._control_account(plan, obj, "APAccountRef", "A vendor credit", "Accounts Payable")
+        self._txn_currency(obj, party=vendor, exact=(("APAccountRef", ap),))
+        self._keep_settled_terms(obj, old, "VendorCredit")
+
+    def _prepare_sales_document(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None, owner: str
+    ) -> dict[str, Any]:
         if "CustomerRef" not in obj:
-            raise faults.required_param_missing("CustomerRef", "Invoice")
-        obj["CustomerRef"] = self._fill_ref(
-            plan, obj["CustomerRef"], "CustomerRef", "Customer", "Invoice"
-        )
-        lines = self._lines(obj, "Invoice")
-        total = ZERO
-        for line in lines:
-            kind = line.get("DetailType")
-            if kind == "SubTotalLineDetail":
-                continue
-            if kind == "DiscountLineDetail":
-                total -= line["Amount"]
-            else:
-                total += line["Amount"]
-        tax = (obj.get("TxnTaxDetail") or {}).get("TotalTax")
-        if tax not in (None, ""):
-            total += money(tax, "TxnTaxDetail.TotalTax")
-        total = self._check_total(obj, total, "Invoice")
+            raise faults.required_param_missing("CustomerRef", owner)
+        customer = self._party(plan, obj, "CustomerRef", "Customer", owner)
+        total = self._check_total(obj, self._sales_lines(plan, obj, owner), owner)
         paid = self._paid_so_far(old)
         if total < paid:
             raise faults.business_validation(
-                f"Invoice total {total} is less than the {paid} already received on it.",
+                f"{owner} total {total} is less than the {paid} already applied to it.",
                 "TotalAmt",
             )
         obj["TotalAmt"] = total
         obj["Balance"] = total - paid
         self._txn_defaults(obj)
+        ar = self._control_account(plan, obj, "ARAccountRef", owner, "Accounts Receivable")
+        self._txn_currency(obj, party=customer, exact=(("ARAccountRef", ar),))
+        self._keep_settled_terms(obj, old, owner)
+        return customer
+
+    def prepare_invoice(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        self._prepare_sales_document(plan, obj, old, "Invoice")
         obj.setdefault("DueDate", obj["TxnDate"])
         obj.setdefault("EmailStatus", "NotSet")
         email = (obj.get("BillEmail") or {}).get("Address")
         if email is not None and len(email) > 100:
             raise faults.invalid_string_length("BillEmail.Address", 100, len(email))
 
+    def prepare_credit_memo(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        self._prepare_sales_document(plan, obj, old, "CreditMemo")
+        obj["RemainingCredit"] = obj["Balance"]
+
+    def _receipt(
+        self, plan: Plan, obj: dict[str, Any], owner: str, *, required_account: bool
+    ) -> None:
+        """A sales receipt (money in now) or refund receipt (money out now)."""
+        customer = None
+        if "CustomerRef" in obj:
+            customer = self._party(plan, obj, "CustomerRef", "Customer", owner)
+        total = self._check_total(obj, self._sales_lines(plan, obj, owner), owner)
+        if total < 0:
+            raise faults.business_validation(f"A {owner} cannot total less than zero.", "TotalAmt")
+        obj["TotalAmt"] = total
+        obj["Balance"] = ZERO
+        self._txn_defaults(obj)
+        field = "DepositToAccountRef"
+        account = None
+        if field in obj:
+            account = self._account(
+                plan, obj[field], field, f"A {owner}", BANK, "Other Current Asset"
+            )
+            obj[field] = self._fill_ref(plan, obj[field], field, "Account", owner)
+        elif required_account:
+            raise faults.required_param_missing(field, owner)
+        self._txn_currency(obj, party=customer, accounts=((field, account),))
+
+    def prepare_sales_receipt(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        self._receipt(plan, obj, "SalesReceipt", required_account=False)
+
+    def prepare_refund_receipt(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        # "DepositToAccountRef ... Account from which payment money is refunded." Required.
+        # (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/refundreceipt)
+        self._receipt(plan, obj, "RefundReceipt", required_account=True)
+
     def prepare_bill_payment(
         self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
     ) -> None:
         if "VendorRef" not in obj:
             raise faults.required_param_missing("VendorRef", "BillPayment")
-        obj["VendorRef"] = self._fill_ref(
-            plan, obj["VendorRef"], "VendorRef", "Vendor", "BillPayment"
-        )
+        vendor = self._party(plan, obj, "VendorRef", "Vendor", "BillPayment")
         pay_type = obj.get("PayType")
         if pay_type == "Check":
             check = obj.get("CheckPayment")
             if not isinstance(check, dict) or "BankAccountRef" not in check:
                 raise faults.required_param_missing("CheckPayment.BankAccountRef", "BillPayment")
-            self._account(
+            paid_from = self._account(
                 plan,
                 check["BankAccountRef"],
                 "CheckPayment.BankAccountRef",
@@ -543,11 +875,12 @@ class Books:
             )
             check.setdefault("PrintStatus", "NotSet")
             obj.pop("CreditCardPayment", None)
+            field = "CheckPayment.BankAccountRef"
         elif pay_type == "CreditCard":
             card = obj.get("CreditCardPayment")
             if not isinstance(card, dict) or "CCAccountRef" not in card:
                 raise faults.required_param_missing("CreditCardPayment.CCAccountRef", "BillPayment")
-            self._account(
+            paid_from = self._account(
                 plan,
                 card["CCAccountRef"],
                 "CreditCardPayment.CCAccountRef",
@@ -558,32 +891,14 @@ class Books:
                 plan, card["CCAccountRef"], "CCAccountRef", "Account", "BillPayment"
             )
             obj.pop("CheckPayment", None)
+            field = "CreditCardPayment.CCAccountRef"
         elif pay_type is None:
             raise faults.required_param_missing("PayType", "BillPayment")
         else:
             raise faults.invalid_value("PayType", f"{pay_type!r}: use Check or CreditCard")
         if "TotalAmt" not in obj:
             raise faults.required_param_missing("TotalAmt", "BillPayment")
-        lines = self._lines(obj, "BillPayment")
-        total = ZERO
-        for line in lines:
-            if line["Amount"] <= 0:
-                raise faults.business_validation(
-                    "A bill payment line must pay a positive amount.", "Line.Amount"
-                )
-            links = line.get("LinkedTxn") or []
-            if not links or not all(isinstance(link, dict) and link.get("TxnId") for link in links):
-                raise faults.required_param_missing("Line.LinkedTxn.TxnId", "BillPayment")
-            for link in links:
-                link.pop("TxnLineId", None)  # python-quickbooks sends 0 here; QBO ignores it
-                if link.get("TxnType", "Bill") != "Bill":
-                    raise faults.business_validation(
-                        f"A bill payment line links bills, not {link.get('TxnType')}.",
-                        "Line.LinkedTxn",
-                    )
-                link["TxnType"] = "Bill"
-                link["TxnId"] = str(link["TxnId"])
-            total += line["Amount"]
+        total = self._settlement_lines(obj, "BillPayment", BILL_PAYMENT_LINKS)
         total = self._check_total(obj, total, "BillPayment")
         if total <= 0:
             raise faults.business_validation(
@@ -591,46 +906,55 @@ class Books:
             )
         obj["TotalAmt"] = total
         self._txn_defaults(obj)
+        self._txn_currency(obj, party=vendor, accounts=((field, paid_from),))
+
+    def _settlement_lines(
+        self, obj: dict[str, Any], owner: str, kinds: dict[str, int], *, required: bool = True
+    ) -> Decimal:
+        """Lines of a payment, each linking one document it settles or one credit it applies;
+        the net amount they move."""
+        net = ZERO
+        default = next(iter(kinds))
+        for line in self._lines(obj, owner, required=required):
+            if line["Amount"] <= 0:
+                raise faults.business_validation(
+                    f"A {owner} line must apply a positive amount.", "Line.Amount"
+                )
+            links = line.get("LinkedTxn") or []
+            if not links or not all(isinstance(link, dict) and link.get("TxnId") for link in links):
+                raise faults.required_param_missing("Line.LinkedTxn.TxnId", owner)
+            for link in links:
+                link.pop("TxnLineId", None)  # python-quickbooks sends 0 here; QBO ignores it
+                kind = link.get("TxnType", default)
+                if kind not in kinds:
+                    raise faults.business_validation(
+                        f"A {owner} line links {' or '.join(kinds)}, not {kind}.",
+                        "Line.LinkedTxn",
+                    )
+                link["TxnType"] = kind
+                link["TxnId"] = str(link["TxnId"])
+            net += kinds[links[0]["TxnType"]] * line["Amount"]
+        return net
 
     def prepare_payment(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if "CustomerRef" not in obj:
             raise faults.required_param_missing("CustomerRef", "Payment")
-        obj["CustomerRef"] = self._fill_ref(
-            plan, obj["CustomerRef"], "CustomerRef", "Customer", "Payment"
-        )
+        customer = self._party(plan, obj, "CustomerRef", "Customer", "Payment")
         if "TotalAmt" not in obj:
             raise faults.required_param_missing("TotalAmt", "Payment")
         total = money(obj["TotalAmt"], "TotalAmt")
         if total < 0:
             raise faults.business_validation("A payment cannot be negative.", "TotalAmt")
-        lines = self._lines(obj, "Payment", required=False)
-        applied = ZERO
-        for line in lines:
-            if line["Amount"] <= 0:
-                raise faults.business_validation(
-                    "A payment line must apply a positive amount.", "Line.Amount"
-                )
-            links = line.get("LinkedTxn") or []
-            if not links or not all(isinstance(link, dict) and link.get("TxnId") for link in links):
-                raise faults.required_param_missing("Line.LinkedTxn.TxnId", "Payment")
-            for link in links:
-                link.pop("TxnLineId", None)
-                if link.get("TxnType", "Invoice") != "Invoice":
-                    raise faults.business_validation(
-                        f"A payment line links invoices, not {link.get('TxnType')}.",
-                        "Line.LinkedTxn",
-                    )
-                link["TxnType"] = "Invoice"
-                link["TxnId"] = str(link["TxnId"])
-            applied += line["Amount"]
+        applied = self._settlement_lines(obj, "Payment", PAYMENT_LINKS, required=False)
         if applied > total:
             raise faults.business_validation(
                 f"Payment TotalAmt {total} is less than the {applied} its lines apply.", "TotalAmt"
             )
         obj["TotalAmt"] = total
         obj["UnappliedAmt"] = total - applied
+        account = None
         if "DepositToAccountRef" in obj:
-            self._account(
+            account = self._account(
                 plan,
                 obj["DepositToAccountRef"],
                 "DepositToAccountRef",
@@ -643,6 +967,7 @@ class Books:
             )
         obj.setdefault("ProcessPayment", False)
         self._txn_defaults(obj)
+        self._txn_currency(obj, party=customer, accounts=(("DepositToAccountRef", account),))
 
     def prepare_purchase(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         kind = obj.get("PaymentType")
@@ -653,202 +978,532 @@ class Books:
         if "AccountRef" not in obj:
             raise faults.required_param_missing("AccountRef", "Purchase")
         wanted = CARD if kind == "CreditCard" else BANK
-        self._account(plan, obj["AccountRef"], "AccountRef", f"A {kind} purchase", wanted)
+        paid_from = self._account(
+            plan, obj["AccountRef"], "AccountRef", f"A {kind} purchase", wanted
+        )
         obj["AccountRef"] = self._fill_ref(
             plan, obj["AccountRef"], "AccountRef", "Account", "Purchase"
         )
+        party = None
         if "EntityRef" in obj:
             target = {"Customer": "Customer"}.get(str(obj["EntityRef"].get("type")), "Vendor")
+            party = self._referent(plan, obj["EntityRef"], "EntityRef", target, owner="Purchase")
             obj["EntityRef"] = self._fill_ref(
                 plan, obj["EntityRef"], "EntityRef", target, "Purchase"
             )
-        lines = self._lines(obj, "Purchase")
         total = ZERO
-        for line in lines:
+        for line in self._lines(obj, "Purchase"):
             detail = line.get("AccountBasedExpenseLineDetail")
             if isinstance(detail, dict) and "AccountRef" in detail:
                 detail["AccountRef"] = self._fill_ref(
                     plan, detail["AccountRef"], "AccountRef", "Account", "Purchase"
                 )
+            item_detail = line.get("ItemBasedExpenseLineDetail")
+            if isinstance(item_detail, dict) and "ItemRef" in item_detail:
+                item_detail["ItemRef"] = self._fill_ref(
+                    plan, item_detail["ItemRef"], "ItemRef", "Item", "Purchase"
+                )
             total += line["Amount"]
         obj["TotalAmt"] = self._check_total(obj, total, "Purchase")
         obj.setdefault("Credit", False)
         self._txn_defaults(obj)
+        self._txn_currency(obj, party=party, accounts=(("AccountRef", paid_from),))
 
     def prepare_deposit(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if "DepositToAccountRef" not in obj:
             raise faults.required_param_missing("DepositToAccountRef", "Deposit")
-        self._account(plan, obj["DepositToAccountRef"], "DepositToAccountRef", "A deposit", BANK)
+        to = self._account(
+            plan, obj["DepositToAccountRef"], "DepositToAccountRef", "A deposit", BANK
+        )
         obj["DepositToAccountRef"] = self._fill_ref(
             plan, obj["DepositToAccountRef"], "DepositToAccountRef", "Account", "Deposit"
         )
-        lines = self._lines(obj, "Deposit")
+        sources: list[tuple[str, dict[str, Any] | None]] = []
         total = ZERO
-        for line in lines:
+        for line in self._lines(obj, "Deposit"):
             detail = line.get("DepositLineDetail")
             if isinstance(detail, dict) and "AccountRef" in detail:
+                sources.append(
+                    (
+                        "Line.DepositLineDetail.AccountRef",
+                        self._referent(
+                            plan, detail["AccountRef"], "AccountRef", "Account", owner="Deposit"
+                        ),
+                    )
+                )
                 detail["AccountRef"] = self._fill_ref(
                     plan, detail["AccountRef"], "AccountRef", "Account", "Deposit"
                 )
             for link in line.get("LinkedTxn") or []:
-                if not isinstance(link, dict) or link.get("TxnType") != "Payment":
+                kind = link.get("TxnType") if isinstance(link, dict) else None
+                if kind not in DEPOSITABLE:
                     raise faults.business_validation(
-                        "A deposit line links payments only.", "Line.LinkedTxn"
+                        "A deposit line links payments or sales receipts only.", "Line.LinkedTxn"
                     )
-                if plan.get("Payment", str(link.get("TxnId"))) is None:
-                    raise faults.object_not_found(
-                        "Payment", str(link.get("TxnId")), "Line.LinkedTxn"
-                    )
+                if plan.get(kind, str(link.get("TxnId"))) is None:
+                    raise faults.object_not_found(kind, str(link.get("TxnId")), "Line.LinkedTxn")
                 link["TxnId"] = str(link["TxnId"])
             total += line["Amount"]
         obj["TotalAmt"] = self._check_total(obj, total, "Deposit")
         self._txn_defaults(obj)
+        if "CurrencyRef" not in obj:  # a deposit is in its bank account's currency
+            obj["CurrencyRef"] = to.get("CurrencyRef") or currency.currency_ref(
+                ledger.home_currency(self.realm)
+            )
+        self._txn_currency(obj, accounts=(("DepositToAccountRef", to), *sources))
+
+    def prepare_transfer(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        ends = []
+        for field in ("FromAccountRef", "ToAccountRef"):
+            if field not in obj:
+                raise faults.required_param_missing(field, "Transfer")
+            ends.append(self._referent(plan, obj[field], field, "Account", owner="Transfer"))
+            obj[field] = self._fill_ref(plan, obj[field], field, "Account", "Transfer")
+        if ends[0]["Id"] == ends[1]["Id"]:
+            raise faults.business_validation(
+                "A transfer moves money between two different accounts.", "ToAccountRef"
+            )
+        if "Amount" not in obj:
+            raise faults.required_param_missing("Amount", "Transfer")
+        obj["Amount"] = money(obj["Amount"], "Amount")
+        if obj["Amount"] <= 0:
+            raise faults.business_validation("A transfer moves a positive amount.", "Amount")
+        self._txn_defaults(obj)
+        home = ledger.home_currency(self.realm)
+        codes = {ledger.currency_of(end, home) for end in ends}
+        if len(codes) > 1:
+            # The sandbox records transfers between accounts of one currency only.
+            raise currency.one_foreign_currency(
+                f"{ends[0].get('Name')} is in {ledger.currency_of(ends[0], home)} and "
+                f"{ends[1].get('Name')} in {ledger.currency_of(ends[1], home)}.",
+                "ToAccountRef",
+            )
+        obj["CurrencyRef"] = currency.currency_ref(codes.pop())
+        self._txn_currency(obj)
+
+    def prepare_journal_entry(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        debits = credits = ZERO
+        used: list[tuple[str, dict[str, Any] | None]] = []
+        for line in self._lines(obj, "JournalEntry"):
+            if line.get("DetailType") == "DescriptionOnly":
+                continue
+            detail = line.get("JournalEntryLineDetail")
+            if not isinstance(detail, dict):
+                raise faults.required_param_missing("Line.JournalEntryLineDetail", "JournalEntry")
+            posting = detail.get("PostingType")
+            if posting not in ("Debit", "Credit"):
+                raise faults.invalid_value("PostingType", f"{posting!r}: use Debit or Credit")
+            if "AccountRef" not in detail:
+                raise faults.required_param_missing(
+                    "Line.JournalEntryLineDetail.AccountRef", "JournalEntry"
+                )
+            used.append(
+                (
+                    "Line.JournalEntryLineDetail.AccountRef",
+                    self._referent(
+                        plan, detail["AccountRef"], "AccountRef", "Account", owner="JournalEntry"
+                    ),
+                )
+            )
+            detail["AccountRef"] = self._fill_ref(
+                plan, detail["AccountRef"], "AccountRef", "Account", "JournalEntry"
+            )
+            entity = detail.get("Entity")
+            if isinstance(entity, dict) and isinstance(entity.get("EntityRef"), dict):
+                target = "Customer" if entity.get("Type") == "Customer" else "Vendor"
+                entity["EntityRef"] = self._fill_ref(
+                    plan, entity["EntityRef"], "EntityRef", target, "JournalEntry"
+                )
+            if line["Amount"] < 0:
+                raise faults.business_validation(
+                    "Journal entry line amounts cannot be negative; use the other PostingType.",
+                    "Line.Amount",
+                )
+            if posting == "Debit":
+                debits += line["Amount"]
+            else:
+                credits += line["Amount"]
+        if debits != credits:
+            raise unbalanced_journal_entry(debits, credits)
+        obj["TotalAmt"] = debits
+        obj.setdefault("Adjustment", False)
+        self._txn_defaults(obj)
+        self._txn_currency(obj, accounts=tuple(used))
+
+    def prepare_credit_card_payment(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        owner = "CreditCardPayment"
+        card_field, bank_field = "CreditCardAccountRef", "BankAccountRef"
+        for field in (card_field, bank_field):
+            if field not in obj:
+                raise faults.required_param_missing(field, owner)
+        card = self._account(plan, obj[card_field], card_field, "A credit card payment", CARD)
+        bank = self._account(plan, obj[bank_field], bank_field, "A credit card payment", BANK)
+        obj[card_field] = self._fill_ref(plan, obj[card_field], card_field, "Account", owner)
+        obj[bank_field] = self._fill_ref(plan, obj[bank_field], bank_field, "Account", owner)
+        party = None
+        if "VendorRef" in obj:
+            party = self._party(plan, obj, "VendorRef", "Vendor", owner)
+        if "Amount" not in obj:
+            raise faults.required_param_missing("Amount", owner)
+        obj["Amount"] = money(obj["Amount"], "Amount")
+        if obj["Amount"] <= 0:
+            raise faults.business_validation("A card payment pays a positive amount.", "Amount")
+        self._txn_defaults(obj)
+        self._txn_currency(obj, party=party, exact=((card_field, card), (bank_field, bank)))
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    def prepare_item(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        name = obj.get("Name")
+        if not name:
+            raise faults.required_param_missing("Name", "Item")
+        for item in self.realm.iter("Item"):
+            if item.get("Name") == name and (old is None or item["Id"] != old["Id"]):
+                raise faults.duplicate_name(name)
+        kind = obj.setdefault("Type", "Service")
+        if kind == "Inventory":
+            raise faults.business_validation(
+                "The sandbox does not track inventory quantities; make the item Service or "
+                "NonInventory.",
+                "Type",
+            )
+        if kind not in ("Service", "NonInventory", "Category", "Group"):
+            raise faults.invalid_value("Type", f"{kind!r}: use Service or NonInventory")
+        for field in ("IncomeAccountRef", "ExpenseAccountRef"):
+            if field in obj:
+                obj[field] = self._fill_ref(plan, obj[field], field, "Account", "Item")
+        if kind == "Service" and "IncomeAccountRef" not in obj:
+            # "IncomeAccountRef ... Conditionally required for Inventory and Service items."
+            raise faults.required_param_missing("IncomeAccountRef", "Item")
+        obj.setdefault("FullyQualifiedName", name)
+        obj.setdefault("Active", True)
+        obj.setdefault("Taxable", False)
+        obj.setdefault("TrackQtyOnHand", False)
+        for field in ("UnitPrice", "PurchaseCost"):
+            if field in obj:
+                obj[field] = _decimal(obj[field], field)
+
+    def prepare_term(self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        name = obj.get("Name")
+        if not name:
+            raise faults.required_param_missing("Name", "Term")
+        for term in self.realm.iter("Term"):
+            if term.get("Name") == name and (old is None or term["Id"] != old["Id"]):
+                raise faults.duplicate_name(name)
+        obj.setdefault("Active", True)
+        obj.setdefault("Type", "STANDARD")
+        if obj["Type"] == "STANDARD":
+            obj.setdefault("DueDays", 0)
+            obj.setdefault("DiscountPercent", 0)
+            obj.setdefault("DiscountDays", 0)
+
+    def prepare_company_currency(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        code = str(obj.get("Code") or "")
+        if not code:
+            raise faults.required_param_missing("Code", "CompanyCurrency")
+        if len(code) != 3 or not code.isalpha() or not code.isupper():
+            raise faults.invalid_value("Code", f"{code!r} is not an ISO 4217 currency code")
+        home = ledger.home_currency(self.realm)
+        if not ledger.multicurrency_enabled(self.realm):
+            raise currency.multicurrency_off(code, home, "Code")
+        if code == home:
+            raise faults.business_validation(
+                f"{code} is the home currency; it needs no CompanyCurrency.", "Code"
+            )
+        for other in self.realm.iter("CompanyCurrency"):
+            if other.get("Code") == code and (old is None or other["Id"] != old["Id"]):
+                raise faults.duplicate_name(code)
+        if old is not None and old.get("Code") != code:
+            raise faults.business_validation("A currency's Code cannot change.", "Code")
+        obj["Name"] = currency.CURRENCY_NAMES.get(code, obj.get("Name") or code)
+        obj.setdefault("Active", True)
+
+    def prepare_preferences(
+        self, plan: Plan, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        # QuickBooks turns multicurrency on in its settings screen, and once on it "cannot be
+        # disabled" (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies);
+        # Intuit's Preferences reference does not list CurrencyPrefs among the writable fields. The
+        # sandbox also takes the switch (off to on only) through this update, for tests.
+        before = (old or {}).get("CurrencyPrefs") or {}
+        wanted = obj.get("CurrencyPrefs") or {}
+        was_on = before.get("MultiCurrencyEnabled") is True
+        if was_on and wanted.get("MultiCurrencyEnabled") is False:
+            raise faults.business_validation(
+                "Multicurrency cannot be turned off once it is on.", "MultiCurrencyEnabled"
+            )
+        home = ledger._ref(before.get("HomeCurrency")) or ledger.home_currency(self.realm)
+        asked = ledger._ref(wanted.get("HomeCurrency")) or home
+        if asked != home and any(
+            self.realm.count(entity) for entity in ledger.TRANSACTION_ENTITIES
+        ):
+            raise faults.business_validation(
+                f"The home currency is {home} and the company has transactions; it cannot change.",
+                "HomeCurrency",
+            )
+        obj["CurrencyPrefs"] = {
+            "MultiCurrencyEnabled": was_on or wanted.get("MultiCurrencyEnabled") is True,
+            "HomeCurrency": {"value": asked},
+        }
+
+    def set_exchange_rate(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST /exchangerate: set the company's rate for a currency and date (QuickBooks keys a
+        rate by SourceCurrencyCode and AsOfDate; there is no create, only this update)."""
+        home = ledger.home_currency(self.realm)
+        code = str(obj.get("SourceCurrencyCode") or "")
+        for field in ("SourceCurrencyCode", "AsOfDate", "Rate"):
+            if obj.get(field) in (None, ""):
+                raise faults.required_param_missing(field, "ExchangeRate")
+        if not ledger.multicurrency_enabled(self.realm):
+            raise currency.multicurrency_off(code, home, "SourceCurrencyCode")
+        if code == home:
+            # "Setting an exchange rate for the home currency ... results in a validation error."
+            raise faults.business_validation(
+                f"{code} is the home currency: its rate is always 1.", "SourceCurrencyCode"
+            )
+        currency.check_currency(self.realm, code, "SourceCurrencyCode")
+        self._check_date(obj, "AsOfDate")
+        day = date.fromisoformat(str(obj["AsOfDate"])[:10])
+        rate = currency.parse_rate(obj["Rate"], "Rate")
+        existing = currency.find_rate(self.realm, code, day)
+        body = {
+            "SourceCurrencyCode": code,
+            "TargetCurrencyCode": home,
+            "AsOfDate": day.isoformat(),
+            "Rate": rate,
+        }
+        if existing is None:
+            saved = self.realm.insert("ExchangeRate", body)
+        else:
+            saved = self.realm.put("ExchangeRate", {**existing, **body})
+        # QuickBooks' ExchangeRate has no Id (a rate is keyed by currency and date); the store's
+        # own stays inside.
+        return {k: v for k, v in saved.items() if k != "Id"}
+
+    def enable_multicurrency(
+        self, currencies: list[str], home: str | None = None
+    ) -> dict[str, Any]:
+        """Turn multicurrency on, as a company's admin does in QuickBooks' settings (the API cannot:
+        CurrencyPrefs are read-only there), and add `currencies` as CompanyCurrency. Adds the
+        Exchange Gain or Loss account. The home currency can be chosen only before any
+        transaction exists. Returns the Preferences."""
+        with self.realm.lock:
+            prefs = ledger.preferences(self.realm)
+            stored = copy_obj(prefs) if prefs is not None else None
+            current = stored or currency.default_preferences()
+            old_home = ledger.home_currency(self.realm)
+            if home is not None and home != old_home:
+                if any(self.realm.count(entity) for entity in ledger.TRANSACTION_ENTITIES):
+                    raise faults.business_validation(
+                        f"The home currency is {old_home} and the company has transactions; it "
+                        "cannot change.",
+                        "HomeCurrency",
+                    )
+                if len(home) != 3 or not home.isalpha() or not home.isupper():
+                    raise faults.invalid_value("HomeCurrency", f"{home!r} is not a currency code")
+            prefs_now = copy_obj(current)
+            prefs_now["CurrencyPrefs"] = {
+                "MultiCurrencyEnabled": True,
+                "HomeCurrency": {"value": home or old_home},
+            }
+            if stored is None:
+                saved = self.realm.insert("Preferences", prefs_now)
+            else:
+                saved = self.realm.put("Preferences", prefs_now)
+            self._system_account("fx")
+            for code in currencies:
+                if code == ledger.home_currency(self.realm) or code in currency.active_currencies(
+                    self.realm
+                ):
+                    continue
+                self.create("CompanyCurrency", {"Code": code})
+            return saved
+
+    # -- what only a valid write may add ------------------------------------------------------
+
+    def _complete(self, entity: str, obj: dict[str, Any]) -> None:
+        """After validation: the accounts QuickBooks creates on first use, HomeTotalAmt."""
+        if entity == "Preferences" and (obj.get("CurrencyPrefs") or {}).get("MultiCurrencyEnabled"):
+            self._system_account("fx")
+        if entity not in ledger.TRANSACTION_ENTITIES:
+            return
+        home = ledger.home_currency(self.realm)
+        code = ledger.currency_of(obj, home)
+        if entity in ("Bill", "VendorCredit") and "APAccountRef" not in obj:
+            obj["APAccountRef"] = self._system_ref("ap", code)
+        elif entity == "BillPayment":
+            self._system_account("ap", code)
+        elif entity in ("Invoice", "CreditMemo", "Payment"):
+            self._system_account("ar", code)
+        if entity in ("Payment", "SalesReceipt") and "DepositToAccountRef" not in obj:
+            self._system_account("undeposited")
+        if code != home and entity in ("BillPayment", "Payment", "JournalEntry"):
+            self._system_account("fx")
+        tax = (obj.get("TxnTaxDetail") or {}).get("TotalTax")
+        if tax not in (None, "") and money(tax, "TxnTaxDetail.TotalTax") != 0:
+            self._system_account("tax")
+        self._home_total(obj)
 
     # -- effects on other objects (sign +1 applies, -1 reverses) -------------------------------------
 
-    def effects_bill_payment(self, plan: Plan, payment: dict[str, Any], sign: int) -> None:
-        pay_type = payment.get("PayType")
-        link_type = "BillPaymentCheck" if pay_type == "Check" else "BillPaymentCreditCard"
-        owed: dict[str, Decimal] = {}
+    def _settle(
+        self,
+        plan: Plan,
+        payment: dict[str, Any],
+        sign: int,
+        *,
+        party_field: str,
+        kinds: dict[str, int],
+        link_type: str,
+    ) -> None:
+        """Apply (+1) or take back (-1) what a payment's lines do to the documents they link:
+        each settled bill or invoice, each applied vendor credit or credit memo, has its Balance
+        lowered and links the payment."""
+        home = ledger.home_currency(self.realm)
         for line in payment.get("Line", []):
             for link in line.get("LinkedTxn") or []:
-                bill_id = str(link["TxnId"])
-                bill = plan.get("Bill", bill_id)
-                if bill is None:
+                kind = str(link.get("TxnType"))
+                if kind not in kinds:
+                    continue
+                doc_id = str(link["TxnId"])
+                doc = plan.get(kind, doc_id)
+                if doc is None:
                     if sign < 0:
-                        continue  # the bill is gone; nothing left to restore on it
-                    raise faults.object_not_found("Bill", bill_id, "Line.LinkedTxn.TxnId")
+                        continue  # the document is gone; nothing left to restore on it
+                    raise faults.object_not_found(kind, doc_id, "Line.LinkedTxn.TxnId")
                 amount = money(line["Amount"], "Line.Amount")
-                balance = money(bill.get("Balance", 0), "Balance")
+                balance = money(doc.get("Balance", 0), "Balance")
                 if sign > 0:
-                    if bill.get("VendorRef", {}).get("value") != payment["VendorRef"]["value"]:
+                    if ledger._ref(doc.get(party_field)) != ledger._ref(payment.get(party_field)):
                         raise faults.business_validation(
-                            f"Bill {bill_id} belongs to another vendor than this payment's.",
+                            f"{kind} {doc_id} belongs to another "
+                            f"{'vendor' if party_field == 'VendorRef' else 'customer'} than this "
+                            "payment's.",
                             "Line.LinkedTxn",
                         )
-                    owed[bill_id] = owed.get(bill_id, ZERO) + amount
-                    if amount > balance:
-                        raise faults.business_validation(
-                            f"The payment of {amount} is more than bill {bill_id}'s open balance "
-                            f"of {balance}.",
-                            "Line.Amount",
-                        )
-                    bill["Balance"] = balance - amount
-                    links = list(bill.get("LinkedTxn") or [])
-                    links.append({"TxnId": payment["Id"], "TxnType": link_type})
-                    bill["LinkedTxn"] = links
-                else:
-                    total = money(bill.get("TotalAmt", 0), "TotalAmt")
-                    bill["Balance"] = min(total, balance + amount)
-                    bill["LinkedTxn"] = [
-                        link
-                        for link in bill.get("LinkedTxn") or []
-                        if str(link.get("TxnId")) != payment["Id"]
-                    ]
-                    if not bill["LinkedTxn"]:
-                        del bill["LinkedTxn"]
-        total = money(payment.get("TotalAmt", 0), "TotalAmt")
-        if pay_type == "Check":
-            ref = (payment.get("CheckPayment") or {}).get("BankAccountRef")
-            delta = -total
-        else:
-            ref = (payment.get("CreditCardPayment") or {}).get("CCAccountRef")
-            delta = total
-        account = plan.get("Account", str(ref["value"])) if isinstance(ref, dict) else None
-        if account is not None:
-            self._adjust_balance(account, delta * sign)
-
-    def effects_payment(self, plan: Plan, payment: dict[str, Any], sign: int) -> None:
-        for line in payment.get("Line", []):
-            for link in line.get("LinkedTxn") or []:
-                invoice_id = str(link["TxnId"])
-                invoice = plan.get("Invoice", invoice_id)
-                if invoice is None:
-                    if sign < 0:
-                        continue
-                    raise faults.object_not_found("Invoice", invoice_id, "Line.LinkedTxn.TxnId")
-                amount = money(line["Amount"], "Line.Amount")
-                balance = money(invoice.get("Balance", 0), "Balance")
-                if sign > 0:
-                    if (
-                        invoice.get("CustomerRef", {}).get("value")
-                        != payment["CustomerRef"]["value"]
-                    ):
-                        raise faults.business_validation(
-                            f"Invoice {invoice_id} belongs to another customer than this payment's.",
-                            "Line.LinkedTxn",
+                    if ledger.currency_of(doc, home) != ledger.currency_of(payment, home):
+                        raise currency.one_foreign_currency(
+                            f"{kind} {doc_id} is in {ledger.currency_of(doc, home)}; this payment "
+                            f"is in {ledger.currency_of(payment, home)}.",
+                            "CurrencyRef",
                         )
                     if amount > balance:
                         raise faults.business_validation(
-                            f"The payment of {amount} is more than invoice {invoice_id}'s open "
+                            f"The payment of {amount} is more than {kind} {doc_id}'s open "
                             f"balance of {balance}.",
                             "Line.Amount",
                         )
-                    invoice["Balance"] = balance - amount
-                    links = list(invoice.get("LinkedTxn") or [])
-                    links.append({"TxnId": payment["Id"], "TxnType": "Payment"})
-                    invoice["LinkedTxn"] = links
+                    doc["Balance"] = balance - amount
+                    links = list(doc.get("LinkedTxn") or [])
+                    links.append({"TxnId": payment["Id"], "TxnType": link_type})
+                    doc["LinkedTxn"] = links
                 else:
-                    total = money(invoice.get("TotalAmt", 0), "TotalAmt")
-                    invoice["Balance"] = min(total, balance + amount)
-                    invoice["LinkedTxn"] = [
-                        link
-                        for link in invoice.get("LinkedTxn") or []
-                        if str(link.get("TxnId")) != payment["Id"]
+                    total = money(doc.get("TotalAmt", 0), "TotalAmt")
+                    doc["Balance"] = min(total, balance + amount)
+                    doc["LinkedTxn"] = [
+                        other
+                        for other in doc.get("LinkedTxn") or []
+                        if str(other.get("TxnId")) != payment["Id"]
                     ]
-        ref = payment.get("DepositToAccountRef")
-        account = (
-            plan.get("Account", str(ref["value"]))
-            if isinstance(ref, dict)
-            else self._undeposited_funds(plan)
-        )
-        if account is not None:
-            self._adjust_balance(account, money(payment.get("TotalAmt", 0), "TotalAmt") * sign)
+                    if not doc["LinkedTxn"] and kind != "Invoice":
+                        del doc["LinkedTxn"]
+                if "RemainingCredit" in doc or kind == "CreditMemo":
+                    doc["RemainingCredit"] = doc["Balance"]
+                self._home_balance(doc)
 
-    def effects_purchase(self, plan: Plan, purchase: dict[str, Any], sign: int) -> None:
-        ref = purchase.get("AccountRef")
-        account = plan.get("Account", str(ref["value"])) if isinstance(ref, dict) else None
-        if account is None:
-            return
-        total = money(purchase.get("TotalAmt", 0), "TotalAmt")
-        outflow = -total if account.get("AccountType") == BANK else total
-        if purchase.get("Credit") is True:  # a refund runs the other way
-            outflow = -outflow
-        self._adjust_balance(account, outflow * sign)
+    def _home_balance(self, doc: dict[str, Any]) -> None:
+        home = ledger.home_currency(self.realm)
+        if ledger.currency_of(doc, home) != home:
+            doc["HomeBalance"] = ledger.to_home(
+                money(doc.get("Balance", 0), "Balance"), ledger.rate_of(doc)
+            )
+
+    def effects_bill_payment(self, plan: Plan, payment: dict[str, Any], sign: int) -> None:
+        link_type = (
+            "BillPaymentCheck" if payment.get("PayType") == "Check" else "BillPaymentCreditCard"
+        )
+        self._settle(
+            plan,
+            payment,
+            sign,
+            party_field="VendorRef",
+            kinds=BILL_PAYMENT_LINKS,
+            link_type=link_type,
+        )
+
+    def effects_payment(self, plan: Plan, payment: dict[str, Any], sign: int) -> None:
+        self._settle(
+            plan,
+            payment,
+            sign,
+            party_field="CustomerRef",
+            kinds=PAYMENT_LINKS,
+            link_type="Payment",
+        )
 
     def effects_deposit(self, plan: Plan, deposit: dict[str, Any], sign: int) -> None:
-        ref = deposit.get("DepositToAccountRef")
-        account = plan.get("Account", str(ref["value"])) if isinstance(ref, dict) else None
-        if account is not None:
-            self._adjust_balance(account, money(deposit.get("TotalAmt", 0), "TotalAmt") * sign)
-        undeposited = None
+        """A deposited payment or sales receipt links the deposit that banked it."""
         for line in deposit.get("Line", []):
             for link in line.get("LinkedTxn") or []:
-                if link.get("TxnType") != "Payment":
+                kind = link.get("TxnType")
+                if kind not in DEPOSITABLE:
                     continue
-                undeposited = undeposited or self._undeposited_funds(plan)
-                if undeposited is not None:
-                    self._adjust_balance(undeposited, -money(line["Amount"], "Line.Amount") * sign)
-                payment = plan.get("Payment", str(link["TxnId"]))
-                if payment is not None:
-                    others = [
-                        link
-                        for link in payment.get("LinkedTxn") or []
-                        if link.get("TxnId") != deposit["Id"]
-                    ]
-                    if sign > 0:
-                        others.append({"TxnId": deposit["Id"], "TxnType": "Deposit"})
-                    payment["LinkedTxn"] = others
+                banked = plan.get(kind, str(link["TxnId"]))
+                if banked is None:
+                    continue
+                others = [
+                    other
+                    for other in banked.get("LinkedTxn") or []
+                    if other.get("TxnId") != deposit["Id"]
+                ]
+                if sign > 0:
+                    others.append({"TxnId": deposit["Id"], "TxnType": "Deposit"})
+                banked["LinkedTxn"] = others
+
+
+def unbalanced_journal_entry(debits: Decimal, credits: Decimal) -> QBOFault:
+    """A journal entry whose debits and credits differ. Intuit's JournalEntry reference: "The
+    total of the debit column equals the total of the credit column" and "If a user provides
+    incorrect values such that the total amount on debit is not equal to total amount on credit,
+    an error is returned"
+    (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/journalentry).
+    The exact code is not published; 6000 is QuickBooks' business validation code."""
+    return faults.business_validation(
+        f"Transaction is not balanced: debits total {debits} and credits total {credits}. A "
+        "journal entry's debit lines must add up to its credit lines.",
+        "Line",
+    )
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    if isinstance(value, bool) or value in (None, ""):
+        raise faults.invalid_value(field, f"{value!r} is not a number")
+    try:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise faults.invalid_value(field, f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise faults.invalid_value(field, f"{value!r} is not a number")
+    return number
+
+
+DEPOSITABLE = ("Payment", "SalesReceipt")
 
 
 def _refuse_if_deposited(entity: str, obj: dict[str, Any]) -> None:
     # Its money has moved on to a bank account: undoing it here would unbalance the deposit.
-    if entity == "Payment" and any(
+    if entity in DEPOSITABLE and any(
         link.get("TxnType") == "Deposit" for link in obj.get("LinkedTxn") or []
     ):
         raise faults.business_validation(
-            f"Payment {obj['Id']} has been deposited; delete the deposit (or remove the payment "
-            "from it) first.",
+            f"{entity} {obj['Id']} has been deposited; delete the deposit (or remove it from the "
+            "deposit) first.",
             "Id",
         )
 
@@ -859,24 +1514,6 @@ def _has_payments(obj: dict[str, Any]) -> bool:
         for link in obj.get("LinkedTxn") or []
     )
 
-
-_CLASSIFICATION = {
-    "Bank": "Asset",
-    "Other Current Asset": "Asset",
-    "Fixed Asset": "Asset",
-    "Other Asset": "Asset",
-    "Accounts Receivable": "Asset",
-    "Equity": "Equity",
-    "Expense": "Expense",
-    "Other Expense": "Expense",
-    "Cost of Goods Sold": "Expense",
-    "Accounts Payable": "Liability",
-    "Credit Card": "Liability",
-    "Long Term Liability": "Liability",
-    "Other Current Liability": "Liability",
-    "Income": "Revenue",
-    "Other Income": "Revenue",
-}
 
 Preparer = Callable[[Books, Plan, dict[str, Any], "dict[str, Any] | None"], None]
 Effect = Callable[[Books, Plan, dict[str, Any], int], None]
@@ -891,11 +1528,21 @@ _PREPARERS: dict[str, Preparer] = {
     "Payment": Books.prepare_payment,
     "Purchase": Books.prepare_purchase,
     "Deposit": Books.prepare_deposit,
+    "SalesReceipt": Books.prepare_sales_receipt,
+    "RefundReceipt": Books.prepare_refund_receipt,
+    "Transfer": Books.prepare_transfer,
+    "JournalEntry": Books.prepare_journal_entry,
+    "VendorCredit": Books.prepare_vendor_credit,
+    "CreditMemo": Books.prepare_credit_memo,
+    "CreditCardPaymentTxn": Books.prepare_credit_card_payment,
+    "Item": Books.prepare_item,
+    "Term": Books.prepare_term,
+    "CompanyCurrency": Books.prepare_company_currency,
+    "Preferences": Books.prepare_preferences,
 }
 _EFFECTS: dict[str, Effect] = {
     "BillPayment": Books.effects_bill_payment,
     "Payment": Books.effects_payment,
-    "Purchase": Books.effects_purchase,
     "Deposit": Books.effects_deposit,
 }
 

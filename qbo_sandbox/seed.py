@@ -35,8 +35,13 @@ CENT = Decimal("0.01")
 USD = {"value": "USD", "name": "United States Dollar"}
 NON_TAXABLE = {"value": "NON"}
 HISTORY_DAYS = 365
-# QBO's Term ids in a fresh company (the Term entity itself is not modelled by the sandbox).
-TERMS: dict[str, tuple[str, int]] = {"Net 15": ("2", 15), "Net 30": ("3", 30), "Net 60": ("4", 60)}
+# QBO's Terms in a fresh company: name -> (Id, DueDays).
+TERMS: dict[str, tuple[str, int]] = {
+    "Due on receipt": ("1", 0),
+    "Net 15": ("2", 15),
+    "Net 30": ("3", 30),
+    "Net 60": ("4", 60),
+}
 
 # (key, Name, AccountType, AccountSubType, Classification, AcctNum)
 ACCOUNTS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -466,6 +471,25 @@ def render_company_info(realm: Realm, opened: datetime) -> dict[str, Any]:
             {"Name": "IsQbdtMigrated", "Value": "false"},
         ],
     }
+
+
+def load_lists(realm: Realm, opened: datetime, income: Account) -> None:
+    """The company's terms and the products it sells (each posting its sales to `income`), as of
+    the day it was opened. (Its Preferences come with the realm: home currency USD, multicurrency
+    off.)"""
+    for name, (term_id, days) in TERMS.items():
+        realm.load("Term", {
+            "Id": term_id, "Name": name, "Active": True, "Type": "STANDARD",
+            "DueDays": days, "DiscountPercent": 0, "DiscountDays": 0,
+        }, created=opened)
+    for item_id, name, price in names.PRODUCTS:
+        service = "Service" in name
+        realm.load("Item", {
+            "Id": item_id, "Name": name, "FullyQualifiedName": name, "Active": True,
+            "Type": "Service" if service else "NonInventory", "Description": name,
+            "UnitPrice": Decimal(price), "Taxable": False, "TrackQtyOnHand": False,
+            "IncomeAccountRef": income.ref(),
+        }, created=opened)
 
 
 def render_account(account: Account) -> dict[str, Any]:
@@ -1087,6 +1111,7 @@ class DefaultCompany:
             record.id = str(number)
         self.post_ledger()
         realm.load("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
+        load_lists(realm, self.opened_at, self.accounts["wholesale"])
         for record in records:
             entity, body = self.render(record)
             updated = None if isinstance(record, Party) else record.updated
@@ -1584,6 +1609,7 @@ class ScaledCompany:
         insert("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
         for account in a.values():
             insert("Account", render_account(account), created=account.created)
+        load_lists(realm, self.opened_at, a["wholesale"])
         for vendor in vendors:
             insert("Vendor", render_vendor(vendor), created=vendor.created)
         for customer in customers:

@@ -510,6 +510,18 @@ class Realm:
             self._event(name, oid, "Create", when)
             return stored
 
+    def install(self, entity: str, obj: dict[str, Any]) -> None:
+        """Store an object a company has from its creation (its Preferences), with the Id it
+        carries: no change event, and the Id counter of the objects people create is untouched."""
+        with self.lock:
+            stored = copy_obj(obj)
+            stamp = self.format_time(self.clock.now())
+            stored.setdefault("SyncToken", "0")
+            stored["domain"] = "QBO"
+            stored["sparse"] = False
+            stored["MetaData"] = {"CreateTime": stamp, "LastUpdatedTime": stamp}
+            self._tables[canonical_entity(entity)].add(stored, deferred=self._bulk_depth > 0)
+
     def get(self, entity: str, id: str) -> dict[str, Any] | None:
         obj = self._tables[canonical_entity(entity)].objects.get(str(id))
         return None if obj is None else copy_obj(obj)
@@ -645,6 +657,11 @@ class Store:
             if realm_id in self._realms:
                 raise ValueError(f"realm {realm_id} already exists: drop it first to recreate it")
             realm = Realm(realm_id, tz=ZoneInfo(tz), clock=self.clock, emit=self._emit)
+            # Every QuickBooks company has its Preferences from the start (home currency USD,
+            # multicurrency off); the query engine and GET /preferences read them.
+            from qbo_sandbox.currency import default_preferences  # builds on this module
+
+            realm.install("Preferences", default_preferences())
             self._realms[realm_id] = realm
             return realm
 

@@ -238,6 +238,7 @@ async def test_changes_are_batched_and_delivery_never_holds_up_the_api(quick_web
     assert [(e["name"], e["id"], e["operation"]) for e in entities] == [
         ("Bill", bill["Id"], "Update"),
         ("Bill", bill["Id"], "Delete"),
+        ("Account", bill["APAccountRef"]["value"], "Update"),  # A/P no longer owes it
     ]
 
 

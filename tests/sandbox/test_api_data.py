@@ -65,6 +65,31 @@ class Company:
         self.sales = account("Sales", "Income", "SalesOfProductIncome")
         self.rent = account("Rent", "Expense", "RentOrLeaseOfBuildings")
         self.cogs = account("Coffee Beans", "Cost of Goods Sold", "SuppliesMaterialsCogs")
+        self.equity = account("Opening Balance Equity", "Equity", "OpeningBalanceEquity", "4850.00")
+
+        def opening(account: dict[str, Any], posting: str, amount: str) -> dict[str, Any]:
+            return {
+                "Amount": Decimal(amount),
+                "DetailType": "JournalEntryLineDetail",
+                "JournalEntryLineDetail": {"PostingType": posting, "AccountRef": ref(account)},
+            }
+
+        # The opening balances above, as the books record them: against Opening Balance Equity.
+        realm.insert(
+            "JournalEntry",
+            {
+                "TxnDate": "2024-01-01",
+                "Line": [
+                    opening(self.checking, "Debit", "5000.00"),
+                    opening(self.card, "Credit", "150.00"),
+                    opening(self.equity, "Credit", "4850.00"),
+                ],
+            },
+        )
+        self.beans = realm.insert(
+            "Item",
+            {"Name": "Beans", "Type": "Service", "IncomeAccountRef": ref(self.sales), "Active": True},
+        )
         self.landlord = realm.insert("Vendor", {"DisplayName": "Hall Properties", "Active": True})
         self.roaster = realm.insert("Vendor", {"DisplayName": TRICKY_NAME, "Active": True})
         self.customer = realm.insert(
@@ -105,7 +130,7 @@ class Company:
                     "Amount": amount,
                     "DetailType": "SalesItemLineDetail",
                     "SalesItemLineDetail": {
-                        "ItemRef": {"value": "1", "name": "Beans"},
+                        "ItemRef": {"value": self.beans["Id"], "name": "Beans"},
                         "ItemAccountRef": ref(self.sales),
                     },
                 },
@@ -309,6 +334,8 @@ async def test_crud_with_full_and_sparse_updates(qbo, company, store):
         ("Vendor", "Update"),
         ("Vendor", "Update"),
         ("Bill", "Create"),
+        ("Account", "Update"),  # A/P owes the bill
+        ("Account", "Update"),  # and no longer does
         ("Bill", "Delete"),
     ]
 

@@ -1,0 +1,804 @@
+"""The sandbox keeps double-entry books: every write through the v3 API posts to its accounts.
+
+Each test writes through the real HTTP API (httpx over ASGI) to a small seeded company and checks
+the postings a transaction makes, the accounts' CurrentBalance, and that every balance-sheet
+account's CurrentBalance still equals the ledger rebuilt from all transactions
+(`ledger.balances`), after creates, updates, deletes and voids."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import simplejson
+
+from qbo_sandbox import ledger
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import SandboxConfig
+from qbo_sandbox.store import Realm
+
+D = Decimal
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    # A small scaled company: the same chart of accounts as the default one, seeded in milliseconds.
+    app = create_app(SandboxConfig(scale=5))
+    yield app
+    await app.aclose()
+
+
+@pytest.fixture
+async def http(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    async with sandbox.http_client() as client:
+        yield client
+
+
+class Books:
+    """The company as a bookkeeper sees it: accounts by name, writes through the API."""
+
+    def __init__(self, sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+        self.sandbox = sandbox
+        self.http = http
+        self.realm: Realm = sandbox.realm()
+
+    def account(self, name: str) -> dict[str, Any]:
+        found = [a for a in self.realm.iter("Account") if a["Name"] == name]
+        assert found, f"no account named {name!r}"
+        return dict(found[0])
+
+    def ref(self, name: str) -> dict[str, str]:
+        return {"value": self.account(name)["Id"]}
+
+    def balance(self, name: str) -> Decimal:
+        return D(self.account(name)["CurrentBalance"])
+
+    def balances(self, *names: str) -> dict[str, Decimal]:
+        return {name: self.balance(name) for name in names}
+
+    def first(self, entity: str, **match: Any) -> dict[str, Any]:
+        for obj in self.realm.iter(entity):
+            if all(obj.get(k) == v for k, v in match.items()):
+                return dict(obj)
+        raise AssertionError(f"no {entity} with {match}")
+
+    async def write(self, entity: str, body: dict[str, Any], **params: str) -> httpx.Response:
+        return await self.http.post(
+            self.sandbox.v3_path(entity.lower()),
+            content=simplejson.dumps(body, use_decimal=True),
+            headers={"Content-Type": "application/json"},
+            params=params,
+        )
+
+    async def create(self, entity: str, body: dict[str, Any], **params: str) -> dict[str, Any]:
+        response = await self.write(entity, body, **params)
+        assert response.status_code == 200, response.text
+        key = "CreditCardPaymentTxn" if entity == "CreditCardPayment" else entity
+        created: dict[str, Any] = _json(response)[key]
+        self.assert_books_balance()
+        return created
+
+    async def fault(self, entity: str, body: dict[str, Any], **params: str) -> dict[str, Any]:
+        response = await self.write(entity, body, **params)
+        assert response.status_code == 400, response.text
+        error: dict[str, Any] = _json(response)["Fault"]["Error"][0]
+        return error
+
+    async def delete(self, entity: str, obj: dict[str, Any]) -> None:
+        body = {"Id": obj["Id"], "SyncToken": obj["SyncToken"]}
+        response = await self.write(entity, body, operation="delete")
+        assert response.status_code == 200, response.text
+        self.assert_books_balance()
+
+    async def void(self, entity: str, obj: dict[str, Any]) -> dict[str, Any]:
+        body = {"Id": obj["Id"], "SyncToken": obj["SyncToken"], "sparse": True}
+        response = await self.write(entity, body, operation="update", include="void")
+        assert response.status_code == 200, response.text
+        self.assert_books_balance()
+        voided: dict[str, Any] = _json(response)[entity]
+        return voided
+
+    def postings(self, entity: str, obj: dict[str, Any]) -> dict[str, Decimal]:
+        """A transaction's postings as account name -> home amount (debit +)."""
+        stored = self.realm.get(entity, obj["Id"])
+        assert stored is not None
+        names = {a["Id"]: a["Name"] for a in self.realm.iter("Account")}
+        out: dict[str, Decimal] = defaultdict(Decimal)
+        for posting in ledger.postings_of(self.realm, entity, stored):
+            out[names[posting.account_id]] += posting.amount
+        return dict(out)
+
+    def assert_books_balance(self) -> None:
+        """Every transaction's postings sum to zero, and each balance-sheet account's
+        CurrentBalance is what the ledger says (in the account's own currency)."""
+        home = ledger.home_currency(self.realm)
+        per_txn: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        own: dict[str, Decimal] = defaultdict(Decimal)
+        everything = ledger.postings(self.realm)
+        accounts = {a["Id"]: a for a in self.realm.iter("Account")}
+        for posting in everything:
+            per_txn[(posting.txn_type, posting.txn_id)] += posting.amount
+            account = accounts[posting.account_id]
+            if ledger.currency_of(account, home) == home:
+                own[posting.account_id] += posting.amount
+            elif posting.currency == ledger.currency_of(account, home):
+                own[posting.account_id] += posting.foreign_amount or D(0)
+        assert {k: v for k, v in per_txn.items() if v} == {}
+        for account_id, account in accounts.items():
+            expected = ledger.current_balance(account, own.get(account_id, D("0.00")))
+            assert D(account["CurrentBalance"]) == expected, account["Name"]
+        balances = ledger.balances(self.realm)
+        assert sum(balances.values(), D(0)) == 0  # a trial balance
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = simplejson.loads(response.text, use_decimal=True)
+    return body
+
+
+@pytest.fixture
+def books(sandbox: Sandbox, http: httpx.AsyncClient) -> Books:
+    company = Books(sandbox, http)
+    company.assert_books_balance()
+    return company
+
+
+def expense_line(books: Books, account: str, amount: str) -> dict[str, Any]:
+    return {
+        "Amount": amount,
+        "DetailType": "AccountBasedExpenseLineDetail",
+        "AccountBasedExpenseLineDetail": {"AccountRef": books.ref(account)},
+    }
+
+
+def item_line(item_id: str, amount: str) -> dict[str, Any]:
+    return {
+        "Amount": amount,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": item_id}},
+    }
+
+
+AP, AR = "Accounts Payable (A/P)", "Accounts Receivable (A/R)"
+CHECKING, SAVINGS, CARD = "Checking", "Savings", "Chase Ink Business Card"
+UNDEPOSITED, SALES, EQUITY = "Undeposited Funds", "Wholesale Coffee Sales", "Opening Balance Equity"
+
+
+# -- seeded books ----------------------------------------------------------------------------------
+
+
+def test_seeded_companies_balances_equal_their_ledger() -> None:
+    for config in (SandboxConfig(), SandboxConfig(scale=300)):
+        realm = create_app(config).realm()
+        balances = ledger.balances(realm)
+        for account in realm.iter("Account"):
+            expected = ledger.current_balance(account, balances.get(account["Id"], D("0.00")))
+            assert account["CurrentBalance"] == expected, account["Name"]
+        open_bills = sum((b["Balance"] for b in realm.iter("Bill")), D(0))
+        ap = next(a for a in realm.iter("Account") if a["AccountType"] == "Accounts Payable")
+        assert ap["CurrentBalance"] == open_bills
+        # Opening balances are transactions against Opening Balance Equity, dated at the start.
+        equity = next(a for a in realm.iter("Account") if a["Name"] == EQUITY)
+        assert equity["CurrentBalance"] > 0
+        assert -balances[equity["Id"]] == equity["CurrentBalance"]
+
+
+# -- bills and what pays them ----------------------------------------------------------------------
+
+
+async def test_bill_and_its_payments_move_ap_expense_and_bank(books: Books) -> None:
+    vendor = books.first("Vendor")
+    before = books.balances(AP, CHECKING)
+    bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": vendor["Id"]},
+            "TxnDate": "2026-11-02",
+            "Line": [
+                expense_line(books, "Rent or Lease", "600.00"),
+                expense_line(books, "Utilities", "400.00"),
+            ],
+        },
+    )
+    assert books.postings("Bill", bill) == {
+        "Rent or Lease": D("600.00"),
+        "Utilities": D("400.00"),
+        AP: D("-1000.00"),
+    }
+    assert books.balance(AP) == before[AP] + D("1000.00")
+
+    payment = await books.create(
+        "BillPayment",
+        {
+            "VendorRef": {"value": vendor["Id"]},
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+            "TotalAmt": "400.00",
+            "TxnDate": "2026-11-20",
+            "Line": [{"Amount": "400.00", "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]}],
+        },
+    )
+    assert books.postings("BillPayment", payment) == {AP: D("400.00"), CHECKING: D("-400.00")}
+    assert books.balances(AP, CHECKING) == {
+        AP: before[AP] + D("600.00"),
+        CHECKING: before[CHECKING] - D("400.00"),
+    }
+    # A/P is what the open bills still owe.
+    assert books.balance(AP) == sum((b["Balance"] for b in books.realm.iter("Bill")), D(0))
+
+    # Raising the bill raises what is owed; its payment stands.
+    bill = books.first("Bill", Id=bill["Id"])
+    raised = {
+        **bill,
+        "Line": [
+            expense_line(books, "Rent or Lease", "800.00"),
+            expense_line(books, "Utilities", "400.00"),
+        ],
+    }
+    raised.pop("TotalAmt")
+    bill = await books.create("Bill", raised)
+    assert bill["Balance"] == D("800.00")
+    assert books.balance(AP) == before[AP] + D("800.00")
+
+    # Voiding the payment gives the money back to the bank and the debt back to A/P.
+    await books.void("BillPayment", books.first("BillPayment", Id=payment["Id"]))
+    assert books.balances(AP, CHECKING) == {
+        AP: before[AP] + D("1200.00"),
+        CHECKING: before[CHECKING],
+    }
+    await books.delete("Bill", books.first("Bill", Id=bill["Id"]))
+    assert books.balances(AP, CHECKING) == before
+
+
+async def test_a_refused_write_changes_no_balance(books: Books) -> None:
+    open_bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": books.first("Vendor")["Id"]},
+            "Line": [expense_line(books, "Rent or Lease", "300.00")],
+        },
+    )
+    before = books.balances(AP, CHECKING)
+    error = await books.fault(
+        "BillPayment",
+        {
+            "VendorRef": open_bill["VendorRef"],
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+            "TotalAmt": str(open_bill["Balance"] + D("0.01")),
+            "Line": [
+                {
+                    "Amount": str(open_bill["Balance"] + D("0.01")),
+                    "LinkedTxn": [{"TxnId": open_bill["Id"], "TxnType": "Bill"}],
+                }
+            ],
+        },
+    )
+    assert error["code"] == "6000"
+    assert books.balances(AP, CHECKING) == before
+    books.assert_books_balance()
+
+
+async def test_card_charges_raise_the_card_and_a_card_payment_lowers_it(books: Books) -> None:
+    vendor = books.first("Vendor")
+    before = books.balances(CARD, CHECKING)
+    charge = await books.create(
+        "Purchase",
+        {
+            "PaymentType": "CreditCard",
+            "AccountRef": books.ref(CARD),
+            "EntityRef": {"value": vendor["Id"], "type": "Vendor"},
+            "TxnDate": "2026-11-03",
+            "Line": [expense_line(books, "Office Supplies", "250.00")],
+        },
+    )
+    assert books.postings("Purchase", charge) == {
+        "Office Supplies": D("250.00"),
+        CARD: D("-250.00"),
+    }
+    assert books.balance(CARD) == before[CARD] + D("250.00")  # owed on the card
+
+    refund = await books.create(
+        "Purchase",
+        {
+            "PaymentType": "CreditCard",
+            "Credit": True,
+            "AccountRef": books.ref(CARD),
+            "TxnDate": "2026-11-04",
+            "Line": [expense_line(books, "Office Supplies", "50.00")],
+        },
+    )
+    assert books.postings("Purchase", refund) == {"Office Supplies": D("-50.00"), CARD: D("50.00")}
+
+    paid = await books.create(
+        "CreditCardPayment",
+        {
+            "CreditCardAccountRef": books.ref(CARD),
+            "BankAccountRef": books.ref(CHECKING),
+            "Amount": "200.00",
+            "TxnDate": "2026-11-12",
+        },
+    )
+    assert paid["Amount"] == D("200.00") and paid["CurrencyRef"]["value"] == "USD"
+    assert books.postings("CreditCardPaymentTxn", paid) == {
+        CARD: D("200.00"),
+        CHECKING: D("-200.00"),
+    }
+    assert books.balances(CARD, CHECKING) == {
+        CARD: before[CARD],
+        CHECKING: before[CHECKING] - D("200.00"),
+    }
+    read = await books.http.get(books.sandbox.v3_path(f"creditcardpayment/{paid['Id']}"))
+    assert _json(read)["CreditCardPaymentTxn"]["Id"] == paid["Id"]
+    await books.delete("CreditCardPayment", books.first("CreditCardPaymentTxn", Id=paid["Id"]))
+    assert books.balance(CHECKING) == before[CHECKING]
+
+
+async def test_vendor_credit_lowers_ap_and_what_a_bill_payment_takes_from_the_bank(
+    books: Books,
+) -> None:
+    vendor = books.first("Vendor")
+    bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": vendor["Id"]},
+            "TxnDate": "2026-11-01",
+            "Line": [expense_line(books, "Repairs & Maintenance", "500.00")],
+        },
+    )
+    before = books.balances(AP, CHECKING)
+    credit = await books.create(
+        "VendorCredit",
+        {
+            "VendorRef": {"value": vendor["Id"]},
+            "TxnDate": "2026-11-05",
+            "Line": [expense_line(books, "Repairs & Maintenance", "120.00")],
+        },
+    )
+    assert credit["Balance"] == D("120.00")
+    assert books.postings("VendorCredit", credit) == {
+        "Repairs & Maintenance": D("-120.00"),
+        AP: D("120.00"),
+    }
+    assert books.balance(AP) == before[AP] - D("120.00")
+    payment = await books.create(
+        "BillPayment",
+        {
+            "VendorRef": {"value": vendor["Id"]},
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+            "TotalAmt": "380.00",
+            "Line": [
+                {"Amount": "500.00", "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]},
+                {
+                    "Amount": "120.00",
+                    "LinkedTxn": [{"TxnId": credit["Id"], "TxnType": "VendorCredit"}],
+                },
+            ],
+        },
+    )
+    assert books.postings("BillPayment", payment) == {AP: D("380.00"), CHECKING: D("-380.00")}
+    assert books.first("Bill", Id=bill["Id"])["Balance"] == 0
+    assert books.first("VendorCredit", Id=credit["Id"])["Balance"] == 0
+    assert books.balances(AP, CHECKING) == {
+        AP: before[AP] - D("500.00"),
+        CHECKING: before[CHECKING] - D("380.00"),
+    }
+    refused = await books.fault(
+        "VendorCredit",
+        {
+            "Id": credit["Id"],
+            "SyncToken": books.first("VendorCredit", Id=credit["Id"])["SyncToken"],
+        },
+        operation="delete",
+    )
+    assert refused["code"] == "6000"
+
+
+# -- sales ------------------------------------------------------------------------------------------
+
+
+async def test_invoice_payment_and_deposit_move_ar_undeposited_funds_and_the_bank(
+    books: Books,
+) -> None:
+    customer = books.first("Customer")
+    before = books.balances(AR, UNDEPOSITED, CHECKING)
+    invoice = await books.create(
+        "Invoice",
+        {
+            "CustomerRef": {"value": customer["Id"]},
+            "TxnDate": "2026-11-02",
+            "Line": [item_line("1", "310.00"), item_line("7", "145.00")],
+        },
+    )
+    # Item lines post to each item's income account, recorded on the line.
+    assert (
+        invoice["Line"][0]["SalesItemLineDetail"]["ItemAccountRef"]["value"]
+        == books.account(SALES)["Id"]
+    )
+    assert books.postings("Invoice", invoice) == {AR: D("455.00"), SALES: D("-455.00")}
+    payment = await books.create(
+        "Payment",
+        {
+            "CustomerRef": {"value": customer["Id"]},
+            "TotalAmt": "455.00",
+            "TxnDate": "2026-11-20",
+            "Line": [
+                {"Amount": "455.00", "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+            ],
+        },
+    )
+    assert books.postings("Payment", payment) == {AR: D("-455.00"), UNDEPOSITED: D("455.00")}
+    deposit = await books.create(
+        "Deposit",
+        {
+            "DepositToAccountRef": books.ref(CHECKING),
+            "TxnDate": "2026-11-21",
+            "Line": [
+                {"Amount": "455.00", "LinkedTxn": [{"TxnId": payment["Id"], "TxnType": "Payment"}]}
+            ],
+        },
+    )
+    assert books.postings("Deposit", deposit) == {UNDEPOSITED: D("-455.00"), CHECKING: D("455.00")}
+    assert books.balances(AR, UNDEPOSITED, CHECKING) == {
+        AR: before[AR],
+        UNDEPOSITED: before[UNDEPOSITED],
+        CHECKING: before[CHECKING] + D("455.00"),
+    }
+    assert books.balance(AR) == sum((i["Balance"] for i in books.realm.iter("Invoice")), D(0))
+
+
+async def test_credit_memo_lowers_ar_and_a_payment_can_apply_it(books: Books) -> None:
+    customer = books.first("Customer")
+    invoice = await books.create(
+        "Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [item_line("2", "200.00")]}
+    )
+    before = books.balances(AR, CHECKING)
+    memo = await books.create(
+        "CreditMemo", {"CustomerRef": {"value": customer["Id"]}, "Line": [item_line("2", "50.00")]}
+    )
+    assert memo["Balance"] == D("50.00") and memo["RemainingCredit"] == D("50.00")
+    assert books.postings("CreditMemo", memo) == {SALES: D("50.00"), AR: D("-50.00")}
+    payment = await books.create(
+        "Payment",
+        {
+            "CustomerRef": {"value": customer["Id"]},
+            "TotalAmt": "150.00",
+            "DepositToAccountRef": books.ref(CHECKING),
+            "Line": [
+                {"Amount": "200.00", "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]},
+                {"Amount": "50.00", "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"}]},
+            ],
+        },
+    )
+    assert payment["UnappliedAmt"] == 0
+    assert books.postings("Payment", payment) == {AR: D("-150.00"), CHECKING: D("150.00")}
+    assert books.first("CreditMemo", Id=memo["Id"])["RemainingCredit"] == 0
+    assert books.balances(AR, CHECKING) == {
+        AR: before[AR] - D("200.00"),
+        CHECKING: before[CHECKING] + D("150.00"),
+    }
+
+
+async def test_sales_receipts_and_refund_receipts(books: Books) -> None:
+    before = books.balances(CHECKING, UNDEPOSITED)
+    banked = await books.create(
+        "SalesReceipt",
+        {
+            "DepositToAccountRef": books.ref(CHECKING),
+            "TxnDate": "2026-11-07",
+            "Line": [item_line("5", "76.00")],
+        },
+    )
+    assert banked["Balance"] == 0 and banked["TotalAmt"] == D("76.00")
+    assert books.postings("SalesReceipt", banked) == {CHECKING: D("76.00"), SALES: D("-76.00")}
+    counter = await books.create("SalesReceipt", {"Line": [item_line("5", "38.00")]})
+    assert books.postings("SalesReceipt", counter) == {UNDEPOSITED: D("38.00"), SALES: D("-38.00")}
+    refund = await books.create(
+        "RefundReceipt",
+        {"DepositToAccountRef": books.ref(CHECKING), "Line": [item_line("5", "38.00")]},
+    )
+    assert books.postings("RefundReceipt", refund) == {CHECKING: D("-38.00"), SALES: D("38.00")}
+    assert books.balances(CHECKING, UNDEPOSITED) == {
+        CHECKING: before[CHECKING] + D("38.00"),
+        UNDEPOSITED: before[UNDEPOSITED] + D("38.00"),
+    }
+    missing = await books.fault("RefundReceipt", {"Line": [item_line("5", "1.00")]})
+    assert missing["code"] == "2020"
+    await books.void("SalesReceipt", books.first("SalesReceipt", Id=banked["Id"]))
+    assert books.balance(CHECKING) == before[CHECKING] - D("38.00")
+
+
+# -- money between the business's own accounts, owner money, journal entries -----------------------
+
+
+async def test_transfers_and_deposits_drawn_from_savings(books: Books) -> None:
+    before = books.balances(CHECKING, SAVINGS)
+    transfer = await books.create(
+        "Transfer",
+        {
+            "FromAccountRef": books.ref(CHECKING),
+            "ToAccountRef": books.ref(SAVINGS),
+            "Amount": "1500.00",
+        },
+    )
+    assert books.postings("Transfer", transfer) == {CHECKING: D("-1500.00"), SAVINGS: D("1500.00")}
+    drawn = await books.create(
+        "Deposit",
+        {
+            "DepositToAccountRef": books.ref(CHECKING),
+            "Line": [
+                {
+                    "Amount": "4000.00",
+                    "DetailType": "DepositLineDetail",
+                    "DepositLineDetail": {"AccountRef": books.ref(SAVINGS)},
+                }
+            ],
+        },
+    )
+    assert books.postings("Deposit", drawn) == {CHECKING: D("4000.00"), SAVINGS: D("-4000.00")}
+    assert books.balances(CHECKING, SAVINGS) == {
+        CHECKING: before[CHECKING] + D("2500.00"),
+        SAVINGS: before[SAVINGS] - D("2500.00"),
+    }
+    transfer = books.first("Transfer", Id=transfer["Id"])
+    await books.create("Transfer", {**transfer, "Amount": "1000.00"})
+    assert books.balance(SAVINGS) == before[SAVINGS] - D("3000.00")
+    await books.delete("Transfer", books.first("Transfer", Id=transfer["Id"]))
+    assert books.balance(SAVINGS) == before[SAVINGS] - D("4000.00")
+
+
+async def test_journal_entries_post_their_lines_and_must_balance(books: Books) -> None:
+    before = books.balances(CHECKING, EQUITY)
+
+    def line(account: str, posting: str, amount: str) -> dict[str, Any]:
+        return {
+            "Amount": amount,
+            "DetailType": "JournalEntryLineDetail",
+            "JournalEntryLineDetail": {"PostingType": posting, "AccountRef": books.ref(account)},
+        }
+
+    contribution = await books.create(
+        "JournalEntry",
+        {
+            "TxnDate": "2026-11-15",
+            "Line": [line(CHECKING, "Debit", "10000.00"), line(EQUITY, "Credit", "10000.00")],
+        },
+    )
+    assert contribution["TotalAmt"] == D("10000.00")
+    assert books.postings("JournalEntry", contribution) == {
+        CHECKING: D("10000.00"),
+        EQUITY: D("-10000.00"),
+    }
+    assert books.balances(CHECKING, EQUITY) == {
+        CHECKING: before[CHECKING] + D("10000.00"),
+        EQUITY: before[EQUITY] + D("10000.00"),
+    }
+    unbalanced = await books.fault(
+        "JournalEntry",
+        {"Line": [line(CHECKING, "Debit", "100.00"), line(EQUITY, "Credit", "90.00")]},
+    )
+    assert unbalanced["code"] == "6000" and "not balanced" in unbalanced["Detail"]
+    await books.delete("JournalEntry", books.first("JournalEntry", Id=contribution["Id"]))
+    assert books.balances(CHECKING, EQUITY) == before
+
+
+# -- lists ----------------------------------------------------------------------------------------
+
+
+async def test_items_terms_and_preferences(books: Books) -> None:
+    catering = await books.create(
+        "Account", {"Name": "Catering Income", "AccountType": "Income", "CurrentBalance": "999"}
+    )
+    assert catering["CurrentBalance"] == 0  # read-only: an account starts empty
+    item = await books.create(
+        "Item",
+        {
+            "Name": "Event Catering",
+            "Type": "Service",
+            "UnitPrice": "250",
+            "IncomeAccountRef": {"value": catering["Id"]},
+        },
+    )
+    assert item["IncomeAccountRef"]["name"] == "Catering Income"
+    sale = await books.create(
+        "SalesReceipt",
+        {"DepositToAccountRef": books.ref(CHECKING), "Line": [item_line(item["Id"], "250.00")]},
+    )
+    assert books.postings("SalesReceipt", sale) == {
+        CHECKING: D("250.00"),
+        "Catering Income": D("-250.00"),
+    }
+    assert (
+        await books.fault(
+            "Item",
+            {
+                "Name": "Event Catering",
+                "Type": "Service",
+                "IncomeAccountRef": {"value": catering["Id"]},
+            },
+        )
+    )["code"] == "6240"
+    unknown = await books.fault("SalesReceipt", {"Line": [item_line("999", "1.00")]})
+    assert unknown["code"] == "610"
+    term = await books.create("Term", {"Name": "Net 45", "DueDays": 45})
+    assert term["Type"] == "STANDARD" and term["Active"] is True
+
+    prefs = _json(await books.http.get(books.sandbox.v3_path("preferences")))["Preferences"]
+    assert prefs["CurrencyPrefs"] == {
+        "MultiCurrencyEnabled": False,
+        "HomeCurrency": {"value": "USD"},
+    }
+    queried = _json(
+        await books.http.get(
+            books.sandbox.v3_path("query"), params={"query": "select * from Preferences"}
+        )
+    )
+    assert queried["QueryResponse"]["Preferences"][0]["Id"] == prefs["Id"]
+
+
+async def test_outside_edits_move_the_accounts_too(books: Books) -> None:
+    open_bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": books.first("Vendor")["Id"]},
+            "Line": [expense_line(books, "Rent or Lease", "300.00")],
+        },
+    )
+    before = books.balance(AP)
+    line = {**open_bill["Line"][0], "Amount": open_bill["Line"][0]["Amount"] + D("10.00")}
+    response = await books.http.post(
+        f"/_sandbox/realms/{books.realm.realm_id}/edit/Bill/{open_bill['Id']}",
+        content=simplejson.dumps(
+            {
+                "Line": [line],
+                "TotalAmt": open_bill["TotalAmt"] + D("10.00"),
+                "Balance": open_bill["Balance"] + D("10.00"),
+            },
+            use_decimal=True,
+        ),
+    )
+    assert response.status_code == 200
+    assert books.balance(AP) == before + D("10.00")
+    books.assert_books_balance()
+
+
+# -- multicurrency -------------------------------------------------------------------------------
+
+
+async def test_multicurrency_off_refuses_a_foreign_currency(books: Books) -> None:
+    vendor = books.first("Vendor")
+    bill = {
+        "VendorRef": {"value": vendor["Id"]},
+        "CurrencyRef": {"value": "EUR"},
+        "ExchangeRate": "1.08",
+        "Line": [expense_line(books, "Rent or Lease", "1000.00")],
+    }
+    refused = await books.fault("Bill", bill)
+    assert refused["code"] == "6000" and "Multicurrency is not enabled" in refused["Detail"]
+    assert (
+        await books.fault("Vendor", {"DisplayName": "Kaffee GmbH", "CurrencyRef": {"value": "EUR"}})
+    )["code"] == "6000"
+    assert (await books.fault("CompanyCurrency", {"Code": "EUR"}))["code"] == "6000"
+    rate = await books.http.get(
+        books.sandbox.v3_path("exchangerate"), params={"sourcecurrencycode": "EUR"}
+    )
+    assert rate.status_code == 400
+
+
+async def test_a_eur_bill_paid_at_a_higher_rate_posts_the_exchange_loss(books: Books) -> None:
+    realm_id = books.realm.realm_id
+    turned_on = await books.http.post(
+        f"/_sandbox/realms/{realm_id}/multicurrency",
+        json={
+            "currencies": ["EUR"],
+            "rates": [{"SourceCurrencyCode": "EUR", "AsOfDate": "2026-11-02", "Rate": "1.08"}],
+        },
+    )
+    assert turned_on.status_code == 200, turned_on.text
+    assert books.account(ledger.EXCHANGE_GAIN_OR_LOSS)["AccountType"] == "Other Expense"
+    await books.create(
+        "ExchangeRate", {"SourceCurrencyCode": "EUR", "AsOfDate": "2026-11-30", "Rate": "1.10"}
+    )
+    rate = _json(
+        await books.http.get(
+            books.sandbox.v3_path("exchangerate"),
+            params={"sourcecurrencycode": "EUR", "asofdate": "2026-11-15"},
+        )
+    )
+    assert (
+        rate["ExchangeRate"]["Rate"] == D("1.08")
+        and rate["ExchangeRate"]["TargetCurrencyCode"] == "USD"
+    )
+
+    supplier = await books.create(
+        "Vendor", {"DisplayName": "Rösterei Berlin", "CurrencyRef": {"value": "EUR"}}
+    )
+    assert supplier["CurrencyRef"] == {"value": "EUR", "name": "Euro"}
+    lines = [expense_line(books, "Green Coffee", "1000.00")]
+    no_rate = await books.fault(
+        "Bill",
+        {"VendorRef": {"value": supplier["Id"]}, "CurrencyRef": {"value": "EUR"}, "Line": lines},
+    )
+    assert no_rate["code"] == "2410"
+    usd_vendor = books.first("Vendor")
+    mismatch = await books.fault(
+        "Bill",
+        {
+            "VendorRef": {"value": usd_vendor["Id"]},
+            "CurrencyRef": {"value": "EUR"},
+            "ExchangeRate": "1.08",
+            "Line": lines,
+        },
+    )
+    assert mismatch["code"] == "6000" and "one foreign currency" in mismatch["Detail"]
+
+    checking_before = books.balance(CHECKING)
+    bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": supplier["Id"]},
+            "TxnDate": "2026-11-02",
+            "ExchangeRate": "1.08",
+            "Line": lines,
+        },
+    )
+    assert bill["CurrencyRef"]["value"] == "EUR" and bill["TotalAmt"] == D("1000.00")
+    assert bill["Balance"] == D("1000.00") and bill["HomeTotalAmt"] == D("1080.00")
+    ap_eur = "Accounts Payable (A/P) - EUR"
+    assert bill["APAccountRef"]["name"] == ap_eur
+    assert books.postings("Bill", bill) == {"Green Coffee": D("1080.00"), ap_eur: D("-1080.00")}
+    assert books.account(ap_eur)["CurrencyRef"]["value"] == "EUR"
+    assert books.balance(ap_eur) == D("1000.00")  # in the account's own currency
+
+    payment = await books.create(
+        "BillPayment",
+        {
+            "VendorRef": {"value": supplier["Id"]},
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+            "CurrencyRef": {"value": "EUR"},
+            "ExchangeRate": "1.10",
+            "TxnDate": "2026-11-30",
+            "TotalAmt": "1000.00",
+            "Line": [
+                {"Amount": "1000.00", "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]}
+            ],
+        },
+    )
+    assert payment["HomeTotalAmt"] == D("1100.00")
+    assert books.postings("BillPayment", payment) == {
+        ap_eur: D("1080.00"),
+        CHECKING: D("-1100.00"),
+        ledger.EXCHANGE_GAIN_OR_LOSS: D("20.00"),
+    }
+    assert books.balance(ap_eur) == 0 and books.balance(CHECKING) == checking_before - D("1100.00")
+    balances = ledger.balances(books.realm)
+    assert balances[books.account(ap_eur)["Id"]] == 0
+    assert balances[books.account(ledger.EXCHANGE_GAIN_OR_LOSS)["Id"]] == D("20.00")
+
+    eur_bank = await books.create(
+        "Account", {"Name": "Euro Account", "AccountType": "Bank", "CurrencyRef": {"value": "EUR"}}
+    )
+    other = await books.fault(
+        "Account", {"Name": "Euro Sales", "AccountType": "Income", "CurrencyRef": {"value": "EUR"}}
+    )
+    assert other["code"] == "6000"
+    usd_bill = await books.create("Bill", {"VendorRef": {"value": usd_vendor["Id"]}, "Line": lines})
+    wrong_bank = await books.fault(
+        "BillPayment",
+        {
+            "VendorRef": {"value": usd_vendor["Id"]},
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": {"value": eur_bank["Id"]}},
+            "TotalAmt": "1000.00",
+            "Line": [
+                {"Amount": "1000.00", "LinkedTxn": [{"TxnId": usd_bill["Id"], "TxnType": "Bill"}]}
+            ],
+        },
+    )
+    assert wrong_bank["code"] == "6000" and "one foreign currency" in wrong_bank["Detail"]
