@@ -382,3 +382,77 @@ async def test_reports_refuse_what_they_cannot_compute(qbo, worked):
     assert answer.json()["Fault"]["Error"][0]["code"] == "2170"
     answer = await qbo.get(f"{V3}/reports/AgedPayables", params={"aging_method": "Someday"})
     assert answer.status_code == 400
+
+
+async def test_a_euro_bill_ages_and_settles_in_home_currency(store):
+    """A €1,000.00 bill at 1.08 owes $1,080.00; paid at 1.10 it takes $1,100.00 from the bank and
+    books a $20.00 exchange loss, and the euro A/P is empty again."""
+    realm = store.create_realm("9130357796")
+    currency_prefs = {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": "USD"}}
+    stored = next(realm.iter("Preferences"), None)
+    if stored is None:
+        realm.insert("Preferences", {"CurrencyPrefs": currency_prefs})
+    else:
+        realm.put("Preferences", {**stored, "CurrencyPrefs": currency_prefs})
+
+    def account(name: str, kind: str, currency: str = "USD") -> dict[str, Any]:
+        return realm.insert(
+            "Account",
+            {"Name": name, "AccountType": kind, "CurrencyRef": {"value": currency}},
+        )
+
+    checking = account("Checking", "Bank")
+    account("Accounts Payable (A/P) - EUR", "Accounts Payable", "EUR")
+    beans = account("Coffee Beans", "Cost of Goods Sold")
+    account("Exchange Gain or Loss", "Other Expense")
+    roaster = realm.insert("Vendor", {"DisplayName": "Rösterei", "CurrencyRef": {"value": "EUR"}})
+    bill = realm.insert(
+        "Bill",
+        {
+            "VendorRef": ref(roaster),
+            "CurrencyRef": {"value": "EUR"},
+            "ExchangeRate": Decimal("1.08"),
+            "TxnDate": "2024-03-01",
+            "DueDate": "2024-03-31",
+            "TotalAmt": Decimal("1000.00"),
+            "Line": [expense(beans, "1000.00")],
+        },
+    )
+    realm.insert(
+        "BillPayment",
+        {
+            "VendorRef": ref(roaster),
+            "CurrencyRef": {"value": "EUR"},
+            "ExchangeRate": Decimal("1.10"),
+            "TxnDate": "2024-03-15",
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": ref(checking)},
+            "TotalAmt": Decimal("1000.00"),
+            "Line": [
+                {
+                    "Amount": Decimal("1000.00"),
+                    "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}],
+                }
+            ],
+        },
+    )
+    transport = httpx.ASGITransport(app=build_v3_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://qbo") as qbo:
+        base = f"/v3/company/{realm.realm_id}/reports"
+        aged = (await qbo.get(f"{base}/AgedPayables", params={"report_date": "2024-03-10"})).json()
+        assert data(aged)["Rösterei"] == ["1080.00", "", "", "", "", "1080.00"]
+        assert aged["Header"]["Currency"] == "USD"
+        after = (await qbo.get(f"{base}/AgedPayables", params={"report_date": "2024-03-20"})).json()
+        assert after["Rows"]["Row"][-1]["Summary"]["ColData"][-1] == {"value": "0.00"}
+        period = {"start_date": "2024-03-01", "end_date": "2024-03-31"}
+        pnl = (await qbo.get(f"{base}/ProfitAndLoss", params=period)).json()
+        assert data(pnl)["Coffee Beans"] == ["1080.00"]
+        assert data(pnl)["Exchange Gain or Loss"] == ["20.00"]
+        assert total(groups(pnl)["NetIncome"]) == "-1100.00"
+        flow = (await qbo.get(f"{base}/CashFlow", params=period)).json()
+        assert total(groups(flow)["OperatingActivities"]) == "-1100.00"
+        assert total(groups(flow)["EndingCash"]) == "-1100.00"
+        sheet = (await qbo.get(f"{base}/BalanceSheet", params=period)).json()
+        assert "AP" not in groups(sheet)  # nothing owed in euros any more
+        assert total(groups(sheet)["TotalAssets"]) == "-1100.00"
+        assert total(groups(sheet)["TotalLiabilitiesAndEquity"]) == "-1100.00"
