@@ -42,6 +42,14 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayCalculator, RunwayStatus, WeeklyFigures
+from runway.cash_flow import (
+    AccountKind,
+    CashFlowClass,
+    CashLine,
+    cash_movements,
+    classify,
+    home_amount,
+)
 
 D = Decimal
 SYNCED = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
@@ -255,8 +263,8 @@ def test_negative_cash_is_zero_days_and_collecting_counts_from_zero() -> None:
     assert figures.runway.status is RunwayStatus.NO_CASH
     assert figures.runway.days == 0
     assert figures.runway.sentence() == "Out of cash: −$750.00 in the bank (0 days)"
-        # Collecting 2,000.00 leaves 1,250.00; the window gains the cash in too (net 16,000.00 per
-        # 90 days): 1,250 x 90 / 16,000 = 7.03 → 7 days.
+    # Collecting 2,000.00 leaves 1,250.00; the window gains the cash in too (net 16,000.00 per
+    # 90 days): 1,250 x 90 / 16,000 = 7.03 → 7 days.
     assert calculator.invoice_impact(figures.runway, D("2000.00")).days == 7
     # Paying a bill when already out of cash cannot take away days that are not there.
     assert calculator.bill_impact(figures.runway, D("100.00")).days == 0
@@ -324,3 +332,232 @@ def test_naive_instant_is_refused() -> None:
 def test_window_must_be_at_least_a_day() -> None:
     with pytest.raises(ValueError, match="at least one day"):
         RunwayCalculator(window_days=0)
+
+
+# --- the definitions: financing, break-even, transfers, undeposited funds, currencies -----------
+
+#: The chart of accounts the movements below are classed by (QuickBooks' AccountType, sub-type).
+ACCOUNTS = {
+    "35": AccountKind("Bank", "Checking"),
+    "36": AccountKind("Bank", "Savings"),
+    "4": AccountKind("Other Current Asset", "UndepositedFunds"),
+    "41": AccountKind("Credit Card", "CreditCard"),
+    "50": AccountKind("Equity", "OwnersEquity"),
+    "60": AccountKind("Long Term Liability", "NotesPayable"),
+    "70": AccountKind("Fixed Asset", "MachineryAndEquipment"),
+    "80": AccountKind("Expense", "PayrollExpenses"),
+    "81": AccountKind("Other Current Liability", "PayrollTaxPayable"),
+    "90": AccountKind("Income", "SalesOfProductIncome"),
+}
+
+
+def line(
+    txn_type: str,
+    txn_id: str,
+    day: date,
+    account: str | None,
+    counter: str | None,
+    amount: str,
+    *,
+    number: int = 1,
+    currency: str = "USD",
+    rate: str = "1",
+) -> CashLine:
+    return CashLine(
+        txn_type=txn_type,
+        txn_id=txn_id,
+        line=number,
+        txn_date=day,
+        account_id=account,
+        counter_account_id=counter,
+        amount=D(amount),
+        home_amount=home_amount(D(amount), D(rate)),
+        currency=currency,
+        exchange_rate=D(rate),
+    )
+
+
+def test_each_counter_account_type_has_its_class() -> None:
+    assert classify(ACCOUNTS["36"]) is CashFlowClass.TRANSFER
+    assert classify(ACCOUNTS["4"]) is CashFlowClass.TRANSFER
+    assert classify(ACCOUNTS["70"]) is CashFlowClass.INVESTING
+    assert classify(AccountKind("Other Asset")) is CashFlowClass.INVESTING
+    assert classify(ACCOUNTS["50"]) is CashFlowClass.FINANCING
+    assert classify(ACCOUNTS["60"]) is CashFlowClass.FINANCING
+    for operating in ("41", "80", "81", "90"):
+        assert classify(ACCOUNTS[operating]) is CashFlowClass.OPERATING
+    assert classify(AccountKind("Accounts Receivable")) is CashFlowClass.OPERATING
+    assert classify(None) is CashFlowClass.OPERATING  # a sales line's item account
+
+
+def test_owner_money_and_loans_are_financing_left_out_of_burn() -> None:
+    # The hand company, plus in the window: the owner puts in 10,000.00 (Jan 10) and takes out
+    # 2,000.00 (Mar 1); a loan brings 20,000.00 (Feb 10), 1,500.00 of it repaid (Mar 10); a
+    # 3,000.00 oven is bought (investing, Mar 12). Before the window, a 5,000.00 owner deposit.
+    # Cash is the hand company's 60,123.45 (balances already hold all of it).
+    # Burn: out 45,000 + 3,000 (the oven) = 48,000.00, in 27,000.00, net 21,000.00 per 90 days.
+    # Runway: 60,123.45 x 90 / 21,000 = 257.67 -> 257 days. Financing: owner in 10,000.00, out
+    # 2,000.00; loans in 20,000.00, repaid 1,500.00; net +26,500.00.
+    movements = cash_movements(
+        [
+            line("Deposit", "D1", date(2025, 1, 10), "35", "50", "10000.00"),
+            line("Transfer", "T1", date(2025, 2, 10), "35", "60", "20000.00"),
+            line("Purchase", "P1", date(2025, 3, 1), "35", "50", "-2000.00"),
+            line("JournalEntry", "J1", date(2025, 3, 10), "60", "35", "1500.00"),
+            line("Purchase", "P2", date(2025, 3, 12), "35", "70", "-3000.00"),
+            line("Deposit", "D0", date(2024, 12, 1), "35", "50", "5000.00"),
+        ],
+        ACCOUNTS,
+    )
+    assert [(m.source_id, m.cash_flow, m.amount) for m in movements] == [
+        ("D0", CashFlowClass.FINANCING, D("5000.00")),
+        ("D1", CashFlowClass.FINANCING, D("10000.00")),
+        ("T1", CashFlowClass.FINANCING, D("20000.00")),
+        ("P1", CashFlowClass.FINANCING, D("-2000.00")),
+        ("J1", CashFlowClass.FINANCING, D("-1500.00")),
+        ("P2", CashFlowClass.INVESTING, D("-3000.00")),
+    ]
+    books = hand_company(movements=(*hand_company().movements, *movements))
+    figures = RunwayCalculator().figures(books)
+
+    assert (figures.burn.cash_out, figures.burn.cash_in) == (D("48000.00"), D("27000.00"))
+    assert figures.burn.net == D("21000.00")
+    assert figures.runway.days == 257
+    financing = figures.financing
+    assert (financing.owner_in, financing.owner_out) == (D("10000.00"), D("2000.00"))
+    assert (financing.loans_in, financing.loans_repaid) == (D("20000.00"), D("1500.00"))
+    assert financing.net == D("26500.00")
+    assert financing.sentences() == [
+        "Owner put in $10,000.00 over the last 90 days",
+        "Owner took out $2,000.00 over the last 90 days",
+        "Loans brought in $20,000.00 over the last 90 days",
+        "Loans repaid $1,500.00 over the last 90 days",
+    ]
+    assert RunwayCalculator().figures(hand_company()).financing.sentence() is None
+
+
+def test_break_even_is_its_own_status_and_wording() -> None:
+    # Out 45,000.00 as in the hand company; in 27,000.00 + 18,000.00 on Mar 28 = 45,000.00.
+    books = hand_company()
+    books = replace(
+        books,
+        movements=(
+            *books.movements,
+            movement(date(2025, 3, 28), "18000.00", MovementKind.DEPOSIT),
+        ),
+    )
+    figures = RunwayCalculator().figures(books)
+
+    assert figures.burn.net == D("0.00") and figures.burn.movements_counted > 0
+    assert figures.runway.status is RunwayStatus.BREAK_EVEN
+    assert figures.runway.days is None
+    assert figures.runway.sentence() == (
+        "Break-even over the last 90 days: as much came in as went out"
+    )
+    assert figures.burn.sentence() == "break-even over the last 90 days: $45,000.00 in and out"
+    assert "positive" not in figures.runway.sentence().lower()
+    assert figures.weekly_figures().status is RunwayStatus.BREAK_EVEN
+    assert figures.weekly_figures().describe() == "break-even"
+
+
+def test_transfers_between_own_accounts_are_no_flow_and_a_card_payment_is_operating() -> None:
+    # A 5,000.00 transfer Checking -> Savings is two transfer movements (out of one, into the
+    # other); paying 800.00 of the credit card from Checking is operating cash out.
+    movements = cash_movements(
+        [
+            line("Transfer", "T9", date(2025, 3, 3), "36", "35", "5000.00"),
+            line("CreditCardPaymentTxn", "C9", date(2025, 3, 4), "41", "35", "800.00"),
+        ],
+        ACCOUNTS,
+    )
+    assert [(m.account_id, m.kind, m.cash_flow, m.amount) for m in movements] == [
+        ("35", MovementKind.TRANSFER, CashFlowClass.TRANSFER, D("-5000.00")),
+        ("36", MovementKind.TRANSFER, CashFlowClass.TRANSFER, D("5000.00")),
+        ("35", MovementKind.CREDIT_CARD_PAYMENT, CashFlowClass.OPERATING, D("-800.00")),
+    ]
+    base = RunwayCalculator().figures(hand_company())
+    figures = RunwayCalculator().figures(
+        hand_company(movements=(*hand_company().movements, *movements))
+    )
+    # Out 45,000 + 800 = 45,800.00; the transfer changes nothing.
+    assert figures.burn.cash_out == base.burn.cash_out + D("800.00") == D("45800.00")
+    assert figures.burn.cash_in == base.burn.cash_in
+
+
+def test_a_payment_into_undeposited_funds_is_cash_in_on_its_date_and_its_deposit_a_transfer() -> (
+    None
+):
+    # Mar 20: a customer pays 9,000.00 into Undeposited Funds (operating in). Mar 24: it is
+    # deposited to Checking (a transfer: out of Undeposited Funds, into the bank). A payroll
+    # journal entry on Mar 25, Dr wages 1,000.00 / Cr Checking 800.00 / Cr payroll taxes owed
+    # 200.00, pairs wages with the bank (800.00) and with the liability (200.00, no cash).
+    movements = cash_movements(
+        [
+            line("Payment", "R1", date(2025, 3, 20), "4", None, "9000.00"),
+            line("Deposit", "D7", date(2025, 3, 24), "35", "4", "9000.00"),
+            line("JournalEntry", "J7", date(2025, 3, 25), "80", "35", "800.00"),
+            line("JournalEntry", "J7", date(2025, 3, 25), "80", "81", "200.00", number=2),
+        ],
+        ACCOUNTS,
+    )
+    assert [
+        (m.source_id, m.account_id, m.undeposited, m.cash_flow, m.amount) for m in movements
+    ] == [
+        ("R1", "4", True, CashFlowClass.OPERATING, D("9000.00")),
+        ("D7", "35", False, CashFlowClass.TRANSFER, D("9000.00")),
+        ("D7", "4", True, CashFlowClass.TRANSFER, D("-9000.00")),
+        ("J7", "35", False, CashFlowClass.OPERATING, D("-800.00")),
+    ]
+    books = hand_company(
+        movements=movements,
+        undeposited=(BankBalance("4", "Undeposited Funds", D("1250.00"), SYNCED),),
+    )
+    figures = RunwayCalculator().figures(books)
+    assert (figures.burn.cash_in, figures.burn.cash_out) == (D("9000.00"), D("800.00"))
+    # Cash on hand is the banks alone; what waits to be deposited is shown apart.
+    assert figures.cash.total == D("60123.45")
+    assert figures.cash.undeposited == D("1250.00")
+    assert figures.cash.undeposited_sentence() == "$1,250.00 received, not yet deposited"
+    assert RunwayCalculator().figures(hand_company()).cash.undeposited_sentence() is None
+
+
+def test_foreign_currency_cash_bills_and_movements_are_counted_in_the_home_currency() -> None:
+    # A EUR account of 5,000.00 at QuickBooks' 1.08 is 5,400.00; a GBP account whose rate is not
+    # known yet is left out (and named), never counted one to one. Cash: 60,123.45 + 5,400.00 =
+    # 65,523.45. A EUR bill of 1,000.00 at 1.08 owes 1,080.00; a EUR purchase of 333.33 at
+    # 1.0834 is 361.13 out (333.33 x 1.0834 = 361.129722 -> 361.13).
+    banks = (
+        *hand_company().banks,
+        BankBalance("37", "Euro account", D("5000.00"), SYNCED, "EUR", D("1.08")),
+        BankBalance("38", "Sterling account", D("100.00"), SYNCED, "GBP", None),
+    )
+    eur_bill = replace(bill("B9", "Kaffee GmbH", "1000.00", due=date(2025, 4, 9)), currency="EUR")
+    eur_bill = replace(eur_bill, exchange_rate=D("1.08"))
+    purchase = cash_movements(
+        [
+            line(
+                "Purchase",
+                "P9",
+                date(2025, 3, 30),
+                "37",
+                "80",
+                "-333.33",
+                currency="EUR",
+                rate="1.0834",
+            )
+        ],
+        {**ACCOUNTS, "37": AccountKind("Bank", "Checking")},
+    )
+    assert [(m.amount, m.currency, m.currency_amount) for m in purchase] == [
+        (D("-361.13"), "EUR", D("-333.33"))
+    ]
+    books = hand_company(
+        banks=banks, open_bills=(eur_bill,), movements=purchase, multicurrency=True
+    )
+    figures = RunwayCalculator().figures(books)
+
+    assert figures.cash.total == D("65523.45")
+    assert [bank.name for bank in figures.cash.unpriced] == ["Sterling account"]
+    assert banks[2].home_balance == D("5400.00")
+    assert books.open_bills[0].home_balance == D("1080.00")
+    assert figures.burn.cash_out == D("361.13")
