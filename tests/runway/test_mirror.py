@@ -20,6 +20,7 @@ from runway.models import SyncWatermark
 from runway.uow import TRANSACTION_ENTITIES
 
 BUSINESS = "biz-larkspur"
+D = Decimal
 
 
 @pytest.fixture
@@ -397,4 +398,165 @@ async def test_cdc_refused_by_quickbooks_clock_pages_instead(runway_env: RunwayE
     assert report.qbo_calls == 1 + sum(pages_needed(realm.count(entity)) for entity in CDC_ENTITIES)
     assert all("refused" in report.entities[entity].reason for entity in CDC_ENTITIES)
     assert report.changed == 0
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+
+
+async def cash_lines_of(env: RunwayEnv, txn_type: str, txn_id: str) -> list[tuple[Any, ...]]:
+    async with env.uows(BUSINESS) as uow:
+        lines = await uow.cash_lines.dated_between(date(2000, 1, 1))
+    return [
+        (line.account_id, line.counter_account_id, line.amount, line.home_amount)
+        for line in lines
+        if (line.txn_type, line.txn_id) == (txn_type, txn_id)
+    ]
+
+
+async def test_every_transaction_that_moves_cash_is_mirrored_with_its_cash_lines(
+    runway_env: RunwayEnv,
+) -> None:
+    """Sales and refund receipts, transfers, journal entries, vendor credits, credit memos and
+    credit-card payments, written through QuickBooks' API: mirrored by the first sync, then
+    created and deleted through one CDC call, each with its cash lines."""
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    realm = env.sandbox.realm()
+    kinds = {obj["AccountType"]: obj["Id"] for obj in realm.iter("Account")}
+    checking = next(obj["Id"] for obj in realm.iter("Account") if obj["Name"] == "Checking")
+    savings = next(obj["Id"] for obj in realm.iter("Account") if obj["Name"] == "Savings")
+    equity, card, expense = kinds["Equity"], kinds["Credit Card"], kinds["Expense"]
+    vendor = next(iter(realm.iter("Vendor")))["Id"]
+    customer = next(iter(realm.iter("Customer")))["Id"]
+    day = "2026-12-01"
+    async with env.sandbox.http_client() as client:
+
+        async def create(entity: str, body: dict[str, Any]) -> dict[str, Any]:
+            response = await client.post(env.sandbox.v3_path(entity.lower()), json=body)
+            assert response.status_code == 200, response.text
+            created: dict[str, Any] = next(iter(response.json().values()))
+            return created
+
+        item = await create(
+            "Item",
+            {"Name": "Counter sales", "Type": "Service", "IncomeAccountRef": {"value": kinds["Income"]}},
+        )
+
+        def sale(amount: str) -> dict[str, Any]:
+            return {
+                "TxnDate": day,
+                "DepositToAccountRef": {"value": checking},
+                "CustomerRef": {"value": customer},
+                "Line": [
+                    {
+                        "Amount": amount,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+                    }
+                ],
+            }
+
+        receipt = await create("SalesReceipt", sale("100.00"))
+        refund = await create("RefundReceipt", sale("10.00"))
+        transfer = await create(
+            "Transfer",
+            {
+                "TxnDate": day,
+                "FromAccountRef": {"value": checking},
+                "ToAccountRef": {"value": savings},
+                "Amount": "50.00",
+            },
+        )
+        journal = await create(
+            "JournalEntry",
+            {
+                "TxnDate": day,
+                "Line": [
+                    {
+                        "Amount": "70.00",
+                        "DetailType": "JournalEntryLineDetail",
+                        "JournalEntryLineDetail": {
+                            "PostingType": posting,
+                            "AccountRef": {"value": account},
+                        },
+                    }
+                    for posting, account in (("Debit", checking), ("Credit", equity))
+                ],
+            },
+        )
+        vendor_credit = await create(
+            "VendorCredit",
+            {
+                "TxnDate": day,
+                "VendorRef": {"value": vendor},
+                "Line": [
+                    {
+                        "Amount": "20.00",
+                        "DetailType": "AccountBasedExpenseLineDetail",
+                        "AccountBasedExpenseLineDetail": {"AccountRef": {"value": expense}},
+                    }
+                ],
+            },
+        )
+        memo = await create("CreditMemo", {**sale("30.00"), "DepositToAccountRef": None})
+        card_payment = await create(
+            "CreditCardPayment",
+            {
+                "TxnDate": day,
+                "BankAccountRef": {"value": checking},
+                "CreditCardAccountRef": {"value": card},
+                "Amount": "40.00",
+            },
+        )
+    mirror = env.mirror(BUSINESS, realm_id)
+    env.sandbox.reset_stats()
+
+    first = await mirror.sync()
+
+    assert first.qbo_calls == sum(pages_needed(realm.count(e)) for e in MIRRORED_ENTITIES)
+    for entity in TRANSACTION_ENTITIES:
+        assert first.entities[entity].created == realm.count(entity) >= 1
+    await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+    # Each line as "amount into the account from the counter-account", written out by hand.
+    assert await cash_lines_of(env, "SalesReceipt", receipt["Id"]) == [
+        (checking, None, D("100.00"), D("100.00"))
+    ]
+    assert await cash_lines_of(env, "RefundReceipt", refund["Id"]) == [
+        (checking, None, D("-10.00"), D("-10.00"))
+    ]
+    assert await cash_lines_of(env, "Transfer", transfer["Id"]) == [
+        (savings, checking, D("50.00"), D("50.00"))
+    ]
+    assert await cash_lines_of(env, "JournalEntry", journal["Id"]) == [
+        (checking, equity, D("70.00"), D("70.00"))
+    ]
+    assert await cash_lines_of(env, "VendorCredit", vendor_credit["Id"]) == [
+        (expense, None, D("-20.00"), D("-20.00"))
+    ]
+    assert await cash_lines_of(env, "CreditMemo", memo["Id"]) == []
+    assert await cash_lines_of(env, "CreditCardPaymentTxn", card_payment["Id"]) == [
+        (card, checking, D("40.00"), D("40.00"))
+    ]
+
+    # Later: another sale, and the journal entry and the card payment deleted in QuickBooks.
+    async with env.sandbox.http_client() as client:
+        response = await client.post(env.sandbox.v3_path("salesreceipt"), json=sale("25.00"))
+        assert response.status_code == 200, response.text
+        second_receipt = response.json()["SalesReceipt"]
+    async with env.sandbox.http_client(access_token="") as admin:
+        for entity, obj in (("JournalEntry", journal), ("CreditCardPaymentTxn", card_payment)):
+            gone = await admin.delete(f"/_sandbox/realms/{realm_id}/{entity}/{obj['Id']}")
+            assert gone.status_code < 300, gone.text
+    env.sandbox.reset_stats()
+
+    second = await mirror.sync()
+
+    assert (second.qbo_calls, second.cdc_calls) == (1, 1)
+    assert requests_to(env, realm_id) == {"cdc": 1}
+    assert second.entities["SalesReceipt"].created == 1
+    assert second.entities["JournalEntry"].deleted == 1
+    assert second.entities["CreditCardPaymentTxn"].deleted == 1
+    assert await cash_lines_of(env, "SalesReceipt", second_receipt["Id"]) == [
+        (checking, None, D("25.00"), D("25.00"))
+    ]
+    assert await cash_lines_of(env, "JournalEntry", journal["Id"]) == []
+    assert await cash_lines_of(env, "CreditCardPaymentTxn", card_payment["Id"]) == []
     await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
