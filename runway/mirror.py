@@ -23,7 +23,7 @@
   has no id and is not a CDC entity, so it is read with
   `GET /exchangerate?sourcecurrencycode=EUR&asofdate=...`
   (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies), at
-  most once per currency per sync, and only when the stored rate is from an earlier day.
+  most once per currency per sync, and only when it was not read yet that day.
 
 Every call goes through `SmartSyncService.execute_qbo_call` (rate limits, circuit, retries) at
 BULK priority by default. Upserts are idempotent: a row is written only when QuickBooks' object
@@ -539,7 +539,7 @@ class MirrorSync:
         """QuickBooks' rate for each foreign currency of the bank and Undeposited Funds accounts,
         read once per currency and day (the rate QuickBooks keeps is a daily one). A rate that
         cannot be read now keeps the last one read; the cash figures say which they lack."""
-        day = started.date()
+        day = started.astimezone(UTC).date()
         async with self.uow_factory(self.business_id) as uow:
             business = await uow.business.get()
             preferences = next(iter(await uow.preferences.all()), None)
@@ -552,7 +552,10 @@ class MirrorSync:
                 if account.currency and account.currency != home
             }
             known = await uow.exchange_rates.all()
-        wanted = sorted(c for c in held if c not in known or known[c].as_of_date < day)
+        # Read today already: QuickBooks' latest rate may be dated earlier (no rate on a weekend).
+        wanted = sorted(
+            c for c in held if c not in known or known[c].fetched_at.astimezone(UTC).date() < day
+        )
         for currency in wanted:
             report.rate_calls += 1
             try:

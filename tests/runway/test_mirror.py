@@ -15,8 +15,11 @@ from sqlalchemy import update
 
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from runway.books import business_today
+from runway.calculator import RunwayCalculator
 from runway.mirror import CDC_ENTITIES, MIRRORED_ENTITIES, PAGE_SIZE, SyncReport
 from runway.models import SyncWatermark
+from runway.snapshot import load_books
 from runway.uow import TRANSACTION_ENTITIES
 
 BUSINESS = "biz-larkspur"
@@ -560,3 +563,79 @@ async def test_every_transaction_that_moves_cash_is_mirrored_with_its_cash_lines
     assert await cash_lines_of(env, "JournalEntry", journal["Id"]) == []
     assert await cash_lines_of(env, "CreditCardPaymentTxn", card_payment["Id"]) == []
     await assert_mirror_equals_sandbox(env, BUSINESS, realm_id)
+
+
+async def test_a_foreign_bank_account_is_cash_at_quickbooks_latest_rate_read_once_a_day(
+    runway_env: RunwayEnv,
+) -> None:
+    """Multicurrency on, a EUR bank account holding €5,000.00: its rate is read once per sync
+    (`GET /exchangerate`), and not again the same day; the cash counts it at that rate."""
+    env = runway_env
+    realm_id = env.sandbox.realm_id
+    realm = env.sandbox.realm()
+    equity = next(obj["Id"] for obj in realm.iter("Account") if obj["AccountType"] == "Equity")
+    rate_day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    async with env.sandbox.http_client(access_token="") as admin:
+        response = await admin.post(
+            f"/_sandbox/realms/{realm_id}/multicurrency",
+            json={
+                "currencies": ["EUR"],
+                "rates": [{"SourceCurrencyCode": "EUR", "AsOfDate": rate_day, "Rate": "1.0825"}],
+            },
+        )
+        assert response.status_code < 300, response.text
+    async with env.sandbox.http_client() as client:
+        account = await client.post(
+            env.sandbox.v3_path("account"),
+            json={
+                "Name": "Euro account",
+                "AccountType": "Bank",
+                "AccountSubType": "Checking",
+                "CurrencyRef": {"value": "EUR"},
+            },
+        )
+        assert account.status_code == 200, account.text
+        euro_id = account.json()["Account"]["Id"]
+        put_in = await client.post(
+            env.sandbox.v3_path("deposit"),
+            json={
+                "TxnDate": rate_day,
+                "DepositToAccountRef": {"value": euro_id},
+                "CurrencyRef": {"value": "EUR"},
+                "ExchangeRate": "1.0825",
+                "Line": [
+                    {
+                        "Amount": "5000.00",
+                        "DetailType": "DepositLineDetail",
+                        "DepositLineDetail": {"AccountRef": {"value": equity}},
+                    }
+                ],
+            },
+        )
+        assert put_in.status_code == 200, put_in.text
+    mirror = env.mirror(BUSINESS, realm_id)
+    env.sandbox.reset_stats()
+
+    first = await mirror.sync()
+
+    pages = sum(pages_needed(realm.count(entity)) for entity in MIRRORED_ENTITIES)
+    assert (first.rate_calls, first.qbo_calls) == (1, pages + 1)
+    assert requests_to(env, realm_id).get("exchangerate", 1) == 1
+    second = await mirror.sync()
+    assert (second.rate_calls, second.qbo_calls) == (0, 1)  # the day's rate is known
+    async with env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, business_today(datetime.now(UTC), "UTC"))
+    euro = next(bank for bank in books.banks if bank.account_id == euro_id)
+    # €5,000.00 × 1.0825 = $5,412.50.
+    assert (euro.currency, euro.balance, euro.exchange_rate) == ("EUR", D("5000.00"), D("1.0825"))
+    assert euro.home_balance == D("5412.50")
+    assert books.multicurrency and books.currency == "USD"
+    others = sum((bank.balance for bank in books.banks if bank.account_id != euro_id), D("0"))
+    assert RunwayCalculator().cash_on_hand(books).total == others + D("5412.50")
+    # The owner's euros are financing, in dollars at the deposit's rate: 5,000 × 1.0825.
+    [owner] = [m for m in books.movements if m.account_id == euro_id]
+    assert (owner.amount, owner.currency, owner.currency_amount) == (
+        D("5412.50"),
+        "EUR",
+        D("5000.00"),
+    )
