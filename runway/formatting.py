@@ -3,7 +3,8 @@
 Money always carries its currency and never passes through float: the amount is rounded half up
 to the currency's minor unit (cents for USD and EUR, none for JPY), then Babel lays it out for
 the locale ("$1,234.56", "€1,000.00", "CA$5.00"). A negative amount takes a true minus sign
-("−$12.00"), as in the runway sentences.
+("−$12.00"), as in the runway sentences. An amount in a foreign currency is shown in its own
+currency with its home-currency equivalent ("€1,000.00 ($1,080.00)", `money_with_home`).
 
 Dates and times are written in the few forms the product uses, through Babel's patterns; a time
 carries its zone's own abbreviation ("PST", "CET", "UTC") when it has one.
@@ -30,6 +31,22 @@ def money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> st
     value = amount.quantize(exponent, rounding=ROUND_HALF_UP)
     text = format_currency(abs(value), currency, locale=locale)
     return MINUS + text if value < 0 else text
+
+
+def money_with_home(
+    amount: Decimal,
+    currency: str,
+    home_amount: Decimal,
+    home_currency: str,
+    *,
+    locale: str = DEFAULT_LOCALE,
+) -> str:
+    """An amount in its own currency, with the home-currency equivalent where the two differ:
+    "€1,000.00 ($1,080.00)"; "$250.00" when it is in the home currency already."""
+    own = money(amount, currency, locale=locale)
+    if currency == home_currency:
+        return own
+    return f"{own} ({money(home_amount, home_currency, locale=locale)})"
 
 
 def short_date(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:

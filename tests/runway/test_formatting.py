@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from runway.formatting import (
     full_date_time,
     money,
+    money_with_home,
     short_date,
     time_of_day,
     weekday_date,
@@ -90,3 +91,10 @@ def test_times_in_a_zone_with_daylight_saving() -> None:
 def test_full_date_time() -> None:
     assert full_date_time(datetime(2026, 3, 2, 9, 2, tzinfo=LA)) == "Mon 02 Mar 2026 at 09:02 PST"
     assert full_date_time(datetime(2026, 7, 4, 17, 45, tzinfo=LA)) == "Sat 04 Jul 2026 at 17:45 PDT"
+
+
+def test_a_foreign_amount_shows_its_home_equivalent() -> None:
+    assert money_with_home(D("1000"), "EUR", D("1080"), "USD") == "€1,000.00 ($1,080.00)"
+    assert money_with_home(D("-400"), "EUR", D("-440"), "USD") == "−€400.00 (−$440.00)"
+    assert money_with_home(D("250"), "USD", D("250"), "USD") == "$250.00"
+    assert money_with_home(D("5000"), "JPY", D("33.6"), "USD") == "¥5,000 ($33.60)"
