@@ -1,8 +1,10 @@
 """The 13-week forward view of one business's cash (pure over a `BooksSnapshot`).
 
 Week 1 is the seven days starting today (in the business's timezone); week 13 ends 90 days later.
-Each week: starting balance, money expected in, money expected out, ending balance. The starting
-balance of week 1 is the cash on hand (the bank accounts).
+Each week: starting balance, money expected in, money expected out, ending balance, all in the
+home currency (a foreign bill or invoice at its own exchange rate). The starting balance of week 1
+is the cash on hand (`RunwayCalculator.cash_on_hand`: the bank accounts; money waiting in
+Undeposited Funds is not counted until it is banked).
 
 What is known is placed on its date:
 
@@ -26,13 +28,16 @@ half up to cents once), in four parts (`Baseline`):
   deposits, refunds received), which no entered document stands for, every week in full.
 
 Financing (owner money, loans in and repaid) and transfers between the business's own accounts
-are not in the baseline: they are not how the business earns or spends.
+are not in the baseline: they are not how the business earns or spends (the baseline counts the
+classes burn counts, `BURN_CLASSES`, as `runway.cash_flow` classifies each movement).
 
-So each week spends at least what it spent in a typical week of the window, and more where the
-bills entered for it come to more; it receives what a typical week received, and more where the
-invoices expected in it come to more. The view does not err on either side by rule: how far it
-was off is measured by `bench/forecast_backtest.py` on the seeded company (a forecast made 13 weeks
-ago against what happened).
+So each week spends at least what a typical week of the window spent, and more where the bills
+entered for it come to more; it receives what a typical week received, and more where the invoices
+expected in it come to more. Bills come in lumps (payroll, rent, and every overdue bill in week 1)
+more than collections do, so taking the larger on each side adds more spending than income to
+the trailing rate: the view errs on the side of less cash. That is a tendency, not a bound that
+holds every week; `bench/forecast_backtest.py` measures it on the seeded company (forecasts made
+13 to 26 weeks ago against what the banks did since: on average they ended below what happened).
 
 Lines expected after week 13 are not in the table; their totals are reported beside it.
 """
@@ -46,7 +51,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from runway.books import BooksSnapshot, CashMovement, MovementKind
-from runway.calculator import DEFAULT_WINDOW_DAYS, RunwayCalculator, cents
+from runway.calculator import BURN_CLASSES, DEFAULT_WINDOW_DAYS, RunwayCalculator, cents
 
 WEEKS = 13
 ZERO = Decimal("0.00")
@@ -62,10 +67,9 @@ class BaselinePart(enum.StrEnum):
 
 
 def baseline_part(movement: CashMovement) -> BaselinePart | None:
-    """The baseline part of `movement`, or None when it is not operating or investing cash
-    (a transfer between own accounts, financing)."""
-    if movement.kind in (MovementKind.TRANSFER, MovementKind.OTHER) or movement.amount == 0:
-        # OTHER is money from an equity account (the owner's, an opening balance): financing.
+    """The baseline part of `movement`, or None when burn does not count it either (financing, a
+    transfer between own accounts: `BURN_CLASSES`)."""
+    if movement.cash_flow not in BURN_CLASSES or movement.amount == 0:
         return None
     if movement.amount < 0:
         if movement.kind is MovementKind.BILL_PAYMENT:
@@ -187,9 +191,9 @@ def thirteen_week_forecast(
         expected = base + timedelta(days=history.typical_days_late if history else 0)
         number = week_number(today, expected)
         if number <= weeks:
-            invoices[number] += invoice.balance
+            invoices[number] += invoice.home_balance
         else:
-            inflows_after += invoice.balance
+            inflows_after += invoice.home_balance
 
     for bill in books.open_bills:
         if bill.balance <= 0:
@@ -197,12 +201,12 @@ def thirteen_week_forecast(
         due = today if bill.payment_in_flight else (bill.due_date or bill.txn_date or today)
         number = week_number(today, due)
         if number <= weeks:
-            bills[number] += bill.balance
+            bills[number] += bill.home_balance
         else:
-            outflows_after += bill.balance
+            outflows_after += bill.home_balance
 
     baseline = baseline_of(books, window_days)
-    balance = sum((bank.balance for bank in books.banks), ZERO)
+    balance = RunwayCalculator(window_days).cash_on_hand(books).total
     table: list[ForecastWeek] = []
     for number in range(1, weeks + 1):
         start = today + timedelta(days=7 * (number - 1))

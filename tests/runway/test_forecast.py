@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from test_calculator import SYNCED, TODAY, bill, hand_company, invoice, movement
 from test_digest import sandbox_books
 
-from runway.books import BankBalance, MovementKind
+from runway.books import BankBalance, CashFlowClass, CashMovement, MovementKind
 from runway.calculator import cents
 from runway.forecast import Baseline, thirteen_week_forecast, week_number
 
@@ -101,10 +101,35 @@ def test_with_nothing_entered_cash_falls_by_the_trailing_net_burn() -> None:
 
 def test_owner_money_and_transfers_are_not_in_the_baseline() -> None:
     books = hand_company()
-    owner = movement(date(2025, 3, 10), "10000.00", MovementKind.OTHER)  # from equity
+    owner = CashMovement(
+        date(2025, 3, 10),
+        D("10000.00"),
+        MovementKind.DEPOSIT,
+        flow=CashFlowClass.FINANCING,
+        counter_account_type="Equity",
+    )
+    loan_repaid = CashMovement(
+        date(2025, 3, 12),
+        D("-1500.00"),
+        MovementKind.PURCHASE,
+        flow=CashFlowClass.FINANCING,
+        counter_account_type="Long Term Liability",
+    )
     transfer = movement(date(2025, 3, 11), "-2500.00", MovementKind.TRANSFER)
-    with_both = replace(books, movements=(*books.movements, owner, transfer))
-    assert thirteen_week_forecast(with_both).weeks == thirteen_week_forecast(books).weeks
+    with_them = replace(books, movements=(*books.movements, owner, loan_repaid, transfer))
+    assert thirteen_week_forecast(with_them).weeks == thirteen_week_forecast(books).weeks
+    # The same money as operating cash (a sale, an expense) is in the baseline.
+    operating = replace(
+        books,
+        movements=(
+            *books.movements,
+            replace(owner, flow=CashFlowClass.OPERATING),
+            replace(loan_repaid, flow=CashFlowClass.OPERATING),
+        ),
+    )
+    baseline = thirteen_week_forecast(operating).baseline
+    # 10,000 × 7 / 90 = 777.777… → 777.78; (9,000 + 1,500) × 7 / 90 = 816.666… → 816.67.
+    assert (baseline.other_income, baseline.other_spend) == (D("777.78"), D("816.67"))
 
 
 def test_first_weeks_below_the_buffer_and_below_zero() -> None:
@@ -249,3 +274,72 @@ def test_the_seeded_company_keeps_spending_through_its_bills(sandbox: Sandbox) -
     assert {week.net for week in quiet} == {weekly_net}
     assert weekly_net < 0
     assert quiet[-1].ending_balance < quiet[0].starting_balance
+
+
+def test_the_backtest_reads_the_books_as_they_stood_on_the_day(sandbox: Sandbox) -> None:
+    """`bench/forecast_backtest.py` forecasts from the books of 13 weeks ago: nothing dated on or
+    after that day, each bill and invoice with the balance it had then, the banks as they were."""
+    from bench.forecast_backtest import books_as_of
+
+    now = sandbox.clock.now()
+    books = sandbox_books(sandbox, now)
+    realm = sandbox.realm()
+    day = books.today - timedelta(days=91)
+    then = books_as_of(books, realm, day)
+
+    assert then.today == day and not then.shown_bills
+    assert all(movement.date < day for movement in then.movements)
+    assert {m for m in books.movements if m.date < day} == set(then.movements)
+    assert then.open_bills and then.open_invoices
+    for document in (*then.open_bills, *then.open_invoices):
+        assert document.txn_date is not None and document.txn_date < day
+        assert 0 < document.balance <= document.amount
+
+    def paid(entity: str, linked: str, on_or_after: bool) -> dict[str, Decimal]:
+        """Document id -> money applied to it by `entity` lines dated before `day` (or on and after)."""
+        out: dict[str, Decimal] = {}
+        for payment in realm.iter(entity):
+            if (date.fromisoformat(payment["TxnDate"]) >= day) is not on_or_after:
+                continue
+            for line in payment["Line"]:
+                for link in line.get("LinkedTxn", []):
+                    if link["TxnType"] == linked:
+                        out[link["TxnId"]] = out.get(link["TxnId"], D(0)) + D(str(line["Amount"]))
+        return out
+
+    for entity, linked, listed in (
+        ("BillPayment", "Bill", then.open_bills),
+        ("Payment", "Invoice", then.open_invoices),
+    ):
+        before, later = paid(entity, linked, False), paid(entity, linked, True)
+        documents = {obj["Id"]: obj for obj in realm.iter(linked)}
+        expected = {
+            doc_id: D(str(obj["TotalAmt"])) - before.get(doc_id, D(0))
+            for doc_id, obj in documents.items()
+            if date.fromisoformat(obj["TxnDate"]) < day
+            and D(str(obj["TotalAmt"])) - before.get(doc_id, D(0)) > 0
+        }
+        assert {doc.id: doc.balance for doc in listed} == expected
+        # Some were paid off after the day (open then, settled now), and some entered after it.
+        assert any(doc.id in later and D(str(documents[doc.id]["Balance"])) == 0 for doc in listed)
+        assert any(date.fromisoformat(obj["TxnDate"]) >= day for obj in documents.values())
+
+    # Customers' habits rest only on invoices paid in full before the day.
+    collected = paid("Payment", "Invoice", False)
+    finished_before = sum(
+        1
+        for invoice in realm.iter("Invoice")
+        if collected.get(invoice["Id"], D(0)) >= D(str(invoice["TotalAmt"]))
+    )
+    assert 0 < sum(history.paid_invoices for history in then.pay_histories) <= finished_before
+
+    # The banks at the start of a day are their balances at the end of the day before: read on
+    # today (nothing is dated today), they are the balances QuickBooks shows now.
+    current = {a["Id"]: D(str(a["CurrentBalance"])) for a in realm.iter("Account")}
+    today_view = books_as_of(books, realm, books.today)
+    assert {bank.account_id: bank.balance for bank in today_view.banks} == {
+        bank.account_id: current[bank.account_id] for bank in books.banks
+    }
+    assert sum((bank.balance for bank in then.banks), D(0)) != sum(
+        (bank.balance for bank in books.banks), D(0)
+    )
