@@ -1395,7 +1395,8 @@ class Books:
                         )
                     if amount > balance:
                         raise faults.business_validation(
-                            f"The payment of {amount} is more than {kind} {doc_id}'s open "
+                            f"The payment of {amount} is more than {DOCUMENT_NAMES[kind]} "
+                            f"{doc_id}'s open "
                             f"balance of {balance}.",
                             "Line.Amount",
                         )
@@ -1494,6 +1495,12 @@ def _decimal(value: Any, field: str) -> Decimal:
 
 
 DEPOSITABLE = ("Payment", "SalesReceipt")
+DOCUMENT_NAMES = {
+    "Bill": "bill",
+    "Invoice": "invoice",
+    "VendorCredit": "vendor credit",
+    "CreditMemo": "credit memo",
+}
 
 
 def _refuse_if_deposited(entity: str, obj: dict[str, Any]) -> None:
