@@ -27,7 +27,7 @@ difference takes the line of the bill or invoice line it settles.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -294,11 +294,21 @@ class _Builder:
         return amount
 
     def balance_to(self, account_id: str | None, line: int = 0) -> None:
-        """Post whatever makes the transaction sum to zero, in home and in its own currency."""
-        home = -sum((p.amount for p in self.out), ZERO)
-        foreign = -sum((p.foreign_amount or ZERO for p in self.out), ZERO)
+        """Post the document's total to its own account (A/P, A/R, the bank) so the transaction
+        sums to zero. In a foreign currency that posting is the total at the rate (HomeTotalAmt),
+        and the cent that rounding each line may leave goes to the largest line."""
         if not self.foreign:
-            foreign = home
+            home = -sum((p.amount for p in self.out), ZERO)
+            self.post(account_id, line, home, home=home)
+            return
+        foreign = -sum((p.foreign_amount or ZERO for p in self.out), ZERO)
+        home = to_home(foreign, self.rate)
+        residual = -(home + sum((p.amount for p in self.out), ZERO))
+        if residual and self.out:
+            largest = max(range(len(self.out)), key=lambda i: abs(self.out[i].amount))
+            self.out[largest] = replace(
+                self.out[largest], amount=self.out[largest].amount + residual
+            )
         self.post(account_id, line, foreign, home=home)
 
     def lines(self) -> Iterator[tuple[int, dict[str, Any]]]:

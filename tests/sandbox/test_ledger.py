@@ -802,3 +802,74 @@ async def test_a_eur_bill_paid_at_a_higher_rate_posts_the_exchange_loss(books: B
         },
     )
     assert wrong_bank["code"] == "6000" and "one foreign currency" in wrong_bank["Detail"]
+
+
+async def test_foreign_lines_round_to_the_total_at_the_rate_and_a_customer_payment_books_the_gain(
+    books: Books,
+) -> None:
+    turned_on = await books.http.post(
+        f"/_sandbox/realms/{books.realm.realm_id}/multicurrency", json={"currencies": ["EUR"]}
+    )
+    assert turned_on.status_code == 200, turned_on.text
+    supplier = await books.create(
+        "Vendor", {"DisplayName": "Torrefazione Roma", "CurrencyRef": {"value": "EUR"}}
+    )
+    bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": supplier["Id"]},
+            "ExchangeRate": "1.08",
+            "Line": [
+                expense_line(books, "Green Coffee", "333.33"),
+                expense_line(books, "Green Coffee", "333.33"),
+                expense_line(books, "Packaging & Labels", "333.34"),
+            ],
+        },
+    )
+    # 333.33 x 1.08 = 360.00 (twice) and 333.34 x 1.08 = 360.01: 1,080.01 by line, but the bill
+    # is 1,000.00 x 1.08 = 1,080.00 in dollars; the cent comes off the largest line.
+    assert bill["HomeTotalAmt"] == D("1080.00")
+    assert books.postings("Bill", bill) == {
+        "Green Coffee": D("720.00"),
+        "Packaging & Labels": D("360.00"),
+        "Accounts Payable (A/P) - EUR": D("-1080.00"),
+    }
+
+    client = await books.create(
+        "Customer", {"DisplayName": "Café de Flore", "CurrencyRef": {"value": "EUR"}}
+    )
+    invoice = await books.create(
+        "Invoice",
+        {
+            "CustomerRef": {"value": client["Id"]},
+            "ExchangeRate": "1.08",
+            "Line": [item_line("1", "500.00")],
+        },
+    )
+    ar_eur = "Accounts Receivable (A/R) - EUR"
+    assert books.postings("Invoice", invoice) == {ar_eur: D("540.00"), SALES: D("-540.00")}
+    assert books.balance(ar_eur) == D("500.00")
+    eur_bank = await books.create(
+        "Account", {"Name": "Banque EUR", "AccountType": "Bank", "CurrencyRef": {"value": "EUR"}}
+    )
+    paid = await books.create(
+        "Payment",
+        {
+            "CustomerRef": {"value": client["Id"]},
+            "TotalAmt": "500.00",
+            "ExchangeRate": "1.12",
+            "DepositToAccountRef": {"value": eur_bank["Id"]},
+            "Line": [
+                {"Amount": "500.00", "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+            ],
+        },
+    )
+    # Received 500.00 EUR worth $560.00 against an invoice booked at $540.00: a $20.00 gain.
+    assert books.postings("Payment", paid) == {
+        ar_eur: D("-540.00"),
+        "Banque EUR": D("560.00"),
+        ledger.EXCHANGE_GAIN_OR_LOSS: D("-20.00"),
+    }
+    assert books.balance("Banque EUR") == D("500.00") and books.balance(ar_eur) == 0
+    stored = books.first("Invoice", Id=invoice["Id"])
+    assert stored["Balance"] == 0 and stored["HomeTotalAmt"] == D("540.00")
