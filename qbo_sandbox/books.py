@@ -322,13 +322,17 @@ class Books:
         return code
 
     def _home_total(self, obj: dict[str, Any]) -> None:
-        """HomeTotalAmt, QuickBooks' convenience field: TotalAmt in the home currency."""
+        """HomeTotalAmt and HomeBalance, QuickBooks' convenience fields: TotalAmt and Balance in the
+        home currency at the transaction's rate."""
         home = ledger.home_currency(self.realm)
         if ledger.currency_of(obj, home) == home or "TotalAmt" not in obj:
             obj.pop("HomeTotalAmt", None)
+            obj.pop("HomeBalance", None)
             return
         rate = ledger.rate_of(obj)
         obj["HomeTotalAmt"] = ledger.to_home(money(obj["TotalAmt"], "TotalAmt"), rate)
+        if "Balance" in obj:
+            self._home_balance(obj)
 
     def _check_lengths(self, obj: dict[str, Any]) -> None:
         for name, limit in MAX_LENGTHS.items():

@@ -873,3 +873,129 @@ async def test_foreign_lines_round_to_the_total_at_the_rate_and_a_customer_payme
     assert books.balance("Banque EUR") == D("500.00") and books.balance(ar_eur) == 0
     stored = books.first("Invoice", Id=invoice["Id"])
     assert stored["Balance"] == 0 and stored["HomeTotalAmt"] == D("540.00")
+
+
+# -- every transaction type: create, update, delete ----------------------------------------------
+
+
+def _lifecycle_bodies(books: Books) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per entity: a body to create, and the fields an update changes."""
+    vendor = {"value": books.first("Vendor")["Id"]}
+    customer = {"value": books.first("Customer")["Id"]}
+
+    def je(amount: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "Amount": amount,
+                "DetailType": "JournalEntryLineDetail",
+                "JournalEntryLineDetail": {"PostingType": side, "AccountRef": books.ref(account)},
+            }
+            for side, account in (("Debit", CHECKING), ("Credit", "Opening Balance Equity"))
+        ]
+
+    return {
+        "Bill": (
+            {"VendorRef": vendor, "Line": [expense_line(books, "Utilities", "80.00")]},
+            {"Line": [expense_line(books, "Utilities", "95.00")]},
+        ),
+        "Invoice": (
+            {"CustomerRef": customer, "Line": [item_line("3", "78.00")]},
+            {"Line": [item_line("3", "156.00")]},
+        ),
+        "Purchase": (
+            {
+                "PaymentType": "Cash",
+                "AccountRef": books.ref(CHECKING),
+                "Line": [expense_line(books, "Meals & Entertainment", "42.00")],
+            },
+            {"AccountRef": books.ref(SAVINGS)},
+        ),
+        "Deposit": (
+            {
+                "DepositToAccountRef": books.ref(SAVINGS),
+                "Line": [
+                    {
+                        "Amount": "12.50",
+                        "DetailType": "DepositLineDetail",
+                        "DepositLineDetail": {"AccountRef": books.ref("Interest Earned")},
+                    }
+                ],
+            },
+            {"DepositToAccountRef": books.ref(CHECKING)},
+        ),
+        "SalesReceipt": (
+            {"DepositToAccountRef": books.ref(CHECKING), "Line": [item_line("6", "132.00")]},
+            {"Line": [item_line("6", "264.00")]},
+        ),
+        "RefundReceipt": (
+            {"DepositToAccountRef": books.ref(CHECKING), "Line": [item_line("6", "132.00")]},
+            {"DepositToAccountRef": books.ref(SAVINGS)},
+        ),
+        "Transfer": (
+            {
+                "FromAccountRef": books.ref(SAVINGS),
+                "ToAccountRef": books.ref(CHECKING),
+                "Amount": "700.00",
+            },
+            {"Amount": "900.00"},
+        ),
+        "JournalEntry": ({"Line": je("250.00")}, {"Line": je("300.00")}),
+        "VendorCredit": (
+            {"VendorRef": vendor, "Line": [expense_line(books, "Utilities", "15.00")]},
+            {"Line": [expense_line(books, "Office Supplies", "15.00")]},
+        ),
+        "CreditMemo": (
+            {"CustomerRef": customer, "Line": [item_line("3", "78.00")]},
+            {"Line": [item_line("4", "66.00")]},
+        ),
+        "CreditCardPayment": (
+            {
+                "CreditCardAccountRef": books.ref(CARD),
+                "BankAccountRef": books.ref(CHECKING),
+                "Amount": "300.00",
+            },
+            {"BankAccountRef": books.ref(SAVINGS)},
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "entity",
+    [
+        "Bill",
+        "Invoice",
+        "Purchase",
+        "Deposit",
+        "SalesReceipt",
+        "RefundReceipt",
+        "Transfer",
+        "JournalEntry",
+        "VendorCredit",
+        "CreditMemo",
+        "CreditCardPayment",
+    ],
+)
+async def test_create_update_and_delete_keep_balances_equal_to_the_ledger(
+    books: Books, entity: str
+) -> None:
+    stored_as = "CreditCardPaymentTxn" if entity == "CreditCardPayment" else entity
+    body, changes = _lifecycle_bodies(books)[entity]
+    untouched = {a["Id"]: a["CurrentBalance"] for a in books.realm.iter("Account")}
+    created = await books.create(entity, body)  # each write checks every balance against the ledger
+    moved = books.postings(stored_as, created)
+    assert moved and sum(moved.values()) == 0
+    full = {k: v for k, v in books.first(stored_as, Id=created["Id"]).items() if k != "TotalAmt"}
+    updated = await books.create(entity, {**full, **changes})
+    assert books.postings(stored_as, updated) != moved
+    sparse = await books.create(
+        entity,
+        {
+            "Id": updated["Id"],
+            "SyncToken": updated["SyncToken"],
+            "sparse": True,
+            "PrivateNote": "checked",
+        },
+    )
+    assert sparse["PrivateNote"] == "checked"
+    await books.delete(entity, books.first(stored_as, Id=created["Id"]))
+    assert {a["Id"]: a["CurrentBalance"] for a in books.realm.iter("Account")} == untouched
