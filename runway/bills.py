@@ -22,11 +22,11 @@ from sqlalchemy import or_, select, update
 
 from runway import audit
 from runway.books import business_today
-from runway.businesses import payment_account_id
+from runway.businesses import BankAccount, bill_payment_account
+from runway.cash_flow import home_amount
 from runway.errors import (
     AlreadyApproved,
     ApprovalRefused,
-    BusinessNotReady,
     NotAllowed,
     NotFound,
     PaymentRefused,
@@ -79,6 +79,16 @@ class PaymentResult:
     balance: Decimal
     #: The bill as it stands after this request.
     standing: BillStanding
+    #: A bill in a foreign currency: QuickBooks' rate the payment was sent with (home units per
+    #: unit of the bill's currency); None for a bill in the home currency.
+    exchange_rate: Decimal | None = None
+    #: The business's home currency, the one `home_amount` is in.
+    home_currency: str = "USD"
+
+    @property
+    def home_amount(self) -> Decimal | None:
+        """The payment in the home currency, where the bill is in another one."""
+        return None if self.exchange_rate is None else home_amount(self.amount, self.exchange_rate)
 
     @property
     def message(self) -> str:
@@ -95,6 +105,7 @@ class _PlannedPayment:
     intent: BillPaymentIntent
     bill_row_id: int
     audit_id: int
+    home_currency: str
 
 
 def _bill_label(bill: Bill) -> str:
@@ -128,6 +139,22 @@ class _Standing:
     total: Decimal
     balance: Decimal
     sync_token: str
+
+
+def _currency_of(fresh: Mapping[str, Any] | None) -> str | None:
+    """The currency of QuickBooks' copy of a transaction (its CurrencyRef), if it names one."""
+    ref = fresh.get("CurrencyRef") if fresh is not None else None
+    value = ref.get("value") if isinstance(ref, Mapping) else None
+    return str(value) if value else None
+
+
+def _bank_account(row: Account, home_currency: str) -> BankAccount:
+    return BankAccount(
+        account_id=row.qbo_id,
+        name=row.name,
+        currency=row.currency or home_currency,
+        balance=row.current_balance or Decimal("0.00"),
+    )
 
 
 def _standing(bill: Bill, fresh: Mapping[str, Any] | None) -> _Standing:
@@ -187,7 +214,9 @@ class BillService:
                 for row in rows
             }
 
-    async def remember_person(self, slack_user_id: str, email: str | None, name: str | None) -> None:
+    async def remember_person(
+        self, slack_user_id: str, email: str | None, name: str | None
+    ) -> None:
         """Record the email address of a Slack user (from their Slack profile): an approval from
         either is then one person's approval."""
         async with self.uow_factory(self.business_id) as uow:
@@ -311,7 +340,10 @@ class BillService:
 
         Refuses, with the reason, and before anything reaches QuickBooks: a non-approver, a bill
         already paid, a bill whose approvals do not cover the amount (or lack a second, different
-        person above the threshold), a bill with a payment still in flight. Otherwise the payment goes through
+        person above the threshold), a bill with a payment still in flight, a pay-from account
+        QuickBooks would refuse for the bill's currency (`businesses.bill_payment_account`), a bill
+        in a foreign currency whose rate QuickBooks does not give. A foreign bill is paid in its
+        own currency at QuickBooks' rate for the pay date, read then. Otherwise the payment goes through
         `SmartSyncService.create_payment_immediate`: succeeded, the mirror's balance goes down and
         the payment is recorded; unknown or pending, the bill stays "payment in flight" until the
         reconciler settles it. A repeated click returns the first payment's outcome.
@@ -347,7 +379,13 @@ class BillService:
             raise
         balance = await self._finish_payment(plan, outcome, None)
         return PaymentResult(
-            bill_id, plan.intent.amount, outcome, balance, await self.standing(bill_id)
+            bill_id,
+            plan.intent.amount,
+            outcome,
+            balance,
+            await self.standing(bill_id),
+            plan.intent.exchange_rate,
+            plan.home_currency,
         )
 
     async def _plan_payment(
@@ -376,11 +414,23 @@ class BillService:
             business = await self._business(uow)
             who = await uow.people.identities(requested_by)
             self._require_approver(business, who, requested_by, "pay bills")
-            seen_key = (await self._bill(uow, bill_id)).payment_action_key
+            seen = await self._bill(uow, bill_id)
+            seen_key = seen.payment_action_key
+            home, pay_date = business.home_currency, business_today(now, business.timezone)
+            # Which account pays, before anything is asked of QuickBooks: a bill QuickBooks
+            # would refuse to pay from it is refused here, in words (PayFromRefused).
+            pay_from = bill_payment_account(
+                business,
+                seen.currency,
+                [_bank_account(row, home) for row in await uow.accounts.bank_accounts()],
+                chosen_id=bank_account_id,
+            )
         open_payment = await self._open_payment(seen_key)
         # QuickBooks' own copy: the mirror may be behind a payment recorded by hand, and the
         # bill's current SyncToken keys this payment.
         fresh = await self._fresh_bill(bill_id)
+        currency = _currency_of(fresh) or seen.currency or home
+        rate = None if currency == home else await self._exchange_rate(currency, pay_date, seen)
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
             bill = await self._bill(uow, bill_id)
@@ -414,19 +464,16 @@ class BillService:
                 )
             if not now_standing.can_pay:
                 raise PaymentRefused(_not_payable(label, now_standing, business))
-            bank = bank_account_id or payment_account_id(
-                business,
-                {
-                    row.qbo_id: row.current_balance or Decimal("0.00")
-                    for row in await uow.accounts.bank_accounts()
-                },
-            )
-            account: Account | None = await uow.accounts.get(bank) if bank else None
-            if not bank:
-                raise BusinessNotReady(
-                    f"{business.name} has no bank account in QuickBooks to pay bills from; add "
-                    "one in QuickBooks, then choose it in `/runway settings`."
+            if currency != (seen.currency or home):
+                # QuickBooks' copy names another currency than the mirror had: its rule again.
+                pay_from = bill_payment_account(
+                    business,
+                    currency,
+                    [_bank_account(row, home) for row in await uow.accounts.bank_accounts()],
+                    chosen_id=bank_account_id,
                 )
+            bank = pay_from.account_id
+            account: Account | None = await uow.accounts.get(bank)
             if not bill.vendor_qbo_id:
                 raise PaymentRefused(f"{label} has no vendor in QuickBooks to pay.")
             intent = BillPaymentIntent(
@@ -437,8 +484,10 @@ class BillService:
                 vendor_id=bill.vendor_qbo_id,
                 amount=amount,
                 bank_account_id=bank,
-                pay_date=business_today(now, business.timezone),
+                pay_date=pay_date,
                 requested_by=requested_by,
+                currency=None if rate is None else currency,
+                exchange_rate=rate,
             )
             await uow.flush()
             # Claim the bill for this payment. A concurrent click for the same payment has the
@@ -479,7 +528,7 @@ class BillService:
                 requested_at=now,
             )
             await uow.flush()
-            planned = _PlannedPayment(intent, bill.id, entry.id)
+            planned = _PlannedPayment(intent, bill.id, entry.id, home)
             await uow.commit()
         return planned
 
@@ -557,7 +606,9 @@ class BillService:
                 "sync_token": str(result.get("SyncToken", "0")),
                 "raw": paid,
                 "synced_at": now,
-                "txn_date": date.fromisoformat(str(paid["TxnDate"])) if paid.get("TxnDate") else None,
+                "txn_date": date.fromisoformat(str(paid["TxnDate"]))
+                if paid.get("TxnDate")
+                else None,
                 "vendor_qbo_id": bill.vendor_qbo_id,
                 "vendor_name": bill.vendor_name,
                 "pay_type": str(paid.get("PayType", "Check")),
@@ -576,9 +627,11 @@ class BillService:
         # the next mirror sync brings the payment itself.)
         account = await uow.accounts.get(str(bank)) if bank else None
         if account is not None and account.current_balance is not None:
-            account.current_balance -= action.amount
+            account.current_balance -= _leaves_account(action, account)
 
-    async def resolve_payment(self, bill_id: str, decision: PersonDecision, by: str) -> BillStanding:
+    async def resolve_payment(
+        self, bill_id: str, decision: PersonDecision, by: str
+    ) -> BillStanding:
         """An approver's decision on a payment that needs a person (`sync.decisions`): it is paid
         in QuickBooks (matched to the payment there), send it again, or cancel it. Recorded in the
         ledger and the audit trail; returns where the bill stands after it. PaymentRefused, with
@@ -609,7 +662,9 @@ class BillService:
             if bill.payment_action_key == key:
                 if outcome.state is ActionState.SUCCEEDED and action is not None:
                     await self._apply_payment(uow, bill, action, now)
-                _record_outcome(bill, outcome.state, action.last_error if action else outcome.message)
+                _record_outcome(
+                    bill, outcome.state, action.last_error if action else outcome.message
+                )
             uow.audit.add(
                 actor=by,
                 action=audit.BILL_PAYMENT_DECISION,
@@ -681,6 +736,24 @@ class BillService:
             return None
         return found if isinstance(found, dict) else None
 
+    async def _exchange_rate(self, currency: str, pay_date: date, bill: Bill) -> Decimal:
+        """QuickBooks' rate for the bill's currency on the pay date, read now: the payment books
+        at it, and the person is told the home amount it makes. No rate, no payment."""
+        label = _bill_label(bill)
+        try:
+            return await self.smart_sync.exchange_rate(currency, pay_date)
+        except QuickBooksUnavailable as exc:
+            raise PaymentRefused(
+                f"{label} is in {currency}, and QuickBooks could not be asked for its {currency} "
+                f"rate just now ({exc}); nothing was paid. Try again in a few minutes."
+            ) from exc
+        except QBOError as exc:
+            raise PaymentRefused(
+                f"{label} is in {currency}, and QuickBooks gave no {currency} exchange rate for "
+                f"{pay_date.isoformat()} ({exc}); nothing was paid. Check the currency's rate in "
+                "QuickBooks (Settings, Currencies), then pay again."
+            ) from exc
+
     async def _open_payment(self, key: str | None) -> Action | None:
         """The ledger's action for `key` if it may still land in QuickBooks."""
         if key is None:
@@ -736,6 +809,18 @@ class BillService:
                 completed_at=self.clock.now(),
             )
             await uow.commit()
+
+
+def _leaves_account(action: Action, account: Account) -> Decimal:
+    """What a payment takes out of the account it was paid from, in the account's currency: the
+    amount itself from an account in the payment's currency; from a home-currency account paying
+    a foreign bill, its home amount at the payment's ExchangeRate (as QuickBooks books it)."""
+    paid = action.payload
+    currency = (paid.get("CurrencyRef") or {}).get("value")
+    rate = paid.get("ExchangeRate")
+    if currency is None or account.currency == currency or not isinstance(rate, Decimal):
+        return action.amount
+    return home_amount(action.amount, rate)
 
 
 def _record_outcome(bill: Bill, state: ActionState, reason: str | None) -> None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from runway.bills import BillService
 from runway.errors import AlreadyApproved, NotFound, RunwayError
-from runway.formatting import money
+from runway.formatting import money, money_with_home
 from runway.invoices import InvoiceService
 from runway.lifecycle import BillStanding, BillState
 from sync import ActionState, PersonDecision
@@ -101,19 +101,24 @@ async def pay_bill(
             before,
         )
     try:
-        paid = await bills.create_payment(
-            bill_id, seen_amount, by, on_paying=on_paying
-        )
+        paid = await bills.create_payment(bill_id, seen_amount, by, on_paying=on_paying)
     except RunwayError as refusal:
         return Outcome(Result.REFUSED, str(refusal), await _standing_or_none(bills, bill_id))
     standing = paid.standing
     account = (standing.payment.account_name if standing.payment else None) or "the bank account"
     # A bill QuickBooks sent without a currency is in dollars, as everywhere else.
     paid_text = money(paid.amount, standing.currency or "USD")
+    rate_text = ""
+    if paid.home_amount is not None and standing.currency:
+        # A foreign bill: its home equivalent at the rate the payment was sent with.
+        paid_text = money_with_home(
+            paid.amount, standing.currency, paid.home_amount, paid.home_currency
+        )
+        rate_text = f", at QuickBooks' {standing.currency} rate of {paid.exchange_rate}"
     state = paid.outcome.state
     if state is ActionState.SUCCEEDED:
         return Outcome(
-            Result.DONE, f"Paid {paid_text} from {account}.", standing, paid.amount
+            Result.DONE, f"Paid {paid_text} from {account}{rate_text}.", standing, paid.amount
         )
     if paid.in_flight:
         return Outcome(
@@ -128,9 +133,7 @@ async def pay_bill(
     )
 
 
-async def snooze_bill(
-    bills: BillService, *, bill_id: str, by: str, until: datetime
-) -> Outcome:
+async def snooze_bill(bills: BillService, *, bill_id: str, by: str, until: datetime) -> Outcome:
     try:
         await bills.snooze(bill_id, until, by)
     except RunwayError as refusal:
