@@ -74,7 +74,8 @@ class BillPaymentIntent:
     A bill in a foreign currency is paid in that currency: `currency` is the bill's and
     `exchange_rate` QuickBooks' own rate for the pay date (home units per unit of `currency`);
     `amount` stays in the bill's currency. Both go into the BillPayment (CurrencyRef,
-    ExchangeRate), never into the key: a repeated click is the same payment whatever rate it read.
+    ExchangeRate), never into the key: a repeated click that read another rate has the same key,
+    so the ledger refuses it (ConflictingAction) rather than pay the bill twice.
     A bill in the home currency leaves both None and the BillPayment as it always was.
     """
 
