@@ -26,11 +26,12 @@ difference takes the line of the bill or invoice line it settles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache
+from typing import Any, ClassVar
 
 from qbo_sandbox.store import Realm
 
@@ -76,7 +77,7 @@ CLASSIFICATION: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Posting:
     """One line of the general ledger."""
 
@@ -117,6 +118,8 @@ def multicurrency_enabled(realm: Realm) -> bool:
 
 
 def _amount(value: Any) -> Decimal:
+    if type(value) is Decimal:
+        return value
     if value is None or isinstance(value, bool) or value == "":
         return ZERO
     try:
@@ -145,13 +148,17 @@ def rate_of(obj: dict[str, Any]) -> Decimal:
 
 def to_home(amount: Decimal, rate: Decimal) -> Decimal:
     """An amount in home currency, rounded half up to the cent."""
-    if rate == ONE:
-        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    if rate == ONE:  # stored amounts are cents already
+        return amount
     return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _date(obj: dict[str, Any]) -> date:
-    text = str(obj.get("TxnDate") or "")[:10]
+    return _parse_day(str(obj.get("TxnDate") or "")[:10])
+
+
+@lru_cache(maxsize=4096)
+def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -227,14 +234,14 @@ def default_income(realm: Realm) -> str | None:
 EXCHANGE_GAIN_OR_LOSS = "Exchange Gain or Loss"
 
 
-def item_account(realm: Realm, detail: dict[str, Any], *, sales: bool) -> str | None:
+def item_account(ctx: _Context, detail: dict[str, Any], *, sales: bool) -> str | None:
     """The account a product line posts to: the line's ItemAccountRef (set when it was written),
     else the Item's IncomeAccountRef (sales) or ExpenseAccountRef (purchases)."""
     explicit = _ref(detail.get("ItemAccountRef"))
     if explicit:
         return explicit
     item_id = _ref(detail.get("ItemRef"))
-    item = realm.table("Item").objects.get(item_id) if item_id else None
+    item = ctx.items.get(item_id) if item_id else None
     if item is not None:
         if sales:
             field = "IncomeAccountRef"
@@ -243,17 +250,44 @@ def item_account(realm: Realm, detail: dict[str, Any], *, sales: bool) -> str | 
         found = _ref(item.get(field))
         if found:
             return found
-    return default_income(realm) if sales else None
+    return ctx.system("income") if sales else None
+
+
+class _Context:
+    """What posting many transactions needs to know once: the home currency and the accounts
+    QuickBooks keeps for a purpose."""
+
+    FINDERS: ClassVar[dict[str, Callable[[Realm, str], str | None]]] = {
+        "ap": lambda realm, code: default_payable(realm, code),
+        "ar": lambda realm, code: default_receivable(realm, code),
+        "undeposited": lambda realm, code: undeposited_funds(realm),
+        "fx": lambda realm, code: exchange_gain_or_loss(realm),
+        "tax": lambda realm, code: sales_tax_payable(realm),
+        "income": lambda realm, code: default_income(realm),
+    }
+
+    def __init__(self, realm: Realm) -> None:
+        self.realm = realm
+        self.home = home_currency(realm)
+        self.items = realm.table("Item").objects
+        self._found: dict[tuple[str, str], str | None] = {}
+
+    def system(self, kind: str, code: str = "") -> str | None:
+        key = (kind, code)
+        if key not in self._found:
+            self._found[key] = self.FINDERS[kind](self.realm, code or self.home)
+        return self._found[key]
 
 
 class _Builder:
     """Collects one transaction's postings."""
 
-    def __init__(self, realm: Realm, entity: str, obj: dict[str, Any]) -> None:
-        self.realm = realm
+    def __init__(self, ctx: _Context, entity: str, obj: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.realm = ctx.realm
         self.entity = entity
         self.obj = obj
-        self.home = home_currency(realm)
+        self.home = ctx.home
         self.currency = currency_of(obj, self.home)
         self.foreign = self.currency != self.home
         self.rate = rate_of(obj) if self.foreign else ONE
@@ -317,13 +351,13 @@ class _Builder:
                 yield number, line
 
 
-def _expense_line_account(realm: Realm, line: dict[str, Any]) -> str | None:
+def _expense_line_account(ctx: _Context, line: dict[str, Any]) -> str | None:
     kind = line.get("DetailType")
     detail = line.get(kind) if isinstance(kind, str) else None
     if not isinstance(detail, dict):
         return None
     if kind == "ItemBasedExpenseLineDetail":
-        return item_account(realm, detail, sales=False)
+        return item_account(ctx, detail, sales=False)
     return _ref(detail.get("AccountRef"))
 
 
@@ -334,17 +368,17 @@ def _sales_lines(b: _Builder, sign: int) -> None:
         amount = _amount(line.get("Amount"))
         if kind == "SalesItemLineDetail":
             detail = line.get("SalesItemLineDetail") or {}
-            b.post(item_account(b.realm, detail, sales=True), number, sign * amount)
+            b.post(item_account(b.ctx, detail, sales=True), number, sign * amount)
         elif kind == "DiscountLineDetail":
             detail = line.get("DiscountLineDetail") or {}
-            account = _ref(detail.get("DiscountAccountRef")) or default_income(b.realm)
+            account = _ref(detail.get("DiscountAccountRef")) or b.ctx.system("income")
             b.post(account, number, -sign * amount)
         elif kind == "DepositLineDetail":  # refund receipts may carry plain account lines
             detail = line.get("DepositLineDetail") or {}
             b.post(_ref(detail.get("AccountRef")), number, sign * amount)
     tax = _amount((b.obj.get("TxnTaxDetail") or {}).get("TotalTax"))
     if tax:
-        b.post(sales_tax_payable(b.realm), len(b.obj.get("Line") or []) + 1, sign * tax)
+        b.post(b.ctx.system("tax"), len(b.obj.get("Line") or []) + 1, sign * tax)
 
 
 def _linked_rate(realm: Realm, entity: str, txn_id: str, home: str) -> Decimal:
@@ -359,20 +393,20 @@ def _linked_rate(realm: Realm, entity: str, txn_id: str, home: str) -> Decimal:
 
 def _bill(b: _Builder) -> None:
     for number, line in b.lines():
-        b.post(_expense_line_account(b.realm, line), number, _amount(line.get("Amount")))
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or default_payable(b.realm, b.currency))
+        b.post(_expense_line_account(b.ctx, line), number, _amount(line.get("Amount")))
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency))
 
 
 def _vendor_credit(b: _Builder) -> None:
     for number, line in b.lines():
-        b.post(_expense_line_account(b.realm, line), number, -_amount(line.get("Amount")))
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or default_payable(b.realm, b.currency))
+        b.post(_expense_line_account(b.ctx, line), number, -_amount(line.get("Amount")))
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency))
 
 
 def _purchase(b: _Builder) -> None:
     sign = -1 if b.obj.get("Credit") is True else 1  # a card refund runs the other way
     for number, line in b.lines():
-        b.post(_expense_line_account(b.realm, line), number, sign * _amount(line.get("Amount")))
+        b.post(_expense_line_account(b.ctx, line), number, sign * _amount(line.get("Amount")))
     b.balance_to(_ref(b.obj.get("AccountRef")))
 
 
@@ -412,7 +446,7 @@ def _settlement(
     b.post(cash_account, 0, cash_sign * total)
     difference = -sum((p.amount for p in b.out), ZERO)
     if difference:
-        b.post(exchange_gain_or_loss(realm), 0, ZERO, home=difference)
+        b.post(b.ctx.system("fx"), 0, ZERO, home=difference)
 
 
 def _bill_payment(b: _Builder) -> None:
@@ -422,7 +456,7 @@ def _bill_payment(b: _Builder) -> None:
     else:
         cash = _ref((obj.get("CheckPayment") or {}).get("BankAccountRef"))
     control = _ref(obj.get("APAccountRef")) or _linked_control(b, "Bill", "APAccountRef")
-    control = control or default_payable(b.realm, b.currency)
+    control = control or b.ctx.system("ap", b.currency)
     _settlement(
         b,
         control=control,
@@ -434,9 +468,9 @@ def _bill_payment(b: _Builder) -> None:
 
 def _payment(b: _Builder) -> None:
     obj = b.obj
-    cash = _ref(obj.get("DepositToAccountRef")) or undeposited_funds(b.realm)
+    cash = _ref(obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
     control = _ref(obj.get("ARAccountRef")) or _linked_control(b, "Invoice", "ARAccountRef")
-    control = control or default_receivable(b.realm, b.currency)
+    control = control or b.ctx.system("ar", b.currency)
     _settlement(
         b,
         control=control,
@@ -459,22 +493,22 @@ def _linked_control(b: _Builder, entity: str, field: str) -> str | None:
 
 def _invoice(b: _Builder) -> None:
     _sales_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or default_receivable(b.realm, b.currency))
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency))
 
 
 def _credit_memo(b: _Builder) -> None:
     _sales_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or default_receivable(b.realm, b.currency))
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency))
 
 
 def _sales_receipt(b: _Builder) -> None:
     _sales_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or undeposited_funds(b.realm))
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited"))
 
 
 def _refund_receipt(b: _Builder) -> None:
     _sales_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or undeposited_funds(b.realm))
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited"))
 
 
 def _deposit(b: _Builder) -> None:
@@ -482,7 +516,7 @@ def _deposit(b: _Builder) -> None:
     for number, line in b.lines():
         amount = _amount(line.get("Amount"))
         if line.get("LinkedTxn"):
-            undeposited = undeposited or undeposited_funds(b.realm)
+            undeposited = undeposited or b.ctx.system("undeposited")
             b.post(undeposited, number, -amount)
             continue
         detail = line.get("DepositLineDetail") or {}
@@ -511,7 +545,7 @@ def _journal_entry(b: _Builder) -> None:
     # difference, so the entry still balances in home currency.
     rest = -sum((p.amount for p in b.out), ZERO)
     if rest:
-        b.post(exchange_gain_or_loss(b.realm), 0, ZERO, home=rest)
+        b.post(b.ctx.system("fx"), 0, ZERO, home=rest)
 
 
 def _credit_card_payment(b: _Builder) -> None:
@@ -545,10 +579,14 @@ def postings_of(realm: Realm, entity: str, obj: dict[str, Any]) -> list[Posting]
 
     Pure: reads the realm (accounts, items, the documents a payment settles) and changes nothing.
     The postings sum to zero in home currency."""
-    rule = _RULES.get(_canonical(entity))
+    return _postings_in(_Context(realm), _canonical(entity), obj)
+
+
+def _postings_in(ctx: _Context, entity: str, obj: dict[str, Any]) -> list[Posting]:
+    rule = _RULES.get(entity)
     if rule is None or obj.get("status") == "Deleted":
         return []
-    builder = _Builder(realm, _canonical(entity), obj)
+    builder = _Builder(ctx, entity, obj)
     rule(builder)
     return builder.out
 
@@ -557,12 +595,13 @@ def postings(realm: Realm, *, start: date | None = None, end: date | None = None
     """Every stored transaction's postings whose TxnDate is within [start, end] (either open)."""
     out: list[Posting] = []
     with realm.lock:
+        ctx = _Context(realm)
         for entity in TRANSACTION_ENTITIES:
             for obj in realm.iter(entity):
                 day = _date(obj)
                 if (start is not None and day < start) or (end is not None and day > end):
                     continue
-                out.extend(postings_of(realm, entity, obj))
+                out.extend(_postings_in(ctx, entity, obj))
     return out
 
 

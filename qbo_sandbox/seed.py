@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from qbo_sandbox import seed_names as names
+from qbo_sandbox.currency import default_preferences
 from qbo_sandbox.store import Realm
 
 DEFAULT_SEED: int = 7
@@ -474,9 +475,9 @@ def render_company_info(realm: Realm, opened: datetime) -> dict[str, Any]:
 
 
 def load_lists(realm: Realm, opened: datetime, income: Account) -> None:
-    """The company's terms and the products it sells (each posting its sales to `income`), as of
-    the day it was opened. (Its Preferences come with the realm: home currency USD, multicurrency
-    off.)"""
+    """The company's preferences (home currency USD, multicurrency off), its terms, and the
+    products it sells (each posting its sales to `income`), as of the day it was opened."""
+    realm.install("Preferences", default_preferences(), created=opened)
     for name, (term_id, days) in TERMS.items():
         realm.load("Term", {
             "Id": term_id, "Name": name, "Active": True, "Type": "STANDARD",

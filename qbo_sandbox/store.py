@@ -510,17 +510,25 @@ class Realm:
             self._event(name, oid, "Create", when)
             return stored
 
-    def install(self, entity: str, obj: dict[str, Any]) -> None:
+    def install(
+        self, entity: str, obj: dict[str, Any], *, created: datetime | None = None
+    ) -> None:
         """Store an object a company has from its creation (its Preferences), with the Id it
-        carries: no change event, and the Id counter of the objects people create is untouched."""
+        carries, created at `created` (now by default), replacing the one installed before: no
+        change event, and the Id counter of the objects people create is untouched."""
         with self.lock:
             stored = copy_obj(obj)
-            stamp = self.format_time(self.clock.now())
+            stamp = self.format_time(created or self.clock.now())
             stored.setdefault("SyncToken", "0")
             stored["domain"] = "QBO"
             stored["sparse"] = False
             stored["MetaData"] = {"CreateTime": stamp, "LastUpdatedTime": stamp}
-            self._tables[canonical_entity(entity)].add(stored, deferred=self._bulk_depth > 0)
+            table = self._tables[canonical_entity(entity)]
+            old = table.objects.get(str(stored["Id"]))
+            if old is None:
+                table.add(stored, deferred=self._bulk_depth > 0)
+            else:
+                table.replace(old, stored, deferred=self._bulk_depth > 0)
 
     def get(self, entity: str, id: str) -> dict[str, Any] | None:
         obj = self._tables[canonical_entity(entity)].objects.get(str(id))
