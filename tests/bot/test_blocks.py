@@ -575,6 +575,24 @@ def test_freshness_names_the_day_when_the_data_is_not_from_today() -> None:
     assert "bill_more" not in blocks and "approvals" not in blocks and "drift" not in blocks
 
 
+def test_a_part_whose_bills_are_all_paid_since_says_so() -> None:
+    """Drawn again after its only overdue bill was paid, the digest keeps that card under
+    "Overdue bills" and says the part is taken care of; the other part is unchanged."""
+    books = huge_company(bills=2, invoices=0)  # B0 a day overdue, B1 due today
+    overdue, due = books.open_bills
+    paid = replace(overdue, balance=D("0.00"), payment_state="paid", payment_by="U0ANA0001")
+    view = DigestBuilder().build(replace(books, open_bills=(due,), shown_bills=(paid,)), now=NOW)
+    message = digest_message(view, business_name="L", payment_account=None)
+    assert_within_slack_limits(message)
+    blocks = by_id(message.blocks)
+    assert blocks["overdue_bills"]["text"]["text"] == "*Overdue bills* · all 1 taken care of"
+    assert blocks["bills"]["text"]["text"] == "*Bills due in the next 7 days* · 1 for $7,001.00"
+    order = [block["block_id"] for block in message.blocks if "block_id" in block]
+    assert order.index("overdue_bills") < order.index("bill:B0") < order.index("bills")
+    assert "Paid" in blocks["bill:B0"]["text"]["text"]
+    assert message.text.endswith("· 1 bill due")
+
+
 def test_pay_confirm_without_a_runway_in_days_says_the_impact() -> None:
     inflow = CashMovement(TODAY, D("900000.00"), MovementKind.DEPOSIT)
     books = huge_company(bills=3, invoices=0)

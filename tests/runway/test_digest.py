@@ -160,6 +160,22 @@ def test_overdue_depends_on_the_business_timezone() -> None:
     assert [(i.invoice_id, i.days_overdue) for i in auckland.items] == [("I9", 1)]
 
 
+def test_a_bill_paid_since_keeps_its_place_in_its_part() -> None:
+    """A message showed B1 (overdue) and B7 (due this week); B1 has been paid since. Drawn again,
+    B1 stays in the overdue part, paid, and each part counts what is left to pay."""
+    books = hand_company()
+    big = replace(books.open_bills[1], id="B7", due_date=date(2025, 4, 2))
+    paid = replace(books.open_bills[0], balance=D("0.00"), payment_state="paid")
+    books = replace(books, open_bills=(big,), shown_bills=(paid,))
+    view = DigestBuilder().build(books, now=NOW)
+    assert [bill.bill_id for bill in view.overdue_bills.items] == ["B1"]
+    assert view.overdue_bills.items[0].state is BillState.PAID
+    assert (view.overdue_bills.total, len(view.overdue_bills.left)) == (1, 0)
+    assert view.overdue_bills.left_amount == D("0.00")
+    assert [bill.bill_id for bill in view.bills_due.left] == ["B7"]
+    assert view.bills_due.left_amount == D("4000.00")
+
+
 def test_bill_timing_at_the_edges_of_the_week() -> None:
     today = date(2025, 3, 31)
     assert bill_timing(date(2025, 3, 30), today, 7) is BillTiming.OVERDUE
