@@ -142,8 +142,11 @@ class BillPaymentIntent:
         if self.currency is not None:
             # Amounts are in CurrencyRef's currency; ExchangeRate is home units per unit of it
             # (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies).
-            # The rate is sent, not left to QuickBooks' default: the payment books at the rate
-            # the person was shown.
+            # The rate is sent, never left to a default: Intuit's reference does not say what an
+            # omitted rate becomes (one integrator reports the day's rate, dev.to/viraj_geeth_e6dc448fe4d43/
+            # pushing-official-central-bank-exchange-rates-into-quickbooks-online-one-post-per-currency-per-day-3kk3;
+            # others fault 2410 "ExchangeRate is missing"), and the payment must book at the rate
+            # the person was told.
             body["CurrencyRef"] = _ref(self.currency)
             body["ExchangeRate"] = self.exchange_rate
         return body
