@@ -3,15 +3,18 @@
     .venv/bin/python bench/mirror_sync.py [--scale 100000] [--database-url sqlite+aiosqlite:///...]
 
 The sandbox seeds a scaled company (`oodaloo sandbox --scale N`, i.e. `SandboxConfig(scale=N)`: N bills
-and N invoices, with their vendors, customers, payments, purchases and deposits) and serves it over
+and N invoices, with their vendors, customers, payments, purchases, deposits and whatever else moves
+cash in it: sales and refund receipts, transfers, journal entries, credits, card payments) and serves it over
 loopback HTTP from its own process, so it does not share this process's interpreter lock. A business
 is created for it and its mirror is synced through SmartSyncService (rate limiter, circuit, retries)
 at BULK priority, twice:
 
 1. the first sync, which pages through every entity type, against the lower bound of one call per
-   1,000 objects per entity type (``count // 1000 + 1``: paging stops at the first short page);
+   1,000 objects per entity type (``count // 1000 + 1``: paging stops at the first short page),
+   printed per entity type, plus one exchange-rate read per foreign currency of the bank accounts;
 2. an incremental sync after changes made "from outside" through the sandbox's admin API (bills
-   edited, invoices deleted, a vendor created), against its lower bound of one CDC call.
+   edited, invoices deleted, a vendor, a sales receipt and a transfer created), against its lower
+   bound of one CDC call.
 
 The sandbox's own request counter is printed next to the sync's count, so the figure is QuickBooks'
 view, not the client's, and the time spent inside QuickBooks calls next to the total (pages are
@@ -72,11 +75,12 @@ def _print_report(
         f"  QuickBooks calls:   {report.qbo_calls}  (lower bound {lower_bound}; "
         f"the sandbox counted {sum(seen.values())}: {seen})"
     )
+    print(f"  of which CDC {report.cdc_calls}, pages {report.page_calls}, exchange rates {report.rate_calls}")
     print(f"  time:               {took:.1f} s ({report.qbo_seconds:.1f} s inside QuickBooks calls)")
     print(f"  rows created/updated/deleted: {report.created} / {report.updated} / {report.deleted}")
     for entity, counts in report.entities.items():
         print(
-            f"    {entity:<12} {counts.mode:<4} received {counts.received:>7}  "
+            f"    {entity:<20} {counts.mode:<4} received {counts.received:>7}  "
             f"+{counts.created} ~{counts.updated} -{counts.deleted}"
             + (f"  ({counts.reason})" if counts.reason else "")
         )
@@ -103,7 +107,24 @@ async def _outside_changes(live: dict[str, str]) -> int:
         live["base_url"], "POST", f"/realms/{realm_id}/Vendor",
         {"DisplayName": "Bench Vendor", "Active": True},
     )
-    return len(bills) + len(invoices) + 1
+    async with QBORawClient(
+        "bench-setup", realm_id, base_url=live["base_url"],
+        tokens=StaticTokenProvider(live["access_token"]),
+    ) as client:
+        banks = await client.query("SELECT * FROM Account WHERE AccountType = 'Bank'")
+    day = datetime.now(UTC).date().isoformat()
+    await _admin(
+        live["base_url"], "POST", f"/realms/{realm_id}/SalesReceipt",
+        {"TxnDate": day, "DepositToAccountRef": {"value": banks[0]["Id"]}, "TotalAmt": 412.5,
+         "Line": [{"Amount": 412.5, "DetailType": "SalesItemLineDetail",
+                   "SalesItemLineDetail": {}}]},
+    )
+    await _admin(
+        live["base_url"], "POST", f"/realms/{realm_id}/Transfer",
+        {"TxnDate": day, "FromAccountRef": {"value": banks[0]["Id"]},
+         "ToAccountRef": {"value": banks[-1]["Id"]}, "Amount": 1000},
+    )
+    return len(bills) + len(invoices) + 3
 
 
 async def run(live: dict[str, str], database_url: str) -> None:
@@ -147,7 +168,10 @@ async def run(live: dict[str, str], database_url: str) -> None:
         started = time.perf_counter()
         first = await mirror.sync()
         took = time.perf_counter() - started
-        lower = sum(count // PAGE_SIZE + 1 for count in counts.values())
+        pages = {entity: count // PAGE_SIZE + 1 for entity, count in counts.items()}
+        lower = sum(pages.values()) + first.rate_calls
+        print("\nlower bound of the first sync, per entity type (pages of 1,000):")
+        print("  " + ", ".join(f"{entity} {n}" for entity, n in pages.items()))
         _print_report("first sync (pages everything)", first, lower, await _requests(live), took)
 
         changes = await _outside_changes(live)
@@ -172,7 +196,8 @@ async def run(live: dict[str, str], database_url: str) -> None:
         built = time.perf_counter() - started - loaded
         print(f"\ndigest of the scaled company: {loaded + built:.2f} s "
               f"(snapshot from the mirror {loaded:.2f} s, view model {built:.3f} s); "
-              f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices; "
+              f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices, "
+              f"{len(books.movements):,} cash movements; "
               f"headline: {view.headline}")
     finally:
         await infra.aclose()

@@ -421,32 +421,42 @@ class CashLineRepository(_Scoped):
         return found
 
     async def dated_between(self, first: date, last: date | None = None) -> list[CashLine]:
-        """Lines dated on or after `first` (and on or before `last`)."""
-        conditions = [
-            CashLineRecord.business_id == self.business_id,
-            CashLineRecord.txn_date >= first,
-        ]
+        """Lines dated on or after `first` (and on or before `last`), oldest first."""
+        line = CashLineRecord
+        conditions = [line.business_id == self.business_id, line.txn_date >= first]
         if last is not None:
-            conditions.append(CashLineRecord.txn_date <= last)
+            conditions.append(line.txn_date <= last)
+        # Columns, not rows: a snapshot reads tens of thousands of lines.
         result = await self.session.execute(
-            select(CashLineRecord)
+            select(
+                line.txn_type,
+                line.txn_id,
+                line.line,
+                line.txn_date,
+                line.account_qbo_id,
+                line.counter_account_qbo_id,
+                line.amount,
+                line.home_amount,
+                line.currency,
+                line.exchange_rate,
+            )
             .where(*conditions)
-            .order_by(CashLineRecord.txn_date, CashLineRecord.id)
+            .order_by(line.txn_date, line.id)
         )
         return [
             CashLine(
-                txn_type=row.txn_type,
-                txn_id=row.txn_id,
-                line=row.line,
-                txn_date=row.txn_date,
-                account_id=row.account_qbo_id,
-                counter_account_id=row.counter_account_qbo_id,
-                amount=row.amount,
-                home_amount=row.home_amount,
-                currency=row.currency,
-                exchange_rate=row.exchange_rate,
+                txn_type=txn_type,
+                txn_id=txn_id,
+                line=number,
+                txn_date=txn_date,
+                account_id=account,
+                counter_account_id=counter,
+                amount=amount,
+                home_amount=home,
+                currency=currency,
+                exchange_rate=rate,
             )
-            for row in result.scalars()
+            for txn_type, txn_id, number, txn_date, account, counter, amount, home, currency, rate in result
         ]
 
 
