@@ -172,23 +172,30 @@ def bill_payment_account(
     https://quickbooks.intuit.com/learn-support/en-sg/help-article/multicurrency/receiving-making-payment-foreign-invoice-bill/L1weZLBmC_SG_en_SG).
     The account the business chose pays if it can, and a chosen account that cannot is refused
     (the person chose it; Oodaloo does not pay from another behind their back). Without a choice
-    (or one no longer among its bank accounts), the largest account in the bill's own currency
-    pays, so nothing is converted; else the largest in the home currency. A bill without a
-    currency is in the home currency, as QuickBooks sends it for a company without multicurrency.
+    (or one no longer among its bank accounts), the account `payment_account_id` names pays, as
+    the digest says; if it cannot pay this bill, the largest account in the bill's own currency,
+    else the largest in the home currency. A bill without a currency is in the home currency, as
+    QuickBooks sends it for a company without multicurrency.
     """
     home = business.home_currency
     currency = bill_currency or home
     allowed = (currency, home)
-    wanted_id = chosen_id or business.payment_bank_account_id
-    chosen = next((b for b in banks if b.account_id == wanted_id), None)
-    if chosen is not None:
-        if chosen.currency in allowed:
-            return chosen
+    choice = chosen_id or business.payment_bank_account_id
+    chosen = next((b for b in banks if b.account_id == choice), None)
+    if chosen is not None and chosen.currency not in allowed:
         raise PayFromRefused(
             f"{_pay_in(currency, home)} — {chosen.name} ({chosen.currency}) can't pay it. "
             "Choose the pay-from account in `/runway settings`."
         )
-    for wanted in dict.fromkeys(allowed):  # the bill's currency first
+    default_id = (
+        chosen.account_id
+        if chosen is not None
+        else _largest({b.account_id: b.balance for b in banks})
+    )
+    default = next((b for b in banks if b.account_id == default_id), None)
+    if default is not None and default.currency in allowed:
+        return default
+    for wanted in dict.fromkeys(allowed):  # the bill's own currency first: nothing converted
         picked = _largest({b.account_id: b.balance for b in banks if b.currency == wanted})
         if picked is not None:
             return next(b for b in banks if b.account_id == picked)

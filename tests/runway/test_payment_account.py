@@ -74,11 +74,17 @@ def test_a_chosen_account_in_a_third_currency_is_refused_in_words() -> None:
         bill_payment_account(_home_usd("40"), None, [CHECKING, EURO])
 
 
-def test_without_a_choice_the_bills_own_currency_pays_first_then_the_home_currency() -> None:
-    # The GBP account is the largest, but it cannot pay a EUR bill.
+def test_without_a_choice_the_digests_account_pays_if_it_can_else_the_bills_own_currency_first() -> (
+    None
+):
+    # The largest account (the one the digest names) pays when QuickBooks accepts it.
+    assert bill_payment_account(_home_usd(None), "EUR", [CHECKING, EURO]) == CHECKING
+    # The GBP account is the largest, but it cannot pay a EUR bill: the euros pay, else dollars.
     assert bill_payment_account(_home_usd(None), "EUR", [CHECKING, EURO, SAVINGS_GBP]) == EURO
     assert bill_payment_account(_home_usd(None), "EUR", [CHECKING, SAVINGS_GBP]) == CHECKING
     assert bill_payment_account(_home_usd(None), "USD", [CHECKING, EURO, SAVINGS_GBP]) == CHECKING
+    # A choice no longer among the bank accounts is passed over, as `payment_account_id` does.
+    assert bill_payment_account(_home_usd("99"), "EUR", [CHECKING, EURO]) == CHECKING
     with pytest.raises(PayFromRefused, match="Larkspur has no such bank account"):
         bill_payment_account(_home_usd(None), "EUR", [SAVINGS_GBP])
     with pytest.raises(BusinessNotReady, match="no bank account in QuickBooks"):
@@ -124,3 +130,7 @@ def test_every_payment_account_is_one_quickbooks_accepts_and_a_good_choice_is_ke
     assert paying in banks and paying.currency in allowed
     if chosen_bank is not None:
         assert paying == chosen_bank
+    # Where the digest's account (`payment_account_id`) can pay the bill, it is the one that pays.
+    default = payment_account_id(_home_usd(chosen), {b.account_id: b.balance for b in banks})
+    if any(b.account_id == default and b.currency in allowed for b in banks):
+        assert paying.account_id == default
