@@ -28,7 +28,9 @@ from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.bills import BillService
 from runway.books import business_today
+from runway.calculator import RunwayCalculator, RunwayFigures
 from runway.lifecycle import BillState
+from runway.snapshot import load_books
 from runway.use_cases import Result, pay_bill
 from sync.ledger import ActionState
 from sync.reconcile import Reconciler, sweep_until_settled
@@ -138,6 +140,15 @@ async def mirrored_balance(env: RunwayEnv, account_id: str) -> Decimal | None:
         return account.current_balance
 
 
+async def figures(env: RunwayEnv) -> RunwayFigures:
+    """The runway figures from Oodaloo's mirror, as every surface shows them."""
+    async with env.uows(BUSINESS) as uow:
+        books = await load_books(
+            uow, BUSINESS, business_today(env.infra.clock.now(), "America/Los_Angeles")
+        )
+    return RunwayCalculator().figures(books)
+
+
 def bill_payments(sandbox: Sandbox, bill_id: str) -> list[dict[str, Any]]:
     """The BillPayments in the sandbox's own store that pay `bill_id`."""
     return [
@@ -157,6 +168,7 @@ async def test_a_eur_bill_paid_from_the_usd_bank_is_a_eur_payment_at_quickbooks_
     service, company = await ready_to_pay(runway_env, "checking")
     bank_before = stored(runway_env.sandbox, "Account", company.checking)["CurrentBalance"]
     mirror_before = await mirrored_balance(runway_env, company.checking)
+    figures_before = await figures(runway_env)
 
     outcome = await pay_bill(
         service, bill_id=company.bill_id, by=OWNER, seen_amount=Decimal("1000.00")
@@ -194,6 +206,15 @@ async def test_a_eur_bill_paid_from_the_usd_bank_is_a_eur_payment_at_quickbooks_
         ]
     assert sum(line.home_amount for line in lines) == Decimal("-1100.00")
     assert {(line.currency, line.exchange_rate) for line in lines} == {("EUR", PAY_RATE)}
+    # Cash and burn moved by the home amount at once, as the next sync sees them.
+    after = await figures(runway_env)
+    assert figures_before.cash.total - after.cash.total == Decimal("1100.00")
+    assert (
+        after.runway
+        == RunwayCalculator().bill_impact(figures_before.runway, Decimal("1100.00")).after
+    )
+    await service.sync_bills_from_qbo()
+    assert (await figures(runway_env)).runway == after.runway
 
 
 async def test_a_eur_bill_paid_from_the_eur_bank_leaves_it_in_euros(runway_env: RunwayEnv) -> None:
