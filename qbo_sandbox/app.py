@@ -132,7 +132,7 @@ class Sandbox:
             retry_delays=config.webhook_retry_delays,
             timeout_seconds=config.webhook_timeout_seconds,
         )
-        self._seeds: dict[str, tuple[int, int | None]] = {}
+        self._seeds: dict[str, tuple[int, int | None, bool]] = {}
 
         self.chaos = Chaos(
             build_v3_app(self.store),
@@ -146,7 +146,7 @@ class Sandbox:
         self.requests = RequestCounter(self.auth)
 
         self.realm_id = realm_id_for(config.seed)
-        self._seed_realm(self.realm_id, config.seed, config.scale)
+        self._seed_realm(self.realm_id, config.seed, config.scale, config.full_books)
         initial = self.tokens.issue(self.realm_id)
         self.access_token = initial.access_token
         self.refresh_token = initial.refresh_token
@@ -183,17 +183,21 @@ class Sandbox:
         """A company's store (the seeded one by default)."""
         return self.store.realm(realm_id or self.realm_id)
 
-    def _seed_realm(self, realm_id: str, seed: int, scale: int | None) -> Realm:
+    def _seed_realm(
+        self, realm_id: str, seed: int, scale: int | None, full_books: bool = False
+    ) -> Realm:
         realm = self.store.create_realm(realm_id)
         today = self.clock.now().astimezone(realm.tz).date()
         if scale is None:
-            seed_default_company(realm, seed=seed, today=today)
+            seed_default_company(realm, seed=seed, today=today, full=full_books)
         else:
             seed_scaled_company(realm, n=scale, seed=seed, today=today)
-        self._seeds[realm_id] = (seed, scale)
+        self._seeds[realm_id] = (seed, scale, full_books)
         return realm
 
-    def add_realm(self, *, seed: int | None = None, scale: int | None = None) -> TokenSet:
+    def add_realm(
+        self, *, seed: int | None = None, scale: int | None = None, full_books: bool = False
+    ) -> TokenSet:
         """Creates and seeds another company and connects the app to it; ValueError if it exists.
 
         Without a seed, the next seed after the sandbox's own whose company does not exist yet.
@@ -205,21 +209,21 @@ class Sandbox:
         realm_id = realm_id_for(seed)
         if realm_id in self.store.realm_ids():
             raise ValueError(f"a company with seed {seed} (realm {realm_id}) already exists: reset it instead")
-        self._seed_realm(realm_id, seed, scale)
+        self._seed_realm(realm_id, seed, scale, full_books)
         return self.tokens.issue(realm_id)
 
     def reset_realm(self, realm_id: str) -> dict[str, Any]:
         """Reseeds a company as it was created; its tokens stay valid, its remembered requestids go."""
-        seed, scale = self._seeds.get(realm_id, (self.config.seed, None))
+        seed, scale, full_books = self._seeds.get(realm_id, (self.config.seed, None, False))
         self.store.drop_realm(realm_id)
-        realm = self._seed_realm(realm_id, seed, scale)
+        realm = self._seed_realm(realm_id, seed, scale, full_books)
         self.limits.reset_realm(realm_id)
         return {"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(realm)}
 
     def describe_realms(self) -> list[dict[str, Any]]:
         out = []
         for realm_id in self.store.realm_ids():
-            seed, scale = self._seeds.get(realm_id, (None, None))
+            seed, scale, _ = self._seeds.get(realm_id, (None, None, False))
             out.append({"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(self.store.realm(realm_id))})
         return out
 

@@ -1,6 +1,6 @@
 """`oodaloo sandbox`: the QBO sandbox as a local HTTP server, with its credentials printed on start.
 
-    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--json]
+    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--full-books] [--json]
                     [--fault-5xx R] [--fault-429 R] [--latency-ms N] [--fault-lost R] [--fault-hang R]
 
 With `--json` the first line of stdout is one JSON object (base_url, realm_id, client_id,
@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default 8765)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"company and fault seed (default {DEFAULT_SEED})")
     parser.add_argument("--scale", type=int, default=None, help="seed N bills and N invoices instead of the realistic company")
+    parser.add_argument(
+        "--full-books",
+        action="store_true",
+        help="the realistic company also with sales receipts, owner money, a loan, transfers, journal entries and card payments",
+    )
     parser.add_argument("--json", action="store_true", help="print the connection details as one JSON line")
     parser.add_argument("--fault-5xx", type=_rate, default=0.0, metavar="R", help="share of requests answered 503/500")
     parser.add_argument("--fault-429", type=_rate, default=0.0, metavar="R", help="share of requests throttled (429)")
@@ -86,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     config = SandboxConfig(
-        seed=args.seed, scale=args.scale, host=args.host, port=args.port, faults=FaultPlan(default=rule)
+        seed=args.seed,
+        scale=args.scale,
+        full_books=args.full_books,
+        host=args.host,
+        port=args.port,
+        faults=FaultPlan(default=rule),
     )
 
     def announce(base_url: str, sandbox: Sandbox) -> None:

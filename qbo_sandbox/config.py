@@ -85,6 +85,10 @@ class SandboxConfig:
 
     seed: int = DEFAULT_SEED
     scale: int | None = None  # None: the realistic default company; N: N bills and N invoices
+    # The default company also with the money real ones move besides bills and invoices: counter
+    # sales on sales receipts, owner money, a bank loan, transfers, journal entries, card payments
+    # and a vendor credit (seed.DefaultCompany.plan_everyday_money).
+    full_books: bool = False
     host: str = "127.0.0.1"
     port: int = 8765
     limits: LimitConfig = field(default_factory=LimitConfig)

@@ -72,6 +72,14 @@ ACCOUNTS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("auto", "Car & Truck", "Expense", "Auto", "Expense", "7000"),
     ("meals", "Meals & Entertainment", "Expense", "EntertainmentMeals", "Expense", "7100"),
 )
+# The full company's owner money, loan and bank fees.
+FULL_ACCOUNTS: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("owner_investment", "Owner's Investment", "Equity", "OwnersEquity", "Equity", "3100"),
+    ("owner_draw", "Owner's Draw", "Equity", "OwnersEquity", "Equity", "3200"),
+    ("loan", "Bay Community Bank Loan", "Long Term Liability", "NotesPayable", "Liability", "2500"),
+    ("interest_paid", "Interest Paid", "Expense", "InterestPaid", "Expense", "7200"),
+    ("bank_fees", "Bank Charges & Fees", "Expense", "BankCharges", "Expense", "7300"),
+)
 BALANCE_SHEET = frozenset({"Asset", "Liability", "Equity"})
 
 
@@ -382,7 +390,18 @@ class Purchase(Txn):
         return sum((amount for _, _, amount in self.lines), ZERO)
 
 
-AnyTxn = Bill | BillPay | Invoice | Payment | Deposit | Purchase
+@dataclass(eq=False, slots=True, kw_only=True)
+class Entry(Txn):
+    """An everyday transaction of the full company (a sales receipt, transfer, journal entry,
+    vendor credit or credit card payment): the accounts it moves (debit +) and its JSON."""
+
+    entity: str
+    legs: list[tuple[Account, Decimal]]
+    render: Callable[[Entry], dict[str, Any]]
+    vendor: Party | None = None
+
+
+AnyTxn = Bill | BillPay | Invoice | Payment | Deposit | Purchase | Entry
 
 GREEN_COFFEE_ORIGINS = (
     "Colombia Huila", "Ethiopia Yirgacheffe", "Guatemala Huehuetenango", "Brazil Cerrado",
@@ -602,8 +621,9 @@ class DefaultCompany:
     VENDOR_COUNT = 40
     CUSTOMER_COUNT = 60
 
-    def __init__(self, *, seed: int, today: date, tz: ZoneInfo) -> None:
+    def __init__(self, *, seed: int, today: date, tz: ZoneInfo, full: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.full = full
         self.today = today
         self.tz = tz
         self.first_day = today - timedelta(days=HISTORY_DAYS)
@@ -619,7 +639,16 @@ class DefaultCompany:
         self.payments: list[Payment] = []
         self.deposits: list[Deposit] = []
         self.purchases: list[Purchase] = []
+        self.entries: list[Entry] = []
         self.check_number = self.rng.randint(2100, 2900)
+        if full:
+            later = self.opened_at + timedelta(minutes=len(ACCOUNTS))
+            for i, (key, name, kind, sub, classification, number) in enumerate(FULL_ACCOUNTS):
+                self.accounts[key] = Account(
+                    key=key, name=name, account_type=kind, sub_type=sub,
+                    classification=classification, number=number,
+                    created=later + timedelta(minutes=i),
+                )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -658,6 +687,8 @@ class DefaultCompany:
         self.force_overdue_buckets()
         self.make_customer_payments()
         self.plan_check_deposits()
+        if self.full:
+            self.plan_everyday_money()
         self.plan_market_deposits()
         self.plan_opening_balances_and_interest()
 
@@ -896,10 +927,13 @@ class DefaultCompany:
             if owed <= 0:
                 continue
             paid += owed
+            note = f"Card statement ending {statement.strftime('%m/%d/%Y')}"
+            if self.full:  # recorded with QuickBooks' Pay down credit card
+                self.entries.append(card_payment(day, self.at(day), card, checking, owed, note))
+                continue
             self.purchases.append(Purchase(
                 day=day, created=self.at(day), vendor=issuer, account=checking,
-                payment_type="Check", doc=self.next_check(),
-                note=f"Card statement ending {statement.strftime('%m/%d/%Y')}",
+                payment_type="Check", doc=self.next_check(), note=note,
                 lines=[(card, f"Payment, statement ending {statement.isoformat()}", owed)],
             ))
 
@@ -1028,12 +1062,78 @@ class DefaultCompany:
                 ))
             day += timedelta(days=1)
 
+    def plan_everyday_money(self) -> None:
+        """What a real company also records (the full company only): counter sales on sales
+        receipts, an owner's contribution and monthly draws, a bank loan and its repayments,
+        transfers to savings, bank fees by journal entry, and a supplier's credit."""
+        rng, a = self.rng, self.accounts
+        checking, savings = a["checking"], a["savings"]
+        counter = [p for p in names.PRODUCTS if p[0] in ("2", "6")]
+        day = self.first_day
+        while day <= self.last_day:
+            if day.weekday() == 5:  # the roastery's Saturday counter
+                product = counter[rng.randint(0, len(counter) - 1)]
+                quantity = max(1, int(rng.randint(3, 8) * SEASONALITY[day.month]))
+                amount = Decimal(product[2]) * quantity
+                self.entries.append(sales_receipt(day, self.at(day), checking, a["retail"],
+                                                  product, quantity, amount))
+            day += timedelta(days=1)
+        lender = make_party(rng, "Bay Community Bank", "lender", "Net 30",
+                            setup_time(rng, self.tz, self.opened, self.first_day))
+        self.vendors.append(lender)
+        borrowed = self.first_day + timedelta(days=75)
+        self.deposits.append(Deposit(
+            day=borrowed, created=self.at(borrowed), to_account=checking,
+            note="Equipment loan, 36 months at 8%",
+            lines=[(a["loan"], "Loan proceeds", Decimal("30000.00"))],
+        ))
+        owed = Decimal("30000.00")
+        for month in month_starts(borrowed + timedelta(days=31), self.last_day):
+            day = month.replace(day=5)
+            if not self.in_history(day):
+                continue
+            interest = cents(owed * Decimal("0.08") / 12)
+            principal = Decimal("940.09") - interest
+            owed -= principal
+            self.purchases.append(Purchase(
+                day=day, created=self.at(day), vendor=lender, account=checking,
+                payment_type="Check", doc=self.next_check(), note="Loan repayment",
+                lines=[(a["loan"], "Principal", principal),
+                       (a["interest_paid"], "Interest", interest)],
+            ))
+        contributed = self.first_day + timedelta(days=200)
+        self.deposits.append(Deposit(
+            day=contributed, created=self.at(contributed), to_account=checking,
+            note="Owner contribution", lines=[(a["owner_investment"], "Owner put in",
+                                               Decimal("10000.00"))],
+        ))
+        for month in month_starts(self.first_day, self.last_day):
+            for day_of_month, build in ((15, "draw"), (28, "sweep"), (27, "fee")):
+                day = month.replace(day=day_of_month)
+                if not self.in_history(day):
+                    continue
+                when = self.at(day)
+                if build == "draw":
+                    self.entries.append(journal_entry(day, when, "Owner's draw", [
+                        (a["owner_draw"], Decimal("2000.00")), (checking, Decimal("-2000.00"))]))
+                elif build == "fee":
+                    self.entries.append(journal_entry(day, when, "Monthly account fee", [
+                        (a["bank_fees"], Decimal("18.00")), (checking, Decimal("-18.00"))]))
+                else:
+                    self.entries.append(transfer(day, when, checking, savings, Decimal("1500.00")))
+        importer = self.vendors_in("green_coffee")[0]
+        credited = self.last_day - timedelta(days=40)
+        self.entries.append(vendor_credit(credited, self.at(credited), importer,
+                                          a["green_coffee"], a["ap"], Decimal("180.00")))
+
     def checking_flows(self) -> list[tuple[date, Decimal]]:
         checking = self.accounts["checking"]
         flows = [(p.day, p.total) for p in self.payments if p.to_account is checking]
         flows += [(d.day, d.total) for d in self.deposits if d.to_account is checking]
         flows += [(bp.day, -bp.total) for bp in self.bill_payments if bp.from_account is checking]
         flows += [(p.day, -p.total) for p in self.purchases if p.account is checking]
+        flows += [(e.day, amount) for e in self.entries for account, amount in e.legs
+                  if account is checking]
         return sorted(flows, key=lambda flow: flow[0])
 
     def plan_opening_balances_and_interest(self) -> None:
@@ -1073,6 +1173,7 @@ class DefaultCompany:
         everything: list[Account | Party | AnyTxn] = [
             *self.accounts.values(), *self.vendors, *self.customers, *self.bills,
             *self.bill_payments, *self.invoices, *self.payments, *self.deposits, *self.purchases,
+            *self.entries,
         ]
         # QBO hands out Ids in creation order; sorted() is stable for equal times.
         return sorted(everything, key=lambda record: record.created)
@@ -1104,6 +1205,11 @@ class DefaultCompany:
             purchase.account.post(-purchase.total, purchase.created)
             for account, _, amount in purchase.lines:
                 account.post(amount, purchase.created)
+        for entry in self.entries:
+            for account, amount in entry.legs:
+                account.post(amount, entry.created)
+            if entry.vendor is not None and entry.entity == "VendorCredit":
+                entry.vendor.balance -= sum((a for _, a in entry.legs if a > 0), ZERO)
 
     def load(self, realm: Realm) -> None:
         self.plan()
@@ -1131,6 +1237,10 @@ class DefaultCompany:
         if isinstance(record, Party):
             return ("Customer", render_customer(record)) if record.is_customer else (
                 "Vendor", render_vendor(record))
+        if isinstance(record, Entry):
+            entry = record.render(record)
+            entry["SyncToken"] = str(record.updates)
+            return record.entity, entry
         body = RENDERERS[type(record)](record)
         body["SyncToken"] = str(record.updates)  # each later change bumped it
         return ENTITY_OF[type(record)], body
@@ -1280,6 +1390,72 @@ def render_purchase(purchase: Purchase) -> dict[str, Any]:
     return body
 
 
+# -- the full company's everyday transactions, as QuickBooks' JSON ------------------------------
+
+
+def _entry(entity: str, day: date, created: datetime, legs: list[tuple[Account, Decimal]],
+           render: Callable[[Entry], dict[str, Any]], vendor: Party | None = None) -> Entry:
+    return Entry(day=day, created=created, entity=entity, legs=legs, render=render, vendor=vendor)
+
+
+def sales_receipt(day: date, created: datetime, bank: Account, income: Account,
+                  product: Product, quantity: int, amount: Decimal) -> Entry:
+    def render(entry: Entry) -> dict[str, Any]:
+        line = sales_line(1, product, quantity, amount)
+        line["SalesItemLineDetail"]["ItemAccountRef"] = income.ref()
+        return {"Id": entry.id, "TxnDate": day.isoformat(), "DepositToAccountRef": bank.ref(),
+                "PrivateNote": "Saturday counter sales", "CurrencyRef": USD, "Line": [line],
+                "TxnTaxDetail": {"TotalTax": ZERO}, "TotalAmt": amount, "Balance": ZERO}
+
+    return _entry("SalesReceipt", day, created, [(bank, amount), (income, -amount)], render)
+
+
+def journal_entry(day: date, created: datetime, note: str,
+                  legs: list[tuple[Account, Decimal]]) -> Entry:
+    def render(entry: Entry) -> dict[str, Any]:
+        lines = [{"Id": str(i), "Description": note, "Amount": abs(amount),
+                  "DetailType": "JournalEntryLineDetail",
+                  "JournalEntryLineDetail": {"PostingType": "Debit" if amount > 0 else "Credit",
+                                             "AccountRef": account.ref()}}
+                 for i, (account, amount) in enumerate(legs)]
+        total = sum((amount for _, amount in legs if amount > 0), ZERO)
+        return {"Id": entry.id, "TxnDate": day.isoformat(), "PrivateNote": note,
+                "CurrencyRef": USD, "Adjustment": False, "Line": lines, "TotalAmt": total}
+
+    return _entry("JournalEntry", day, created, legs, render)
+
+
+def transfer(day: date, created: datetime, source: Account, target: Account,
+             amount: Decimal) -> Entry:
+    def render(entry: Entry) -> dict[str, Any]:
+        return {"Id": entry.id, "TxnDate": day.isoformat(), "FromAccountRef": source.ref(),
+                "ToAccountRef": target.ref(), "Amount": amount, "CurrencyRef": USD,
+                "PrivateNote": "Monthly savings sweep"}
+
+    return _entry("Transfer", day, created, [(target, amount), (source, -amount)], render)
+
+
+def card_payment(day: date, created: datetime, card: Account, bank: Account, amount: Decimal,
+                 note: str) -> Entry:
+    def render(entry: Entry) -> dict[str, Any]:
+        return {"Id": entry.id, "TxnDate": day.isoformat(), "CreditCardAccountRef": card.ref(),
+                "BankAccountRef": bank.ref(), "Amount": amount, "CurrencyRef": USD,
+                "PrivateNote": note}
+
+    return _entry("CreditCardPaymentTxn", day, created, [(card, amount), (bank, -amount)], render)
+
+
+def vendor_credit(day: date, created: datetime, vendor: Party, expense: Account, ap: Account,
+                  amount: Decimal) -> Entry:
+    def render(entry: Entry) -> dict[str, Any]:
+        return {"Id": entry.id, "TxnDate": day.isoformat(), "VendorRef": vendor.ref(),
+                "APAccountRef": ap.ref(), "CurrencyRef": USD,
+                "Line": [expense_line(1, expense, "Two damaged bags credited", amount)],
+                "TotalAmt": amount, "Balance": amount}
+
+    return _entry("VendorCredit", day, created, [(ap, amount), (expense, -amount)], render, vendor)
+
+
 RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Bill: render_bill,
     BillPay: render_bill_payment,
@@ -1294,9 +1470,10 @@ ENTITY_OF: dict[type, str] = {
 }
 
 
-def seed_default_company(realm: Realm, *, seed: int, today: date) -> None:
-    """Load Larkspur & Pine Coffee Roasters' last twelve months into an empty realm."""
-    company = DefaultCompany(seed=seed, today=today, tz=realm.tz)
+def seed_default_company(realm: Realm, *, seed: int, today: date, full: bool = False) -> None:
+    """Load Larkspur & Pine Coffee Roasters' last twelve months into an empty realm; `full` adds
+    the money a real company also moves (see DefaultCompany.plan_everyday_money)."""
+    company = DefaultCompany(seed=seed, today=today, tz=realm.tz, full=full)
     with realm.bulk():
         company.load(realm)
 

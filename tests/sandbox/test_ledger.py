@@ -999,3 +999,67 @@ async def test_create_update_and_delete_keep_balances_equal_to_the_ledger(
     assert sparse["PrivateNote"] == "checked"
     await books.delete(entity, books.first(stored_as, Id=created["Id"]))
     assert {a["Id"]: a["CurrentBalance"] for a in books.realm.iter("Account")} == untouched
+
+
+# -- the full company ------------------------------------------------------------------------------
+
+
+async def test_the_full_company_moves_money_as_real_ones_do_and_its_books_balance() -> None:
+    """`SandboxConfig(full_books=True)`: the default company with counter sales on sales receipts,
+    an owner's contribution and draws, a bank loan and its repayments, savings transfers, bank
+    fees by journal entry, card payments and a supplier's credit; every account's balance is its
+    ledger, and writes on it keep it so."""
+    sandbox = create_app(SandboxConfig(full_books=True))
+    try:
+        async with sandbox.http_client() as http:
+            books = Books(sandbox, http)
+            books.assert_books_balance()
+            realm = books.realm
+            for entity in (
+                "SalesReceipt",
+                "Transfer",
+                "JournalEntry",
+                "VendorCredit",
+                "CreditCardPaymentTxn",
+            ):
+                assert realm.count(entity) > 0, entity
+            assert books.balance("Owner's Investment") == D("10000.00")
+            assert books.balance("Owner's Draw") < 0  # draws lower the owner's equity
+            loan = books.balance("Bay Community Bank Loan")
+            assert D(0) < loan < D("30000.00")  # borrowed 30,000.00, part repaid
+            open_bills = sum((b["Balance"] for b in realm.iter("Bill")), D(0))
+            open_credits = sum((c["Balance"] for c in realm.iter("VendorCredit")), D(0))
+            assert books.balance(AP) == open_bills - open_credits
+            before = books.balances(CHECKING, "Bay Community Bank Loan")
+            repayment = await books.create(
+                "JournalEntry",
+                {
+                    "Line": [
+                        {
+                            "Amount": "1000.00",
+                            "DetailType": "JournalEntryLineDetail",
+                            "JournalEntryLineDetail": {
+                                "PostingType": side,
+                                "AccountRef": books.ref(name),
+                            },
+                        }
+                        for side, name in (
+                            ("Debit", "Bay Community Bank Loan"),
+                            ("Credit", CHECKING),
+                        )
+                    ]
+                },
+            )
+            assert books.postings("JournalEntry", repayment) == {
+                "Bay Community Bank Loan": D("1000.00"),
+                CHECKING: D("-1000.00"),
+            }
+            assert books.balances(CHECKING, "Bay Community Bank Loan") == {
+                CHECKING: before[CHECKING] - D("1000.00"),
+                "Bay Community Bank Loan": before["Bay Community Bank Loan"] - D("1000.00"),
+            }
+    finally:
+        await sandbox.aclose()
+    # The default company is what it always was: none of this.
+    plain = create_app(SandboxConfig()).realm()
+    assert plain.count("SalesReceipt") == plain.count("JournalEntry") == 0
