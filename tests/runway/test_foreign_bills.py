@@ -34,7 +34,16 @@ from runway.snapshot import load_books
 from runway.use_cases import Result, pay_bill
 from sync.ledger import ActionState
 from sync.reconcile import Reconciler, sweep_until_settled
-from sync_harness import admin_http, payments_marked, put_faults, setup_client, stored
+from sync_harness import (
+    admin_http,
+    admin_stats,
+    create_bills,
+    payments_marked,
+    put_faults,
+    route_count,
+    setup_client,
+    stored,
+)
 
 BUSINESS = "biz-larkspur"
 SCALE = 3
@@ -290,3 +299,61 @@ async def test_a_foreign_payment_whose_answer_was_lost_is_found_by_its_marker_an
     bank_after = stored(runway_env.sandbox, "Account", company.checking)["CurrentBalance"]
     assert bank_before - bank_after == Decimal("1100.00")
     assert await mirrored_balance(runway_env, company.checking) == bank_after
+
+
+async def test_without_quickbookss_rate_a_foreign_bill_is_refused_in_words_and_nothing_is_sent(
+    runway_env: RunwayEnv,
+) -> None:
+    service, company = await ready_to_pay(runway_env, "checking")
+    await put_faults(
+        runway_env.sandbox,
+        {"by_path": [{"pattern": "exchangerate*", "method": "GET", "rule": {"rate_5xx": 1.0}}]},
+    )
+
+    outcome = await pay_bill(
+        service, bill_id=company.bill_id, by=OWNER, seen_amount=Decimal("1000.00")
+    )
+
+    assert outcome.result is Result.REFUSED
+    assert (
+        outcome.message.startswith("Bill ")
+        and "is in EUR, and QuickBooks could not be asked" in outcome.message
+    )
+    assert outcome.message.endswith("nothing was paid. Try again in a few minutes.")
+    assert bill_payments(runway_env.sandbox, company.bill_id) == []
+    assert await runway_env.infra.ledger.list(realm_id=runway_env.sandbox.realm_id) == []
+    await put_faults(runway_env.sandbox, {})
+    paid = await pay_bill(
+        service, bill_id=company.bill_id, by=OWNER, seen_amount=Decimal("1000.00")
+    )
+    assert paid.result is Result.DONE, paid.message
+
+
+async def test_a_company_without_multicurrency_pays_as_before_without_asking_for_a_rate(
+    runway_env: RunwayEnv,
+) -> None:
+    [bill] = await create_bills(runway_env.sandbox, [Decimal("389.64")])
+    async with runway_env.uows(BUSINESS) as uow:
+        business = await uow.business.get()
+        assert business is not None
+        business.approvers = [OWNER]
+        await uow.commit()
+    service = BillService(
+        runway_env.uows,
+        runway_env.smart_sync(BUSINESS, runway_env.sandbox.realm_id),
+        BUSINESS,
+        runway_env.infra.clock,
+    )
+    await service.sync_bills_from_qbo()
+    bill_id, balance = str(bill["Id"]), bill["Balance"]
+    await service.approve(bill_id, OWNER, balance)
+
+    outcome = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=balance)
+
+    assert outcome.result is Result.DONE, outcome.message
+    assert outcome.message.startswith("Paid $") and "rate" not in outcome.message
+    [payment] = bill_payments(runway_env.sandbox, bill_id)
+    assert "ExchangeRate" not in payment or payment["ExchangeRate"] in (None, Decimal("1"))
+    assert payment["CurrencyRef"]["value"] == "USD" and payment["TotalAmt"] == balance
+    stats = await admin_stats(runway_env.sandbox)
+    assert route_count(stats, runway_env.sandbox.realm_id, "exchangerate") == 0
