@@ -8,9 +8,12 @@ Worked by hand:
   bill's balance to 0;
 - paid from the Euro account (EUR): the same BillPayment from that account, which goes down by
   €1,000.00;
-- chosen to pay from Savings (GBP): refused in words before anything is sent: no BillPayment in
-  QuickBooks, no action in the ledger.
-A company with multicurrency off pays as it always did (tests/runway/test_bills.py).
+- chosen to pay from Sterling Savings (GBP): refused in words before anything is sent: no
+  BillPayment in QuickBooks, no action in the ledger;
+- QuickBooks' rate out of reach: refused in words, nothing sent;
+- its answer lost: the reconciler finds the euro payment by its marker and amount.
+A company with multicurrency off pays as it always did, without asking for a rate (and
+tests/runway/test_bills.py).
 """
 
 from __future__ import annotations
