@@ -4,7 +4,7 @@ Not part of QBO, so no bearer token is needed. JSON in and out (amounts stay Dec
 
 - `GET  /_sandbox/realms`                                 companies, with their seed and size
 - `POST /_sandbox/realms`                                 create and seed a company: {"seed"?, "scale"?,
-                                                          "full_books"?} → its tokens
+                                                          "full_books"?, "euro_supplier"?} → its tokens
 - `POST /_sandbox/realms/{realm}/reset`                   reseed a company as it was created
 - `POST /_sandbox/realms/{realm}/tokens`                  connect the app to a company again: fresh tokens
 - `POST /_sandbox/realms/{realm}/multicurrency`           turn multicurrency on: {"currencies": ["EUR"],
@@ -120,11 +120,12 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         body = _object_body(await _body(request, required=False))
         seed = _whole_number(body.get("seed"), "seed", minimum=0)
         scale = _whole_number(body.get("scale"), "scale", minimum=1)
-        full_books = body.get("full_books", False)
-        if not isinstance(full_books, bool):
-            raise AdminError(400, "invalid_request", f"full_books is true or false, got {full_books!r}")
+        flags = {name: body.get(name, False) for name in ("full_books", "euro_supplier")}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise AdminError(400, "invalid_request", f"{name} is true or false, got {value!r}")
         try:
-            tokens = sandbox.add_realm(seed=seed, scale=scale, full_books=full_books)
+            tokens = sandbox.add_realm(seed=seed, scale=scale, **flags)
         except ValueError as exc:
             raise AdminError(409, "realm_exists", str(exc)) from None
         return _json({"realm_id": tokens.realm_id, **tokens.response_body()}, status=201)

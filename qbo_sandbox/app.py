@@ -132,7 +132,7 @@ class Sandbox:
             retry_delays=config.webhook_retry_delays,
             timeout_seconds=config.webhook_timeout_seconds,
         )
-        self._seeds: dict[str, tuple[int, int | None, bool]] = {}
+        self._seeds: dict[str, tuple[int, int | None, bool, bool]] = {}
 
         self.chaos = Chaos(
             build_v3_app(self.store),
@@ -146,7 +146,9 @@ class Sandbox:
         self.requests = RequestCounter(self.auth)
 
         self.realm_id = realm_id_for(config.seed)
-        self._seed_realm(self.realm_id, config.seed, config.scale, config.full_books)
+        self._seed_realm(
+            self.realm_id, config.seed, config.scale, config.full_books, config.euro_supplier
+        )
         initial = self.tokens.issue(self.realm_id)
         self.access_token = initial.access_token
         self.refresh_token = initial.refresh_token
@@ -184,19 +186,31 @@ class Sandbox:
         return self.store.realm(realm_id or self.realm_id)
 
     def _seed_realm(
-        self, realm_id: str, seed: int, scale: int | None, full_books: bool = False
+        self,
+        realm_id: str,
+        seed: int,
+        scale: int | None,
+        full_books: bool = False,
+        euro_supplier: bool = False,
     ) -> Realm:
         realm = self.store.create_realm(realm_id)
         today = self.clock.now().astimezone(realm.tz).date()
         if scale is None:
-            seed_default_company(realm, seed=seed, today=today, full=full_books)
+            seed_default_company(
+                realm, seed=seed, today=today, full=full_books, euro=euro_supplier
+            )
         else:
             seed_scaled_company(realm, n=scale, seed=seed, today=today)
-        self._seeds[realm_id] = (seed, scale, full_books)
+        self._seeds[realm_id] = (seed, scale, full_books, euro_supplier)
         return realm
 
     def add_realm(
-        self, *, seed: int | None = None, scale: int | None = None, full_books: bool = False
+        self,
+        *,
+        seed: int | None = None,
+        scale: int | None = None,
+        full_books: bool = False,
+        euro_supplier: bool = False,
     ) -> TokenSet:
         """Creates and seeds another company and connects the app to it; ValueError if it exists.
 
@@ -209,21 +223,23 @@ class Sandbox:
         realm_id = realm_id_for(seed)
         if realm_id in self.store.realm_ids():
             raise ValueError(f"a company with seed {seed} (realm {realm_id}) already exists: reset it instead")
-        self._seed_realm(realm_id, seed, scale, full_books)
+        self._seed_realm(realm_id, seed, scale, full_books, euro_supplier)
         return self.tokens.issue(realm_id)
 
     def reset_realm(self, realm_id: str) -> dict[str, Any]:
         """Reseeds a company as it was created; its tokens stay valid, its remembered requestids go."""
-        seed, scale, full_books = self._seeds.get(realm_id, (self.config.seed, None, False))
+        seed, scale, full_books, euro = self._seeds.get(
+            realm_id, (self.config.seed, None, False, False)
+        )
         self.store.drop_realm(realm_id)
-        realm = self._seed_realm(realm_id, seed, scale, full_books)
+        realm = self._seed_realm(realm_id, seed, scale, full_books, euro)
         self.limits.reset_realm(realm_id)
         return {"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(realm)}
 
     def describe_realms(self) -> list[dict[str, Any]]:
         out = []
         for realm_id in self.store.realm_ids():
-            seed, scale, _ = self._seeds.get(realm_id, (None, None, False))
+            seed, scale, _, _ = self._seeds.get(realm_id, (None, None, False, False))
             out.append({"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(self.store.realm(realm_id))})
         return out
 

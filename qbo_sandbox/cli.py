@@ -1,6 +1,6 @@
 """`oodaloo sandbox`: the QBO sandbox as a local HTTP server, with its credentials printed on start.
 
-    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--full-books] [--json]
+    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--full-books] [--euro-supplier] [--json]
                     [--fault-5xx R] [--fault-429 R] [--latency-ms N] [--fault-lost R] [--fault-hang R]
 
 With `--json` the first line of stdout is one JSON object (base_url, realm_id, client_id,
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         "--full-books",
         action="store_true",
         help="the realistic company also with sales receipts, owner money, a loan, transfers, journal entries and card payments",
+    )
+    parser.add_argument(
+        "--euro-supplier",
+        action="store_true",
+        help="the realistic company with multicurrency on and a supplier billing in euros",
     )
     parser.add_argument("--json", action="store_true", help="print the connection details as one JSON line")
     parser.add_argument("--fault-5xx", type=_rate, default=0.0, metavar="R", help="share of requests answered 503/500")
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         scale=args.scale,
         full_books=args.full_books,
+        euro_supplier=args.euro_supplier,
         host=args.host,
         port=args.port,
         faults=FaultPlan(default=rule),

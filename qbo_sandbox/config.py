@@ -89,6 +89,9 @@ class SandboxConfig:
     # sales on sales receipts, owner money, a bank loan, transfers, journal entries, card payments
     # and a vendor credit (seed.DefaultCompany.plan_everyday_money).
     full_books: bool = False
+    # The default company with multicurrency on (home USD): a supplier billing in euros each month,
+    # paid from the dollar Checking account at the day's rate (seed.DefaultCompany.plan_euro_supplier).
+    euro_supplier: bool = False
     host: str = "127.0.0.1"
     port: int = 8765
     limits: LimitConfig = field(default_factory=LimitConfig)

@@ -25,8 +25,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from qbo_sandbox import ledger
 from qbo_sandbox import seed_names as names
-from qbo_sandbox.currency import default_preferences
+from qbo_sandbox.currency import currency_ref, default_preferences
 from qbo_sandbox.store import Realm
 
 DEFAULT_SEED: int = 7
@@ -234,6 +235,7 @@ class Account:
     id: str = ""
     balance: Decimal = ZERO
     updated: datetime | None = None
+    currency: str = "USD"
 
     def ref(self) -> dict[str, str]:
         return {"value": self.id, "name": self.name}
@@ -277,6 +279,7 @@ class Party:
 
     domain: str = ""  # of its made-up web site and e-mail addresses
     email: str = ""
+    currency: str = "USD"
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -399,6 +402,9 @@ class Entry(Txn):
     legs: list[tuple[Account, Decimal]]
     render: Callable[[Entry], dict[str, Any]]
     vendor: Party | None = None
+    # A foreign bill's amount and rate, and the payment that settled it.
+    amounts: list[Decimal] = field(default_factory=list)
+    paid_by: list[Entry] = field(default_factory=list)
 
 
 AnyTxn = Bill | BillPay | Invoice | Payment | Deposit | Purchase | Entry
@@ -525,7 +531,7 @@ def render_account(account: Account) -> dict[str, Any]:
         "AcctNum": account.number,
         "CurrentBalance": account.balance,
         "CurrentBalanceWithSubAccounts": account.balance,
-        "CurrencyRef": USD,
+        "CurrencyRef": currency_ref(account.currency),
     }
 
 
@@ -548,7 +554,7 @@ def render_vendor(vendor: Party) -> dict[str, Any]:
         "AcctNum": f"LP-{int(vendor.id):05d}",
         "TermRef": {"value": term_id, "name": vendor.terms},
         "Balance": vendor.balance,
-        "CurrencyRef": USD,
+        "CurrencyRef": currency_ref(vendor.currency),
     }
 
 
@@ -621,9 +627,13 @@ class DefaultCompany:
     VENDOR_COUNT = 40
     CUSTOMER_COUNT = 60
 
-    def __init__(self, *, seed: int, today: date, tz: ZoneInfo, full: bool = False) -> None:
+    def __init__(
+        self, *, seed: int, today: date, tz: ZoneInfo, full: bool = False, euro: bool = False
+    ) -> None:
         self.rng = random.Random(seed)
         self.full = full
+        self.euro = euro
+        self.rates: dict[date, Decimal] = {}
         self.today = today
         self.tz = tz
         self.first_day = today - timedelta(days=HISTORY_DAYS)
@@ -689,6 +699,8 @@ class DefaultCompany:
         self.plan_check_deposits()
         if self.full:
             self.plan_everyday_money()
+        if self.euro:
+            self.plan_euro_supplier()
         self.plan_market_deposits()
         self.plan_opening_balances_and_interest()
 
@@ -1126,6 +1138,76 @@ class DefaultCompany:
         self.entries.append(vendor_credit(credited, self.at(credited), importer,
                                           a["green_coffee"], a["ap"], Decimal("180.00")))
 
+    def rate_on(self, day: date) -> Decimal:
+        """QuickBooks' EUR rate on `day` (home dollars per euro): the month's."""
+        return self.rates[max(month for month in self.rates if month <= day)]
+
+    def plan_euro_supplier(self) -> None:
+        """Multicurrency (the euro company only): a Hamburg green-coffee importer bills in euros
+        each month at the day's rate; each bill is paid in euros from the dollar Checking account
+        two days before it is due, at that day's rate; the difference posts to Exchange Gain or
+        Loss, and what is still owed sits in the importer's own A/P account in euros."""
+        rng, a = self.rng, self.accounts
+        later = self.opened_at + timedelta(minutes=len(ACCOUNTS) + len(FULL_ACCOUNTS))
+        a["ap_eur"] = Account(
+            key="ap_eur", name="Accounts Payable (A/P) - EUR", account_type="Accounts Payable",
+            sub_type="AccountsPayable", classification="Liability", number="2010",
+            created=later, currency="EUR",
+        )
+        a["fx"] = Account(
+            key="fx", name=ledger.EXCHANGE_GAIN_OR_LOSS, account_type="Other Expense",
+            sub_type="ExchangeGainOrLoss", classification="Expense", number="7900",
+            created=later + timedelta(minutes=1),
+        )
+        supplier = make_party(rng, "Nordsee Kaffeeimport GmbH", "green_coffee", "Net 30",
+                              setup_time(rng, self.tz, self.opened, self.first_day))
+        supplier.currency = "EUR"
+        self.vendors.append(supplier)
+        rate = Decimal("1.0800")
+        for month in month_starts(self.first_day - timedelta(days=31), self.today):
+            rate += Decimal(rng.randint(-250, 250)).scaleb(-4)
+            self.rates[month] = rate
+        checking = a["checking"]
+        for month in month_starts(self.first_day, self.last_day):
+            day = month.replace(day=10)
+            if not self.in_history(day):
+                continue
+            supplier.doc_counter += 1
+            bill = euro_bill(day, self.at(day), supplier, a["green_coffee"], a["ap_eur"],
+                             money(rng, 1800, 3200), self.rate_on(day),
+                             f"NKI-{supplier.doc_counter}")
+            self.entries.append(bill)
+            pay_day = bill.day + timedelta(days=28)
+            if pay_day > self.last_day:
+                supplier.balance += bill_total(bill)
+                continue
+            payment = euro_payment(pay_day, after(self.at(pay_day), rng), bill, checking,
+                                   a["fx"], self.rate_on(pay_day), self.next_check())
+            self.entries.append(payment)
+            bill.touch(payment.created)
+
+    def load_currencies(self, realm: Realm) -> None:
+        """The euro company's preferences, currency and rates, and every account's balance in its
+        own currency from the ledger (the importer's A/P account keeps euros)."""
+        prefs = default_preferences()
+        prefs["CurrencyPrefs"]["MultiCurrencyEnabled"] = True
+        realm.install("Preferences", prefs, created=self.opened_at)
+        realm.load("CompanyCurrency", {"Code": "EUR", "Name": "Euro", "Active": True},
+                   created=self.opened_at)
+        for month, rate in sorted(self.rates.items()):
+            if month > self.today:
+                continue
+            realm.load("ExchangeRate", {
+                "SourceCurrencyCode": "EUR", "TargetCurrencyCode": "USD",
+                "AsOfDate": month.isoformat(), "Rate": rate,
+            }, created=datetime.combine(month, time(6, 0), self.tz))
+        moved = ledger.current_balance_changes(realm, [], ledger.postings(realm))
+        for account in realm.table("Account").objects.values():
+            if account.get("Classification") in BALANCE_SHEET:
+                balance = moved.get(account["Id"], ZERO)
+                account["CurrentBalance"] = balance
+                account["CurrentBalanceWithSubAccounts"] = balance
+
     def checking_flows(self) -> list[tuple[date, Decimal]]:
         checking = self.accounts["checking"]
         flows = [(p.day, p.total) for p in self.payments if p.to_account is checking]
@@ -1230,6 +1312,8 @@ class DefaultCompany:
                     "LastUpdatedTime": realm.format_time(max(updated, record.created)),
                 }
                 realm.load(entity, body)
+        if self.euro:
+            self.load_currencies(realm)
 
     def render(self, record: Account | Party | AnyTxn) -> tuple[str, dict[str, Any]]:
         if isinstance(record, Account):
@@ -1456,6 +1540,60 @@ def vendor_credit(day: date, created: datetime, vendor: Party, expense: Account,
     return _entry("VendorCredit", day, created, [(ap, amount), (expense, -amount)], render, vendor)
 
 
+def bill_total(entry: Entry) -> Decimal:
+    return entry.amounts[0]
+
+
+def euro_bill(day: date, created: datetime, vendor: Party, expense: Account, ap: Account,
+              amount: Decimal, rate: Decimal, doc: str) -> Entry:
+    home = ledger.to_home(amount, rate)
+    paid: list[Entry] = []
+
+    def render(entry: Entry) -> dict[str, Any]:
+        balance = ZERO if paid else amount
+        body: dict[str, Any] = {
+            "Id": entry.id, "DocNumber": doc, "TxnDate": day.isoformat(),
+            "DueDate": (day + timedelta(days=30)).isoformat(),
+            "SalesTermRef": {"value": TERMS["Net 30"][0], "name": "Net 30"},
+            "VendorRef": vendor.ref(), "APAccountRef": ap.ref(),
+            "CurrencyRef": currency_ref("EUR"), "ExchangeRate": rate,
+            "Line": [expense_line(1, expense, "Green coffee, FOB Hamburg", amount)],
+            "TotalAmt": amount, "Balance": balance, "HomeTotalAmt": home,
+            "HomeBalance": ledger.to_home(balance, rate),
+        }
+        if paid:
+            body["LinkedTxn"] = [{"TxnId": paid[0].id, "TxnType": "BillPaymentCheck"}]
+        return body
+
+    bill = _entry("Bill", day, created, [(expense, home), (ap, -home)], render, vendor)
+    bill.amounts = [amount, rate]
+    bill.paid_by = paid
+    return bill
+
+
+def euro_payment(day: date, created: datetime, bill: Entry, bank: Account, fx: Account,
+                 rate: Decimal, check: str) -> Entry:
+    amount, bill_rate = bill.amounts
+    at_bill, at_pay = ledger.to_home(amount, bill_rate), ledger.to_home(amount, rate)
+    ap = bill.legs[1][0]
+
+    def render(entry: Entry) -> dict[str, Any]:
+        assert bill.vendor is not None
+        return {
+            "Id": entry.id, "DocNumber": check, "TxnDate": day.isoformat(),
+            "VendorRef": bill.vendor.ref(), "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": bank.ref(), "PrintStatus": "NotSet"},
+            "CurrencyRef": currency_ref("EUR"), "ExchangeRate": rate,
+            "TotalAmt": amount, "HomeTotalAmt": at_pay,
+            "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": bill.id, "TxnType": "Bill"}]}],
+        }
+
+    legs = [(ap, at_bill), (bank, -at_pay), (fx, at_pay - at_bill)]
+    payment = _entry("BillPayment", day, created, legs, render)
+    bill.paid_by.append(payment)
+    return payment
+
+
 RENDERERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Bill: render_bill,
     BillPay: render_bill_payment,
@@ -1470,10 +1608,13 @@ ENTITY_OF: dict[type, str] = {
 }
 
 
-def seed_default_company(realm: Realm, *, seed: int, today: date, full: bool = False) -> None:
+def seed_default_company(
+    realm: Realm, *, seed: int, today: date, full: bool = False, euro: bool = False
+) -> None:
     """Load Larkspur & Pine Coffee Roasters' last twelve months into an empty realm; `full` adds
-    the money a real company also moves (see DefaultCompany.plan_everyday_money)."""
-    company = DefaultCompany(seed=seed, today=today, tz=realm.tz, full=full)
+    the money a real company also moves (DefaultCompany.plan_everyday_money), `euro` turns
+    multicurrency on with a supplier billing in euros (DefaultCompany.plan_euro_supplier)."""
+    company = DefaultCompany(seed=seed, today=today, tz=realm.tz, full=full, euro=euro)
     with realm.bulk():
         company.load(realm)
 

@@ -1063,3 +1063,66 @@ async def test_the_full_company_moves_money_as_real_ones_do_and_its_books_balanc
     # The default company is what it always was: none of this.
     plain = create_app(SandboxConfig()).realm()
     assert plain.count("SalesReceipt") == plain.count("JournalEntry") == 0
+
+
+async def test_the_euro_company_keeps_its_importers_debt_in_euros() -> None:
+    """`SandboxConfig(euro_supplier=True)`: multicurrency on, a supplier billing in euros at the
+    month's rate and paid at the pay day's; A/P - EUR holds the open euros, every payment's
+    difference is an exchange gain or loss, and paying the open bill through the API books one."""
+    sandbox = create_app(SandboxConfig(euro_supplier=True))
+    try:
+        async with sandbox.http_client() as http:
+            books = Books(sandbox, http)
+            books.assert_books_balance()
+            realm = books.realm
+            assert ledger.multicurrency_enabled(realm)
+            importer = books.first("Vendor", DisplayName="Nordsee Kaffeeimport GmbH")
+            assert importer["CurrencyRef"]["value"] == "EUR"
+            euro_bills = [b for b in realm.iter("Bill") if b["CurrencyRef"]["value"] == "EUR"]
+            open_euros = sum((b["Balance"] for b in euro_bills), D(0))
+            ap_eur = "Accounts Payable (A/P) - EUR"
+            assert open_euros > 0 and books.balance(ap_eur) == open_euros == importer["Balance"]
+            differences = sum(
+                (
+                    p.amount
+                    for p in ledger.postings(realm)
+                    if p.account_id == books.account(ledger.EXCHANGE_GAIN_OR_LOSS)["Id"]
+                ),
+                D(0),
+            )
+            assert differences != 0  # the rate moved between billing and paying
+
+            [unpaid] = [b for b in euro_bills if b["Balance"] > 0]
+            rate = _json(
+                await http.get(
+                    sandbox.v3_path("exchangerate"), params={"sourcecurrencycode": "EUR"}
+                )
+            )["ExchangeRate"]
+            pay_rate = D(rate["Rate"]) + D("0.02")
+            payment = await books.create(
+                "BillPayment",
+                {
+                    "VendorRef": {"value": importer["Id"]},
+                    "PayType": "Check",
+                    "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+                    "CurrencyRef": {"value": "EUR"},
+                    "ExchangeRate": str(pay_rate),
+                    "TotalAmt": str(unpaid["Balance"]),
+                    "Line": [
+                        {
+                            "Amount": str(unpaid["Balance"]),
+                            "LinkedTxn": [{"TxnId": unpaid["Id"], "TxnType": "Bill"}],
+                        }
+                    ],
+                },
+            )
+            at_bill = ledger.to_home(unpaid["Balance"], D(unpaid["ExchangeRate"]))
+            at_pay = ledger.to_home(unpaid["Balance"], pay_rate)
+            assert books.postings("BillPayment", payment) == {
+                ap_eur: at_bill,
+                CHECKING: -at_pay,
+                ledger.EXCHANGE_GAIN_OR_LOSS: at_pay - at_bill,
+            }
+            assert books.balance(ap_eur) == 0
+    finally:
+        await sandbox.aclose()
