@@ -25,11 +25,14 @@ The hand-computed company ("Harbor Bakery", America/New_York, today = Monday 202
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runway.books import (
     BankBalance,
@@ -561,3 +564,71 @@ def test_foreign_currency_cash_bills_and_movements_are_counted_in_the_home_curre
     assert banks[2].home_balance == D("5400.00")
     assert books.open_bills[0].home_balance == D("1080.00")
     assert figures.burn.cash_out == D("361.13")
+
+
+_ACCOUNT_IDS = st.sampled_from([None, *ACCOUNTS])
+_LINES = st.lists(
+    st.tuples(
+        _ACCOUNT_IDS,
+        _ACCOUNT_IDS,
+        st.decimals(min_value=-5000, max_value=5000, places=2),
+        st.integers(min_value=0, max_value=120),
+    ),
+    max_size=25,
+)
+
+
+def _lines(raw: list[tuple[str | None, str | None, Decimal, int]], prefix: str) -> list[CashLine]:
+    return [
+        line("JournalEntry", f"{prefix}{n}", TODAY - timedelta(days=back), a, c, str(amount))
+        for n, (a, c, amount, back) in enumerate(raw)
+    ]
+
+
+@given(_LINES)
+def test_movements_account_for_every_cent_into_and_out_of_each_cash_account(
+    raw: list[tuple[str | None, str | None, Decimal, int]],
+) -> None:
+    lines = _lines(raw, "J")
+    movements = cash_movements(lines, ACCOUNTS)
+
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for cash_line in lines:
+        if cash_line.account_id is not None and ACCOUNTS[cash_line.account_id].is_cash:
+            expected[cash_line.account_id] += cash_line.home_amount
+        if (
+            cash_line.counter_account_id is not None
+            and ACCOUNTS[cash_line.counter_account_id].is_cash
+        ):
+            expected[cash_line.counter_account_id] -= cash_line.home_amount
+    moved: dict[str, Decimal] = defaultdict(Decimal)
+    for m in movements:
+        assert m.account_id is not None and ACCOUNTS[m.account_id].is_cash
+        assert m.amount != 0
+        moved[m.account_id] += m.amount
+    assert {k: v for k, v in moved.items() if v} == {k: v for k, v in expected.items() if v}
+    assert sum((m.amount for m in movements if m.cash_flow is CashFlowClass.TRANSFER), D(0)) == 0
+
+
+@given(_LINES, st.lists(st.sampled_from(["50", "60", "35", "36", "4"]), max_size=10))
+def test_owner_money_loans_and_transfers_never_change_the_burn(
+    raw: list[tuple[str | None, str | None, Decimal, int]], counters: list[str]
+) -> None:
+    """Whatever else happened, money between a cash account and Equity, a Long Term Liability
+    or another cash account leaves cash in, cash out and the runway's burn as they were."""
+    calculator = RunwayCalculator()
+    base = cash_movements(_lines(raw, "J"), ACCOUNTS)
+    extra = cash_movements(
+        [
+            line("Deposit", f"F{n}", TODAY - timedelta(days=n), "35", counter, "1000.00")
+            for n, counter in enumerate(counters)
+        ],
+        ACCOUNTS,
+    )
+    before = calculator.burn(hand_company(movements=tuple(base)))
+    after = calculator.burn(hand_company(movements=(*base, *extra)))
+    assert (after.cash_in, after.cash_out, after.net) == (
+        before.cash_in,
+        before.cash_out,
+        before.net,
+    )
