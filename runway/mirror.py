@@ -11,8 +11,8 @@
   the oldest watermark, tombstones included. An entity whose watermark is older than CDC's 30 days,
   or for which CDC returned its ceiling of 1,000 objects (changes may be missing), is paged in full.
 - CompanyInfo is not a CDC entity in QuickBooks: it is read on a full sync and when the copy is
-  older than `company_info_max_age` (a day by default). Preferences (the home currency, whether
-  multicurrency is on) is: CDC covers every entity but JournalCode, TimeActivity, TaxAgency,
+  older than `company_info_max_age` (a day by default). Preferences (the home currency, which
+  becomes the business's, and whether multicurrency is on) is: CDC covers every entity but JournalCode, TimeActivity, TaxAgency,
   TaxCode and TaxRate
   (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/changedatacapture).
 - Everything that moves cash is mirrored (bill and customer payments, purchases, deposits, sales
@@ -421,6 +421,18 @@ async def _confirm_balances(uow: RunwayUnitOfWork, entity: str, as_of: datetime)
     )
 
 
+async def _adopt_home_currency(uow: RunwayUnitOfWork, entity: str) -> None:
+    """The business's home currency is its QuickBooks company's (Preferences.CurrencyPrefs), so
+    everything reading `Business.home_currency` reads QuickBooks' own."""
+    if entity != "Preferences":
+        return
+    preferences = next(iter(await uow.preferences.all()), None)
+    business = await uow.business.get()
+    home = preferences.home_currency if preferences is not None else None
+    if business is not None and home and business.home_currency != home:
+        business.home_currency = home
+
+
 # --- the sync ------------------------------------------------------------------------------
 
 
@@ -632,6 +644,7 @@ class MirrorSync:
                 await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
                 await uow.watermarks.save(entity, as_of=fetched_at, last_cdc_at=next_cdc_at)
                 await _confirm_balances(uow, entity, fetched_at)
+                await _adopt_home_currency(uow, entity)
                 await uow.commit()
         return overflowed
 
@@ -696,6 +709,7 @@ class MirrorSync:
                 last_full_sync_at=started,
             )
             await _confirm_balances(uow, entity, started)
+            await _adopt_home_currency(uow, entity)
             await uow.commit()
 
     async def _upsert(

@@ -18,7 +18,7 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.books import business_today
 from runway.calculator import RunwayCalculator
 from runway.mirror import CDC_ENTITIES, MIRRORED_ENTITIES, PAGE_SIZE, SyncReport
-from runway.models import SyncWatermark
+from runway.models import Business, SyncWatermark
 from runway.snapshot import load_books
 from runway.uow import TRANSACTION_ENTITIES
 
@@ -639,3 +639,25 @@ async def test_a_foreign_bank_account_is_cash_at_quickbooks_latest_rate_read_onc
         "EUR",
         D("5000.00"),
     )
+
+
+async def test_the_home_currency_is_the_quickbooks_companys(runway_env: RunwayEnv) -> None:
+    """A business set up with another home currency than its company's takes QuickBooks' own
+    (Preferences.CurrencyPrefs.HomeCurrency) at the first sync."""
+    env = runway_env
+    async with env.db.sessions() as session:
+        await session.execute(
+            update(Business).where(Business.id == BUSINESS).values(home_currency="CAD")
+        )
+        await session.commit()
+    [preferences] = list(env.sandbox.realm().iter("Preferences"))
+    home = preferences["CurrencyPrefs"]["HomeCurrency"]["value"]
+    assert home != "CAD"
+
+    await env.mirror(BUSINESS, env.sandbox.realm_id).sync()
+
+    async with env.uows(BUSINESS) as uow:
+        business = await uow.business.get()
+        assert business is not None and business.home_currency == home
+        books = await load_books(uow, BUSINESS, business_today(datetime.now(UTC), "UTC"))
+    assert books.currency == home
