@@ -51,6 +51,11 @@ def format_days(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
 
+def window_text(days: int) -> str:
+    """How a trailing window is named in every sentence: "over the last 90 days"."""
+    return f"over the last {format_days(days)}"
+
+
 class RunwayStatus(enum.StrEnum):
     """What kind of answer the runway is."""
 
@@ -139,7 +144,7 @@ class Burn:
 
     @property
     def window_text(self) -> str:
-        return f"over the last {format_days(self.window_days)}"
+        return window_text(self.window_days)
 
     def sentence(self) -> str:
         """E.g. "net burn $31,200.00/month over the last 90 days", or what came in instead."""
@@ -181,7 +186,7 @@ class Financing:
 
     @property
     def window_text(self) -> str:
-        return f"over the last {format_days(self.window_days)}"
+        return window_text(self.window_days)
 
     def sentences(self) -> list[str]:
         """One sentence per figure that is not zero: "Owner put in $10,000.00 over the last 90
