@@ -68,11 +68,16 @@ def _expense_account(line: Mapping[str, Any]) -> str | None:
 def _purchase(obj: Mapping[str, Any], undeposited: str | None) -> list[_Flow]:
     account = _ref(obj.get("AccountRef"))
     sign = 1 if obj.get("Credit") is True else -1  # a credit (refund) comes back in
-    return [
+    flows: list[_Flow] = [
         (account, _expense_account(line), sign * _amount(line.get("Amount")))
         for line in _lines(obj)
         if line.get("DetailType") in ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail")
     ]
+    # What the lines do not carry (sales tax on top of them) left the account too: TotalAmt did.
+    rest = sign * _amount(obj.get("TotalAmt")) - sum((flow[2] for flow in flows), Decimal("0.00"))
+    if obj.get("TotalAmt") is not None and rest != 0:
+        flows.append((account, None, rest))
+    return flows
 
 
 def _deposit(obj: Mapping[str, Any], undeposited: str | None) -> list[_Flow]:
