@@ -1,6 +1,7 @@
 """Prints what keeping a large company's mirror up to date costs in QuickBooks calls and time.
 
     .venv/bin/python bench/mirror_sync.py [--scale 100000] [--database-url sqlite+aiosqlite:///...]
+    .venv/bin/python bench/mirror_sync.py --full-books   # every kind of cash movement, a euro supplier
 
 The sandbox seeds a scaled company (`oodaloo sandbox --scale N`, i.e. `SandboxConfig(scale=N)`: N bills
 and N invoices, with their vendors, customers, payments, purchases, deposits and whatever else moves
@@ -194,7 +195,7 @@ async def run(live: dict[str, str], database_url: str) -> None:
         loaded = time.perf_counter() - started
         view = DigestBuilder().build(books, now=datetime.now(UTC))
         built = time.perf_counter() - started - loaded
-        print(f"\ndigest of the scaled company: {loaded + built:.2f} s "
+        print(f"\ndigest of the company: {loaded + built:.2f} s "
               f"(snapshot from the mirror {loaded:.2f} s, view model {built:.3f} s); "
               f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices, "
               f"{len(books.movements):,} cash movements; "
@@ -207,10 +208,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=100_000, help="bills and invoices in the company")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--full-books",
+        action="store_true",
+        help="instead of a scaled company, the default one with every kind of cash movement "
+        "(sales receipts, owner money, a loan, transfers, journal entries, card payments, a "
+        "vendor credit) and a euro supplier (multicurrency on)",
+    )
     args = parser.parse_args()
     seeding = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0", "--scale", str(args.scale)],
+        [
+            sys.executable, "-m", "bot.cli", "sandbox", "--json", "--port", "0",
+            *(["--full-books", "--euro-supplier"] if args.full_books else ["--scale", str(args.scale)]),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
