@@ -247,9 +247,7 @@ class Books:
         }
         found = finders[key]()
         if found is not None:
-            account = self.realm.get("Account", found)
-            assert account is not None
-            return account
+            return self.realm.table("Account").objects[found]  # a read-only view
         name, kind, sub = SYSTEM_ACCOUNTS[key]
         if code != home:
             name = f"{name} - {code}"

@@ -97,16 +97,24 @@ class Posting:
 
 def preferences(realm: Realm) -> dict[str, Any] | None:
     """The company's stored Preferences object (a read-only view), if it has one."""
-    table = realm.table("Preferences")
-    return next(iter(table.objects.values()), None)
+    return next(iter(realm.table("Preferences").objects.values()), None)
 
 
 def home_currency(realm: Realm) -> str:
     """Preferences.CurrencyPrefs.HomeCurrency, USD when the company has no preferences stored."""
-    prefs = preferences(realm) or {}
-    home = (prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}
+    prefs = preferences(realm)
+    cached = _HOMES.get(id(realm))
+    # A stored object is replaced, never changed, when the preferences change: it is its version.
+    if cached is not None and cached[0] is prefs:
+        return cached[1]
+    home = ((prefs or {}).get("CurrencyPrefs") or {}).get("HomeCurrency") or {}
     value = home.get("value") if isinstance(home, dict) else home
-    return str(value) if value else DEFAULT_HOME_CURRENCY
+    code = str(value) if value else DEFAULT_HOME_CURRENCY
+    _HOMES[id(realm)] = (prefs, code)
+    return code
+
+
+_HOMES: dict[int, tuple[dict[str, Any] | None, str]] = {}
 
 
 def multicurrency_enabled(realm: Realm) -> bool:
