@@ -122,6 +122,12 @@ class ConnectionRepository(_Scoped):
 # --- the mirror --------------------------------------------------------------------------------
 
 
+def _object_of(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The QuickBooks object a mirrored row's values hold, with its id (a payment Oodaloo made may
+    be stored as the request it sent, which has none)."""
+    return {**values["raw"], "Id": values["qbo_id"]}
+
+
 class MirrorRepository(_Scoped, Generic[M]):
     """One mirrored QuickBooks entity type of one business, looked up by QuickBooks id.
 
@@ -264,7 +270,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         if values:
             rows = [{**value, **self._fixed, "business_id": self.business_id} for value in values]
             await self.session.execute(self._insert_new(), rows)
-            await self.write_cash_lines([value["raw"] for value in values])
+            await self.write_cash_lines([_object_of(value) for value in values])
 
     async def insert_new(self, values: Mapping[str, Any]) -> bool:
         """Insert one row unless its QuickBooks object is mirrored already (by a sync that read it
@@ -278,7 +284,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         )
         inserted = bool(result.rowcount)  # type: ignore[attr-defined]
         if inserted:
-            await self.write_cash_lines([values["raw"]])
+            await self.write_cash_lines([_object_of(values)])
         return inserted
 
     def _insert_new(self, into: Any = None) -> Any:
@@ -297,7 +303,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         """Update rows by their `id` (taken from `versions`, so they are this business's)."""
         if values:
             await self.session.execute(update(self.model), [dict(value) for value in values])
-            await self.write_cash_lines([value["raw"] for value in values])
+            await self.write_cash_lines([_object_of(value) for value in values])
 
     async def live_qbo_ids(self) -> set[str]:
         model: Any = self.model

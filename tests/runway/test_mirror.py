@@ -661,3 +661,48 @@ async def test_the_home_currency_is_the_quickbooks_companys(runway_env: RunwayEn
         assert business is not None and business.home_currency == home
         books = await load_books(uow, BUSINESS, business_today(datetime.now(UTC), "UTC"))
     assert books.currency == home
+
+
+async def test_a_payment_oodaloo_made_has_its_cash_lines_as_soon_as_it_is_mirrored(
+    runway_env: RunwayEnv,
+) -> None:
+    """Oodaloo mirrors its own payment as soon as QuickBooks confirms it, from the request it sent
+    (which has no Id): its cash line is there at once, and a second insert of it (a sync that read it
+    meanwhile) leaves that one line."""
+    env = runway_env
+    await env.mirror(BUSINESS, env.sandbox.realm_id).sync()
+    sent = {
+        "VendorRef": {"value": "27"},
+        "PayType": "Check",
+        "CheckPayment": {"BankAccountRef": {"value": "2"}},
+        "TotalAmt": D("481.00"),
+        "TxnDate": "2026-12-01",
+        "Line": [{"Amount": D("481.00"), "LinkedTxn": [{"TxnId": "1", "TxnType": "Bill"}]}],
+    }
+    async with env.uows(BUSINESS) as uow:
+        inserted = await uow.bill_payments.insert_new(
+            {
+                "qbo_id": "90001",
+                "sync_token": "0",
+                "raw": sent,
+                "synced_at": datetime.now(UTC),
+                "txn_date": date(2026, 12, 1),
+                "paid_from_account_qbo_id": "2",
+                "total_amount": D("481.00"),
+                "bill_qbo_ids": ["1"],
+            }
+        )
+        again = await uow.bill_payments.insert_new(
+            {
+                "qbo_id": "90001",
+                "sync_token": "0",
+                "raw": sent,
+                "synced_at": datetime.now(UTC),
+                "total_amount": D("481.00"),
+            }
+        )
+        await uow.commit()
+    assert (inserted, again) == (True, False)
+    assert await cash_lines_of(env, "BillPayment", "90001") == [
+        ("2", None, D("-481.00"), D("-481.00"))
+    ]
