@@ -17,7 +17,7 @@ renderer's job, so each renderer escapes for its own format and nothing is escap
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +32,7 @@ from runway.calculator import (
     WeeklyFigures,
     cents,
 )
+from runway.cash_flow import home_amount
 from runway.forecast import Forecast, thirteen_week_forecast
 from runway.lifecycle import BillStanding, BillState, standing_of
 
@@ -141,6 +142,19 @@ class BillDue:
     days_until_due: int
     runway_impact_days: int | None
     runway_impact: str
+    #: The bill's own currency (the home currency when QuickBooks names none).
+    currency: str
+    #: Home-currency units per unit of `currency` that paying it now costs (`rate_to_pay`).
+    rate: Decimal
+
+    def in_home(self, amount: Decimal) -> Decimal:
+        """`amount` of the bill's currency in the home currency, at what paying costs now."""
+        return home_amount(amount, self.rate)
+
+    @property
+    def home_amount(self) -> Decimal:
+        """What paying the open balance takes from the home-currency cash now."""
+        return self.in_home(self.amount)
 
     @property
     def bill_id(self) -> str:
@@ -409,15 +423,20 @@ class DigestBuilder:
         )
 
     def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
-        """One bill as the lists show it: its standing and what paying it now does to the runway."""
+        """One bill as the lists show it: its standing and what paying it now does to the runway
+        (its open balance in the home currency at `rate_to_pay`, as the payment will book it)."""
         standing = standing_of(bill, books.approval_threshold, people=books.people)
-        impact = self.calculator.bill_impact(figures.runway, standing.balance)
+        currency = bill.currency or books.currency
+        rate = rate_to_pay(currency, bill.exchange_rate, books.currency, latest_rates(books))
+        impact = self.calculator.bill_impact(figures.runway, home_amount(standing.balance, rate))
         due = bill.due_date or bill.txn_date or books.today
         return BillDue(
             standing=standing,
             days_until_due=(due - books.today).days,
             runway_impact_days=impact.days,
             runway_impact=impact.sentence(),
+            currency=currency,
+            rate=rate,
         )
 
     def overdue_invoices(
@@ -488,6 +507,27 @@ class DigestBuilder:
         ]
         oldest = min((item.as_of for item in items), default=None)
         return Freshness(oldest=oldest, items=tuple(items))
+
+
+def latest_rates(books: BooksSnapshot) -> dict[str, Decimal]:
+    """QuickBooks' latest rate of each foreign currency the mirror has one for (it reads them for
+    the currencies of the business's cash accounts), home units per unit."""
+    return {
+        bank.currency: bank.exchange_rate
+        for bank in (*books.banks, *books.undeposited)
+        if bank.exchange_rate is not None and bank.currency != books.currency
+    }
+
+
+def rate_to_pay(
+    currency: str | None, own_rate: Decimal | None, home: str, latest: Mapping[str, Decimal]
+) -> Decimal:
+    """Home units per unit of `currency` that paying a bill in it costs now: QuickBooks' latest
+    rate for the currency where the mirror has one (the payment books at QuickBooks' rate for the
+    pay date), else the bill's own rate; 1 in the home currency."""
+    if currency is None or currency == home:
+        return Decimal(1)
+    return latest.get(currency) or own_rate or Decimal(1)
 
 
 def is_snoozed(snoozed_until: datetime | None, now: datetime) -> bool:

@@ -1,0 +1,109 @@
+"""What the digest says about a bill in euros (home USD), against a sandbox company with
+multicurrency on (`euro_bills`): QuickBooks' EUR rate was 1.08 when the bills were entered and is
+1.10 since yesterday.
+
+Worked by hand:
+- a €20,000.00 bill costs $22,000.00 to pay today (× 1.10, QuickBooks' latest rate, which the
+  mirror reads for the company's EUR bank account); the runway the Pay dialog promises is the
+  runway after paying it;
+- without a EUR account the mirror has no rate of QuickBooks' own: the bill's rate stands in,
+  $21,600.00 (× 1.08);
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from euro_bills import euro_company
+from runway_env import RunwayEnv
+
+from runway.bills import BillService
+from runway.books import business_today
+from runway.calculator import RunwayCalculator, RunwayFigures, RunwayStatus
+from runway.digest import BillDue, DigestBuilder, DigestView
+from runway.snapshot import load_books
+from runway.use_cases import Result, pay_bill
+
+BUSINESS = "biz-larkspur"
+OWNER = "U-OWNER"
+TZ = "America/Los_Angeles"
+
+
+async def business_paying_from(
+    env: RunwayEnv, account_id: str | None, **settings: object
+) -> BillService:
+    async with env.uows(BUSINESS) as uow:
+        business = await uow.business.get()
+        assert business is not None
+        business.approvers = [OWNER]
+        business.payment_bank_account_id = account_id
+        for name, value in settings.items():
+            setattr(business, name, value)
+        await uow.commit()
+    service = BillService(
+        env.uows, env.smart_sync(BUSINESS, env.sandbox.realm_id), BUSINESS, env.infra.clock
+    )
+    await service.sync_bills_from_qbo()
+    return service
+
+
+async def digest(env: RunwayEnv) -> tuple[DigestView, RunwayFigures]:
+    now = env.infra.clock.now()
+    async with env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, business_today(now, TZ))
+    return DigestBuilder().build(books, now=now), RunwayCalculator().figures(books)
+
+
+def listed(view: DigestView, bill_id: str) -> BillDue:
+    [line] = [line for line in view.bills if line.bill_id == bill_id]
+    return line
+
+
+async def test_the_runway_the_pay_dialog_promises_for_a_euro_bill_is_the_runway_after_paying_it(
+    runway_env: RunwayEnv,
+) -> None:
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    company = await euro_company(runway_env.sandbox, today, (Decimal("20000.00"),))
+    [bill_id] = company.bill_ids
+    service = await business_paying_from(
+        runway_env, company.checking, approval_threshold=Decimal("100000.00")
+    )
+    view, before = await digest(runway_env)
+    line = listed(view, bill_id)
+    assert before.runway.status is RunwayStatus.DAYS
+    assert (line.amount, line.currency, line.home_amount) == (
+        Decimal("20000.00"),
+        "EUR",
+        Decimal("22000.00"),
+    )
+    promised = RunwayCalculator().bill_impact(before.runway, Decimal("22000.00"))
+    assert line.runway_impact_days == promised.days
+    assert line.runway_impact == promised.sentence()
+    # Counting the euros as dollars would promise another runway.
+    assert RunwayCalculator().bill_impact(before.runway, Decimal("20000.00")).days != promised.days
+
+    await service.approve(bill_id, OWNER, Decimal("20000.00"))
+    paid = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("20000.00"))
+
+    assert paid.result is Result.DONE, paid.message
+    _, after = await digest(runway_env)
+    assert before.cash.total - after.cash.total == Decimal("22000.00")
+    assert after.runway == promised.after
+    assert view.runway.days is not None and line.runway_impact_days is not None
+    assert after.runway.days == view.runway.days + line.runway_impact_days
+
+
+async def test_without_quickbooks_latest_rate_a_euro_bill_costs_its_own_rate(
+    runway_env: RunwayEnv,
+) -> None:
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    company = await euro_company(runway_env.sandbox, today, (Decimal("20000.00"),), euro_bank=False)
+    await business_paying_from(runway_env, company.checking)
+    view, before = await digest(runway_env)
+
+    line = listed(view, company.bill_ids[0])
+
+    assert line.home_amount == Decimal("21600.00")
+    assert line.runway_impact_days == (
+        RunwayCalculator().bill_impact(before.runway, Decimal("21600.00")).days
+    )
