@@ -2,15 +2,17 @@
 and runway are the books' own, to the cent, and agree with QuickBooks' Statement of Cash Flows.
 
 Hypothesis writes random sequences to a fresh company in the sandbox (multicurrency on, home USD):
-bills in dollars and in euros, bill payments (partial and full, from either bank, a euro bill at
-another day's rate), vendor credits applied in a payment, invoices, credit memos applied in a
-customer payment, customer payments into Undeposited Funds or the bank and their deposits, sales
+bills, vendor credits and invoices in dollars and in euros; bill payments (partial and full, from
+either bank; in euros at the payment day's rate), with a vendor credit applied or not; credit memos
+applied in a customer payment; customer payments into Undeposited Funds or the bank (in euros at
+the day's rate) and their deposits (maybe with the owner's money on a line of its own); sales
 receipts (to the bank or Undeposited Funds), refund receipts, transfers, owner money in and out,
-loans in and repaid (by check, or by journal entry with its interest), equipment, card purchases
-and card payments, and deletions of cash transactions. After every write Oodaloo syncs its mirror
-(the real `MirrorSync` through `SmartSyncService`, over httpx's ASGI transport, on SQLite; the
-first sync pages, each later one is one CDC call), loads its books and computes its figures for
-the company's today, and:
+loans in and repaid (by check, or with its interest by a two-line check or a journal entry in any
+line order), two-line journal entries between a bank and any account, equipment, card purchases
+and card payments; and deletions, voids and edits (date and amount) of cash transactions. After
+every write Oodaloo syncs its mirror (the real `MirrorSync` through `SmartSyncService`, over
+httpx's ASGI transport, on SQLite; the first sync pages, each later one is one CDC call), loads its
+books and computes its figures for the company's today, and:
 
 1. cash on hand (each bank and the total), undeposited funds, cash in and out, net burn, owner and
    loan money and the runway (status and days) equal the test's own computation from what it
@@ -31,7 +33,10 @@ The generator leaves out what legitimately makes the two sides differ:
   bought with the loan itself, an expense the owner paid personally): the indirect-method statement
   shows it as financing against operating/investing, while no cash moved, so no burn or financing;
 - nothing dated after today: an account's balance includes future-dated transactions, the
-  statement up to today does not.
+  statement up to today does not;
+- journal entries of two lines (and the loan instalment's three): with several cash and non-cash
+  lines on both sides, which cash paid for what is a matter of pairing, and a pairing that puts
+  a non-cash financing line against an operating one is the case above.
 
 Equipment bought on the card is allowed: the statement shows it as investing out and the card's
 increase as operating in, which net to zero, as Oodaloo's burn (no cash moved) does.
@@ -358,6 +363,9 @@ class RunwayBooks(RuleBasedStateMachine):
             "Vendor", {"DisplayName": "Kaffeerösterei Berlin", "CurrencyRef": {"value": "EUR"}}
         )["Id"]
         self.customer = self.post("Customer", {"DisplayName": "Corner Cafe"})["Id"]
+        self.euro_customer = self.post(
+            "Customer", {"DisplayName": "Café de Flore", "CurrencyRef": {"value": "EUR"}}
+        )["Id"]
 
     def wrote(self, entity: str, obj: dict[str, Any], *moves: Move, **options: Any) -> Txn:
         txn = Txn(entity, obj, list(moves), **options)
@@ -403,32 +411,58 @@ class RunwayBooks(RuleBasedStateMachine):
             Document("Bill", created["Id"], self.euro_vendor, day, amount, "EUR", rate)
         )
 
-    @rule(amount=amounts, back=days_back)
-    def vendor_credit(self, amount: Decimal, back: int) -> None:
+    @rule(amount=amounts, back=days_back, euro=st.booleans(), rate=st.sampled_from(EUR_RATES))
+    def vendor_credit(self, amount: Decimal, back: int, euro: bool, rate: Decimal) -> None:
         day = self.day(back)
-        created = self.post(
-            "VendorCredit",
-            {
-                "VendorRef": {"value": self.vendor},
-                "TxnDate": day.isoformat(),
-                "Line": [_expense(self.ref("rent"), amount)],
-            },
+        body: dict[str, Any] = {
+            "VendorRef": {"value": self.euro_vendor if euro else self.vendor},
+            "TxnDate": day.isoformat(),
+            "Line": [_expense(self.ref("rent"), amount)],
+        }
+        if euro:
+            body.update(CurrencyRef={"value": "EUR"}, ExchangeRate=rate)
+        created = self.post("VendorCredit", body)
+        self.credits.append(
+            Document(
+                "VendorCredit",
+                created["Id"],
+                body["VendorRef"]["value"],
+                day,
+                amount,
+                "EUR" if euro else "USD",
+                rate if euro else Decimal("1"),
+            )
         )
-        self.credits.append(Document("VendorCredit", created["Id"], self.vendor, day, amount))
 
-    @rule(amount=amounts, back=days_back, terms=st.integers(0, 45))
-    def invoice(self, amount: Decimal, back: int, terms: int) -> None:
+    @rule(
+        amount=amounts,
+        back=days_back,
+        terms=st.integers(0, 45),
+        euro=st.booleans(),
+        rate=st.sampled_from(EUR_RATES),
+    )
+    def invoice(self, amount: Decimal, back: int, terms: int, euro: bool, rate: Decimal) -> None:
         day = self.day(back)
-        created = self.post(
-            "Invoice",
-            {
-                "CustomerRef": {"value": self.customer},
-                "TxnDate": day.isoformat(),
-                "DueDate": (day + timedelta(days=terms)).isoformat(),
-                "Line": [_sale(self.ref("sales"), amount)],
-            },
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": self.euro_customer if euro else self.customer},
+            "TxnDate": day.isoformat(),
+            "DueDate": (day + timedelta(days=terms)).isoformat(),
+            "Line": [_sale(self.ref("sales"), amount)],
+        }
+        if euro:
+            body.update(CurrencyRef={"value": "EUR"}, ExchangeRate=rate)
+        created = self.post("Invoice", body)
+        self.invoices.append(
+            Document(
+                "Invoice",
+                created["Id"],
+                body["CustomerRef"]["value"],
+                day,
+                amount,
+                "EUR" if euro else "USD",
+                rate if euro else Decimal("1"),
+            )
         )
-        self.invoices.append(Document("Invoice", created["Id"], self.customer, day, amount))
 
     @rule(amount=amounts, back=days_back)
     def credit_memo(self, amount: Decimal, back: int) -> None:
@@ -497,39 +531,43 @@ class RunwayBooks(RuleBasedStateMachine):
 
         self.wrote("BillPayment", created, Move(day, bank, -cash, PAYABLE), undo=undo)
 
-    @precondition(
-        lambda self: (
-            any(c.open > 0 for c in self.credits)
-            and any(b.open >= 2 * CENT and b.currency == "USD" for b in self.bills)
-        )
-    )
-    @rule(data=st.data(), back=days_back)
-    def pay_bill_with_credit(self, data: st.DataObject, back: int) -> None:
-        """The bill less a vendor credit leaves the bank (a BillPayment with a VendorCredit line)."""
-        bill = data.draw(
-            st.sampled_from([b for b in self.bills if b.open >= 2 * CENT and b.currency == "USD"])
-        )
-        credit = data.draw(st.sampled_from([c for c in self.credits if c.open > 0]))
+    def credit_pairs(self) -> list[tuple[Document, Document]]:
+        """(bill, vendor credit) of one vendor that a payment can settle together."""
+        return [
+            (bill, credit)
+            for bill in self.bills
+            if bill.open >= 2 * CENT
+            for credit in self.credits
+            if credit.open > 0 and credit.party == bill.party
+        ]
+
+    @precondition(lambda self: bool(self.credit_pairs()))
+    @rule(data=st.data(), back=days_back, rate=st.sampled_from(EUR_RATES))
+    def pay_bill_with_credit(self, data: st.DataObject, back: int, rate: Decimal) -> None:
+        """The bill less a vendor credit leaves the bank (a BillPayment with a VendorCredit line);
+        in euros, at the payment day's rate."""
+        bill, credit = data.draw(st.sampled_from(self.credit_pairs()))
         day = max(self.day(back), bill.day, credit.day)
         due, applied = bill.open, min(credit.open, bill.open - CENT)
+        body: dict[str, Any] = {
+            "VendorRef": {"value": bill.party},
+            "TxnDate": day.isoformat(),
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": self.ref("checking")},
+            "TotalAmt": due - applied,
+            "Line": [
+                {"Amount": due, "LinkedTxn": [{"TxnId": bill.id, "TxnType": "Bill"}]},
+                {
+                    "Amount": applied,
+                    "LinkedTxn": [{"TxnId": credit.id, "TxnType": "VendorCredit"}],
+                },
+            ],
+        }
         cash = due - applied
-        created = self.post(
-            "BillPayment",
-            {
-                "VendorRef": {"value": bill.party},
-                "TxnDate": day.isoformat(),
-                "PayType": "Check",
-                "CheckPayment": {"BankAccountRef": self.ref("checking")},
-                "TotalAmt": cash,
-                "Line": [
-                    {"Amount": due, "LinkedTxn": [{"TxnId": bill.id, "TxnType": "Bill"}]},
-                    {
-                        "Amount": applied,
-                        "LinkedTxn": [{"TxnId": credit.id, "TxnType": "VendorCredit"}],
-                    },
-                ],
-            },
-        )
+        if bill.currency != "USD":
+            body.update(CurrencyRef={"value": bill.currency}, ExchangeRate=rate)
+            cash = home(due - applied, rate)
+        created = self.post("BillPayment", body)
         bill.open -= due
         credit.open -= applied
 
@@ -546,19 +584,29 @@ class RunwayBooks(RuleBasedStateMachine):
         fraction=fractions,
         into=st.sampled_from(("undeposited", "checking")),
         with_memo=st.booleans(),
+        rate=st.sampled_from(EUR_RATES),
     )
     def receive_payment(
-        self, data: st.DataObject, back: int, fraction: str, into: str, with_memo: bool
+        self,
+        data: st.DataObject,
+        back: int,
+        fraction: str,
+        into: str,
+        with_memo: bool,
+        rate: Decimal,
     ) -> None:
         """A customer pays (part of) an invoice, maybe less a credit memo: into Undeposited Funds
-        (no deposit account named) or straight into the bank."""
+        (no deposit account named) or straight into the bank. A euro invoice is paid into the
+        bank at the payment day's rate."""
         invoice = data.draw(st.sampled_from([i for i in self.invoices if i.open > 0]))
-        memos = [m for m in self.memos if m.open > 0]
+        euro = invoice.currency != "USD"
+        memos = [m for m in self.memos if m.open > 0 and not euro]
         memo = data.draw(st.sampled_from(memos)) if with_memo and memos else None
         paid = part(invoice.open, fraction)
         applied = min(memo.open, paid - CENT) if memo is not None else ZERO
         day = max(self.day(back), invoice.day, memo.day if memo and applied else invoice.day)
-        cash = paid - applied
+        cash = home(paid - applied, rate) if euro else paid - applied
+        into = "checking" if euro else into
         lines = [{"Amount": paid, "LinkedTxn": [{"TxnId": invoice.id, "TxnType": "Invoice"}]}]
         if memo is not None and applied > 0:
             lines.append(
@@ -567,9 +615,11 @@ class RunwayBooks(RuleBasedStateMachine):
         body: dict[str, Any] = {
             "CustomerRef": {"value": invoice.party},
             "TxnDate": day.isoformat(),
-            "TotalAmt": cash,
+            "TotalAmt": paid - applied,
             "Line": lines,
         }
+        if euro:
+            body.update(CurrencyRef={"value": invoice.currency}, ExchangeRate=rate)
         if into != "undeposited":
             body["DepositToAccountRef"] = self.ref(into)
         created = self.post("Payment", body)
