@@ -205,7 +205,8 @@ class BillList(Listing[BillDue]):
 
     @property
     def left_amount(self) -> Decimal:
-        return sum((bill.amount for bill in self.left), Decimal("0.00"))
+        """What the bills still to pay take from the cash, in the home currency."""
+        return sum((bill.home_amount for bill in self.left), Decimal("0.00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +227,15 @@ class OverdueInvoice:
 class PendingApproval:
     bill_id: str
     vendor_name: str
+    #: The open balance, in `currency`.
     amount: Decimal
     due_date: date | None
     approval: BillState
     approvals_required: int
     approved_by: tuple[str, ...]
+    #: The bill's own currency, and what paying `amount` costs in the home currency now.
+    currency: str
+    home_amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +420,13 @@ class DigestBuilder:
             listed.add(bill.id)
             parts[timing].append(self.bill_line(books, figures, bill))
         for lines in parts.values():
-            lines.sort(key=lambda line: (line.days_until_due, -line.standing.total, line.bill_id))
+            lines.sort(
+                key=lambda line: (
+                    line.days_until_due,
+                    -line.in_home(line.standing.total),
+                    line.bill_id,
+                )
+            )
         overdue, due_soon = BillTiming.OVERDUE, BillTiming.DUE_SOON
         return (
             BillList(tuple(parts[overdue]), snoozed[overdue]),
@@ -475,12 +486,15 @@ class DigestBuilder:
     def pending_approvals(books: BooksSnapshot, now: datetime) -> tuple[PendingApproval, ...]:
         """Bills someone began approving that still wait for a second, different person."""
         waiting: list[PendingApproval] = []
+        latest = latest_rates(books)
         for bill in books.open_bills:
             standing = standing_of(bill, books.approval_threshold, people=books.people)
             if standing.state is not BillState.NEEDS_SECOND_APPROVAL:
                 continue
             if is_snoozed(bill.snoozed_until, now):
                 continue
+            currency = bill.currency or books.currency
+            rate = rate_to_pay(currency, bill.exchange_rate, books.currency, latest)
             waiting.append(
                 PendingApproval(
                     bill_id=bill.id,
@@ -490,9 +504,11 @@ class DigestBuilder:
                     approval=standing.state,
                     approvals_required=standing.approvals_required,
                     approved_by=standing.approved_by,
+                    currency=currency,
+                    home_amount=home_amount(standing.balance, rate),
                 )
             )
-        waiting.sort(key=lambda item: (item.due_date or date.max, -item.amount, item.bill_id))
+        waiting.sort(key=lambda item: (item.due_date or date.max, -item.home_amount, item.bill_id))
         return tuple(waiting)
 
     @staticmethod

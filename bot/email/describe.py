@@ -2,15 +2,20 @@
 
 "Pay $1,234.56 to Acme Supplies?" reads better than "Pay bill 2203?", and naming the vendor or
 customer lets the reader notice a link that is not what they meant before they press the button.
+A bill's amounts are in its own currency, with what paying costs in the home currency where the
+two differ ("Pay €1,000.00 ($1,100.00) to Lyon Textiles?"), as the digest writes them.
 Only the local mirror is read (no QuickBooks call): a confirmation page must open at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 from bot.email.links import ActionKind, EmailAction
-from runway.formatting import money
+from runway.cash_flow import home_amount
+from runway.digest import rate_to_pay
+from runway.formatting import money, money_with_home
 from runway.lifecycle import BillState, standing_of
 from runway.uow import UowFactory
 
@@ -47,20 +52,27 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
             # The page says where the bill stands now, not only what the email showed.
             standing = standing_of(bill, business.approval_threshold)
             vendor = bill.vendor_name or f"bill {bill.doc_number or bill.qbo_id}"
-            currency = bill.currency or "USD"
+            home = business.home_currency
+            currency = bill.currency or home
+            latest = {code: row.rate for code, row in (await uow.exchange_rates.all()).items()}
+            rate = rate_to_pay(currency, bill.exchange_rate, home, latest)
+
+            def amount_of(amount: Decimal) -> str:
+                return money_with_home(amount, currency, home_amount(amount, rate), home)
+
             if standing.state is BillState.PAID:
                 return f"The bill from {vendor} is already paid in full: there is nothing to do."
             if standing.in_flight:
                 return f"The bill from {vendor} is already being paid: there is nothing to do."
             if action.amount is not None and action.amount != standing.balance:
                 return (
-                    f"The bill from {vendor} now has {money(standing.balance, currency)} open in "
-                    f"QuickBooks, not the {money(action.amount, currency)} this email showed: this "
+                    f"The bill from {vendor} now has {amount_of(standing.balance)} open in "
+                    f"QuickBooks, not the {amount_of(action.amount)} this email showed: this "
                     "link will do nothing. Use today's digest or `/runway bills` in Slack."
                 )
             if action.action is ActionKind.BILL_PAY:
                 amount = action.amount if action.amount is not None else bill.balance
-                return f"Pay {money(amount, currency)} to {vendor}?"
-            return f"Approve the bill of {money(bill.balance, currency)} from {vendor}?"
+                return f"Pay {amount_of(amount)} to {vendor}?"
+            return f"Approve the bill of {amount_of(bill.balance)} from {vendor}?"
 
     return describe

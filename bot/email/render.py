@@ -20,7 +20,7 @@ from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
 from runway.digest import BillList, DigestView, local_time
-from runway.formatting import money, time_of_day, weekday_day_month
+from runway.formatting import money, money_with_home, time_of_day, weekday_day_month
 from runway.lifecycle import BillState
 
 #: templates/ at the top of the repository, beside the packages.
@@ -131,7 +131,8 @@ class BillSection:
 
 
 def bill_summary(bills: BillList, currency: str) -> str:
-    """ " · 4 for $7,170.15", " · 2 of 3 bills left, $950.00", " · all 3 taken care of", or ""."""
+    """ " · 4 for $7,170.15", " · 2 of 3 bills left, $950.00", " · all 3 taken care of", or "";
+    `currency` is the home one, the totals'."""
     left, total = len(bills.left), bills.total
     if not total:
         return ""
@@ -207,7 +208,7 @@ def bill_rows(
         rows.append(
             Row(
                 name=bill.vendor_name or "(no vendor)",
-                amount=money(bill.amount, view.currency),
+                amount=money_with_home(bill.amount, bill.currency, bill.home_amount, view.currency),
                 when=due_words(bill.days_until_due, bill.due_date),
                 note=note,
                 links=tuple(buttons),

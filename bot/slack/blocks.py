@@ -46,6 +46,7 @@ from runway.digest import (
     is_snoozed,
     local_time,
 )
+from runway.formatting import money_with_home
 from runway.lifecycle import BillState
 from runway.people import SLACK_USER_ID
 from sync import PersonDecision
@@ -102,7 +103,6 @@ PAYMENT_DECISIONS: dict[str, PersonDecision] = {
 }
 
 SHOW_MORE_ACTION: dict[Kind, str] = {"bill": SHOW_MORE_BILLS, "invoice": SHOW_MORE_INVOICES}
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,12 +265,19 @@ def freshness_block(view: DigestView) -> ContextBlock:
     return ContextBlock(elements=[mrkdwn(freshness_text(view))], block_id="freshness")
 
 
+def bill_money(view: DigestView, bill: BillDue, amount: Decimal) -> str:
+    """An amount of the bill as every card and dialog writes it: in the bill's own currency, with
+    what it is in the home currency where the two differ ("€1,000.00 ($1,100.00)")."""
+    return money_with_home(amount, bill.currency, bill.in_home(amount), view.currency)
+
+
 def bill_state_text(view: DigestView, bill: BillDue) -> str:
     """The card's main line: what is true of the bill now, from its standing alone."""
     standing = bill.standing
     payment = standing.payment
     lapsed = standing.lapsed[0] if standing.lapsed else None
     snoozed = standing.snoozed_until
+    paid = payment.amount if payment and payment.amount is not None else bill.amount
     return render(
         "bill_state",
         state=standing.state.value,
@@ -278,10 +285,11 @@ def bill_state_text(view: DigestView, bill: BillDue) -> str:
         approvers=people(standing.approved_by),
         approved=standing.approved_by,
         lapsed=person(lapsed.by) if lapsed is not None else None,
-        lapsed_amount=lapsed.amount if lapsed is not None else None,
-        balance=standing.balance,
-        currency=view.currency,
-        payment_amount=payment.amount if payment and payment.amount is not None else bill.amount,
+        lapsed_amount=bill_money(view, bill, lapsed.amount)
+        if lapsed is not None and lapsed.amount is not None
+        else None,
+        balance=bill_money(view, bill, standing.balance),
+        payment_amount=bill_money(view, bill, paid),
         payer=person(payment.by) if payment and payment.by else None,
         account=clip(payment.account_name, ACCOUNT_NAME_LIMIT)
         if payment and payment.account_name
@@ -297,20 +305,22 @@ def bill_state_text(view: DigestView, bill: BillDue) -> str:
 def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) -> list[Block]:
     """A bill's card: its main line (what is true now) and the buttons that apply now.
 
-    Approve and Pay carry the amount the card shows (`bill_id|amount`): a click approves or pays
-    exactly what the person saw, or nothing.
+    Approve and Pay carry the amount the card shows (`bill_id|amount`, in the bill's currency): a
+    click approves or pays exactly what the person saw, or nothing.
     """
-    currency = view.currency
     standing = bill.standing
     line = section(
         render(
             "bill_line",
             vendor=name(bill.vendor_name),
             doc_number=doc_number(bill.doc_number),
-            amount=standing.payment.amount
-            if standing.state is BillState.PAID and standing.payment and standing.payment.amount
-            else bill.amount,
-            currency=currency,
+            amount=bill_money(
+                view,
+                bill,
+                standing.payment.amount
+                if standing.state is BillState.PAID and standing.payment and standing.payment.amount
+                else bill.amount,
+            ),
             days_until_due=bill.days_until_due,
             due_date=bill.due_date,
             state=bill_state_text(view, bill),
@@ -325,7 +335,7 @@ def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) ->
     if standing.can_pay:
         buttons.append(
             button(
-                label("pay", amount=bill.amount, currency=currency),
+                label("pay", amount=bill_money(view, bill, bill.amount)),
                 BILL_PAY,
                 seen,
                 style="primary",
@@ -345,10 +355,11 @@ def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) ->
     payment = standing.payment
     if standing.state is BillState.PAID and payment is not None and payment.by:
         # What the payment did, in the figures every surface now shows.
-        status = render(
-            "bill_paid_status", payer=person(payment.by), runway=runway_now(view)
-        )
-        return [line, ContextBlock(elements=[mrkdwn(status)], block_id=f"bill_status:{bill.bill_id}")]
+        status = render("bill_paid_status", payer=person(payment.by), runway=runway_now(view))
+        return [
+            line,
+            ContextBlock(elements=[mrkdwn(status)], block_id=f"bill_status:{bill.bill_id}"),
+        ]
     return [line]
 
 
@@ -360,7 +371,8 @@ def runway_now(view: DigestView) -> str:
 
 
 def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) -> ConfirmObject:
-    """ "Pay $1,234.56 to Acme Supplies from Checking. Runway goes from 104 to 102 days." """
+    """ "Pay €1,000.00 ($1,100.00) to Acme Supplies from Checking. Runway goes from 104 to 102
+    days." (the runway after the bill's home amount leaves, as paying books it)."""
     before = view.runway.days
     countable = view.runway.status in (RunwayStatus.DAYS, RunwayStatus.NO_CASH)
     after = None
@@ -372,8 +384,7 @@ def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) ->
         render("pay_confirm_title", vendor=vendor),
         render(
             "pay_confirm",
-            amount=bill.amount,
-            currency=view.currency,
+            amount=bill_money(view, bill, bill.amount),
             vendor=vendor,
             account=account,
             before=before if after is not None else None,
@@ -483,8 +494,7 @@ def approvals_block(view: DigestView) -> SectionBlock | None:
         render(
             "approval_line",
             vendor=name(item.vendor_name),
-            amount=item.amount,
-            currency=view.currency,
+            amount=money_with_home(item.amount, item.currency, item.home_amount, view.currency),
             due_date=item.due_date,
             approvers=people(item.approved_by),
         )
