@@ -389,13 +389,6 @@ def _sales_lines(b: _Builder, sign: int) -> None:
         b.post(b.ctx.system("tax"), len(b.obj.get("Line") or []) + 1, sign * tax)
 
 
-def _linked_rate(realm: Realm, entity: str, txn_id: str, home: str) -> Decimal:
-    target = realm.table(entity).objects.get(txn_id)
-    if target is None or currency_of(target, home) == home:
-        return ONE
-    return rate_of(target)
-
-
 # -- per entity ------------------------------------------------------------------------------------
 
 
@@ -428,11 +421,10 @@ def _settlement(
 ) -> None:
     """A bill payment (cash_sign -1: money out) or customer payment (+1: money in).
 
-    Each line settles the documents it links at their own exchange rate in the control account
-    (A/P or A/R); the cash moves at the payment's rate; the difference is a realised exchange
-    gain or loss. `documents` maps linked TxnType -> +1 (settled: bills, invoices) or -1 (credits
-    applied: vendor credits, credit memos)."""
-    realm, home = b.realm, b.home
+    Each line settles a document it links in the control account (A/P or A/R) by what the
+    document's home balance drops (`_relieved`); the cash moves at the payment's rate; the
+    difference is a realised exchange gain or loss. `documents` maps linked TxnType -> +1
+    (settled: bills, invoices) or -1 (credits applied: vendor credits, credit memos)."""
     settled_foreign = ZERO
     for number, line in b.lines():
         amount = _amount(line.get("Amount"))
@@ -441,10 +433,11 @@ def _settlement(
             direction = documents.get(kind)
             if direction is None:
                 continue
-            doc_rate = _linked_rate(realm, kind, str(link.get("TxnId")), home) if b.foreign else ONE
             foreign = direction * amount
-            at_doc_rate = to_home(foreign, doc_rate)
-            b.post(control, number, -cash_sign * foreign, home=-cash_sign * at_doc_rate)
+            relieved = foreign
+            if b.foreign:
+                relieved = direction * _relieved(b, kind, str(link.get("TxnId")), number, amount)
+            b.post(control, number, -cash_sign * foreign, home=-cash_sign * relieved)
             settled_foreign += foreign
             break
     total = _amount(b.obj.get("TotalAmt"))
@@ -455,6 +448,68 @@ def _settlement(
     difference = -sum((p.amount for p in b.out), ZERO)
     if difference:
         b.post(b.ctx.system("fx"), 0, ZERO, home=difference)
+
+
+# Payment types a settled document's LinkedTxn names, and the entity each is stored as.
+_PAYMENT_LINKS = {
+    "BillPaymentCheck": "BillPayment",
+    "BillPaymentCreditCard": "BillPayment",
+    "Payment": "Payment",
+}
+
+
+def _relieved(b: _Builder, kind: str, doc_id: str, number: int, amount: Decimal) -> Decimal:
+    """The home amount a payment line takes off a foreign document: its home balance before the
+    line less its home balance after, each the open foreign amount at the document's rate.
+
+    Parts applied in date order (then Id, then line) add up to the document's home total, so the
+    part that brings it to zero relieves exactly what is left, and on every day the ledger holds
+    each document's HomeBalance for that day. Rounding each part on its own would leave cents in
+    A/P or A/R with nothing owed (five EUR 0.01 parts of a EUR 0.05 bill at 1.1234 relieve $0.05 of
+    its $0.06). QuickBooks does not publish its rule; this one keeps A/P and A/R equal to the
+    documents' HomeBalance."""
+    doc = b.realm.table(kind).objects.get(doc_id)
+    if doc is None or currency_of(doc, b.home) == b.home:
+        return amount
+    rate = rate_of(doc)
+    mine = (b.day, _id_order(b.txn_id), number)
+    earlier = ZERO
+    for key, part in _applications(b, kind, doc_id, doc):
+        if key < mine:
+            earlier += part
+    before = _amount(doc.get("TotalAmt")) - earlier
+    return to_home(before, rate) - to_home(before - amount, rate)
+
+
+def _applications(
+    b: _Builder, kind: str, doc_id: str, doc: dict[str, Any]
+) -> Iterator[tuple[tuple[date, int, int], Decimal]]:
+    """Every part applied to a document, keyed by (payment date, payment Id, line): this
+    payment's lines as written, the other payments' as stored (the document's LinkedTxn names
+    them)."""
+    payments: list[tuple[str, dict[str, Any]]] = [(b.txn_id, b.obj)]
+    for link in doc.get("LinkedTxn") or []:
+        entity = _PAYMENT_LINKS.get(str(link.get("TxnType")))
+        other_id = str(link.get("TxnId"))
+        if entity is None or other_id == b.txn_id:
+            continue
+        other = b.realm.table(entity).objects.get(other_id)
+        if other is not None:
+            payments.append((other_id, other))
+    for payment_id, payment in payments:
+        day = _date(payment)
+        for number, line in enumerate(payment.get("Line") or [], start=1):
+            if not isinstance(line, dict):
+                continue
+            for link in line.get("LinkedTxn") or []:
+                if str(link.get("TxnType")) == kind and str(link.get("TxnId")) == doc_id:
+                    yield (day, _id_order(payment_id), number), _amount(line.get("Amount"))
+                    break
+
+
+def _id_order(txn_id: str) -> int:
+    """Ids order by number; one not stored yet (being written) comes after every stored one."""
+    return int(txn_id) if txn_id.isdigit() else 1 << 62
 
 
 def _bill_payment(b: _Builder) -> None:

@@ -875,6 +875,115 @@ async def test_foreign_lines_round_to_the_total_at_the_rate_and_a_customer_payme
     assert stored["Balance"] == 0 and stored["HomeTotalAmt"] == D("540.00")
 
 
+@pytest.mark.parametrize("side", ["payables", "receivables"])
+async def test_a_euro_document_settled_in_parts_leaves_no_cent_in_home_currency(
+    books: Books, side: str
+) -> None:
+    """A EUR 0.05 bill at 1.1234 ($0.06) paid with five EUR 0.01 payments at the same rate: each
+    payment relieves A/P by what the bill's home balance drops (0.02, 0.01, 0.01, 0.01, 0.01), so
+    after every payment the ledger holds the bill's HomeBalance and the last one relieves what is
+    left; the cent rounding gave goes to Exchange Gain or Loss. The same for an invoice, and for a
+    vendor credit and a credit memo applied in parts beside a bill or an invoice."""
+    turned_on = await books.http.post(
+        f"/_sandbox/realms/{books.realm.realm_id}/multicurrency", json={"currencies": ["EUR"]}
+    )
+    assert turned_on.status_code == 200, turned_on.text
+    rate = "1.1234"
+    payables = side == "payables"
+    if payables:
+        supplier = await books.create(
+            "Vendor", {"DisplayName": "Rösterei Hamburg", "CurrencyRef": {"value": "EUR"}}
+        )
+        control, document, credit, payment = "Accounts Payable (A/P) - EUR", *SETTLING["payables"]
+        party = {"VendorRef": {"value": supplier["Id"]}}
+        paid_from: dict[str, Any] = {
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+        }
+    else:
+        client = await books.create(
+            "Customer", {"DisplayName": "Café Wien", "CurrencyRef": {"value": "EUR"}}
+        )
+        control, document, credit, payment = "Accounts Receivable (A/R) - EUR", *SETTLING[side]
+        party = {"CustomerRef": {"value": client["Id"]}}
+        paid_from = {"DepositToAccountRef": books.ref(CHECKING)}
+
+    def line(amount: str) -> dict[str, Any]:
+        return expense_line(books, "Green Coffee", amount) if payables else item_line("1", amount)
+
+    async def settle(day: int, *links: tuple[str, dict[str, Any], str]) -> None:
+        cash = D(links[0][2]) - sum((D(amount) for _, _, amount in links[1:]), D(0))
+        await books.create(
+            payment,
+            {
+                **party,
+                **paid_from,
+                "CurrencyRef": {"value": "EUR"},
+                "ExchangeRate": rate,
+                "TxnDate": f"2026-11-{day:02d}",
+                "TotalAmt": str(cash),
+                "Line": [
+                    {"Amount": amount, "LinkedTxn": [{"TxnId": doc["Id"], "TxnType": kind}]}
+                    for kind, doc, amount in links
+                ],
+            },
+        )
+
+    def home_open() -> Decimal:
+        """The ledger's home amount in the control account, owed positive."""
+        control_id = books.account(control)["Id"]  # made with the first document
+        return (-1 if payables else 1) * ledger.balances(books.realm).get(control_id, D(0))
+
+    def stored(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return books.first(kind, Id=doc["Id"])
+
+    fx = books.account(ledger.EXCHANGE_GAIN_OR_LOSS)["Id"]
+    fx_before = ledger.balances(books.realm).get(fx, D(0))
+    small = await books.create(
+        document, {**party, "ExchangeRate": rate, "TxnDate": "2026-11-02", "Line": [line("0.05")]}
+    )
+    assert small["HomeTotalAmt"] == D("0.06")
+    for day in range(3, 8):
+        await settle(day, (document, small, "0.01"))
+        assert home_open() == stored(document, small)["HomeBalance"]
+    assert stored(document, small)["Balance"] == stored(document, small)["HomeBalance"] == 0
+    assert books.balance(control) == 0 and home_open() == 0
+
+    larger = await books.create(
+        document, {**party, "ExchangeRate": rate, "TxnDate": "2026-11-10", "Line": [line("0.10")]}
+    )
+    applied = await books.create(
+        credit, {**party, "ExchangeRate": rate, "TxnDate": "2026-11-10", "Line": [line("0.05")]}
+    )
+    for day in range(11, 16):
+        await settle(day, (document, larger, "0.02"), (credit, applied, "0.01"))
+        assert home_open() == (
+            stored(document, larger)["HomeBalance"] - stored(credit, applied)["HomeBalance"]
+        )
+    for kind, doc in ((document, larger), (credit, applied)):
+        assert stored(kind, doc)["Balance"] == stored(kind, doc)["HomeBalance"] == 0
+    assert books.balance(control) == 0 and home_open() == 0
+    # What rounding each part lost or gained is the exchange difference: documents of $0.06 and
+    # $0.11 less a $0.06 credit, settled with $0.10 of cash.
+    moved = ledger.balances(books.realm).get(fx, D(0)) - fx_before
+    assert moved == (D("-0.01") if payables else D("0.01"))
+    aging = "AgedPayableDetail" if payables else "AgedReceivableDetail"
+    report = _json(await books.http.get(books.sandbox.v3_path(f"reports/{aging}")))
+    listed = {
+        row["ColData"][1].get("id")
+        for section in report["Rows"]["Row"]
+        for row in section.get("Rows", {}).get("Row", [])
+    }
+    assert not listed & {small["Id"], larger["Id"], applied["Id"]}
+
+
+# The document, the credit applied beside it, and the payment that settles both, per side.
+SETTLING = {
+    "payables": ("Bill", "VendorCredit", "BillPayment"),
+    "receivables": ("Invoice", "CreditMemo", "Payment"),
+}
+
+
 # -- every transaction type: create, update, delete ----------------------------------------------
 
 
