@@ -9,7 +9,9 @@ from a `BillStanding`, and every use case decides from it.
 Snoozed-until and a reminder's by/at sit beside it. The rules, each in one function:
 
 - `approvals_required`: the amount being paid above the business's threshold needs two different
-  people; the digest and the payment both ask this function, with the open balance.
+  people; the digest, the email and the payment all ask this function, with the open balance in
+  the home currency at the bill's own exchange rate (so an approval does not lapse or become
+  enough when QuickBooks' rate moves; the threshold is in the home currency).
 - an approval covers paying at most the balance it was given for: when QuickBooks raises a bill
   after it was approved, the approval lapses and the card asks for it again.
 - a bill whose open balance is zero is paid, whoever paid it (Oodaloo, or someone in QuickBooks).
@@ -24,6 +26,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from runway.cash_flow import home_amount
 from runway.people import canonical, same_person
 
 if TYPE_CHECKING:
@@ -62,9 +65,10 @@ class BillState(enum.StrEnum):
 IN_FLIGHT = frozenset({BillState.PAYING, BillState.UNKNOWN, BillState.NEEDS_PERSON})
 
 
-def approvals_required(amount: Decimal, threshold: Decimal) -> int:
-    """Paying more than the business's threshold needs two different people's approval."""
-    return 2 if amount > threshold else 1
+def approvals_required(home_balance: Decimal, threshold: Decimal) -> int:
+    """Paying more than the business's threshold needs two different people's approval; both
+    amounts are in the home currency (a foreign bill's balance at the bill's own rate)."""
+    return 2 if home_balance > threshold else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ class BillStanding:
     #: What is still owed in QuickBooks (as last read, with Oodaloo's own payments applied).
     balance: Decimal
     currency: str | None
+    #: `balance` in the home currency at the bill's own exchange rate: what the threshold is for.
+    home_balance: Decimal
     due_date: date | None
     state: BillState
     #: Approvals that cover the open balance, first one first.
@@ -186,11 +192,14 @@ def standing(
     snoozed_until: datetime | None,
     threshold: Decimal,
     people: Mapping[str, frozenset[str]] | None = None,
+    exchange_rate: Decimal | None = None,
 ) -> BillStanding:
     """The bill's standing from its facts (see the module docstring for the rules); `people`
-    maps each known identifier to all of its person's (`PeopleRepository.directory`)."""
+    maps each known identifier to all of its person's (`PeopleRepository.directory`);
+    `exchange_rate` is the bill's own (home units per unit of `currency`; None: the home's)."""
     covering, lapsed = _approvals(balance, approvals, people or {})
-    required = approvals_required(balance, threshold)
+    home_balance = balance if exchange_rate is None else home_amount(balance, exchange_rate)
+    required = approvals_required(home_balance, threshold)
     if payment is not None and payment.state in (PaymentState.PAYING,):
         state = BillState.PAYING
     elif payment is not None and payment.state is PaymentState.UNKNOWN:
@@ -213,6 +222,7 @@ def standing(
         total=total,
         balance=balance,
         currency=currency,
+        home_balance=home_balance,
         due_date=due_date,
         state=state,
         approvals=covering,
@@ -244,7 +254,8 @@ def standing_of(
     people: Mapping[str, frozenset[str]] | None = None,
 ) -> BillStanding:
     """The standing of a mirrored bill (a `Bill` row or the snapshot's `OpenBill`); `balance`,
-    when given, is QuickBooks' open balance read just now instead of the mirror's."""
+    when given, is QuickBooks' open balance read just now instead of the mirror's. The
+    threshold is compared with the open balance at the bill's own exchange rate."""
     from runway.models import Bill
 
     if isinstance(bill, Bill):
@@ -274,6 +285,7 @@ def standing_of(
         snoozed_until=bill.snoozed_until,
         threshold=threshold,
         people=people,
+        exchange_rate=bill.exchange_rate,
     )
 
 

@@ -8,6 +8,9 @@ Worked by hand:
   runway after paying it;
 - without a EUR account the mirror has no rate of QuickBooks' own: the bill's rate stands in,
   $21,600.00 (× 1.08);
+- the approval threshold ($5,000.00) is for the open balance at the bill's own rate: €4,800.00 is
+  $5,184.00 and needs two approvers, in the digest and in the Pay path; €4,600.00 is $4,968.00
+  and needs one, though paying it today costs $5,060.00.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from runway.bills import BillService
 from runway.books import business_today
 from runway.calculator import RunwayCalculator, RunwayFigures, RunwayStatus
 from runway.digest import BillDue, DigestBuilder, DigestView
+from runway.lifecycle import BillState
 from runway.snapshot import load_books
 from runway.use_cases import Result, pay_bill
 
@@ -107,3 +111,48 @@ async def test_without_quickbooks_latest_rate_a_euro_bill_costs_its_own_rate(
     assert line.runway_impact_days == (
         RunwayCalculator().bill_impact(before.runway, Decimal("21600.00")).days
     )
+
+
+async def test_a_euro_bill_above_the_threshold_in_dollars_needs_two_approvers_everywhere(
+    runway_env: RunwayEnv,
+) -> None:
+    # €4,800.00 at the bill's own 1.08 is $5,184.00: above the $5,000.00 threshold.
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    company = await euro_company(runway_env.sandbox, today, (Decimal("4800.00"),))
+    [bill_id] = company.bill_ids
+    service = await business_paying_from(
+        runway_env, company.checking, approval_threshold=Decimal("5000.00")
+    )
+    standing = listed((await digest(runway_env))[0], bill_id).standing
+    assert standing.approvals_required == 2
+    assert standing.home_balance == Decimal("5184.00")
+
+    await service.approve(bill_id, OWNER, Decimal("4800.00"))
+    refused = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("4800.00"))
+
+    assert refused.result is Result.REFUSED
+    assert "above the approval threshold of $5,000.00" in refused.message
+    assert runway_env.sandbox.realm().get("Bill", bill_id)["Balance"] == Decimal("4800.00")
+    view, _ = await digest(runway_env)
+    assert listed(view, bill_id).state is BillState.NEEDS_SECOND_APPROVAL
+    assert [item.bill_id for item in view.approvals.items] == [bill_id]
+    assert (await service.standing(bill_id)).approvals_missing == 1
+
+
+async def test_the_threshold_reads_the_bills_own_rate_so_a_rate_move_does_not_ask_again(
+    runway_env: RunwayEnv,
+) -> None:
+    # €4,600.00 is $4,968.00 at the bill's 1.08 (one approver), $5,060.00 at today's 1.10.
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    company = await euro_company(runway_env.sandbox, today, (Decimal("4600.00"),))
+    [bill_id] = company.bill_ids
+    service = await business_paying_from(
+        runway_env, company.checking, approval_threshold=Decimal("5000.00")
+    )
+    line = listed((await digest(runway_env))[0], bill_id)
+    assert (line.standing.approvals_required, line.home_amount) == (1, Decimal("5060.00"))
+
+    await service.approve(bill_id, OWNER, Decimal("4600.00"))
+    paid = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("4600.00"))
+
+    assert paid.result is Result.DONE, paid.message
