@@ -149,8 +149,14 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
             current = realm.get(entity, object_id)
             if current is None:
                 raise AdminError(404, "unknown_object", f"{entity} {object_id} does not exist in realm {realm.realm_id}")
-            updated = realm.put(entity, merge_fields(current, changes))
-            Books(realm).post_outside_change(entity, current, updated)
+            merged = merge_fields(current, changes)
+            books = Books(realm)
+            try:
+                books.postings(entity, merged)  # refused before anything is stored
+            except QBOFault as fault:
+                raise AdminError(400, "refused", str(fault)) from None
+            updated = realm.put(entity, merged)
+            books.post_outside_change(entity, current, updated)
         return _json({entity: updated})
 
     async def create_object(request: Request) -> Response:
@@ -158,11 +164,16 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         entity = entity_of(request)
         body = _object_body(await _body(request))
         with realm.lock:
+            books = Books(realm)
+            try:
+                books.postings(entity, {**body, "Id": str(body.get("Id") or "pending")})
+            except QBOFault as fault:
+                raise AdminError(400, "refused", str(fault)) from None
             try:
                 created = realm.insert(entity, body)
             except ValueError as exc:
                 raise AdminError(409, "object_exists", str(exc)) from None
-            Books(realm).post_outside_change(entity, None, created)
+            books.post_outside_change(entity, None, created)
         return _json({entity: created}, status=201)
 
     async def delete_object(request: Request) -> Response:

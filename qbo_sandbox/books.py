@@ -212,6 +212,15 @@ class Books:
                 money(account["CurrentBalanceWithSubAccounts"], "CurrentBalance") + delta
             )
 
+    def postings(self, entity: str, obj: dict[str, Any]) -> list[ledger.Posting]:
+        """The postings a transaction makes, or QuickBooks' business validation fault when some
+        of its money has no account to post to (what is missing, in words): a transaction that
+        does not balance is never stored."""
+        try:
+            return ledger.postings_of(self.realm, entity, obj)
+        except ledger.UnpostableLine as missing:
+            raise faults.business_validation(str(missing), missing.element) from None
+
     def _post(self, plan: Plan, before: list[ledger.Posting], after: list[ledger.Posting]) -> None:
         """Move each account's CurrentBalance by what the postings changed."""
         changes = ledger.current_balance_changes(self.realm, before, after)
@@ -224,9 +233,10 @@ class Books:
         self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
         """Someone changed a transaction in QuickBooks' own screens (the admin API's raw edits):
-        its accounts follow, as they would in QuickBooks. Call under the realm's lock."""
-        before = ledger.postings_of(self.realm, entity, old) if old is not None else []
-        after = ledger.postings_of(self.realm, entity, new) if new is not None else []
+        its accounts follow, as they would in QuickBooks. Call under the realm's lock, after
+        `postings(entity, new)` accepted the new version."""
+        before = self.postings(entity, old) if old is not None else []
+        after = self.postings(entity, new) if new is not None else []
         plan = Plan(self.realm)
         self._post(plan, before, after)
         plan.commit()
@@ -393,11 +403,12 @@ class Books:
                 # behind, and the real effects need the Id that only inserting assigns.
                 effect(self, plan, {**obj, "Id": "pending"}, +1)
             self._complete(entity, obj)
+            self.postings(entity, {**obj, "Id": "pending"})  # refused before anything is stored
             created = self.realm.insert(entity, obj)
             applied = Plan(self.realm)
             if effect is not None:
                 effect(self, applied, created, +1)
-            self._post(applied, [], ledger.postings_of(self.realm, entity, created))
+            self._post(applied, [], self.postings(entity, created))
             applied.commit()
             return created
 
@@ -421,14 +432,14 @@ class Books:
             merged["MetaData"] = old["MetaData"]
             plan = Plan(self.realm)
             key = (entity, old["Id"])
-            before = ledger.postings_of(self.realm, entity, old)
+            before = self.postings(entity, old)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
             self._prepare(plan, entity, merged, old=old)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, merged, +1)
             self._complete(entity, merged)
-            self._post(plan, before, ledger.postings_of(self.realm, entity, merged))
+            self._post(plan, before, self.postings(entity, merged))
             plan.commit(skip=key)
             return self.realm.put(entity, merged)
 
@@ -449,7 +460,7 @@ class Books:
             plan = Plan(self.realm)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
-            self._post(plan, ledger.postings_of(self.realm, entity, old), [])
+            self._post(plan, self.postings(entity, old), [])
             plan.commit(skip=(entity, old["Id"]))
             self.realm.remove(entity, old["Id"])
             return {"status": "Deleted", "domain": "QBO", "Id": old["Id"]}
@@ -469,7 +480,7 @@ class Books:
             plan = Plan(self.realm)
             if entity in _EFFECTS:
                 _EFFECTS[entity](self, plan, old, -1)
-            self._post(plan, ledger.postings_of(self.realm, entity, old), [])
+            self._post(plan, self.postings(entity, old), [])
             voided = copy_obj(old)
             voided["TotalAmt"] = ZERO
             if "Balance" in voided:

@@ -77,6 +77,15 @@ CLASSIFICATION: dict[str, str] = {
 }
 
 
+class UnpostableLine(ValueError):
+    """A transaction moves money that has no account to post to: keeping it would leave the
+    transaction unbalanced, so the write path refuses it (`element` is the field to fix)."""
+
+    def __init__(self, message: str, element: str) -> None:
+        super().__init__(message)
+        self.element = element
+
+
 @dataclass(frozen=True, slots=True)
 class Posting:
     """One line of the general ledger."""
@@ -314,12 +323,24 @@ class _Builder:
         *,
         home: Decimal | None = None,
         name_id: str | None = None,
+        need: str = "name the account it goes to",
     ) -> Decimal:
         """Post `foreign` (in the transaction's currency; debit +) to an account; returns the home
-        amount posted. `home` overrides the conversion (a realised exchange difference)."""
+        amount posted. `home` overrides the conversion (a realised exchange difference). Money
+        with no account raises UnpostableLine, saying what is missing (`need`): dropping it would
+        unbalance the books."""
         amount = to_home(foreign, self.rate) if home is None else home
-        if account_id is None or (amount == 0 and foreign == 0):
+        if amount == 0 and foreign == 0:
             return amount
+        if account_id is None:
+            if foreign == 0:
+                what = f"{self.entity}'s exchange difference, {abs(amount)} {self.home},"
+            else:
+                part = f" line {line}," if line else "'s total,"
+                what = f"{self.entity}{part} {abs(foreign)} {self.currency},"
+            raise UnpostableLine(
+                f"{what} has no account to post to: {need}.", "Line" if line else "AccountRef"
+            )
         self.out.append(
             Posting(
                 txn_type=self.entity,
@@ -335,13 +356,13 @@ class _Builder:
         )
         return amount
 
-    def balance_to(self, account_id: str | None, line: int = 0) -> None:
+    def balance_to(self, account_id: str | None, need: str) -> None:
         """Post the document's total to its own account (A/P, A/R, the bank) so the transaction
         sums to zero. In a foreign currency that posting is the total at the rate (HomeTotalAmt),
         and the cent that rounding each line may leave goes to the largest line."""
         if not self.foreign:
             home = -sum((p.amount for p in self.out), ZERO)
-            self.post(account_id, line, home, home=home)
+            self.post(account_id, 0, home, home=home, need=need)
             return
         foreign = -sum((p.foreign_amount or ZERO for p in self.out), ZERO)
         home = to_home(foreign, self.rate)
@@ -351,7 +372,7 @@ class _Builder:
             self.out[largest] = replace(
                 self.out[largest], amount=self.out[largest].amount + residual
             )
-        self.post(account_id, line, foreign, home=home)
+        self.post(account_id, 0, foreign, home=home, need=need)
 
     def lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, line in enumerate(self.obj.get("Line") or [], start=1):
@@ -359,14 +380,33 @@ class _Builder:
                 yield number, line
 
 
-def _expense_line_account(ctx: _Context, line: dict[str, Any]) -> str | None:
-    kind = line.get("DetailType")
-    detail = line.get(kind) if isinstance(kind, str) else None
-    if not isinstance(detail, dict):
-        return None
-    if kind == "ItemBasedExpenseLineDetail":
-        return item_account(ctx, detail, sales=False)
-    return _ref(detail.get("AccountRef"))
+def _expense_lines(b: _Builder, sign: int) -> None:
+    """The expense (or asset) lines of a bill, purchase or vendor credit: debit (sign +1) or
+    credit (-1) each line's account, or its item's."""
+    for number, line in b.lines():
+        kind = line.get("DetailType")
+        detail = line.get(kind) if isinstance(kind, str) else None
+        detail = detail if isinstance(detail, dict) else {}
+        if kind == "ItemBasedExpenseLineDetail":
+            item_id = _ref(detail.get("ItemRef"))
+            item = b.ctx.items.get(item_id or "") or {}
+            name = item.get("Name") or item_id
+            account = item_account(b.ctx, detail, sales=False)
+            need = (
+                f"item {name!r} has no expense account (ExpenseAccountRef); give the item one, "
+                "or use an account-based line"
+            )
+        else:
+            account = _ref(detail.get("AccountRef"))
+            need = "give the line an AccountRef (AccountBasedExpenseLineDetail.AccountRef)"
+        b.post(account, number, sign * _amount(line.get("Amount")), need=need)
+
+
+INCOME_NEED = "give the line's item an income account (IncomeAccountRef), or add an Income account"
+FX_NEED = (
+    f"the company has no {EXCHANGE_GAIN_OR_LOSS} account for the difference (QuickBooks adds it "
+    "when multicurrency is turned on)"
+)
 
 
 def _sales_lines(b: _Builder, sign: int) -> None:
@@ -376,39 +416,51 @@ def _sales_lines(b: _Builder, sign: int) -> None:
         amount = _amount(line.get("Amount"))
         if kind == "SalesItemLineDetail":
             detail = line.get("SalesItemLineDetail") or {}
-            b.post(item_account(b.ctx, detail, sales=True), number, sign * amount)
+            account = item_account(b.ctx, detail, sales=True)
+            b.post(account, number, sign * amount, need=INCOME_NEED)
         elif kind == "DiscountLineDetail":
             detail = line.get("DiscountLineDetail") or {}
             account = _ref(detail.get("DiscountAccountRef")) or b.ctx.system("income")
-            b.post(account, number, -sign * amount)
+            b.post(account, number, -sign * amount, need="give it a DiscountAccountRef")
         elif kind == "DepositLineDetail":  # refund receipts may carry plain account lines
             detail = line.get("DepositLineDetail") or {}
-            b.post(_ref(detail.get("AccountRef")), number, sign * amount)
+            b.post(
+                _ref(detail.get("AccountRef")),
+                number,
+                sign * amount,
+                need="give the line an AccountRef (DepositLineDetail.AccountRef)",
+            )
     tax = _amount((b.obj.get("TxnTaxDetail") or {}).get("TotalTax"))
     if tax:
-        b.post(b.ctx.system("tax"), len(b.obj.get("Line") or []) + 1, sign * tax)
+        b.post(
+            b.ctx.system("tax"),
+            len(b.obj.get("Line") or []) + 1,
+            sign * tax,
+            need="the company has no Sales Tax Payable account for the tax",
+        )
 
 
 # -- per entity ------------------------------------------------------------------------------------
 
 
+AP_NEED = "give it an APAccountRef (an Accounts Payable account in its currency)"
+AR_NEED = "give it an ARAccountRef (an Accounts Receivable account in its currency)"
+DEPOSIT_NEED = "give it a DepositToAccountRef, or add an Undeposited Funds account"
+
+
 def _bill(b: _Builder) -> None:
-    for number, line in b.lines():
-        b.post(_expense_line_account(b.ctx, line), number, _amount(line.get("Amount")))
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency))
+    _expense_lines(b, 1)
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency), AP_NEED)
 
 
 def _vendor_credit(b: _Builder) -> None:
-    for number, line in b.lines():
-        b.post(_expense_line_account(b.ctx, line), number, -_amount(line.get("Amount")))
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency))
+    _expense_lines(b, -1)
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency), AP_NEED)
 
 
 def _purchase(b: _Builder) -> None:
-    sign = -1 if b.obj.get("Credit") is True else 1  # a card refund runs the other way
-    for number, line in b.lines():
-        b.post(_expense_line_account(b.ctx, line), number, sign * _amount(line.get("Amount")))
-    b.balance_to(_ref(b.obj.get("AccountRef")))
+    _expense_lines(b, -1 if b.obj.get("Credit") is True else 1)  # a card refund runs backwards
+    b.balance_to(_ref(b.obj.get("AccountRef")), "give it the AccountRef it is paid from")
 
 
 def _settlement(
@@ -425,6 +477,7 @@ def _settlement(
     document's home balance drops (`_relieved`); the cash moves at the payment's rate; the
     difference is a realised exchange gain or loss. `documents` maps linked TxnType -> +1
     (settled: bills, invoices) or -1 (credits applied: vendor credits, credit memos)."""
+    need = AP_NEED if cash_sign < 0 else AR_NEED
     settled_foreign = ZERO
     for number, line in b.lines():
         amount = _amount(line.get("Amount"))
@@ -437,17 +490,18 @@ def _settlement(
             relieved = foreign
             if b.foreign:
                 relieved = direction * _relieved(b, kind, str(link.get("TxnId")), number, amount)
-            b.post(control, number, -cash_sign * foreign, home=-cash_sign * relieved)
+            b.post(control, number, -cash_sign * foreign, home=-cash_sign * relieved, need=need)
             settled_foreign += foreign
             break
     total = _amount(b.obj.get("TotalAmt"))
     unapplied = total - settled_foreign
     if unapplied:  # money paid or received ahead of any document sits in the control account
-        b.post(control, 0, -cash_sign * unapplied)
-    b.post(cash_account, 0, cash_sign * total)
+        b.post(control, 0, -cash_sign * unapplied, need=need)
+    paid_need = "give it the account it is paid from" if cash_sign < 0 else DEPOSIT_NEED
+    b.post(cash_account, 0, cash_sign * total, need=paid_need)
     difference = -sum((p.amount for p in b.out), ZERO)
     if difference:
-        b.post(b.ctx.system("fx"), 0, ZERO, home=difference)
+        b.post(b.ctx.system("fx"), 0, ZERO, home=difference, need=FX_NEED)
 
 
 # Payment types a settled document's LinkedTxn names, and the entity each is stored as.
@@ -556,22 +610,24 @@ def _linked_control(b: _Builder, entity: str, field: str) -> str | None:
 
 def _invoice(b: _Builder) -> None:
     _sales_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency))
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency), AR_NEED)
 
 
 def _credit_memo(b: _Builder) -> None:
     _sales_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency))
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency), AR_NEED)
 
 
 def _sales_receipt(b: _Builder) -> None:
     _sales_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited"))
+    account = _ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
+    b.balance_to(account, DEPOSIT_NEED)
 
 
 def _refund_receipt(b: _Builder) -> None:
     _sales_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited"))
+    account = _ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
+    b.balance_to(account, DEPOSIT_NEED)
 
 
 def _deposit(b: _Builder) -> None:
@@ -580,18 +636,20 @@ def _deposit(b: _Builder) -> None:
         amount = _amount(line.get("Amount"))
         if line.get("LinkedTxn"):
             undeposited = undeposited or b.ctx.system("undeposited")
-            b.post(undeposited, number, -amount)
+            need = "the company has no Undeposited Funds account to deposit from"
+            b.post(undeposited, number, -amount, need=need)
             continue
         detail = line.get("DepositLineDetail") or {}
         entity = _ref(detail.get("Entity")) if isinstance(detail.get("Entity"), dict) else None
-        b.post(_ref(detail.get("AccountRef")), number, -amount, name_id=entity)
-    b.balance_to(_ref(b.obj.get("DepositToAccountRef")))
+        need = "give the line an AccountRef (DepositLineDetail.AccountRef), where the money is from"
+        b.post(_ref(detail.get("AccountRef")), number, -amount, name_id=entity, need=need)
+    b.balance_to(_ref(b.obj.get("DepositToAccountRef")), "give it a DepositToAccountRef")
 
 
 def _transfer(b: _Builder) -> None:
     amount = _amount(b.obj.get("Amount"))
-    b.post(_ref(b.obj.get("ToAccountRef")), 1, amount)
-    b.post(_ref(b.obj.get("FromAccountRef")), 0, -amount)
+    b.post(_ref(b.obj.get("ToAccountRef")), 1, amount, need="give it a ToAccountRef")
+    b.post(_ref(b.obj.get("FromAccountRef")), 0, -amount, need="give it a FromAccountRef")
 
 
 def _journal_entry(b: _Builder) -> None:
@@ -603,18 +661,21 @@ def _journal_entry(b: _Builder) -> None:
         signed = amount if detail.get("PostingType") == "Debit" else -amount
         entity = detail.get("Entity")
         name = _ref(entity.get("EntityRef")) if isinstance(entity, dict) else None
-        b.post(_ref(detail.get("AccountRef")), number, signed, name_id=name)
+        need = "give the line an AccountRef (JournalEntryLineDetail.AccountRef)"
+        b.post(_ref(detail.get("AccountRef")), number, signed, name_id=name, need=need)
     # Per-line rounding to home currency may leave a cent: QuickBooks books it as exchange
     # difference, so the entry still balances in home currency.
     rest = -sum((p.amount for p in b.out), ZERO)
     if rest:
-        b.post(b.ctx.system("fx"), 0, ZERO, home=rest)
+        b.post(b.ctx.system("fx"), 0, ZERO, home=rest, need=FX_NEED)
 
 
 def _credit_card_payment(b: _Builder) -> None:
     amount = _amount(b.obj.get("Amount"))
-    b.post(_ref(b.obj.get("CreditCardAccountRef")), 1, amount)
-    b.post(_ref(b.obj.get("BankAccountRef")), 0, -amount)
+    b.post(
+        _ref(b.obj.get("CreditCardAccountRef")), 1, amount, need="give it a CreditCardAccountRef"
+    )
+    b.post(_ref(b.obj.get("BankAccountRef")), 0, -amount, need="give it a BankAccountRef")
 
 
 _RULES = {
@@ -736,6 +797,7 @@ __all__ = [
     "EXCHANGE_GAIN_OR_LOSS",
     "TRANSACTION_ENTITIES",
     "Posting",
+    "UnpostableLine",
     "balances",
     "current_balance",
     "current_balance_changes",

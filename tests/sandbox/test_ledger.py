@@ -19,7 +19,7 @@ import simplejson
 from qbo_sandbox import ledger
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import SandboxConfig
-from qbo_sandbox.store import Realm
+from qbo_sandbox.store import Realm, Store
 
 D = Decimal
 
@@ -665,6 +665,92 @@ async def test_outside_edits_move_the_accounts_too(books: Books) -> None:
     assert response.status_code == 200
     assert books.balance(AP) == before + D("10.00")
     books.assert_books_balance()
+
+
+async def test_money_with_no_account_to_post_to_is_refused_and_nothing_moves(
+    books: Books,
+) -> None:
+    """A line whose money has no account (an item with no expense account on a bill, an expense or
+    deposit line without AccountRef) is refused with QuickBooks' business validation fault, saying
+    what account is missing, through the API and through the outside-edit endpoint alike; nothing
+    is stored and no balance moves. A posting that does not balance is never kept."""
+    realm = books.realm
+    sacks = await books.create(
+        "Item",
+        {"Name": "Burlap sacks", "Type": "NonInventory", "IncomeAccountRef": books.ref(SALES)},
+    )
+    untouched = {a["Id"]: a["CurrentBalance"] for a in realm.iter("Account")}
+    counts = {entity: realm.count(entity) for entity in ("Bill", "Purchase", "Deposit")}
+    no_expense_account = {
+        "VendorRef": {"value": books.first("Vendor")["Id"]},
+        "Line": [
+            expense_line(books, "Rent or Lease", "300.00"),
+            {
+                "Amount": "40.00",
+                "DetailType": "ItemBasedExpenseLineDetail",
+                "ItemBasedExpenseLineDetail": {"ItemRef": {"value": sacks["Id"]}},
+            },
+        ],
+    }
+    refused = await books.fault("Bill", no_expense_account)
+    assert refused["code"] == "6000", refused
+    assert "line 2" in refused["Detail"] and "Burlap sacks" in refused["Detail"]
+    assert "expense account" in refused["Detail"]
+    no_account = {"Amount": "25.00", "DetailType": "AccountBasedExpenseLineDetail"}
+    refused = await books.fault(
+        "Purchase",
+        {
+            "PaymentType": "Check",
+            "AccountRef": books.ref(CHECKING),
+            "Line": [{**no_account, "AccountBasedExpenseLineDetail": {}}],
+        },
+    )
+    assert refused["code"] == "6000" and "AccountRef" in refused["Detail"], refused
+    refused = await books.fault(
+        "Deposit",
+        {
+            "DepositToAccountRef": books.ref(CHECKING),
+            "Line": [{"Amount": "25.00", "DetailType": "DepositLineDetail"}],
+        },
+    )
+    assert refused["code"] == "6000" and "AccountRef" in refused["Detail"], refused
+    outside = await books.http.post(
+        f"/_sandbox/realms/{realm.realm_id}/Bill",
+        content=simplejson.dumps({**no_expense_account, "TotalAmt": "340.00"}),
+    )
+    assert outside.status_code == 400 and "Burlap sacks" in outside.text, outside.text
+    assert {entity: realm.count(entity) for entity in counts} == counts
+    assert {a["Id"]: a["CurrentBalance"] for a in realm.iter("Account")} == untouched
+    books.assert_books_balance()
+
+
+def test_the_ledger_never_drops_a_posting_it_has_no_account_for() -> None:
+    """A euro journal entry whose lines round to a cent more than they balance needs Exchange
+    Gain or Loss; in a company without one, the ledger says so instead of dropping the cent."""
+    realm = Store().create_realm("4620816399")
+    for name, kind in (("Checking", "Bank"), ("Supplies", "Expense"), ("Rent", "Expense")):
+        realm.insert("Account", {"Name": name, "AccountType": kind})
+    entry = {
+        "Id": "9",
+        "TxnDate": "2026-11-02",
+        "CurrencyRef": {"value": "EUR"},
+        "ExchangeRate": "1.1234",
+        "Line": [
+            {
+                "Amount": amount,
+                "DetailType": "JournalEntryLineDetail",
+                "JournalEntryLineDetail": {"PostingType": side, "AccountRef": {"value": ident}},
+            }
+            # 0.03 + 0.02 at 1.1234 is $0.05, 0.05 is $0.06: a cent of rounding.
+            for amount, side, ident in (
+                ("0.03", "Debit", "2"),
+                ("0.02", "Debit", "3"),
+                ("0.05", "Credit", "1"),
+            )
+        ],
+    }
+    with pytest.raises(ledger.UnpostableLine, match=ledger.EXCHANGE_GAIN_OR_LOSS):
+        ledger.postings_of(realm, "JournalEntry", entry)
 
 
 # -- multicurrency -------------------------------------------------------------------------------
