@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,11 +25,19 @@ from bot.rotation import check_token_keys
 from bot.settings import Settings
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
-from runway.businesses import BusinessDirectory, QBOAppCredentials, payment_account_id
+from runway.businesses import (
+    BankAccount,
+    BusinessDirectory,
+    PayFromRefused,
+    QBOAppCredentials,
+    bill_payment_account,
+    payment_account_id,
+)
 from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.crypto import TokenCipher
 from runway.digest import DigestBuilder, DigestView
 from runway.drift import DriftRecorder
+from runway.errors import BusinessNotReady
 from runway.invoices import InvoiceService
 from runway.mirror import MirrorSync, SyncReport
 from runway.models import Business
@@ -78,10 +86,12 @@ class DigestContext:
 
     business: Business
     view: DigestView
-    #: The bank account bills are paid from (the business's choice, else its largest bank account),
-    #: named in every Pay dialog.
-    payment_account: str | None
+    #: The name of the bank account a bill in each currency is paid from
+    #: (`businesses.bill_payment_account`), named in the bill's Pay dialog; a currency no account
+    #: of the business can pay is left out (Pay refuses it, saying why).
+    payment_account: Mapping[str, str]
     built_at: datetime
+    #: The account bills in the home currency are paid from.
     payment_account_id: str | None = None
 
 
@@ -214,16 +224,41 @@ class Oodaloo:
     # --- the digest ---------------------------------------------------------------------------
 
     async def payment_account(self, business: Business) -> PaymentAccount | None:
-        """The bank account bills of the business are paid from (None: it has none)."""
+        """The business's pay-from account (its choice, else its largest bank account; None: it has
+        none), as its settings show it; each bill is paid from the account
+        `businesses.bill_payment_account` picks for the bill's currency, this one where it can."""
         async with self.uows(business.id) as uow:
-            books = await load_books(uow, business.id, business_today(self.clock.now(), business.timezone))
+            books = await load_books(
+                uow, business.id, business_today(self.clock.now(), business.timezone)
+            )
         return self._payment_account(business, books)
 
     @staticmethod
     def _payment_account(business: Business, books: BooksSnapshot) -> PaymentAccount | None:
-        paying = payment_account_id(business, {bank.account_id: bank.balance for bank in books.banks})
+        paying = payment_account_id(
+            business, {bank.account_id: bank.balance for bank in books.banks}
+        )
         bank = next((bank for bank in books.banks if bank.account_id == paying), None)
         return PaymentAccount(bank.account_id, bank.name) if bank else None
+
+    @staticmethod
+    def _bill_payment_accounts(
+        business: Business, books: BooksSnapshot, currencies: Iterable[str]
+    ) -> dict[str, PaymentAccount]:
+        """The account a bill in each of `currencies` is paid from, by the rule the Pay path
+        follows (`bill_payment_account`); a currency no account can pay is left out."""
+        banks = [
+            BankAccount(bank.account_id, bank.name, bank.currency, bank.balance)
+            for bank in books.banks
+        ]
+        paying: dict[str, PaymentAccount] = {}
+        for currency in dict.fromkeys(currencies):
+            try:
+                account = bill_payment_account(business, currency, banks)
+            except (PayFromRefused, BusinessNotReady):
+                continue
+            paying[currency] = PaymentAccount(account.account_id, account.name)
+        return paying
 
     async def digest(
         self, business_id: str, *, now: datetime | None = None, shown_bill_ids: Iterable[str] = ()
@@ -236,11 +271,11 @@ class Oodaloo:
         drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
         async with self.uows(business_id) as uow:
             books = await load_books(
-                uow, business_id, business_today(now, business.timezone), shown_bill_ids=shown_bill_ids
+                uow,
+                business_id,
+                business_today(now, business.timezone),
+                shown_bill_ids=shown_bill_ids,
             )
-        paying_from = self._payment_account(business, books)
-        account = paying_from.name if paying_from else None
-        account_id = paying_from.account_id if paying_from else None
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept
         # waiting behind it.
         view = await asyncio.to_thread(
@@ -250,7 +285,17 @@ class Oodaloo:
             previous=previous,
             drift=[notice.sentence for notice in drift],
         )
-        return DigestContext(business, view, account, now, account_id)
+        paying = self._bill_payment_accounts(
+            business, books, [books.currency, *(bill.currency for bill in view.bills)]
+        )
+        home = paying.get(books.currency)
+        return DigestContext(
+            business,
+            view,
+            {currency: account.name for currency, account in paying.items()},
+            now,
+            home.account_id if home else None,
+        )
 
     async def previous_figures(self, business_id: str, *, before: datetime) -> WeeklyFigures | None:
         """Last week's figures: those of the latest digest posted at least six days before

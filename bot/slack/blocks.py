@@ -16,7 +16,7 @@ after it changes: `bill:{id}` / `bill_actions:{id}` / `bill_status:{id}`, and th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -302,8 +302,12 @@ def bill_state_text(view: DigestView, bill: BillDue) -> str:
     )
 
 
-def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) -> list[Block]:
+def bill_blocks(
+    view: DigestView, bill: BillDue, payment_account: Mapping[str, str] | None
+) -> list[Block]:
     """A bill's card: its main line (what is true now) and the buttons that apply now.
+    `payment_account` names the account a bill in each currency is paid from
+    (`bot.bootstrap.DigestContext.payment_account`).
 
     Approve and Pay carry the amount the card shows (`bill_id|amount`, in the bill's currency): a
     click approves or pays exactly what the person saw, or nothing.
@@ -339,7 +343,7 @@ def bill_blocks(view: DigestView, bill: BillDue, payment_account: str | None) ->
                 BILL_PAY,
                 seen,
                 style="primary",
-                confirm=pay_confirm(view, bill, payment_account),
+                confirm=pay_confirm(view, bill, (payment_account or {}).get(bill.currency)),
             )
         )
     if bill.is_open and not standing.in_flight and standing.snoozed_until is None:
@@ -548,7 +552,7 @@ def digest_message(
     view: DigestView,
     *,
     business_name: str,
-    payment_account: str | None,
+    payment_account: Mapping[str, str] | None,
     max_bills: int = 8,
     max_invoices: int = 8,
 ) -> SlackMessage:
@@ -669,7 +673,7 @@ def bills_message(
     view: DigestView,
     *,
     business_name: str,
-    payment_account: str | None,
+    payment_account: Mapping[str, str] | None,
     offset: int = 0,
     page: int = DEFAULT_PAGE,
 ) -> SlackMessage:

@@ -212,7 +212,9 @@ async def seeded_view(env: Any) -> tuple[DigestView, str, str]:
 
 async def test_seeded_digest_matches_the_reviewed_snapshot(seeded_business: Any) -> None:
     view, business_name, payment_account = await seeded_view(seeded_business)
-    message = digest_message(view, business_name=business_name, payment_account=payment_account)
+    message = digest_message(
+        view, business_name=business_name, payment_account={view.currency: payment_account}
+    )
 
     assert_within_slack_limits(message)
     blocks = by_id(message.blocks)
@@ -324,7 +326,9 @@ async def test_seeded_summary_and_lists(seeded_business: Any) -> None:
         offset = None if following is None else int(following["elements"][0]["value"])
     assert seen == [invoice.invoice_id for invoice in view.overdue_invoices.items]
 
-    bills = bills_message(view, business_name=business_name, payment_account=payment_account)
+    bills = bills_message(
+        view, business_name=business_name, payment_account={view.currency: payment_account}
+    )
     assert_within_slack_limits(bills)
     listed = by_id(bills.blocks)
     assert "bill_next" not in listed  # fewer than a page
@@ -426,7 +430,7 @@ def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: 
     message = digest_message(
         view,
         business_name="Larkspur & Pine " * 20,
-        payment_account="Operating <Checking> & " * 5,
+        payment_account={view.currency: "Operating <Checking> & " * 5},
         max_bills=max_bills,
         max_invoices=max_invoices,
     )
@@ -463,7 +467,11 @@ def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: 
 def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
     view = huge_view()
     message = bills_message(
-        view, business_name="Larkspur", payment_account="Checking", offset=0, page=MAX_PAGE
+        view,
+        business_name="Larkspur",
+        payment_account={view.currency: "Checking"},
+        offset=0,
+        page=MAX_PAGE,
     )
     assert_within_slack_limits(message)
     blocks = by_id(message.blocks)

@@ -5,7 +5,9 @@ its mirror of the sandbox; real signed email-link requests; on SQLite and Postgr
 
 Worked by hand: a €1,000.00 bill costs $1,100.00 to pay today, so every amount of it reads
 "€1,000.00 ($1,100.00)": the card, its Pay button and dialog, the email's row and its link page,
-and, once paid, "Paid €1,000.00 ($1,100.00)"; totals of bills are in dollars.
+and, once paid, "Paid €1,000.00 ($1,100.00)"; totals of bills are in dollars. Each card's Pay
+dialog names the account that bill is paid from (`businesses.bill_payment_account`), which is not
+always the business's largest: QuickBooks pays a bill only from its own currency or the home one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from db_conftest import MigratedDatabase
 from euro_bills import VENDOR, EuroCompany, euro_company
 from markupsafe import escape as html_escape
 
+from bot.bootstrap import PaymentAccount
 from bot.email.links import ActionKind, LinkSigner
 from bot.email.render import render_digest_email
 from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
@@ -29,6 +32,7 @@ from bot.slack.mrkdwn import escape
 from runway.books import business_today
 from runway.formatting import money
 from runway.use_cases import Result, pay_bill
+from sync_harness import setup_client
 
 READER = "dana@example.com"
 EURO_LINE = "€1,000.00 ($1,100.00)"
@@ -119,3 +123,88 @@ async def test_a_euro_bill_reads_in_euros_with_its_dollars_on_every_surface(
         f":white_check_mark: Paid {EURO_LINE} from "
         in blocks_of(bill_id, drawn.blocks)["bill"]["text"]["text"]
     )
+
+
+def confirm_text(bill_id: str, blocks: list[dict[str, Any]]) -> str:
+    [pay] = [
+        element
+        for element in blocks_of(bill_id, blocks)["bill_actions"]["elements"]
+        if element["action_id"] == kit.BILL_PAY
+    ]
+    return str(pay["confirm"]["text"]["text"])
+
+
+def paid_from(stack: LocalStack, bill_id: str) -> str:
+    """The name of the bank account QuickBooks' payment of the bill came from."""
+    realm = stack.sandbox.realm()
+    [payment] = [
+        payment
+        for payment in realm.iter("BillPayment")
+        if any(
+            link.get("TxnId") == bill_id
+            for line in payment.get("Line") or []
+            for link in line.get("LinkedTxn") or []
+        )
+    ]
+    account = realm.get("Account", payment["CheckPayment"]["BankAccountRef"]["value"])
+    assert account is not None
+    return str(account["Name"])
+
+
+async def test_each_card_names_the_account_its_bill_is_paid_from(stack: LocalStack) -> None:
+    # Sterling Savings holds the most (£200,000.00), so with no account chosen it is the one the
+    # business pays from; QuickBooks pays neither a USD nor a EUR bill from a GBP account.
+    company = await with_euro_bill(stack)
+    async with setup_client(stack.sandbox) as client:
+        equity = (await client.query("SELECT * FROM Account WHERE AccountType = 'Equity'"))[0]
+        await client.create(
+            "Deposit",
+            {
+                "DepositToAccountRef": {"value": company.gbp_savings},
+                "CurrencyRef": {"value": "GBP"},
+                "ExchangeRate": Decimal("1.25"),
+                "Line": [
+                    {
+                        "Amount": Decimal("200000.00"),
+                        "DetailType": "DepositLineDetail",
+                        "DepositLineDetail": {"AccountRef": {"value": equity["Id"]}},
+                    }
+                ],
+            },
+            request_id="setup-gbp-deposit",
+        )
+    business = await stack.business()
+    services = stack.oodaloo.services(business)
+    await services.mirror.sync()
+    assert (await stack.oodaloo.payment_account(business)) == PaymentAccount(
+        company.gbp_savings, "Sterling Savings"
+    )
+    [euro_bill] = company.bill_ids
+    dollar_bill = next(
+        bill
+        for bill in (await stack.oodaloo.digest(BUSINESS_ID)).view.bills_due.items
+        if bill.currency == "USD" and bill.amount <= business.approval_threshold
+    )
+    for bill_id, amount in (
+        (euro_bill, Decimal("1000.00")),
+        (dollar_bill.bill_id, dollar_bill.amount),
+    ):
+        await services.bills.approve(bill_id, OWNER, amount)
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    blocks = kit.digest_message(
+        ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
+    ).blocks
+    named = {
+        bill_id: confirm_text(bill_id, blocks).split(" from ", 1)[1].split(".", 1)[0]
+        for bill_id in (euro_bill, dollar_bill.bill_id)
+    }
+    assert named[euro_bill] == "Euro account"
+    assert "Sterling Savings" not in named.values()
+
+    for bill_id, amount in (
+        (euro_bill, Decimal("1000.00")),
+        (dollar_bill.bill_id, dollar_bill.amount),
+    ):
+        paid = await pay_bill(services.bills, bill_id=bill_id, by=OWNER, seen_amount=amount)
+        assert paid.result is Result.DONE, paid.message
+        assert paid_from(stack, bill_id) == named[bill_id]

@@ -139,7 +139,9 @@ def test_a_hostile_vendor_and_customer_in_the_digest_stay_inert() -> None:
         as_of={"Bill": now},
     )
     view = DigestBuilder().build(books, now=now)
-    message = digest_message(view, business_name="<!channel> & Co", payment_account="<Main> & Co")
+    message = digest_message(
+        view, business_name="<!channel> & Co", payment_account={view.currency: "<Main> & Co"}
+    )
     blocks = {block.get("block_id"): block for block in message.blocks}
 
     line = blocks["bill:B1"]["text"]
