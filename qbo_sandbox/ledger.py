@@ -26,6 +26,7 @@ difference takes the line of the bill or invoice line it settles.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
@@ -251,14 +252,14 @@ def default_income(realm: Realm) -> str | None:
 EXCHANGE_GAIN_OR_LOSS = "Exchange Gain or Loss"
 
 
-def item_account(ctx: _Context, detail: dict[str, Any], *, sales: bool) -> str | None:
+def item_account(b: _Builder, detail: dict[str, Any], *, sales: bool) -> str | None:
     """The account a product line posts to: the line's ItemAccountRef (set when it was written),
     else the Item's IncomeAccountRef (sales) or ExpenseAccountRef (purchases)."""
     explicit = _ref(detail.get("ItemAccountRef"))
     if explicit:
         return explicit
     item_id = _ref(detail.get("ItemRef"))
-    item = ctx.items.get(item_id) if item_id else None
+    item = b.read("Item", item_id) if item_id else None
     if item is not None:
         if sales:
             field = "IncomeAccountRef"
@@ -267,7 +268,7 @@ def item_account(ctx: _Context, detail: dict[str, Any], *, sales: bool) -> str |
         found = _ref(item.get(field))
         if found:
             return found
-    return ctx.system("income") if sales else None
+    return b.system("income") if sales else None
 
 
 class _Context:
@@ -286,8 +287,14 @@ class _Context:
     def __init__(self, realm: Realm) -> None:
         self.realm = realm
         self.home = home_currency(realm)
-        self.items = realm.table("Item").objects
         self._found: dict[tuple[str, str], str | None] = {}
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def objects(self, entity: str) -> dict[str, dict[str, Any]]:
+        table = self._tables.get(entity)
+        if table is None:
+            table = self._tables[entity] = self.realm.table(entity).objects
+        return table
 
     def system(self, kind: str, code: str = "") -> str | None:
         key = (kind, code)
@@ -314,6 +321,25 @@ class _Builder:
             _ref(obj.get("VendorRef")) or _ref(obj.get("CustomerRef")) or _ref(obj.get("EntityRef"))
         )
         self.out: list[Posting] = []
+        # What the postings were made from besides the transaction itself: stored objects read
+        # (documents a payment settles, their other payments, items) and the accounts QuickBooks
+        # keeps for a purpose. The postings stay right while these are what they were.
+        self.reads: list[tuple[dict[str, dict[str, Any]], str, dict[str, Any] | None]] = []
+        self.systems: list[tuple[str, str, str | None]] = []
+
+    def read(self, entity: str, ident: str) -> dict[str, Any] | None:
+        """A stored object (a read-only view) the postings depend on."""
+        objects = self.ctx.objects(entity)
+        obj = objects.get(ident)
+        self.reads.append((objects, ident, obj))
+        return obj
+
+    def system(self, kind: str, code: str = "") -> str | None:
+        """The account QuickBooks keeps for a purpose (A/P or A/R of a currency, Undeposited
+        Funds, Exchange Gain or Loss, Sales Tax Payable, the first Income account)."""
+        found = self.ctx.system(kind, code)
+        self.systems.append((kind, code, found))
+        return found
 
     def post(
         self,
@@ -389,9 +415,9 @@ def _expense_lines(b: _Builder, sign: int) -> None:
         detail = detail if isinstance(detail, dict) else {}
         if kind == "ItemBasedExpenseLineDetail":
             item_id = _ref(detail.get("ItemRef"))
-            item = b.ctx.items.get(item_id or "") or {}
-            name = item.get("Name") or item_id
-            account = item_account(b.ctx, detail, sales=False)
+            item = b.read("Item", item_id) if item_id else None
+            name = (item or {}).get("Name") or item_id
+            account = item_account(b, detail, sales=False)
             need = (
                 f"item {name!r} has no expense account (ExpenseAccountRef); give the item one, "
                 "or use an account-based line"
@@ -416,11 +442,11 @@ def _sales_lines(b: _Builder, sign: int) -> None:
         amount = _amount(line.get("Amount"))
         if kind == "SalesItemLineDetail":
             detail = line.get("SalesItemLineDetail") or {}
-            account = item_account(b.ctx, detail, sales=True)
+            account = item_account(b, detail, sales=True)
             b.post(account, number, sign * amount, need=INCOME_NEED)
         elif kind == "DiscountLineDetail":
             detail = line.get("DiscountLineDetail") or {}
-            account = _ref(detail.get("DiscountAccountRef")) or b.ctx.system("income")
+            account = _ref(detail.get("DiscountAccountRef")) or b.system("income")
             b.post(account, number, -sign * amount, need="give it a DiscountAccountRef")
         elif kind == "DepositLineDetail":  # refund receipts may carry plain account lines
             detail = line.get("DepositLineDetail") or {}
@@ -433,7 +459,7 @@ def _sales_lines(b: _Builder, sign: int) -> None:
     tax = _amount((b.obj.get("TxnTaxDetail") or {}).get("TotalTax"))
     if tax:
         b.post(
-            b.ctx.system("tax"),
+            b.system("tax"),
             len(b.obj.get("Line") or []) + 1,
             sign * tax,
             need="the company has no Sales Tax Payable account for the tax",
@@ -450,12 +476,12 @@ DEPOSIT_NEED = "give it a DepositToAccountRef, or add an Undeposited Funds accou
 
 def _bill(b: _Builder) -> None:
     _expense_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency), AP_NEED)
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.system("ap", b.currency), AP_NEED)
 
 
 def _vendor_credit(b: _Builder) -> None:
     _expense_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.ctx.system("ap", b.currency), AP_NEED)
+    b.balance_to(_ref(b.obj.get("APAccountRef")) or b.system("ap", b.currency), AP_NEED)
 
 
 def _purchase(b: _Builder) -> None:
@@ -501,7 +527,7 @@ def _settlement(
     b.post(cash_account, 0, cash_sign * total, need=paid_need)
     difference = -sum((p.amount for p in b.out), ZERO)
     if difference:
-        b.post(b.ctx.system("fx"), 0, ZERO, home=difference, need=FX_NEED)
+        b.post(b.system("fx"), 0, ZERO, home=difference, need=FX_NEED)
 
 
 # Payment types a settled document's LinkedTxn names, and the entity each is stored as.
@@ -522,7 +548,7 @@ def _relieved(b: _Builder, kind: str, doc_id: str, number: int, amount: Decimal)
     A/P or A/R with nothing owed (five EUR 0.01 parts of a EUR 0.05 bill at 1.1234 relieve $0.05 of
     its $0.06). QuickBooks does not publish its rule; this one keeps A/P and A/R equal to the
     documents' HomeBalance."""
-    doc = b.realm.table(kind).objects.get(doc_id)
+    doc = b.read(kind, doc_id)
     if doc is None or currency_of(doc, b.home) == b.home:
         return amount
     rate = rate_of(doc)
@@ -547,7 +573,7 @@ def _applications(
         other_id = str(link.get("TxnId"))
         if entity is None or other_id == b.txn_id:
             continue
-        other = b.realm.table(entity).objects.get(other_id)
+        other = b.read(entity, other_id)
         if other is not None:
             payments.append((other_id, other))
     for payment_id, payment in payments:
@@ -573,7 +599,7 @@ def _bill_payment(b: _Builder) -> None:
     else:
         cash = _ref((obj.get("CheckPayment") or {}).get("BankAccountRef"))
     control = _ref(obj.get("APAccountRef")) or _linked_control(b, "Bill", "APAccountRef")
-    control = control or b.ctx.system("ap", b.currency)
+    control = control or b.system("ap", b.currency)
     _settlement(
         b,
         control=control,
@@ -585,9 +611,9 @@ def _bill_payment(b: _Builder) -> None:
 
 def _payment(b: _Builder) -> None:
     obj = b.obj
-    cash = _ref(obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
+    cash = _ref(obj.get("DepositToAccountRef")) or b.system("undeposited")
     control = _ref(obj.get("ARAccountRef")) or _linked_control(b, "Invoice", "ARAccountRef")
-    control = control or b.ctx.system("ar", b.currency)
+    control = control or b.system("ar", b.currency)
     _settlement(
         b,
         control=control,
@@ -602,7 +628,7 @@ def _linked_control(b: _Builder, entity: str, field: str) -> str | None:
     for _, line in b.lines():
         for link in line.get("LinkedTxn") or []:
             if link.get("TxnType") == entity:
-                target = b.realm.table(entity).objects.get(str(link.get("TxnId")))
+                target = b.read(entity, str(link.get("TxnId")))
                 if target is not None and _ref(target.get(field)):
                     return _ref(target.get(field))
     return None
@@ -610,23 +636,23 @@ def _linked_control(b: _Builder, entity: str, field: str) -> str | None:
 
 def _invoice(b: _Builder) -> None:
     _sales_lines(b, -1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency), AR_NEED)
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.system("ar", b.currency), AR_NEED)
 
 
 def _credit_memo(b: _Builder) -> None:
     _sales_lines(b, 1)
-    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.ctx.system("ar", b.currency), AR_NEED)
+    b.balance_to(_ref(b.obj.get("ARAccountRef")) or b.system("ar", b.currency), AR_NEED)
 
 
 def _sales_receipt(b: _Builder) -> None:
     _sales_lines(b, -1)
-    account = _ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
+    account = _ref(b.obj.get("DepositToAccountRef")) or b.system("undeposited")
     b.balance_to(account, DEPOSIT_NEED)
 
 
 def _refund_receipt(b: _Builder) -> None:
     _sales_lines(b, 1)
-    account = _ref(b.obj.get("DepositToAccountRef")) or b.ctx.system("undeposited")
+    account = _ref(b.obj.get("DepositToAccountRef")) or b.system("undeposited")
     b.balance_to(account, DEPOSIT_NEED)
 
 
@@ -635,7 +661,7 @@ def _deposit(b: _Builder) -> None:
     for number, line in b.lines():
         amount = _amount(line.get("Amount"))
         if line.get("LinkedTxn"):
-            undeposited = undeposited or b.ctx.system("undeposited")
+            undeposited = undeposited or b.system("undeposited")
             need = "the company has no Undeposited Funds account to deposit from"
             b.post(undeposited, number, -amount, need=need)
             continue
@@ -667,7 +693,7 @@ def _journal_entry(b: _Builder) -> None:
     # difference, so the entry still balances in home currency.
     rest = -sum((p.amount for p in b.out), ZERO)
     if rest:
-        b.post(b.ctx.system("fx"), 0, ZERO, home=rest, need=FX_NEED)
+        b.post(b.system("fx"), 0, ZERO, home=rest, need=FX_NEED)
 
 
 def _credit_card_payment(b: _Builder) -> None:
@@ -715,17 +741,77 @@ def _postings_in(ctx: _Context, entity: str, obj: dict[str, Any]) -> list[Postin
     return builder.out
 
 
+@dataclass(slots=True)
+class _Kept:
+    """One stored transaction's postings, and what they were made from."""
+
+    obj: dict[str, Any]  # the stored version they are of (a write stores a new dict)
+    day: date
+    postings: tuple[Posting, ...]
+    reads: tuple[tuple[dict[str, dict[str, Any]], str, dict[str, Any] | None], ...]
+    systems: tuple[tuple[str, str, str | None], ...]
+
+    def current(self, ctx: _Context) -> bool:
+        for objects, ident, obj in self.reads:
+            if objects.get(ident) is not obj:
+                return False
+        for kind, code, found in self.systems:  # plain loops: this runs per transaction
+            if ctx.system(kind, code) != found:
+                return False
+        return True
+
+
+class _KeptPostings:
+    """Each realm's kept postings by entity and Id, for one home currency."""
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self.entities: dict[str, dict[str, _Kept]] = {}
+
+
+_KEPT: weakref.WeakKeyDictionary[Realm, _KeptPostings] = weakref.WeakKeyDictionary()
+
+
+def _keep(ctx: _Context, entity: str, obj: dict[str, Any], day: date) -> _Kept:
+    rule = _RULES.get(entity)
+    if rule is None or obj.get("status") == "Deleted":
+        return _Kept(obj, day, (), (), ())
+    builder = _Builder(ctx, entity, obj)
+    rule(builder)
+    return _Kept(obj, day, tuple(builder.out), tuple(builder.reads), tuple(builder.systems))
+
+
 def postings(realm: Realm, *, start: date | None = None, end: date | None = None) -> list[Posting]:
-    """Every stored transaction's postings whose TxnDate is within [start, end] (either open)."""
+    """Every stored transaction's postings whose TxnDate is within [start, end] (either open).
+
+    A transaction is posted once and its postings kept until it is written again (every write
+    stores a new dict), or something they were made from changes: a document a payment settles or
+    another payment of it, an item, the account QuickBooks keeps for a purpose. So a report costs
+    about as much as reading the postings, not as posting every transaction again."""
     out: list[Posting] = []
     with realm.lock:
         ctx = _Context(realm)
+        kept = _KEPT.get(realm)
+        if kept is None or kept.home != ctx.home:
+            kept = _KEPT[realm] = _KeptPostings(ctx.home)
         for entity in TRANSACTION_ENTITIES:
-            for obj in realm.iter(entity):
-                day = _date(obj)
+            table = realm.table(entity)
+            objects = table.objects
+            entries = kept.entities.setdefault(entity, {})
+            for oid in table.ids_in_order():
+                obj = objects[oid]
+                entry = entries.get(oid)
+                if entry is not None and entry.obj is not obj:
+                    entry = None
+                day = entry.day if entry is not None else _date(obj)
                 if (start is not None and day < start) or (end is not None and day > end):
                     continue
-                out.extend(_postings_in(ctx, entity, obj))
+                if entry is None or ((entry.reads or entry.systems) and not entry.current(ctx)):
+                    entry = entries[oid] = _keep(ctx, entity, obj, day)
+                out.extend(entry.postings)
+            if len(entries) > len(objects):  # forget what was deleted
+                for oid in [oid for oid in entries if oid not in objects]:
+                    del entries[oid]
     return out
 
 

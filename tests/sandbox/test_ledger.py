@@ -1070,6 +1070,96 @@ SETTLING = {
 }
 
 
+async def test_kept_postings_follow_every_write_they_depend_on(books: Books) -> None:
+    """The ledger keeps each transaction's postings between reports; what it gives is always what
+    posting every stored transaction afresh gives, also when a write changes a transaction it did
+    not touch: an earlier part paid on a euro bill changes what a later part relieves, an item's
+    new expense account moves the bill lines that name the item."""
+    realm = books.realm
+
+    def afresh() -> list[ledger.Posting]:
+        return [
+            posting
+            for entity in ledger.TRANSACTION_ENTITIES
+            for obj in realm.iter(entity)
+            for posting in ledger.postings_of(realm, entity, obj)
+        ]
+
+    assert ledger.postings(realm) == afresh()
+    turned_on = await books.http.post(
+        f"/_sandbox/realms/{realm.realm_id}/multicurrency", json={"currencies": ["EUR"]}
+    )
+    assert turned_on.status_code == 200, turned_on.text
+    supplier = await books.create(
+        "Vendor", {"DisplayName": "Rösterei Bremen", "CurrencyRef": {"value": "EUR"}}
+    )
+    bill = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": supplier["Id"]},
+            "ExchangeRate": "1.1234",
+            "TxnDate": "2026-11-02",
+            "Line": [expense_line(books, "Green Coffee", "0.05")],
+        },
+    )
+
+    async def pay(day: str) -> dict[str, Any]:
+        return await books.create(
+            "BillPayment",
+            {
+                "VendorRef": {"value": supplier["Id"]},
+                "PayType": "Check",
+                "CheckPayment": {"BankAccountRef": books.ref(CHECKING)},
+                "ExchangeRate": "1.1234",
+                "TxnDate": day,
+                "TotalAmt": "0.01",
+                "Line": [
+                    {"Amount": "0.01", "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]}
+                ],
+            },
+        )
+
+    ap_eur = "Accounts Payable (A/P) - EUR"
+    later = await pay("2026-11-05")
+    assert ledger.postings(realm) == afresh()
+    assert books.postings("BillPayment", later)[ap_eur] == D("0.02")  # $0.06 to $0.04
+    await pay("2026-11-03")
+    assert ledger.postings(realm) == afresh()
+    assert books.postings("BillPayment", later)[ap_eur] == D("0.01")  # now $0.04 to $0.03
+
+    item = await books.create(
+        "Item",
+        {
+            "Name": "Jute bags",
+            "Type": "NonInventory",
+            "IncomeAccountRef": books.ref(SALES),
+            "ExpenseAccountRef": books.ref("Packaging & Labels"),
+        },
+    )
+    bags = await books.create(
+        "Bill",
+        {
+            "VendorRef": {"value": books.first("Vendor")["Id"]},
+            "Line": [
+                {
+                    "Amount": "18.00",
+                    "DetailType": "ItemBasedExpenseLineDetail",
+                    "ItemBasedExpenseLineDetail": {"ItemRef": {"value": item["Id"]}},
+                }
+            ],
+        },
+    )
+    assert ledger.postings(realm) == afresh()
+    await books.create(
+        "Item",
+        {**books.first("Item", Id=item["Id"]), "ExpenseAccountRef": books.ref("Office Supplies")},
+    )
+    assert ledger.postings(realm) == afresh()
+    assert books.postings("Bill", bags)["Office Supplies"] == D("18.00")
+    await books.delete("Bill", books.first("Bill", Id=bags["Id"]))
+    assert ledger.postings(realm) == afresh()
+
+
 # -- every transaction type: create, update, delete ----------------------------------------------
 
 
