@@ -34,7 +34,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from qbo_sandbox.store import Realm
+from qbo_sandbox.store import EntityTable, Realm
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -288,12 +288,12 @@ class _Context:
         self.realm = realm
         self.home = home_currency(realm)
         self._found: dict[tuple[str, str], str | None] = {}
-        self._tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self._tables: dict[str, EntityTable] = {}
 
-    def objects(self, entity: str) -> dict[str, dict[str, Any]]:
+    def table(self, entity: str) -> EntityTable:
         table = self._tables.get(entity)
         if table is None:
-            table = self._tables[entity] = self.realm.table(entity).objects
+            table = self._tables[entity] = self.realm.table(entity)
         return table
 
     def system(self, kind: str, code: str = "") -> str | None:
@@ -324,14 +324,14 @@ class _Builder:
         # What the postings were made from besides the transaction itself: stored objects read
         # (documents a payment settles, their other payments, items) and the accounts QuickBooks
         # keeps for a purpose. The postings stay right while these are what they were.
-        self.reads: list[tuple[dict[str, dict[str, Any]], str, dict[str, Any] | None]] = []
+        self.reads: list[tuple[EntityTable, str, dict[str, Any] | None]] = []
         self.systems: list[tuple[str, str, str | None]] = []
 
     def read(self, entity: str, ident: str) -> dict[str, Any] | None:
         """A stored object (a read-only view) the postings depend on."""
-        objects = self.ctx.objects(entity)
-        obj = objects.get(ident)
-        self.reads.append((objects, ident, obj))
+        table = self.ctx.table(entity)
+        obj = table.objects.get(ident)
+        self.reads.append((table, ident, obj))
         return obj
 
     def system(self, kind: str, code: str = "") -> str | None:
@@ -748,12 +748,12 @@ class _Kept:
     obj: dict[str, Any]  # the stored version they are of (a write stores a new dict)
     day: date
     postings: tuple[Posting, ...]
-    reads: tuple[tuple[dict[str, dict[str, Any]], str, dict[str, Any] | None], ...]
+    reads: tuple[tuple[EntityTable, str, dict[str, Any] | None], ...]
     systems: tuple[tuple[str, str, str | None], ...]
 
     def current(self, ctx: _Context) -> bool:
-        for objects, ident, obj in self.reads:
-            if objects.get(ident) is not obj:
+        for table, ident, obj in self.reads:
+            if table.objects.get(ident) is not obj:
                 return False
         for kind, code, found in self.systems:  # plain loops: this runs per transaction
             if ctx.system(kind, code) != found:
@@ -761,12 +761,59 @@ class _Kept:
         return True
 
 
+class _KeptTable:
+    """One entity's kept postings: per Id, and all of them in Id order (`flat`) with the versions
+    of the tables and the accounts they were made from (`stamp`)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, _Kept] = {}
+        self.flat: list[Posting] = []
+        self.stamp: tuple[Any, ...] | None = None
+
+    def unchanged(self, ctx: _Context, table: EntityTable) -> bool:
+        """Nothing the postings were made from has been written since they were."""
+        if self.stamp is None:
+            return False
+        made_from, version, read_from, systems = self.stamp
+        if made_from is not table or table.version != version:
+            return False
+        for other, seen in read_from:
+            if other.version != seen:
+                return False
+        for kind, code, found in systems:  # plain loops: this runs on every report
+            if ctx.system(kind, code) != found:
+                return False
+        return True
+
+    def refresh(self, ctx: _Context, entity: str, table: EntityTable) -> None:
+        """Post anew each transaction written since, or whose sources were; keep the rest."""
+        entries = self.entries
+        objects = table.objects
+        flat: list[Posting] = []
+        read_from: dict[EntityTable, int] = {}
+        systems: set[tuple[str, str, str | None]] = set()
+        for oid in table.ids_in_order():
+            obj = objects[oid]
+            entry = entries.get(oid)
+            if entry is None or entry.obj is not obj or not entry.current(ctx):
+                entry = entries[oid] = _keep(ctx, entity, obj, _date(obj))
+            flat.extend(entry.postings)
+            for other, _, _ in entry.reads:
+                read_from[other] = other.version
+            systems.update(entry.systems)
+        if len(entries) > len(objects):  # forget what was deleted
+            for oid in [oid for oid in entries if oid not in objects]:
+                del entries[oid]
+        self.flat = flat
+        self.stamp = (table, table.version, tuple(read_from.items()), tuple(systems))
+
+
 class _KeptPostings:
-    """Each realm's kept postings by entity and Id, for one home currency."""
+    """Each realm's kept postings by entity, for one home currency."""
 
     def __init__(self, home: str) -> None:
         self.home = home
-        self.entities: dict[str, dict[str, _Kept]] = {}
+        self.entities: dict[str, _KeptTable] = {}
 
 
 _KEPT: weakref.WeakKeyDictionary[Realm, _KeptPostings] = weakref.WeakKeyDictionary()
@@ -786,8 +833,10 @@ def postings(realm: Realm, *, start: date | None = None, end: date | None = None
 
     A transaction is posted once and its postings kept until it is written again (every write
     stores a new dict), or something they were made from changes: a document a payment settles or
-    another payment of it, an item, the account QuickBooks keeps for a purpose. So a report costs
-    about as much as reading the postings, not as posting every transaction again."""
+    another payment of it, an item, the account QuickBooks keeps for a purpose. An entity none of
+    whose sources was written since (its table's and theirs' versions) hands out its postings as
+    they are. So a report costs about as much as reading the postings, not as posting every
+    transaction again."""
     out: list[Posting] = []
     with realm.lock:
         ctx = _Context(realm)
@@ -795,23 +844,17 @@ def postings(realm: Realm, *, start: date | None = None, end: date | None = None
         if kept is None or kept.home != ctx.home:
             kept = _KEPT[realm] = _KeptPostings(ctx.home)
         for entity in TRANSACTION_ENTITIES:
-            table = realm.table(entity)
-            objects = table.objects
-            entries = kept.entities.setdefault(entity, {})
-            for oid in table.ids_in_order():
-                obj = objects[oid]
-                entry = entries.get(oid)
-                if entry is not None and entry.obj is not obj:
-                    entry = None
-                day = entry.day if entry is not None else _date(obj)
-                if (start is not None and day < start) or (end is not None and day > end):
-                    continue
-                if entry is None or ((entry.reads or entry.systems) and not entry.current(ctx)):
-                    entry = entries[oid] = _keep(ctx, entity, obj, day)
-                out.extend(entry.postings)
-            if len(entries) > len(objects):  # forget what was deleted
-                for oid in [oid for oid in entries if oid not in objects]:
-                    del entries[oid]
+            table = ctx.table(entity)
+            kept_table = kept.entities.get(entity)
+            if kept_table is None:
+                kept_table = kept.entities[entity] = _KeptTable()
+            if not kept_table.unchanged(ctx, table):
+                kept_table.refresh(ctx, entity, table)
+            if start is None and end is None:
+                out.extend(kept_table.flat)
+            else:
+                first, last = start or date.min, end or date.max
+                out.extend(p for p in kept_table.flat if first <= p.txn_date <= last)
     return out
 
 

@@ -278,6 +278,9 @@ class EntityTable:
         self.hash: dict[str, dict[str, set[str]]] = {}
         self.sorted: dict[str, list[tuple[Any, int]]] = {}
         self.indexes_stale = False
+        # Moves with every object added, replaced or removed: what is derived from the table (the
+        # ledger's postings) is still right while it has not moved.
+        self.version = 0
 
     # -- reads used by the query engine ----------------------------------------------------
 
@@ -355,6 +358,7 @@ class EntityTable:
                     del entries[pos]
 
     def add(self, obj: dict[str, Any], *, deferred: bool) -> None:
+        self.version += 1
         oid = obj["Id"]
         self.objects[oid] = obj
         self.tombstones.pop(oid, None)
@@ -370,6 +374,7 @@ class EntityTable:
         self._index_add(obj)
 
     def replace(self, old: dict[str, Any], new: dict[str, Any], *, deferred: bool) -> None:
+        self.version += 1
         self.objects[new["Id"]] = new
         if deferred:
             self.indexes_stale = True
@@ -378,6 +383,7 @@ class EntityTable:
         self._index_add(new)
 
     def discard(self, obj: dict[str, Any], *, deferred: bool) -> None:
+        self.version += 1
         oid = obj["Id"]
         del self.objects[oid]
         if deferred:
