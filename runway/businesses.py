@@ -92,7 +92,8 @@ UPDATABLE_FIELDS = frozenset(
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A name too long for a file name is an OSError from the zone lookup, not a ZoneInfoNotFoundError.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(
             f"{name!r} is not an IANA timezone; use a name like 'America/Chicago'"
         ) from exc

@@ -51,7 +51,7 @@ class BusinessSchedule:
             )
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
             raise ValueError(
                 f"business {self.business_id}: unknown timezone {self.timezone!r}; use an IANA "
                 "name such as America/New_York"
