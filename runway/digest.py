@@ -144,7 +144,7 @@ class BillDue:
     runway_impact: str
     #: The bill's own currency (the home currency when QuickBooks names none).
     currency: str
-    #: Home-currency units per unit of `currency` that paying it now costs (`rate_to_pay`).
+    #: Home-currency units per unit of `currency` that paying it now costs (`rate_now`).
     rate: Decimal
 
     def in_home(self, amount: Decimal) -> Decimal:
@@ -214,12 +214,18 @@ class OverdueInvoice:
     invoice_id: str
     customer_name: str
     doc_number: str | None
+    #: The open balance, in `currency`.
     amount: Decimal
     due_date: date
     days_overdue: int
     last_reminder_at: datetime | None
     reminders_sent: int
+    #: What collecting it now does to the runway (its `home_amount` arriving).
     runway_impact_days: int | None
+    #: The invoice's own currency, and what collecting `amount` brings in the home currency now
+    #: (`rate_now`).
+    currency: str
+    home_amount: Decimal
     last_reminder_by: str | None = None
 
 
@@ -288,6 +294,11 @@ class DigestView:
     def bills_left(self) -> tuple[BillDue, ...]:
         """The listed bills still to pay, in both parts."""
         return self.overdue_bills.left + self.bills_due.left
+
+    @property
+    def overdue_invoices_amount(self) -> Decimal:
+        """What the overdue invoices listed would bring, in the home currency."""
+        return sum((item.home_amount for item in self.overdue_invoices.items), Decimal("0.00"))
 
     @property
     def snoozed_bills(self) -> int:
@@ -435,10 +446,10 @@ class DigestBuilder:
 
     def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
         """One bill as the lists show it: its standing and what paying it now does to the runway
-        (its open balance in the home currency at `rate_to_pay`, as the payment will book it)."""
+        (its open balance in the home currency at `rate_now`, as the payment will book it)."""
         standing = standing_of(bill, books.approval_threshold, people=books.people)
         currency = bill.currency or books.currency
-        rate = rate_to_pay(currency, bill.exchange_rate, books.currency, latest_rates(books))
+        rate = rate_now(currency, bill.exchange_rate, books.currency, latest_rates(books))
         impact = self.calculator.bill_impact(figures.runway, home_amount(standing.balance, rate))
         due = bill.due_date or bill.txn_date or books.today
         return BillDue(
@@ -456,6 +467,7 @@ class DigestBuilder:
         """Invoices past due, longest overdue first, then largest."""
         lines: list[OverdueInvoice] = []
         snoozed = 0
+        latest = latest_rates(books)
         for invoice in books.open_invoices:
             if not is_overdue(invoice, books.today):
                 continue
@@ -463,6 +475,9 @@ class DigestBuilder:
             if is_snoozed(invoice.snoozed_until, now):
                 snoozed += 1
                 continue
+            currency = invoice.currency or books.currency
+            rate = rate_now(currency, invoice.exchange_rate, books.currency, latest)
+            arriving = home_amount(invoice.balance, rate)
             lines.append(
                 OverdueInvoice(
                     invoice_id=invoice.id,
@@ -475,11 +490,13 @@ class DigestBuilder:
                     reminders_sent=invoice.reminders_sent,
                     last_reminder_by=invoice.last_reminder_by,
                     runway_impact_days=self.calculator.invoice_impact(
-                        figures.runway, invoice.balance
+                        figures.runway, arriving
                     ).days,
+                    currency=currency,
+                    home_amount=arriving,
                 )
             )
-        lines.sort(key=lambda line: (-line.days_overdue, -line.amount, line.invoice_id))
+        lines.sort(key=lambda line: (-line.days_overdue, -line.home_amount, line.invoice_id))
         return tuple(lines), snoozed
 
     @staticmethod
@@ -494,7 +511,7 @@ class DigestBuilder:
             if is_snoozed(bill.snoozed_until, now):
                 continue
             currency = bill.currency or books.currency
-            rate = rate_to_pay(currency, bill.exchange_rate, books.currency, latest)
+            rate = rate_now(currency, bill.exchange_rate, books.currency, latest)
             waiting.append(
                 PendingApproval(
                     bill_id=bill.id,
@@ -535,12 +552,13 @@ def latest_rates(books: BooksSnapshot) -> dict[str, Decimal]:
     }
 
 
-def rate_to_pay(
+def rate_now(
     currency: str | None, own_rate: Decimal | None, home: str, latest: Mapping[str, Decimal]
 ) -> Decimal:
-    """Home units per unit of `currency` that paying a bill in it costs now: QuickBooks' latest
-    rate for the currency where the mirror has one (the payment books at QuickBooks' rate for the
-    pay date), else the bill's own rate; 1 in the home currency."""
+    """Home units per unit of `currency` that paying a bill in it costs, or collecting an invoice
+    brings, now: QuickBooks' latest rate for the currency where the mirror has one (a payment
+    books at QuickBooks' rate for its date), else the document's own rate; 1 in the home
+    currency."""
     if currency is None or currency == home:
         return Decimal(1)
     return latest.get(currency) or own_rate or Decimal(1)

@@ -20,6 +20,7 @@ BILL_RATE = Decimal("1.08")
 PAY_RATE = Decimal("1.10")
 #: Text a renderer must escape (Slack mrkdwn and HTML alike).
 VENDOR = 'Lyon <Textiles> & "Fils" SARL'
+CUSTOMER = 'Lyon <Cafés> & "Co"'
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,34 @@ async def euro_company(
         None if euro is None else str(euro["Id"]),
         str(savings["Id"]),
     )
+
+
+async def euro_invoice(sandbox: Sandbox, today: date, amount: Decimal) -> str:
+    """An invoice in euros at 1.08 to a EUR customer (`CUSTOMER`), ten days overdue; its id."""
+    async with setup_client(sandbox) as client:
+
+        async def write(entity: str, body: dict[str, Any]) -> dict[str, Any]:
+            return await client.create(entity, body, request_id=f"setup-{uuid.uuid4().hex[:16]}")
+
+        customer = await write(
+            "Customer", {"DisplayName": CUSTOMER, "CurrencyRef": {"value": "EUR"}}
+        )
+        income = (await client.query("SELECT * FROM Account WHERE AccountType = 'Income'"))[0]
+        invoice = await write(
+            "Invoice",
+            {
+                "CustomerRef": {"value": customer["Id"]},
+                "CurrencyRef": {"value": "EUR"},
+                "ExchangeRate": BILL_RATE,
+                "TxnDate": (today - timedelta(days=40)).isoformat(),
+                "DueDate": (today - timedelta(days=10)).isoformat(),
+                "Line": [
+                    {
+                        "Amount": amount,
+                        "DetailType": "SalesItemLineDetail",
+                        "SalesItemLineDetail": {"ItemAccountRef": {"value": income["Id"]}},
+                    }
+                ],
+            },
+        )
+    return str(invoice["Id"])

@@ -14,10 +14,10 @@ from decimal import Decimal
 
 from bot.email.links import ActionKind, EmailAction
 from runway.cash_flow import home_amount
-from runway.digest import rate_to_pay
+from runway.digest import rate_now
 from runway.formatting import money, money_with_home
 from runway.lifecycle import BillState, standing_of
-from runway.uow import UowFactory
+from runway.uow import RunwayUnitOfWork, UowFactory
 
 
 def default_question(action: EmailAction) -> str:
@@ -32,6 +32,21 @@ def default_question(action: EmailAction) -> str:
     return f"Send a payment reminder for invoice {action.target_id}?"
 
 
+async def _latest_rates(uow: RunwayUnitOfWork) -> dict[str, Decimal]:
+    """QuickBooks' latest rate of each foreign currency the mirror has read."""
+    return {code: row.rate for code, row in (await uow.exchange_rates.all()).items()}
+
+
+async def _in_both(
+    uow: RunwayUnitOfWork, amount: Decimal, currency: str | None, own_rate: Decimal | None
+) -> str:
+    """`amount` in its own currency with what it is in the home currency now, where they differ."""
+    business = await uow.business.get()
+    home = business.home_currency if business is not None else "USD"
+    rate = rate_now(currency or home, own_rate, home, await _latest_rates(uow))
+    return money_with_home(amount, currency or home, home_amount(amount, rate), home)
+
+
 def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]]:
     """The `describe` callable for `email_routes`, reading names and amounts from the mirror."""
 
@@ -43,7 +58,7 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
                     return default_question(action)
                 number = invoice.doc_number or invoice.qbo_id
                 who = invoice.customer_name or "the customer"
-                owed = money(invoice.balance, invoice.currency or "USD")
+                owed = await _in_both(uow, invoice.balance, invoice.currency, invoice.exchange_rate)
                 return f"Send {who} a reminder for invoice {number} ({owed} still owed)?"
             bill = await uow.bills.get(action.target_id)
             business = await uow.business.get()
@@ -52,13 +67,9 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
             # The page says where the bill stands now, not only what the email showed.
             standing = standing_of(bill, business.approval_threshold)
             vendor = bill.vendor_name or f"bill {bill.doc_number or bill.qbo_id}"
-            home = business.home_currency
-            currency = bill.currency or home
-            latest = {code: row.rate for code, row in (await uow.exchange_rates.all()).items()}
-            rate = rate_to_pay(currency, bill.exchange_rate, home, latest)
 
-            def amount_of(amount: Decimal) -> str:
-                return money_with_home(amount, currency, home_amount(amount, rate), home)
+            async def amount_of(amount: Decimal) -> str:
+                return await _in_both(uow, amount, bill.currency, bill.exchange_rate)
 
             if standing.state is BillState.PAID:
                 return f"The bill from {vendor} is already paid in full: there is nothing to do."
@@ -66,13 +77,13 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
                 return f"The bill from {vendor} is already being paid: there is nothing to do."
             if action.amount is not None and action.amount != standing.balance:
                 return (
-                    f"The bill from {vendor} now has {amount_of(standing.balance)} open in "
-                    f"QuickBooks, not the {amount_of(action.amount)} this email showed: this "
+                    f"The bill from {vendor} now has {await amount_of(standing.balance)} open in "
+                    f"QuickBooks, not the {await amount_of(action.amount)} this email showed: this "
                     "link will do nothing. Use today's digest or `/runway bills` in Slack."
                 )
             if action.action is ActionKind.BILL_PAY:
                 amount = action.amount if action.amount is not None else bill.balance
-                return f"Pay {amount_of(amount)} to {vendor}?"
-            return f"Approve the bill of {amount_of(bill.balance)} from {vendor}?"
+                return f"Pay {await amount_of(amount)} to {vendor}?"
+            return f"Approve the bill of {await amount_of(bill.balance)} from {vendor}?"
 
     return describe

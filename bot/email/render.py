@@ -229,7 +229,9 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
         rows.append(
             Row(
                 name=invoice.customer_name or "(no customer)",
-                amount=money(invoice.amount, view.currency),
+                amount=money_with_home(
+                    invoice.amount, invoice.currency, invoice.home_amount, view.currency
+                ),
                 when=f"{days} day{'s' if days != 1 else ''} overdue",
                 note=note,
                 links=(

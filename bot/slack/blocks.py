@@ -399,8 +399,13 @@ def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) ->
     )
 
 
+def invoice_money(view: DigestView, invoice: OverdueInvoice) -> str:
+    """An invoice's open balance in its own currency, with what collecting it brings in the home
+    currency where the two differ."""
+    return money_with_home(invoice.amount, invoice.currency, invoice.home_amount, view.currency)
+
+
 def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
-    currency = view.currency
     last_reminder = (
         None if invoice.last_reminder_at is None else local_time(invoice.last_reminder_at, view.tz)
     )
@@ -409,8 +414,7 @@ def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
             "invoice_line",
             customer=name(invoice.customer_name),
             doc_number=doc_number(invoice.doc_number),
-            amount=invoice.amount,
-            currency=currency,
+            amount=invoice_money(view, invoice),
             days_overdue=invoice.days_overdue,
             due_date=invoice.due_date,
             reminders_sent=invoice.reminders_sent,
@@ -426,8 +430,7 @@ def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
             "remind_confirm",
             customer=clip(invoice.customer_name, CONFIRM_NAME_LIMIT),
             doc_number=doc_number(invoice.doc_number),
-            amount=invoice.amount,
-            currency=currency,
+            amount=invoice_money(view, invoice),
             days_overdue=invoice.days_overdue,
         ),
         label("remind_ok"),
@@ -481,7 +484,7 @@ def invoices_title_block(view: DigestView) -> SectionBlock:
         render(
             "invoices_title",
             total=invoices.total,
-            amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
+            amount=view.overdue_invoices_amount,
             currency=view.currency,
             snoozed=view.snoozed_invoices,
         ),
@@ -627,7 +630,7 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
             bills=len(view.bills_due.left),
             bills_amount=view.bills_due.left_amount,
             invoices=invoices.total,
-            invoices_amount=sum((invoice.amount for invoice in invoices.items), Decimal("0.00")),
+            invoices_amount=view.overdue_invoices_amount,
             approvals=view.approvals.total,
             currency=view.currency,
         ),

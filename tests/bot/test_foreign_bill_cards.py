@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 from db_conftest import MigratedDatabase
-from euro_bills import VENDOR, EuroCompany, euro_company
+from euro_bills import CUSTOMER, VENDOR, EuroCompany, euro_company, euro_invoice
 from markupsafe import escape as html_escape
 
 from bot.bootstrap import PaymentAccount
 from bot.email.links import ActionKind, LinkSigner
-from bot.email.render import render_digest_email
+from bot.email.render import invoice_rows, render_digest_email
 from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
 from bot.slack import blocks as kit
 from bot.slack.mrkdwn import escape
@@ -208,3 +208,32 @@ async def test_each_card_names_the_account_its_bill_is_paid_from(stack: LocalSta
         paid = await pay_bill(services.bills, bill_id=bill_id, by=OWNER, seen_amount=amount)
         assert paid.result is Result.DONE, paid.message
         assert paid_from(stack, bill_id) == named[bill_id]
+
+
+async def test_an_overdue_euro_invoice_reads_in_euros_with_its_dollars(stack: LocalStack) -> None:
+    business = await stack.business()
+    today = business_today(stack.oodaloo.clock.now(), business.timezone)
+    await euro_company(stack.sandbox, today, ())
+    invoice_id = await euro_invoice(stack.sandbox, today, Decimal("1000.00"))
+    await stack.oodaloo.services(business).mirror.sync()
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    message = kit.digest_message(
+        ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account
+    )
+
+    invoices = [invoice.invoice_id for invoice in ctx.view.overdue_invoices.items]
+    page = kit.invoices_message(
+        ctx.view, business_name=ctx.business.name, offset=invoices.index(invoice_id), page=1
+    ).blocks
+    [line] = [b for b in page if b.get("block_id") == f"invoice:{invoice_id}"]
+    assert f"*{EURO_LINE}*" in line["text"]["text"]
+    assert escape(CUSTOMER) in line["text"]["text"] and CUSTOMER not in line["text"]["text"]
+    [actions] = [b for b in page if b.get("block_id") == f"invoice_actions:{invoice_id}"]
+    assert f"({EURO_LINE}, " in actions["elements"][0]["confirm"]["text"]["text"]
+    total = money(ctx.view.overdue_invoices_amount, "USD")
+    [title] = [b["text"]["text"] for b in message.blocks if b.get("block_id") == "invoices"]
+    assert f"{ctx.view.overdue_invoices.total} for {total}" in title
+    signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+    rows = invoice_rows(ctx.view, signer, READER, len(invoices))
+    [row] = [row for row in rows if row.name == CUSTOMER]
+    assert row.amount == EURO_LINE
