@@ -20,16 +20,28 @@ from runway.lifecycle import BillState, standing_of
 from runway.uow import RunwayUnitOfWork, UowFactory
 
 
-def default_question(action: EmailAction) -> str:
-    """The confirmation question from the token's own fields (no lookup)."""
+def default_question(action: EmailAction, home_currency: str | None = None) -> str:
+    """The confirmation question from the token's own fields (no lookup). The token carries no
+    currency: the amount is in the business's home currency when it is known (`home_currency`),
+    else it is said without one rather than in a currency that may be wrong."""
     if action.action is ActionKind.BILL_APPROVE:
         return f"Approve bill {action.target_id}?"
     if action.action is ActionKind.BILL_PAY:
         if action.amount is not None:
-            # The link's token carries no currency.
-            return f"Pay {money(action.amount, 'USD')} on bill {action.target_id}?"
+            amount = (
+                f"{action.amount:,.2f}"
+                if home_currency is None
+                else money(action.amount, home_currency)
+            )
+            return f"Pay {amount} on bill {action.target_id}?"
         return f"Pay bill {action.target_id}?"
     return f"Send a payment reminder for invoice {action.target_id}?"
+
+
+async def _home_currency(uow: RunwayUnitOfWork) -> str | None:
+    """The business's home currency (QuickBooks' own once a sync has read it); None without one."""
+    business = await uow.business.get()
+    return business.home_currency if business is not None else None
 
 
 async def _latest_rates(uow: RunwayUnitOfWork) -> dict[str, Decimal]:
@@ -55,7 +67,7 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
             if action.action is ActionKind.INVOICE_REMIND:
                 invoice = await uow.invoices.get(action.target_id)
                 if invoice is None:
-                    return default_question(action)
+                    return default_question(action, await _home_currency(uow))
                 number = invoice.doc_number or invoice.qbo_id
                 who = invoice.customer_name or "the customer"
                 owed = await _in_both(uow, invoice.balance, invoice.currency, invoice.exchange_rate)
@@ -63,7 +75,7 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[str]
             bill = await uow.bills.get(action.target_id)
             business = await uow.business.get()
             if bill is None or business is None:
-                return default_question(action)
+                return default_question(action, await _home_currency(uow))
             # The page says where the bill stands now, not only what the email showed.
             standing = standing_of(bill, business.approval_threshold)
             vendor = bill.vendor_name or f"bill {bill.doc_number or bill.qbo_id}"
