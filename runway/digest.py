@@ -28,9 +28,11 @@ from runway.books import BooksSnapshot, OpenBill, OpenInvoice
 from runway.calculator import (
     RunwayCalculator,
     RunwayFigures,
+    RunwayImpact,
     RunwayStatus,
     WeeklyFigures,
     cents,
+    format_days,
 )
 from runway.cash_flow import home_amount
 from runway.forecast import Forecast, thirteen_week_forecast
@@ -89,18 +91,64 @@ def bill_timing(due: date | None, today: date, within_days: int) -> BillTiming |
 
 @dataclass(frozen=True, slots=True)
 class BankLine:
+    """One bank account: its balance in its own currency, and in the home currency."""
+
     account_id: str
     name: str
+    #: In the account's own `currency`.
     balance: Decimal
     as_of: datetime
+    currency: str
+    #: The balance in the home currency at QuickBooks' latest rate; None when QuickBooks has given
+    #: no rate for `currency` yet: the account is then left out of the cash on hand.
+    home_balance: Decimal | None
+
+    @property
+    def counted(self) -> bool:
+        return self.home_balance is not None
+
+    def not_counted_sentence(self) -> str | None:
+        """Why the account is left out of the cash: "no EUR rate from QuickBooks yet, not
+        counted" (None when it is counted)."""
+        if self.counted:
+            return None
+        return f"no {self.currency} rate from QuickBooks yet, not counted"
 
 
 @dataclass(frozen=True, slots=True)
 class CashSection:
+    #: The bank accounts counted, in the home currency (`CashOnHand.total`).
     total: Decimal
     currency: str
+    #: Every bank account, those without a rate yet included (`BankLine.counted`).
     banks: tuple[BankLine, ...]
     sentence: str
+    #: Received and not yet deposited (Undeposited Funds), apart from `total`.
+    undeposited: Decimal = Decimal("0.00")
+    #: "$800.00 received, not yet deposited" (None when nothing waits).
+    undeposited_sentence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinancingSection:
+    """Financing cash over the burn's window, left out of the burn (`calculator.Financing`)."""
+
+    owner_in: Decimal
+    owner_out: Decimal
+    loans_in: Decimal
+    loans_repaid: Decimal
+    net: Decimal
+    window_days: int
+    #: One sentence per figure that is not zero ("Owner put in $10,000.00 over the last 90 days").
+    sentences: tuple[str, ...]
+    #: The sentences joined, or None when no financing cash moved over the window.
+    sentence: str | None
+
+
+#: Why financing is a line of its own, said wherever it is shown.
+FINANCING_LEFT_OUT = (
+    "Not counted in burn: owner money and loans are not what the business earns or spends."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +314,8 @@ class DigestView:
     headline: str
     cash: CashSection
     burn: BurnSection
+    #: Owner money and loans over the burn's window (left out of the burn).
+    financing: FinancingSection
     runway: RunwaySection
     #: Bills past their due date, and bills due today or within `within_days` days. Each part
     #: also keeps the bills a message already showed that have been paid or snoozed since.
@@ -344,10 +394,19 @@ class DigestBuilder:
                 total=figures.cash.total,
                 currency=books.currency,
                 banks=tuple(
-                    BankLine(bank.account_id, bank.name, bank.balance, bank.as_of)
+                    BankLine(
+                        bank.account_id,
+                        bank.name,
+                        bank.balance,
+                        bank.as_of,
+                        bank.currency,
+                        bank.home_balance,
+                    )
                     for bank in figures.cash.banks
                 ),
                 sentence=figures.cash.sentence(),
+                undeposited=cents(figures.cash.undeposited),
+                undeposited_sentence=figures.cash.undeposited_sentence(),
             ),
             burn=BurnSection(
                 gross=cents(figures.burn.gross),
@@ -360,6 +419,7 @@ class DigestBuilder:
                 window_end=figures.burn.window_end,
                 sentence=figures.burn.sentence(),
             ),
+            financing=self.financing_section(figures),
             runway=self.runway_section(figures, forecast),
             overdue_bills=overdue_bills,
             bills_due=bills_due,
@@ -381,6 +441,20 @@ class DigestBuilder:
         if figures.trend is not None and figures.runway.status is RunwayStatus.DAYS:
             sentence += f" ({figures.trend.sentence()})"
         return sentence
+
+    @staticmethod
+    def financing_section(figures: RunwayFigures) -> FinancingSection:
+        financing = figures.financing
+        return FinancingSection(
+            owner_in=cents(financing.owner_in),
+            owner_out=cents(financing.owner_out),
+            loans_in=cents(financing.loans_in),
+            loans_repaid=cents(financing.loans_repaid),
+            net=cents(financing.net),
+            window_days=financing.window_days,
+            sentences=tuple(financing.sentences()),
+            sentence=financing.sentence(),
+        )
 
     @staticmethod
     def runway_section(figures: RunwayFigures, forecast: Forecast) -> RunwaySection:
@@ -456,7 +530,7 @@ class DigestBuilder:
             standing=standing,
             days_until_due=(due - books.today).days,
             runway_impact_days=impact.days,
-            runway_impact=impact.sentence(),
+            runway_impact=impact_sentence(impact),
             currency=currency,
             rate=rate,
         )
@@ -540,6 +614,16 @@ class DigestBuilder:
         ]
         oldest = min((item.as_of for item in items), default=None)
         return Freshness(oldest=oldest, items=tuple(items))
+
+
+def impact_sentence(impact: RunwayImpact) -> str:
+    """What paying does to the runway, in words: "−25 days of runway"; from a runway that is not
+    a count of days (break-even, cash-flow positive) to one that is, where it lands ("runway after
+    paying: 300 days"), never "no change" when paying starts the count."""
+    after = impact.after
+    if impact.days is None and after.status is RunwayStatus.DAYS and after.days is not None:
+        return f"runway after paying: {format_days(after.days)}"
+    return impact.sentence()
 
 
 def latest_rates(books: BooksSnapshot) -> dict[str, Decimal]:

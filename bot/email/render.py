@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
-from runway.digest import BillList, DigestView, local_time
+from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
 from runway.formatting import money, money_with_home, time_of_day, weekday_day_month
 from runway.lifecycle import BillState
 
@@ -263,6 +263,15 @@ def subject_of(view: DigestView, business_name: str) -> str:
     return plain(f"{business_name} weekly runway: {view.headline}")
 
 
+def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str]:
+    """(name, balance): in the account's own currency with the home one where they differ
+    ("€5,000.00 ($5,500.00)"), or why it is left out of the cash ("€5,000.00: no EUR rate from
+    QuickBooks yet, not counted")."""
+    if bank.home_balance is None:
+        return bank.name, f"{money(bank.balance, bank.currency)}: {bank.not_counted_sentence()}"
+    return bank.name, money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+
+
 def runway_lines(view: DigestView) -> tuple[str, ...]:
     section = view.runway
     lines = [section.sentence]
@@ -290,7 +299,7 @@ def render_digest_email(
     bills = tuple(row for section in sections for row in section.rows)
     invoices = invoice_rows(view, links, recipient, limit)
     unsubscribe_url = links.unsubscribe_url(view.business_id, recipient)
-    banks = tuple((bank.name, money(bank.balance, view.currency)) for bank in view.cash.banks)
+    banks = tuple(bank_row(view, bank) for bank in view.cash.banks)
     context = {
         "business_name": business_name,
         "recipient": recipient,
@@ -301,6 +310,9 @@ def render_digest_email(
         "cash_sentence": view.cash.sentence,
         "banks": banks,
         "burn_sentence": view.burn.sentence,
+        "undeposited_sentence": view.cash.undeposited_sentence,
+        "financing_sentences": view.financing.sentences,
+        "financing_left_out": FINANCING_LEFT_OUT,
         "burn_per_month": money(view.burn.net_per_month, view.currency),
         "runway_lines": runway_lines(view),
         "bill_sections": sections,

@@ -38,6 +38,8 @@ from bot.slack.mrkdwn import clip, clip_lines, escape
 from bot.slack.text import render
 from runway.calculator import RunwayStatus, format_days
 from runway.digest import (
+    FINANCING_LEFT_OUT,
+    BankLine,
     BillDue,
     BillList,
     BillTiming,
@@ -46,7 +48,7 @@ from runway.digest import (
     is_snoozed,
     local_time,
 )
-from runway.formatting import money_with_home
+from runway.formatting import money, money_with_home
 from runway.lifecycle import BillState
 from runway.people import SLACK_USER_ID
 from sync import PersonDecision
@@ -247,14 +249,33 @@ def headline_block(view: DigestView) -> SectionBlock:
     )
 
 
+def bank_line(view: DigestView, bank: BankLine) -> str:
+    """ "• Euro account: €5,000.00 ($5,500.00)", or why the account is not counted."""
+    if bank.home_balance is None:
+        amount = money(bank.balance, bank.currency)
+    else:
+        amount = money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+    return render(
+        "bank_line", name=name(bank.name), amount=amount, not_counted=bank.not_counted_sentence()
+    )
+
+
 def cash_block(view: DigestView) -> SectionBlock:
-    currency = view.currency
-    first = render("cash", total=view.cash.total, currency=currency)
-    last = render("burn", sentence=view.burn.sentence)
-    banks = [
-        render("bank_line", name=name(bank.name), balance=bank.balance, currency=currency)
-        for bank in view.cash.banks
+    """Cash on hand and each bank account, what waits to be deposited, the burn, and the
+    financing left out of the burn."""
+    cash = view.cash
+    first = render("cash", total=cash.total, currency=view.currency)
+    after = [
+        render("undeposited", sentence=cash.undeposited_sentence)
+        if cash.undeposited_sentence
+        else "",
+        render("burn", sentence=view.burn.sentence),
+        render("financing", sentence=view.financing.sentence, why=FINANCING_LEFT_OUT)
+        if view.financing.sentence
+        else "",
     ]
+    last = "\n".join(part for part in after if part)
+    banks = [bank_line(view, bank) for bank in cash.banks]
     room = SECTION_TEXT_LIMIT - len(first) - len(last) - 2
     more = and_more("account", "accounts")
     listed = clip_lines(banks, room, more) if banks else ""

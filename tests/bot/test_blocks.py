@@ -16,6 +16,7 @@ import difflib
 import json
 import os
 import re
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from euro_bills import euro_company
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block, ButtonElement, ConfirmObject, SectionBlock
 from sqlalchemy import update
 
+from bot.email import LinkSigner, render_digest_email
 from bot.slack.blocks import (
     MAX_BLOCKS,
     MAX_PAGE,
@@ -47,13 +50,15 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayStatus, WeeklyFigures
-from runway.digest import DigestBuilder, DigestView
+from runway.digest import FINANCING_LEFT_OUT, DigestBuilder, DigestView
 from runway.drift import sentence_for
 from runway.formatting import money
 from runway.lifecycle import BillState
 from runway.models import Business
 from runway.snapshot import load_books
+from sync.clock import ManualClock
 from sync.drift import AmountChanged
+from sync_harness import setup_client
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("OODALOO_UPDATE_SNAPSHOTS") == "1"
@@ -494,12 +499,12 @@ def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
             pay = blocks[f"bill_actions:{bill.bill_id}"]["elements"][0]
             # Plain text: the vendor as typed (cut), the account, the runway before and after.
             dialog = pay["confirm"]["text"]["text"]
-            assert dialog.startswith(f"Pay {money(bill.amount, view.currency)} to {bill.vendor_name[:40]}")
+            assert dialog.startswith(
+                f"Pay {money(bill.amount, view.currency)} to {bill.vendor_name[:40]}"
+            )
             assert "from Checking. Runway goes from" in dialog
             assert pay["confirm"]["title"]["text"].endswith("…?")
-    assert any(
-        b.state is BillState.PAYING for b in view.bills[:MAX_PAGE]
-    )
+    assert any(b.state is BillState.PAYING for b in view.bills[:MAX_PAGE])
 
 
 def test_bill_pages_walk_the_whole_list_through_next() -> None:
@@ -613,7 +618,7 @@ def test_pay_confirm_without_a_runway_in_days_says_the_impact() -> None:
         if e.get("action_id") == "bill_pay"
     ]
     assert dialogs and all(d.endswith(". No change in runway days.") for d in dialogs)
-    assert all(" from " not in d for d in dialogs), "no payment account named: no \"from …\""
+    assert all(" from " not in d for d in dialogs), 'no payment account named: no "from …"'
 
 
 def test_notices_carry_their_buttons() -> None:
@@ -638,3 +643,225 @@ def test_notices_carry_their_buttons() -> None:
     assert len(notice_message("Just words").blocks) == 1
     with pytest.raises(ValueError, match="at most 2000"):
         notice_message("x", buttons=(("Go", "a", "v" * 2001, None),))
+
+
+# --- financing, undeposited funds and foreign-currency banks ------------------------------------
+
+#: An owner's equity account and a loan account named with text mrkdwn and HTML must escape.
+OWNER_EQUITY = "Owner's <Investment> & Capital"
+LOAN = "Bay <Bank> & Co loan"
+PETTY_CASH = "Petty <Cash> & Co"
+
+
+async def books_with_financing_and_foreign_banks(env: Any) -> DigestView:
+    """The seeded company with, written through QuickBooks' API over the burn's window: the owner
+    putting in $10,000.00 and €5,000.00 (at 1.10: $5,500.00, into a euro account), a loan of
+    $20,000.00 of which $1,200.00 is repaid, and £1,000.00 in a sterling account (`PETTY_CASH`)
+    QuickBooks has no GBP rate for; then its digest, from Oodaloo's mirror."""
+    today = business_today(env.clock.now(), "America/Los_Angeles")
+    company = await euro_company(env.sandbox, today, (D("1000.00"),))
+    async with setup_client(env.sandbox) as client:
+
+        async def write(entity: str, body: dict[str, Any]) -> dict[str, Any]:
+            return await client.create(entity, body, request_id=f"setup-{uuid.uuid4().hex[:16]}")
+
+        equity = await write("Account", {"Name": OWNER_EQUITY, "AccountType": "Equity"})
+        loan = await write("Account", {"Name": LOAN, "AccountType": "Long Term Liability"})
+        petty = await write(
+            "Account",
+            {"Name": PETTY_CASH, "AccountType": "Bank", "CurrencyRef": {"value": "GBP"}},
+        )
+
+        def deposit(to: str, amount: str, counter: str, **currency: str) -> dict[str, Any]:
+            return {
+                "TxnDate": (today - timedelta(days=10)).isoformat(),
+                "DepositToAccountRef": {"value": to},
+                **currency,  # type: ignore[dict-item]
+                "Line": [
+                    {
+                        "Amount": amount,
+                        "DetailType": "DepositLineDetail",
+                        "DepositLineDetail": {"AccountRef": {"value": counter}},
+                    }
+                ],
+            }
+
+        await write("Deposit", deposit(company.checking, "10000.00", equity["Id"]))
+        await write("Deposit", deposit(company.checking, "20000.00", loan["Id"]))
+        assert company.euro_bank is not None
+        await write(
+            "Deposit",
+            {
+                **deposit(company.euro_bank, "5000.00", equity["Id"]),
+                "CurrencyRef": {"value": "EUR"},
+                "ExchangeRate": "1.10",
+            },
+        )
+        await write(
+            "Deposit",
+            {
+                **deposit(petty["Id"], "1000.00", equity["Id"]),
+                "CurrencyRef": {"value": "GBP"},
+                "ExchangeRate": "1.27",
+            },
+        )
+        await write(
+            "Purchase",
+            {
+                "TxnDate": (today - timedelta(days=5)).isoformat(),
+                "AccountRef": {"value": company.checking},
+                "PaymentType": "Check",
+                "Line": [
+                    {
+                        "Amount": "1200.00",
+                        "DetailType": "AccountBasedExpenseLineDetail",
+                        "AccountBasedExpenseLineDetail": {"AccountRef": {"value": loan["Id"]}},
+                    }
+                ],
+            },
+        )
+    await env.mirror().sync()
+    async with env.uows("biz-larkspur") as uow:
+        books = await load_books(uow, "biz-larkspur", today)
+    return DigestBuilder().build(books, now=env.clock.now())
+
+
+async def test_financing_undeposited_funds_and_foreign_banks_are_shown_apart(
+    seeded_business: Any,
+) -> None:
+    """Worked by hand: the owner put in $10,000.00 + €5,000.00 × 1.10 + £1,000.00 × 1.27 (the
+    deposit's own rate) = $16,770.00; loans brought in $20,000.00 and $1,200.00 was repaid; none
+    of it is burn. The euro account counts $5,500.00 in the cash; the sterling one is named and
+    left out; Undeposited Funds is QuickBooks' balance of that account, shown apart."""
+    env = seeded_business
+    view = await books_with_financing_and_foreign_banks(env)
+    realm = env.sandbox.realm()
+    accounts = list(realm.iter("Account"))
+    dollars = sum(
+        (
+            D(str(a["CurrentBalance"]))
+            for a in accounts
+            if a["AccountType"] == "Bank" and a.get("CurrencyRef", {}).get("value", "USD") == "USD"
+        ),
+        D("0"),
+    )
+    [undeposited] = [
+        D(str(a["CurrentBalance"]))
+        for a in accounts
+        if a.get("AccountSubType") == "UndepositedFunds"
+    ]
+    assert undeposited > 0, "the seeded week has checks waiting for the Friday bank run"
+    assert view.cash.total == dollars + D("5500.00")
+    assert view.financing.sentences == (
+        "Owner put in $16,770.00 over the last 90 days",
+        "Loans brought in $20,000.00 over the last 90 days",
+        "Loans repaid $1,200.00 over the last 90 days",
+    )
+    waiting = f"{money(undeposited, 'USD')} received, not yet deposited"
+    assert view.cash.undeposited_sentence == waiting
+
+    for message in (
+        digest_message(view, business_name="Larkspur", payment_account=None),
+        summary_message(view, business_name="Larkspur"),  # /runway
+    ):
+        assert_within_slack_limits(message)
+        cash = by_id(message.blocks)["cash"]["text"]["text"]
+        assert_inert(cash)
+        lines = cash.split("\n")
+        assert lines[0] == f"*Cash:* {money(view.cash.total, 'USD')} in the bank"
+        assert "• Euro account: €5,000.00 ($5,500.00)" in lines
+        assert (
+            "• Petty &lt;Cash&gt; &amp; Co £1,000.00: no GBP rate from QuickBooks yet, not counted"
+            in lines
+        )
+        assert f"_{waiting} (not in the cash above)_" in lines
+        burn = lines.index(f"*Burn:* {view.burn.sentence}")
+        assert lines[burn + 1] == (
+            "*Financing:* Owner put in $16,770.00 over the last 90 days; Loans brought in "
+            "$20,000.00 over the last 90 days; Loans repaid $1,200.00 over the last 90 days"
+        )
+        assert lines[burn + 2] == f"_{FINANCING_LEFT_OUT}_"
+
+    email = render_digest_email(
+        view,
+        business_name="Larkspur",
+        links=LinkSigner(b"k" * 32, env.clock, public_url="https://oodaloo.example.com"),
+        recipient="owner@larkspur.example",
+    )
+    assert "Euro account: €5,000.00 ($5,500.00)" in email.html
+    assert (
+        "Petty &lt;Cash&gt; &amp; Co: £1,000.00: no GBP rate from QuickBooks yet, not counted"
+        in email.html
+    )
+    assert "Petty <Cash> & Co" in email.text and "Petty <Cash>" not in email.html
+    assert "£1,000.00: no GBP rate from QuickBooks yet, not counted" in email.text
+    assert "€5,000.00 ($5,500.00)" in email.text
+    for part in (email.text, email.html):
+        assert f"{waiting} (not in cash on hand)" in part
+        for sentence in view.financing.sentences:
+            assert sentence in part
+        assert FINANCING_LEFT_OUT in part
+
+
+def test_break_even_is_worded_as_such_on_every_surface() -> None:
+    """$30,000.00 out and $30,000.00 in over 90 days: break-even. Paying the approved $1,000.00
+    bill starts a count: $49,000.00 × 90 / $1,000.00 = 4410 days. The digest, `/runway`, the
+    bill's card and Pay dialog and the email say so, never "cash-flow positive" nor "no change"."""
+    books = BooksSnapshot(
+        business_id="biz-even",
+        today=TODAY,
+        tz="America/New_York",
+        currency="USD",
+        banks=(BankBalance("1", "Checking", D("50000.00"), NOW),),
+        open_bills=(
+            OpenBill(
+                id="B1",
+                vendor_id="V1",
+                vendor_name="Flour & Co",
+                amount=D("1000.00"),
+                balance=D("1000.00"),
+                due_date=TODAY + timedelta(days=2),
+                txn_date=TODAY - timedelta(days=20),
+                approved_by="U0ANA0001",
+            ),
+        ),
+        movements=(
+            CashMovement(TODAY - timedelta(days=10), D("-30000.00"), MovementKind.PURCHASE),
+            CashMovement(TODAY - timedelta(days=5), D("30000.00"), MovementKind.DEPOSIT),
+        ),
+        as_of={"Bill": NOW},
+    )
+    last_week = WeeklyFigures(TODAY - timedelta(days=7), RunwayStatus.DAYS, 306, D("51000"), D("0"))
+    view = DigestBuilder().build(books, now=NOW, previous=last_week)
+    assert view.runway.status is RunwayStatus.BREAK_EVEN
+
+    even = "Break-even over the last 90 days: as much came in as went out"
+    digest = digest_message(view, business_name="Harbor", payment_account={"USD": "Checking"})
+    summary = summary_message(view, business_name="Harbor")
+    for message in (digest, summary):
+        assert_within_slack_limits(message)
+        blocks = by_id(message.blocks)
+        assert blocks["headline"]["text"]["text"] == f"*{even}*\nWas 306 days on Feb 23"
+        assert (
+            "*Burn:* break-even over the last 90 days: $30,000.00 in and out"
+            in (blocks["cash"]["text"]["text"])
+        )
+        assert message.text.startswith(f"Harbor: {even}")
+        assert "positive" not in json.dumps(message.as_kwargs()).lower()
+    card = by_id(digest.blocks)["bill:B1"]["text"]["text"]
+    assert card.endswith("Approved by <@U0ANA0001>, ready to pay · runway after paying: 4410 days")
+    [pay] = [e for e in walk(digest.blocks) if e.get("action_id") == "bill_pay"]
+    assert pay["confirm"]["text"]["text"] == (
+        "Pay $1,000.00 to Flour & Co from Checking. Runway after paying: 4410 days."
+    )
+
+    email = render_digest_email(
+        view,
+        business_name="Harbor",
+        links=LinkSigner(b"k" * 32, ManualClock(NOW), public_url="https://oodaloo.example.com"),
+        recipient="owner@harbor.example",
+    )
+    assert email.subject == f"Harbor weekly runway: {even}"
+    for part in (email.text, email.html):
+        assert even in part and "was 306 days on Feb 23" in part
+        assert "positive" not in part.lower()

@@ -121,6 +121,15 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert contains_all(text, expected_amounts) == []
     assert contains_all(html, expected_amounts) == []
     assert view.burn.sentence in text and view.runway.sentence in html
+    # What waits in Undeposited Funds (checks before the Friday bank run) is said apart from the
+    # cash on hand, at QuickBooks' balance of that account.
+    [waiting] = [a for a in realm.iter("Account") if a.get("AccountSubType") == "UndepositedFunds"]
+    undeposited = (
+        f"{money(Decimal(waiting['CurrentBalance']), view.currency)} received, not yet deposited"
+    )
+    assert view.cash.undeposited_sentence == undeposited
+    assert f"{undeposited} (not in cash on hand)" in text
+    assert f"{undeposited} (not in cash on hand)" in html
     # Overdue bills and bills due this week: two parts, each with its count and total.
     for title, part in (
         ("Overdue bills", view.overdue_bills),

@@ -23,6 +23,7 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayCalculator, RunwayStatus, WeeklyFigures
+from runway.cash_flow import CashFlowClass
 from runway.digest import BillTiming, DigestBuilder, bill_timing
 from runway.lifecycle import BillState
 
@@ -399,3 +400,91 @@ def test_digest_of_the_seeded_sandbox_company(sandbox: Sandbox) -> None:
     assert view.drift.items == drift
     assert view.freshness.oldest == now - timedelta(hours=2)
     assert {item.label for item in view.freshness.items} >= {"Bills", "Invoices", "Bank balances"}
+
+
+def test_financing_undeposited_funds_and_foreign_banks_are_in_the_view() -> None:
+    """The hand company (cash 60,123.45) plus: a euro account of €5,000.00 at QuickBooks' 1.10
+    ($5,500.00, counted), a sterling account of £900.00 with no GBP rate yet (named, not counted),
+    $800.00 in Undeposited Funds (apart), and over the window the owner putting in $10,000.00 and
+    $1,200.00 of a loan repaid (left out of the burn: still $6,000.00/month)."""
+    books = hand_company()
+    euro = BankBalance("37", "Euro <account> & co", D("5000.00"), SYNCED, "EUR", D("1.10"))
+    sterling = BankBalance("38", "Sterling", D("900.00"), SYNCED, "GBP", None)
+    financing = (
+        CashMovement(
+            date(2025, 3, 3),
+            D("10000.00"),
+            MovementKind.DEPOSIT,
+            flow=CashFlowClass.FINANCING,
+            counter_account_type="Equity",
+        ),
+        CashMovement(
+            date(2025, 3, 5),
+            D("-1200.00"),
+            MovementKind.PURCHASE,
+            flow=CashFlowClass.FINANCING,
+            counter_account_type="Long Term Liability",
+        ),
+    )
+    books = replace(
+        books,
+        banks=(*books.banks, euro, sterling),
+        undeposited=(BankBalance("4", "Undeposited Funds", D("800.00"), SYNCED),),
+        movements=(*books.movements, *financing),
+    )
+
+    view = DigestBuilder().build(books, now=NOW)
+
+    assert view.cash.total == D("65623.45")  # 60,123.45 + 5,500.00; the pounds left out
+    lines = {bank.name: bank for bank in view.cash.banks}
+    assert (lines["Euro <account> & co"].currency, lines["Euro <account> & co"].home_balance) == (
+        "EUR",
+        D("5500.00"),
+    )
+    assert lines["Euro <account> & co"].not_counted_sentence() is None
+    assert not lines["Sterling"].counted
+    assert lines["Sterling"].not_counted_sentence() == (
+        "no GBP rate from QuickBooks yet, not counted"
+    )
+    assert view.cash.undeposited == D("800.00")
+    assert view.cash.undeposited_sentence == "$800.00 received, not yet deposited"
+    assert view.burn.sentence == "net burn $6,000.00/month over the last 90 days"
+    assert (view.financing.owner_in, view.financing.loans_repaid) == (D("10000.00"), D("1200.00"))
+    assert view.financing.net == D("8800.00")
+    assert view.financing.sentences == (
+        "Owner put in $10,000.00 over the last 90 days",
+        "Loans repaid $1,200.00 over the last 90 days",
+    )
+
+    plain = DigestBuilder().build(hand_company(), now=NOW)
+    assert plain.financing.sentence is None and plain.cash.undeposited_sentence is None
+
+
+def test_break_even_is_worded_as_such_in_the_headline_trend_and_bills() -> None:
+    """Out 45,000.00 and in 27,000.00 + 18,000.00 (Mar 28): exactly break-even. Paying B1
+    (1,250.00) starts a count: 58,873.45 × 90 / 1,250.00 = 4,238.9 → 4238 days."""
+    books = hand_company()
+    books = replace(
+        books,
+        movements=(
+            *books.movements,
+            CashMovement(date(2025, 3, 28), D("18000.00"), MovementKind.DEPOSIT),
+        ),
+    )
+    last_week = WeeklyFigures(date(2025, 3, 24), RunwayStatus.DAYS, 306, D("61000.00"), D("6000"))
+
+    view = DigestBuilder().build(books, now=NOW, previous=last_week)
+
+    assert view.runway.status is RunwayStatus.BREAK_EVEN
+    assert view.headline == "Break-even over the last 90 days: as much came in as went out"
+    assert view.runway.trend_sentence == "was 306 days on Mar 24"
+    assert view.burn.sentence == "break-even over the last 90 days: $45,000.00 in and out"
+    [b1] = view.overdue_bills.items
+    assert b1.runway_impact_days is None
+    assert b1.runway_impact == "runway after paying: 4238 days"
+    assert "positive" not in view.headline.lower()
+
+    # A week later the runway counts days again; last week was break-even, and is called so.
+    was_even = replace(view.figures_to_keep, on=date(2025, 3, 24))
+    counted = DigestBuilder().build(hand_company(), now=NOW, previous=was_even)
+    assert counted.headline == "Runway: 300 days (was break-even on Mar 24)"
