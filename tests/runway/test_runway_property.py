@@ -355,6 +355,10 @@ class RunwayBooks(RuleBasedStateMachine):
             },
         )
         self.post("CompanyCurrency", {"Code": "EUR"})
+        # QuickBooks keeps a rate for every currency the company uses (Oodaloo reads it for open
+        # euro bills); a transaction's own ExchangeRate, not this one, moves its cash.
+        rate = {"SourceCurrencyCode": "EUR", "Rate": EUR_RATES[0]}
+        self.post("ExchangeRate", {**rate, "AsOfDate": self.day(HISTORY_DAYS).isoformat()})
         for key, (name, kind, sub) in CHART.items():
             body = {"Name": name, "AccountType": kind, "AccountSubType": sub}
             self.ids[key] = self.post("Account", body)["Id"]
@@ -674,10 +678,24 @@ class RunwayBooks(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: any(not w.deposited for w in self.waiting))
-    @rule(data=st.data(), back=days_back, bank=banks, owner=st.one_of(st.none(), amounts))
-    def deposit(self, data: st.DataObject, back: int, bank: str, owner: Decimal | None) -> None:
+    @rule(
+        data=st.data(),
+        back=days_back,
+        bank=banks,
+        owner=st.one_of(st.none(), amounts),
+        fee=st.one_of(st.none(), amounts),
+    )
+    def deposit(
+        self,
+        data: st.DataObject,
+        back: int,
+        bank: str,
+        owner: Decimal | None,
+        fee: Decimal | None,
+    ) -> None:
         """Some of the money waiting in Undeposited Funds goes to a bank (a transfer), maybe with
-        the owner's money on a line of its own (financing)."""
+        the owner's money on a line of its own (financing), maybe less a processing fee on a
+        negative line (operating, out)."""
         waiting = [w for w in self.waiting if not w.deposited]
         picked = data.draw(st.lists(st.sampled_from(range(len(waiting))), min_size=1, unique=True))
         chosen = [waiting[i] for i in picked]
@@ -691,6 +709,15 @@ class RunwayBooks(RuleBasedStateMachine):
             for w in chosen
         ]
         moves = [Move(day, bank, total, "cash"), Move(day, "undeposited", -total, "cash")]
+        if fee is not None and fee < total:
+            lines.append(
+                {
+                    "Amount": -fee,
+                    "DetailType": "DepositLineDetail",
+                    "DepositLineDetail": {"AccountRef": self.ref("supplies")},
+                }
+            )
+            moves.append(Move(day, bank, -fee, "Expense"))
         if owner is not None:
             lines.append(
                 {
