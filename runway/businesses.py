@@ -123,7 +123,8 @@ def _check_fields(changes: Mapping[str, Any]) -> None:
 
 def payment_account_id(business: Business, bank_balances: Mapping[str, Decimal]) -> str | None:
     """The bank account the business's bills are paid from, among its bank accounts
-    (QuickBooks id -> balance): the one it chose, else its largest (None: it has no bank account).
+    (QuickBooks id -> balance in the home currency, `BankBalance.home_balance`): the one it
+    chose, else its largest (None: it has no bank account).
 
     A chosen account that is no longer one of its bank accounts (closed, made inactive) is passed
     over, as if none had been chosen. A bill in a foreign currency is paid from
@@ -135,10 +136,12 @@ def payment_account_id(business: Business, bank_balances: Mapping[str, Decimal])
     return _largest(bank_balances)
 
 
-def _largest(bank_balances: Mapping[str, Decimal]) -> str | None:
-    if not bank_balances:
+def _largest(home_balances: Mapping[str, Decimal]) -> str | None:
+    """The account holding the most, by the balances given (in the home currency: £100 is not
+    more than $120); a tie goes to the same account every time."""
+    if not home_balances:
         return None
-    return max(bank_balances, key=lambda account_id: (bank_balances[account_id], account_id))
+    return max(home_balances, key=lambda account_id: (home_balances[account_id], account_id))
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,18 @@ class BankAccount:
     #: The account's own currency (QuickBooks' CurrencyRef; the home currency when it gives none).
     currency: str
     balance: Decimal
+    #: The balance in the home currency at QuickBooks' latest rate (`BankBalance.home_balance`);
+    #: None when it is not given (a foreign account whose rate is not known yet). An account in
+    #: the home currency needs none: its balance is its home balance.
+    home_balance: Decimal | None = None
+
+    def worth(self, home_currency: str) -> Decimal:
+        """What the account holds, to compare it with accounts in other currencies: in the home
+        currency; a foreign account whose home balance is not known, as it stands (its rate is
+        read at every sync, so this lasts until the next one at most)."""
+        if self.currency == home_currency or self.home_balance is None:
+            return self.balance
+        return self.home_balance
 
 
 class PayFromRefused(PaymentRefused):
@@ -191,12 +206,13 @@ def bill_payment_account(
     default_id = (
         chosen.account_id
         if chosen is not None
-        else _largest({b.account_id: b.balance for b in banks})
+        else _largest({b.account_id: b.worth(home) for b in banks})
     )
     default = next((b for b in banks if b.account_id == default_id), None)
     if default is not None and default.currency in allowed:
         return default
     for wanted in dict.fromkeys(allowed):  # the bill's own currency first: nothing converted
+        # Accounts of one currency compare as they are, whether or not its rate is known.
         picked = _largest({b.account_id: b.balance for b in banks if b.currency == wanted})
         if picked is not None:
             return next(b for b in banks if b.account_id == picked)

@@ -3,6 +3,7 @@ and for a bill in a foreign currency, only an account QuickBooks accepts for it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -15,6 +16,7 @@ from runway.businesses import (
     bill_payment_account,
     payment_account_id,
 )
+from runway.cash_flow import home_amount
 from runway.errors import BusinessNotReady
 from runway.models import Business
 
@@ -46,8 +48,8 @@ def test_a_business_without_bank_accounts_pays_from_none() -> None:
 # --- a bill in a foreign currency: QuickBooks pays it only from its own currency or the home one ---
 
 CHECKING = BankAccount("35", "Checking", "USD", Decimal("48000.00"))
-EURO = BankAccount("40", "Euro account", "EUR", Decimal("900.00"))
-SAVINGS_GBP = BankAccount("41", "Savings", "GBP", Decimal("90000.00"))
+EURO = BankAccount("40", "Euro account", "EUR", Decimal("900.00"), Decimal("990.00"))
+SAVINGS_GBP = BankAccount("41", "Savings", "GBP", Decimal("90000.00"), Decimal("114300.00"))
 
 
 def _home_usd(chosen: str | None) -> Business:
@@ -91,7 +93,35 @@ def test_without_a_choice_the_digests_account_pays_if_it_can_else_the_bills_own_
         bill_payment_account(_home_usd(None), "EUR", [])
 
 
-CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "CAD"])
+def test_the_largest_account_is_the_one_worth_most_in_the_home_currency() -> None:
+    # ¥5,000,000.00 at 0.0067 is $33,500.00, less than Checking's $48,000.00; £40,000.00 at 1.27
+    # is $50,800.00, more: the raw numbers say the opposite both times.
+    yen = BankAccount("42", "Tokyo", "JPY", Decimal("5000000.00"), Decimal("33500.00"))
+    pounds = BankAccount("43", "London", "GBP", Decimal("40000.00"), Decimal("50800.00"))
+    assert (
+        payment_account_id(_business(None), {"35": Decimal("48000.00"), "42": Decimal("33500.00")})
+        == "35"
+    )
+    assert bill_payment_account(_home_usd(None), "JPY", [CHECKING, yen]) == CHECKING
+    assert bill_payment_account(_home_usd(None), "GBP", [CHECKING, pounds]) == pounds
+    # The digest's account and the settings' are named by the same comparison.
+    assert (
+        payment_account_id(_business(None), {"35": Decimal("48000.00"), "43": Decimal("50800.00")})
+        == "43"
+    )
+
+
+CURRENCIES = st.sampled_from(["USD", "EUR", "GBP", "CAD", "JPY"])
+#: Home (USD) units per unit of each currency; None: its rate is not known yet.
+RATES = st.fixed_dictionaries(
+    {
+        "USD": st.just(Decimal(1)),
+        "EUR": st.one_of(st.none(), st.decimals(min_value="0.5", max_value="2", places=4)),
+        "GBP": st.one_of(st.none(), st.decimals(min_value="0.5", max_value="2", places=4)),
+        "CAD": st.one_of(st.none(), st.decimals(min_value="0.5", max_value="2", places=4)),
+        "JPY": st.one_of(st.none(), st.decimals(min_value="0.001", max_value="0.02", places=5)),
+    }
+)
 BANK_LISTS = st.lists(
     st.builds(
         BankAccount,
@@ -105,14 +135,32 @@ BANK_LISTS = st.lists(
 )
 
 
+def _priced(banks: list[BankAccount], rates: dict[str, Decimal | None]) -> list[BankAccount]:
+    """The accounts with their home balance at the rates (as the mirror's rates give it)."""
+    return [
+        replace(
+            bank,
+            home_balance=None
+            if rates[bank.currency] is None
+            else home_amount(bank.balance, rates[bank.currency] or Decimal(1)),
+        )
+        for bank in banks
+    ]
+
+
 @given(
     banks=BANK_LISTS,
+    rates=RATES,
     bill_currency=st.one_of(st.none(), CURRENCIES),
     chosen=st.one_of(st.none(), st.sampled_from([str(n) for n in range(30, 40)])),
 )
 def test_every_payment_account_is_one_quickbooks_accepts_and_a_good_choice_is_kept(
-    banks: list[BankAccount], bill_currency: str | None, chosen: str | None
+    banks: list[BankAccount],
+    rates: dict[str, Decimal | None],
+    bill_currency: str | None,
+    chosen: str | None,
 ) -> None:
+    banks = _priced(banks, rates)
     allowed = {bill_currency or "USD", "USD"}
     chosen_bank = next((bank for bank in banks if bank.account_id == chosen), None)
     try:
@@ -131,6 +179,14 @@ def test_every_payment_account_is_one_quickbooks_accepts_and_a_good_choice_is_ke
     if chosen_bank is not None:
         assert paying == chosen_bank
     # Where the digest's account (`payment_account_id`) can pay the bill, it is the one that pays.
-    default = payment_account_id(_home_usd(chosen), {b.account_id: b.balance for b in banks})
+    worth = {b.account_id: b.worth("USD") for b in banks}
+    default = payment_account_id(_home_usd(chosen), worth)
     if any(b.account_id == default and b.currency in allowed for b in banks):
         assert paying.account_id == default
+    if chosen_bank is None:
+        # The largest is compared in dollars wherever the rate is known: the account it names is
+        # worth the most, and no account worth less in dollars is preferred for more units.
+        assert default == (max(worth, key=lambda i: (worth[i], i)) if banks else None)
+        for bank in banks:
+            if rates[bank.currency] is not None and bank.account_id != default:
+                assert worth[bank.account_id] <= worth[default or ""]
