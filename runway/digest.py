@@ -194,6 +194,9 @@ class BillDue:
     currency: str
     #: Home-currency units per unit of `currency` that paying it now costs (`rate_now`).
     rate: Decimal
+    #: Paying it moves the runway: its days change, or a count starts where there was none
+    #: (from break-even). A "no change" is not worth a line of its own.
+    moves_runway: bool = False
 
     def in_home(self, amount: Decimal) -> Decimal:
         """`amount` of the bill's currency in the home currency, at what paying costs now."""
@@ -533,6 +536,7 @@ class DigestBuilder:
             runway_impact=impact_sentence(impact),
             currency=currency,
             rate=rate,
+            moves_runway=bool(impact.days) or starts_count(impact),
         )
 
     def overdue_invoices(
@@ -616,13 +620,17 @@ class DigestBuilder:
         return Freshness(oldest=oldest, items=tuple(items))
 
 
+def starts_count(impact: RunwayImpact) -> bool:
+    """Paying takes a runway that is not a count of days (break-even, cash-flow positive) to one
+    that is."""
+    return impact.days is None and impact.after.status is RunwayStatus.DAYS
+
+
 def impact_sentence(impact: RunwayImpact) -> str:
-    """What paying does to the runway, in words: "−25 days of runway"; from a runway that is not
-    a count of days (break-even, cash-flow positive) to one that is, where it lands ("runway after
-    paying: 300 days"), never "no change" when paying starts the count."""
-    after = impact.after
-    if impact.days is None and after.status is RunwayStatus.DAYS and after.days is not None:
-        return f"runway after paying: {format_days(after.days)}"
+    """What paying does to the runway, in words: "−25 days of runway"; where paying starts a
+    count (`starts_count`), where it lands ("runway after paying: 300 days"), never "no change"."""
+    if starts_count(impact) and impact.after.days is not None:
+        return f"runway after paying: {format_days(impact.after.days)}"
     return impact.sentence()
 
 

@@ -203,7 +203,7 @@ def bill_rows(
                 )
             )
         note = STATE_NOTES[bill.state]
-        if bill.runway_impact_days:
+        if bill.moves_runway:
             note = f"{note} · {bill.runway_impact}"
         rows.append(
             Row(

@@ -50,6 +50,7 @@ from runway.books import (
     business_today,
 )
 from runway.calculator import RunwayStatus, WeeklyFigures
+from runway.cash_flow import CashFlowClass
 from runway.digest import FINANCING_LEFT_OUT, DigestBuilder, DigestView
 from runway.drift import sentence_for
 from runway.formatting import money
@@ -469,6 +470,57 @@ def test_a_huge_company_stays_within_slack_limits(max_bills: int, max_invoices: 
         assert block_id == "cash" or listed == 5, "waiting approvals and drift stay short"
 
 
+def test_many_foreign_banks_financing_and_undeposited_funds_fit_one_section() -> None:
+    """60 hostile-named accounts in pounds with no rate yet, money waiting to be deposited, and
+    every kind of financing: the cash section cuts the accounts with "…and N more accounts" and
+    keeps the undeposited line, the burn and the financing whole, inside 3000 characters."""
+    books = huge_company(bills=3, invoices=0)
+    banks = tuple(replace(bank, currency="GBP", exchange_rate=None) for bank in books.banks)
+    financing = tuple(
+        CashMovement(
+            TODAY - timedelta(days=3),
+            D(amount),
+            MovementKind.DEPOSIT,
+            flow=CashFlowClass.FINANCING,
+            counter_account_type=counter,
+        )
+        for amount, counter in (
+            ("10000.00", "Equity"),
+            ("-2000.00", "Equity"),
+            ("30000.00", "Long Term Liability"),
+            ("-940.09", "Long Term Liability"),
+        )
+    )
+    books = replace(
+        books,
+        banks=(BankBalance("1", "Checking", D("50000.00"), NOW), *banks),
+        undeposited=(BankBalance("4", "Undeposited Funds", D("800.00"), NOW),),
+        movements=(*books.movements, *financing),
+    )
+    view = DigestBuilder().build(books, now=NOW)
+    assert view.cash.total == D("50000.00")  # the pounds are not counted one to one
+    for message in (
+        digest_message(view, business_name="L", payment_account=None),
+        summary_message(view, business_name="L"),
+    ):
+        assert_within_slack_limits(message)
+        cash = by_id(message.blocks)["cash"]["text"]["text"]
+        assert_inert(cash)
+        lines = cash.split("\n")
+        assert lines[1] == "• Checking: $50,000.00"
+        assert lines[2].endswith(": no GBP rate from QuickBooks yet, not counted")
+        listed = sum(line.startswith("• ") for line in lines)
+        assert f"…and {61 - listed} more accounts" in lines
+        assert lines[-4:] == [
+            "_$800.00 received, not yet deposited (not in the cash above)_",
+            f"*Burn:* {view.burn.sentence}",
+            "*Financing:* Owner put in $10,000.00 over the last 90 days; Owner took out "
+            "$2,000.00 over the last 90 days; Loans brought in $30,000.00 over the last 90 "
+            "days; Loans repaid $940.09 over the last 90 days",
+            f"_{FINANCING_LEFT_OUT}_",
+        ]
+
+
 def test_item_buttons_follow_the_approval_state_and_cut_long_names() -> None:
     view = huge_view()
     message = bills_message(
@@ -864,4 +916,5 @@ def test_break_even_is_worded_as_such_on_every_surface() -> None:
     assert email.subject == f"Harbor weekly runway: {even}"
     for part in (email.text, email.html):
         assert even in part and "was 306 days on Feb 23" in part
+        assert "approved, ready to pay · runway after paying: 4410 days" in part
         assert "positive" not in part.lower()

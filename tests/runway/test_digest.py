@@ -482,6 +482,7 @@ def test_break_even_is_worded_as_such_in_the_headline_trend_and_bills() -> None:
     [b1] = view.overdue_bills.items
     assert b1.runway_impact_days is None
     assert b1.runway_impact == "runway after paying: 4238 days"
+    assert b1.moves_runway
     assert "positive" not in view.headline.lower()
 
     # A week later the runway counts days again; last week was break-even, and is called so.
