@@ -21,7 +21,9 @@ later deposit that takes it to the bank is a transfer: counted once, when the mo
 The mirror keeps every line of every transaction that can move money as a `CashLine` ("`amount`
 moved into `account_id` from `counter_account_id`"); `cash_movements` turns them into movements by
 the rules above. A line's side that is a cash account is a movement of that account, classed by
-the other side; both sides cash, it is a transfer on each.
+the other side; both sides cash, it is a transfer on each. A journal entry is taken whole, as
+QuickBooks' statement takes it: the cash it moved against each class is minus its non-cash lines
+of that class, spread over its cash accounts (`journal_entry_cash`).
 """
 
 from __future__ import annotations
@@ -184,17 +186,112 @@ class CashLine:
     exchange_rate: Decimal
 
 
+JOURNAL_ENTRY = "JournalEntry"
+#: A counter-account as a movement's class sees it: its class and AccountType.
+_Counter = tuple[CashFlowClass, str | None]
+#: One cash account's movement against one counter-account (class, type).
+_Cell = tuple[str, _Counter]
+
+
+def _spread(targets: dict[_Counter, Decimal], nets: dict[str, Decimal]) -> dict[_Cell, Decimal]:
+    """`targets` (cash moved per counter-account class and type) shared among the cash accounts
+    in proportion to `nets` (each one's net), in cents that add up both ways: each account's
+    cells to its net, each counter's to its target (the last row and column take the rounding).
+    Both sum to the same total; when that is zero the targets all go to the first account."""
+    accounts = sorted(nets)
+    counters = sorted(targets, key=lambda c: (c[0].value, c[1] or ""))
+    total = sum(nets.values(), Decimal("0.00"))
+    cells: dict[_Cell, Decimal] = {}
+    if total == 0:
+        for counter in counters:
+            cells[accounts[0], counter] = targets[counter]
+        return cells
+    for row, account in enumerate(accounts):
+        for column, counter in enumerate(counters):
+            if row < len(accounts) - 1 and column < len(counters) - 1:
+                share = targets[counter] * nets[account] / total
+                cells[account, counter] = share.quantize(CENT, rounding=ROUND_HALF_UP)
+    for account in accounts[:-1]:
+        done = sum((cells[account, c] for c in counters[:-1]), Decimal("0.00"))
+        cells[account, counters[-1]] = nets[account] - done
+    for counter in counters:
+        done = sum((cells[a, counter] for a in accounts[:-1]), Decimal("0.00"))
+        cells[accounts[-1], counter] = targets[counter] - done
+    return cells
+
+
+def journal_entry_cash(
+    lines: Iterable[CashLine], accounts: Mapping[str, AccountKind]
+) -> dict[_Cell, tuple[Decimal, Decimal]]:
+    """The cash one journal entry moved, per cash account and counter-account (class, type), in
+    home and own currency, as QuickBooks' statement counts it whatever the lines' order: the cash
+    moved against each class and type is minus the sum of the entry's non-cash lines of it,
+    spread over its cash accounts by each one's net. Cash accounts alone are a transfer (each
+    account's net, against the other cash accounts' type); no cash account, no cash moved. A
+    cent left by rounding each line to the home currency is operating (QuickBooks books it to
+    exchange gain or loss)."""
+    home: dict[str | None, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    own: dict[str | None, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for line in lines:  # each line's postings: into its account, out of its counter-account
+        for account_id, sign in ((line.account_id, 1), (line.counter_account_id, -1)):
+            if account_id is not None or sign == 1:
+                home[account_id] += sign * line.home_amount
+                own[account_id] += sign * line.amount
+
+    def is_cash(account_id: str | None) -> bool:
+        kind = accounts.get(account_id) if account_id is not None else None
+        return kind is not None and kind.is_cash
+
+    cash_ids = sorted(a for a in home if a is not None and is_cash(a))
+    if not cash_ids:
+        return {}
+    moved: dict[_Cell, tuple[Decimal, Decimal]] = {}
+    counters: dict[_Counter, list[Decimal]] = defaultdict(lambda: [Decimal("0.00")] * 2)
+    for account_id in home:
+        if account_id is None or not is_cash(account_id):
+            kind = accounts.get(account_id) if account_id is not None else None
+            target = counters[classify(kind), None if kind is None else kind.account_type]
+            target[0] -= home[account_id]
+            target[1] -= own[account_id]
+    cash_home = {a: home[a] for a in cash_ids}
+    cash_own = {a: own[a] for a in cash_ids}
+    if all(h == 0 and o == 0 for h, o in counters.values()):
+        for account_id in cash_ids:
+            others = {accounts[a].account_type for a in cash_ids if a != account_id}
+            cell = (
+                account_id,
+                (CashFlowClass.TRANSFER, others.pop() if len(others) == 1 else None),
+            )
+            moved[cell] = (cash_home[account_id], cash_own[account_id])
+        return moved
+    for index, nets in enumerate((cash_home, cash_own)):
+        targets = {counter: amounts[index] for counter, amounts in counters.items()}
+        rest = sum(nets.values(), Decimal("0.00")) - sum(targets.values(), Decimal("0.00"))
+        if rest:
+            key = (CashFlowClass.OPERATING, None)
+            targets[key] = targets.get(key, Decimal("0.00")) + rest
+        for cell, amount in _spread(targets, nets).items():
+            previous = moved.get(cell, (Decimal("0.00"), Decimal("0.00")))
+            moved[cell] = (amount, previous[1]) if index == 0 else (previous[0], amount)
+    return moved
+
+
 def cash_movements(
     lines: Iterable[CashLine], accounts: Mapping[str, AccountKind]
 ) -> list[CashMovement]:
     """The cash movements of `lines`: each cash side of a line, classed by the other side, summed
     per transaction, cash account and counter-account type (a transaction's lines to one kind of
-    account are one movement); a sum of zero is no movement."""
+    account are one movement); a sum of zero is no movement. A journal entry's lines are taken
+    together (`journal_entry_cash`)."""
     Key = tuple[str, str, str, CashFlowClass, str | None, date]
     totals: dict[Key, list[Decimal]] = defaultdict(lambda: [Decimal("0.00"), Decimal("0.00")])
     currencies: dict[Key, str | None] = {}
+    entries: dict[str, list[CashLine]] = defaultdict(list)
     for line in lines:
         if line.txn_date is None:
+            continue
+        if line.txn_type == JOURNAL_ENTRY:
+            entries[line.txn_id].append(line)
             continue
         sides = (
             (line.account_id, line.counter_account_id, 1),
@@ -212,6 +309,15 @@ def cash_movements(
             total[0] += sign * line.home_amount
             total[1] += sign * line.amount
             currencies[key] = line.currency
+    for txn_id, entry in entries.items():
+        first = entry[0]
+        assert first.txn_date is not None
+        for (cash_id, (flow, other_type)), (home, own) in journal_entry_cash(
+            entry, accounts
+        ).items():
+            key = (JOURNAL_ENTRY, txn_id, cash_id, flow, other_type, first.txn_date)
+            totals[key] = [home, own]
+            currencies[key] = first.currency
     movements: list[CashMovement] = []
     for key, (home, own) in totals.items():
         txn_type, txn_id, cash_id, flow, other_type, day = key
@@ -249,4 +355,5 @@ __all__ = [
     "cash_movements",
     "classify",
     "home_amount",
+    "journal_entry_cash",
 ]

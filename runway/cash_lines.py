@@ -124,8 +124,9 @@ def _credit_card_payment(obj: Mapping[str, Any], undeposited: str | None) -> lis
 
 def _journal_entry(obj: Mapping[str, Any], undeposited: str | None) -> list[_Flow]:
     """Debits paired with credits in line order: each pair is money into the debited account
-    from the credited one (a two-line entry is one pair; a payroll entry, Dr wages / Cr bank /
-    Cr payroll liabilities, is wages from the bank and wages from the liabilities)."""
+    from the credited one (a two-line entry is one pair). The pairs keep each account's net;
+    which cash paid for what is decided from the whole entry, whatever the lines' order
+    (`runway.cash_flow.journal_entry_cash`)."""
     debits: list[list[Any]] = []
     credits: list[list[Any]] = []
     for line in _lines(obj):

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
+from runway.cash_flow import AccountKind, cash_movements
 from runway.cash_lines import cash_lines
 
 D = Decimal
@@ -86,32 +88,119 @@ def test_bill_payments_transfers_card_payments_and_refunds() -> None:
     assert flows("CreditMemo", {"TotalAmt": D("30.00")}) == []
 
 
-def test_a_journal_entry_pairs_its_debits_and_credits_in_line_order() -> None:
-    def posting(kind: str, account: str, amount: str) -> dict[str, Any]:
-        return {
-            "Amount": D(amount),
-            "DetailType": "JournalEntryLineDetail",
-            "JournalEntryLineDetail": {"PostingType": kind, "AccountRef": ref(account)},
-        }
+def journal(*lines: tuple[str, str, str]) -> dict[str, Any]:
+    """A journal entry of (PostingType, account, amount) lines."""
+    return {
+        "Line": [
+            {
+                "Amount": D(amount),
+                "DetailType": "JournalEntryLineDetail",
+                "JournalEntryLineDetail": {"PostingType": kind, "AccountRef": ref(account)},
+            }
+            for kind, account, amount in lines
+        ]
+    }
 
-    # Payroll: Dr wages 1,000.00 / Cr bank 800.00 / Cr payroll taxes owed 200.00.
-    payroll = {
-        "Line": [
-            posting("Debit", "16", "1000.00"),
-            posting("Credit", "2", "800.00"),
-            posting("Credit", "30", "200.00"),
-        ]
+
+#: The chart the journal entries below use.
+KINDS = {
+    "2": AccountKind("Bank", "Checking"),
+    "3": AccountKind("Bank", "Savings"),
+    UF: AccountKind("Other Current Asset", "UndepositedFunds"),
+    "12": AccountKind("Fixed Asset"),
+    "16": AccountKind("Expense"),
+    "30": AccountKind("Other Current Liability"),
+    "40": AccountKind("Long Term Liability"),
+    "41": AccountKind("Expense"),
+    "50": AccountKind("Income"),
+}
+
+
+def moved(entry: dict[str, Any]) -> set[tuple[str | None, str, str | None, Decimal]]:
+    """Each movement of a journal entry: (cash account, class, counter-account type, amount)."""
+    lines = cash_lines("JournalEntry", {"Id": "7", "TxnDate": "2026-11-02", **entry}, UF)
+    return {
+        (m.account_id, m.cash_flow.value, m.counter_account_type, m.amount)
+        for m in cash_movements(lines, KINDS)
     }
-    assert flows("JournalEntry", payroll) == [("16", "2", D("800.00")), ("16", "30", D("200.00"))]
-    # A loan repayment with its interest: Dr loan 900.00, Dr interest 100.00 / Cr bank 1,000.00.
-    repayment = {
-        "Line": [
-            posting("Debit", "40", "900.00"),
-            posting("Debit", "41", "100.00"),
-            posting("Credit", "2", "1000.00"),
-        ]
+
+
+def test_a_two_line_journal_entry_moves_its_cash_against_the_other_line() -> None:
+    rent = {("2", "operating", "Expense", D("-100.00"))}
+    assert moved(journal(("Debit", "16", "100.00"), ("Credit", "2", "100.00"))) == rent
+    assert moved(journal(("Credit", "2", "100.00"), ("Debit", "16", "100.00"))) == rent
+    # Between two banks: a transfer on each.
+    assert moved(journal(("Debit", "3", "50.00"), ("Credit", "2", "50.00"))) == {
+        ("3", "transfer", "Bank", D("50.00")),
+        ("2", "transfer", "Bank", D("-50.00")),
     }
-    assert flows("JournalEntry", repayment) == [("40", "2", D("900.00")), ("41", "2", D("100.00"))]
+    # Equipment bought with the loan itself: no cash line, no cash moved.
+    assert moved(journal(("Debit", "12", "900.00"), ("Credit", "40", "900.00"))) == set()
+
+
+def test_a_journal_entry_moves_cash_against_its_non_cash_lines_whatever_their_order() -> None:
+    # Dr rent 100, Dr checking 100 / Cr loan 100, Cr sales 100: the rent was paid out of the
+    # sales (operating 0.00), the 100.00 in the bank is the loan's (financing +100.00), as
+    # QuickBooks' statement says, in any line order.
+    lines = [
+        ("Debit", "16", "100.00"),
+        ("Debit", "2", "100.00"),
+        ("Credit", "40", "100.00"),
+        ("Credit", "50", "100.00"),
+    ]
+    for order in itertools.permutations(lines):
+        assert moved(journal(*order)) == {
+            ("2", "operating", "Expense", D("-100.00")),
+            ("2", "operating", "Income", D("100.00")),
+            ("2", "financing", "Long Term Liability", D("100.00")),
+        }
+    # Payroll: Dr wages 1,000.00 / Cr bank 800.00 / Cr payroll taxes owed 200.00: the bank
+    # paid 800.00 of operating cash, wages out less the taxes still owed.
+    payroll = journal(
+        ("Debit", "16", "1000.00"), ("Credit", "2", "800.00"), ("Credit", "30", "200.00")
+    )
+    assert moved(payroll) == {
+        ("2", "operating", "Expense", D("-1000.00")),
+        ("2", "operating", "Other Current Liability", D("200.00")),
+    }
+    # A loan instalment: Dr loan 900.00, Dr interest 100.00 / Cr bank 1,000.00.
+    repayment = journal(
+        ("Debit", "41", "100.00"), ("Credit", "2", "1000.00"), ("Debit", "40", "900.00")
+    )
+    assert moved(repayment) == {
+        ("2", "financing", "Long Term Liability", D("-900.00")),
+        ("2", "operating", "Expense", D("-100.00")),
+    }
+
+
+def test_a_journal_entry_spreads_its_cash_over_its_cash_accounts_by_their_nets() -> None:
+    # Dr checking 100, Dr savings 200 / Cr sales 100, Cr loan 200: 300.00 came in, a third of it
+    # operating and two thirds financing, into checking (100.00) and savings (200.00) alike:
+    # checking 33.33 operating and 66.67 financing; savings the rest of each, 66.67 and 133.33.
+    entry = journal(
+        ("Credit", "40", "200.00"),
+        ("Debit", "2", "100.00"),
+        ("Credit", "50", "100.00"),
+        ("Debit", "3", "200.00"),
+    )
+    assert moved(entry) == {
+        ("2", "operating", "Income", D("33.33")),
+        ("2", "financing", "Long Term Liability", D("66.67")),
+        ("3", "operating", "Income", D("66.67")),
+        ("3", "financing", "Long Term Liability", D("133.33")),
+    }
+    # Cash on both sides netting to nothing, with equipment bought on the loan: the statement
+    # shows investing -900.00 and financing +900.00, and so does the entry's first cash account.
+    entry = journal(
+        ("Debit", "12", "900.00"),
+        ("Credit", "40", "900.00"),
+        ("Debit", "2", "10.00"),
+        ("Credit", "2", "10.00"),
+    )
+    assert moved(entry) == {
+        ("2", "investing", "Fixed Asset", D("-900.00")),
+        ("2", "financing", "Long Term Liability", D("900.00")),
+    }
 
 
 def test_a_foreign_transaction_keeps_its_amount_and_its_home_amount() -> None:
