@@ -511,6 +511,7 @@ class BillService:
                     payment_at=now,
                     payment_account_name=account.name if account is not None else None,
                     payment_note=None,
+                    payment_exchange_rate=rate,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -615,6 +616,7 @@ class BillService:
                 "paid_from_account_qbo_id": bank,
                 "total_amount": action.amount,
                 "currency": bill.currency,
+                "exchange_rate": _payment_rate(paid),
                 "private_note": paid.get("PrivateNote"),
                 "bill_qbo_ids": [bill.qbo_id],
             }
@@ -809,6 +811,12 @@ class BillService:
                 completed_at=self.clock.now(),
             )
             await uow.commit()
+
+
+def _payment_rate(paid: Mapping[str, Any]) -> Decimal | None:
+    """The ExchangeRate a payment was booked at (QuickBooks' answer, else what was sent)."""
+    rate = paid.get("ExchangeRate")
+    return rate if isinstance(rate, Decimal) else None
 
 
 def _leaves_account(action: Action, account: Account) -> Decimal:

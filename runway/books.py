@@ -80,11 +80,22 @@ class OpenBill:
     payment_note: str | None = None
     #: The bill's own rate (home units per unit of `currency`); 1 in the home currency.
     exchange_rate: Decimal = Decimal(1)
+    #: The rate its payment booked at (`Bill.payment_exchange_rate`); None before a payment and
+    #: in the home currency.
+    payment_exchange_rate: Decimal | None = None
 
     @property
     def home_balance(self) -> Decimal:
         """The open balance in the home currency, at the bill's exchange rate."""
         return home_amount(self.balance, self.exchange_rate)
+
+    @property
+    def payment_home_amount(self) -> Decimal | None:
+        """What its payment cost in the home currency, at the payment's own rate (None when no
+        payment keeps a rate: the home currency, or nothing paid yet)."""
+        if self.payment_amount is None or self.payment_exchange_rate is None:
+            return None
+        return home_amount(self.payment_amount, self.payment_exchange_rate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from typing import Any
 from sqlalchemy import update
 
 from runway.cash_lines import exchange_rate_of
-from runway.models import Account, DocumentStatus
+from runway.models import Account, Bill, DocumentStatus
 from runway.uow import TRANSACTION_ENTITIES, MirrorRepository, RunwayUnitOfWork
 from sync import (
     QBO_PLATFORM,
@@ -323,6 +323,7 @@ def _bill_payment(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any
         "paid_from_account_qbo_id": account_id,
         "total_amount": _total(obj, "BillPayment"),
         "currency": _currency(obj),
+        "exchange_rate": _rate(obj),
         "private_note": obj.get("PrivateNote"),
         "bill_qbo_ids": _linked(obj, "Bill"),
     }
@@ -431,6 +432,29 @@ async def _adopt_home_currency(uow: RunwayUnitOfWork, entity: str) -> None:
     home = preferences.home_currency if preferences is not None else None
     if business is not None and home and business.home_currency != home:
         business.home_currency = home
+
+
+async def _keep_payment_rates(
+    repository: MirrorRepository[Any], payments: Sequence[Mapping[str, Any]]
+) -> None:
+    """A foreign bill paid in QuickBooks keeps the rate its payment booked at (the BillPayment's
+    ExchangeRate), so what it cost in the home currency is not redrawn at a later rate. A bill
+    Oodaloo paid already keeps the rate its payment was sent with."""
+    for payment in payments:
+        rate = payment.get("exchange_rate")
+        bill_ids = payment.get("bill_qbo_ids") or []
+        if rate is None or not bill_ids:
+            continue
+        await repository.session.execute(
+            update(Bill)
+            .where(
+                Bill.business_id == repository.business_id,
+                Bill.qbo_id.in_(bill_ids),
+                Bill.payment_exchange_rate.is_(None),
+            )
+            .values(payment_exchange_rate=rate)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # --- the sync ------------------------------------------------------------------------------
@@ -746,6 +770,8 @@ class MirrorSync:
                 unchanged.append(obj)
         await repository.insert_many(inserts)
         await repository.update_many(updates)
+        if entity == "BillPayment":
+            await _keep_payment_rates(repository, [*inserts, *updates])
         if full:
             await repository.write_cash_lines(unchanged, only_missing=True)
         counts.created += len(inserts)

@@ -138,9 +138,7 @@ class Business(RunwayBase):
         CheckConstraint("approval_threshold >= 0", name="approval_threshold"),
         CheckConstraint("min_cash_buffer >= 0", name="min_cash_buffer"),
         #: A Slack channel belongs to at most one business (migration 0006).
-        UniqueConstraint(
-            "slack_team_id", "slack_channel_id", name="uq_businesses_slack_channel"
-        ),
+        UniqueConstraint("slack_team_id", "slack_channel_id", name="uq_businesses_slack_channel"),
     )
 
 
@@ -176,9 +174,7 @@ class MirroredRow:
     #: The QuickBooks entity name this table mirrors ("Bill"); set by each subclass.
     qbo_entity: str = ""
 
-    id: Mapped[int] = mapped_column(
-        ROW_ID, primary_key=True, autoincrement=True, sort_order=-3
-    )
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True, sort_order=-3)
     qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH), sort_order=-1)
     sync_token: Mapped[str] = mapped_column(String(16), sort_order=-1)
     qbo_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, sort_order=-1)
@@ -305,6 +301,11 @@ class Bill(MirroredRow, RunwayBase):
     payment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_account_name: Mapped[str | None] = mapped_column(Text)
     payment_note: Mapped[str | None] = mapped_column(Text)
+    #: The exchange rate the payment books at (home units per unit of `currency`): the rate
+    #: Oodaloo's payment was sent with, else the ExchangeRate of the payment QuickBooks reports.
+    #: What it cost in the home currency stays what it was when QuickBooks' rate moves on.
+    #: None in the home currency, or before a payment.
+    payment_exchange_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal)
 
     @classmethod
     def extra_table_args(cls) -> tuple[Any, ...]:
@@ -364,6 +365,8 @@ class BillPaymentRecord(MirroredRow, RunwayBase):
     paid_from_account_qbo_id: Mapped[str | None] = mapped_column(String(QBO_ID_LENGTH))
     total_amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
+    #: Home-currency units per unit of `currency` (QuickBooks' ExchangeRate); None: the home's.
+    exchange_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     private_note: Mapped[str | None] = mapped_column(Text)
     #: The QuickBooks ids of the bills this payment pays.
     bill_qbo_ids: Mapped[list[str]] = mapped_column(DecimalJSON, default=list)

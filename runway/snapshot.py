@@ -78,6 +78,7 @@ def _open_bill(bill: Bill) -> OpenBill:
         payment_account_name=bill.payment_account_name,
         payment_note=bill.payment_note,
         exchange_rate=bill.exchange_rate if bill.exchange_rate is not None else _ONE,
+        payment_exchange_rate=bill.payment_exchange_rate,
     )
 
 

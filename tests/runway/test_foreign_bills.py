@@ -30,7 +30,7 @@ from runway_env import RunwayEnv
 from qbo_sandbox.app import Sandbox, create_app
 from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.bills import BillService
-from runway.books import business_today
+from runway.books import OpenBill, business_today
 from runway.calculator import RunwayCalculator, RunwayFigures
 from runway.lifecycle import BillState
 from runway.snapshot import load_books
@@ -360,3 +360,86 @@ async def test_a_company_without_multicurrency_pays_as_before_without_asking_for
     assert payment["CurrencyRef"]["value"] == "USD" and payment["TotalAmt"] == balance
     stats = await admin_stats(runway_env.sandbox)
     assert route_count(stats, runway_env.sandbox.realm_id, "exchangerate") == 0
+
+
+async def shown_bill(env: RunwayEnv, bill_id: str) -> OpenBill:
+    async with env.uows(BUSINESS) as uow:
+        books = await load_books(
+            uow,
+            BUSINESS,
+            business_today(env.infra.clock.now(), "America/Los_Angeles"),
+            shown_bill_ids=[bill_id],
+        )
+    [bill] = [bill for bill in (*books.open_bills, *books.shown_bills) if bill.id == bill_id]
+    return bill
+
+
+async def quickbooks_rate_moves_to(env: RunwayEnv, rate: Decimal) -> None:
+    """QuickBooks' EUR rate as the mirror reads it the next day."""
+    async with env.uows(BUSINESS) as uow:
+        now = env.infra.clock.now()
+        await uow.exchange_rates.save("EUR", rate, now.date(), now)
+        await uow.commit()
+
+
+async def test_a_paid_euro_bill_keeps_what_its_payment_cost_when_quickbooks_rate_moves_on(
+    runway_env: RunwayEnv,
+) -> None:
+    # Paid at 1.10: €1,000.00 cost $1,100.00, and still did after QuickBooks' rate is 1.20.
+    service, company = await ready_to_pay(runway_env, "checking")
+    outcome = await pay_bill(
+        service, bill_id=company.bill_id, by=OWNER, seen_amount=Decimal("1000.00")
+    )
+    assert outcome.result is Result.DONE, outcome.message
+
+    await quickbooks_rate_moves_to(runway_env, Decimal("1.20"))
+    await service.sync_bills_from_qbo()
+
+    paid = await shown_bill(runway_env, company.bill_id)
+    assert (paid.payment_amount, paid.payment_exchange_rate) == (Decimal("1000.00"), PAY_RATE)
+    assert paid.payment_home_amount == Decimal("1100.00")
+    async with runway_env.uows(BUSINESS) as uow:
+        [payment] = [
+            row for row in await uow.bill_payments.all() if company.bill_id in row.bill_qbo_ids
+        ]
+    assert (payment.currency, payment.exchange_rate) == ("EUR", PAY_RATE)
+
+
+async def test_a_euro_bill_paid_in_quickbooks_keeps_the_rate_its_payment_booked_at(
+    runway_env: RunwayEnv,
+) -> None:
+    # Paid in QuickBooks itself at 1.10: the mirrored BillPayment's ExchangeRate is the bill's.
+    company = await foreign_company(runway_env)
+    async with setup_client(runway_env.sandbox) as client:
+        bill = await client.get("Bill", company.bill_id)
+        await client.create(
+            "BillPayment",
+            {
+                "VendorRef": bill["VendorRef"],
+                "PayType": "Check",
+                "CheckPayment": {"BankAccountRef": {"value": company.checking}},
+                "CurrencyRef": {"value": "EUR"},
+                "ExchangeRate": PAY_RATE,
+                "TotalAmt": Decimal("1000.00"),
+                "Line": [
+                    {
+                        "Amount": Decimal("1000.00"),
+                        "LinkedTxn": [{"TxnId": company.bill_id, "TxnType": "Bill"}],
+                    }
+                ],
+            },
+            request_id=f"setup-{uuid.uuid4().hex[:16]}",
+        )
+    service = BillService(
+        runway_env.uows,
+        runway_env.smart_sync(BUSINESS, runway_env.sandbox.realm_id),
+        BUSINESS,
+        runway_env.infra.clock,
+    )
+    await service.sync_bills_from_qbo()
+    await quickbooks_rate_moves_to(runway_env, Decimal("1.20"))
+
+    paid = await shown_bill(runway_env, company.bill_id)
+
+    assert paid.balance == Decimal("0.00")
+    assert paid.payment_exchange_rate == PAY_RATE
