@@ -263,13 +263,14 @@ def subject_of(view: DigestView, business_name: str) -> str:
     return plain(f"{business_name} weekly runway: {view.headline}")
 
 
-def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str]:
-    """(name, balance): in the account's own currency with the home one where they differ
-    ("€5,000.00 ($5,500.00)"), or why it is left out of the cash ("€5,000.00: no EUR rate from
-    QuickBooks yet, not counted")."""
+def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str, str | None]:
+    """(name, balance, why it is not counted): the balance in the account's own currency with the
+    home one where they differ ("€5,000.00 ($5,500.00)"); an account with no rate yet is named
+    with why it is left out of the cash ("no EUR rate from QuickBooks yet, not counted")."""
     if bank.home_balance is None:
-        return bank.name, f"{money(bank.balance, bank.currency)}: {bank.not_counted_sentence()}"
-    return bank.name, money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+        return bank.name, money(bank.balance, bank.currency), bank.not_counted_sentence()
+    amount = money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+    return bank.name, amount, None
 
 
 def runway_lines(view: DigestView) -> tuple[str, ...]:
@@ -327,7 +328,7 @@ def render_digest_email(
         "name_width": max([len(row.text_name) for row in bills + invoices] + [len("Vendor")]),
         "amount_width": max([len(row.amount) for row in bills + invoices] + [len("Amount")]),
         "when_width": max([len(row.when) for row in bills + invoices] + [len("Due")]),
-        "bank_width": max([len(plain(name)) for name, _ in banks] + [0]),
+        "bank_width": max([len(plain(name)) for name, _, _ in banks] + [0]),
         "plain": plain,
     }
     env = environment()

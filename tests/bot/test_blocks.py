@@ -842,11 +842,11 @@ async def test_financing_undeposited_funds_and_foreign_banks_are_shown_apart(
     )
     assert "Euro account: €5,000.00 ($5,500.00)" in email.html
     assert (
-        "Petty &lt;Cash&gt; &amp; Co: £1,000.00: no GBP rate from QuickBooks yet, not counted"
+        "Petty &lt;Cash&gt; &amp; Co £1,000.00: no GBP rate from QuickBooks yet, not counted"
         in email.html
     )
     assert "Petty <Cash> & Co" in email.text and "Petty <Cash>" not in email.html
-    assert "£1,000.00: no GBP rate from QuickBooks yet, not counted" in email.text
+    assert "£1,000.00  (no GBP rate from QuickBooks yet, not counted)" in email.text
     assert "€5,000.00 ($5,500.00)" in email.text
     for part in (email.text, email.html):
         assert f"{waiting} (not in cash on hand)" in part
