@@ -153,6 +153,9 @@ class BooksSnapshot:
     undeposited: tuple[BankBalance, ...] = ()
     #: The company keeps foreign-currency transactions (QuickBooks' MultiCurrencyEnabled).
     multicurrency: bool = False
+    #: QuickBooks' latest rate of each foreign currency the mirror has read (home units per
+    #: unit): those of the cash accounts and of the open bills and invoices.
+    rates: Mapping[str, Decimal] = field(default_factory=dict)
     open_bills: tuple[OpenBill, ...] = ()
     open_invoices: tuple[OpenInvoice, ...] = ()
     #: Bills a message already shows that are no longer open (paid since): listed as they stand.

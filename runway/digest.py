@@ -526,7 +526,7 @@ class DigestBuilder:
         (its open balance in the home currency at `rate_now`, as the payment will book it)."""
         standing = standing_of(bill, books.approval_threshold, people=books.people)
         currency = bill.currency or books.currency
-        rate = rate_now(currency, bill.exchange_rate, books.currency, latest_rates(books))
+        rate = rate_now(currency, bill.exchange_rate, books.currency, books.rates)
         impact = self.calculator.bill_impact(figures.runway, home_amount(standing.balance, rate))
         due = bill.due_date or bill.txn_date or books.today
         return BillDue(
@@ -545,7 +545,6 @@ class DigestBuilder:
         """Invoices past due, longest overdue first, then largest."""
         lines: list[OverdueInvoice] = []
         snoozed = 0
-        latest = latest_rates(books)
         for invoice in books.open_invoices:
             if not is_overdue(invoice, books.today):
                 continue
@@ -554,7 +553,7 @@ class DigestBuilder:
                 snoozed += 1
                 continue
             currency = invoice.currency or books.currency
-            rate = rate_now(currency, invoice.exchange_rate, books.currency, latest)
+            rate = rate_now(currency, invoice.exchange_rate, books.currency, books.rates)
             arriving = home_amount(invoice.balance, rate)
             lines.append(
                 OverdueInvoice(
@@ -581,7 +580,6 @@ class DigestBuilder:
     def pending_approvals(books: BooksSnapshot, now: datetime) -> tuple[PendingApproval, ...]:
         """Bills someone began approving that still wait for a second, different person."""
         waiting: list[PendingApproval] = []
-        latest = latest_rates(books)
         for bill in books.open_bills:
             standing = standing_of(bill, books.approval_threshold, people=books.people)
             if standing.state is not BillState.NEEDS_SECOND_APPROVAL:
@@ -589,7 +587,7 @@ class DigestBuilder:
             if is_snoozed(bill.snoozed_until, now):
                 continue
             currency = bill.currency or books.currency
-            rate = rate_now(currency, bill.exchange_rate, books.currency, latest)
+            rate = rate_now(currency, bill.exchange_rate, books.currency, books.rates)
             waiting.append(
                 PendingApproval(
                     bill_id=bill.id,
@@ -634,23 +632,14 @@ def impact_sentence(impact: RunwayImpact) -> str:
     return impact.sentence()
 
 
-def latest_rates(books: BooksSnapshot) -> dict[str, Decimal]:
-    """QuickBooks' latest rate of each foreign currency the mirror has one for (it reads them for
-    the currencies of the business's cash accounts), home units per unit."""
-    return {
-        bank.currency: bank.exchange_rate
-        for bank in (*books.banks, *books.undeposited)
-        if bank.exchange_rate is not None and bank.currency != books.currency
-    }
-
-
 def rate_now(
     currency: str | None, own_rate: Decimal | None, home: str, latest: Mapping[str, Decimal]
 ) -> Decimal:
     """Home units per unit of `currency` that paying a bill in it costs, or collecting an invoice
-    brings, now: QuickBooks' latest rate for the currency where the mirror has one (a payment
-    books at QuickBooks' rate for its date), else the document's own rate; 1 in the home
-    currency."""
+    brings, now: QuickBooks' latest rate for the currency (`latest`: `BooksSnapshot.rates`, which
+    the mirror reads for the currencies of the cash accounts and of the open bills and invoices;
+    a payment books at QuickBooks' rate for its date), else the document's own rate until the
+    mirror has read one; 1 in the home currency."""
     if currency is None or currency == home:
         return Decimal(1)
     return latest.get(currency) or own_rate or Decimal(1)

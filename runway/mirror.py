@@ -19,7 +19,8 @@
   and refund receipts, transfers, journal entries, vendor credits, credit memos, credit-card
   payments), and each transaction's lines that can move money are kept as cash lines
   (`runway.cash_lines`) with its row.
-- A foreign-currency bank account's balance needs QuickBooks' rate for its currency: ExchangeRate
+- A foreign-currency bank account's balance, and what paying a foreign bill or collecting a foreign
+  invoice comes to, need QuickBooks' rate for its currency: ExchangeRate
   has no id and is not a CDC entity, so it is read with
   `GET /exchangerate?sourcecurrencycode=EUR&asofdate=...`
   (https://developer.intuit.com/app/developer/qbo/docs/workflows/manage-multiple-currencies), at
@@ -41,10 +42,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from runway.cash_lines import exchange_rate_of
-from runway.models import Account, Bill, DocumentStatus
+from runway.models import Account, Bill, DocumentStatus, Invoice
 from runway.uow import TRANSACTION_ENTITIES, MirrorRepository, RunwayUnitOfWork
 from sync import (
     QBO_PLATFORM,
@@ -118,7 +119,8 @@ class SyncReport:
     qbo_calls: int = 0
     cdc_calls: int = 0
     page_calls: int = 0
-    #: Exchange rates read (one per foreign currency of the bank accounts, at most once a day).
+    #: Exchange rates read (one per foreign currency of the cash accounts and the open bills and
+    #: invoices, at most once a day).
     rate_calls: int = 0
     #: Time spent in QuickBooks calls (waiting for a rate-limit slot included); pages are
     #: fetched while the previous one is written, so this overlaps the database work.
@@ -457,6 +459,25 @@ async def _keep_payment_rates(
         )
 
 
+async def _open_document_currencies(uow: RunwayUnitOfWork, home: str) -> set[str]:
+    """The foreign currencies of the business's open bills and invoices."""
+    found: set[str] = set()
+    for model in (Bill, Invoice):
+        rows = await uow.session.execute(
+            select(model.currency)
+            .where(
+                model.business_id == uow.business_id,
+                model.deleted_at.is_(None),
+                model.balance > 0,
+                model.currency.is_not(None),
+                model.currency != home,
+            )
+            .distinct()
+        )
+        found.update(str(currency) for currency in rows.scalars())
+    return found
+
+
 # --- the sync ------------------------------------------------------------------------------
 
 
@@ -572,8 +593,8 @@ class MirrorSync:
         return report
 
     async def _read_exchange_rates(self, report: SyncReport, started: datetime) -> None:
-        """QuickBooks' rate for each foreign currency of the bank and Undeposited Funds accounts,
-        read once per currency and day (the rate QuickBooks keeps is a daily one). A rate that
+        """QuickBooks' rate for each foreign currency of the bank and Undeposited Funds accounts
+        and of the open bills and invoices, read once per currency and day (the rate QuickBooks keeps is a daily one). A rate that
         cannot be read now keeps the last one read; the cash figures say which they lack."""
         day = started.astimezone(UTC).date()
         async with self.uow_factory(self.business_id) as uow:
@@ -587,6 +608,9 @@ class MirrorSync:
                 for account in await uow.accounts.cash_accounts()
                 if account.currency and account.currency != home
             }
+            # Paying a foreign bill (collecting an invoice) books at QuickBooks' rate of the day,
+            # whether or not the business holds that currency.
+            held |= await _open_document_currencies(uow, home)
             known = await uow.exchange_rates.all()
         # Read today already: QuickBooks' latest rate may be dated earlier (no rate on a weekend).
         wanted = sorted(

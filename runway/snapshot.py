@@ -7,7 +7,8 @@ Cash movements are the mirror's cash lines turned into movements by `runway.cash
 cash, what is a transfer, what is operating, investing or financing: defined there, once), in the
 home currency. The home currency is the company's (QuickBooks' Preferences), else the business's
 setting. A foreign-currency bank account's balance is converted at the latest rate QuickBooks gave
-(`runway.mirror` reads it); open bills and invoices keep their own currency and exchange rate.
+(`runway.mirror` reads it for the currencies of the cash accounts and of the open bills and
+invoices: `BooksSnapshot.rates`); open bills and invoices keep their own currency and exchange rate.
 
 A customer's typical lateness is the median, over its invoices paid within the history window, of
 the days from due date to the last payment applied (rounded half up to whole days).
@@ -207,6 +208,7 @@ async def load_books(
         banks=banks,
         undeposited=undeposited,
         multicurrency=bool(preferences and preferences.multicurrency_enabled),
+        rates={currency: rate for currency, rate in rates.items() if currency != home},
         open_bills=open_bills,
         shown_bills=shown,
         open_invoices=tuple(

@@ -6,8 +6,8 @@ Worked by hand:
 - a €20,000.00 bill costs $22,000.00 to pay today (× 1.10, QuickBooks' latest rate, which the
   mirror reads for the company's EUR bank account); the runway the Pay dialog promises is the
   runway after paying it;
-- without a EUR account the mirror has no rate of QuickBooks' own: the bill's rate stands in,
-  $21,600.00 (× 1.08);
+- without a EUR account the mirror still reads QuickBooks' EUR rate, for the open bill (or
+  invoice) itself: $22,000.00 (× 1.10), not $21,600.00 at the document's own 1.08;
 - the approval threshold ($5,000.00) is for the open balance at the bill's own rate: €4,800.00 is
   $5,184.00 and needs two approvers, in the digest and in the Pay path; €4,600.00 is $4,968.00
   and needs one, though paying it today costs $5,060.00.
@@ -15,9 +15,10 @@ Worked by hand:
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
-from euro_bills import euro_company
+from euro_bills import euro_company, euro_invoice
 from runway_env import RunwayEnv
 
 from runway.bills import BillService
@@ -56,6 +57,19 @@ async def digest(env: RunwayEnv) -> tuple[DigestView, RunwayFigures]:
     async with env.uows(BUSINESS) as uow:
         books = await load_books(uow, BUSINESS, business_today(now, TZ))
     return DigestBuilder().build(books, now=now), RunwayCalculator().figures(books)
+
+
+async def eur_rate_read_at(env: RunwayEnv) -> datetime:
+    """When the mirror last read QuickBooks' EUR rate."""
+    async with env.uows(BUSINESS) as uow:
+        return (await uow.exchange_rates.all())["EUR"].fetched_at
+
+
+async def sync_then(env: RunwayEnv, service: BillService) -> datetime:
+    """Another sync the same day; then when the EUR rate was last read. (The company's GBP
+    account has no rate in QuickBooks: that one is asked for again at each sync.)"""
+    await service.sync_bills_from_qbo()
+    return await eur_rate_read_at(env)
 
 
 def listed(view: DigestView, bill_id: str) -> BillDue:
@@ -97,20 +111,42 @@ async def test_the_runway_the_pay_dialog_promises_for_a_euro_bill_is_the_runway_
     assert after.runway.days == view.runway.days + line.runway_impact_days
 
 
-async def test_without_quickbooks_latest_rate_a_euro_bill_costs_its_own_rate(
+async def test_without_a_euro_account_a_euro_bill_costs_quickbooks_latest_rate(
     runway_env: RunwayEnv,
 ) -> None:
+    # No EUR account: the mirror reads QuickBooks' EUR rate for the open bill itself (1.10, the
+    # rate the payment books at), not the bill's own 1.08: €20,000.00 costs $22,000.00.
     today = business_today(runway_env.infra.clock.now(), TZ)
     company = await euro_company(runway_env.sandbox, today, (Decimal("20000.00"),), euro_bank=False)
-    await business_paying_from(runway_env, company.checking)
+    service = await business_paying_from(runway_env, company.checking)
     view, before = await digest(runway_env)
 
     line = listed(view, company.bill_ids[0])
 
-    assert line.home_amount == Decimal("21600.00")
+    async with runway_env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, today)
+    assert books.rates["EUR"] == Decimal("1.10")
+    assert line.home_amount == Decimal("22000.00")
     assert line.runway_impact_days == (
-        RunwayCalculator().bill_impact(before.runway, Decimal("21600.00")).days
+        RunwayCalculator().bill_impact(before.runway, Decimal("22000.00")).days
     )
+    # Read once that day: the next sync does not ask QuickBooks for it again.
+    assert await eur_rate_read_at(runway_env) == await sync_then(runway_env, service)
+
+
+async def test_an_invoice_in_euros_alone_gets_quickbooks_latest_rate(runway_env: RunwayEnv) -> None:
+    # No EUR account and no EUR bill: the open invoice's currency is read too (€20,000.00 at
+    # today's 1.10 brings $22,000.00, not $21,600.00 at the invoice's own 1.08).
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    await euro_company(runway_env.sandbox, today, (), euro_bank=False)
+    invoice_id = await euro_invoice(runway_env.sandbox, today, Decimal("20000.00"))
+    service = await business_paying_from(runway_env, None)
+    view, _ = await digest(runway_env)
+
+    [line] = [item for item in view.overdue_invoices.items if item.invoice_id == invoice_id]
+
+    assert (line.amount, line.home_amount) == (Decimal("20000.00"), Decimal("22000.00"))
+    assert await eur_rate_read_at(runway_env) == await sync_then(runway_env, service)
 
 
 async def test_a_euro_bill_above_the_threshold_in_dollars_needs_two_approvers_everywhere(
