@@ -40,6 +40,9 @@ from bot.slack.blocks import (
     notice_message,
     summary_message,
 )
+from qbo_sandbox.app import Sandbox, create_app
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
+from qbo_sandbox.config import ManualClock as SandboxClock
 from runway.books import (
     BankBalance,
     BooksSnapshot,
@@ -918,3 +921,83 @@ def test_break_even_is_worded_as_such_on_every_surface() -> None:
         assert even in part and "was 306 days on Feb 23" in part
         assert "approved, ready to pay · runway after paying: 4410 days" in part
         assert "positive" not in part.lower()
+
+
+def _report_lines(rows: dict[str, Any], found: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Each line of a QuickBooks report (by its name) and each group's summary (by group)."""
+    for row in rows.get("Row", []):
+        if "Rows" in row:
+            _report_lines(row["Rows"], found)
+        data = row.get("ColData")
+        if data and data[1].get("value"):
+            found[str(data[0]["value"])] = D(str(data[1]["value"]))
+        summary = (row.get("Summary") or {}).get("ColData")
+        if summary and row.get("group"):
+            found[str(row["group"])] = D(str(summary[1]["value"]))
+    return found
+
+
+class TestTheCompanyWithFullBooks:
+    """The seeded company with everything a real one records (`SandboxConfig(full_books=True)`):
+    monthly owner's draws by journal entry, loan repayments, checks in Undeposited Funds."""
+
+    @pytest.fixture
+    def pinned_sandbox(self) -> Sandbox:
+        return create_app(
+            SandboxConfig(
+                seed=DEFAULT_SEED, full_books=True, clock=SandboxClock(start=NOW, frozen=True)
+            )
+        )
+
+    async def test_its_financing_is_quickbooks_own_and_shown_beside_burn(
+        self, seeded_business: Any
+    ) -> None:
+        env = seeded_business
+        await env.mirror().sync()
+        today = business_today(NOW, "America/Los_Angeles")
+        async with env.uows("biz-larkspur") as uow:
+            books = await load_books(uow, "biz-larkspur", today)
+        view = DigestBuilder().build(books, now=NOW)
+        async with env.sandbox.http_client() as client:
+            response = await client.get(
+                env.sandbox.v3_path("reports/CashFlow"),
+                params={
+                    "start_date": view.burn.window_start.isoformat(),
+                    "end_date": today.isoformat(),
+                },
+            )
+        assert response.status_code == 200, response.text
+        statement = _report_lines(response.json()["Rows"], {})
+
+        # QuickBooks' own statement for the same 90 days (Dec 3 to Mar 2): the owner's draws of
+        # $2,000.00 on Dec 15, Jan 15 and Feb 15, and the loan's principal repaid.
+        financing = view.financing
+        assert financing.owner_out == -statement["Owner's Draw"] == D("6000.00")
+        assert financing.loans_repaid - financing.loans_in == -statement["Bay Community Bank Loan"]
+        assert financing.owner_in == statement.get("Owner's Investment", D("0.00"))
+        assert financing.net == statement["FinancingActivities"]
+        assert financing.sentence == (
+            "Owner took out $6,000.00 over the last 90 days; Loans repaid "
+            f"{money(financing.loans_repaid, 'USD')} over the last 90 days"
+        )
+
+        for message in (
+            digest_message(view, business_name="Larkspur", payment_account=None),
+            summary_message(view, business_name="Larkspur"),
+        ):
+            assert_within_slack_limits(message)
+            lines = by_id(message.blocks)["cash"]["text"]["text"].split("\n")
+            burn = lines.index(f"*Burn:* {view.burn.sentence}")
+            assert lines[burn + 1 :] == [
+                f"*Financing:* {financing.sentence}",
+                f"_{FINANCING_LEFT_OUT}_",
+            ]
+        email = render_digest_email(
+            view,
+            business_name="Larkspur",
+            links=LinkSigner(b"k" * 32, ManualClock(NOW), public_url="https://oodaloo.example.com"),
+            recipient="owner@larkspur.example",
+        )
+        for part in (email.text, email.html):
+            assert all(sentence in part for sentence in financing.sentences)
+            assert FINANCING_LEFT_OUT in part
