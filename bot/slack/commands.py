@@ -41,7 +41,7 @@ MANUAL_SYNC_SPACING = timedelta(seconds=60)
 SUBCOMMANDS = ("", "share", "bills", "invoices", "sync", "settings", "connect")
 
 HELP = (
-    "*`/runway`* your runway, cash and burn (only you see it)\n"
+    "*`/runway`* your runway, cash, burn and financing (only you see it)\n"
     "*`/runway share`* post that summary to the channel\n"
     "*`/runway bills`* overdue bills and bills due in the next 7 days, with Approve and Pay\n"
     "*`/runway invoices`* overdue invoices, with Send reminder\n"
