@@ -36,7 +36,7 @@ from runway.calculator import (
 )
 from runway.cash_flow import home_amount
 from runway.forecast import Forecast, thirteen_week_forecast
-from runway.lifecycle import BillStanding, BillState, standing_of
+from runway.lifecycle import IN_FLIGHT, BillStanding, BillState, standing_of
 
 T = TypeVar("T")
 
@@ -526,7 +526,13 @@ class DigestBuilder:
         (its open balance in the home currency at `rate_now`, as the payment will book it)."""
         standing = standing_of(bill, books.approval_threshold, people=books.people)
         currency = bill.currency or books.currency
-        rate = rate_now(currency, bill.exchange_rate, books.currency, books.rates)
+        rate = rate_now(
+            currency,
+            bill.exchange_rate,
+            books.currency,
+            books.rates,
+            booked=bill.payment_exchange_rate if standing.state in PAYMENT_BOOKED else None,
+        )
         impact = self.calculator.bill_impact(figures.runway, home_amount(standing.balance, rate))
         due = bill.due_date or bill.txn_date or books.today
         return BillDue(
@@ -632,17 +638,28 @@ def impact_sentence(impact: RunwayImpact) -> str:
     return impact.sentence()
 
 
+#: A bill in these states has a payment on its way or made: it costs what that payment books at.
+PAYMENT_BOOKED = frozenset({*IN_FLIGHT, BillState.PAID})
+
+
 def rate_now(
-    currency: str | None, own_rate: Decimal | None, home: str, latest: Mapping[str, Decimal]
+    currency: str | None,
+    own_rate: Decimal | None,
+    home: str,
+    latest: Mapping[str, Decimal],
+    *,
+    booked: Decimal | None = None,
 ) -> Decimal:
     """Home units per unit of `currency` that paying a bill in it costs, or collecting an invoice
-    brings, now: QuickBooks' latest rate for the currency (`latest`: `BooksSnapshot.rates`, which
-    the mirror reads for the currencies of the cash accounts and of the open bills and invoices;
-    a payment books at QuickBooks' rate for its date), else the document's own rate until the
-    mirror has read one; 1 in the home currency."""
+    brings, now: the rate its payment books at when one is on its way or made (`booked`: the
+    bill's `payment_exchange_rate`, so "Paid €1,000.00 ($1,100.00)" stays what was paid when
+    QuickBooks' rate moves on), else QuickBooks' latest rate for the currency (`latest`:
+    `BooksSnapshot.rates`, which the mirror reads for the currencies of the cash accounts and of
+    the open bills and invoices; a payment books at QuickBooks' rate for its date), else the
+    document's own rate until the mirror has read one; 1 in the home currency."""
     if currency is None or currency == home:
         return Decimal(1)
-    return latest.get(currency) or own_rate or Decimal(1)
+    return booked or latest.get(currency) or own_rate or Decimal(1)
 
 
 def is_snoozed(snoozed_until: datetime | None, now: datetime) -> bool:

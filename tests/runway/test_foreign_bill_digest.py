@@ -192,3 +192,31 @@ async def test_the_threshold_reads_the_bills_own_rate_so_a_rate_move_does_not_as
     paid = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("4600.00"))
 
     assert paid.result is Result.DONE, paid.message
+
+
+async def test_a_paid_euro_bill_reads_what_its_payment_cost_after_quickbooks_rate_moves_on(
+    runway_env: RunwayEnv,
+) -> None:
+    # Paid at 1.10 (€20,000.00 cost $22,000.00); QuickBooks' rate is 1.20 the next day: the card
+    # still says what was paid, not $24,000.00.
+    today = business_today(runway_env.infra.clock.now(), TZ)
+    company = await euro_company(runway_env.sandbox, today, (Decimal("20000.00"),))
+    [bill_id] = company.bill_ids
+    service = await business_paying_from(
+        runway_env, company.checking, approval_threshold=Decimal("100000.00")
+    )
+    await service.approve(bill_id, OWNER, Decimal("20000.00"))
+    paid = await pay_bill(service, bill_id=bill_id, by=OWNER, seen_amount=Decimal("20000.00"))
+    assert paid.result is Result.DONE, paid.message
+    now = runway_env.infra.clock.now()
+    async with runway_env.uows(BUSINESS) as uow:
+        await uow.exchange_rates.save("EUR", Decimal("1.20"), now.date(), now)
+        await uow.commit()
+
+    async with runway_env.uows(BUSINESS) as uow:
+        books = await load_books(uow, BUSINESS, today, shown_bill_ids=[bill_id])
+    line = listed(DigestBuilder().build(books, now=now), bill_id)
+
+    assert line.state is BillState.PAID
+    assert books.rates["EUR"] == Decimal("1.20")
+    assert line.in_home(Decimal("20000.00")) == Decimal("22000.00")
