@@ -1057,6 +1057,45 @@ class Books:
                     raise faults.object_not_found(kind, str(link.get("TxnId")), "Line.LinkedTxn")
                 link["TxnId"] = str(link["TxnId"])
             total += line["Amount"]
+        # CashBack (AccountRef, Amount): part of the lines' money kept out of the bank, into the
+        # account the user names ("Cash back goes to": petty cash), so the deposit's total, what
+        # the bank receives, is the lines less it
+        # (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/deposit,
+        # https://community.intuit.com/articles/1773358-how-to-record-bank-deposits).
+        cash_back = obj.get("CashBack")
+        if cash_back is not None:
+            if not isinstance(cash_back, dict):
+                raise faults.business_validation(
+                    "CashBack must be an object with an AccountRef and an Amount.", "CashBack"
+                )
+            amount = money(cash_back.get("Amount", 0), "CashBack.Amount")
+            if amount < 0:
+                raise faults.business_validation(
+                    "A deposit's cash back cannot be negative.", "CashBack.Amount"
+                )
+            if amount > 0:
+                sources.append(
+                    (
+                        "CashBack.AccountRef",
+                        self._referent(
+                            plan,
+                            cash_back.get("AccountRef"),
+                            "CashBack.AccountRef",
+                            "Account",
+                            owner="Deposit",
+                        ),
+                    )
+                )
+                cash_back["AccountRef"] = self._fill_ref(
+                    plan, cash_back["AccountRef"], "CashBack.AccountRef", "Account", "Deposit"
+                )
+            cash_back["Amount"] = amount
+            if amount > total:
+                raise faults.business_validation(
+                    f"The deposit's cash back {amount} is more than its lines {total}.",
+                    "CashBack.Amount",
+                )
+            total -= amount
         obj["TotalAmt"] = self._check_total(obj, total, "Deposit")
         self._txn_defaults(obj)
         if "CurrencyRef" not in obj:  # a deposit is in its bank account's currency

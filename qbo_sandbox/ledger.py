@@ -669,6 +669,12 @@ def _deposit(b: _Builder) -> None:
         entity = _ref(detail.get("Entity")) if isinstance(detail.get("Entity"), dict) else None
         need = "give the line an AccountRef (DepositLineDetail.AccountRef), where the money is from"
         b.post(_ref(detail.get("AccountRef")), number, -amount, name_id=entity, need=need)
+    # Cash back is kept out of the bank: its account (petty cash) receives it, the bank the rest
+    # (https://community.intuit.com/articles/1773358-how-to-record-bank-deposits).
+    cash_back = b.obj.get("CashBack")
+    if isinstance(cash_back, dict) and cash_back.get("Amount"):
+        need = "give CashBack an AccountRef, the account the cash back goes to"
+        b.post(_ref(cash_back.get("AccountRef")), 0, _amount(cash_back["Amount"]), need=need)
     b.balance_to(_ref(b.obj.get("DepositToAccountRef")), "give it a DepositToAccountRef")
 
 

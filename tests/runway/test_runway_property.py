@@ -5,12 +5,13 @@ Hypothesis writes random sequences to a fresh company in the sandbox (multicurre
 bills, vendor credits and invoices in dollars and in euros; bill payments (partial and full, from
 either bank; in euros at the payment day's rate), with a vendor credit applied or not; credit memos
 applied in a customer payment; customer payments into Undeposited Funds or the bank (in euros at
-the day's rate) and their deposits (maybe with the owner's money on a line of its own); sales
-receipts (to the bank or Undeposited Funds), refund receipts, transfers, owner money in and out,
-loans in and repaid (by check, or with its interest by a two-line check or a journal entry in any
-line order), two-line journal entries between a bank and any account, journal entries of several
-lines in any order (non-cash lines of any kinds on either side, balanced by one bank line or by
-one on each side), equipment, card purchases and card payments; and deletions, voids and edits (date and amount) of cash transactions. After
+the day's rate) and their deposits (maybe with the owner's money on a line of its own, maybe with
+cash back into the other bank); sales receipts (to the bank or Undeposited Funds), refund
+receipts, transfers, owner money in and out, loans in and repaid (by check, or with its interest
+by a two-line check or a journal entry in any line order), two-line journal entries between a
+bank and any account, journal entries of several lines in any order (non-cash lines of any kinds
+on either side, balanced by one bank line or by one on each side), equipment, card purchases and
+card payments; and deletions, voids and edits (date and amount) of cash transactions. After
 every write Oodaloo syncs its mirror (the real `MirrorSync` through `SmartSyncService`, over
 httpx's ASGI transport, on SQLite; the first sync pages, each later one is one CDC call), loads its
 books and computes its figures for the company's today, and:
@@ -688,6 +689,7 @@ class RunwayBooks(RuleBasedStateMachine):
         bank=banks,
         owner=st.one_of(st.none(), amounts),
         fee=st.one_of(st.none(), amounts),
+        cash_back=st.one_of(st.none(), fractions),
     )
     def deposit(
         self,
@@ -696,10 +698,12 @@ class RunwayBooks(RuleBasedStateMachine):
         bank: str,
         owner: Decimal | None,
         fee: Decimal | None,
+        cash_back: str | None,
     ) -> None:
         """Some of the money waiting in Undeposited Funds goes to a bank (a transfer), maybe with
         the owner's money on a line of its own (financing), maybe less a processing fee on a
-        negative line (operating, out)."""
+        negative line (operating, out), maybe with some of it kept back as cash into the other
+        bank (CashBack: a transfer)."""
         waiting = [w for w in self.waiting if not w.deposited]
         picked = data.draw(st.lists(st.sampled_from(range(len(waiting))), min_size=1, unique=True))
         chosen = [waiting[i] for i in picked]
@@ -731,10 +735,18 @@ class RunwayBooks(RuleBasedStateMachine):
                 }
             )
             moves.append(Move(day, bank, owner, "Equity"))
-        created = self.post(
-            "Deposit",
-            {"TxnDate": day.isoformat(), "DepositToAccountRef": self.ref(bank), "Line": lines},
-        )
+        body: dict[str, Any] = {
+            "TxnDate": day.isoformat(),
+            "DepositToAccountRef": self.ref(bank),
+            "Line": lines,
+        }
+        banked = sum((m.amount for m in moves if m.account == bank), ZERO)
+        if cash_back is not None and banked > 0:
+            kept = part(banked, cash_back)  # all of it, half, or a cent
+            other = next(b for b in BANKS if b != bank)
+            body["CashBack"] = {"AccountRef": self.ref(other), "Amount": kept}
+            moves += [Move(day, bank, -kept, "cash"), Move(day, other, kept, "cash")]
+        created = self.post("Deposit", body)
         for item in chosen:
             item.deposited = True
 

@@ -552,6 +552,51 @@ async def test_transfers_and_deposits_drawn_from_savings(books: Books) -> None:
     assert books.balance(SAVINGS) == before[SAVINGS] - D("4000.00")
 
 
+async def test_a_deposits_cash_back_goes_to_its_account_and_the_bank_gets_the_rest(
+    books: Books,
+) -> None:
+    petty = await books.create(
+        "Account", {"Name": "Petty Cash", "AccountType": "Bank", "AccountSubType": "CashOnHand"}
+    )
+    before = books.balances(CHECKING, SAVINGS)
+
+    def line(amount: str, account: str) -> dict[str, Any]:
+        return {
+            "Amount": amount,
+            "DetailType": "DepositLineDetail",
+            "DepositLineDetail": {"AccountRef": books.ref(account)},
+        }
+
+    body: dict[str, Any] = {
+        "DepositToAccountRef": books.ref(CHECKING),
+        "Line": [line("600.00", SAVINGS), line("400.00", EQUITY)],
+        "CashBack": {"AccountRef": {"value": petty["Id"]}, "Amount": "100.00"},
+    }
+    # Lines of 1,000.00 less 100.00 of cash back: the bank receives 900.00.
+    wrong = await books.fault("Deposit", {**body, "TotalAmt": "1000.00"})
+    assert (wrong["code"], wrong["element"]) == ("6000", "TotalAmt")
+    deposit = await books.create("Deposit", body)
+    assert D(deposit["TotalAmt"]) == D("900.00")
+    assert deposit["CashBack"]["AccountRef"] == {"value": petty["Id"], "name": "Petty Cash"}
+    assert books.postings("Deposit", deposit) == {
+        CHECKING: D("900.00"),
+        "Petty Cash": D("100.00"),
+        SAVINGS: D("-600.00"),
+        EQUITY: D("-400.00"),
+    }
+    assert books.balances(CHECKING, SAVINGS, "Petty Cash") == {
+        CHECKING: before[CHECKING] + D("900.00"),
+        SAVINGS: before[SAVINGS] - D("600.00"),
+        "Petty Cash": D("100.00"),
+    }
+    too_much = await books.fault(
+        "Deposit", {**body, "CashBack": {**body["CashBack"], "Amount": "1000.01"}}
+    )
+    assert too_much["element"] == "CashBack.Amount"
+    await books.delete("Deposit", books.first("Deposit", Id=deposit["Id"]))
+    assert books.balances(CHECKING, SAVINGS, "Petty Cash") == {**before, "Petty Cash": D("0.00")}
+
+
 async def test_journal_entries_post_their_lines_and_must_balance(books: Books) -> None:
     before = books.balances(CHECKING, EQUITY)
 
