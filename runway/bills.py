@@ -541,6 +541,7 @@ class BillService:
                 if action is None:
                     bill.payment_action_key = None
                     bill.payment_state = None
+                    bill.payment_exchange_rate = None
                 else:
                     if action.state is ActionState.SUCCEEDED:
                         await self._apply_payment(uow, bill, action, self.clock.now())
@@ -582,6 +583,7 @@ class BillService:
                     # Refused before it reached QuickBooks: the bill is as it was.
                     bill.payment_action_key = None
                     bill.payment_state = None
+                    bill.payment_exchange_rate = None
                 else:
                     _record_outcome(bill, outcome.state, outcome.message)
             balance = bill.balance
@@ -839,6 +841,7 @@ def _record_outcome(bill: Bill, state: ActionState, reason: str | None) -> None:
         bill.payment_state = PaymentState.FAILED.value
         bill.payment_note = reason
         bill.payment_action_key = None  # nothing is on its way any more
+        bill.payment_exchange_rate = None  # nothing was paid at it
     elif state is ActionState.NEEDS_HUMAN:
         bill.payment_state = PaymentState.NEEDS_PERSON.value
         bill.payment_note = reason
