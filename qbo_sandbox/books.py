@@ -49,6 +49,12 @@ MAX_LENGTHS: dict[str, int] = {
 }
 # Top-level fields the server owns: a client's values for them are ignored.
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
+#: Entities whose TotalAmt QuickBooks works out from their lines (and a deposit's cash back):
+#: "Calculated by QuickBooks business logic; any value you supply is over-written by QuickBooks"
+#: (https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/purchase,
+#: https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/deposit), so
+#: a sparse update that leaves TotalAmt out has it worked out again.
+TOTALLED_FROM_LINES = frozenset({"Deposit", "Purchase"})
 # Per entity: fields that only bookkeeping changes, kept across client updates.
 MANAGED_FIELDS: dict[str, tuple[str, ...]] = {
     "Bill": ("LinkedTxn",),
@@ -421,6 +427,9 @@ class Books:
             if sparse:
                 merged = copy_obj(old)
                 merged.update({k: v for k, v in incoming.items() if k not in SERVER_FIELDS})
+                if entity in TOTALLED_FROM_LINES and "TotalAmt" not in incoming:
+                    # Worked out again from the lines, maybe new ones.
+                    merged.pop("TotalAmt", None)
             else:
                 merged = {k: v for k, v in incoming.items() if k not in SERVER_FIELDS}
                 for field in MANAGED_FIELDS.get(entity, ()):

@@ -597,6 +597,71 @@ async def test_a_deposits_cash_back_goes_to_its_account_and_the_bank_gets_the_re
     assert books.balances(CHECKING, SAVINGS, "Petty Cash") == {**before, "Petty Cash": D("0.00")}
 
 
+async def test_a_sparse_update_of_the_lines_works_the_total_out_again(books: Books) -> None:
+    before = books.balance(CHECKING)
+    purchase = await books.create(
+        "Purchase",
+        {
+            "PaymentType": "Check",
+            "AccountRef": books.ref(CHECKING),
+            "Line": [expense_line(books, SAVINGS, "120.00")],
+        },
+    )
+    deposit = await books.create(
+        "Deposit",
+        {
+            "DepositToAccountRef": books.ref(CHECKING),
+            "Line": [
+                {
+                    "Amount": "300.00",
+                    "DetailType": "DepositLineDetail",
+                    "DepositLineDetail": {"AccountRef": books.ref(EQUITY)},
+                }
+            ],
+        },
+    )
+    assert books.balance(CHECKING) == before - D("120.00") + D("300.00")
+    # New lines without TotalAmt: QuickBooks totals them again (the old 120.00 and 300.00 go).
+    purchase = await books.create(
+        "Purchase",
+        {
+            "Id": purchase["Id"],
+            "SyncToken": purchase["SyncToken"],
+            "sparse": True,
+            "Line": [
+                expense_line(books, SAVINGS, "100.00"),
+                expense_line(books, SAVINGS, "50.00"),
+            ],
+        },
+    )
+    assert D(purchase["TotalAmt"]) == D("150.00")
+    line = {**deposit["Line"][0], "Amount": "275.00"}
+    deposit = await books.create(
+        "Deposit",
+        {
+            "Id": deposit["Id"],
+            "SyncToken": deposit["SyncToken"],
+            "sparse": True,
+            "DepositToAccountRef": deposit["DepositToAccountRef"],
+            "Line": [line],
+        },
+    )
+    assert D(deposit["TotalAmt"]) == D("275.00")
+    assert books.balance(CHECKING) == before - D("150.00") + D("275.00")
+    # A TotalAmt that is sent must still be the lines'.
+    wrong = await books.fault(
+        "Deposit",
+        {
+            "Id": deposit["Id"],
+            "SyncToken": deposit["SyncToken"],
+            "sparse": True,
+            "Line": [line],
+            "TotalAmt": "300.00",
+        },
+    )
+    assert (wrong["code"], wrong["element"]) == ("6000", "TotalAmt")
+
+
 async def test_journal_entries_post_their_lines_and_must_balance(books: Books) -> None:
     before = books.balances(CHECKING, EQUITY)
 
