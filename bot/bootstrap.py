@@ -26,10 +26,10 @@ from bot.settings import Settings
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
 from runway.businesses import (
-    BankAccount,
     BusinessDirectory,
     PayFromRefused,
     QBOAppCredentials,
+    bank_accounts_of,
     bill_payment_account,
     payment_account_id,
 )
@@ -235,9 +235,10 @@ class Oodaloo:
 
     @staticmethod
     def _payment_account(business: Business, books: BooksSnapshot) -> PaymentAccount | None:
-        paying = payment_account_id(
-            business, {bank.account_id: bank.balance for bank in books.banks}
-        )
+        worth = {
+            bank.account_id: bank.worth(books.currency) for bank in bank_accounts_of(books.banks)
+        }
+        paying = payment_account_id(business, worth)
         bank = next((bank for bank in books.banks if bank.account_id == paying), None)
         return PaymentAccount(bank.account_id, bank.name) if bank else None
 
@@ -247,10 +248,7 @@ class Oodaloo:
     ) -> dict[str, PaymentAccount]:
         """The account a bill in each of `currencies` is paid from, by the rule the Pay path
         follows (`bill_payment_account`); a currency no account can pay is left out."""
-        banks = [
-            BankAccount(bank.account_id, bank.name, bank.currency, bank.balance)
-            for bank in books.banks
-        ]
+        banks = bank_accounts_of(books.banks)
         paying: dict[str, PaymentAccount] = {}
         for currency in dict.fromkeys(currencies):
             try:

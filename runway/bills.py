@@ -148,13 +148,25 @@ def _currency_of(fresh: Mapping[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
-def _bank_account(row: Account, home_currency: str) -> BankAccount:
-    return BankAccount(
-        account_id=row.qbo_id,
-        name=row.name,
-        currency=row.currency or home_currency,
-        balance=row.current_balance or Decimal("0.00"),
-    )
+async def payment_bank_accounts(uow: RunwayUnitOfWork, home_currency: str) -> list[BankAccount]:
+    """The business's bank accounts as a payment chooses among them: each with its balance in
+    the home currency at QuickBooks' latest rate the mirror holds (none known: left unvalued)."""
+    rates = {currency: row.rate for currency, row in (await uow.exchange_rates.all()).items()}
+    accounts = []
+    for row in await uow.accounts.bank_accounts():
+        currency = row.currency or home_currency
+        balance = row.current_balance or Decimal("0.00")
+        rate = Decimal(1) if currency == home_currency else rates.get(currency)
+        accounts.append(
+            BankAccount(
+                account_id=row.qbo_id,
+                name=row.name,
+                currency=currency,
+                balance=balance,
+                home_balance=None if rate is None else home_amount(balance, rate),
+            )
+        )
+    return accounts
 
 
 def _standing(bill: Bill, fresh: Mapping[str, Any] | None) -> _Standing:
@@ -422,7 +434,7 @@ class BillService:
             pay_from = bill_payment_account(
                 business,
                 seen.currency,
-                [_bank_account(row, home) for row in await uow.accounts.bank_accounts()],
+                await payment_bank_accounts(uow, home),
                 chosen_id=bank_account_id,
             )
         open_payment = await self._open_payment(seen_key)
@@ -469,7 +481,7 @@ class BillService:
                 pay_from = bill_payment_account(
                     business,
                     currency,
-                    [_bank_account(row, home) for row in await uow.accounts.bank_accounts()],
+                    await payment_bank_accounts(uow, home),
                     chosen_id=bank_account_id,
                 )
             bank = pay_from.account_id
@@ -856,4 +868,4 @@ def _audit_amount(amount: object) -> Decimal | None:
         return None  # not an amount of money at all: the refusal says what it was
 
 
-__all__ = ["BillService", "PaymentResult"]
+__all__ = ["BillService", "PaymentResult", "payment_bank_accounts"]

@@ -9,7 +9,7 @@ ones (encrypted) before they are used, so a refreshed refresh token is never los
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, time
 from decimal import Decimal
@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from runway.books import BankBalance
 from runway.crypto import TokenCipher
 from runway.errors import BusinessNotReady, PaymentRefused
 from runway.models import Business, ConnectionStatus, PersonRecord, QBOConnection
@@ -165,6 +166,14 @@ class BankAccount:
         if self.currency == home_currency or self.home_balance is None:
             return self.balance
         return self.home_balance
+
+
+def bank_accounts_of(banks: Iterable[BankBalance]) -> list[BankAccount]:
+    """The bank accounts of a snapshot as a payment chooses among them (home balances kept)."""
+    return [
+        BankAccount(bank.account_id, bank.name, bank.currency, bank.balance, bank.home_balance)
+        for bank in banks
+    ]
 
 
 class PayFromRefused(PaymentRefused):
@@ -607,6 +616,7 @@ __all__ = [
     "PayFromRefused",
     "QBOAppCredentials",
     "StoredTokenProvider",
+    "bank_accounts_of",
     "bill_payment_account",
     "channel_taken_message",
     "check_timezone",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -20,6 +19,7 @@ from bot.slack.mrkdwn import escape
 from bot.slack.people import remember_slack_people
 from bot.slack.settings_modal import read_settings, settings_view
 from bot.slack.tenancy import NotLinked, Where, business_here, where_from
+from runway.bills import payment_bank_accounts
 from runway.businesses import (
     ChannelTaken,
     NotAnApprover,
@@ -147,10 +147,10 @@ class Commands:
     async def bank_accounts(self, business: Business) -> tuple[list[tuple[str, str]], str | None]:
         """(QuickBooks id, name) of the business's bank accounts, and the one bills are paid from."""
         async with self.oodaloo.uows(business.id) as uow:
-            accounts = await uow.accounts.bank_accounts()
-        balances = {account.qbo_id: account.current_balance or Decimal("0") for account in accounts}
-        return [(account.qbo_id, account.name) for account in accounts], payment_account_id(
-            business, balances
+            accounts = await payment_bank_accounts(uow, business.home_currency)
+        worth = {account.account_id: account.worth(business.home_currency) for account in accounts}
+        return [(account.account_id, account.name) for account in accounts], payment_account_id(
+            business, worth
         )
 
     async def settings_submitted(
