@@ -247,15 +247,28 @@ def journal_entry_cash(
         return {}
     moved: dict[_Cell, tuple[Decimal, Decimal]] = {}
     counters: dict[_Counter, list[Decimal]] = defaultdict(lambda: [Decimal("0.00")] * 2)
+    types_of: dict[CashFlowClass, set[str | None]] = defaultdict(set)
     for account_id in home:
         if account_id is None or not is_cash(account_id):
             kind = accounts.get(account_id) if account_id is not None else None
-            target = counters[classify(kind), None if kind is None else kind.account_type]
+            flow = classify(kind)
+            account_type = None if kind is None else kind.account_type
+            # Financing keeps each counter-account's type apart (owner money, a loan); within
+            # operating or investing the lines net, so payroll's withheld taxes are not cash in.
+            if flow is not CashFlowClass.FINANCING:
+                types_of[flow].add(account_type)
+                account_type = None
+            target = counters[flow, account_type]
             target[0] -= home[account_id]
             target[1] -= own[account_id]
+    for flow, types in types_of.items():  # one type in its class: named, as a two-line entry's
+        if len(types) == 1 and (flow, None) in counters:
+            counters[flow, next(iter(types))] = counters.pop((flow, None))
     cash_home = {a: home[a] for a in cash_ids}
     cash_own = {a: own[a] for a in cash_ids}
-    if all(h == 0 and o == 0 for h, o in counters.values()):
+    # Cash on both sides only (netting to nothing) is a transfer; a cash line whose other side
+    # names no account is operating, as everywhere else.
+    if all(h == 0 and o == 0 for h, o in counters.values()) and not sum(cash_home.values()):
         for account_id in cash_ids:
             others = {accounts[a].account_type for a in cash_ids if a != account_id}
             cell = (
