@@ -47,6 +47,11 @@ def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def _capitalized(text: str) -> str:
+    """`text` with its first letter raised, the rest as written (str.capitalize lowers them)."""
+    return text[:1].upper() + text[1:]
+
+
 def format_days(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
@@ -188,25 +193,26 @@ class Financing:
     def window_text(self) -> str:
         return window_text(self.window_days)
 
+    def _moved(self) -> list[str]:
+        """Each figure that is not zero, worded: "owner put in $10,000.00", "loans repaid …"."""
+        figures = (
+            ("owner put in", self.owner_in),
+            ("owner took out", self.owner_out),
+            ("loans brought in", self.loans_in),
+            ("loans repaid", self.loans_repaid),
+        )
+        return [f"{what} {money(amount, self.currency)}" for what, amount in figures if amount]
+
     def sentences(self) -> list[str]:
         """One sentence per figure that is not zero: "Owner put in $10,000.00 over the last 90
         days", "Owner took out …", "Loans brought in …", "Loans repaid …"."""
-        parts = [
-            ("Owner put in", self.owner_in),
-            ("Owner took out", self.owner_out),
-            ("Loans brought in", self.loans_in),
-            ("Loans repaid", self.loans_repaid),
-        ]
-        return [
-            f"{what} {money(amount, self.currency)} {self.window_text}"
-            for what, amount in parts
-            if amount != 0
-        ]
+        return [f"{_capitalized(moved)} {self.window_text}" for moved in self._moved()]
 
     def sentence(self) -> str | None:
-        """The sentences joined ("; "), or None when no financing cash moved."""
-        sentences = self.sentences()
-        return "; ".join(sentences) if sentences else None
+        """The figures in one sentence, the window said once ("Owner put in $10,000.00; loans
+        repaid $1,200.00 over the last 90 days"), or None when no financing cash moved."""
+        moved = self._moved()
+        return f"{_capitalized('; '.join(moved))} {self.window_text}" if moved else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -517,9 +517,8 @@ def test_many_foreign_banks_financing_and_undeposited_funds_fit_one_section() ->
         assert lines[-4:] == [
             "_$800.00 received, not yet deposited (not in the cash above)_",
             f"*Burn:* {view.burn.sentence}",
-            "*Financing:* Owner put in $10,000.00 over the last 90 days; Owner took out "
-            "$2,000.00 over the last 90 days; Loans brought in $30,000.00 over the last 90 "
-            "days; Loans repaid $940.09 over the last 90 days",
+            "*Financing:* Owner put in $10,000.00; owner took out $2,000.00; loans brought in "
+            "$30,000.00; loans repaid $940.09 over the last 90 days",
             f"_{FINANCING_LEFT_OUT}_",
         ]
 
@@ -832,8 +831,8 @@ async def test_financing_undeposited_funds_and_foreign_banks_are_shown_apart(
         assert f"_{waiting} (not in the cash above)_" in lines
         burn = lines.index(f"*Burn:* {view.burn.sentence}")
         assert lines[burn + 1] == (
-            "*Financing:* Owner put in $16,770.00 over the last 90 days; Loans brought in "
-            "$20,000.00 over the last 90 days; Loans repaid $1,200.00 over the last 90 days"
+            "*Financing:* Owner put in $16,770.00; loans brought in $20,000.00; loans repaid "
+            "$1,200.00 over the last 90 days"
         )
         assert lines[burn + 2] == f"_{FINANCING_LEFT_OUT}_"
 
@@ -977,7 +976,7 @@ class TestTheCompanyWithFullBooks:
         assert financing.owner_in == statement.get("Owner's Investment", D("0.00"))
         assert financing.net == statement["FinancingActivities"]
         assert financing.sentence == (
-            "Owner took out $6,000.00 over the last 90 days; Loans repaid "
+            "Owner took out $6,000.00; loans repaid "
             f"{money(financing.loans_repaid, 'USD')} over the last 90 days"
         )
 
