@@ -138,7 +138,8 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
     try:
         async with local_stack(
             database_url,
-            sandbox_config=SandboxConfig(seed=DEFAULT_SEED if seed is None else seed),
+            # The company with every kind of cash movement: counter sales, owner money, a loan.
+            sandbox_config=SandboxConfig(seed=DEFAULT_SEED if seed is None else seed, full_books=True),
             migrate=True,
             # Production waits, but a short circuit cool-down so the fault switch is quick to undo.
             sync_settings=replace(SyncSettings(), circuit=replace(SyncSettings().circuit, cooldown_seconds=10.0)),
