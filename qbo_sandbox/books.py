@@ -88,21 +88,8 @@ REF_TARGETS: dict[str, str] = {
 BANK = "Bank"
 CARD = "Credit Card"
 VOIDABLE = ("Invoice", "Payment", "BillPayment", "SalesReceipt")
-DELETABLE = (
-    "Bill",
-    "BillPayment",
-    "Invoice",
-    "Payment",
-    "Purchase",
-    "Deposit",
-    "SalesReceipt",
-    "RefundReceipt",
-    "Transfer",
-    "JournalEntry",
-    "VendorCredit",
-    "CreditMemo",
-    "CreditCardPaymentTxn",
-)
+# Every transaction that posts to the ledger can be deleted.
+DELETABLE = ledger.TRANSACTION_ENTITIES
 NAME_LISTS = ("Vendor", "Customer")
 # Documents a payment settles (+1) or applies as a credit (-1), and how they link back to it.
 BILL_PAYMENT_LINKS = {"Bill": 1, "VendorCredit": -1}
