@@ -56,7 +56,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from qbo_json import expense_line, home, report_groups, sales_line
 from runway_env import FAST, RunwayEnv
 
 from qbo_sandbox.app import Sandbox, create_app
@@ -123,11 +124,6 @@ amounts = st.integers(min_value=1, max_value=500_000).map(lambda c: Decimal(c) *
 days_back = st.integers(min_value=0, max_value=HISTORY_DAYS)
 fractions = st.sampled_from(("all", "half", "cent"))
 banks = st.sampled_from(BANKS)
-
-
-def home(amount: Decimal, rate: Decimal) -> Decimal:
-    """QuickBooks' home-currency amount of a foreign amount: rounded half up to the cent."""
-    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def part(open_amount: Decimal, fraction: str) -> Decimal:
@@ -397,7 +393,7 @@ class RunwayBooks(RuleBasedStateMachine):
                 "VendorRef": {"value": self.vendor},
                 "TxnDate": day.isoformat(),
                 "DueDate": (day + timedelta(days=terms)).isoformat(),
-                "Line": [_expense(self.ref(account), amount)],
+                "Line": [expense_line(self.ref(account), amount)],
             },
         )
         self.bills.append(Document("Bill", created["Id"], self.vendor, day, amount))
@@ -413,7 +409,7 @@ class RunwayBooks(RuleBasedStateMachine):
                 "ExchangeRate": rate,
                 "TxnDate": day.isoformat(),
                 "DueDate": (day + timedelta(days=30)).isoformat(),
-                "Line": [_expense(self.ref("supplies"), amount)],
+                "Line": [expense_line(self.ref("supplies"), amount)],
             },
         )
         self.bills.append(
@@ -426,7 +422,7 @@ class RunwayBooks(RuleBasedStateMachine):
         body: dict[str, Any] = {
             "VendorRef": {"value": self.euro_vendor if euro else self.vendor},
             "TxnDate": day.isoformat(),
-            "Line": [_expense(self.ref("rent"), amount)],
+            "Line": [expense_line(self.ref("rent"), amount)],
         }
         if euro:
             body.update(CurrencyRef={"value": "EUR"}, ExchangeRate=rate)
@@ -456,7 +452,7 @@ class RunwayBooks(RuleBasedStateMachine):
             "CustomerRef": {"value": self.euro_customer if euro else self.customer},
             "TxnDate": day.isoformat(),
             "DueDate": (day + timedelta(days=terms)).isoformat(),
-            "Line": [_sale(self.ref("sales"), amount)],
+            "Line": [sales_line(self.ref("sales"), amount)],
         }
         if euro:
             body.update(CurrencyRef={"value": "EUR"}, ExchangeRate=rate)
@@ -481,7 +477,7 @@ class RunwayBooks(RuleBasedStateMachine):
             {
                 "CustomerRef": {"value": self.customer},
                 "TxnDate": day.isoformat(),
-                "Line": [_sale(self.ref("sales"), amount)],
+                "Line": [sales_line(self.ref("sales"), amount)],
             },
         )
         self.memos.append(Document("CreditMemo", created["Id"], self.customer, day, amount))
@@ -497,7 +493,7 @@ class RunwayBooks(RuleBasedStateMachine):
                 "TxnDate": day.isoformat(),
                 "PaymentType": "CreditCard",
                 "AccountRef": self.ref("card"),
-                "Line": [_expense(self.ref(into), amount)],
+                "Line": [expense_line(self.ref(into), amount)],
             },
         )
 
@@ -661,7 +657,7 @@ class RunwayBooks(RuleBasedStateMachine):
         body: dict[str, Any] = {
             "CustomerRef": {"value": self.customer},
             "TxnDate": day.isoformat(),
-            "Line": [_sale(self.ref("sales"), amount)],
+            "Line": [sales_line(self.ref("sales"), amount)],
         }
         if into != "undeposited":
             body["DepositToAccountRef"] = self.ref(into)
@@ -765,7 +761,7 @@ class RunwayBooks(RuleBasedStateMachine):
                 "CustomerRef": {"value": self.customer},
                 "TxnDate": day.isoformat(),
                 "DepositToAccountRef": self.ref("checking"),
-                "Line": [_sale(self.ref("sales"), amount)],
+                "Line": [sales_line(self.ref("sales"), amount)],
             },
         )
         self.wrote("RefundReceipt", created, Move(day, "checking", -amount, INCOME))
@@ -847,7 +843,7 @@ class RunwayBooks(RuleBasedStateMachine):
                 "TxnDate": day.isoformat(),
                 "PaymentType": "Check",
                 "AccountRef": self.ref(bank),
-                "Line": [_expense(self.ref(into), amount)],
+                "Line": [expense_line(self.ref(into), amount)],
             },
         )
         counter = CHART[into][1]
@@ -969,8 +965,8 @@ class RunwayBooks(RuleBasedStateMachine):
                 "PaymentType": "Check",
                 "AccountRef": self.ref("checking"),
                 "Line": [
-                    _expense(self.ref("loan"), principal),
-                    _expense(self.ref("interest"), interest),
+                    expense_line(self.ref("loan"), principal),
+                    expense_line(self.ref("interest"), interest),
                 ],
             }
         else:
@@ -1050,20 +1046,23 @@ class RunwayBooks(RuleBasedStateMachine):
         balances: dict[str, Decimal] = defaultdict(lambda: ZERO)
         opening = ZERO
         # One movement per transaction, cash account and counter-account type (a transaction's
-        # lines against one kind of account are one movement).
-        grouped: dict[tuple[int, str, str], Decimal] = defaultdict(lambda: ZERO)
+        # lines against one kind of account are one movement); a journal entry's operating or
+        # investing lines net among themselves (its cash is one line against them all).
+        grouped: dict[tuple[int, str, str, str | None], Decimal] = defaultdict(lambda: ZERO)
         for number, txn in enumerate(self.txns):
             for move in txn.moves:
                 balances[move.account] += move.amount
                 if move.day < start:
                     opening += move.amount
+                kind = flow_class(move.counter)
+                netted = txn.entity == "JournalEntry" and kind in ("operating", "investing")
+                counter = None if netted else move.counter
                 if start <= move.day <= today:
-                    grouped[number, move.account, move.counter] += move.amount
+                    grouped[number, move.account, kind, counter] += move.amount
         cash_in = cash_out = ZERO
         owner_in = owner_out = loans_in = loans_repaid = ZERO
         counted = 0
-        for (_, _, counter), amount in grouped.items():
-            kind = flow_class(counter)
+        for (_, _, kind, counter), amount in grouped.items():
             if amount == 0 or kind == "transfer":
                 continue
             if kind == "financing":
@@ -1135,7 +1134,7 @@ class RunwayBooks(RuleBasedStateMachine):
         ours = self.expected(today)
         figures = self.oodaloo_figures(today)
         start = today - timedelta(days=WINDOW_DAYS - 1)
-        statement = _groups(
+        statement = report_groups(
             self.get("reports/CashFlow", start_date=start.isoformat(), end_date=today.isoformat())
         )
         burn, financing = figures.burn, figures.financing
@@ -1222,22 +1221,6 @@ def _side_by_side(rows: dict[str, tuple[Any, Any, Any]], differ: list[str], txns
     return "\n".join(lines)
 
 
-def _expense(account: dict[str, str], amount: Decimal) -> dict[str, Any]:
-    return {
-        "Amount": amount,
-        "DetailType": "AccountBasedExpenseLineDetail",
-        "AccountBasedExpenseLineDetail": {"AccountRef": account},
-    }
-
-
-def _sale(income: dict[str, str], amount: Decimal) -> dict[str, Any]:
-    return {
-        "Amount": amount,
-        "DetailType": "SalesItemLineDetail",
-        "SalesItemLineDetail": {"ItemAccountRef": income},
-    }
-
-
 def _with_amount(lines: list[dict[str, Any]], amount: Decimal) -> list[dict[str, Any]]:
     """A one-line transaction's lines with that line's amount changed."""
     (line,) = lines
@@ -1250,17 +1233,6 @@ def _journal(posting: str, account: dict[str, str], amount: Decimal) -> dict[str
         "DetailType": "JournalEntryLineDetail",
         "JournalEntryLineDetail": {"PostingType": posting, "AccountRef": account},
     }
-
-
-def _walk(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for row in rows:
-        yield row
-        yield from _walk(row.get("Rows", {}).get("Row", []))
-
-
-def _groups(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The report's sections by their `group` (QuickBooks' JSON report rows)."""
-    return {row["group"]: row for row in _walk(report["Rows"]["Row"]) if "group" in row}
 
 
 def _total(groups: dict[str, dict[str, Any]], group: str) -> Decimal:

@@ -23,7 +23,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ import simplejson
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from qbo_json import expense_line, home, report_groups, report_rows, sales_line
 
 from qbo_sandbox.api import build_v3_app
 from qbo_sandbox.store import Store
@@ -75,11 +76,6 @@ days = st.integers(min_value=0, max_value=(TODAY - FIRST_DAY).days).map(
     lambda n: FIRST_DAY + timedelta(days=n)
 )
 fractions = st.sampled_from(("all", "half", "cent"))
-
-
-def home(amount: Decimal, rate: Decimal) -> Decimal:
-    """QuickBooks' home-currency amount of a foreign amount: rounded half up to the cent."""
-    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class Clock:
@@ -248,7 +244,7 @@ class Books(RuleBasedStateMachine):
                 "VendorRef": {"value": self.vendor},
                 "TxnDate": day.isoformat(),
                 "DueDate": (day + timedelta(days=terms)).isoformat(),
-                "Line": [_expense(self.ref(account), amount)],
+                "Line": [expense_line(self.ref(account), amount)],
             },
         )
         self.bills.append(Document("Bill", created["Id"], self.vendor, day, amount, amount))
@@ -264,7 +260,7 @@ class Books(RuleBasedStateMachine):
                 "ExchangeRate": rate,
                 "TxnDate": day.isoformat(),
                 "DueDate": (day + timedelta(days=30)).isoformat(),
-                "Line": [_expense(self.ref("supplies"), amount)],
+                "Line": [expense_line(self.ref("supplies"), amount)],
             },
         )
         self.bills.append(
@@ -351,7 +347,7 @@ class Books(RuleBasedStateMachine):
             {
                 "VendorRef": {"value": self.vendor},
                 "TxnDate": day.isoformat(),
-                "Line": [_expense(self.ref("rent"), amount)],
+                "Line": [expense_line(self.ref("rent"), amount)],
             },
         )
         self.credits.append(
@@ -405,7 +401,7 @@ class Books(RuleBasedStateMachine):
                 "CustomerRef": {"value": self.customer},
                 "TxnDate": day.isoformat(),
                 "DueDate": (day + timedelta(days=terms)).isoformat(),
-                "Line": [_sale(self.ref("sales"), amount)],
+                "Line": [sales_line(self.ref("sales"), amount)],
             },
         )
         self.invoices.append(Document("Invoice", created["Id"], self.customer, day, amount, amount))
@@ -463,7 +459,7 @@ class Books(RuleBasedStateMachine):
             {
                 "CustomerRef": {"value": self.customer},
                 "TxnDate": day.isoformat(),
-                "Line": [_sale(self.ref("sales"), amount)],
+                "Line": [sales_line(self.ref("sales"), amount)],
             },
         )
         self.book(Entry(day, "sales", amount), Entry(day, "ar", -amount))
@@ -476,7 +472,7 @@ class Books(RuleBasedStateMachine):
                 "CustomerRef": {"value": self.customer},
                 "TxnDate": day.isoformat(),
                 "DepositToAccountRef": self.ref("checking"),
-                "Line": [_sale(self.ref("sales"), amount)],
+                "Line": [sales_line(self.ref("sales"), amount)],
             },
         )
         self.book(Entry(day, "checking", amount), Entry(day, "sales", -amount))
@@ -523,7 +519,7 @@ class Books(RuleBasedStateMachine):
                 "TxnDate": day.isoformat(),
                 "PaymentType": "Check",
                 "AccountRef": self.ref("checking"),
-                "Line": [_expense(self.ref(into), amount)],
+                "Line": [expense_line(self.ref(into), amount)],
             },
         )
         self.book(Entry(day, into, amount), Entry(day, "checking", -amount))
@@ -536,7 +532,7 @@ class Books(RuleBasedStateMachine):
                 "TxnDate": day.isoformat(),
                 "PaymentType": "CreditCard",
                 "AccountRef": self.ref("card"),
-                "Line": [_expense(self.ref(into), amount)],
+                "Line": [expense_line(self.ref(into), amount)],
             },
         )
         self.book(Entry(day, into, amount), Entry(day, "card", -amount))
@@ -622,7 +618,7 @@ class Books(RuleBasedStateMachine):
     def balance_sheet_balances(self) -> None:
         totals = self.balances()
         sheet = self.report("BalanceSheet", start_date="2024-01-01", end_date=TODAY.isoformat())
-        found = _groups(sheet)
+        found = report_groups(sheet)
         assets = sum((v for k, v in totals.items() if self.types[k] in ASSET_TYPES), ZERO)
         liabilities = -sum((v for k, v in totals.items() if self.types[k] in LIABILITY_TYPES), ZERO)
         income = -sum((v for k, v in totals.items() if self.types[k] in PNL_TYPES), ZERO)
@@ -632,18 +628,18 @@ class Books(RuleBasedStateMachine):
         assert _total(found["Equity"]) == equity
         net_income = next(
             r
-            for r in _walk(sheet["Rows"]["Row"])
+            for r in report_rows(sheet["Rows"]["Row"])
             if r.get("ColData", [{}])[0].get("value") == "Net Income"
         )
         assert Decimal(net_income["ColData"][1]["value"]) == income
         pnl = self.report("ProfitAndLoss", start_date="2024-01-01", end_date=TODAY.isoformat())
-        assert _total(_groups(pnl)["NetIncome"]) == income
+        assert _total(report_groups(pnl)["NetIncome"]) == income
 
     @invariant()
     def cash_flow_matches_the_cash_movements(self) -> None:
         for start in (date(2024, 1, 1), TODAY - timedelta(days=45)):
             flow = self.report("CashFlow", start_date=start.isoformat(), end_date=TODAY.isoformat())
-            found = _groups(flow)
+            found = report_groups(flow)
             ours = self.cash_flows(start, TODAY)
             operating = _total(found["OperatingActivities"])
             investing = (
@@ -697,34 +693,6 @@ def _part(open_amount: Decimal, fraction: str) -> Decimal:
     if fraction == "cent":
         return CENT
     return (open_amount / 2).quantize(CENT)
-
-
-def _expense(account: dict[str, str], amount: Decimal) -> dict[str, Any]:
-    return {
-        "Amount": amount,
-        "DetailType": "AccountBasedExpenseLineDetail",
-        "AccountBasedExpenseLineDetail": {"AccountRef": account},
-    }
-
-
-def _sale(income: dict[str, str], amount: Decimal) -> dict[str, Any]:
-    return {
-        "Amount": amount,
-        "DetailType": "SalesItemLineDetail",
-        "SalesItemLineDetail": {"ItemAccountRef": income},
-    }
-
-
-def _walk(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        out.append(row)
-        out += _walk(row.get("Rows", {}).get("Row", []))
-    return out
-
-
-def _groups(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {row["group"]: row for row in _walk(body["Rows"]["Row"]) if "group" in row}
 
 
 def _total(row: dict[str, Any]) -> Decimal:
