@@ -31,7 +31,7 @@ import argparse
 import asyncio
 import tempfile
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -98,18 +98,26 @@ def applied_before(
     return applied
 
 
-def bills_open_on(realm: Realm, day: date) -> tuple[OpenBill, ...]:
-    """Bills dated before `day` with money still owed at its start."""
-    paid = applied_before(realm, "BillPayment", "Bill", day)
-    out = []
-    for bill in realm.iter("Bill"):
-        dated = _day(bill.get("TxnDate"))
+def _open_on(
+    realm: Realm, entity: str, paid_by: str, day: date
+) -> Iterator[tuple[dict[str, Any], date, Decimal, Decimal]]:
+    """(document, its date, total, balance) of each `entity` dated before `day` with money still
+    open at its start, what `paid_by` payments dated before it applied taken off."""
+    paid = applied_before(realm, paid_by, entity, day)
+    for doc in realm.iter(entity):
+        dated = _day(doc.get("TxnDate"))
         if dated is None or dated >= day:
             continue
-        total = _amount(bill["TotalAmt"])
-        balance = total - sum((amount for _, amount in paid.get(str(bill["Id"]), ())), ZERO)
-        if balance <= 0:
-            continue
+        total = _amount(doc["TotalAmt"])
+        balance = total - sum((amount for _, amount in paid.get(str(doc["Id"]), ())), ZERO)
+        if balance > 0:
+            yield doc, dated, total, balance
+
+
+def bills_open_on(realm: Realm, day: date) -> tuple[OpenBill, ...]:
+    """Bills dated before `day` with money still owed at its start."""
+    out = []
+    for bill, dated, total, balance in _open_on(realm, "Bill", "BillPayment", day):
         vendor = bill.get("VendorRef") or {}
         out.append(
             OpenBill(
@@ -128,16 +136,8 @@ def bills_open_on(realm: Realm, day: date) -> tuple[OpenBill, ...]:
 
 def invoices_open_on(realm: Realm, day: date) -> tuple[OpenInvoice, ...]:
     """Invoices dated before `day` with money still to collect at its start."""
-    paid = applied_before(realm, "Payment", "Invoice", day)
     out = []
-    for invoice in realm.iter("Invoice"):
-        dated = _day(invoice.get("TxnDate"))
-        if dated is None or dated >= day:
-            continue
-        total = _amount(invoice["TotalAmt"])
-        balance = total - sum((amount for _, amount in paid.get(str(invoice["Id"]), ())), ZERO)
-        if balance <= 0:
-            continue
+    for invoice, dated, total, balance in _open_on(realm, "Invoice", "Payment", day):
         customer = invoice.get("CustomerRef") or {}
         out.append(
             OpenInvoice(
