@@ -78,6 +78,9 @@ class SlackSandboxConfig:
     rate_limit: bool = True
     rate_limit_burst: int = 3
     rate_limit_per_second: float = 1.0
+    #: ...and, across the workspace's channels, "several hundred messages per minute" with bursts.
+    workspace_rate_limit_burst: int = 50
+    workspace_rate_limit_per_minute: float = 300.0
 
     clock: Clock = field(default_factory=SystemClock)
     host: str = "127.0.0.1"

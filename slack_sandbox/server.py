@@ -41,6 +41,8 @@ class SlackSandbox:
             config.clock,
             burst=config.rate_limit_burst,
             per_second=config.rate_limit_per_second,
+            workspace_burst=config.workspace_rate_limit_burst,
+            workspace_per_minute=config.workspace_rate_limit_per_minute,
             enabled=config.rate_limit,
         )
         self.app = Starlette(

@@ -29,7 +29,7 @@ class RateLimited(SlackError):
         super().__init__(
             "ratelimited",
             status=429,
-            detail=f"too many messages to {channel}; retry in {retry_after}s",
+            detail=f"too many messages to {channel} or to this workspace; retry in {retry_after}s",
         )
         self.retry_after = retry_after
 

@@ -13,7 +13,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from qbo_sandbox.config import ManualClock
-from slack_sandbox.config import SlackSandboxConfig
+from slack_sandbox.config import ChannelSpec, SlackSandboxConfig
 from slack_sandbox.server import RunningSlack, start_in_thread
 
 FINANCE = "C0FINANCE"
@@ -224,6 +224,29 @@ async def test_the_rate_limit_retry_handler_gets_through(
     assert [m.text for m in slack.workspace.messages(FINANCE)] == [f"message {i}" for i in range(4)]
     statuses = [c.status for c in slack.workspace.calls("chat.postMessage")]
     assert statuses.count(429) >= 1 and statuses.count(200) == 4
+
+
+MANY_CHANNELS = tuple(ChannelSpec(f"C0MANY{i:03d}", f"client-{i}") for i in range(8))
+
+
+@pytest.mark.parametrize(
+    "slack_config",
+    [SlackSandboxConfig(channels=MANY_CHANNELS, workspace_rate_limit_burst=5,
+                        workspace_rate_limit_per_minute=6)],
+)
+async def test_the_workspace_has_its_own_limit_across_channels(
+    web_client: AsyncWebClient, slack: RunningSlack
+) -> None:
+    for spec in MANY_CHANNELS[:5]:
+        await web_client.chat_postMessage(channel=spec.id, text="one each")
+    with pytest.raises(SlackApiError) as limited:
+        await web_client.chat_postMessage(channel=MANY_CHANNELS[5].id, text="the sixth channel")
+    assert limited.value.response.status_code == 429
+    assert limited.value.response["error"] == "ratelimited"
+    # One message per 10 s across the workspace: Slack says when to come back.
+    assert int(limited.value.response.headers["Retry-After"]) == 10
+    assert slack.sandbox.rate_limit.rejected_by == {"channel": 0, "workspace": 1}
+    assert slack.workspace.messages(MANY_CHANNELS[5].id) == []
 
 
 @pytest.mark.parametrize("slack_config", [SlackSandboxConfig(rate_limit=False)])
