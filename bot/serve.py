@@ -17,6 +17,7 @@ import uvicorn
 from bot.bootstrap import Oodaloo
 from bot.settings import Settings, SettingsError
 from bot.slack.app import SlackBot
+from bot.slack.handoff import hand_off_for
 from bot.web import create_web_app
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
             slack = SlackBot(oodaloo, linker=wired.linker)
         except ValueError as missing:  # Slack's token or secret is not configured
             raise SettingsError(str(missing)) from None
+        # With REDIS_URL the work after each ack goes to `oodaloo worker`; without, it stays here.
+        slack.hand_off = hand_off_for(slack)
         app = create_web_app(oodaloo, slack, extra_routes=wired.routes(slack))
         server = _Server(
             uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())

@@ -38,6 +38,7 @@ from bot.http_guards import (
 )
 from bot.qbo_webhooks import WEBHOOKS_PATH
 from bot.slack.app import SlackBot
+from bot.slack.handoff import backlog
 from runway.models import Business, ConnectionStatus, QBOConnection
 from sync import CircuitState, RedisBackend
 
@@ -79,7 +80,8 @@ async def health(oodaloo: Oodaloo, *, detail: bool = False) -> tuple[bool, dict[
     if isinstance(backend, RedisBackend):
         try:
             await backend.ping()
-            report["redis"] = {"ok": True}
+            # Slack work handed off and not yet done by `oodaloo worker`, and the workers taking it.
+            report["redis"] = {"ok": True, "slack_work": await backlog(backend)}
         except ConnectionError as exc:
             healthy = False
             logger.warning("health: Redis does not answer: %s", exc)

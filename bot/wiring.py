@@ -1,5 +1,8 @@
 """Wires the optional parts of `oodaloo serve` and `oodaloo worker` from the settings.
 
+With Redis and Slack configured, `oodaloo worker` also does the Slack work the web processes hand
+off after their acks (`bot.slack.handoff.WorkConsumers`).
+
 QuickBooks connect needs the Intuit app (QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REDIRECT_URI);
 webhooks need QBO_WEBHOOK_VERIFIER_TOKEN; email needs SMTP_URL; Slack needs its token and secret.
 Each part is on when its settings are there, and says in the log when it is off and why.
@@ -21,9 +24,10 @@ from bot.qbo_webhooks import qbo_webhook_route
 from bot.ritual import Ritual
 from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
+from bot.slack.handoff import WorkConsumers
 from runway.businesses import BusinessNotFound
 from runway.models import Business
-from sync import QuickBooksUnavailable, SyncStrategy
+from sync import QuickBooksUnavailable, RedisBackend, SyncStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +135,20 @@ async def wire_routes(oodaloo: Oodaloo, *, qbo_http: Any = None, discovery_url: 
     return wired
 
 
+def slack_bot_for(oodaloo: Oodaloo) -> SlackBot | None:
+    """A Slack bot from the settings, or None when Slack is not configured."""
+    settings = oodaloo.settings
+    if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
+        return SlackBot(oodaloo)
+    return None
+
+
 async def ritual_for(oodaloo: Oodaloo, slack: SlackBot | None = None) -> Ritual:
     """The ritual's jobs, posting through `slack` (or a bot built from the settings) and mailing
     through SMTP_URL when set."""
     settings = oodaloo.settings
-    if slack is None and settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
-        slack = SlackBot(oodaloo)
+    if slack is None:
+        slack = slack_bot_for(oodaloo)
     mail = None
     if settings.smtp_url:
         from bot.email_wiring import digest_mailer
@@ -160,13 +172,28 @@ async def run_worker_process(settings: Settings) -> None:
 
     oodaloo = await Oodaloo.start(settings)
     try:
-        ritual = await ritual_for(oodaloo)
-        await run_worker(
-            RitualJobsAdapter(ritual),
-            database_url=settings.database_url,
-            redis_url=settings.redis_url,
-            handle_signals=True,
-        )
+        slack = slack_bot_for(oodaloo)
+        ritual = await ritual_for(oodaloo, slack)
+        stop = asyncio.Event()
+        consuming: asyncio.Task[None] | None = None
+        backend = oodaloo.infra.backend
+        if slack is not None and isinstance(backend, RedisBackend):
+            consumers = WorkConsumers(slack, backend)
+            consuming = asyncio.create_task(consumers.run(stop), name="slack work")
+        try:
+            await run_worker(
+                RitualJobsAdapter(ritual),
+                database_url=settings.database_url,
+                redis_url=settings.redis_url,
+                stop=stop,
+                handle_signals=True,
+            )
+        finally:
+            stop.set()
+            if consuming is not None:
+                await consuming
+            if slack is not None:
+                await slack.idle()
     finally:
         await oodaloo.aclose()
 

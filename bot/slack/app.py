@@ -3,7 +3,8 @@ modal and Slack's events, split by job: `clicks` (buttons), `commands` (`/runway
 and `channel` (what is posted to the channel and drawn again after every change).
 
 Every listener acknowledges first (Slack wants an answer within 3 s; ours answers in milliseconds)
-and does the work after the ack. The business always comes from the request's team and channel
+and hands the work after the ack to `hand_off` (`handoff`: this process, or `oodaloo worker`
+through Redis), which runs it with `perform`: the same handlers wherever it runs. The business always comes from the request's team and channel
 (`tenancy`); a button's value only names an item (and the amount shown), looked up in that
 business's books. Repeated deliveries of one request are handled once (`deliveries`). Whatever
 cannot be done is told to the person in the same words from every listener (`replies.explain`).
@@ -34,6 +35,7 @@ from bot.slack.channel import ChannelMessages
 from bot.slack.clicks import Click, Clicks
 from bot.slack.commands import HELP, SUBCOMMANDS, Commands, subcommand
 from bot.slack.deliveries import DeliveryLog, delivery_name
+from bot.slack.handoff import HandOff, InProcess, SlackWork
 from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
@@ -128,6 +130,9 @@ class SlackBot:
         self.channel = ChannelMessages(oodaloo, self.poster, self.client_for)
         self.clicks = Clicks(self)
         self.commands = Commands(self)
+        self._click_handlers = self.clicks.handlers()
+        #: Where the work after an ack runs; the composition root may choose Redis (`hand_off_for`).
+        self.hand_off: HandOff = InProcess(self)
         # What the rest of Oodaloo asks of Slack.
         self.post_digest = self.channel.post_digest
         self.post_drift_alerts = self.channel.post_drift_alerts
@@ -181,8 +186,8 @@ class SlackBot:
         app = self.app
         app.middleware(self._once_per_delivery)
         app.command("/runway")(self._runway_command)
-        for action_id, handler in self.clicks.handlers().items():
-            app.action(action_id)(self._click_listener(handler))
+        for action_id in self._click_handlers:
+            app.action(action_id)(self._click_listener(action_id))
         app.view(CALLBACK_ID)(self.commands.settings_submitted)
         app.event("app_home_opened")(self._ignore_event)
         app.event("app_uninstalled")(self._ignore_event)
@@ -220,14 +225,27 @@ class SlackBot:
 
     # --- buttons ----------------------------------------------------------------------------
 
-    def _click_listener(
-        self, handler: Callable[[Click], Awaitable[None]]
-    ) -> Callable[..., Awaitable[None]]:
+    def _click_listener(self, action_id: str) -> Callable[..., Awaitable[None]]:
         async def listener(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
             await ack()
-            self.spawn(self._run_click(handler, body, client, respond))
+            await self.hand_off.hand_off(SlackWork("click", action_id, body), client, respond)
 
         return listener
+
+    async def perform(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
+        """The work after an ack, with the client of its team and the respond of its response_url
+        (in the web process Bolt's own, in a worker built again from the work)."""
+        if work.kind == "command":
+            if work.name not in SUBCOMMANDS:
+                logger.warning("Slack work names no /runway subcommand: %r", work.name[:100])
+                return
+            await self._run_command(work.name, work.body, client, respond)
+            return
+        handler = self._click_handlers.get(work.name)
+        if handler is None:
+            logger.warning("Slack work names no button Oodaloo has: %r", work.name[:100])
+            return
+        await self._run_click(handler, work.body, client, respond)
 
     async def _run_click(
         self,
@@ -261,7 +279,7 @@ class SlackBot:
             await ack(text=f"I don't know `/runway {escape(sub)}`. Here is what I can do:\n{HELP}")
             return
         await ack()
-        self.spawn(self._run_command(sub, body, client, respond))
+        await self.hand_off.hand_off(SlackWork("command", sub, body), client, respond)
 
     async def _run_command(self, sub: str, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
         try:

@@ -1,0 +1,216 @@
+"""The work after a Slack ack handed to `oodaloo worker` through Redis (`bot.slack.handoff`).
+
+One Oodaloo (`bot.local`'s stack: the web app over loopback HTTP, the local Slack, the QBO sandbox)
+acks a click on "and N more" and a `/runway` command; another Oodaloo on the same PostgreSQL
+database, with its own Slack bot, consumes the stream as a worker does and answers through the
+local Slack. Each test has its own Redis key prefix (OODALOO_TEST_REDIS_URL; skipped without it,
+failed under CI=true). Also: a piece left pending by a consumer that died is taken over by another;
+with no consumer alive, or Redis out of reach, the web process does the work itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from db_conftest import MigratedDatabase
+from service_env import REDIS_ENV, required_service_url
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bootstrap import Oodaloo
+from bot.local import CHANNEL, FAST, OWNER, LocalStack, free_socket, local_stack
+from bot.slack import blocks as kit
+from bot.slack.app import SlackBot
+from bot.slack.handoff import (
+    GROUP,
+    InProcess,
+    RedisStream,
+    SlackWork,
+    WorkConsumers,
+    backlog,
+    consumers_key,
+    stream_key,
+)
+from qbo_sandbox.oauth import TOKEN_PATH
+from sync import MemoryBackend, RedisBackend
+
+pytestmark = pytest.mark.http
+#: The web app's Oodaloo and the worker's share one PostgreSQL database, as processes do.
+ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend.from_url(
+        required_service_url(REDIS_ENV, "Redis", "127.0.0.1:6379"),
+        prefix=f"oodaloo-test:{uuid.uuid4().hex[:12]}",
+    )
+    await backend.ping()
+    try:
+        yield backend
+    finally:
+        await backend.delete_all_keys()
+        await backend.aclose()
+
+
+class Counted:
+    """The web process's own way, counting the pieces it was given."""
+
+    def __init__(self, bot: SlackBot) -> None:
+        self.inner = InProcess(bot)
+        self.count = 0
+
+    async def hand_off(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
+        self.count += 1
+        await self.inner.hand_off(work, client, respond)
+
+
+@pytest.fixture
+async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
+    async with local_stack(migrated.url) as built:
+        yield built
+
+
+def web_hands_off(stack: LocalStack, redis: RedisBackend) -> Counted:
+    """The stack's web app acks and adds to `redis`'s stream, as `oodaloo serve` with REDIS_URL."""
+    here = Counted(stack.bot)
+    stack.bot.hand_off = RedisStream(redis, here)
+    return here
+
+
+@contextlib.asynccontextmanager
+async def worker(stack: LocalStack, redis: RedisBackend, **options: Any) -> AsyncIterator[WorkConsumers]:
+    """Another Oodaloo on the same database with its own Slack bot, consuming as `oodaloo worker`."""
+    sandbox = stack.sandbox
+    oodaloo = await Oodaloo.start(
+        stack.oodaloo.settings,
+        qbo_transport=httpx.ASGITransport(app=sandbox.app),
+        backend=MemoryBackend(),
+        sync_settings=replace(FAST, qbo_base_url=sandbox.base_url),
+        qbo_token_url=f"{sandbox.base_url}{TOKEN_PATH}",
+    )
+    bot = SlackBot(oodaloo)
+    consumers = WorkConsumers(bot, redis, heartbeat=0.1, **options)
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumers.run(stop, grace=10.0))
+    try:
+        await until(lambda: _workers(redis), "the worker counted among the living")
+        yield consumers
+    finally:
+        stop.set()
+        await running
+        await bot.idle()
+        await oodaloo.aclose()
+
+
+async def _workers(redis: RedisBackend) -> bool:
+    return (await backlog(redis)).get("workers", 0) > 0
+
+
+async def until(check: Any, what: str, seconds: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {seconds}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def answered(stack: LocalStack, count: int) -> None:
+    """Until the owner has been shown `count` ephemeral answers."""
+    await stack.until(lambda: len(stack.ephemerals(OWNER)) >= count or None, timeout=15)
+
+
+@ON_POSTGRES
+async def test_a_click_and_a_command_acked_by_the_web_app_are_done_by_a_worker(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    here = web_hands_off(stack, redis)
+    digest = await stack.post_digest()
+    async with worker(stack, redis) as consumers:
+        click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+        assert click.status == 200, click.text
+        await answered(stack, 1)
+        command = await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "")
+        assert command.status == 200, command.text
+        await answered(stack, 2)
+        await until(lambda: _done(consumers, 2), "the worker finished both pieces")
+    invoices, summary = stack.ephemerals(OWNER)
+    assert "invoices" in (invoices.text + str(invoices.blocks)).lower(), invoices
+    assert "runway" in (summary.text + str(summary.blocks)).lower(), summary
+    assert here.count == 0, "the web process did work a worker was there to do"
+    assert await backlog(redis) == {"waiting": 0, "workers": 0}
+
+
+async def _done(consumers: WorkConsumers, count: int) -> bool:
+    return consumers.done >= count
+
+
+@ON_POSTGRES
+async def test_work_left_by_a_worker_that_died_is_taken_over_by_another(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    web_hands_off(stack, redis)
+    digest = await stack.post_digest()
+    client = redis.client
+    # A worker that read the piece and died before finishing it (killed: nothing acknowledged).
+    await client.xgroup_create(stream_key(redis), GROUP, id="0", mkstream=True)
+    await client.zadd(consumers_key(redis), {"dead": 2**40})
+    click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+    assert click.status == 200, click.text
+    taken = await client.xreadgroup(GROUP, "dead", {stream_key(redis): ">"}, count=10, block=2000)
+    assert taken and len(taken[0][1]) == 1, taken
+    await client.zrem(consumers_key(redis), "dead")
+    assert stack.ephemerals(OWNER) == []
+
+    async with worker(stack, redis, claim_idle_ms=200) as survivor:
+        await answered(stack, 1)
+        await until(lambda: _done(survivor, 1), "the survivor finished the piece")
+    assert await client.xpending(stream_key(redis), GROUP) == {
+        "pending": 0, "min": None, "max": None, "consumers": []
+    }
+    assert await client.xlen(stream_key(redis)) == 0
+
+
+@ON_POSTGRES
+async def test_with_no_worker_alive_the_web_process_does_the_work(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    here = web_hands_off(stack, redis)
+    digest = await stack.post_digest()
+    click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+    assert click.status == 200, click.text
+    await answered(stack, 1)
+    assert here.count == 1
+    assert await redis.client.xlen(stream_key(redis)) == 0, "work was left for nobody"
+
+
+@ON_POSTGRES
+async def test_with_redis_out_of_reach_the_web_process_does_the_work(stack: LocalStack) -> None:
+    sock = free_socket()  # bound, never listening: connections are refused
+    unreachable = RedisBackend.from_url(f"redis://127.0.0.1:{sock.getsockname()[1]}/0", prefix="oodaloo-test")
+    try:
+        here = web_hands_off(stack, unreachable)
+        digest = await stack.post_digest()
+        click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+        assert click.status == 200, click.text
+        command = await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "")
+        assert command.status == 200, command.text
+        await answered(stack, 2)
+        assert here.count == 2
+    finally:
+        await unreachable.aclose()
+        sock.close()
+
+
+def test_a_piece_of_work_reads_back_as_it_was_written() -> None:
+    work = SlackWork("click", kit.BILL_PAY, {"team": {"id": "T1"}, "response_url": "http://x/r/1"})
+    again = SlackWork.from_json(work.to_json())
+    assert again == work and again.team_id == "T1" and again.response_url == "http://x/r/1"
+    with pytest.raises(ValueError, match="not a piece of Slack work"):
+        SlackWork.from_json('{"kind": "other", "body": {}}')
