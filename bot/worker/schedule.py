@@ -4,7 +4,9 @@ Jobs (ids are stable, so re-reading the schedules replaces rather than duplicate
 
   digest:{business_id}  weekly, CronTrigger in the business's own timezone (8:00 Monday stays 8:00
                         local across daylight-saving changes; the UTC instant moves)
-  sync:{business_id}    every `sync_every`; RitualJobs.sync_if_due decides whether a sync is due
+  sync:{business_id}    every `sync_every`; RitualJobs.sync_if_due decides whether a sync is due.
+                        Each business's checks keep their own offset within the interval
+                        (`sync_offset`), so a thousand businesses are not all checked at once
   reconcile             every `reconcile_every` (a minute)
   refresh_tokens        every `refresh_tokens_every` (ten minutes)
   digest_sweep          every `digest_sweep_every` (five minutes): each business's latest digest,
@@ -73,6 +75,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+import zlib
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -235,11 +238,23 @@ def timetable(
             JobSpec(DIGEST_PREFIX + business, digest_trigger(schedule), DIGEST_POLICY,
                     Task.SEND_DIGEST, (business,))
         )
+        sync_every = IntervalTrigger(
+            seconds=cadence.sync_every.total_seconds(),
+            start_date=now + sync_offset(business, cadence.sync_every),
+            timezone=UTC,
+        )
         specs.append(
-            JobSpec(SYNC_PREFIX + business, every(cadence.sync_every), sync_policy(cadence),
-                    Task.SYNC_IF_DUE, (business,))
+            JobSpec(SYNC_PREFIX + business, sync_every, sync_policy(cadence), Task.SYNC_IF_DUE,
+                    (business,))
         )
     return specs
+
+
+def sync_offset(business_id: str, period: timedelta) -> timedelta:
+    """Where in each `period` the business's sync check falls: fixed per business (a hash of its
+    id), spread evenly over many, so their checks do not all land on the queue at one instant."""
+    millis = max(1, int(period.total_seconds() * 1000))
+    return timedelta(milliseconds=zlib.crc32(business_id.encode()) % millis)
 
 
 # --- firing: what a job function receives ---------------------------------------------------------

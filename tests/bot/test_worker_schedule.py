@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
@@ -32,6 +33,7 @@ from bot.worker.schedule import (
     RitualScheduler,
     digest_trigger,
     sync_database_url,
+    timetable,
 )
 from bot.worker.tasks import Task
 from sync.clock import Clock, ManualClock
@@ -268,6 +270,26 @@ async def test_a_worker_down_for_weeks_sends_one_digest_for_the_latest_monday_on
     assert [c.scheduled_for for c in log.of("send_digest")] == [utc(2027, 4, 12, 12)]
     # The five-minute sync check missed hundreds of runs: it runs once.
     assert len(log.of("sync_if_due")) == 1
+
+
+def test_the_sync_checks_of_a_thousand_businesses_are_spread_over_their_interval() -> None:
+    now = utc(2027, 3, 22, 7)
+    cadence = RitualCadence()
+    many = [BusinessSchedule(f"biz-{i:04d}", "America/New_York", 0, time(8, 0)) for i in range(1000)]
+    firsts = [
+        spec.trigger.get_next_fire_time(None, now)
+        for spec in timetable(many, cadence, now)
+        if spec.job_id.startswith("sync:")
+    ]
+    assert len(firsts) == 1000
+    assert all(now <= first < now + cadence.sync_every for first in firsts)
+    per_minute = Counter(int((first - now).total_seconds() // 60) for first in firsts)
+    assert sorted(per_minute) == [0, 1, 2, 3, 4]
+    assert max(per_minute.values()) < 300  # about 200 a minute, not 1,000 at one instant
+    # A business keeps its place in the interval whenever its timetable is built.
+    later = now + timedelta(hours=5, seconds=7)
+    again = next(s for s in timetable(many[:1], cadence, later) if s.job_id.startswith("sync:"))
+    assert again.trigger.start_date - later == firsts[0] - now
 
 
 # --- persistence and re-reading the schedules ----------------------------------------------------
