@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.jobs import Job, JobStatus
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 _JOBS_KEY = "ritual_jobs"
 _WORKER_KEY = "worker_id"
+_QUEUE_KEY = "ritual_queue"
+#: arq's states of a job that is still to run or running.
+_WAITING_OR_RUNNING = {JobStatus.queued, JobStatus.deferred, JobStatus.in_progress}
 # Kept so a late duplicate enqueue of a finished firing is still recognised.
 _KEEP_RESULT = timedelta(days=1)
 _ENQUEUE_ATTEMPTS = 4
@@ -46,9 +50,11 @@ async def _run(
     ctx: dict[str, Any], task: Task, args: tuple[str, ...], job_id: str, scheduled_for: str
 ) -> None:
     jobs: RitualJobs = ctx[_JOBS_KEY]
+    queue: RitualQueue = ctx[_QUEUE_KEY]
     log.info("worker %s runs %s due at %s", ctx.get(_WORKER_KEY), job_id, scheduled_for)
     await perform(
-        jobs, task, args, job_id=job_id, scheduled_for=datetime.fromisoformat(scheduled_for)
+        jobs, task, args, job_id=job_id, scheduled_for=datetime.fromisoformat(scheduled_for),
+        still_queued=queue.holds,
     )
 
 
@@ -143,7 +149,7 @@ class RitualQueue:
             max_jobs=self.max_jobs,
             job_timeout=self.job_timeout,
             keep_result=_KEEP_RESULT,
-            ctx={_JOBS_KEY: self.jobs, _WORKER_KEY: self.worker_id},
+            ctx={_JOBS_KEY: self.jobs, _WORKER_KEY: self.worker_id, _QUEUE_KEY: self},
         )
         await self._worker.async_run()
 
@@ -182,6 +188,12 @@ class RitualQueue:
             return False
         log.info("queued %s", queued_id)
         return True
+
+    async def holds(self, job_id: str, scheduled_for: datetime) -> bool:
+        """Whether the firing is queued (or deferred) or running now."""
+        queued = Job(arq_job_id(self.namespace, job_id, scheduled_for), self.pool,
+                     _queue_name=self.queue_name)
+        return await queued.status() in _WAITING_OR_RUNNING
 
     async def dispatch(
         self,

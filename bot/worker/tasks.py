@@ -10,13 +10,15 @@ business's latest weekly digest that is due and still within `DIGEST_CATCH_UP`, 
 that digest's own firing (`digest:{business_id}` at its due instant). `send_digest` is idempotent, so
 a digest already sent is left alone, one being sent is not disturbed, and one that failed or whose
 firing was lost (a leader that crashed between saving the next run time and queueing the job, a
-worker killed mid-digest) is sent now.
+worker killed mid-digest) is sent now. A digest whose own firing still waits in the queue (or runs)
+is left to it: on a Monday morning a thousand firings wait their turn, and a sweep that took them
+one after another would only hold them up.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +45,9 @@ class FiringRef:
 
 current_firing: ContextVar[FiringRef | None] = ContextVar("current_firing", default=None)
 
+#: Whether the queue still holds a firing (scheduler job id, scheduled instant): waiting or running.
+StillQueued = Callable[[str, datetime], Awaitable[bool]]
+
 
 async def perform(
     jobs: RitualJobs,
@@ -51,8 +56,9 @@ async def perform(
     *,
     job_id: str,
     scheduled_for: datetime,
+    still_queued: StillQueued | None = None,
 ) -> None:
-    """Run one firing of `task` with RitualJobs."""
+    """Run one firing of `task` with RitualJobs (`still_queued`: see `sweep_digests`)."""
     token = current_firing.set(FiringRef(job_id, scheduled_for))
     try:
         if task is Task.SYNC_IF_DUE:
@@ -66,15 +72,18 @@ async def perform(
         elif task is Task.REFRESH_TOKENS:
             await jobs.refresh_tokens()
         elif task is Task.SWEEP_DIGESTS:
-            await sweep_digests(jobs, at=scheduled_for)
+            await sweep_digests(jobs, at=scheduled_for, still_queued=still_queued)
         else:  # pragma: no cover - the enum is exhaustive
             raise ValueError(f"unknown ritual task {task!r}")
     finally:
         current_firing.reset(token)
 
 
-async def sweep_digests(jobs: RitualJobs, *, at: datetime) -> list[tuple[str, datetime]]:
-    """Ask for each business's latest digest due by `at` (and at most DIGEST_CATCH_UP old) again.
+async def sweep_digests(
+    jobs: RitualJobs, *, at: datetime, still_queued: StillQueued | None = None
+) -> list[tuple[str, datetime]]:
+    """Ask for each business's latest digest due by `at` (and at most DIGEST_CATCH_UP old) again,
+    except those whose own firing `still_queued` says the queue still holds.
 
     Returns the (business, due instant) pairs asked for. One business's failure is logged and does
     not keep the others' digests from going out.
@@ -85,8 +94,11 @@ async def sweep_digests(jobs: RitualJobs, *, at: datetime) -> list[tuple[str, da
         if due is None or at - due > DIGEST_CATCH_UP:
             continue
         business_id = schedule.business_id
+        job_id = DIGEST_PREFIX + business_id
+        if still_queued is not None and await still_queued(job_id, due):
+            continue
         asked.append((business_id, due))
-        token = current_firing.set(FiringRef(DIGEST_PREFIX + business_id, due))
+        token = current_firing.set(FiringRef(job_id, due))
         try:
             await jobs.send_digest(business_id, due)
         except Exception:

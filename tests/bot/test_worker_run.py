@@ -33,7 +33,7 @@ from bot.worker.leader import LEADER_LOCK_NAME, LeaderElection
 from bot.worker.queue import RitualQueue
 from bot.worker.run import WorkerOptions, run_worker
 from bot.worker.schedule import RitualCadence, RitualScheduler, sync_database_url
-from bot.worker.tasks import Task
+from bot.worker.tasks import Task, sweep_digests
 from sync.backends import RedisBackend, key_part
 from sync.clock import ManualClock
 from sync.locks import DistributedLock
@@ -446,4 +446,44 @@ async def test_a_new_leader_queues_the_firing_its_predecessor_lost_and_not_those
 
     assert [c.scheduled_for for c in log.of("reconcile_sweep")] == [started, lost]
     assert [c.scheduled_for for c in log.of("refresh_tokens")] == [started]
+    assert log.repeated_firings() == {}
+
+
+async def test_the_digest_sweep_leaves_a_digest_to_its_own_firing_while_the_queue_holds_it(
+    redis_url: str, prefix: str
+) -> None:
+    """On a Monday morning the sweep finds a thousand digests whose firings wait in the queue: it
+    leaves each to its firing (waiting or running) and sends only those the queue does not hold."""
+    log = CallLog()
+    due = datetime(2027, 6, 7, 12, tzinfo=UTC)  # Monday 8:00 in New York
+    mondays = [BusinessSchedule(f"biz-{n}", "America/New_York", 0, time(8, 0)) for n in (1, 2)]
+    jobs = RecordingJobs(log, mondays, worker="A", work_seconds=0.5)
+    queue = RitualQueue(redis_url, jobs, namespace=prefix, worker_id="A", poll_delay=0.05)
+    await queue.open()
+    running: asyncio.Task[None] | None = None
+    at = due + timedelta(minutes=5)
+    try:
+        await queue.enqueue(Task.SEND_DIGEST, ("biz-1",), job_id="digest:biz-1",
+                            scheduled_for=due, expires_at=None)
+        assert await sweep_digests(jobs, at=at, still_queued=queue.holds) == [("biz-2", due)]
+
+        running = asyncio.create_task(queue.run_jobs())
+        await wait_until(lambda: [c.business_id for c in log.of("send_digest")] == ["biz-2", "biz-1"])
+        assert await queue.holds("digest:biz-1", due)  # running now
+        assert await sweep_digests(jobs, at=at, still_queued=queue.holds) == [("biz-2", due)]
+
+        await wait_until(lambda: not jobs.busy)
+        await asyncio.sleep(0.2)  # arq records the result after the function returns
+        assert not await queue.holds("digest:biz-1", due)
+        assert await sweep_digests(jobs, at=at, still_queued=queue.holds) == [
+            ("biz-1", due), ("biz-2", due)
+        ]
+    finally:
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        await queue.close()
+
+    assert [c.business_id for c in log.of("send_digest")] == ["biz-2", "biz-1"]
     assert log.repeated_firings() == {}

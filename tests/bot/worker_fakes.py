@@ -99,6 +99,7 @@ class RecordingJobs:
         self.worker = worker
         self.clock: Clock = clock or SystemClock()
         self.work_seconds = work_seconds
+        self.busy = 0  # calls still doing their work
 
     async def _record(self, task: str, business_id: str | None, *, did_work: bool = True) -> None:
         firing = current_firing.get()
@@ -114,7 +115,11 @@ class RecordingJobs:
             )
         )
         if self.work_seconds and did_work:
-            await asyncio.sleep(self.work_seconds)
+            self.busy += 1
+            try:
+                await asyncio.sleep(self.work_seconds)
+            finally:
+                self.busy -= 1
 
     async def schedules(self) -> list[BusinessSchedule]:
         return list(self.business_schedules)
