@@ -33,8 +33,11 @@ _WORKER_KEY = "worker_id"
 _QUEUE_KEY = "ritual_queue"
 #: arq's states of a job that is still to run or running.
 _WAITING_OR_RUNNING = {JobStatus.queued, JobStatus.deferred, JobStatus.in_progress}
-# Kept so a late duplicate enqueue of a finished firing is still recognised.
+# Kept so a late duplicate enqueue of a finished firing is still recognised: a digest's for a day;
+# the checks every few minutes (sync, reconcile, ...) for an hour, far longer than any leader
+# hand-over, so a thousand businesses' sync checks (288,000 a day) do not pile up in Redis.
 _KEEP_RESULT = timedelta(days=1)
+_KEEP_RECURRING_RESULT = timedelta(hours=1)
 _ENQUEUE_ATTEMPTS = 4
 
 
@@ -91,6 +94,10 @@ _FUNCTIONS: dict[Task, WorkerCoroutine] = {
 }
 
 
+def keep_result_of(task: Task) -> timedelta:
+    return _KEEP_RESULT if task is Task.SEND_DIGEST else _KEEP_RECURRING_RESULT
+
+
 class RitualQueue:
     """One process's connection to the queue: enqueues firings, runs an arq Worker over them."""
 
@@ -133,7 +140,7 @@ class RitualQueue:
 
     def _functions(self) -> list[Function]:
         return [
-            func(function, name=task.value, max_tries=self.max_tries)
+            func(function, name=task.value, max_tries=self.max_tries, keep_result=keep_result_of(task))
             for task, function in _FUNCTIONS.items()
         ]
 

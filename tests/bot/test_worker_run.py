@@ -30,7 +30,7 @@ from worker_fakes import CallLog, RecordingJobs, delete_worker_keys, wait_until
 
 from bot.worker.jobs import BusinessSchedule
 from bot.worker.leader import LEADER_LOCK_NAME, LeaderElection
-from bot.worker.queue import RitualQueue
+from bot.worker.queue import RitualQueue, arq_job_id
 from bot.worker.run import WorkerOptions, run_worker
 from bot.worker.schedule import RitualCadence, RitualScheduler, sync_database_url
 from bot.worker.tasks import Task, sweep_digests
@@ -487,3 +487,39 @@ async def test_the_digest_sweep_leaves_a_digest_to_its_own_firing_while_the_queu
 
     assert [c.business_id for c in log.of("send_digest")] == ["biz-2", "biz-1"]
     assert log.repeated_firings() == {}
+
+
+async def test_a_sync_checks_result_is_kept_an_hour_and_a_digests_a_day(
+    redis_url: str, prefix: str
+) -> None:
+    """A thousand businesses' sync checks every five minutes are 288,000 results a day: each is kept
+    an hour (long past any leader hand-over, so a repeat is still refused), a digest's a day."""
+    log = CallLog()
+    queue = RitualQueue(redis_url, RecordingJobs(log), namespace=prefix, poll_delay=0.05)
+    client = Redis.from_url(redis_url)
+    await queue.open()
+    running = asyncio.create_task(queue.run_jobs())
+    at = datetime.now(UTC).replace(microsecond=0)
+    firings = {Task.SYNC_IF_DUE: "sync:biz-1", Task.SEND_DIGEST: "digest:biz-1"}
+    try:
+        for task, job_id in firings.items():
+            await queue.enqueue(task, ("biz-1",), job_id=job_id, scheduled_for=at, expires_at=None)
+        kept: dict[Task, int] = {}
+        for _ in range(200):
+            for task, job_id in firings.items():
+                kept[task] = await client.ttl(f"arq:result:{arq_job_id(prefix, job_id, at)}")
+            if all(seconds > 0 for seconds in kept.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert 3500 < kept[Task.SYNC_IF_DUE] <= 3600
+        assert 86_000 < kept[Task.SEND_DIGEST] <= 86_400
+        for task, job_id in firings.items():
+            assert not await queue.enqueue(task, ("biz-1",), job_id=job_id, scheduled_for=at,
+                                           expires_at=None)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await queue.close()
+        await client.aclose()
+    assert sorted(c.task for c in log.calls) == ["send_digest", "sync_if_due"]
