@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ from bot.bootstrap import Oodaloo
 from bot.format import plain
 from bot.ritual import Ritual
 from bot.slack.settings_modal import WEEKDAYS
+from bot.sync_progress import SyncProgressShown
 from runway.businesses import BusinessNotFound
 from runway.formatting import money
 from runway.mirror import MirrorSync
@@ -68,27 +68,21 @@ async def businesses(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
     return 0
 
 
-def _progress(out: TextIO) -> Callable[[str, int], None]:
-    last = [0.0]
-
-    def show(entity: str, received: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            print(f"  {entity}: {received:,} read", file=out, flush=True)
-
-    return show
-
-
 async def sync(oodaloo: Oodaloo, business_id: str, *, full: bool, out: TextIO | None = None) -> int:
     out = out or sys.stdout  # looked up now: the caller may have redirected it
     services = await oodaloo.services_for(business_id)
-    mirror = MirrorSync(oodaloo.uows, services.smart_sync, progress=_progress(sys.stderr))
+    # Progress goes to stderr, so stdout stays the report.
+    shown = SyncProgressShown(sys.stderr)
+    mirror = MirrorSync(oodaloo.uows, services.smart_sync, progress=shown)
     started = time.perf_counter()
     print(f"Syncing {plain(services.business.name)} with QuickBooks{' (full)' if full else ''}…", file=out, flush=True)
-    report = await mirror.sync(full=full)
+    try:
+        report = await mirror.sync(full=full)
+    finally:
+        shown.finish()
     notices = await services.drift.check_bills()
-    print(f"Done in {time.perf_counter() - started:.1f} s: {report.summary()}", file=out)
+    print(f"Done in {time.perf_counter() - started:.1f} s ({report.qbo_seconds:.1f} s in QuickBooks calls, "
+          f"{report.write_seconds:.1f} s writing): {report.summary()}", file=out)
     print(f"{report.created:,} new, {report.updated:,} changed, {report.deleted:,} deleted; "
           f"{len(notices)} open drift alerts.", file=out)
     return 0

@@ -107,6 +107,21 @@ class EntitySync:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where paging through one entity type stands, told after each page is written."""
+
+    entity: str
+    #: Pages of this entity type read so far (QuickBooks calls).
+    page: int
+    #: Objects QuickBooks listed so far.
+    received: int
+    #: Rows created or updated so far (the rest were unchanged).
+    written: int
+    #: Whether that page was the last one of this entity type.
+    done: bool
+
+
 @dataclass
 class SyncReport:
     business_id: str
@@ -125,6 +140,9 @@ class SyncReport:
     #: Time spent in QuickBooks calls (waiting for a rate-limit slot included); pages are
     #: fetched while the previous one is written, so this overlaps the database work.
     qbo_seconds: float = 0.0
+    #: Time spent writing what QuickBooks answered into the mirror (columns, rows, cash lines,
+    #: commits), summed over pages and CDC answers; it overlaps the next page's fetch.
+    write_seconds: float = 0.0
 
     @property
     def created(self) -> int:
@@ -441,22 +459,30 @@ async def _keep_payment_rates(
 ) -> None:
     """A foreign bill paid in QuickBooks keeps the rate its payment booked at (the BillPayment's
     ExchangeRate), so what it cost in the home currency is not redrawn at a later rate. A bill
-    Oodaloo paid already keeps the rate its payment was sent with."""
+    Oodaloo paid already keeps the rate its payment was sent with; a bill paid by several of
+    `payments` keeps the first one's."""
+    rate_of: dict[str, Decimal] = {}
     for payment in payments:
         rate = payment.get("exchange_rate")
-        bill_ids = payment.get("bill_qbo_ids") or []
-        if rate is None or not bill_ids:
-            continue
-        await repository.session.execute(
-            update(Bill)
-            .where(
-                Bill.business_id == repository.business_id,
-                Bill.qbo_id.in_(bill_ids),
-                Bill.payment_exchange_rate.is_(None),
+        if rate is not None:
+            for bill_id in payment.get("bill_qbo_ids") or []:
+                rate_of.setdefault(bill_id, rate)
+    # One statement per rate (and page of bills), not one per payment.
+    bills_at: dict[str, tuple[Decimal, list[str]]] = {}
+    for bill_id, rate in rate_of.items():
+        bills_at.setdefault(str(rate), (rate, []))[1].append(bill_id)
+    for rate, bill_ids in bills_at.values():
+        for start in range(0, len(bill_ids), PAGE_SIZE):
+            await repository.session.execute(
+                update(Bill)
+                .where(
+                    Bill.business_id == repository.business_id,
+                    Bill.qbo_id.in_(bill_ids[start : start + PAGE_SIZE]),
+                    Bill.payment_exchange_rate.is_(None),
+                )
+                .values(payment_exchange_rate=rate)
+                .execution_options(synchronize_session=False)
             )
-            .values(payment_exchange_rate=rate)
-            .execution_options(synchronize_session=False)
-        )
 
 
 async def _open_document_currencies(uow: RunwayUnitOfWork, home: str) -> set[str]:
@@ -494,7 +520,7 @@ class MirrorSync:
         page_size: int = PAGE_SIZE,
         cdc_overlap: timedelta | None = None,
         company_info_max_age: timedelta = timedelta(days=1),
-        progress: Callable[[str, int], None] | None = None,
+        progress: Callable[[SyncProgress], None] | None = None,
         on_synced: Callable[[SyncReport], Awaitable[None]] | None = None,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
@@ -511,7 +537,8 @@ class MirrorSync:
             smart_sync.infra.settings.clock_skew if cdc_overlap is None else cdc_overlap
         )
         self.company_info_max_age = company_info_max_age
-        #: Told (entity, objects received so far) after each page: long first syncs show progress.
+        #: Told where paging stands after each page is written: long first syncs show progress.
+        #: A plain function: showing it (a terminal, a log) is the caller's business.
         self.progress = progress
         #: Told after each successful sync: what shows the books (the channel's messages) follows.
         self.on_synced = on_synced
@@ -688,12 +715,14 @@ class MirrorSync:
                 continue
             counts = report.entities.setdefault(entity, EntitySync(CDC))
             counts.received += len(objects)
+            began = self.clock.monotonic()
             async with self.uow_factory(self.business_id) as uow:
                 await self._upsert(uow.mirror(entity), entity, objects, fetched_at, counts)
                 await uow.watermarks.save(entity, as_of=fetched_at, last_cdc_at=next_cdc_at)
                 await _confirm_balances(uow, entity, fetched_at)
                 await _adopt_home_currency(uow, entity)
                 await uow.commit()
+            report.write_seconds += self.clock.monotonic() - began
         return overflowed
 
     async def _page_entity(
@@ -721,15 +750,18 @@ class MirrorSync:
         # While one page is written to the database the next one is already being fetched; the
         # next is asked for only after a full page, so the number of calls stays at its minimum.
         start = 1
+        page = 0
         pending: asyncio.Task[tuple[datetime, list[dict[str, Any]]]] | None
         pending = asyncio.create_task(fetch(start))
         try:
             while pending is not None:
                 fetched_at, rows = await pending
                 pending = None
+                page += 1
                 if len(rows) >= self.page_size:
                     start += self.page_size
                     pending = asyncio.create_task(fetch(start))
+                began = self.clock.monotonic()
                 objects = [obj for obj in rows if str(obj.get("Id")) not in seen]
                 counts.received += len(objects)
                 seen.update(str(obj["Id"]) for obj in objects)
@@ -738,8 +770,16 @@ class MirrorSync:
                         uow.mirror(entity), entity, objects, fetched_at, counts, full=True
                     )
                     await uow.commit()
-                if self.progress is not None:
-                    self.progress(entity, counts.received)
+                report.write_seconds += self.clock.monotonic() - began
+                self._tell(
+                    SyncProgress(
+                        entity,
+                        page,
+                        counts.received,
+                        counts.created + counts.updated,
+                        done=pending is None,
+                    )
+                )
         finally:
             if pending is not None:  # the write failed: do not leave the next fetch running
                 pending.cancel()
@@ -759,6 +799,15 @@ class MirrorSync:
             await _confirm_balances(uow, entity, started)
             await _adopt_home_currency(uow, entity)
             await uow.commit()
+
+    def _tell(self, progress: SyncProgress) -> None:
+        if self.progress is None:
+            return
+        try:
+            self.progress(progress)
+        except Exception:  # the books are being synced; only the display of it failed
+            logger.exception("could not show the progress of the sync of %s", self.business_id)
+            self.progress = None
 
     async def _upsert(
         self,
@@ -809,6 +858,7 @@ __all__ = [
     "PAGE_SIZE",
     "EntitySync",
     "MirrorSync",
+    "SyncProgress",
     "SyncReport",
     "mirror_values",
     "qbo_time",

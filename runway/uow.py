@@ -134,6 +134,9 @@ class MirrorRepository(_Scoped, Generic[M]):
     A transaction whose lines can move money (`runway.cash_lines.FLOWS`) has its cash lines
     written, rewritten and removed with its row, whoever writes it."""
 
+    #: Ids the sync looks up at once: a whole page of QuickBooks objects in one query.
+    VERSIONS_AT_ONCE = 1000
+
     def __init__(
         self, session: AsyncSession, business_id: str, model: type[M], entity: str | None = None
     ) -> None:
@@ -250,7 +253,7 @@ class MirrorRepository(_Scoped, Generic[M]):
         text exactly as stored, and whether it is marked deleted."""
         model: Any = self.model
         found: dict[str, StoredVersion] = {}
-        for chunk in _chunks(list(qbo_ids)):
+        for chunk in _chunks(list(qbo_ids), self.VERSIONS_AT_ONCE):
             result = await self.session.execute(
                 select(
                     model.qbo_id,
@@ -270,27 +273,27 @@ class MirrorRepository(_Scoped, Generic[M]):
         if values:
             rows = [{**value, **self._fixed, "business_id": self.business_id} for value in values]
             await self.session.execute(self._insert_new(), rows)
-            await self.write_cash_lines([_object_of(value) for value in values])
+            if self._lines is not None:
+                await self.write_cash_lines([_object_of(value) for value in values])
 
     async def insert_new(self, values: Mapping[str, Any]) -> bool:
         """Insert one row unless its QuickBooks object is mirrored already (by a sync that read it
         meanwhile); whether this call inserted it. A sync inserting it at the same moment is
         waited for, so False means the row is there."""
-        model: Any = self.model
-        # On the table, not the mapped class: only a Core insert's result counts its rows.
         result = await self.session.execute(
-            self._insert_new(model.__table__),
-            {**values, **self._fixed, "business_id": self.business_id},
+            self._insert_new(), {**values, **self._fixed, "business_id": self.business_id}
         )
         inserted = bool(result.rowcount)  # type: ignore[attr-defined]
         if inserted:
             await self.write_cash_lines([_object_of(values)])
         return inserted
 
-    def _insert_new(self, into: Any = None) -> Any:
+    def _insert_new(self) -> Any:
+        """A Core insert into the table, not the mapped class: many rows at once without the
+        ORM's bookkeeping per row, and its result counts the rows it inserted."""
         from sqlalchemy.dialects import postgresql, sqlite
 
-        into = self.model if into is None else into
+        into: Any = self.model.__table__  # type: ignore[attr-defined]
         dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
         keys = ["business_id", *self._fixed, "qbo_id"]
         if dialect == "postgresql":
@@ -301,9 +304,21 @@ class MirrorRepository(_Scoped, Generic[M]):
 
     async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
         """Update rows by their `id` (taken from `versions`, so they are this business's)."""
+        from sqlalchemy import bindparam
+
         if values:
-            await self.session.execute(update(self.model), [dict(value) for value in values])
-            await self.write_cash_lines([_object_of(value) for value in values])
+            # Core, by primary key: the ORM's bulk update would bookkeep every row.
+            table: Any = self.model.__table__  # type: ignore[attr-defined]
+            statement = update(table).where(
+                table.c.business_id == self.business_id, table.c.id == bindparam("row_id")
+            )
+            rows = [
+                {"row_id": value["id"], **{k: v for k, v in value.items() if k != "id"}}
+                for value in values
+            ]
+            await self.session.execute(statement, rows)
+            if self._lines is not None:
+                await self.write_cash_lines([_object_of(value) for value in values])
 
     async def live_qbo_ids(self) -> set[str]:
         model: Any = self.model

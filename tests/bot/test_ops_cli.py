@@ -181,10 +181,13 @@ def test_sync_fills_the_mirror_and_says_what_changed(operator: Operator) -> None
     assert bills > 0
     new, changed, deleted = _changes(first.out)
     assert new >= bills and (changed, deleted) == (0, 0)
-    # A first sync reads every page; progress goes to stderr, so stdout stays the report.
-    progress = [line for line in first.err.splitlines() if re.fullmatch(r"\s+\w+: [\d,]+ read", line)]
-    assert progress, first.err
-    assert not [line for line in first.out.splitlines() if line.endswith(" read")]
+    assert re.search(r"Done in [\d.]+ s \([\d.]+ s in QuickBooks calls, [\d.]+ s writing\)", first.out)
+    # A first sync reads every page; progress goes to stderr (one line per entity type, as a log
+    # gets it), so stdout stays the report.
+    progress = re.findall(r"^  (\w+): ([\d,]+) received \(\d+ pages?\), ([\d,]+) written$", first.err, re.M)
+    assert [entity for entity, _, _ in progress][:3] == ["CompanyInfo", "Preferences", "Account"], first.err
+    assert ("Bill", f"{bills:,}", f"{bills:,}") in progress, first.err
+    assert " written" not in first.out
 
     assert _changes(operator.run("sync", BIZ).out) == (0, 0, 0), "nothing changed in QuickBooks"
 
