@@ -53,7 +53,9 @@ scheduled instant), so the queue refuses it if it was queued after all. What tha
 (A job whose next run time is already past needs none of this: APScheduler fires it at start.)
 
 Jobs live in the app's database (`SQLAlchemyJobStore`, table `worker_scheduled_jobs`) so a restart
-or a new leader keeps every next run time. The store is synchronous SQLAlchemy: the async
+or a new leader keeps every next run time; the next run times of the jobs due in one round are saved
+in one transaction (`bot.worker.jobstore`), so a thousand digests due at one minute reach the queue
+at once. The store is synchronous SQLAlchemy: the async
 DATABASE_URL is turned into its sync twin (`sync_database_url`). Job functions are module-level
 (`run_ritual_task`, `reread_schedules`) with string arguments, because the store pickles references.
 
@@ -77,7 +79,7 @@ import logging
 import traceback
 import zlib
 from collections.abc import Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
@@ -91,7 +93,6 @@ from apscheduler.events import (
 )
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -104,6 +105,7 @@ from bot.worker.jobs import (
     RitualJobs,
     digest_trigger,
 )
+from bot.worker.jobstore import BatchingJobStore
 from bot.worker.tasks import Task, perform
 from sync import Clock, SystemClock
 
@@ -371,7 +373,11 @@ class ClockedAsyncIOScheduler(AsyncIOScheduler):  # type: ignore[misc]
             _aps_base.datetime = saved
 
     def _process_jobs(self) -> float | None:
-        with self._reading_clock():
+        with self._reading_clock(), ExitStack() as batches:
+            # The due jobs' next run times are saved in one transaction (`BatchingJobStore`).
+            for store in self._jobstores.values():
+                if isinstance(store, BatchingJobStore):
+                    batches.enter_context(store.batch())
             wait: float | None = super()._process_jobs()
             return wait
 
@@ -516,7 +522,7 @@ class RitualScheduler:
         self.executor = RitualExecutor(self, self.clock)
         self.scheduler = ClockedAsyncIOScheduler(
             clock=self.clock,
-            jobstores={"default": SQLAlchemyJobStore(url=jobstore_url, tablename=jobs_table)},
+            jobstores={"default": BatchingJobStore(url=jobstore_url, tablename=jobs_table)},
             executors={"default": self.executor},
             job_defaults={"max_instances": 1},
             timezone=UTC,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
 
@@ -200,6 +201,38 @@ async def test_the_real_scheduler_sends_each_digest_at_eight_local_in_the_week_c
     # Each digest's next run is a week later at 8:00 local.
     assert ritual.next_run_times()["digest:biz-ny"] == utc(2027, 3, 22, 12)
     assert ritual.next_run_times()["digest:biz-syd"] == utc(2027, 3, 21, 21)
+
+
+async def test_digests_due_at_one_minute_are_fired_once_with_their_next_runs_saved_in_one_update(
+    make_ritual: Callable[..., RitualScheduler],
+) -> None:
+    """The round's next run times are written together: a leader with a thousand digests due at
+    8:00 does not spend seconds saving them one transaction at a time before queueing the first."""
+    clock = ManualClock(utc(2027, 3, 22, 11, 59))  # Monday 7:59 in New York
+    many = [BusinessSchedule(f"biz-{i:03d}", "America/New_York", 0, time(8, 0)) for i in range(200)]
+    log = CallLog()
+    ritual = make_ritual(RecordingJobs(log, many, clock=clock), clock)
+    await ritual.start()
+    await tick(ritual)
+    updates: list[int] = []
+
+    def count_updates(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                      executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(len(parameters) if executemany else 1)
+
+    store = ritual.scheduler._jobstores["default"]
+    event.listen(store.engine, "before_cursor_execute", count_updates)
+    clock.set(utc(2027, 3, 22, 12))
+    await tick(ritual)
+
+    assert sorted(c.business_id for c in log.of("send_digest")) == [s.business_id for s in many]
+    assert {c.scheduled_for for c in log.of("send_digest")} == {utc(2027, 3, 22, 12)}
+    assert len(updates) == 1 and updates[0] >= 200  # the digests, and the sync checks due too
+    next_runs = ritual.next_run_times()
+    assert {next_runs[f"digest:{s.business_id}"] for s in many} == {utc(2027, 3, 29, 12)}
+    await tick(ritual)
+    assert len(log.of("send_digest")) == 200  # none fired again
 
 
 async def test_the_scheduler_fires_the_digest_by_its_own_timer_at_the_clocks_instant(
