@@ -217,26 +217,42 @@ class RitualQueue:
         )
 
     async def finish_running(self, grace: float) -> None:
-        """Stop taking jobs and give the running ones up to `grace` seconds to finish."""
+        """Stop taking jobs and give the running ones up to `grace` seconds to finish.
+
+        arq reads up to a hundred queued ids at a time and keeps starting them as slots free up
+        even once it may pick no more, so this waits for those too, not only for the jobs running
+        when it was called.
+        """
         worker = self._worker
         if worker is None:
             return
         worker.allow_pick_jobs = False
-        running = [task for task in worker.tasks.values() if not task.done()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace)
-            if pending:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while running := [task for task in worker.tasks.values() if not task.done()]:
+            left = deadline - loop.time()
+            if left <= 0:
                 log.warning(
                     "%d queued job(s) still running after %g s at shutdown were cancelled; "
                     "another worker runs them again",
-                    len(pending),
+                    len(running),
                     grace,
                 )
+                return
+            await asyncio.wait(running, timeout=left)
 
     async def close(self) -> None:
         if self._worker is not None:
-            await self._worker.close()  # also closes the pool it was given
-            self._worker = None
+            worker, self._worker = self._worker, None
+            # arq cancels the jobs still running and then awaits them, which raises their
+            # CancelledError out of close(): cancel and collect them first (arq puts each back on
+            # the queue, so another worker runs it again).
+            unfinished = [task for task in worker.tasks.values() if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            worker.tasks.clear()
+            await worker.close()  # also closes the pool it was given
             self._pool = None
         elif self._pool is not None:
             await self._pool.aclose()

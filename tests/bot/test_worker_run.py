@@ -523,3 +523,31 @@ async def test_a_sync_checks_result_is_kept_an_hour_and_a_digests_a_day(
         await queue.close()
         await client.aclose()
     assert sorted(c.task for c in log.calls) == ["send_digest", "sync_if_due"]
+
+
+async def test_closing_the_queue_mid_job_puts_the_job_back_without_failing(
+    redis_url: str, prefix: str
+) -> None:
+    """A stop whose grace ran out (or a job started just as the worker stopped): closing cancels
+    the job, which arq puts back on the queue for another worker, and the close itself succeeds."""
+    log = CallLog()
+    jobs = RecordingJobs(log, work_seconds=30)
+    queue = RitualQueue(redis_url, jobs, namespace=prefix, poll_delay=0.05)
+    await queue.open()
+    at = datetime.now(UTC)
+    await queue.enqueue(Task.SYNC_IF_DUE, ("biz-1",), job_id="sync:biz-1", scheduled_for=at,
+                        expires_at=None)
+    consumer = asyncio.create_task(queue.run_jobs())
+    await wait_until(lambda: jobs.busy == 1)
+    await queue.finish_running(grace=0.1)
+    consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
+    await queue.close()
+
+    client = Redis.from_url(redis_url)
+    try:
+        back = await client.zscore(queue.queue_name, arq_job_id(prefix, "sync:biz-1", at))
+    finally:
+        await client.aclose()
+    assert back is not None  # queued again, to run on another worker
