@@ -1,18 +1,30 @@
-"""How fast Oodaloo answers Slack, with QuickBooks slow: ack latency and click-to-updated-message.
+"""How fast Oodaloo acks Slack, against a bare Bolt app acking the same requests on the same machine.
 
-    .venv/bin/python bench/slack_ack.py [--requests 1000] [--latency-ms 500] [--pays 10]
+    .venv/bin/python bench/slack_ack.py [--requests 300] [--concurrency 1 10] [--latency-ms 500]
+        [--pays 5] [--workers 1] [--work-in worker|web]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--redis-url redis://127.0.0.1:6379/12]
 
-Slack gives an app 3 seconds to acknowledge a click or a slash command; Oodaloo's target is well
-under 100 ms whatever QuickBooks is doing. The bench runs the production path on one machine
-(`bot.local`): the bot served by uvicorn over loopback HTTP, real signed requests from the local
-Slack's user agent, the bot's answers through the local Slack's Web API, and the QBO sandbox
-answering every call after `--latency-ms` (500 ms by default, a slow day at QuickBooks).
+Slack gives an app 3 seconds to ack a click or a slash command. The floor is what Bolt itself costs:
+a bare Bolt AsyncApp on Starlette and uvicorn that acks and does nothing else. Both are served the
+production way, each its own process (`bench/slack_processes.py`): `oodaloo serve` on PostgreSQL
+and Redis, with `--workers` `oodaloo worker` processes doing the work handed off after each ack
+(`--work-in web`: no worker, the web process does it itself, as without Redis); the QBO sandbox
+answering every call after `--latency-ms` (500 ms: a slow day at QuickBooks) and the local Slack,
+each its own process; this process only signs and sends the local Slack's requests (the same code
+for both apps) and times each round trip (sent -> ack received).
 
-It prints p50 / p99 / max of the HTTP round trip (request sent -> ack received) over `--requests`
-button clicks ("and N more" under the digest: the work after the ack builds the overdue-invoice
-list from the mirror and answers through response_url) and as many `/runway` commands (the work
-builds the summary the same way), then the time from a Pay click to the message showing "Paid" over `--pays` bills
-(each pay reads the bill from QuickBooks and creates the payment: at least two slow calls).
+For each `--concurrency` (requests in flight at once): the bare Bolt app, then Oodaloo, then the
+bare Bolt app again, each getting `--requests` clicks on "and N more" under the digest (the work
+after the ack builds the invoice list from the mirror and answers through response_url) and as many
+`/runway` commands (the work builds the summary and answers the same way), after a few unmeasured
+ones. The work is really done: every Oodaloo request's answer must reach the local Slack (counted
+there) before the next run starts, and the time from request to answer is printed too. Then
+`--pays` bills are paid one by one, timing the click on Pay to the card saying "Paid" (each Pay
+reads the bill from QuickBooks and creates the payment: at least two slow calls).
+
+Printed: p50 and p99 of each, and Oodaloo's ratio to the bare Bolt app's (its runs before and
+after pooled). The Redis database is flushed before and after (`oodaloo serve` has no key prefix).
 """
 
 from __future__ import annotations
@@ -20,117 +32,177 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
-import time
-from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
-from bot.slack import blocks as kit
-from qbo_sandbox.chaos import FaultPlan, FaultRule, Latency
-from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
-from slack_sandbox.config import SlackSandboxConfig
-from sync.infrastructure import SyncSettings
+from redis.asyncio import Redis
+
+# The suite's helpers: a fresh PostgreSQL schema, the two-process tests' processes and business.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / folder) for folder in ("sync", "bot")]
+
+from db_conftest import fresh_postgres_schema  # noqa: E402
+from slack_processes import Sender, bare_bolt, local_slack, quickbooks, world_of  # noqa: E402
+from test_crash_restart_worker import serving, start_worker  # noqa: E402
+from test_two_processes import business_ready  # noqa: E402
+
+from bot.bootstrap import Oodaloo  # noqa: E402
+from bot.local import CHANNEL, OWNER  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.slack import blocks as kit  # noqa: E402
+
+WARM_UP = 10
+ANSWER_SECONDS = 300.0
 
 
-def _percentiles(samples: list[float]) -> str:
+def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return f"p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms   max {ordered[-1] * 1000:7.1f} ms   (n={len(ordered)})"
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def run(requests: int, latency_ms: int, pays: int, concurrency: int) -> None:
-    faults = FaultPlan(default=FaultRule(latency=Latency(fixed_ms=latency_ms)))
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        print(f"Setting up: seeded company, mirror sync through a sandbox answering in {latency_ms} ms…", flush=True)
-        async with local_stack(
-            url,
-            sandbox_config=SandboxConfig(seed=DEFAULT_SEED, faults=faults),
-            # The local Slack's per-channel pace is on: the bot must keep to it.
-            slack_config=SlackSandboxConfig(),
-            migrate=True,
-            sync_settings=SyncSettings(),  # production waits and timeouts: QuickBooks is slow, not broken
-        ) as stack:
-            await stack.oodaloo.directory.update(
-                BUSINESS_ID, approval_threshold=Decimal("1000000")
-            )
-            digest = await stack.post_digest()
-            ctx = await stack.oodaloo.digest(BUSINESS_ID)
-            bills = [bill.bill_id for bill in ctx.view.bills_due.items]
+def shown(samples: list[float]) -> str:
+    return (f"p50 {statistics.median(samples) * 1000:6.1f} ms  p99 {percentile(samples, 0.99) * 1000:6.1f} ms"
+            f"  (n={len(samples)})")
 
-            gate = asyncio.Semaphore(concurrency)
 
-            async def timed(make: object) -> float:
-                async with gate:
-                    started = time.perf_counter()
-                    delivery = await make()  # type: ignore[operator]
-                    elapsed = time.perf_counter() - started
-                    assert delivery.status == 200, delivery.text
-                    return elapsed
+class Run:
+    """One app getting one kind of request, `concurrency` at a time."""
 
-            current = stack.message(digest.ts)
-            print(f"Clicking 'and N more' {requests} times ({concurrency} at a time)…", flush=True)
-            clicks = await asyncio.gather(*(
-                timed(lambda: stack.agent.click(OWNER, current, kit.SHOW_MORE_INVOICES))
-                for _ in range(requests)
-            ))
-            await stack.bot.idle()
-            print(f"Sending /runway {requests} times…", flush=True)
-            commands = await asyncio.gather(*(
-                timed(lambda: stack.agent.slash_command(OWNER, CHANNEL, "/runway", ""))
-                for _ in range(requests)
-            ))
-            await stack.bot.idle()
+    def __init__(self, sender: Sender, digest_ts: str, requests: int) -> None:
+        self.sender = sender
+        self.digest_ts = digest_ts
+        self.requests = requests
 
-            print(f"Paying {pays} bills and timing click -> 'Paid' in the message…", flush=True)
-            to_pay: list[float] = []
-            for bill_id in bills[:pays]:
-                if _has(stack, digest.ts, bill_id, kit.BILL_APPROVE):
-                    approved = await stack.agent.click(OWNER, stack.message(digest.ts), kit.BILL_APPROVE, block_id=f"bill_actions:{bill_id}")
-                    assert approved.status == 200
-                await stack.until(lambda b=bill_id: _has(stack, digest.ts, b, kit.BILL_PAY), timeout=60)
-                started = time.perf_counter()
-                await stack.agent.click(OWNER, stack.message(digest.ts), kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")
+    async def bodies(self, kind: str, n: int) -> list[str]:
+        if kind == "click":
+            return await self.sender.bodies("click", n, user=OWNER, channel=CHANNEL, ts=self.digest_ts,
+                                            action_id=kit.SHOW_MORE_INVOICES)
+        return await self.sender.bodies("command", n, user=OWNER, channel=CHANNEL, text="")
+
+    async def acks(self, url: str, kind: str, concurrency: int, *, answered: bool) -> tuple[list[float], list[float]]:
+        """Ack times, and (when the app answers) request -> answer times."""
+        warm = await self.bodies(kind, WARM_UP)
+        bodies = await self.bodies(kind, self.requests)
+        _, warm_sent = await self.sender.send_all(url, warm, concurrency)
+        if answered:
+            await self.sender.answered(list(warm_sent), ANSWER_SECONDS)
+        acks, sent = await self.sender.send_all(url, bodies, concurrency)
+        if not answered:
+            return acks, []
+        arrived = await self.sender.answered(list(sent), ANSWER_SECONDS)
+        return acks, [arrived[token] - sent[token] for token in sent]
+
+
+async def workers_consuming(url: str, count: int) -> None:
+    """Until `/healthz` says `count` workers take the Slack work."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            report = (await client.get(f"{url}/healthz")).json()
+            if report.get("redis", {}).get("slack_work", {}).get("workers", 0) >= count:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{count} workers never took Slack work: {report}")
+
+
+async def pay_bills(sender: Sender, url: str, digest: object, pays: int) -> list[float]:
+    bill_ids = kit.shown_ids(digest.blocks, "bill")[:pays]  # type: ignore[attr-defined]
+    took = []
+    for bill_id in bill_ids:
+        [body] = await sender.bodies("click", 1, user=OWNER, channel=CHANNEL, ts=digest.ts,  # type: ignore[attr-defined]
+                                     action_id=kit.BILL_PAY, block_id=f"bill_actions:{bill_id}")
+        sent, _ = await sender.send(url, body)
+        paid_at = await sender.wait(channel=CHANNEL, ts=digest.ts, block_id=f"bill:{bill_id}",  # type: ignore[attr-defined]
+                                    contains=":white_check_mark: Paid")
+        took.append(paid_at - sent)
+    return took
+
+
+async def run(args: argparse.Namespace, database_url: str, folder: Path) -> None:
+    redis = Redis.from_url(args.redis_url)
+    await redis.flushdb()
+    print(f"Setting up: QuickBooks answering in {args.latency_ms} ms, the local Slack, PostgreSQL, "
+          f"Redis; the seeded company synced and its digest posted…", flush=True)
+    async with quickbooks(folder, args.latency_ms, None) as qbo, local_slack(folder) as slack:
+        world = world_of(qbo, slack)
+        env = world.settings(database_url, args.redis_url, "http://127.0.0.1:3000")
+        settings = load_settings(**{name.lower(): value for name, value in env.items()})
+        sender = Sender(slack)
+        await (await Oodaloo.start(settings)).aclose()  # the schema migrated, as `oodaloo serve` would
+        async with business_ready(world, settings) as setup:
+            digest = setup.digest
+            bench = Run(sender, digest.ts, args.requests)
+            workers: list[Any] = []
+            async with bare_bolt(folder, slack) as bare_url, serving(
+                world, database_url, args.redis_url, folder / "serve", 1
+            ) as [served]:
                 try:
-                    await stack.until(lambda b=bill_id: (s := _sync_status(stack, digest.ts, b)) and "Paid" in s, timeout=60)
-                except TimeoutError:
-                    raise SystemExit(f"bill {bill_id} was not paid: its line says {_sync_status(stack, digest.ts, bill_id)!r}; "
-                                     f"told: {[e.text for e in stack.ephemerals(OWNER)][-3:]}") from None
-                to_pay.append(time.perf_counter() - started)
-            await stack.bot.idle()
+                    if args.work_in == "worker":
+                        for number in range(args.workers):
+                            workers.append(await start_worker(
+                                world, database_url, folder, str(number), redis_url=args.redis_url))
+                        await workers_consuming(served.url, args.workers)
+                    rows = []
+                    for concurrency in args.concurrency:
+                        for kind in ("click", "command"):
+                            label = f"{'clicks' if kind == 'click' else '/runway'}, {concurrency} at a time"
+                            print(f"  {label}: bare Bolt, Oodaloo, bare Bolt…", flush=True)
+                            before, _ = await bench.acks(bare_url, kind, concurrency, answered=False)
+                            ours, answers = await bench.acks(served.url, kind, concurrency, answered=True)
+                            after, _ = await bench.acks(bare_url, kind, concurrency, answered=False)
+                            rows.append((label, before, ours, after, answers))
+                    print(f"Paying {args.pays} bills: click on Pay -> the card says Paid…", flush=True)
+                    pays = await pay_bills(sender, served.url, digest, args.pays)
+                    answered_total = len(await sender.answers())
+                finally:
+                    for one in workers:
+                        await one.stop()
+        await sender.aclose()
+    await redis.flushdb()
+    await redis.aclose()
 
+    where = f"{args.workers} `oodaloo worker`" if args.work_in == "worker" else "the web process itself"
     print()
-    print(f"Ack latency, QuickBooks answering in {latency_ms} ms (loopback HTTP, 2-core shared machine):")
-    print(f"  button clicks    {_percentiles(clicks)}")
-    print(f"  /runway commands {_percentiles(commands)}")
-    print(f"Click on Pay -> message shows Paid: {_percentiles(to_pay)}")
-
-
-def _has(stack: LocalStack, ts: str, bill_id: str, action_id: str) -> bool:
-    return any(
-        block.get("block_id") == f"bill_actions:{bill_id}" and element.get("action_id") == action_id
-        for block in stack.message(ts).blocks
-        for element in block.get("elements", [])
-    )
-
-
-def _sync_status(stack: LocalStack, ts: str, bill_id: str) -> str | None:
-    for block in stack.message(ts).blocks:
-        if block.get("block_id") == f"bill_status:{bill_id}":
-            return " ".join(str(e.get("text", "")) for e in block.get("elements", []))
-    return None
+    print(f"Ack round trip (sent -> ack received), QuickBooks answering in {args.latency_ms} ms; "
+          f"the work after Oodaloo's acks done by {where}:")
+    for label, before, ours, after, answers in rows:
+        floor = before + after
+        print(f"  {label}")
+        print(f"    bare Bolt before   {shown(before)}")
+        print(f"    bare Bolt after    {shown(after)}")
+        print(f"    Oodaloo            {shown(ours)}")
+        print(f"    ratio to bare Bolt p50 {statistics.median(ours) / statistics.median(floor):4.2f}x"
+              f"   p99 {percentile(ours, 0.99) / percentile(floor, 0.99):4.2f}x")
+        print(f"    Oodaloo request -> answer shown (response_url) {shown(answers)}")
+    print(f"Click on Pay -> the card says Paid: {shown(pays)}")
+    print(f"Work done: {answered_total} answers reached the local Slack through response_url "
+          f"(every Oodaloo request's, checked run by run).")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--pays", type=int, default=5)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--work-in", choices=["worker", "web"], default="worker")
+    parser.add_argument("--logs", default=None, help="keep the processes' logs in this folder")
+    parser.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
+                        help="a Redis database only this bench uses (flushed before and after)")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.latency_ms, args.pays, args.concurrency))
+
+    async def each(folder: Path) -> None:
+        async for url in fresh_postgres_schema(args.database_url):
+            await run(args, url, folder)
+
+    with tempfile.TemporaryDirectory(prefix="oodaloo-slack-ack-") as tmp:
+        folder = Path(args.logs or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        asyncio.run(each(folder))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         default=None,
         description="Authorization: Bearer token for /healthz's per-business detail; unset = nobody sees it",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how far `oodaloo worker` lowers its CPU priority (os.nice), so on a machine it "
+        "shares with `oodaloo serve` the acks to Slack come first; 0 keeps it",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

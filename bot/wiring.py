@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +171,8 @@ async def ritual_for(oodaloo: Oodaloo, slack: SlackBot | None = None) -> Ritual:
 async def run_worker_process(settings: Settings) -> None:
     from bot.worker.run import run_worker
 
+    # The work here (digests, syncs, the Slack work handed off) can wait a moment; an ack cannot.
+    os.nice(settings.worker_nice)
     oodaloo = await Oodaloo.start(settings)
     try:
         slack = slack_bot_for(oodaloo)
