@@ -43,7 +43,7 @@ from redis.asyncio import Redis
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / folder) for folder in ("sync", "bot")]
 
 from db_conftest import fresh_postgres_schema  # noqa: E402
-from slack_processes import Sender, bare_bolt, local_slack, quickbooks, world_of  # noqa: E402
+from slack_processes import Sender, bare_bolt, local_slack, quickbooks, workers_consuming, world_of  # noqa: E402
 from test_crash_restart_worker import serving, start_worker  # noqa: E402
 from test_two_processes import business_ready  # noqa: E402
 
@@ -93,18 +93,6 @@ class Run:
         arrived = await self.sender.answered(list(sent), ANSWER_SECONDS)
         return acks, [arrived[token] - sent[token] for token in sent]
 
-
-async def workers_consuming(url: str, count: int) -> None:
-    """Until `/healthz` says `count` workers take the Slack work."""
-    import httpx
-
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            report = (await client.get(f"{url}/healthz")).json()
-            if report.get("redis", {}).get("slack_work", {}).get("workers", 0) >= count:
-                return
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{count} workers never took Slack work: {report}")
 
 
 async def pay_bills(sender: Sender, url: str, digest: object, pays: int) -> list[float]:

@@ -287,6 +287,17 @@ async def bare_bolt(folder: Path, slack: Started, *, respond: bool = False) -> A
         yield url
 
 
+async def workers_consuming(url: str, count: int = 1) -> None:
+    """Until `oodaloo serve`'s /healthz says `count` workers take the Slack work it hands off."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            report = (await client.get(f"{url}/healthz")).json()
+            if report.get("redis", {}).get("slack_work", {}).get("workers", 0) >= count:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{count} workers never took Slack work: {report}")
+
+
 def world_of(quickbooks: Started, slack: Started) -> World:
     """tests/bot/test_two_processes.py's World over the two processes (what its helpers read)."""
     qbo, chat = quickbooks.first_line, slack.first_line
