@@ -4,24 +4,29 @@ Every message the bot posts is kept (`SlackMessage`: its blocks) so a click can 
 it later: "Paying…", then "Paid by @maya · runway now 41 days (−2)". Updates of one message take
 turns under a lock shared by every process, each applied to the stored blocks, so two clicks on two
 bills of the same digest never undo each other. Posting keeps Slack's pace of about one message per
-second per channel; slack_sdk's retry handlers wait out a 429 (Retry-After) and retry server errors.
+second per channel; slack_sdk's retry handlers wait out a 429 (Retry-After) and retry server errors,
+and a post still refused for its rate keeps waiting out Slack's Retry-After for up to POST_PATIENCE:
+a thousand digests due at one minute share a workspace's few hundred posts a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Slack's guidance for chat.postMessage: about one message per second per channel.
 SECONDS_BETWEEN_POSTS = 1.0
+
+#: How long a post keeps waiting out Slack's rate limit (its Retry-After each time) before it fails.
+POST_PATIENCE = 180.0
 
 BlocksEdit = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 
@@ -57,6 +65,32 @@ def with_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
         if type(handler) not in kinds:
             client.retry_handlers.append(handler)
     return client
+
+
+async def post_when_allowed(client: AsyncWebClient, **message: Any) -> AsyncSlackResponse:
+    """chat.postMessage, waiting out Slack's Retry-After (with a little jitter, so the posts it
+    held back do not all come back in the same second) for up to POST_PATIENCE."""
+    give_up_at = time.monotonic() + POST_PATIENCE
+    while True:
+        try:
+            return await client.chat_postMessage(**message)
+        except SlackApiError as error:
+            wait = _retry_after(error)
+            if wait is None or time.monotonic() + wait > give_up_at:
+                raise
+            logger.info("Slack holds back posts to %s for %g s; waiting", message.get("channel"), wait)
+            await asyncio.sleep(wait + random.uniform(0, 1))
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    """Seconds Slack asked to wait before posting again; None when it was not a rate limit."""
+    response = error.response
+    if response is None or response.status_code != 429:
+        return None
+    try:
+        return max(1.0, float(response.headers.get("Retry-After", 1)))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 @dataclass(frozen=True)
@@ -111,8 +145,9 @@ class ChannelPoster:
     ) -> Posted:
         """Post to the channel and keep the message, so its lines can be updated later."""
         await self.pacer.wait_turn(channel_id)
-        answer = await (client or self.client).chat_postMessage(
-            channel=channel_id, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+        answer = await post_when_allowed(
+            client or self.client, channel=channel_id, text=text, blocks=blocks,
+            unfurl_links=False, unfurl_media=False,
         )
         posted = Posted(str(answer["channel"]), str(answer["ts"]))
         now = self.clock.now()
