@@ -21,9 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from runway.cash_flow import CashFlowClass, CashMovement, MovementKind, home_amount
+from runway.shown_rows import ShownRows
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,50 @@ class CustomerPayHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class DatedTotal:
+    """Plain open documents of one date: how many, and their open balances (home currency)."""
+
+    #: The due date, else the transaction date (None: neither).
+    on: date | None
+    count: int
+    balance: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RowsRead(Generic[R]):
+    """Rows `start` onwards of one list's plain documents, in the list's order, of `count`."""
+
+    start: int = 0
+    rows: tuple[R, ...] = ()
+    count: int = 0
+    balance: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class PlainDocuments:
+    """The open bills and invoices with nothing for the Python rules to decide, summed in SQL.
+
+    A plain bill is in the home currency with no workflow state (no approval, payment or snooze):
+    its standing needs approval and it costs its open balance. A plain invoice is in the home
+    currency and not snoozed. The others, few, are the snapshot's `open_bills` and
+    `open_invoices`, whole. Only the rows a surface shows (`shown`) are read of the plain ones.
+    """
+
+    shown: ShownRows
+    #: The bills due are those due within this many days from today.
+    within_days: int
+    #: Plain open bills by due date (else transaction date).
+    bills: tuple[DatedTotal, ...] = ()
+    #: Plain open invoices' balances by the day they are expected, in days from `today` (the due
+    #: date, else the transaction date, else today, plus the customer's typical days late); days
+    #: before the first week's end or after the 13th week's are cut (`InvoiceRepository.plain_expected`).
+    invoices_expected: Mapping[int, Decimal] = field(default_factory=dict)
+    overdue_bills: RowsRead[OpenBill] = RowsRead()
+    bills_due: RowsRead[OpenBill] = RowsRead()
+    overdue_invoices: RowsRead[OpenInvoice] = RowsRead()
+
+
+@dataclass(frozen=True, slots=True)
 class BooksSnapshot:
     """Everything the runway needs about one business, at one moment."""
 
@@ -156,8 +204,11 @@ class BooksSnapshot:
     #: QuickBooks' latest rate of each foreign currency the mirror has read (home units per
     #: unit): those of the cash accounts and of the open bills and invoices.
     rates: Mapping[str, Decimal] = field(default_factory=dict)
+    #: Every open bill and invoice, or, when `plain` sums the plain ones, the others.
     open_bills: tuple[OpenBill, ...] = ()
     open_invoices: tuple[OpenInvoice, ...] = ()
+    #: The plain open documents summed, with the rows shown (None: all are in the tuples above).
+    plain: PlainDocuments | None = None
     #: Bills a message already shows that are no longer open (paid since): listed as they stand.
     shown_bills: tuple[OpenBill, ...] = ()
     #: Cash movements of (at least) the trailing window, any order.
@@ -181,6 +232,10 @@ class BooksSnapshot:
                 return history
         return None
 
+    def typical_days_late(self) -> dict[str, int]:
+        """Each customer with a pay history: its typical days late (one look-up per invoice)."""
+        return {history.customer_id: history.typical_days_late for history in self.pay_histories}
+
 
 __all__ = [
     "BankBalance",
@@ -188,9 +243,12 @@ __all__ = [
     "CashFlowClass",
     "CashMovement",
     "CustomerPayHistory",
+    "DatedTotal",
     "MovementKind",
     "OpenBill",
     "OpenInvoice",
+    "PlainDocuments",
+    "RowsRead",
     "business_today",
 ]
 

@@ -2,8 +2,9 @@
 
 `DigestBuilder.build` turns a `BooksSnapshot` (plus last week's stored figures and the drift
 sentences the caller found) into a `DigestView`: every figure, sentence and list is decided here.
-Lists are kept whole and sorted by urgency; a renderer shows as many as fit and says
-"and N more" with `Listing.more_than(n)`.
+Lists are sorted by urgency and carry their count and totals whole, with the rows a surface shows
+(`runway.shown_rows`; every row for a snapshot that read every open document); a renderer shows
+as many as fit and says "and N more" with `Listing.more_than(n)`.
 
 Bills to pay come in two parts, each with its own count and total, decided once by
 `bill_timing`: *overdue* (due before today) and *due in the next N days* (today through N days
@@ -21,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from runway.books import BooksSnapshot, OpenBill, OpenInvoice
+from runway.books import BooksSnapshot, OpenBill, OpenInvoice, RowsRead
 from runway.calculator import (
     RunwayCalculator,
     RunwayFigures,
@@ -37,8 +38,13 @@ from runway.calculator import (
 from runway.cash_flow import home_amount
 from runway.forecast import Forecast, thirteen_week_forecast
 from runway.lifecycle import IN_FLIGHT, BillStanding, BillState, standing_of
+from runway.shown_rows import DUE_SOON_DAYS, EVERY_ROW, ShownRows, merged_window
 
 T = TypeVar("T")
+
+_CENTS = Decimal("0.00")
+#: No plain rows: a snapshot with every open document as a row.
+_NOTHING_READ: RowsRead[Any] = RowsRead()
 
 #: Friendly names for the as-of times of the QuickBooks entity types in a snapshot.
 ENTITY_LABELS = {
@@ -56,16 +62,24 @@ ENTITY_LABELS = {
 
 @dataclass(frozen=True, slots=True)
 class Listing(Generic[T]):
-    """A full list, most urgent first, that a renderer may cut short."""
+    """A list, most urgent first: the rows a surface shows (`items`, from row `offset` on) of
+    `count` in all (None: `items` is the whole list)."""
 
     items: tuple[T, ...] = ()
+    offset: int = 0
+    count: int | None = None
 
     @property
     def total(self) -> int:
-        return len(self.items)
+        return len(self.items) if self.count is None else self.count
 
     def first(self, n: int) -> tuple[T, ...]:
-        return self.items[: max(0, n)]
+        """The rows among the first `n` of the list that are here."""
+        return self.items[: max(0, n - self.offset)]
+
+    def rows(self, start: int, stop: int) -> tuple[T, ...]:
+        """The rows from `start` up to `stop` of the list that are here."""
+        return self.items[max(0, start - self.offset) : max(0, stop - self.offset)]
 
     def more_than(self, n: int) -> int:
         """How many are left after the first `n`: the N of "and N more"."""
@@ -248,16 +262,15 @@ class BillList(Listing[BillDue]):
 
     #: Bills of this part left out because someone snoozed them.
     snoozed: int = 0
+    #: How many bills of this part are still to pay (all of the part's, not only those here).
+    left_count: int = 0
+    #: What the bills still to pay take from the cash, in the home currency.
+    left_amount: Decimal = Decimal("0.00")
 
     @property
     def left(self) -> tuple[BillDue, ...]:
-        """The bills of this part still to pay."""
+        """The bills here still to pay."""
         return tuple(bill for bill in self.items if bill.is_open)
-
-    @property
-    def left_amount(self) -> Decimal:
-        """What the bills still to pay take from the cash, in the home currency."""
-        return sum((bill.home_amount for bill in self.left), Decimal("0.00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +291,14 @@ class OverdueInvoice:
     currency: str
     home_amount: Decimal
     last_reminder_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceList(Listing[OverdueInvoice]):
+    """The overdue invoices, longest overdue first."""
+
+    #: What they would all bring, in the home currency.
+    amount: Decimal = Decimal("0.00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +345,7 @@ class DigestView:
     #: also keeps the bills a message already showed that have been paid or snoozed since.
     overdue_bills: BillList
     bills_due: BillList
-    overdue_invoices: Listing[OverdueInvoice]
+    overdue_invoices: InvoiceList
     approvals: Listing[PendingApproval]
     drift: Listing[str]
     freshness: Freshness
@@ -336,22 +357,20 @@ class DigestView:
     #: The moment the view describes (snoozes that end before it are over).
     built_at: datetime | None = None
     #: `bills_due` holds the bills due within this many days from today.
-    within_days: int = 7
+    within_days: int = DUE_SOON_DAYS
+    #: What the overdue invoices listed would bring, in the home currency (all of them, not
+    #: only those here).
+    overdue_invoices_amount: Decimal = Decimal("0.00")
 
     @property
     def bills(self) -> tuple[BillDue, ...]:
-        """Every listed bill, overdue ones first: the order of the paged bill list."""
+        """The bills here, overdue ones first: the order of the paged bill list."""
         return self.overdue_bills.items + self.bills_due.items
 
     @property
-    def bills_left(self) -> tuple[BillDue, ...]:
-        """The listed bills still to pay, in both parts."""
-        return self.overdue_bills.left + self.bills_due.left
-
-    @property
-    def overdue_invoices_amount(self) -> Decimal:
-        """What the overdue invoices listed would bring, in the home currency."""
-        return sum((item.home_amount for item in self.overdue_invoices.items), Decimal("0.00"))
+    def bill_count(self) -> int:
+        """How many bills the two parts list in all."""
+        return self.overdue_bills.total + self.bills_due.total
 
     @property
     def snoozed_bills(self) -> int:
@@ -363,7 +382,10 @@ class DigestBuilder:
     """Builds the `DigestView` of one business for one moment."""
 
     def __init__(
-        self, calculator: RunwayCalculator | None = None, *, bills_due_within_days: int = 7
+        self,
+        calculator: RunwayCalculator | None = None,
+        *,
+        bills_due_within_days: int = DUE_SOON_DAYS,
     ) -> None:
         self.calculator = calculator or RunwayCalculator()
         self.bills_due_within_days = bills_due_within_days
@@ -375,18 +397,29 @@ class DigestBuilder:
         now: datetime,
         previous: WeeklyFigures | None = None,
         drift: Sequence[str] = (),
+        rows: ShownRows = EVERY_ROW,
     ) -> DigestView:
         """The digest of `books` at the aware instant `now` (used for snoozes).
 
         `previous` is last week's `DigestView.figures_to_keep`, as the caller stored it;
         `drift` is what reconciliation found, one plain sentence each, in the caller's order.
+        `rows` are the rows of the lists kept in the view (every row by default); a snapshot
+        read for some rows only (`BooksSnapshot.plain`) keeps those it was read for.
         """
         if now.tzinfo is None:
             raise ValueError("DigestBuilder.build needs an aware `now`, e.g. datetime.now(UTC)")
+        if books.plain is not None:
+            if books.plain.within_days != self.bills_due_within_days:
+                raise ValueError(
+                    f"the books were read for bills due within {books.plain.within_days} days, "
+                    f"the digest lists those due within {self.bills_due_within_days}: read them "
+                    "again with load_books(..., within_days=...)"
+                )
+            rows = books.plain.shown
         figures = self.calculator.figures(books, previous)
         forecast = thirteen_week_forecast(books, window_days=self.calculator.window_days)
-        overdue_bills, bills_due = self.bills_to_pay(books, figures, now)
-        invoices, snoozed_invoices = self.overdue_invoices(books, figures, now)
+        overdue_bills, bills_due = self.bills_to_pay(books, figures, now, rows)
+        invoices, snoozed_invoices = self.overdue_invoices(books, figures, now, rows)
         return DigestView(
             business_id=books.business_id,
             today=books.today,
@@ -426,7 +459,7 @@ class DigestBuilder:
             runway=self.runway_section(figures, forecast),
             overdue_bills=overdue_bills,
             bills_due=bills_due,
-            overdue_invoices=Listing(invoices),
+            overdue_invoices=invoices,
             approvals=Listing(self.pending_approvals(books, now)),
             drift=Listing(tuple(drift)),
             freshness=self.freshness(books),
@@ -435,6 +468,7 @@ class DigestBuilder:
             snoozed_invoices=snoozed_invoices,
             built_at=now,
             within_days=self.bills_due_within_days,
+            overdue_invoices_amount=invoices.amount,
         )
 
     @staticmethod
@@ -478,14 +512,19 @@ class DigestBuilder:
         )
 
     def bills_to_pay(
-        self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
+        self,
+        books: BooksSnapshot,
+        figures: RunwayFigures,
+        now: datetime,
+        rows: ShownRows = EVERY_ROW,
     ) -> tuple[BillList, BillList]:
-        """(overdue bills, bills due within the next days).
+        """(overdue bills, bills due within the next days), each with the rows `rows` shows.
 
         Bills go to their part by `bill_timing`, soonest due first (the most overdue first). An
         open bill that is snoozed is left out and counted in its part; a bill a message showed that is no
         longer open (`books.shown_bills`: paid since) is listed as it stands, so its card keeps
-        its place and says it was paid.
+        its place and says it was paid. The plain bills summed in SQL (`books.plain`) are
+        counted and summed as they are and come in where their rows fall.
         """
         parts: dict[BillTiming, list[BillDue]] = {timing: [] for timing in BillTiming}
         snoozed = dict.fromkeys(BillTiming, 0)
@@ -507,19 +546,40 @@ class DigestBuilder:
                     continue
             listed.add(bill.id)
             parts[timing].append(self.bill_line(books, figures, bill))
-        for lines in parts.values():
-            lines.sort(
-                key=lambda line: (
-                    line.days_until_due,
-                    -line.in_home(line.standing.total),
-                    line.bill_id,
-                )
-            )
+        plain = {
+            BillTiming.OVERDUE: books.plain.overdue_bills if books.plain else _NOTHING_READ,
+            BillTiming.DUE_SOON: books.plain.bills_due if books.plain else _NOTHING_READ,
+        }
         overdue, due_soon = BillTiming.OVERDUE, BillTiming.DUE_SOON
-        return (
-            BillList(tuple(parts[overdue]), snoozed[overdue]),
-            BillList(tuple(parts[due_soon]), snoozed[due_soon]),
+        windows = dict(
+            zip(
+                (overdue, due_soon),
+                rows.bill_windows(plain[overdue].count + len(parts[overdue])),
+                strict=True,
+            )
         )
+        lists = {}
+        for timing, lines in parts.items():
+            read = plain[timing]
+            window = windows[timing]
+            items = merged_window(
+                [self.bill_line(books, figures, bill) for bill in read.rows],
+                read.start,
+                read.count,
+                lines,
+                window,
+                bill_order,
+            )
+            left = [line for line in lines if line.is_open]
+            lists[timing] = BillList(
+                items,
+                offset=window.start,
+                count=read.count + len(lines),
+                snoozed=snoozed[timing],
+                left_count=read.count + len(left),
+                left_amount=read.balance + sum((line.home_amount for line in left), _CENTS),
+            )
+        return lists[overdue], lists[due_soon]
 
     def bill_line(self, books: BooksSnapshot, figures: RunwayFigures, bill: OpenBill) -> BillDue:
         """One bill as the lists show it: its standing and what paying it now does to the runway
@@ -546,41 +606,66 @@ class DigestBuilder:
         )
 
     def overdue_invoices(
-        self, books: BooksSnapshot, figures: RunwayFigures, now: datetime
-    ) -> tuple[tuple[OverdueInvoice, ...], int]:
-        """Invoices past due, longest overdue first, then largest."""
+        self,
+        books: BooksSnapshot,
+        figures: RunwayFigures,
+        now: datetime,
+        rows: ShownRows = EVERY_ROW,
+    ) -> tuple[InvoiceList, int]:
+        """Invoices past due, longest overdue first, then largest (the rows `rows` shows), and
+        how many are left out because someone snoozed them."""
         lines: list[OverdueInvoice] = []
         snoozed = 0
         for invoice in books.open_invoices:
             if not is_overdue(invoice, books.today):
                 continue
-            assert invoice.due_date is not None
             if is_snoozed(invoice.snoozed_until, now):
                 snoozed += 1
                 continue
-            currency = invoice.currency or books.currency
-            rate = rate_now(currency, invoice.exchange_rate, books.currency, books.rates)
-            arriving = home_amount(invoice.balance, rate)
-            lines.append(
-                OverdueInvoice(
-                    invoice_id=invoice.id,
-                    customer_name=invoice.customer_name,
-                    doc_number=invoice.doc_number,
-                    amount=invoice.balance,
-                    due_date=invoice.due_date,
-                    days_overdue=(books.today - invoice.due_date).days,
-                    last_reminder_at=invoice.last_reminder_at,
-                    reminders_sent=invoice.reminders_sent,
-                    last_reminder_by=invoice.last_reminder_by,
-                    runway_impact_days=self.calculator.invoice_impact(
-                        figures.runway, arriving
-                    ).days,
-                    currency=currency,
-                    home_amount=arriving,
-                )
-            )
-        lines.sort(key=lambda line: (-line.days_overdue, -line.home_amount, line.invoice_id))
-        return tuple(lines), snoozed
+            lines.append(self.invoice_line(books, figures, invoice))
+        read = books.plain.overdue_invoices if books.plain else _NOTHING_READ
+        window = rows.invoice_window()
+        items = merged_window(
+            [self.invoice_line(books, figures, invoice) for invoice in read.rows],
+            read.start,
+            read.count,
+            lines,
+            window,
+            invoice_order,
+        )
+        return (
+            InvoiceList(
+                items,
+                offset=window.start,
+                count=read.count + len(lines),
+                amount=read.balance + sum((line.home_amount for line in lines), _CENTS),
+            ),
+            snoozed,
+        )
+
+    def invoice_line(
+        self, books: BooksSnapshot, figures: RunwayFigures, invoice: OpenInvoice
+    ) -> OverdueInvoice:
+        """One overdue invoice as the list shows it, with what collecting it now does to the
+        runway (its open balance in the home currency at `rate_now`)."""
+        assert invoice.due_date is not None
+        currency = invoice.currency or books.currency
+        rate = rate_now(currency, invoice.exchange_rate, books.currency, books.rates)
+        arriving = home_amount(invoice.balance, rate)
+        return OverdueInvoice(
+            invoice_id=invoice.id,
+            customer_name=invoice.customer_name,
+            doc_number=invoice.doc_number,
+            amount=invoice.balance,
+            due_date=invoice.due_date,
+            days_overdue=(books.today - invoice.due_date).days,
+            last_reminder_at=invoice.last_reminder_at,
+            reminders_sent=invoice.reminders_sent,
+            last_reminder_by=invoice.last_reminder_by,
+            runway_impact_days=self.calculator.invoice_impact(figures.runway, arriving).days,
+            currency=currency,
+            home_amount=arriving,
+        )
 
     @staticmethod
     def pending_approvals(books: BooksSnapshot, now: datetime) -> tuple[PendingApproval, ...]:
@@ -622,6 +707,18 @@ class DigestBuilder:
         ]
         oldest = min((item.as_of for item in items), default=None)
         return Freshness(oldest=oldest, items=tuple(items))
+
+
+def bill_order(line: BillDue) -> tuple[int, Decimal, str]:
+    """The order of each part of the bills: soonest due (most overdue) first, then the larger
+    bill, then by id (`BillRepository.plain_rows` reads the plain ones in it)."""
+    return (line.days_until_due, -line.in_home(line.standing.total), line.bill_id)
+
+
+def invoice_order(line: OverdueInvoice) -> tuple[int, Decimal, str]:
+    """The order of the overdue invoices: longest overdue first, then the larger, then by id
+    (`InvoiceRepository.plain_overdue_rows` reads the plain ones in it)."""
+    return (-line.days_overdue, -line.home_amount, line.invoice_id)
 
 
 def starts_count(impact: RunwayImpact) -> bool:

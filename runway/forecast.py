@@ -15,6 +15,9 @@ What is known is placed on its date:
   a customer who usually pays 30 days late lands when those 30 days are up;
 * a document with no due date uses its transaction date, and failing that today.
 
+The plain open documents a snapshot sums in SQL (`BooksSnapshot.plain`) come as balances per due
+date (bills) and per day expected (invoices), placed the same way.
+
 Around it, the business goes on as it did over the trailing window (`window_days`, 90 by
 default): its operating and investing cash, spread evenly (window total × 7 / window days, rounded
 half up to cents once), in four parts (`Baseline`):
@@ -178,32 +181,47 @@ def thirteen_week_forecast(
     books: BooksSnapshot, *, window_days: int = DEFAULT_WINDOW_DAYS, weeks: int = WEEKS
 ) -> Forecast:
     today = books.today
+    if books.plain is not None and weeks > WEEKS:
+        raise ValueError(
+            f"the books' plain documents are summed for {WEEKS} weeks, not {weeks}: read them "
+            "with load_books(..., rows=None) for a longer view"
+        )
     invoices = [ZERO] * (weeks + 1)
     bills = [ZERO] * (weeks + 1)
     inflows_after = ZERO
     outflows_after = ZERO
 
+    days_late = books.typical_days_late()
+    expected_in: list[tuple[int, Decimal]] = []
     for invoice in books.open_invoices:
         if invoice.balance <= 0:
             continue
         base = invoice.due_date or invoice.txn_date or today
-        history = books.pay_history_for(invoice.customer_id)
-        expected = base + timedelta(days=history.typical_days_late if history else 0)
-        number = week_number(today, expected)
+        late = days_late.get(invoice.customer_id, 0) if invoice.customer_id else 0
+        expected_in.append(((base - today).days + late, invoice.home_balance))
+    if books.plain is not None:
+        expected_in += books.plain.invoices_expected.items()
+    for days, amount in expected_in:
+        number = week_number(today, today + timedelta(days=days))
         if number <= weeks:
-            invoices[number] += invoice.home_balance
+            invoices[number] += amount
         else:
-            inflows_after += invoice.home_balance
+            inflows_after += amount
 
+    due_out: list[tuple[date, Decimal]] = []
     for bill in books.open_bills:
         if bill.balance <= 0:
             continue
         due = today if bill.payment_in_flight else (bill.due_date or bill.txn_date or today)
+        due_out.append((due, bill.home_balance))
+    if books.plain is not None:
+        due_out += ((total.on or today, total.balance) for total in books.plain.bills)
+    for due, amount in due_out:
         number = week_number(today, due)
         if number <= weeks:
-            bills[number] += bill.home_balance
+            bills[number] += amount
         else:
-            outflows_after += bill.home_balance
+            outflows_after += amount
 
     baseline = baseline_of(books, window_days)
     balance = RunwayCalculator(window_days).cash_on_hand(books).total

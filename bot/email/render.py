@@ -133,7 +133,7 @@ class BillSection:
 def bill_summary(bills: BillList, currency: str) -> str:
     """ " · 4 for $7,170.15", " · 2 of 3 bills left, $950.00", " · all 3 taken care of", or "";
     `currency` is the home one, the totals'."""
-    left, total = len(bills.left), bills.total
+    left, total = bills.left_count, bills.total
     if not total:
         return ""
     if left == total:

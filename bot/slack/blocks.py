@@ -51,6 +51,7 @@ from runway.digest import (
 from runway.formatting import money, money_with_home
 from runway.lifecycle import BillState
 from runway.people import SLACK_USER_ID
+from runway.shown_rows import ShownRows, bills_page, invoices_page
 from sync import PersonDecision
 
 #: Bill states in which the card asks for an approval.
@@ -490,7 +491,7 @@ def bills_title_block(view: DigestView, part: BillTiming) -> SectionBlock:
             part=part.value,
             within=view.within_days,
             total=bills.total,
-            left=len(bills.left),
+            left=bills.left_count,
             amount=bills.left_amount,
             currency=view.currency,
             snoozed=bills.snoozed,
@@ -632,8 +633,8 @@ def fallback_text(view: DigestView, business_name: str) -> str:
         "fallback",
         business_name=clip(business_name, NAME_LIMIT),
         headline=view.headline,
-        overdue_bills=len(view.overdue_bills.left),
-        bills=len(view.bills_due.left),
+        overdue_bills=view.overdue_bills.left_count,
+        bills=view.bills_due.left_count,
         invoices=view.overdue_invoices.total,
     )
 
@@ -646,9 +647,9 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
         render(
             "counts",
             within=view.within_days,
-            overdue_bills=len(view.overdue_bills.left),
+            overdue_bills=view.overdue_bills.left_count,
             overdue_bills_amount=view.overdue_bills.left_amount,
-            bills=len(view.bills_due.left),
+            bills=view.bills_due.left_count,
             bills_amount=view.bills_due.left_amount,
             invoices=invoices.total,
             invoices_amount=view.overdue_invoices_amount,
@@ -664,7 +665,7 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
         counts,
     ]
     lists = []
-    if view.bills:
+    if view.bill_count:
         lists.append(button(label("show_bills"), SHOW_MORE_BILLS, "0"))
     if invoices.total:
         lists.append(button(label("show_invoices"), SHOW_MORE_INVOICES, "0"))
@@ -674,6 +675,16 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
     return SlackMessage(
         text=clip(fallback_text(view, business_name), TEXT_OBJECT_LIMIT), blocks=_dicts(blocks)
     )
+
+
+def bills_page_rows(offset: int, page: int = DEFAULT_PAGE) -> ShownRows:
+    """The rows `bills_message(..., offset=offset, page=page)` shows, for `Oodaloo.digest`."""
+    return bills_page(max(0, offset), min(max(1, page), MAX_PAGE))
+
+
+def invoices_page_rows(offset: int, page: int = DEFAULT_PAGE) -> ShownRows:
+    """The rows `invoices_message(..., offset=offset, page=page)` shows, for `Oodaloo.digest`."""
+    return invoices_page(max(0, offset), min(max(1, page), MAX_PAGE))
 
 
 def _page_window(offset: int, page: int, total: int) -> tuple[int, int]:
@@ -703,10 +714,11 @@ def bills_message(
 ) -> SlackMessage:
     """`/runway bills` and "Show all": overdue bills, then bills due, with their buttons, `page`
     at a time (`offset` counts from the first overdue bill). Each part on the page has its title,
-    numbered within the part: "*Bills due in the next 7 days* · 5–7 of 7"."""
+    numbered within the part: "*Bills due in the next 7 days* · 5–7 of 7". The view holds the
+    page's rows (`page_rows`)."""
     page = min(max(1, page), MAX_PAGE)
-    everything = view.bills
-    offset, count = _page_window(offset, page, len(everything))
+    everything = view.bill_count
+    offset, count = _page_window(offset, page, everything)
     blocks: list[Block] = [header_block("page_header", business_name, kind="bill")]
     titles: list[str] = []
     start = 0
@@ -725,7 +737,7 @@ def bills_message(
             )
             titles.append(title)
             blocks.append(section(title, block_id=f"{part.value}_bill_page"))
-            for bill in everything[first:last]:
+            for bill in bills.rows(first - start, last - start):
                 blocks += bill_blocks(view, bill, payment_account)
         start = end
     if not titles:
@@ -735,15 +747,15 @@ def bills_message(
             kind="bill",
             part=None,
             within=view.within_days,
-            total=len(everything),
+            total=everything,
             first=offset + 1,
             last=offset,
         )
         titles.append(title)
         blocks.append(section(title, block_id="bill_page"))
     following = offset + page
-    if following < len(everything):
-        blocks.append(_next_block("bill", following, page, len(everything)))
+    if following < everything:
+        blocks.append(_next_block("bill", following, page, everything))
     blocks.append(freshness_block(view))
     text = " · ".join(title.split("\n")[0].replace("*", "") for title in titles)
     return SlackMessage(text=clip(text, TEXT_OBJECT_LIMIT), blocks=_dicts(blocks))
@@ -752,16 +764,17 @@ def bills_message(
 def invoices_message(
     view: DigestView, *, business_name: str, offset: int = 0, page: int = DEFAULT_PAGE
 ) -> SlackMessage:
-    """`/runway invoices` and "Show all": the overdue invoices with their buttons, paged."""
+    """`/runway invoices` and "Show all": the overdue invoices with their buttons, paged. The view
+    holds the page's rows (`page_rows`)."""
     page = min(max(1, page), MAX_PAGE)
-    items = view.overdue_invoices.items
-    offset, count = _page_window(offset, page, len(items))
+    invoices = view.overdue_invoices
+    offset, count = _page_window(offset, page, invoices.total)
     title = render(
         "page_title",
         kind="invoice",
         part=None,
         within=view.within_days,
-        total=len(items),
+        total=invoices.total,
         first=offset + 1,
         last=offset + count,
     )
@@ -769,11 +782,11 @@ def invoices_message(
         header_block("page_header", business_name, kind="invoice"),
         section(title, block_id="invoice_page"),
     ]
-    for invoice in items[offset : offset + count]:
+    for invoice in invoices.rows(offset, offset + count):
         blocks += invoice_blocks(view, invoice)
     following = offset + page
-    if following < len(items):
-        blocks.append(_next_block("invoice", following, page, len(items)))
+    if following < invoices.total:
+        blocks.append(_next_block("invoice", following, page, invoices.total))
     blocks.append(freshness_block(view))
     return SlackMessage(
         text=clip(title.split("\n")[0].replace("*", ""), TEXT_OBJECT_LIMIT), blocks=_dicts(blocks)
