@@ -4,7 +4,7 @@ by two `oodaloo worker` processes (beside two `oodaloo serve`) on PostgreSQL and
     .venv/bin/python bench/monday_rush.py [--businesses 1000] [--latency-ms 300] [--lead 150]
         [--window 10] [--setup-concurrency 12] [--slack-per-minute 300] [--slack-burst 50] [--seed 11]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--redis-url redis://127.0.0.1:6379/12] [--logs DIR]
+        [--redis-url redis://127.0.0.1:6379/14] [--logs DIR]
 
 Each business is its own QuickBooks sandbox company (one sandbox process hosts them all) and its own
 channel of the local Slack, both served over real HTTP in threads of this process, as in
@@ -391,7 +391,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--logs", default=None, help="keep the processes' logs in this folder")
     parser.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
                         help="a Redis database only this bench uses (flushed before and after)")
     args = parser.parse_args()
     if args.logs:
