@@ -230,11 +230,13 @@ class WorkConsumers:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
+            # Out of the living first: from now on the web processes keep new work (or another
+            # worker takes it) instead of adding it for a worker that no longer reads.
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.zrem(self.consumers, self.name)
             running = list(self._running.values())
             if running:
                 await asyncio.wait(running, timeout=grace)
-            with contextlib.suppress(RedisError, OSError):
-                await self.redis.zrem(self.consumers, self.name)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         await self._ensure_group()

@@ -1,5 +1,9 @@
 """The work after a Slack ack handed to `oodaloo worker` through Redis (`bot.slack.handoff`).
 
+With real processes: a Pay click at `oodaloo serve` is paid by `oodaloo worker` (both on PostgreSQL
+and Redis database `REDIS_DB`, flushed before and after: `oodaloo serve` has no key prefix setting),
+set up as tests/bot/test_two_processes.py does it (its helpers reused).
+
 One Oodaloo (`bot.local`'s stack: the web app over loopback HTTP, the local Slack, the QBO sandbox)
 acks a click on "and N more" and a `/runway` command; another Oodaloo on the same PostgreSQL
 database, with its own Slack bot, consumes the stream as a worker does and answers through the
@@ -15,13 +19,21 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 from db_conftest import MigratedDatabase
+from redis.asyncio import Redis
 from service_env import REDIS_ENV, required_service_url
 from slack_sdk.web.async_client import AsyncWebClient
+from test_crash_restart import card_line
+from test_crash_restart import until as until_found
+from test_crash_restart_worker import click, no_errors, serving, settings_of, start_worker
+from test_two_processes import World, business_ready, pay_clicks
+from test_two_processes import world as world  # the fixture: QuickBooks and Slack over HTTP
 
 from bot.bootstrap import Oodaloo
 from bot.local import CHANNEL, FAST, OWNER, LocalStack, free_socket, local_stack
@@ -41,6 +53,8 @@ from qbo_sandbox.oauth import TOKEN_PATH
 from sync import MemoryBackend, RedisBackend
 
 pytestmark = pytest.mark.http
+#: The Redis database of OODALOO_TEST_REDIS_URL's server only the process test uses (flushed).
+REDIS_DB = 10
 #: The web app's Oodaloo and the worker's share one PostgreSQL database, as processes do.
 ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -214,3 +228,49 @@ def test_a_piece_of_work_reads_back_as_it_was_written() -> None:
     assert again == work and again.team_id == "T1" and again.response_url == "http://x/r/1"
     with pytest.raises(ValueError, match="not a piece of Slack work"):
         SlackWork.from_json('{"kind": "other", "body": {}}')
+
+
+@ON_POSTGRES
+async def test_a_pay_click_at_oodaloo_serve_is_paid_by_oodaloo_worker(
+    migrated: MigratedDatabase, world: World, tmp_path: Path
+) -> None:
+    base = urlsplit(required_service_url(REDIS_ENV, "Redis", "127.0.0.1:6379"))
+    if base.scheme == "unix":
+        pytest.skip("the process test picks a Redis database by the URL's path")
+    redis_url = urlunsplit(base._replace(path=f"/{REDIS_DB}"))
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    try:
+        async with business_ready(world, settings_of(world, migrated.url, redis_url)) as setup:
+            bill_id = kit.shown_ids(setup.digest.blocks, "bill")[0]
+            body = (await pay_clicks(world, setup))[bill_id, OWNER]
+            async with serving(world, migrated.url, redis_url, tmp_path / "serve", 1) as [served]:
+                worker = await start_worker(world, migrated.url, tmp_path, "0", redis_url=redis_url)
+                try:
+
+                    async def consuming() -> bool | None:
+                        worker.must_be_running()
+                        async with httpx.AsyncClient() as client:
+                            answer = await client.get(f"{served.url}/healthz")
+                        workers = answer.json()["redis"].get("slack_work", {}).get("workers", 0)
+                        return True if workers else None
+
+                    await until_found("the worker takes Slack work", consuming)
+                    answer = await click(served.url, world, body)
+                    assert answer.status_code == 200, answer.text
+
+                    async def paid() -> str | None:
+                        line = card_line(world, setup, bill_id)
+                        return line if ":white_check_mark: Paid" in line else None
+
+                    await until_found("the card says Paid", paid)
+                finally:
+                    exit_code = await worker.stop()
+            assert exit_code == 0, worker.output()[-6000:]
+            no_errors(worker, served)
+            no_errors(served, worker)
+            assert "QBO POST /billpayment" in worker.output(), worker.output()[-6000:]
+            assert "QBO POST /billpayment" not in served.output(), served.output()[-6000:]
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
