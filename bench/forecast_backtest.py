@@ -365,7 +365,7 @@ async def main(seed: int, weeks_ago: int, origins: list[int]) -> None:
     reach = 7 * furthest + DEFAULT_WINDOW_DAYS + 7
     with tempfile.TemporaryDirectory(prefix="oodaloo-backtest-") as folder:
         books = await mirrored_books(sandbox, folder, today, reach)
-    print(f"seeded company (seed {seed}) as of {today}; {len(books.movements)} cash movements read")
+    print(f"seeded company (seed {seed}) as of {today}; {sum(m.count for m in books.movements)} cash movements read")
     now = books_as_of(books, realm, today)
     print(
         f"the view made today ends week 13 at {money(thirteen_week_forecast(now).ending_balance)}"

@@ -275,7 +275,7 @@ async def run(live: dict[str, str], database_url: str) -> None:
         print(f"\ndigest of the company: {loaded + built:.2f} s "
               f"(snapshot from the mirror {loaded:.2f} s, view model {built:.3f} s); "
               f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices, "
-              f"{len(books.movements):,} cash movements; "
+              f"{sum(m.count for m in books.movements):,} cash movements; "
               f"headline: {view.headline}")
 
         # Last, so the copies below leave the figures above as they were.

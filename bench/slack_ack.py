@@ -4,6 +4,7 @@
         [--pays 5] [--workers 1] [--work-in worker|web]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
         [--redis-url redis://127.0.0.1:6379/12]
+    .venv/bin/python bench/slack_ack.py --embedded [--requests 300] [--concurrency 1 10]
 
 Slack gives an app 3 seconds to ack a click or a slash command. The floor is what Bolt itself costs:
 a bare Bolt AsyncApp on Starlette and uvicorn that acks and does nothing else. Both are served the
@@ -23,6 +24,9 @@ there) before the next run starts, and the time from request to answer is printe
 `--pays` bills are paid one by one, timing the click on Pay to the card saying "Paid" (each Pay
 reads the bill from QuickBooks and creates the payment: at least two slow calls).
 
+`--embedded` runs everything in this one process instead, as `oodaloo demo` does: SQLite, no Redis,
+the work after each ack in the web process; the sandboxes and both apps served in this event loop.
+
 Printed: p50 and p99 of each, and Oodaloo's ratio to the bare Bolt app's (its runs before and
 after pooled). The Redis database is flushed before and after (`oodaloo serve` has no key prefix).
 """
@@ -34,6 +38,7 @@ import asyncio
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +48,27 @@ from redis.asyncio import Redis
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / folder) for folder in ("sync", "bot")]
 
 from db_conftest import fresh_postgres_schema  # noqa: E402
-from slack_processes import Sender, bare_bolt, local_slack, quickbooks, workers_consuming, world_of  # noqa: E402
+from slack_processes import (  # noqa: E402
+    Sender,
+    bare_bolt,
+    bare_bolt_app,
+    local_slack,
+    quickbooks,
+    workers_consuming,
+    world_of,
+)
 from test_crash_restart_worker import serving, start_worker  # noqa: E402
 from test_two_processes import business_ready  # noqa: E402
 
 from bot.bootstrap import Oodaloo  # noqa: E402
-from bot.local import CHANNEL, OWNER  # noqa: E402
+from bot.local import CHANNEL, OWNER, local_stack, serve_in_loop  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.slack import blocks as kit  # noqa: E402
+from qbo_sandbox.chaos import FaultPlan, FaultRule, Latency  # noqa: E402
+from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig  # noqa: E402
+from slack_sandbox.config import SlackSandboxConfig  # noqa: E402
+from slack_sandbox.user import SlackUserAgent  # noqa: E402
+from sync.infrastructure import SyncSettings  # noqa: E402
 
 WARM_UP = 10
 ANSWER_SECONDS = 300.0
@@ -152,9 +170,18 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> None
     await redis.aclose()
 
     where = f"{args.workers} `oodaloo worker`" if args.work_in == "worker" else "the web process itself"
+    report(rows, f"QuickBooks answering in {args.latency_ms} ms; the work after Oodaloo's acks done by {where}")
+    print(f"Click on Pay -> the card says Paid: {shown(pays)}")
+    print(f"Work done: {answered_total} answers reached the local Slack through response_url "
+          f"(every Oodaloo request's, checked run by run).")
+
+
+Row = tuple[str, list[float], list[float], list[float], list[float]]
+
+
+def report(rows: list[Row], how: str) -> None:
     print()
-    print(f"Ack round trip (sent -> ack received), QuickBooks answering in {args.latency_ms} ms; "
-          f"the work after Oodaloo's acks done by {where}:")
+    print(f"Ack round trip (sent -> ack received), {how}:")
     for label, before, ours, after, answers in rows:
         floor = before + after
         print(f"  {label}")
@@ -163,10 +190,70 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> None
         print(f"    Oodaloo            {shown(ours)}")
         print(f"    ratio to bare Bolt p50 {statistics.median(ours) / statistics.median(floor):4.2f}x"
               f"   p99 {percentile(ours, 0.99) / percentile(floor, 0.99):4.2f}x")
-        print(f"    Oodaloo request -> answer shown (response_url) {shown(answers)}")
-    print(f"Click on Pay -> the card says Paid: {shown(pays)}")
-    print(f"Work done: {answered_total} answers reached the local Slack through response_url "
-          f"(every Oodaloo request's, checked run by run).")
+        if answers:
+            print(f"    Oodaloo request -> answer shown (response_url) {shown(answers)}")
+
+
+async def embedded(args: argparse.Namespace) -> None:
+    """Everything in this one process, as `oodaloo demo` runs: SQLite, no Redis (the work after each
+    ack in the web process), the sandboxes and both apps served in this event loop."""
+    faults = FaultPlan(default=FaultRule(latency=Latency(fixed_ms=args.latency_ms)))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="oodaloo-slack-ack-") as tmp:
+        print("Setting up in one process: SQLite, the seeded company synced, its digest posted…", flush=True)
+        async with local_stack(
+            f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
+            sandbox_config=SandboxConfig(seed=DEFAULT_SEED, faults=faults),
+            slack_config=SlackSandboxConfig(),
+            migrate=True,
+            sync_settings=SyncSettings(),  # production waits and timeouts
+        ) as stack:
+            digest = await stack.post_digest()
+            config = stack.slack.sandbox.config
+            bare = bare_bolt_app(config.bot_token, stack.slack.api_url, config.signing_secret)
+            async with serve_in_loop(bare) as bare_url:
+                bare_agent = SlackUserAgent(stack.workspace, f"{bare_url}/slack/events")
+
+                async def acks(agent: SlackUserAgent, kind: str, concurrency: int) -> list[float]:
+                    gate = asyncio.Semaphore(concurrency)
+                    tokens: list[str] = []
+
+                    async def one() -> float:
+                        async with gate:
+                            started = time.perf_counter()
+                            delivery = await (
+                                agent.click(OWNER, stack.message(digest.ts), kit.SHOW_MORE_INVOICES)
+                                if kind == "click" else agent.slash_command(OWNER, CHANNEL, "/runway", "")
+                            )
+                            took = time.perf_counter() - started
+                            assert delivery.status == 200, delivery.text
+                            assert delivery.response_token is not None
+                            tokens.append(delivery.response_token)
+                            return took
+
+                    await asyncio.gather(*(one() for _ in range(WARM_UP)))
+                    took = list(await asyncio.gather(*(one() for _ in range(args.requests))))
+                    if agent is stack.agent:
+                        await stack.bot.idle()
+                        unanswered = [t for t in tokens if not (stack.workspace.response_url(t) or _Unused).uses]
+                        assert not unanswered, f"{len(unanswered)} requests never answered: the work was not done"
+                    return took
+
+                for concurrency in args.concurrency:
+                    for kind in ("click", "command"):
+                        label = f"{'clicks' if kind == 'click' else '/runway'}, {concurrency} at a time"
+                        print(f"  {label}: bare Bolt, Oodaloo, bare Bolt…", flush=True)
+                        before = await acks(bare_agent, kind, concurrency)
+                        ours = await acks(stack.agent, kind, concurrency)
+                        after = await acks(bare_agent, kind, concurrency)
+                        rows.append((label, before, ours, after, []))
+                await bare_agent.aclose()
+    report(rows, f"in one process (SQLite, no Redis: the work after each ack in the web process), "
+                 f"QuickBooks answering in {args.latency_ms} ms; every Oodaloo request answered")
+
+
+class _Unused:
+    uses = 0
 
 
 def main() -> None:
@@ -177,11 +264,16 @@ def main() -> None:
     parser.add_argument("--pays", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--work-in", choices=["worker", "web"], default="worker")
+    parser.add_argument("--embedded", action="store_true",
+                        help="everything in this one process, as `oodaloo demo`: SQLite, no Redis")
     parser.add_argument("--logs", default=None, help="keep the processes' logs in this folder")
     parser.add_argument("--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
                         help="a Redis database only this bench uses (flushed before and after)")
     args = parser.parse_args()
+    if args.embedded:
+        asyncio.run(embedded(args))
+        return
 
     async def each(folder: Path) -> None:
         async for url in fresh_postgres_schema(args.database_url):

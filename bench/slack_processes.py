@@ -162,10 +162,9 @@ def serve_local_slack(port: int) -> None:
 # --- the bare Bolt app, its own process ----------------------------------------------------------------
 
 
-def serve_bare_bolt(port: int, answer: bool) -> None:
-    """A Bolt AsyncApp on Starlette and uvicorn, as Bolt's documentation serves one, answering
-    every click and `/runway` with an ack (and with `respond`, a fixed text through response_url)."""
-    import uvicorn
+def bare_bolt_app(token: str, api_url: str, signing_secret: str, *, answer: bool = False) -> Any:
+    """A Bolt AsyncApp on Starlette, as Bolt's documentation serves one, answering every click and
+    `/runway` with an ack (and with `answer`, a fixed text through response_url)."""
     from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
@@ -174,10 +173,7 @@ def serve_bare_bolt(port: int, answer: bool) -> None:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    app = AsyncApp(
-        client=AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]),
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-    )
+    app = AsyncApp(client=AsyncWebClient(token=token, base_url=api_url), signing_secret=signing_secret)
 
     async def listener(ack: Any, respond: Any) -> None:
         await ack()
@@ -194,8 +190,15 @@ def serve_bare_bolt(port: int, answer: bool) -> None:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    web = Starlette(routes=[Route("/slack/events", events, methods=["POST"]),
-                            Route("/healthz", healthz, methods=["GET"])])
+    return Starlette(routes=[Route("/slack/events", events, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])])
+
+
+def serve_bare_bolt(port: int, answer: bool) -> None:
+    import uvicorn
+
+    web = bare_bolt_app(os.environ["SLACK_BOT_TOKEN"], os.environ["SLACK_API_URL"],
+                        os.environ["SLACK_SIGNING_SECRET"], answer=answer)
     # As `oodaloo serve` runs uvicorn: INFO, with its access log.
     uvicorn.run(web, host="127.0.0.1", port=port, log_level="info")
 

@@ -406,7 +406,7 @@ class RunwayCalculator:
         for movement in self.in_window(books):
             if movement.cash_flow not in BURN_CLASSES:
                 continue
-            counted += 1
+            counted += movement.count
             if movement.amount < 0:
                 cash_out -= movement.amount
             else:

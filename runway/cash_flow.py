@@ -149,6 +149,9 @@ class CashMovement:
     currency_amount: Decimal | None = None
     #: The AccountType on the other side ("Equity": the owner's money; None: none named).
     counter_account_type: str | None = None
+    #: How many movements this one stands for: a day's movements of one class, kind,
+    #: counter-account type and sign summed into one (as the snapshot reads them) count each.
+    count: int = 1
 
     def __post_init__(self) -> None:
         if self.flow is None:

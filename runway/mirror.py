@@ -44,8 +44,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from runway.books import business_today
 from runway.cash_lines import exchange_rate_of
 from runway.models import Account, Bill, DocumentStatus, Invoice
+from runway.paid_invoices import paid_invoice_ids
+from runway.snapshot import DEFAULT_HISTORY_DAYS
 from runway.uow import TRANSACTION_ENTITIES, MirrorRepository, RunwayUnitOfWork
 from sync import (
     QBO_PLATFORM,
@@ -360,7 +363,7 @@ def _customer_payment(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str,
         "unapplied_amount": _money(obj.get("UnappliedAmt"), f"Payment {obj.get('Id')} unapplied"),
         "currency": _currency(obj),
         "private_note": obj.get("PrivateNote"),
-        "invoice_qbo_ids": _linked(obj, "Invoice"),
+        "invoice_qbo_ids": paid_invoice_ids(obj),
     }
 
 
@@ -576,10 +579,12 @@ class MirrorSync:
         started = self.clock.now()
         report = SyncReport(self.business_id, started, started, started)
         async with self.uow_factory(self.business_id) as uow:
-            if await uow.business.get() is None:
+            business = await uow.business.get()
+            if business is None:
                 raise LookupError(
                     f"business {self.business_id!r} does not exist: create it before syncing"
                 )
+            timezone = business.timezone
             # Plain values: the rows expire when this unit of work closes.
             marks = {
                 entity: (mark.last_cdc_at, mark.as_of)
@@ -616,8 +621,17 @@ class MirrorSync:
                 await self._page_entity(report, entity, to_page[entity], started, next_cdc_at)
 
         await self._read_exchange_rates(report, started)
+        await self._keep_lateness(timezone)
         report.finished_at = self.clock.now()
         return report
+
+    async def _keep_lateness(self, timezone: str) -> None:
+        """Each customer's typical lateness as of the business's day, kept for the snapshots
+        read until a payment or an invoice is next written."""
+        today = business_today(self.clock.now(), timezone)
+        async with self.uow_factory(self.business_id) as uow:
+            await uow.paid_invoices.keep_lateness(today - timedelta(days=DEFAULT_HISTORY_DAYS))
+            await uow.commit()
 
     async def _read_exchange_rates(self, report: SyncReport, started: datetime) -> None:
         """QuickBooks' rate for each foreign currency of the bank and Undeposited Funds accounts

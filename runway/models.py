@@ -628,6 +628,112 @@ class AuditEntry(RunwayBase):
     )
 
 
+class CashMovementRecord(RunwayBase):
+    """One cash movement of a mirrored transaction (`runway.cash_flow.CashMovement`), as
+    `cash_movements` derives it from the transaction's cash lines and the accounts' types.
+
+    Written with the lines, removed with them, and worked out again for the transactions naming an
+    account whose type changes, so a snapshot sums a window's movements in SQL instead of
+    classifying every line at each read."""
+
+    __tablename__ = "cash_movements"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    txn_type: Mapped[str] = mapped_column(String(32))
+    txn_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH))
+    #: Its place among the transaction's movements.
+    seq: Mapped[int] = mapped_column(Integer)
+    txn_date: Mapped[date] = mapped_column(Date)
+    #: The cash account the money moved into or out of.
+    account_qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH))
+    #: `runway.cash_flow.CashFlowClass` and `MovementKind` values.
+    flow: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    counter_account_type: Mapped[str | None] = mapped_column(String(64))
+    undeposited: Mapped[bool] = mapped_column(Boolean)
+    #: In the home currency, signed: + in, − out.
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    currency_amount: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (
+        UniqueConstraint("business_id", "txn_type", "txn_id", "seq", name="uq_cash_movements_seq"),
+        Index("ix_cash_movements_business_date", "business_id", "txn_date"),
+    )
+
+
+class CashMovementDay(RunwayBase):
+    """The business's cash movements of one day with one class, kind, counter-account type, side
+    (Undeposited Funds or a bank) and sign, summed: `amount` over `movements` of them.
+
+    Kept in step with `cash_movements` whenever movements are written or removed, so a snapshot
+    reads a window's movements as a few hundred sums, whatever the size of the books. Burn,
+    financing and the forecast's baseline only ever add movements up by these keys."""
+
+    __tablename__ = "cash_movement_days"
+
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    txn_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    flow: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The counter-account's AccountType, "" when the lines name none (a key column: not null).
+    counter_account_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    undeposited: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    #: 1 money in, -1 out, 0 neither (a movement whose home amount rounds to nothing).
+    sign: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    movements: Mapped[int] = mapped_column(Integer)
+
+
+class PaidInvoiceLink(RunwayBase):
+    """An invoice a mirrored customer payment pays (its lines' LinkedTxn), dated with the payment:
+    written and removed with the payment's cash lines, so a customer's lateness is read from rows
+    instead of every payment's JSON list."""
+
+    __tablename__ = "paid_invoice_links"
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    payment_qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH))
+    invoice_qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH))
+    txn_date: Mapped[date | None] = mapped_column(Date)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "business_id", "payment_qbo_id", "invoice_qbo_id", name="uq_paid_invoice_links_link"
+        ),
+        Index("ix_paid_invoice_links_business_date", "business_id", "txn_date"),
+    )
+
+class LatenessSummary(RunwayBase):
+    """That `CustomerLateness` holds every customer's typical lateness over the invoices paid on
+    or after `since`. Removed whenever a customer payment or an invoice is written, so it only
+    stands while nothing it rests on has changed; the mirror works it out again after a sync."""
+
+    __tablename__ = "lateness_summaries"
+
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[date] = mapped_column(Date)
+
+
+class CustomerLateness(RunwayBase):
+    """One customer's typical days late and how many paid invoices it rests on
+    (`runway.paid_invoices`), as of the business's `LatenessSummary`."""
+
+    __tablename__ = "customer_lateness"
+
+    business_id: Mapped[str] = mapped_column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_qbo_id: Mapped[str] = mapped_column(String(QBO_ID_LENGTH), primary_key=True)
+    typical_days_late: Mapped[int] = mapped_column(Integer)
+    paid_invoices: Mapped[int] = mapped_column(Integer)
+
 __all__ = [
     "MIRRORED_MODELS",
     "Account",
@@ -636,9 +742,12 @@ __all__ = [
     "BillPaymentRecord",
     "Business",
     "CashLineRecord",
+    "CashMovementDay",
+    "CashMovementRecord",
     "CompanyInfoRecord",
     "ConnectionStatus",
     "Customer",
+    "CustomerLateness",
     "CustomerPaymentRecord",
     "Deposit",
     "DocumentStatus",
@@ -646,7 +755,9 @@ __all__ = [
     "ExactDecimal",
     "ExchangeRateRecord",
     "Invoice",
+    "LatenessSummary",
     "MirroredRow",
+    "PaidInvoiceLink",
     "PersonRecord",
     "PreferencesRecord",
     "Purchase",

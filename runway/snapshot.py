@@ -5,22 +5,22 @@ or `/runway` answers at once; each figure carries the "as of" of the sync it cam
 
 Cash movements are the mirror's cash lines turned into movements by `runway.cash_flow` (what is
 cash, what is a transfer, what is operating, investing or financing: defined there, once), in the
-home currency. The home currency is the company's (QuickBooks' Preferences), else the business's
-setting. A foreign-currency bank account's balance is converted at the latest rate QuickBooks gave
+home currency: worked out when the mirror writes the lines, and read summed per day, class, kind,
+counter-account type and sign (`runway.uow.CashMovementRepository.day_sums`). The home currency is
+the company's (QuickBooks' Preferences), else the business's setting. A foreign-currency bank account's balance is converted at the latest rate QuickBooks gave
 (`runway.mirror` reads it for the currencies of the cash accounts and of the open bills and
 invoices: `BooksSnapshot.rates`); open bills and invoices keep their own currency and exchange rate.
 
 A customer's typical lateness is the median, over its invoices paid within the history window, of
-the days from due date to the last payment applied (rounded half up to whole days).
+the days from due date to the last payment applied (rounded half up to whole days), counted in SQL
+from the invoices each payment pays (`runway.paid_invoices`) and kept by the mirror after a sync.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from statistics import median
+from decimal import Decimal
 from typing import Any
 
 from runway.books import (
@@ -31,7 +31,6 @@ from runway.books import (
     OpenBill,
     OpenInvoice,
 )
-from runway.cash_flow import AccountKind, cash_movements
 from runway.lifecycle import PaymentState
 from runway.models import Account, Bill, Invoice
 from runway.uow import RunwayUnitOfWork
@@ -102,43 +101,14 @@ def _open_invoice(invoice: Invoice) -> OpenInvoice:
     )
 
 
-async def _movements(
-    uow: RunwayUnitOfWork, first: date, accounts: Mapping[str, Account]
-) -> list[CashMovement]:
-    kinds = {
-        qbo_id: AccountKind(account.account_type, account.account_sub_type)
-        for qbo_id, account in accounts.items()
-    }
-    return cash_movements(await uow.cash_lines.dated_between(first), kinds)
-
-
-def _typical_days_late(days: Iterable[int]) -> int:
-    middle = Decimal(str(median(days)))
-    return int(middle.to_integral_value(rounding=ROUND_HALF_UP))
+async def _movements(uow: RunwayUnitOfWork, first: date) -> list[CashMovement]:
+    # Derived from the cash lines when the mirror wrote them; summed per day in SQL.
+    return await uow.cash_movements.day_sums(first)
 
 
 async def _pay_histories(uow: RunwayUnitOfWork, first: date) -> list[CustomerPayHistory]:
-    last_paid: dict[str, date] = {}
-    for txn_date, invoice_ids in await uow.customer_payments.fields_dated_since(
-        first, "txn_date", "invoice_qbo_ids"
-    ):
-        if txn_date is None:
-            continue
-        for invoice_id in invoice_ids or ():
-            known = last_paid.get(invoice_id)
-            if known is None or txn_date > known:
-                last_paid[invoice_id] = txn_date
-    lateness: dict[str, list[int]] = defaultdict(list)
-    for qbo_id, balance, due_date, customer_id in await uow.invoices.fields_by_qbo_ids(
-        last_paid, "qbo_id", "balance", "due_date", "customer_qbo_id"
-    ):
-        if balance > 0 or due_date is None or customer_id is None:
-            continue  # still open: not a finished payment
-        lateness[customer_id].append((last_paid[qbo_id] - due_date).days)
-    return [
-        CustomerPayHistory(customer_id, _typical_days_late(days), len(days))
-        for customer_id, days in sorted(lateness.items())
-    ]
+    # Kept by the mirror after each sync; worked out in SQL when it does not stand.
+    return await uow.paid_invoices.histories_since(first)
 
 
 async def load_books(
@@ -173,7 +143,6 @@ async def load_books(
         for entity, mark in marks.items()
         if mark.as_of is not None and entity != "CompanyInfo"
     }
-    accounts = {account.qbo_id: account for account in await uow.accounts.all()}
     accounts_as_of = as_of.get("Account")
     preferences = next(iter(await uow.preferences.all()), None)
     home = (preferences.home_currency if preferences else None) or business.home_currency
@@ -214,7 +183,7 @@ async def load_books(
         open_invoices=tuple(
             _open_invoice(invoice) for invoice in await uow.invoices.open_invoices()
         ),
-        movements=tuple(await _movements(uow, today - timedelta(days=movement_days), accounts)),
+        movements=tuple(await _movements(uow, today - timedelta(days=movement_days))),
         pay_histories=tuple(await _pay_histories(uow, today - timedelta(days=history_days))),
         as_of=as_of,
         min_cash_buffer=business.min_cash_buffer,

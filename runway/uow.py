@@ -20,12 +20,35 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Text, delete, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import defer
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from runway.cash_flow import UNDEPOSITED_FUNDS, CashLine
+from runway.books import CustomerPayHistory
+from runway.cash_flow import (
+    UNDEPOSITED_FUNDS,
+    AccountKind,
+    CashFlowClass,
+    CashLine,
+    CashMovement,
+    MovementKind,
+    cash_movements,
+)
 from runway.cash_lines import FLOWS, cash_lines
 from runway.models import (
     Account,
@@ -34,14 +57,19 @@ from runway.models import (
     BillPaymentRecord,
     Business,
     CashLineRecord,
+    CashMovementDay,
+    CashMovementRecord,
     CompanyInfoRecord,
     Customer,
+    CustomerLateness,
     CustomerPaymentRecord,
     Deposit,
     DriftEvent,
     ExchangeRateRecord,
     Invoice,
+    LatenessSummary,
     MirroredRow,
+    PaidInvoiceLink,
     PersonRecord,
     PreferencesRecord,
     Purchase,
@@ -50,6 +78,7 @@ from runway.models import (
     TransactionRecord,
     Vendor,
 )
+from runway.paid_invoices import paid_invoice_ids, typical_days_late
 from runway.people import canonical, is_email, is_identifier
 
 M = TypeVar("M", bound=MirroredRow)
@@ -358,29 +387,32 @@ class MirrorRepository(_Scoped, Generic[M]):
 
 
 class CashLineRepository(_Scoped):
-    """The cash lines of the business's mirrored transactions (`runway.cash_flow.CashLine`)."""
+    """The cash lines of the business's mirrored transactions (`runway.cash_flow.CashLine`).
 
-    async def undeposited_funds_id(self) -> str | None:
-        """The company's Undeposited Funds account, where QuickBooks leaves the account out."""
-        result = await self.session.execute(
-            select(Account.qbo_id)
-            .where(
-                Account.business_id == self.business_id,
-                Account.deleted_at.is_(None),
-                Account.account_sub_type == UNDEPOSITED_FUNDS,
-            )
-            .order_by(Account.id)
-            .limit(1)
-        )
-        return result.scalar_one_or_none()
+    What is derived from a transaction's lines is written and removed with them: its cash
+    movements (`CashMovementRepository`) and, for a customer payment, the invoices it pays
+    (`PaidInvoiceRepository`)."""
+
+    def __init__(self, session: AsyncSession, business_id: str) -> None:
+        super().__init__(session, business_id)
+        self._movements = CashMovementRepository(session, business_id)
+        self._paid_invoices = PaidInvoiceRepository(session, business_id)
 
     async def replace(self, entity: str, objects: Sequence[Mapping[str, Any]]) -> None:
         """The lines of `objects` (QuickBooks objects of type `entity`) replace their old ones."""
         latest = {str(obj["Id"]): obj for obj in objects}  # an object listed twice: the last
         if not latest:
             return
-        undeposited = await self.undeposited_funds_id()
+        kinds = await AccountRepository(self.session, self.business_id).kinds()
+        # The company's Undeposited Funds (the first, if several), where QuickBooks leaves the
+        # account out.
+        undeposited = next(
+            (qbo_id for qbo_id, kind in kinds.items() if kind.is_undeposited_funds), None
+        )
         await self.remove(entity, list(latest))
+        lines = [
+            line for obj in latest.values() for line in cash_lines(entity, obj, undeposited)
+        ]
         rows = [
             {
                 "business_id": self.business_id,
@@ -395,27 +427,23 @@ class CashLineRepository(_Scoped):
                 "currency": line.currency,
                 "exchange_rate": line.exchange_rate,
             }
-            for obj in latest.values()
-            for line in cash_lines(entity, obj, undeposited)
+            for line in lines
         ]
         if rows:
             await self.session.execute(self._insert(), rows)
+            await self._movements.add(entity, lines, kinds)
+        if entity == PaidInvoiceRepository.ENTITY:
+            await self._paid_invoices.add(latest.values())
 
     def _insert(self) -> Any:
         """An insert that leaves a line another writer put there meanwhile (the same object's:
         Oodaloo's own payment mirrored by a sync and by the click that made it)."""
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
         keys = ["business_id", "txn_type", "txn_id", "line"]
-        if dialect == "postgresql":
-            return postgresql.insert(CashLineRecord).on_conflict_do_nothing(index_elements=keys)
-        if dialect == "sqlite":
-            return sqlite.insert(CashLineRecord).on_conflict_do_nothing(index_elements=keys)
-        return insert(CashLineRecord)
+        return _insert_ignoring_conflicts(self.session, CashLineRecord, keys)
 
     async def remove(self, entity: str, txn_ids: Iterable[str]) -> None:
-        for chunk in _chunks(sorted({str(txn_id) for txn_id in txn_ids})):
+        ids = sorted({str(txn_id) for txn_id in txn_ids})
+        for chunk in _chunks(ids):
             await self.session.execute(
                 delete(CashLineRecord)
                 .where(
@@ -425,6 +453,9 @@ class CashLineRepository(_Scoped):
                 )
                 .execution_options(synchronize_session=False)
             )
+        await self._movements.remove(entity, ids)
+        if entity == PaidInvoiceRepository.ENTITY:
+            await self._paid_invoices.remove(ids)
 
     async def txn_ids_with_lines(self, entity: str, txn_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -449,36 +480,474 @@ class CashLineRepository(_Scoped):
             conditions.append(line.txn_date <= last)
         # Columns, not rows: a snapshot reads tens of thousands of lines.
         result = await self.session.execute(
-            select(
-                line.txn_type,
-                line.txn_id,
-                line.line,
-                line.txn_date,
-                line.account_qbo_id,
-                line.counter_account_qbo_id,
-                line.amount,
-                line.home_amount,
-                line.currency,
-                line.exchange_rate,
+            select(*_LINE_COLUMNS).where(*conditions).order_by(line.txn_date, line.id)
+        )
+        return [_cash_line(row) for row in result]
+
+    async def of_transactions(self, entity: str, txn_ids: Sequence[str]) -> list[CashLine]:
+        """Every line of the listed transactions of type `entity`."""
+        line = CashLineRecord
+        lines: list[CashLine] = []
+        for chunk in _chunks(list(txn_ids)):
+            result = await self.session.execute(
+                select(*_LINE_COLUMNS)
+                .where(
+                    line.business_id == self.business_id,
+                    line.txn_type == entity,
+                    line.txn_id.in_(chunk),
+                )
+                .order_by(line.id)
             )
-            .where(*conditions)
-            .order_by(line.txn_date, line.id)
+            lines.extend(_cash_line(row) for row in result)
+        return lines
+
+    async def transactions_naming(self, account_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The transactions (ids by entity type) with a line into or out of any of `account_ids`."""
+        line = CashLineRecord
+        found: dict[str, set[str]] = {}
+        for chunk in _chunks(list(account_ids)):
+            result = await self.session.execute(
+                select(line.txn_type, line.txn_id)
+                .where(
+                    line.business_id == self.business_id,
+                    or_(line.account_qbo_id.in_(chunk), line.counter_account_qbo_id.in_(chunk)),
+                )
+                .distinct()
+            )
+            for txn_type, txn_id in result:
+                found.setdefault(txn_type, set()).add(txn_id)
+        return {entity: sorted(ids) for entity, ids in found.items()}
+
+
+_LINE_COLUMNS = (
+    CashLineRecord.txn_type,
+    CashLineRecord.txn_id,
+    CashLineRecord.line,
+    CashLineRecord.txn_date,
+    CashLineRecord.account_qbo_id,
+    CashLineRecord.counter_account_qbo_id,
+    CashLineRecord.amount,
+    CashLineRecord.home_amount,
+    CashLineRecord.currency,
+    CashLineRecord.exchange_rate,
+)
+
+
+def _cash_line(row: Sequence[Any]) -> CashLine:
+    txn_type, txn_id, number, txn_date, account, counter, amount, home, currency, rate = row
+    return CashLine(
+        txn_type=txn_type,
+        txn_id=txn_id,
+        line=number,
+        txn_date=txn_date,
+        account_id=account,
+        counter_account_id=counter,
+        amount=amount,
+        home_amount=home,
+        currency=currency,
+        exchange_rate=rate,
+    )
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, table: Any, keys: list[str]) -> Any:
+    """An insert of `table`'s rows that leaves a row with the same `keys` as it is."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return insert(table)
+
+
+class CashMovementRepository(_Scoped):
+    """The cash movements of the business's mirrored transactions, kept as
+    `runway.cash_flow.cash_movements` derives them from their cash lines and the accounts' types
+    (`runway.models.CashMovementRecord`): written with the lines (`CashLineRepository`), and
+    worked out again for the transactions naming an account whose type changes
+    (`AccountRepository`). Reads sum them in SQL."""
+
+    @staticmethod
+    def rows_of(
+        business_id: str,
+        entity: str,
+        lines: Iterable[CashLine],
+        kinds: Mapping[str, AccountKind],
+    ) -> list[dict[str, Any]]:
+        """The `cash_movements` rows of `lines` (every line of some transactions of type
+        `entity`), classed by the accounts' `kinds`."""
+        rows: list[dict[str, Any]] = []
+        seqs: dict[str, int] = {}
+        for movement in cash_movements(lines, kinds):
+            assert movement.source_id is not None and movement.account_id is not None
+            seq = seqs[movement.source_id] = seqs.get(movement.source_id, 0) + 1
+            rows.append(
+                {
+                    "business_id": business_id,
+                    "txn_type": entity,
+                    "txn_id": movement.source_id,
+                    "seq": seq,
+                    "txn_date": movement.date,
+                    "account_qbo_id": movement.account_id,
+                    "flow": movement.cash_flow.value,
+                    "kind": movement.kind.value,
+                    "counter_account_type": movement.counter_account_type,
+                    "undeposited": movement.undeposited,
+                    # Money columns take whole cents only (anything else is refused): every
+                    # movement is, so their sums in SQL are exact.
+                    "amount": movement.amount,
+                    "currency": movement.currency,
+                    "currency_amount": movement.currency_amount,
+                }
+            )
+        return rows
+
+    async def add(
+        self,
+        entity: str,
+        lines: Sequence[CashLine],
+        kinds: Mapping[str, AccountKind] | None = None,
+    ) -> None:
+        """Store the movements of `lines`: every line of some transactions of type `entity`,
+        whose movements are not stored (removed first), classed by the accounts' `kinds` (the
+        live accounts' when not given)."""
+        if kinds is None:
+            kinds = await AccountRepository(self.session, self.business_id).kinds()
+        rows = self.rows_of(self.business_id, entity, lines, kinds)
+        if rows:
+            keys = ["business_id", "txn_type", "txn_id", "seq"]
+            # Only the rows this insert wrote count into the day sums: a movement another writer
+            # stored meanwhile (the same transaction's) is counted once, by that writer.
+            written = await self.session.execute(
+                _insert_ignoring_conflicts(self.session, CashMovementRecord, keys).returning(
+                    *self._DAY_KEYS, CashMovementRecord.amount
+                ),
+                rows,
+            )
+            await self._count(list(written), 1)
+
+    async def remove(self, entity: str, txn_ids: Iterable[str]) -> None:
+        for chunk in _chunks(sorted({str(txn_id) for txn_id in txn_ids})):
+            removed = await self.session.execute(
+                delete(CashMovementRecord)
+                .where(
+                    CashMovementRecord.business_id == self.business_id,
+                    CashMovementRecord.txn_type == entity,
+                    CashMovementRecord.txn_id.in_(chunk),
+                )
+                .returning(*self._DAY_KEYS, CashMovementRecord.amount)
+                .execution_options(synchronize_session=False)
+            )
+            await self._count(list(removed), -1)
+
+    _DAY_KEYS = (
+        CashMovementRecord.txn_date,
+        CashMovementRecord.flow,
+        CashMovementRecord.kind,
+        CashMovementRecord.counter_account_type,
+        CashMovementRecord.undeposited,
+    )
+
+    async def _count(self, movements: Sequence[Sequence[Any]], sign: int) -> None:
+        """Add (`sign` 1) or take out (-1) `movements` (day keys and amount) of the day sums."""
+        if not movements:
+            return
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        for day, flow, kind, counter_type, undeposited, amount in movements:
+            key = (day, flow, kind, counter_type or "", bool(undeposited), _sign(amount))
+            total = sums.setdefault(key, [Decimal("0.00"), 0])
+            total[0] += sign * amount
+            total[1] += sign
+        rows = [
+            {
+                "business_id": self.business_id,
+                "txn_date": day,
+                "flow": flow,
+                "kind": kind,
+                "counter_account_type": counter_type,
+                "undeposited": undeposited,
+                "sign": money_sign,
+                "amount": amount,
+                "movements": count,
+            }
+            for (day, flow, kind, counter_type, undeposited, money_sign), (amount, count)
+            in sums.items()
+        ]
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        day = CashMovementDay
+        keys = [
+            "business_id", "txn_date", "flow", "kind", "counter_account_type", "undeposited", "sign"
+        ]
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        upsert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(day)
+        # An addition in the database, so two writers counting into one day both count.
+        await self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=keys,
+                set_={
+                    "amount": day.amount + upsert.excluded.amount,
+                    "movements": day.movements + upsert.excluded.movements,
+                },
+            ),
+            rows,
+        )
+        if sign < 0:
+            await self.session.execute(
+                delete(day)
+                .where(day.business_id == self.business_id, day.movements <= 0)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def reclassify(self, account_ids: Sequence[str]) -> None:
+        """Work the movements out again for every transaction with a line naming one of
+        `account_ids` (accounts that appeared, changed type or went away)."""
+        lines = CashLineRepository(self.session, self.business_id)
+        for entity, txn_ids in (await lines.transactions_naming(account_ids)).items():
+            await self.remove(entity, txn_ids)
+            await self.add(entity, await lines.of_transactions(entity, txn_ids))
+
+    async def dated_between(self, first: date, last: date | None = None) -> list[CashMovement]:
+        """Each transaction's movements dated on or after `first` (and on or before `last`), in
+        `cash_movements`' order."""
+        m = CashMovementRecord
+        conditions = [m.business_id == self.business_id, m.txn_date >= first]
+        if last is not None:
+            conditions.append(m.txn_date <= last)
+        result = await self.session.execute(
+            select(
+                m.txn_date,
+                m.amount,
+                m.kind,
+                m.account_qbo_id,
+                m.txn_id,
+                m.flow,
+                m.undeposited,
+                m.currency,
+                m.currency_amount,
+                m.counter_account_type,
+            ).where(*conditions)
+        )
+        movements = [
+            CashMovement(
+                day,
+                amount,
+                MovementKind(kind),
+                account_id=account,
+                source_id=txn_id,
+                flow=CashFlowClass(flow),
+                undeposited=bool(undeposited),
+                currency=currency,
+                currency_amount=currency_amount,
+                counter_account_type=counter_type,
+            )
+            for day, amount, kind, account, txn_id, flow, undeposited, currency, currency_amount,
+            counter_type in result
+        ]
+        movements.sort(key=lambda m: (m.date, m.source_id or "", m.account_id or ""))
+        return movements
+
+    async def day_sums(self, first: date) -> list[CashMovement]:
+        """The movements dated on or after `first`, summed per day, class, kind, counter-account
+        type, Undeposited Funds or bank, and sign (`runway.models.CashMovementDay`): each sum one
+        `CashMovement` counting its movements (`count`). Burn, financing and the forecast's
+        baseline only ever add movements up by these, so their figures are the same as over the
+        movements one by one; the sums are exact (whole cents on SQLite, NUMERIC on PostgreSQL)."""
+        day = CashMovementDay
+        result = await self.session.execute(
+            select(
+                day.txn_date,
+                day.flow,
+                day.kind,
+                day.counter_account_type,
+                day.undeposited,
+                day.amount,
+                day.movements,
+            ).where(day.business_id == self.business_id, day.txn_date >= first)
         )
         return [
-            CashLine(
-                txn_type=txn_type,
-                txn_id=txn_id,
-                line=number,
-                txn_date=txn_date,
-                account_id=account,
-                counter_account_id=counter,
-                amount=amount,
-                home_amount=home,
-                currency=currency,
-                exchange_rate=rate,
+            CashMovement(
+                on,
+                amount,
+                MovementKind(kind),
+                flow=CashFlowClass(flow),
+                undeposited=bool(undeposited),
+                counter_account_type=counter_type or None,
+                count=count,
             )
-            for txn_type, txn_id, number, txn_date, account, counter, amount, home, currency, rate in result
+            for on, flow, kind, counter_type, undeposited, amount, count in result
         ]
+
+
+def _sign(amount: Decimal) -> int:
+    return 1 if amount > 0 else -1 if amount < 0 else 0
+
+
+class _DaysBetween(FunctionElement[int]):
+    """Whole days from the second date to the first (`later - earlier`)."""
+
+    inherit_cache = True
+
+
+@compiles(_DaysBetween)
+def _days_between(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"({later} - {earlier})"  # PostgreSQL: a date minus a date is days
+
+
+@compiles(_DaysBetween, "sqlite")
+def _days_between_sqlite(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+class PaidInvoiceRepository(_Scoped):
+    """The invoices each mirrored customer payment pays (`runway.models.PaidInvoiceLink`),
+    written and removed with the payment's cash lines (`CashLineRepository`), and each
+    customer's typical lateness worked out from them (`runway.paid_invoices`), kept after a sync
+    (`keep_lateness`) until a payment or an invoice is written."""
+
+    ENTITY = "Payment"
+
+    async def histories_since(self, first: date) -> list[CustomerPayHistory]:
+        """Each customer's typical lateness over its invoices paid on or after `first`, by
+        customer id: the kept one when it is for `first`, else worked out now."""
+        if await self._kept_since() != first:
+            return self._histories(await self.days_late_since(first))
+        result = await self.session.execute(
+            select(
+                CustomerLateness.customer_qbo_id,
+                CustomerLateness.typical_days_late,
+                CustomerLateness.paid_invoices,
+            )
+            .where(CustomerLateness.business_id == self.business_id)
+            .order_by(CustomerLateness.customer_qbo_id)
+        )
+        return [CustomerPayHistory(*row) for row in result]
+
+    @staticmethod
+    def _histories(days_late: Mapping[str, Mapping[int, int]]) -> list[CustomerPayHistory]:
+        return [
+            CustomerPayHistory(customer_id, typical_days_late(days), sum(days.values()))
+            for customer_id, days in sorted(days_late.items())
+        ]
+
+    async def keep_lateness(self, first: date) -> None:
+        """Work out and keep every customer's lateness over the invoices paid on or after
+        `first`, unless it is kept already for `first` with nothing written since."""
+        if await self._kept_since() == first:
+            return
+        histories = self._histories(await self.days_late_since(first))
+        await self.forget_lateness()
+        await self.session.execute(
+            delete(CustomerLateness)
+            .where(CustomerLateness.business_id == self.business_id)
+            .execution_options(synchronize_session=False)
+        )
+        if histories:
+            await self.session.execute(
+                insert(CustomerLateness),
+                [
+                    {
+                        "business_id": self.business_id,
+                        "customer_qbo_id": history.customer_id,
+                        "typical_days_late": history.typical_days_late,
+                        "paid_invoices": history.paid_invoices,
+                    }
+                    for history in histories
+                ],
+            )
+        await self.session.execute(
+            insert(LatenessSummary), {"business_id": self.business_id, "since": first}
+        )
+
+    async def _kept_since(self) -> date | None:
+        """The first day of the lateness kept, None when none stands."""
+        result = await self.session.execute(
+            select(LatenessSummary.since).where(LatenessSummary.business_id == self.business_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def forget_lateness(self) -> None:
+        """What was kept of the customers' lateness no longer stands (a payment or an invoice
+        changed)."""
+        await self.session.execute(
+            delete(LatenessSummary)
+            .where(LatenessSummary.business_id == self.business_id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def add(self, payments: Iterable[Mapping[str, Any]]) -> None:
+        """Store the invoices `payments` (QuickBooks Payment objects, their links removed) pay."""
+        rows = [
+            {
+                "business_id": self.business_id,
+                "payment_qbo_id": str(payment["Id"]),
+                "invoice_qbo_id": invoice_id,
+                "txn_date": date.fromisoformat(str(payment["TxnDate"]))
+                if payment.get("TxnDate")
+                else None,
+            }
+            for payment in payments
+            for invoice_id in paid_invoice_ids(payment)
+        ]
+        if rows:
+            keys = ["business_id", "payment_qbo_id", "invoice_qbo_id"]
+            await self.session.execute(
+                _insert_ignoring_conflicts(self.session, PaidInvoiceLink, keys), rows
+            )
+        await self.forget_lateness()  # a payment written: even one paying no invoice now
+
+    async def remove(self, payment_ids: Iterable[str]) -> None:
+        ids = sorted({str(payment_id) for payment_id in payment_ids})
+        if ids:
+            await self.forget_lateness()
+        for chunk in _chunks(ids):
+            await self.session.execute(
+                delete(PaidInvoiceLink)
+                .where(
+                    PaidInvoiceLink.business_id == self.business_id,
+                    PaidInvoiceLink.payment_qbo_id.in_(chunk),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def days_late_since(self, first: date) -> dict[str, dict[int, int]]:
+        """For each customer, how many of its invoices were paid how many days after their due
+        date ({days late: invoices}): the invoices no longer open whose last payment is dated on
+        or after `first` (`runway.paid_invoices`)."""
+        link = PaidInvoiceLink
+        paid = (
+            select(link.invoice_qbo_id, func.max(link.txn_date).label("paid_on"))
+            .where(link.business_id == self.business_id, link.txn_date >= first)
+            .group_by(link.invoice_qbo_id)
+            .subquery()
+        )
+        late = _DaysBetween(paid.c.paid_on, Invoice.due_date)
+        result = await self.session.execute(
+            select(Invoice.customer_qbo_id, late, func.count())
+            .join_from(
+                paid,
+                Invoice,
+                and_(
+                    Invoice.business_id == self.business_id,
+                    Invoice.qbo_id == paid.c.invoice_qbo_id,
+                ),
+            )
+            .where(
+                Invoice.deleted_at.is_(None),
+                Invoice.balance <= 0,  # still open: not a finished payment
+                Invoice.due_date.is_not(None),
+                Invoice.customer_qbo_id.is_not(None),
+            )
+            .group_by(Invoice.customer_qbo_id, late)
+        )
+        found: dict[str, dict[int, int]] = {}
+        for customer_id, days, count in result:
+            assert customer_id is not None  # left out above
+            found.setdefault(customer_id, {})[int(days)] = int(count)
+        return found
 
 
 class ExchangeRateRepository(_Scoped):
@@ -503,8 +972,83 @@ class ExchangeRateRepository(_Scoped):
 
 
 class AccountRepository(MirrorRepository[Account]):
+    """The business's accounts. Writing them keeps the stored cash movements right: the
+    transactions naming an account that appears, changes type or goes away have theirs worked
+    out again (`CashMovementRepository.reclassify`)."""
+
     def __init__(self, session: AsyncSession, business_id: str) -> None:
         super().__init__(session, business_id, Account)
+
+    async def kinds(self, qbo_ids: Sequence[str] | None = None) -> dict[str, AccountKind]:
+        """What classifying cash needs of each live account (of `qbo_ids`, or all), oldest
+        first."""
+        conditions = self._mine()
+        if qbo_ids is not None:
+            conditions.append(Account.qbo_id.in_(list(qbo_ids)))
+        result = await self.session.execute(
+            select(Account.qbo_id, Account.account_type, Account.account_sub_type)
+            .where(*conditions)
+            .order_by(Account.id)
+        )
+        return {qbo_id: AccountKind(kind, sub_kind) for qbo_id, kind, sub_kind in result}
+
+    async def _kinds_of(self, qbo_ids: Sequence[str]) -> dict[str, AccountKind]:
+        if not qbo_ids:
+            return {}
+        kinds: dict[str, AccountKind] = {}
+        for chunk in _chunks(qbo_ids):
+            kinds.update(await self.kinds(chunk))
+        return kinds
+
+    async def _reclassify_changed(
+        self,
+        qbo_ids: Sequence[str],
+        before: Mapping[str, AccountKind],
+        written: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Reclassify what names the accounts among `qbo_ids` whose kind is not what it was
+        `before` (now: as `written`, the rows' values, when they carry it; else read)."""
+        if not qbo_ids:
+            return
+        if written and all("account_type" in values for values in written):
+            after = {
+                str(values["qbo_id"]): AccountKind(
+                    values["account_type"], values.get("account_sub_type")
+                )
+                for values in written
+                if values.get("deleted_at") is None
+            }
+        else:
+            after = await self._kinds_of(qbo_ids)
+        changed = [qbo_id for qbo_id in qbo_ids if before.get(qbo_id) != after.get(qbo_id)]
+        if changed:
+            await CashMovementRepository(self.session, self.business_id).reclassify(changed)
+
+    async def insert_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        ids = sorted({str(value["qbo_id"]) for value in values})
+        before = await self._kinds_of(ids)
+        await super().insert_many(values)
+        await self._reclassify_changed(ids, before)
+
+    async def insert_new(self, values: Mapping[str, Any]) -> bool:
+        ids = [str(values["qbo_id"])]
+        before = await self._kinds_of(ids)
+        inserted = await super().insert_new(values)
+        await self._reclassify_changed(ids, before)
+        return inserted
+
+    async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        ids = sorted({str(value["qbo_id"]) for value in values})
+        before = await self._kinds_of(ids)
+        await super().update_many(values)
+        await self._reclassify_changed(ids, before, values)
+
+    async def mark_deleted(self, qbo_ids: Iterable[str], when: datetime) -> int:
+        ids = sorted({str(qbo_id) for qbo_id in qbo_ids})
+        before = await self._kinds_of(ids)
+        marked = await super().mark_deleted(ids, when)
+        await self._reclassify_changed(ids, before)
+        return marked
 
     async def undeposited_accounts(self) -> list[Account]:
         """Undeposited Funds: money received, not yet banked (shown apart from the cash)."""
@@ -548,6 +1092,29 @@ class BillRepository(MirrorRepository[Bill]):
 class InvoiceRepository(MirrorRepository[Invoice]):
     def __init__(self, session: AsyncSession, business_id: str) -> None:
         super().__init__(session, business_id, Invoice)
+
+    # An invoice written (paid, due later, deleted) changes what the customers' lateness rests on.
+
+    async def insert_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        await super().insert_many(values)
+        if values:
+            await PaidInvoiceRepository(self.session, self.business_id).forget_lateness()
+
+    async def insert_new(self, values: Mapping[str, Any]) -> bool:
+        inserted = await super().insert_new(values)
+        await PaidInvoiceRepository(self.session, self.business_id).forget_lateness()
+        return inserted
+
+    async def update_many(self, values: Sequence[Mapping[str, Any]]) -> None:
+        await super().update_many(values)
+        if values:
+            await PaidInvoiceRepository(self.session, self.business_id).forget_lateness()
+
+    async def mark_deleted(self, qbo_ids: Iterable[str], when: datetime) -> int:
+        marked = await super().mark_deleted(qbo_ids, when)
+        if marked:
+            await PaidInvoiceRepository(self.session, self.business_id).forget_lateness()
+        return marked
 
     async def open_invoices(self) -> list[Invoice]:
         """Invoices with money still owed, oldest due first."""
@@ -836,6 +1403,8 @@ class RunwayUnitOfWork:
             for entity in TRANSACTION_ENTITIES
         }
         self.cash_lines = CashLineRepository(session, business_id)
+        self.cash_movements = CashMovementRepository(session, business_id)
+        self.paid_invoices = PaidInvoiceRepository(session, business_id)
         self.exchange_rates = ExchangeRateRepository(session, business_id)
         self.watermarks = WatermarkRepository(session, business_id)
         self.drift = DriftRepository(session, business_id)
@@ -910,11 +1479,13 @@ __all__ = [
     "BillRepository",
     "BusinessRepository",
     "CashLineRepository",
+    "CashMovementRepository",
     "ConnectionRepository",
     "DriftRepository",
     "ExchangeRateRepository",
     "InvoiceRepository",
     "MirrorRepository",
+    "PaidInvoiceRepository",
     "RunwayUnitOfWork",
     "StoredVersion",
     "UnitOfWorkFactory",
