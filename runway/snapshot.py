@@ -7,9 +7,10 @@ Cash movements are the mirror's cash lines turned into movements by `runway.cash
 cash, what is a transfer, what is operating, investing or financing: defined there, once), in the
 home currency: worked out when the mirror writes the lines, and read summed per day, class, kind,
 counter-account type and sign (`runway.uow.CashMovementRepository.day_sums`). The home currency is
-the company's (QuickBooks' Preferences), else the business's setting. A foreign-currency bank account's balance is converted at the latest rate QuickBooks gave
-(`runway.mirror` reads it for the currencies of the cash accounts and of the open bills and
-invoices: `BooksSnapshot.rates`); open bills and invoices keep their own currency and exchange rate.
+the company's (QuickBooks' Preferences), else the business's setting. A foreign-currency bank
+account's balance is converted at the latest rate QuickBooks gave (`runway.mirror` reads it for
+the currencies of the cash accounts and of the open bills and invoices: `BooksSnapshot.rates`);
+open bills and invoices keep their own currency and exchange rate.
 
 A customer's typical lateness is the median, over its invoices paid within the history window, of
 the days from due date to the last payment applied (rounded half up to whole days), counted in SQL
