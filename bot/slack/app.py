@@ -228,7 +228,7 @@ class SlackBot:
     def _click_listener(self, action_id: str) -> Callable[..., Awaitable[None]]:
         async def listener(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
             await ack()
-            await self.hand_off.hand_off(SlackWork("click", action_id, body), client, respond)
+            await self.hand_off.hand_off(SlackWork("click", action_id, _lean(body)), client, respond)
 
         return listener
 
@@ -295,3 +295,12 @@ class SlackBot:
             await self.commands.run(sub, body, client, respond)
         except Exception as error:  # noqa: BLE001 - translated for the person, or raised again
             await self.failed(error, where, client, reply)
+
+
+def _lean(body: dict[str, Any]) -> dict[str, Any]:
+    """A click's body without the message it came from, but its ts: the message (a digest is tens
+    of kilobytes) is drawn again from the books, so only its ts is read (`Clicks.read`)."""
+    message = body.get("message")
+    if not isinstance(message, dict):
+        return body
+    return {**body, "message": {"ts": message.get("ts")}}
