@@ -322,7 +322,8 @@ async def mirrored_books(
         uows = UnitOfWorkFactory(sessions)
         await MirrorSync(uows, SmartSyncService(infra, BUSINESS_ID, sandbox.realm_id)).sync()
         async with uows(BUSINESS_ID) as uow:
-            return await load_books(uow, BUSINESS_ID, today, movement_days=reach_days)
+            # Every open document as a row: `books_as_of` puts those open on a past day instead.
+            return await load_books(uow, BUSINESS_ID, today, movement_days=reach_days, rows=None)
     finally:
         await infra.aclose()
 

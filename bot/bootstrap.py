@@ -9,10 +9,12 @@ app, the web routes, the worker and the CLI all take an `Oodaloo` and never buil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,7 +43,8 @@ from runway.errors import BusinessNotReady
 from runway.invoices import InvoiceService
 from runway.mirror import MirrorSync, SyncReport
 from runway.models import Business
-from runway.snapshot import load_books
+from runway.shown_rows import DIGEST_ROWS, ShownRows
+from runway.snapshot import load_banks, load_books
 from runway.uow import UnitOfWorkFactory
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
@@ -60,6 +63,11 @@ logger = logging.getLogger(__name__)
 LAST_WEEK_AT_LEAST = timedelta(days=6)
 
 ResolutionListener = Callable[[Resolution], Awaitable[None]]
+
+#: The snapshots read so far within `Oodaloo.one_read`, by business and day.
+_ONE_READ: ContextVar[dict[tuple[str, date], BooksSnapshot] | None] = ContextVar(
+    "oodaloo_one_read", default=None
+)
 
 
 @dataclass
@@ -228,7 +236,7 @@ class Oodaloo:
         none), as its settings show it; each bill is paid from the account
         `businesses.bill_payment_account` picks for the bill's currency, this one where it can."""
         async with self.uows(business.id) as uow:
-            books = await load_books(
+            books = await load_banks(
                 uow, business.id, business_today(self.clock.now(), business.timezone)
             )
         return self._payment_account(business, books)
@@ -258,22 +266,48 @@ class Oodaloo:
             paying[currency] = PaymentAccount(account.account_id, account.name)
         return paying
 
+    @contextlib.asynccontextmanager
+    async def one_read(self) -> AsyncIterator[None]:
+        """Within it, the digests of a business (on one day) share the figures the first read:
+        bank balances, movements, pay histories. What one request draws (every message a click
+        draws again) says the same and reads them once; each reads the documents it shows."""
+        token = _ONE_READ.set({})
+        try:
+            yield
+        finally:
+            _ONE_READ.reset(token)
+
     async def digest(
-        self, business_id: str, *, now: datetime | None = None, shown_bill_ids: Iterable[str] = ()
+        self,
+        business_id: str,
+        *,
+        now: datetime | None = None,
+        shown_bill_ids: Iterable[str] = (),
+        rows: ShownRows = DIGEST_ROWS,
     ) -> DigestContext:
         """The digest of the business's mirror as it stands (no QuickBooks call); bills in
-        `shown_bill_ids` (what a message being drawn again shows) stay listed however they stand."""
+        `shown_bill_ids` (what a message being drawn again shows) stay listed however they stand.
+        The lists are counted and summed whole; of their rows, the view holds those `rows` says
+        the surface shows (the digest's first few, a page of `/runway bills`, none for the
+        summary), and only those are read."""
         now = now or self.clock.now()
         business = await self.directory.get(business_id)
         previous = await self.previous_figures(business_id, before=now)
         drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
+        today = business_today(now, business.timezone)
+        read = _ONE_READ.get()
         async with self.uows(business_id) as uow:
             books = await load_books(
                 uow,
                 business_id,
-                business_today(now, business.timezone),
+                today,
                 shown_bill_ids=shown_bill_ids,
+                rows=rows,
+                within_days=self.digests.bills_due_within_days,
+                figures_from=None if read is None else read.get((business_id, today)),
             )
+        if read is not None:
+            read.setdefault((business_id, today), books)
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept
         # waiting behind it.
         view = await asyncio.to_thread(

@@ -152,7 +152,8 @@ class InvoiceService:
         async with self.uow_factory(self.business_id) as uow:
             business = await self._business(uow)
             today = business_today(now, business.timezone)
-            books = await load_books(uow, self.business_id, today)
+            # Each open invoice is looked at here: every one is read as a row.
+            books = await load_books(uow, self.business_id, today, rows=None)
         expected: list[ExpectedCollection] = []
         for item in books.open_invoices:
             if item.balance <= 0:

@@ -311,7 +311,23 @@ class Bill(MirroredRow, RunwayBase):
     def extra_table_args(cls) -> tuple[Any, ...]:
         return (
             CheckConstraint(_check_in("status", DocumentStatus), name="status"),
-            Index("ix_bills_business_due", "business_id", "balance", "due_date"),
+            # What the digest's reads of open bills filter, group and sort by (migration 0013).
+            Index(
+                "ix_bills_open",
+                "business_id",
+                "balance",
+                "due_date",
+                "txn_date",
+                "total_amount",
+                "qbo_id",
+                "currency",
+                "exchange_rate",
+                "approved_by",
+                "second_approved_by",
+                "payment_state",
+                "snoozed_until",
+                "deleted_at",
+            ),
         )
 
 
@@ -347,7 +363,20 @@ class Invoice(MirroredRow, RunwayBase):
         return (
             CheckConstraint(_check_in("status", DocumentStatus), name="status"),
             CheckConstraint("reminders_sent >= 0", name="reminders_sent"),
-            Index("ix_invoices_business_due", "business_id", "balance", "due_date"),
+            # What the digest's reads of open invoices filter, group and sort by (migration 0013).
+            Index(
+                "ix_invoices_open",
+                "business_id",
+                "balance",
+                "due_date",
+                "txn_date",
+                "customer_qbo_id",
+                "qbo_id",
+                "currency",
+                "exchange_rate",
+                "snoozed_until",
+                "deleted_at",
+            ),
         )
 
 

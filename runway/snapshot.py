@@ -12,6 +12,10 @@ account's balance is converted at the latest rate QuickBooks gave (`runway.mirro
 the currencies of the cash accounts and of the open bills and invoices: `BooksSnapshot.rates`);
 open bills and invoices keep their own currency and exchange rate.
 
+Open bills and invoices are read for the rows a surface shows (`rows`, `runway.shown_rows`): the
+plain ones (home currency, no approval, payment or snooze) are counted and summed in SQL and only
+their rows shown are read, as columns; the others are read whole (`BooksSnapshot.plain`).
+
 A customer's typical lateness is the median, over its invoices paid within the history window, of
 the days from due date to the last payment applied (rounded half up to whole days), counted in SQL
 from the invoices each payment pays (`runway.paid_invoices`) and kept by the mirror after a sync.
@@ -19,7 +23,9 @@ from the invoices each payment pays (`runway.paid_invoices`) and kept by the mir
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,11 +35,16 @@ from runway.books import (
     BooksSnapshot,
     CashMovement,
     CustomerPayHistory,
+    DatedTotal,
     OpenBill,
     OpenInvoice,
+    PlainDocuments,
+    RowsRead,
 )
+from runway.forecast import WEEKS
 from runway.lifecycle import PaymentState
 from runway.models import Account, Bill, Invoice
+from runway.shown_rows import DIGEST_ROWS, DUE_SOON_DAYS, ShownRows, Window, fetch_window
 from runway.uow import RunwayUnitOfWork
 
 IN_FLIGHT_PAYMENTS = frozenset(
@@ -102,6 +113,133 @@ def _open_invoice(invoice: Invoice) -> OpenInvoice:
     )
 
 
+def _bill_of(row: Any) -> OpenBill:
+    """An open bill from its columns (`uow.OPEN_BILL_COLUMNS`)."""
+    values = dict(row._mapping)
+    rate = values["exchange_rate"]
+    values["exchange_rate"] = rate if rate is not None else _ONE
+    return OpenBill(**values, payment_in_flight=values["payment_state"] in IN_FLIGHT_PAYMENTS)
+
+
+def _invoice_of(row: Any) -> OpenInvoice:
+    """An open invoice from its columns (`uow.OPEN_INVOICE_COLUMNS`)."""
+    values = dict(row._mapping)
+    rate = values["exchange_rate"]
+    values["exchange_rate"] = rate if rate is not None else _ONE
+    values["reminders_sent"] = values["reminders_sent"] or 0
+    return OpenInvoice(**values)
+
+
+async def _expected(
+    uow: RunwayUnitOfWork, home: str, today: date, histories: Iterable[CustomerPayHistory]
+) -> dict[int, Decimal]:
+    """The plain open invoices' balances by the day each is expected, in days from `today`, with
+    each customer's typical days late from `histories` (when the mirror's kept lateness is not
+    theirs)."""
+    days_late = {history.customer_id: history.typical_days_late for history in histories}
+    # Beyond these an invoice lands in the first week (or after the last) whoever pays it.
+    soonest = 6 - max(0, *days_late.values())
+    latest = 7 * WEEKS - min(0, *days_late.values())
+    expected: dict[int, Decimal] = defaultdict(lambda: _ZERO)
+    for days, customer, balance in await uow.invoices.plain_expected(home, today, soonest, latest):
+        expected[days + (days_late.get(customer, 0) if customer else 0)] += balance
+    return dict(expected)
+
+
+@dataclass(frozen=True, slots=True)
+class _Documents:
+    open_bills: tuple[OpenBill, ...]
+    shown_bills: tuple[OpenBill, ...]
+    open_invoices: tuple[OpenInvoice, ...]
+    plain: PlainDocuments | None
+
+
+async def _every_document(uow: RunwayUnitOfWork, shown_bill_ids: Iterable[str]) -> _Documents:
+    """Every open bill and invoice as a row (and the shown bills no longer open)."""
+    open_bills = tuple(_open_bill(bill) for bill in await uow.bills.open_bills())
+    open_ids = {bill.id for bill in open_bills}
+    wanted = [bill_id for bill_id in shown_bill_ids if bill_id not in open_ids]
+    shown = tuple(_open_bill(bill) for bill in await uow.bills.by_qbo_ids(wanted)) if wanted else ()
+    invoices = tuple(_open_invoice(invoice) for invoice in await uow.invoices.open_invoices())
+    return _Documents(open_bills, shown, invoices, None)
+
+
+async def _shown_documents(
+    uow: RunwayUnitOfWork,
+    home: str,
+    today: date,
+    rows: ShownRows,
+    within_days: int,
+    shown_bill_ids: Iterable[str],
+    histories: Iterable[CustomerPayHistory],
+    histories_since: date,
+) -> _Documents:
+    """The plain open documents summed in SQL with the rows `rows` shows; the others whole."""
+    wanted = set(shown_bill_ids)
+    shown = [_bill_of(row) for row in await uow.bills.rows_by_qbo_ids(wanted)] if wanted else []
+    # A shown bill still open is read whole: it is left out of the plain sums.
+    shown_open = {bill.id for bill in shown if bill.balance > 0}
+    open_bills = [
+        *(_bill_of(row) for row in await uow.bills.rows_with_state(home, leave_out=shown_open)),
+        *(bill for bill in shown if bill.id in shown_open),
+    ]
+    paid_since = tuple(bill for bill in shown if bill.id not in shown_open)
+    totals = tuple(
+        DatedTotal(on, count, balance)
+        for on, count, balance in await uow.bills.plain_totals(home, leave_out=shown_open)
+    )
+    last_due = today + timedelta(days=within_days)
+    overdue = [total for total in totals if total.on is not None and total.on < today]
+    due = [total for total in totals if total.on is not None and today <= total.on <= last_due]
+    overdue_count = sum(total.count for total in overdue)
+    # How many bills of either part the Python rules list is not known before `now`; the
+    # windows read hold the rows for any count of them.
+    others = len(open_bills) + len(paid_since)
+    overdue_window, due_window = rows.bill_windows_between(overdue_count, overdue_count + others)
+
+    async def bill_rows(first: date | None, last: date, window: Window) -> tuple[OpenBill, ...]:
+        read = fetch_window(window, others)
+        if read.stop == read.start:
+            return ()
+        found = await uow.bills.plain_rows(home, first, last, read, leave_out=shown_open)
+        return tuple(_bill_of(row) for row in found)
+
+    invoices = tuple(_invoice_of(row) for row in await uow.invoices.rows_with_state(home))
+    invoice_count, invoice_balance = await uow.invoices.plain_overdue_totals(home, today)
+    invoice_read = fetch_window(rows.invoice_window(), len(invoices))
+    invoice_rows = (
+        tuple(
+            _invoice_of(row)
+            for row in await uow.invoices.plain_overdue_rows(home, today, invoice_read)
+        )
+        if invoice_read.stop != invoice_read.start
+        else ()
+    )
+    expected = await uow.invoices.plain_expected_kept(home, today, histories_since)
+    if expected is None:
+        expected = await _expected(uow, home, today, histories)
+    plain = PlainDocuments(
+        shown=rows,
+        within_days=within_days,
+        bills=totals,
+        invoices_expected=expected,
+        overdue_bills=RowsRead(
+            fetch_window(overdue_window, others).start,
+            await bill_rows(None, today - timedelta(days=1), overdue_window),
+            overdue_count,
+            sum((total.balance for total in overdue), _ZERO),
+        ),
+        bills_due=RowsRead(
+            fetch_window(due_window, others).start,
+            await bill_rows(today, last_due, due_window),
+            sum(total.count for total in due),
+            sum((total.balance for total in due), _ZERO),
+        ),
+        overdue_invoices=RowsRead(invoice_read.start, invoice_rows, invoice_count, invoice_balance),
+    )
+    return _Documents(tuple(open_bills), paid_since, invoices, plain)
+
+
 async def _movements(uow: RunwayUnitOfWork, first: date) -> list[CashMovement]:
     # Derived from the cash lines when the mirror wrote them; summed per day in SQL.
     return await uow.cash_movements.day_sums(first)
@@ -120,14 +258,73 @@ async def load_books(
     movement_days: int = DEFAULT_MOVEMENT_DAYS,
     history_days: int = DEFAULT_HISTORY_DAYS,
     shown_bill_ids: Iterable[str] = (),
+    rows: ShownRows | None = DIGEST_ROWS,
+    within_days: int = DUE_SOON_DAYS,
+    figures_from: BooksSnapshot | None = None,
 ) -> BooksSnapshot:
     """The snapshot of `business_id`'s books from its mirror, for its local date `today`.
 
     `shown_bill_ids` are bills a message shows: those no longer open come along as they stand
     (`BooksSnapshot.shown_bills`), so the message can say they were paid.
+    `rows` are the rows of the digest's lists a surface shows (`runway.shown_rows`): the plain
+    open documents are counted and summed in SQL and only those rows of them are read
+    (`BooksSnapshot.plain`; the bills due are those due within `within_days`); None reads every
+    open document as a row.
+    `figures_from`, a snapshot of the same business and day read earlier for the same request,
+    lends its bank balances, movements, pay histories and people: only the documents are read
+    again (what one request draws says the same and reads those once).
     `uow` must be open and belong to the same business (a mismatch is refused, never served).
     Raises LookupError when the business does not exist.
     """
+    if figures_from is None:
+        books = await load_banks(uow, business_id, today)
+        histories = tuple(await _pay_histories(uow, today - timedelta(days=history_days)))
+    else:
+        if uow.business_id != business_id or (figures_from.business_id, figures_from.today) != (
+            business_id,
+            today,
+        ):
+            raise ValueError(
+                "the figures to reuse must be of the same business and day as the books read"
+            )
+        books, histories = figures_from, figures_from.pay_histories
+    documents = (
+        await _every_document(uow, shown_bill_ids)
+        if rows is None
+        else await _shown_documents(
+            uow,
+            books.currency,
+            today,
+            rows,
+            within_days,
+            shown_bill_ids,
+            histories,
+            today - timedelta(days=history_days),
+        )
+    )
+    if figures_from is not None:
+        return replace(
+            books,
+            open_bills=documents.open_bills,
+            shown_bills=documents.shown_bills,
+            open_invoices=documents.open_invoices,
+            plain=documents.plain,
+        )
+    return replace(
+        books,
+        open_bills=documents.open_bills,
+        shown_bills=documents.shown_bills,
+        open_invoices=documents.open_invoices,
+        plain=documents.plain,
+        movements=tuple(await _movements(uow, today - timedelta(days=movement_days))),
+        pay_histories=histories,
+        people=await uow.people.directory(),
+    )
+
+
+async def load_banks(uow: RunwayUnitOfWork, business_id: str, today: date) -> BooksSnapshot:
+    """The part of `business_id`'s snapshot that is its bank accounts and settings (no
+    documents, movements or people): what choosing the account bills are paid from reads."""
     if uow.business_id != business_id:
         raise ValueError(
             f"the unit of work serves business {uow.business_id!r}, not {business_id!r}; "
@@ -166,10 +363,6 @@ async def load_books(
 
     banks = tuple(balance(account) for account in await uow.accounts.bank_accounts())
     undeposited = tuple(balance(account) for account in await uow.accounts.undeposited_accounts())
-    open_bills = tuple(_open_bill(bill) for bill in await uow.bills.open_bills())
-    open_ids = {bill.id for bill in open_bills}
-    wanted = [bill_id for bill_id in shown_bill_ids if bill_id not in open_ids]
-    shown = tuple(_open_bill(bill) for bill in await uow.bills.by_qbo_ids(wanted)) if wanted else ()
     return BooksSnapshot(
         business_id=business_id,
         today=today,
@@ -179,18 +372,10 @@ async def load_books(
         undeposited=undeposited,
         multicurrency=bool(preferences and preferences.multicurrency_enabled),
         rates={currency: rate for currency, rate in rates.items() if currency != home},
-        open_bills=open_bills,
-        shown_bills=shown,
-        open_invoices=tuple(
-            _open_invoice(invoice) for invoice in await uow.invoices.open_invoices()
-        ),
-        movements=tuple(await _movements(uow, today - timedelta(days=movement_days))),
-        pay_histories=tuple(await _pay_histories(uow, today - timedelta(days=history_days))),
         as_of=as_of,
         min_cash_buffer=business.min_cash_buffer,
         approval_threshold=business.approval_threshold,
-        people=await uow.people.directory(),
     )
 
 
-__all__ = ["DEFAULT_HISTORY_DAYS", "DEFAULT_MOVEMENT_DAYS", "load_books"]
+__all__ = ["DEFAULT_HISTORY_DAYS", "DEFAULT_MOVEMENT_DAYS", "load_banks", "load_books"]

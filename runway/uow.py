@@ -14,7 +14,7 @@ without committing rolls them back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -22,11 +22,17 @@ from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Integer,
     Text,
     and_,
+    case,
+    cast,
     delete,
     func,
     insert,
+    literal,
+    not_,
     or_,
     select,
     type_coerce,
@@ -80,6 +86,7 @@ from runway.models import (
 )
 from runway.paid_invoices import paid_invoice_ids, typical_days_late
 from runway.people import canonical, is_email, is_identifier
+from runway.shown_rows import Window
 
 M = TypeVar("M", bound=MirroredRow)
 
@@ -1073,7 +1080,118 @@ class AccountRepository(MirrorRepository[Account]):
         return list(result.scalars())
 
 
-class BillRepository(MirrorRepository[Bill]):
+def plain_bill(home: str) -> ColumnElement[bool]:
+    """An open bill the Python rules have nothing to decide about: in the home currency (at no
+    rate of its own), with no approval, payment or snooze. Its standing is "needs approval" and
+    paying it costs its open balance (`runway.books.PlainDocuments`)."""
+    return and_(
+        or_(Bill.currency.is_(None), Bill.currency == home),
+        Bill.exchange_rate.is_(None),
+        Bill.approved_by.is_(None),
+        Bill.second_approved_by.is_(None),
+        Bill.payment_state.is_(None),
+        Bill.snoozed_until.is_(None),
+    )
+
+
+def plain_invoice(home: str) -> ColumnElement[bool]:
+    """An open invoice in the home currency (at no rate of its own) that nobody snoozed."""
+    return and_(
+        or_(Invoice.currency.is_(None), Invoice.currency == home),
+        Invoice.exchange_rate.is_(None),
+        Invoice.snoozed_until.is_(None),
+    )
+
+
+#: A bill's columns as the digest reads them, named as `runway.books.OpenBill`'s fields.
+OPEN_BILL_COLUMNS = (
+    Bill.qbo_id.label("id"),
+    Bill.vendor_qbo_id.label("vendor_id"),
+    Bill.vendor_name,
+    Bill.total_amount.label("amount"),
+    Bill.balance,
+    Bill.due_date,
+    Bill.txn_date,
+    Bill.doc_number,
+    Bill.approved_by,
+    Bill.approved_at,
+    Bill.second_approved_by,
+    Bill.second_approved_at,
+    Bill.snoozed_until,
+    Bill.currency,
+    Bill.approved_amount,
+    Bill.second_approved_amount,
+    Bill.payment_state,
+    Bill.payment_amount,
+    Bill.payment_by,
+    Bill.payment_at,
+    Bill.payment_account_name,
+    Bill.payment_note,
+    Bill.exchange_rate,
+    Bill.payment_exchange_rate,
+)
+
+#: An invoice's columns as the digest reads them, named as `runway.books.OpenInvoice`'s fields.
+OPEN_INVOICE_COLUMNS = (
+    Invoice.qbo_id.label("id"),
+    Invoice.customer_qbo_id.label("customer_id"),
+    Invoice.customer_name,
+    Invoice.total_amount.label("amount"),
+    Invoice.balance,
+    Invoice.due_date,
+    Invoice.txn_date,
+    Invoice.doc_number,
+    Invoice.last_reminder_at,
+    Invoice.reminders_sent,
+    Invoice.snoozed_until,
+    Invoice.last_reminder_by,
+    Invoice.currency,
+    Invoice.exchange_rate,
+)
+
+
+class _OpenDocuments(_Scoped):
+    """What the bill and invoice repositories share to read open documents as columns."""
+
+    def _dialect(self) -> str:
+        return self.session.bind.dialect.name if self.session.bind is not None else ""
+
+    def _in_order(self, qbo_id: Any) -> Any:
+        """`qbo_id` compared as Python compares text (by code point), as the lists sort it in
+        Python: PostgreSQL's "C" collation; SQLite compares bytes already."""
+        return qbo_id.collate("C") if self._dialect() == "postgresql" else qbo_id
+
+    def _days_from(self, day: ColumnElement[date], today: date) -> ColumnElement[int]:
+        """Whole days from `today` to `day` (negative before it)."""
+        if self._dialect() == "sqlite":
+            return cast(func.julianday(day) - func.julianday(literal(today, Date)), Integer)
+        return cast(day - literal(today, Date), Integer)
+
+    async def _rows_of(
+        self, columns: Sequence[Any], mine: Sequence[Any], qbo_id: Any, ids: Any
+    ) -> list[Any]:
+        """The rows (`columns`, of those `mine` selects) whose ids `ids` selects, in its order:
+        the ids are sorted from the index alone, and only the rows kept are read whole."""
+        ordered = list((await self.session.execute(ids)).scalars())
+        if not ordered:
+            return []
+        found = {
+            row.id: row
+            for row in await self.session.execute(
+                select(*columns).where(*mine, qbo_id.in_(ordered))
+            )
+        }
+        return [found[each] for each in ordered]
+
+    @staticmethod
+    def _window(statement: Any, window: Window) -> Any:
+        statement = statement.offset(window.start) if window.start else statement
+        if window.stop is not None:
+            statement = statement.limit(window.stop - window.start)
+        return statement
+
+
+class BillRepository(_OpenDocuments, MirrorRepository[Bill]):
     def __init__(self, session: AsyncSession, business_id: str) -> None:
         super().__init__(session, business_id, Bill)
 
@@ -1088,8 +1206,69 @@ class BillRepository(MirrorRepository[Bill]):
         )
         return list(result.scalars())
 
+    def _open(self, leave_out: Collection[str]) -> list[ColumnElement[bool]]:
+        conditions = [*self._mine(), Bill.balance > Decimal("0")]
+        if leave_out:
+            conditions.append(Bill.qbo_id.not_in(sorted(leave_out)))
+        return conditions
 
-class InvoiceRepository(MirrorRepository[Invoice]):
+    async def plain_totals(
+        self, home: str, *, leave_out: Collection[str] = ()
+    ) -> list[tuple[date | None, int, Decimal]]:
+        """The plain open bills (`plain_bill`) by due date, else transaction date: (that date,
+        how many, their open balances); bills in `leave_out` are not counted."""
+        on = func.coalesce(Bill.due_date, Bill.txn_date)
+        result = await self.session.execute(
+            select(on, func.count(), func.sum(Bill.balance))
+            .where(*self._open(leave_out), plain_bill(home))
+            .group_by(on)
+        )
+        return [(day, int(count), total) for day, count, total in result]
+
+    async def plain_rows(
+        self,
+        home: str,
+        first_day: date | None,
+        last_day: date,
+        window: Window,
+        *,
+        leave_out: Collection[str] = (),
+    ) -> list[Any]:
+        """`window` of the plain open bills due (else dated) from `first_day` (None: any day
+        before) to `last_day`, in the digest's order: soonest due, then larger, then by id."""
+        on = func.coalesce(Bill.due_date, Bill.txn_date)
+        conditions = [*self._open(leave_out), plain_bill(home), on <= last_day]
+        if first_day is not None:
+            conditions.append(on >= first_day)
+        statement = (
+            select(Bill.qbo_id)
+            .where(*conditions)
+            .order_by(on, Bill.total_amount.desc(), self._in_order(Bill.qbo_id))
+        )
+        return await self._rows_of(
+            OPEN_BILL_COLUMNS, self._mine(), Bill.qbo_id, self._window(statement, window)
+        )
+
+    async def rows_with_state(self, home: str, *, leave_out: Collection[str] = ()) -> list[Any]:
+        """The open bills that are not plain: with an approval, a payment or a snooze, or in
+        another currency (few: each is decided by the Python rules)."""
+        result = await self.session.execute(
+            select(*OPEN_BILL_COLUMNS).where(*self._open(leave_out), not_(plain_bill(home)))
+        )
+        return list(result)
+
+    async def rows_by_qbo_ids(self, qbo_ids: Iterable[str]) -> list[Any]:
+        """The live bills among `qbo_ids`, open or not, as the digest reads them."""
+        rows: list[Any] = []
+        for chunk in _chunks(sorted({str(qbo_id) for qbo_id in qbo_ids})):
+            result = await self.session.execute(
+                select(*OPEN_BILL_COLUMNS).where(*self._mine(), Bill.qbo_id.in_(chunk))
+            )
+            rows.extend(result)
+        return rows
+
+
+class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
     def __init__(self, session: AsyncSession, business_id: str) -> None:
         super().__init__(session, business_id, Invoice)
 
@@ -1125,6 +1304,92 @@ class InvoiceRepository(MirrorRepository[Invoice]):
             .order_by(Invoice.due_date.is_(None), Invoice.due_date, Invoice.id)
         )
         return list(result.scalars())
+
+    def _open(self) -> list[ColumnElement[bool]]:
+        return [*self._mine(), Invoice.balance > Decimal("0")]
+
+    async def plain_expected(
+        self, home: str, today: date, soonest: int, latest: int
+    ) -> list[tuple[int, str | None, Decimal]]:
+        """The plain open invoices' balances by base day (the due date, else the transaction
+        date, else today; in days from `today`) and customer: (days, customer, balances).
+
+        The caller adds each customer's typical days late to place them. Where that cannot
+        matter the customer is not named and the days are cut: an invoice due `soonest` days
+        or fewer from today lands in the first week, and one due `latest` or more after the
+        last, whoever pays it (so at most the invoices between come one group per customer and
+        day)."""
+        base = func.coalesce(Invoice.due_date, Invoice.txn_date, literal(today, Date))
+        days = self._days_from(base, today)
+        beyond = or_(days <= soonest, days >= latest)
+        cut = case((days <= soonest, soonest), (days >= latest, latest), else_=days)
+        customer = case((beyond, None), else_=Invoice.customer_qbo_id)
+        result = await self.session.execute(
+            select(cut, customer, func.sum(Invoice.balance))
+            .where(*self._open(), plain_invoice(home))
+            .group_by(cut, customer)
+        )
+        return [(int(day), who, total) for day, who, total in result]
+
+    async def plain_expected_kept(
+        self, home: str, today: date, since: date
+    ) -> dict[int, Decimal] | None:
+        """The plain open invoices' balances by the day each is expected, in days from `today`
+        (the due date, else the transaction date, else today, plus its customer's typical days
+        late as the mirror kept it: `CustomerLateness`); None when what is kept is not the
+        lateness over the invoices paid since `since` (then see `plain_expected`)."""
+        kept = await self.session.scalar(
+            select(LatenessSummary.since).where(LatenessSummary.business_id == self.business_id)
+        )
+        if kept != since:
+            return None
+        base = func.coalesce(Invoice.due_date, Invoice.txn_date, literal(today, Date))
+        expected = self._days_from(base, today) + func.coalesce(
+            CustomerLateness.typical_days_late, 0
+        )
+        result = await self.session.execute(
+            select(expected, func.sum(Invoice.balance))
+            .select_from(Invoice)
+            .outerjoin(
+                CustomerLateness,
+                and_(
+                    CustomerLateness.business_id == Invoice.business_id,
+                    CustomerLateness.customer_qbo_id == Invoice.customer_qbo_id,
+                ),
+            )
+            .where(*self._open(), plain_invoice(home))
+            .group_by(expected)
+        )
+        return {int(days): total for days, total in result}
+
+    async def plain_overdue_totals(self, home: str, today: date) -> tuple[int, Decimal]:
+        """How many plain open invoices are past their due date, and their open balances."""
+        count, total = (
+            await self.session.execute(
+                select(func.count(), func.sum(Invoice.balance)).where(
+                    *self._open(), plain_invoice(home), Invoice.due_date < today
+                )
+            )
+        ).one()
+        return int(count), total if total is not None else Decimal("0.00")
+
+    async def plain_overdue_rows(self, home: str, today: date, window: Window) -> list[Any]:
+        """`window` of the plain overdue invoices, longest overdue first, then larger, then by id."""
+        statement = (
+            select(Invoice.qbo_id)
+            .where(*self._open(), plain_invoice(home), Invoice.due_date < today)
+            .order_by(Invoice.due_date, Invoice.balance.desc(), self._in_order(Invoice.qbo_id))
+        )
+        return await self._rows_of(
+            OPEN_INVOICE_COLUMNS, self._mine(), Invoice.qbo_id, self._window(statement, window)
+        )
+
+    async def rows_with_state(self, home: str) -> list[Any]:
+        """The open invoices that are not plain: snoozed, or in another currency."""
+        result = await self.session.execute(
+            select(*OPEN_INVOICE_COLUMNS).where(*self._open(), not_(plain_invoice(home)))
+        )
+        return list(result)
 
 
 # --- what Oodaloo remembers ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster
 from bot.slack.tenancy import Where
 from runway.models import Business
+from runway.shown_rows import DIGEST_ROWS, NO_ROWS
 from sync import BILL_PAYMENT_CREATE, Resolution
 
 logger = logging.getLogger(__name__)
@@ -137,13 +138,26 @@ class ChannelMessages:
         """Draw again, from the books as they stand, every recent message of the business that
         shows the item (digests and shared summaries: their cards, counts and headline), and the
         ephemeral list `origin` a click came from."""
+        async with self.oodaloo.one_read():
+            await self._refresh(business, kind, item_id, origin, client)
+
+    async def _refresh(
+        self,
+        business: Business,
+        kind: Kind,
+        item_id: str,
+        origin: ListOrigin | None,
+        client: AsyncWebClient | None,
+    ) -> None:
         web = (origin.client if origin else None) or client
         web = web or await self.client_for(business.slack_team_id)
         for row in await self.poster.messages_with_block(business.id, f"{kind}:{item_id}"):
             await self.poster.redraw(business.id, row.channel_id, row.ts, self.redraw, client=web)
         if origin is not None and (origin.is_ephemeral or not origin.message_ts):
             ctx = await self.oodaloo.digest(
-                business.id, shown_bill_ids=[item_id] if kind == "bill" else ()
+                business.id,
+                shown_bill_ids=[item_id] if kind == "bill" else (),
+                rows=kit.bills_page_rows(0) if kind == "bill" else kit.invoices_page_rows(0),
             )
             if kind == "bill":
                 listed = kit.bills_message(
@@ -161,15 +175,22 @@ class ChannelMessages:
         if not recent:
             return
         web = await self.client_for(business.slack_team_id)
-        for row in recent:
-            await self.poster.redraw(business_id, row.channel_id, row.ts, self.redraw, client=web)
+        async with self.oodaloo.one_read():
+            for row in recent:
+                await self.poster.redraw(
+                    business_id, row.channel_id, row.ts, self.redraw, client=web
+                )
 
     async def redraw(self, row: StoredMessage) -> kit.SlackMessage | None:
         """A stored message drawn again from the books as they stand (None: leave it as it is)."""
         if row.kind not in ("digest", "summary"):
             return None
         shown = kit.shown_ids(row.blocks, "bill")
-        ctx = await self.oodaloo.digest(row.business_id, shown_bill_ids=shown)
+        ctx = await self.oodaloo.digest(
+            row.business_id,
+            shown_bill_ids=shown,
+            rows=NO_ROWS if row.kind == "summary" else DIGEST_ROWS,
+        )
         name = ctx.business.name
         if row.kind == "summary":
             return kit.summary_message(ctx.view, business_name=name)

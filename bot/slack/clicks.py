@@ -186,10 +186,11 @@ class Clicks:
     # --- lists ---------------------------------------------------------------------------------
 
     async def more_bills(self, click: Click) -> None:
-        ctx = await self.oodaloo.digest(click.business.id)
+        offset = _offset(click.value)
+        ctx = await self.oodaloo.digest(click.business.id, rows=kit.bills_page_rows(offset))
         message = kit.bills_message(
             ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account,
-            offset=_offset(click.value),
+            offset=offset,
         )
         await click.respond(
             response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
@@ -197,10 +198,9 @@ class Clicks:
         )
 
     async def more_invoices(self, click: Click) -> None:
-        ctx = await self.oodaloo.digest(click.business.id)
-        message = kit.invoices_message(
-            ctx.view, business_name=ctx.business.name, offset=_offset(click.value)
-        )
+        offset = _offset(click.value)
+        ctx = await self.oodaloo.digest(click.business.id, rows=kit.invoices_page_rows(offset))
+        message = kit.invoices_message(ctx.view, business_name=ctx.business.name, offset=offset)
         await click.respond(
             response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
             blocks=message.blocks,

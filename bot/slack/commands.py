@@ -28,6 +28,7 @@ from runway.businesses import (
     payment_account_id,
 )
 from runway.models import Business, ConnectionStatus
+from runway.shown_rows import NO_ROWS
 from sync import QBO_PLATFORM, SyncStrategy
 
 if TYPE_CHECKING:
@@ -78,7 +79,11 @@ class Commands:
     async def show(
         self, sub: str, business: Business, where: Where, client: AsyncWebClient, respond: Any
     ) -> None:
-        ctx = await self.oodaloo.digest(business.id)
+        rows = {
+            "bills": kit.bills_page_rows(0),
+            "invoices": kit.invoices_page_rows(0),
+        }.get(sub, NO_ROWS)
+        ctx = await self.oodaloo.digest(business.id, rows=rows)
         if sub == "bills":
             message = kit.bills_message(
                 ctx.view, business_name=business.name, payment_account=ctx.payment_account

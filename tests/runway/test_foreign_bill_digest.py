@@ -26,6 +26,7 @@ from runway.books import business_today
 from runway.calculator import RunwayCalculator, RunwayFigures, RunwayStatus
 from runway.digest import BillDue, DigestBuilder, DigestView
 from runway.lifecycle import BillState
+from runway.shown_rows import EVERY_ROW
 from runway.snapshot import load_books
 from runway.use_cases import Result, pay_bill
 
@@ -55,7 +56,7 @@ async def business_paying_from(
 async def digest(env: RunwayEnv) -> tuple[DigestView, RunwayFigures]:
     now = env.infra.clock.now()
     async with env.uows(BUSINESS) as uow:
-        books = await load_books(uow, BUSINESS, business_today(now, TZ))
+        books = await load_books(uow, BUSINESS, business_today(now, TZ), rows=EVERY_ROW)
     return DigestBuilder().build(books, now=now), RunwayCalculator().figures(books)
 
 
@@ -214,7 +215,7 @@ async def test_a_paid_euro_bill_reads_what_its_payment_cost_after_quickbooks_rat
         await uow.commit()
 
     async with runway_env.uows(BUSINESS) as uow:
-        books = await load_books(uow, BUSINESS, today, shown_bill_ids=[bill_id])
+        books = await load_books(uow, BUSINESS, today, shown_bill_ids=[bill_id], rows=EVERY_ROW)
     line = listed(DigestBuilder().build(books, now=now), bill_id)
 
     assert line.state is BillState.PAID

@@ -21,6 +21,7 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from runway.books import business_today
 from runway.digest import DigestBuilder
 from runway.lifecycle import BillStanding, BillState, approvals_required, standing
+from runway.shown_rows import EVERY_ROW
 from runway.snapshot import load_books
 from runway.use_cases import Result, approve_bill, pay_bill
 from sync_harness import OffsetClock, edit_bill_amount
@@ -209,7 +210,7 @@ async def test_no_sequence_pays_twice_without_two_people_or_an_amount_nobody_saw
         assert now.state is BillState.PAID
     # Every surface reads the digest's line of the bill: it is the same standing.
     async with runway_env.uows(BUSINESS) as uow:
-        books = await load_books(uow, BUSINESS, business_today(clock_now(runway_env), "UTC"), shown_bill_ids=[bill_id])
+        books = await load_books(uow, BUSINESS, business_today(clock_now(runway_env), "UTC"), shown_bill_ids=[bill_id], rows=EVERY_ROW)
     [line] = [b for b in DigestBuilder().build(books, now=clock_now(runway_env)).bills_due.items if b.bill_id == bill_id]
     assert line.standing == now
 
