@@ -274,7 +274,8 @@ async def run(live: dict[str, str], database_url: str) -> None:
         built = time.perf_counter() - started - loaded
         print(f"\ndigest of the company: {loaded + built:.2f} s "
               f"(snapshot from the mirror {loaded:.2f} s, view model {built:.3f} s); "
-              f"{len(books.open_bills):,} open bills, {len(books.open_invoices):,} open invoices, "
+              f"{view.bill_count:,} bills to pay and {view.overdue_invoices.total:,} overdue "
+              f"invoices listed (the plain ones counted and summed in SQL), "
               f"{sum(m.count for m in books.movements):,} cash movements; "
               f"headline: {view.headline}")
 
