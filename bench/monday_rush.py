@@ -342,6 +342,12 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
         + (f"last digest / bound = {max(lateness) / bound:.2f}×" if len(lateness) == len(businesses)
            and bound else "not every digest was posted, so no ratio")
     )
+    worker_cpu = sum(readings.cpu_at_end.get(one, 0.0) - readings.cpu_at_start.get(one, 0.0)
+                     for one in readings.cpu_at_end if one.startswith("worker"))
+    print(f"  the workers' own CPU time from their start to the last digest: {worker_cpu:.0f} s "
+          f"({worker_cpu / max(1, len(lateness)) * 1000:.0f} ms a digest), at least "
+          f"{worker_cpu / (os.cpu_count() or 1):.0f} s of wall time on this machine's "
+          f"{os.cpu_count()} cores even with nothing else running")
     print(
         f"  CHECKS  posted {len(lateness)}/{args.businesses}, within {args.window:g} min "
         f"{in_time}/{args.businesses}; channels with more than one digest {len(twice)}"
@@ -362,7 +368,7 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
           f"{ {name: n for name, n in per_worker.items() if n} }; the leader queued "
           f"{len(queued_at)} digest firings between {min(queued_at, default=0):.2f} s and "
           f"{max(queued_at, default=0):.2f} s after the due minute")
-    print("  memory (VmRSS peak MB) and CPU seconds over the rush, per process:")
+    print("  memory (VmRSS peak MB) and CPU seconds from start to the last digest, per process:")
     for name in readings.rss_peak:
         cpu = readings.cpu_at_end.get(name, 0.0) - readings.cpu_at_start.get(name, 0.0)
         print(f"    {name:<36} {readings.rss_peak[name]:7.0f} MB  {cpu:7.1f} s CPU")
