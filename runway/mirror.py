@@ -749,6 +749,10 @@ class MirrorSync:
     ) -> None:
         counts = report.entities[entity] = EntitySync(FULL, reason=reason)
         seen: set[str] = set()
+        async with self.uow_factory(self.business_id) as uow:
+            # Nothing mirrored yet: every object listed is new (`seen` leaves out one listed on
+            # two pages), so no page looks its objects up.
+            empty = await uow.mirror(entity).is_empty()
 
         async def fetch(start: int) -> tuple[datetime, list[dict[str, Any]]]:
             fetched_at = self.clock.now()
@@ -781,7 +785,8 @@ class MirrorSync:
                 seen.update(str(obj["Id"]) for obj in objects)
                 async with self.uow_factory(self.business_id) as uow:
                     await self._upsert(
-                        uow.mirror(entity), entity, objects, fetched_at, counts, full=True
+                        uow.mirror(entity), entity, objects, fetched_at, counts, full=True,
+                        new=empty,
                     )
                     await uow.commit()
                 report.write_seconds += self.clock.monotonic() - began
@@ -832,9 +837,11 @@ class MirrorSync:
         counts: EntitySync,
         *,
         full: bool = False,
+        new: bool = False,
     ) -> None:
         """Write what changed. A full page also fills in the cash lines of unchanged objects that
-        have none (a mirror from before they were kept)."""
+        have none (a mirror from before they were kept). `new`: none of `objects` is mirrored
+        (an object another writer mirrors meanwhile is left as it is, as when looked up)."""
         latest: dict[str, Mapping[str, Any]] = {}
         for obj in objects:  # one answer may list an object twice: the last word wins
             latest[str(obj["Id"])] = obj
@@ -842,7 +849,7 @@ class MirrorSync:
         live = {qbo_id: obj for qbo_id, obj in latest.items() if not _is_tombstone(obj)}
         if tombstones:
             counts.deleted += await repository.mark_deleted(tombstones, fetched_at)
-        stored = await repository.stored_versions(list(live))
+        stored = {} if new else await repository.stored_versions(list(live))
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         unchanged: list[Mapping[str, Any]] = []

@@ -284,6 +284,14 @@ class MirrorRepository(_Scoped, Generic[M]):
 
     # Bulk operations the mirror sync uses: thousands of rows per page, without loading objects.
 
+    async def is_empty(self) -> bool:
+        """Whether nothing of this entity type is mirrored for the business (deleted rows count)."""
+        model: Any = self.model
+        result = await self.session.execute(
+            select(model.id).where(*self._mine(include_deleted=True)).limit(1)
+        )
+        return result.first() is None
+
     async def stored_versions(self, qbo_ids: Sequence[str]) -> dict[str, StoredVersion]:
         """What is mirrored of each of `qbo_ids` (deleted ones too): the row id, the object's JSON
         text exactly as stored, and whether it is marked deleted."""
@@ -306,11 +314,20 @@ class MirrorRepository(_Scoped, Generic[M]):
         """Insert new rows. A row of the same QuickBooks object that another writer mirrored
         meanwhile is left as it is: Oodaloo's own payment is mirrored from QuickBooks' answer as
         soon as it is confirmed, outside the sync's lock, between the sync's look-up and insert."""
-        if values:
-            rows = [{**value, **self._fixed, "business_id": self.business_id} for value in values]
+        if not values:
+            return
+        rows = [{**value, **self._fixed, "business_id": self.business_id} for value in values]
+        if self._lines is None:
             await self.session.execute(self._insert_new(), rows)
-            if self._lines is not None:
-                await self.write_cash_lines([_object_of(value) for value in values])
+            return
+        into: Any = self.model.__table__  # type: ignore[attr-defined]
+        result = await self.session.execute(self._insert_new().returning(into.c.qbo_id), rows)
+        inserted = set(result.scalars())
+        # A new row has no cash lines to replace: its lines are only added (no deletes per page
+        # of a first sync); a row another writer mirrored meanwhile keeps its own.
+        await self._lines.add(
+            self.entity, [_object_of(value) for value in values if value["qbo_id"] in inserted]
+        )
 
     async def insert_new(self, values: Mapping[str, Any]) -> bool:
         """Insert one row unless its QuickBooks object is mirrored already (by a sync that read it
@@ -408,6 +425,13 @@ class CashLineRepository(_Scoped):
     async def replace(self, entity: str, objects: Sequence[Mapping[str, Any]]) -> None:
         """The lines of `objects` (QuickBooks objects of type `entity`) replace their old ones."""
         latest = {str(obj["Id"]): obj for obj in objects}  # an object listed twice: the last
+        if latest:
+            await self.remove(entity, list(latest))
+            await self.add(entity, list(latest.values()))
+
+    async def add(self, entity: str, objects: Sequence[Mapping[str, Any]]) -> None:
+        """Store the lines of `objects` (QuickBooks objects of type `entity`) that have none."""
+        latest = {str(obj["Id"]): obj for obj in objects}  # an object listed twice: the last
         if not latest:
             return
         kinds = await AccountRepository(self.session, self.business_id).kinds()
@@ -416,7 +440,6 @@ class CashLineRepository(_Scoped):
         undeposited = next(
             (qbo_id for qbo_id, kind in kinds.items() if kind.is_undeposited_funds), None
         )
-        await self.remove(entity, list(latest))
         lines = [
             line for obj in latest.values() for line in cash_lines(entity, obj, undeposited)
         ]
@@ -446,7 +469,7 @@ class CashLineRepository(_Scoped):
         """An insert that leaves a line another writer put there meanwhile (the same object's:
         Oodaloo's own payment mirrored by a sync and by the click that made it)."""
         keys = ["business_id", "txn_type", "txn_id", "line"]
-        return _insert_ignoring_conflicts(self.session, CashLineRecord, keys)
+        return _insert_ignoring_conflicts(self.session, CashLineRecord.__table__, keys)
 
     async def remove(self, entity: str, txn_ids: Iterable[str]) -> None:
         ids = sorted({str(txn_id) for txn_id in txn_ids})
@@ -557,7 +580,8 @@ def _cash_line(row: Sequence[Any]) -> CashLine:
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, table: Any, keys: list[str]) -> Any:
-    """An insert of `table`'s rows that leaves a row with the same `keys` as it is."""
+    """An insert of `table`'s rows that leaves a row with the same `keys` as it is (a Core
+    insert when given the table, not the mapped class: no ORM bookkeeping per row)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.bind.dialect.name if session.bind is not None else ""
@@ -626,9 +650,10 @@ class CashMovementRepository(_Scoped):
             keys = ["business_id", "txn_type", "txn_id", "seq"]
             # Only the rows this insert wrote count into the day sums: a movement another writer
             # stored meanwhile (the same transaction's) is counted once, by that writer.
+            into: Any = CashMovementRecord.__table__
             written = await self.session.execute(
-                _insert_ignoring_conflicts(self.session, CashMovementRecord, keys).returning(
-                    *self._DAY_KEYS, CashMovementRecord.amount
+                _insert_ignoring_conflicts(self.session, into, keys).returning(
+                    *(into.c[key.key] for key in self._DAY_KEYS), into.c.amount
                 ),
                 rows,
             )
@@ -688,7 +713,7 @@ class CashMovementRepository(_Scoped):
             "business_id", "txn_date", "flow", "kind", "counter_account_type", "undeposited", "sign"
         ]
         dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
-        upsert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(day)
+        upsert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(day.__table__)
         # An addition in the database, so two writers counting into one day both count.
         await self.session.execute(
             upsert.on_conflict_do_update(
@@ -902,7 +927,7 @@ class PaidInvoiceRepository(_Scoped):
         if rows:
             keys = ["business_id", "payment_qbo_id", "invoice_qbo_id"]
             await self.session.execute(
-                _insert_ignoring_conflicts(self.session, PaidInvoiceLink, keys), rows
+                _insert_ignoring_conflicts(self.session, PaidInvoiceLink.__table__, keys), rows
             )
         await self.forget_lateness()  # a payment written: even one paying no invoice now
 
