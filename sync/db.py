@@ -71,6 +71,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            # UTC already (what Oodaloo's clocks and parsers hand out): nothing to convert.
+            return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
         if value.tzinfo is None or value.utcoffset() is None:
@@ -99,12 +102,15 @@ def exact_cents(value: object, what: str = "amount") -> Decimal:
     Floats are refused outright (they cannot represent most cent amounts); so are sub-cent
     fractions, NaN/infinity, and amounts too large for NUMERIC(18, 2).
     """
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+    if value.__class__ is Decimal:  # the usual case, checked first: every row's amounts pass here
+        amount = value
+    elif isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise TypeError(
             f"{what} must be a Decimal (or int), got {type(value).__name__} {value!r}; "
             "parse amounts with simplejson use_decimal=True or Decimal('12.34')"
         )
-    amount = Decimal(value)
+    else:
+        amount = Decimal(value)
     if not amount.is_finite():
         raise ValueError(f"{what} must be a finite number, got {amount}")
     try:
