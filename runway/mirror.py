@@ -59,7 +59,7 @@ from sync import (
     QuickBooksUnavailable,
     SmartSyncService,
     SyncStrategy,
-    dumps_decimal,
+    dumps_json_document,
     exact_cents,
 )
 
@@ -857,7 +857,7 @@ class MirrorSync:
             version = stored.get(qbo_id)
             if version is None:
                 inserts.append(mirror_values(entity, obj, fetched_at))
-            elif version.deleted or version.raw_json != dumps_decimal(obj):
+            elif version.deleted or version.raw_json != dumps_json_document(obj):
                 updates.append({"id": version.row_id, **mirror_values(entity, obj, fetched_at)})
             else:
                 counts.unchanged += 1

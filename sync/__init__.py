@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from sync.db import (
         NAMING_CONVENTION,
         DecimalJSON,
+        EncodedJSON,
         Money,
         UTCDateTime,
         dumps_decimal,
+        dumps_json_document,
         exact_cents,
     )
     from sync.decisions import (
@@ -136,6 +138,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Money": ("sync.db", "Money"),
     "UTCDateTime": ("sync.db", "UTCDateTime"),
     "dumps_decimal": ("sync.db", "dumps_decimal"),
+    "dumps_json_document": ("sync.db", "dumps_json_document"),
+    "EncodedJSON": ("sync.db", "EncodedJSON"),
     "exact_cents": ("sync.db", "exact_cents"),
     "ActionMissingInQBO": ("sync.drift", "ActionMissingInQBO"),
     "AmountChanged": ("sync.drift", "AmountChanged"),
@@ -206,6 +210,7 @@ __all__ = [
     "DistributedLock",
     "Drift",
     "DriftReport",
+    "EncodedJSON",
     "InvoiceSendIntent",
     "LocalAction",
     "LocalBill",
@@ -240,6 +245,7 @@ __all__ = [
     "bill_drift",
     "decide",
     "dumps_decimal",
+    "dumps_json_document",
     "exact_cents",
     "loads_decimal",
     "redis_of",

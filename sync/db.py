@@ -7,6 +7,7 @@ is used: money is an exact Decimal and every timestamp comes back timezone-aware
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -166,6 +167,47 @@ def dumps_decimal(value: Any) -> str:
     return text
 
 
+class EncodedJSON(str):
+    """JSON text already written by `dumps_decimal`'s rules: a `DecimalJSON` column stores it as
+    it is instead of encoding it as a string."""
+
+
+def dumps_json_document(value: Any) -> str:
+    """`dumps_decimal(value)`, the same text, for a value decoded from JSON text (dicts with string
+    keys, lists, strings, ints, Decimals, booleans, None) in half the time: the standard library's
+    encoder writes it, each Decimal as a marked string then unmarked. Anything else (a string
+    holding the mark, another type) is written by `dumps_decimal` itself.
+
+    Not for dicts with int keys: the two encoders sort those differently."""
+    decimals = 0
+
+    def marked(obj: Any) -> str:
+        nonlocal decimals
+        if obj.__class__ is not Decimal:
+            raise TypeError(type(obj).__name__)
+        decimals += 1
+        return f"\x00{obj}\x00"
+
+    encoder = json.JSONEncoder(
+        check_circular=False,
+        allow_nan=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=marked,
+    )
+    try:
+        text = encoder.encode(value)
+    except (TypeError, ValueError):
+        return dumps_decimal(value)
+    if not decimals:
+        return text
+    # Every escaped NUL must be a mark's (two per Decimal), or a string held one: start over.
+    if text.count("\\u0000") != 2 * decimals:
+        return dumps_decimal(value)
+    return text.replace('"\\u0000', "").replace('\\u0000"', "")
+
+
 def loads_decimal(text: str) -> Any:
     """Parse JSON text with every number that has a fraction kept as an exact Decimal."""
     return simplejson.loads(text, use_decimal=True)
@@ -178,6 +220,8 @@ class DecimalJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value.__class__ is EncodedJSON:
+            return str(value)
         return None if value is None else dumps_decimal(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
