@@ -23,11 +23,9 @@ from typing import Any, Generic, NamedTuple, Self, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Date,
-    Integer,
     Text,
     and_,
     case,
-    cast,
     delete,
     func,
     insert,
@@ -1199,9 +1197,7 @@ class _OpenDocuments(_Scoped):
 
     def _days_from(self, day: ColumnElement[date], today: date) -> ColumnElement[int]:
         """Whole days from `today` to `day` (negative before it)."""
-        if self._dialect() == "sqlite":
-            return cast(func.julianday(day) - func.julianday(literal(today, Date)), Integer)
-        return cast(day - literal(today, Date), Integer)
+        return _DaysBetween(day, literal(today, Date))
 
     async def _rows_of(
         self, columns: Sequence[Any], mine: Sequence[Any], qbo_id: Any, ids: Any
