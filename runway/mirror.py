@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 1000
 #: QuickBooks' change data capture looks back at most this far.
 CDC_WINDOW = timedelta(days=30)
+#: A sync that creates at least this many rows has the database look at the tables again.
+STATISTICS_AFTER_ROWS = 1000
 #: Entity types CDC can report, in the order a first sync fills them (references before users).
 CDC_ENTITIES: tuple[str, ...] = (
     "Preferences",
@@ -622,6 +624,10 @@ class MirrorSync:
 
         await self._read_exchange_rates(report, started)
         await self._keep_lateness(timezone)
+        if report.created >= STATISTICS_AFTER_ROWS:
+            async with self.uow_factory(self.business_id) as uow:
+                await uow.refresh_statistics()
+                await uow.commit()
         report.finished_at = self.clock.now()
         return report
 

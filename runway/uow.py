@@ -33,6 +33,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -1659,6 +1660,16 @@ class PeopleRepository(_Scoped):
 # --- the unit of work ------------------------------------------------------------------------
 
 
+#: The tables the digest sums, joins and orders (`refresh_statistics`).
+MIRROR_STATISTICS_TABLES = (
+    Bill.__tablename__,
+    Invoice.__tablename__,
+    CashMovementDay.__tablename__,
+    PaidInvoiceLink.__tablename__,
+    CustomerLateness.__tablename__,
+)
+
+
 class RunwayUnitOfWork:
     """One transaction's worth of work for one business. Use it as an async context manager."""
 
@@ -1749,6 +1760,16 @@ class RunwayUnitOfWork:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def refresh_statistics(self) -> None:
+        """Have PostgreSQL look at the mirror's tables again after many rows arrived: until it
+        does (autovacuum may take minutes), its plans for the digest's sums and joins assume the
+        tables are as small as they were, and a digest that takes milliseconds takes a second."""
+        bind = self.session.bind
+        if bind is None or bind.dialect.name != "postgresql":
+            return  # SQLite plans from its indexes alone
+        for table in MIRROR_STATISTICS_TABLES:
+            await self.session.execute(text(f'ANALYZE "{table}"'))
 
     async def commit(self) -> None:
         await self.session.commit()
