@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import io
 import re
-
-from conftest import SeededBusiness
+from typing import Any
 
 from bot.sync_progress import SyncProgressShown, progress_line
 from runway.mirror import MIRRORED_ENTITIES, MirrorSync, SyncProgress, SyncReport
@@ -36,7 +35,7 @@ def _done_line(entity: str, report: SyncReport) -> str:
 
 
 async def test_each_page_is_told_with_what_was_received_and_written(
-    seeded_business: SeededBusiness,
+    seeded_business: Any,
 ) -> None:
     told: list[SyncProgress] = []
     mirror = MirrorSync(
@@ -58,7 +57,7 @@ async def test_each_page_is_told_with_what_was_received_and_written(
     assert max(p.page for p in told if p.entity == "Bill") > 2  # the company has bills to page
 
 
-async def test_a_log_gets_each_entity_types_last_line(seeded_business: SeededBusiness) -> None:
+async def test_a_log_gets_each_entity_types_last_line(seeded_business: Any) -> None:
     log = io.StringIO()
     shown = SyncProgressShown(log, every=3600.0)  # nothing in between within the hour
     report = await MirrorSync(
@@ -73,7 +72,7 @@ async def test_a_log_gets_each_entity_types_last_line(seeded_business: SeededBus
 
 
 async def test_a_terminal_gets_one_line_per_entity_type_rewritten_in_place(
-    seeded_business: SeededBusiness,
+    seeded_business: Any,
 ) -> None:
     terminal = Terminal()
     shown = SyncProgressShown(terminal)
