@@ -29,6 +29,7 @@ from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
 from runway.businesses import (
     BusinessDirectory,
+    BusinessNotFound,
     PayFromRefused,
     QBOAppCredentials,
     bank_accounts_of,
@@ -68,6 +69,25 @@ ResolutionListener = Callable[[Resolution], Awaitable[None]]
 _ONE_READ: ContextVar[dict[tuple[str, date], BooksSnapshot] | None] = ContextVar(
     "oodaloo_one_read", default=None
 )
+
+
+async def _previous_figures(
+    session: AsyncSession, business_id: str, *, before: datetime
+) -> WeeklyFigures | None:
+    run = await session.scalar(
+        select(DigestRun)
+        .where(
+            DigestRun.business_id == business_id,
+            DigestRun.posted_at.is_not(None),
+            DigestRun.figures.is_not(None),
+            DigestRun.scheduled_for < before - LAST_WEEK_AT_LEAST,
+        )
+        .order_by(DigestRun.scheduled_for.desc())
+        .limit(1)
+    )
+    if run is None or run.figures is None:
+        return None
+    return figures_from_json(run.figures)
 
 
 @dataclass
@@ -291,12 +311,16 @@ class Oodaloo:
         the surface shows (the digest's first few, a page of `/runway bills`, none for the
         summary), and only those are read."""
         now = now or self.clock.now()
-        business = await self.directory.get(business_id)
-        previous = await self.previous_figures(business_id, before=now)
-        drift = await DriftRecorder(self.uows, business_id, self.clock).open_events()
-        today = business_today(now, business.timezone)
         read = _ONE_READ.get()
+        # One transaction for everything the digest reads: one consistent state, and no more
+        # round trips to the database than statements.
         async with self.uows(business_id) as uow:
+            business = await uow.business.get()
+            if business is None:
+                raise BusinessNotFound(f"no business with id {business_id!r}")
+            previous = await _previous_figures(uow.session, business_id, before=now)
+            drift = [event.sentence for event in await uow.drift.open()]
+            today = business_today(now, business.timezone)
             books = await load_books(
                 uow,
                 business_id,
@@ -315,7 +339,7 @@ class Oodaloo:
             books,
             now=now,
             previous=previous,
-            drift=[notice.sentence for notice in drift],
+            drift=drift,
         )
         paying = self._bill_payment_accounts(
             business, books, [books.currency, *(bill.currency for bill in view.bills)]
@@ -328,26 +352,6 @@ class Oodaloo:
             now,
             home.account_id if home else None,
         )
-
-    async def previous_figures(self, business_id: str, *, before: datetime) -> WeeklyFigures | None:
-        """Last week's figures: those of the latest digest posted at least six days before
-        `before` (a digest sent again today, or a mid-week summary, is not "last week")."""
-        before = before - LAST_WEEK_AT_LEAST
-        async with self.sessions() as session:
-            run = await session.scalar(
-                select(DigestRun)
-                .where(
-                    DigestRun.business_id == business_id,
-                    DigestRun.posted_at.is_not(None),
-                    DigestRun.figures.is_not(None),
-                    DigestRun.scheduled_for < before,
-                )
-                .order_by(DigestRun.scheduled_for.desc())
-                .limit(1)
-            )
-        if run is None or run.figures is None:
-            return None
-        return figures_from_json(run.figures)
 
     # --- reconciliation -----------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ async def _shown_documents(
     within_days: int,
     shown_bill_ids: Iterable[str],
     histories: Iterable[CustomerPayHistory],
-    histories_since: date,
+    lateness_kept: bool,
 ) -> _Documents:
     """The plain open documents summed in SQL with the rows `rows` shows; the others whole."""
     wanted = set(shown_bill_ids)
@@ -215,9 +215,11 @@ async def _shown_documents(
         if invoice_read.stop != invoice_read.start
         else ()
     )
-    expected = await uow.invoices.plain_expected_kept(home, today, histories_since)
-    if expected is None:
-        expected = await _expected(uow, home, today, histories)
+    expected = (
+        await uow.invoices.plain_expected_kept(home, today)
+        if lateness_kept
+        else await _expected(uow, home, today, histories)
+    )
     plain = PlainDocuments(
         shown=rows,
         within_days=within_days,
@@ -245,9 +247,15 @@ async def _movements(uow: RunwayUnitOfWork, first: date) -> list[CashMovement]:
     return await uow.cash_movements.day_sums(first)
 
 
-async def _pay_histories(uow: RunwayUnitOfWork, first: date) -> list[CustomerPayHistory]:
-    # Kept by the mirror after each sync; worked out in SQL when it does not stand.
-    return await uow.paid_invoices.histories_since(first)
+async def _pay_histories(
+    uow: RunwayUnitOfWork, first: date
+) -> tuple[tuple[CustomerPayHistory, ...], bool]:
+    """The customers' pay histories since `first`, and whether they are those the mirror kept
+    after its last sync (else they were worked out in SQL now: the kept ones do not stand)."""
+    kept = await uow.paid_invoices.kept_histories(first)
+    if kept is not None:
+        return tuple(kept), True
+    return tuple(await uow.paid_invoices.histories_since(first)), False
 
 
 async def load_books(
@@ -276,9 +284,10 @@ async def load_books(
     `uow` must be open and belong to the same business (a mismatch is refused, never served).
     Raises LookupError when the business does not exist.
     """
+    histories_from = today - timedelta(days=history_days)
     if figures_from is None:
         books = await load_banks(uow, business_id, today)
-        histories = tuple(await _pay_histories(uow, today - timedelta(days=history_days)))
+        histories, lateness_kept = await _pay_histories(uow, histories_from)
     else:
         if uow.business_id != business_id or (figures_from.business_id, figures_from.today) != (
             business_id,
@@ -288,6 +297,7 @@ async def load_books(
                 "the figures to reuse must be of the same business and day as the books read"
             )
         books, histories = figures_from, figures_from.pay_histories
+        lateness_kept = await uow.paid_invoices.kept_since() == histories_from
     documents = (
         await _every_document(uow, shown_bill_ids)
         if rows is None
@@ -299,7 +309,7 @@ async def load_books(
             within_days,
             shown_bill_ids,
             histories,
-            today - timedelta(days=history_days),
+            lateness_kept,
         )
     )
     if figures_from is not None:
@@ -361,8 +371,9 @@ async def load_banks(uow: RunwayUnitOfWork, business_id: str, today: date) -> Bo
             exchange_rate=_ONE if currency == home else rates.get(currency),
         )
 
-    banks = tuple(balance(account) for account in await uow.accounts.bank_accounts())
-    undeposited = tuple(balance(account) for account in await uow.accounts.undeposited_accounts())
+    bank_accounts, undeposited_accounts = await uow.accounts.cash_accounts_by_kind()
+    banks = tuple(balance(account) for account in bank_accounts)
+    undeposited = tuple(balance(account) for account in undeposited_accounts)
     return BooksSnapshot(
         business_id=business_id,
         today=today,

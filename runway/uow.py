@@ -855,18 +855,28 @@ class PaidInvoiceRepository(_Scoped):
     async def histories_since(self, first: date) -> list[CustomerPayHistory]:
         """Each customer's typical lateness over its invoices paid on or after `first`, by
         customer id: the kept one when it is for `first`, else worked out now."""
-        if await self._kept_since() != first:
-            return self._histories(await self.days_late_since(first))
+        kept = await self.kept_histories(first)
+        return kept if kept is not None else self._histories(await self.days_late_since(first))
+
+    async def kept_histories(self, first: date) -> list[CustomerPayHistory] | None:
+        """The customers' lateness as kept, by customer id, when it is kept for the invoices paid
+        on or after `first`; None when not (read in one statement)."""
         result = await self.session.execute(
             select(
+                LatenessSummary.since,
                 CustomerLateness.customer_qbo_id,
                 CustomerLateness.typical_days_late,
                 CustomerLateness.paid_invoices,
             )
-            .where(CustomerLateness.business_id == self.business_id)
+            .select_from(LatenessSummary)
+            .outerjoin(CustomerLateness, CustomerLateness.business_id == LatenessSummary.business_id)
+            .where(LatenessSummary.business_id == self.business_id)
             .order_by(CustomerLateness.customer_qbo_id)
         )
-        return [CustomerPayHistory(*row) for row in result]
+        rows = list(result)
+        if not rows or rows[0].since != first:
+            return None
+        return [CustomerPayHistory(*row[1:]) for row in rows if row.customer_qbo_id is not None]
 
     @staticmethod
     def _histories(days_late: Mapping[str, Mapping[int, int]]) -> list[CustomerPayHistory]:
@@ -878,7 +888,7 @@ class PaidInvoiceRepository(_Scoped):
     async def keep_lateness(self, first: date) -> None:
         """Work out and keep every customer's lateness over the invoices paid on or after
         `first`, unless it is kept already for `first` with nothing written since."""
-        if await self._kept_since() == first:
+        if await self.kept_since() == first:
             return
         histories = self._histories(await self.days_late_since(first))
         await self.forget_lateness()
@@ -904,7 +914,7 @@ class PaidInvoiceRepository(_Scoped):
             insert(LatenessSummary), {"business_id": self.business_id, "since": first}
         )
 
-    async def _kept_since(self) -> date | None:
+    async def kept_since(self) -> date | None:
         """The first day of the lateness kept, None when none stands."""
         result = await self.session.execute(
             select(LatenessSummary.since).where(LatenessSummary.business_id == self.business_id)
@@ -1094,25 +1104,35 @@ class AccountRepository(MirrorRepository[Account]):
 
     async def undeposited_accounts(self) -> list[Account]:
         """Undeposited Funds: money received, not yet banked (shown apart from the cash)."""
-        result = await self.session.execute(
-            select(Account)
-            .where(*self._mine(), Account.account_sub_type == UNDEPOSITED_FUNDS)
-            .order_by(Account.id)
-        )
-        return list(result.scalars())
+        return (await self.cash_accounts_by_kind())[1]
 
     async def cash_accounts(self) -> list[Account]:
         """The bank accounts and Undeposited Funds."""
-        return [*await self.bank_accounts(), *await self.undeposited_accounts()]
+        banks, undeposited = await self.cash_accounts_by_kind()
+        return [*banks, *undeposited]
 
     async def bank_accounts(self) -> list[Account]:
         """Active bank accounts: the cash on hand."""
+        return (await self.cash_accounts_by_kind())[0]
+
+    async def cash_accounts_by_kind(self) -> tuple[list[Account], list[Account]]:
+        """(active bank accounts: the cash on hand; Undeposited Funds: money received, not yet
+        banked, shown apart from the cash), each by id, read in one statement."""
+        bank = and_(Account.account_type == "Bank", Account.active.is_(True))
+        undeposited = Account.account_sub_type == UNDEPOSITED_FUNDS
         result = await self.session.execute(
-            select(Account)
-            .where(*self._mine(), Account.account_type == "Bank", Account.active.is_(True))
+            select(Account, bank, undeposited)
+            .where(*self._mine(), or_(bank, undeposited))
             .order_by(Account.id)
         )
-        return list(result.scalars())
+        banks: list[Account] = []
+        funds: list[Account] = []
+        for account, is_bank, is_undeposited in result:
+            if is_bank:
+                banks.append(account)
+            if is_undeposited:
+                funds.append(account)
+        return banks, funds
 
 
 def plain_bill(home: str) -> ColumnElement[bool]:
@@ -1364,18 +1384,11 @@ class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
         )
         return [(int(day), who, total) for day, who, total in result]
 
-    async def plain_expected_kept(
-        self, home: str, today: date, since: date
-    ) -> dict[int, Decimal] | None:
+    async def plain_expected_kept(self, home: str, today: date) -> dict[int, Decimal]:
         """The plain open invoices' balances by the day each is expected, in days from `today`
         (the due date, else the transaction date, else today, plus its customer's typical days
-        late as the mirror kept it: `CustomerLateness`); None when what is kept is not the
-        lateness over the invoices paid since `since` (then see `plain_expected`)."""
-        kept = await self.session.scalar(
-            select(LatenessSummary.since).where(LatenessSummary.business_id == self.business_id)
-        )
-        if kept != since:
-            return None
+        late as the mirror kept it: `CustomerLateness`). Only for when what is kept is the
+        lateness wanted (`PaidInvoiceRepository.kept_histories`); else see `plain_expected`."""
         base = func.coalesce(Invoice.due_date, Invoice.txn_date, literal(today, Date))
         expected = self._days_from(base, today) + func.coalesce(
             CustomerLateness.typical_days_late, 0
