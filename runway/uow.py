@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -1305,8 +1305,10 @@ class BillRepository(_OpenDocuments, MirrorRepository[Bill]):
     async def rows_with_state(self, home: str, *, leave_out: Collection[str] = ()) -> list[Any]:
         """The open bills that are not plain: with an approval, a payment or a snooze, or in
         another currency (few: each is decided by the Python rules)."""
+        # Which they are is read from the open bills' index alone; only those rows are read.
+        which = select(Bill.qbo_id).where(*self._open(leave_out), not_(plain_bill(home)))
         result = await self.session.execute(
-            select(*OPEN_BILL_COLUMNS).where(*self._open(leave_out), not_(plain_bill(home)))
+            select(*OPEN_BILL_COLUMNS).where(*self._mine(), Bill.qbo_id.in_(which.correlate(None)))
         )
         return list(result)
 
@@ -1432,8 +1434,12 @@ class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
 
     async def rows_with_state(self, home: str) -> list[Any]:
         """The open invoices that are not plain: snoozed, or in another currency."""
+        # Which they are is read from the open invoices' index alone; only those rows are read.
+        which = select(Invoice.qbo_id).where(*self._open(), not_(plain_invoice(home)))
         result = await self.session.execute(
-            select(*OPEN_INVOICE_COLUMNS).where(*self._open(), not_(plain_invoice(home)))
+            select(*OPEN_INVOICE_COLUMNS).where(
+                *self._mine(), Invoice.qbo_id.in_(which.correlate(None))
+            )
         )
         return list(result)
 
@@ -1777,12 +1783,17 @@ class RunwayUnitOfWork:
     async def refresh_statistics(self) -> None:
         """Have PostgreSQL look at the mirror's tables again after many rows arrived: until it
         does (autovacuum may take minutes), its plans for the digest's sums and joins assume the
-        tables are as small as they were, and a digest that takes milliseconds takes a second."""
+        tables are as small as they were, and its sums over the open documents' index read every
+        row's page too (an index-only scan needs the visibility map that VACUUM keeps), so a
+        digest that takes milliseconds takes a second. VACUUM cannot run inside a transaction:
+        it runs on a connection of its own, apart from this unit of work's."""
         bind = self.session.bind
-        if bind is None or bind.dialect.name != "postgresql":
+        if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
             return  # SQLite plans from its indexes alone
-        for table in MIRROR_STATISTICS_TABLES:
-            await self.session.execute(text(f'ANALYZE "{table}"'))
+        async with bind.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            for table in MIRROR_STATISTICS_TABLES:
+                await autocommit.execute(text(f'VACUUM (ANALYZE) "{table}"'))
 
     async def commit(self) -> None:
         await self.session.commit()
