@@ -74,8 +74,10 @@ _ONE_READ: ContextVar[dict[tuple[str, date], BooksSnapshot] | None] = ContextVar
 async def _previous_figures(
     session: AsyncSession, business_id: str, *, before: datetime
 ) -> WeeklyFigures | None:
-    run = await session.scalar(
-        select(DigestRun)
+    """Last week's figures: those of the latest digest posted at least six days before
+    `before` (a digest sent again today, or a mid-week summary, is not "last week")."""
+    figures = await session.scalar(
+        select(DigestRun.figures)
         .where(
             DigestRun.business_id == business_id,
             DigestRun.posted_at.is_not(None),
@@ -85,9 +87,7 @@ async def _previous_figures(
         .order_by(DigestRun.scheduled_for.desc())
         .limit(1)
     )
-    if run is None or run.figures is None:
-        return None
-    return figures_from_json(run.figures)
+    return None if figures is None else figures_from_json(figures)
 
 
 @dataclass
@@ -319,7 +319,7 @@ class Oodaloo:
             if business is None:
                 raise BusinessNotFound(f"no business with id {business_id!r}")
             previous = await _previous_figures(uow.session, business_id, before=now)
-            drift = [event.sentence for event in await uow.drift.open()]
+            drift = await uow.drift.open_sentences()
             today = business_today(now, business.timezone)
             books = await load_books(
                 uow,

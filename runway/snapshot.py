@@ -205,7 +205,6 @@ async def _shown_documents(
         return tuple(_bill_of(row) for row in found)
 
     invoices = tuple(_invoice_of(row) for row in await uow.invoices.rows_with_state(home))
-    invoice_count, invoice_balance = await uow.invoices.plain_overdue_totals(home, today)
     invoice_read = fetch_window(rows.invoice_window(), len(invoices))
     invoice_rows = (
         tuple(
@@ -215,11 +214,13 @@ async def _shown_documents(
         if invoice_read.stop != invoice_read.start
         else ()
     )
-    expected = (
-        await uow.invoices.plain_expected_kept(home, today)
-        if lateness_kept
-        else await _expected(uow, home, today, histories)
-    )
+    if lateness_kept:
+        expected, (invoice_count, invoice_balance) = await uow.invoices.plain_expected_kept(
+            home, today
+        )
+    else:
+        invoice_count, invoice_balance = await uow.invoices.plain_overdue_totals(home, today)
+        expected = await _expected(uow, home, today, histories)
     plain = PlainDocuments(
         shown=rows,
         within_days=within_days,

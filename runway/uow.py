@@ -812,14 +812,19 @@ class CashMovementRepository(_Scoped):
             CashMovement(
                 on,
                 amount,
-                MovementKind(kind),
-                flow=CashFlowClass(flow),
+                _MOVEMENT_KINDS[kind],
+                flow=_CASH_FLOW_CLASSES[flow],
                 undeposited=bool(undeposited),
                 counter_account_type=counter_type or None,
                 count=count,
             )
             for on, flow, kind, counter_type, undeposited, amount, count in result
         ]
+
+
+# The enums by their stored values (a dict lookup: a few hundred day sums are read per digest).
+_MOVEMENT_KINDS = {kind.value: kind for kind in MovementKind}
+_CASH_FLOW_CLASSES = {flow.value: flow for flow in CashFlowClass}
 
 
 def _sign(amount: Decimal) -> int:
@@ -1149,6 +1154,11 @@ def plain_bill(home: str) -> ColumnElement[bool]:
     )
 
 
+def _overdue_invoice(today: date) -> ColumnElement[bool]:
+    """An invoice past its due date on `today` (one with no due date is not)."""
+    return Invoice.due_date < today
+
+
 def plain_invoice(home: str) -> ColumnElement[bool]:
     """An open invoice in the home currency (at no rate of its own) that nobody snoozed."""
     return and_(
@@ -1386,17 +1396,21 @@ class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
         )
         return [(int(day), who, total) for day, who, total in result]
 
-    async def plain_expected_kept(self, home: str, today: date) -> dict[int, Decimal]:
+    async def plain_expected_kept(
+        self, home: str, today: date
+    ) -> tuple[dict[int, Decimal], tuple[int, Decimal]]:
         """The plain open invoices' balances by the day each is expected, in days from `today`
         (the due date, else the transaction date, else today, plus its customer's typical days
-        late as the mirror kept it: `CustomerLateness`). Only for when what is kept is the
-        lateness wanted (`PaidInvoiceRepository.kept_histories`); else see `plain_expected`."""
+        late as the mirror kept it: `CustomerLateness`), and how many of them are overdue with
+        their balances (`plain_overdue_totals`), in one statement. Only for when what is kept is
+        the lateness wanted (`PaidInvoiceRepository.kept_histories`); else see `plain_expected`."""
         base = func.coalesce(Invoice.due_date, Invoice.txn_date, literal(today, Date))
         expected = self._days_from(base, today) + func.coalesce(
             CustomerLateness.typical_days_late, 0
         )
+        overdue = case((_overdue_invoice(today), 1), else_=0)
         result = await self.session.execute(
-            select(expected, func.sum(Invoice.balance))
+            select(expected, overdue, func.count(), func.sum(Invoice.balance))
             .select_from(Invoice)
             .outerjoin(
                 CustomerLateness,
@@ -1406,16 +1420,23 @@ class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
                 ),
             )
             .where(*self._open(), plain_invoice(home))
-            .group_by(expected)
+            .group_by(expected, overdue)
         )
-        return {int(days): total for days, total in result}
+        by_day: dict[int, Decimal] = {}
+        overdue_count, overdue_balance = 0, Decimal("0.00")
+        for days, is_overdue, count, total in result:
+            by_day[int(days)] = by_day.get(int(days), Decimal("0.00")) + total
+            if is_overdue:
+                overdue_count += int(count)
+                overdue_balance += total
+        return by_day, (overdue_count, overdue_balance)
 
     async def plain_overdue_totals(self, home: str, today: date) -> tuple[int, Decimal]:
         """How many plain open invoices are past their due date, and their open balances."""
         count, total = (
             await self.session.execute(
                 select(func.count(), func.sum(Invoice.balance)).where(
-                    *self._open(), plain_invoice(home), Invoice.due_date < today
+                    *self._open(), plain_invoice(home), _overdue_invoice(today)
                 )
             )
         ).one()
@@ -1425,7 +1446,7 @@ class InvoiceRepository(_OpenDocuments, MirrorRepository[Invoice]):
         """`window` of the plain overdue invoices, longest overdue first, then larger, then by id."""
         statement = (
             select(Invoice.qbo_id)
-            .where(*self._open(), plain_invoice(home), Invoice.due_date < today)
+            .where(*self._open(), plain_invoice(home), _overdue_invoice(today))
             .order_by(Invoice.due_date, Invoice.balance.desc(), self._in_order(Invoice.qbo_id))
         )
         return await self._rows_of(
@@ -1510,6 +1531,15 @@ class DriftRepository(_Scoped):
             event.last_seen = seen_at
             event.count += 1
         return event
+
+    async def open_sentences(self) -> list[str]:
+        """What each open drift event says, in the order `open` lists them."""
+        result = await self.session.execute(
+            select(DriftEvent.sentence)
+            .where(DriftEvent.business_id == self.business_id, DriftEvent.resolved_at.is_(None))
+            .order_by(DriftEvent.first_seen, DriftEvent.id)
+        )
+        return list(result.scalars())
 
     async def open(self) -> list[DriftEvent]:
         result = await self.session.execute(
