@@ -17,7 +17,8 @@ The limits, with what really arrives on each route:
 
 `slack_signature_problem` checks Slack's signature headers strictly (a timestamp that is an integer
 within five minutes, `v0=` and 64 hex digits) before Bolt parses anything; `slack_payload_problem`
-then refuses a signed body whose fields have types Bolt would fail on while routing it.
+then refuses a signed body whose fields (as Bolt parsed them, once) have types Bolt would fail on
+while routing it.
 """
 
 from __future__ import annotations
@@ -174,18 +175,11 @@ _BOOLEANS = ("is_enterprise_install", "is_ext_shared_channel")
 _PRESENT_MEANS_OBJECT = ("event", "view")
 
 
-def slack_payload_problem(body: bytes, content_type: str | None) -> str | None:
-    """None when a (signed) body parses into the shape Bolt reads without failing; otherwise what
-    is wrong. Bolt indexes into the payload (`team.id`, `actions[0].action_id`, `view.callback_id`)
-    while it routes a request, and answers 500 with an error logged when a field has another type:
-    such a body is a 400 here instead, before Bolt sees it."""
-    from slack_bolt.request.internals import parse_body
-
-    try:
-        media_type = content_type.split(";")[0].strip() if content_type else None  # as Bolt reads it
-        payload = parse_body(body.decode("utf-8"), media_type)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
-        return f"the body cannot be read ({type(exc).__name__})"
+def slack_payload_problem(payload: object) -> str | None:
+    """None when a (signed) body, as Bolt parsed it, has the shape Bolt reads without failing;
+    otherwise what is wrong. Bolt indexes into the payload (`team.id`, `actions[0].action_id`,
+    `view.callback_id`) while it routes a request, and answers 500 with an error logged when a
+    field has another type: such a body is a 400 here instead, before Bolt routes it."""
     return _shape_problem(payload, "the payload", depth=0)
 
 

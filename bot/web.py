@@ -18,7 +18,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import (
+    AsyncSlackRequestHandler,
+    to_async_bolt_request,
+    to_starlette_response,
+)
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -122,6 +126,22 @@ def operator_allowed(operator_token: str | None, authorization: str | None) -> b
     return hmac.compare_digest(given.strip().encode("utf-8", "replace"), operator_token.encode())
 
 
+#: What Bolt raises on a body it cannot read or route (JSONDecodeError and UnicodeDecodeError are
+#: ValueErrors; a JSON nested too deep is a RecursionError).
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError, RecursionError)
+
+
+def _malformed(problem: str) -> Response:
+    logger.warning("refused a signed Slack request Bolt cannot read: %s", problem)
+    return PlainTextResponse(
+        f"Malformed request: {problem}; the body is not a Slack payload.\n", status_code=400
+    )
+
+
+def _unreadable(error: Exception) -> Response:
+    return _malformed(f"{type(error).__name__}: {error}"[:300])
+
+
 def create_web_app(
     oodaloo: Oodaloo,
     slack: SlackBot,
@@ -144,23 +164,25 @@ def create_web_app(
         if problem is not None:
             logger.warning("refused a Slack request: Invalid request signature (%s)", problem)
             return PlainTextResponse(f"Invalid Slack request signature: {problem}.\n", status_code=401)
-        problem = slack_payload_problem(body, request.headers.get("content-type"))
+        # Parsed once, by Bolt (a click's body carries the whole message it came from: parsing it
+        # is most of what an ack costs), then checked, then routed.
+        try:
+            bolt_request = to_async_bolt_request(request, body)
+        except _UNREADABLE as error:
+            return _unreadable(error)
+        problem = slack_payload_problem(bolt_request.body)
         if problem is not None:
-            logger.warning("refused a signed Slack request Bolt cannot read: %s", problem)
-            return PlainTextResponse(
-                f"Malformed request: {problem}; the body is not a Slack payload.\n", status_code=400
-            )
-        return await slack_pages(request)
+            return _malformed(problem)
+        try:
+            return to_starlette_response(await slack.app.async_dispatch(bolt_request))
+        except _UNREADABLE as error:
+            return _unreadable(error)
 
     async def slack_pages(request: Request) -> Response:
-        try:
+        try:  # the install pages (GET)
             return await handler.handle(request)
-        except (ValueError, TypeError, AttributeError, KeyError) as malformed:
-            # Signed by Slack (or a GET of the install pages), yet not a payload Bolt can read.
-            logger.warning("refused a malformed Slack request: %s: %s", type(malformed).__name__, malformed)
-            return PlainTextResponse(
-                "Malformed request: the body is not a Slack payload.\n", status_code=400
-            )
+        except _UNREADABLE as error:
+            return _unreadable(error)
 
     async def healthz(request: Request) -> Response:
         allowed = operator_allowed(
