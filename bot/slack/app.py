@@ -196,7 +196,9 @@ class SlackBot:
     async def _once_per_delivery(
         self, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
-        if await self.deliveries.first_arrival(delivery_name(req.raw_body, req.body)):
+        if _checked_at_hand_off(req.body) or await self.deliveries.first_arrival(
+            delivery_name(req.raw_body, req.body)
+        ):
             return await next()
         logger.info("ignored a repeated Slack delivery (retry %s)", req.headers.get("x-slack-retry-num"))
         return BoltResponse(status=200, body="")
@@ -226,9 +228,15 @@ class SlackBot:
     # --- buttons ----------------------------------------------------------------------------
 
     def _click_listener(self, action_id: str) -> Callable[..., Awaitable[None]]:
-        async def listener(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        async def listener(
+            ack: Any, request: AsyncBoltRequest, body: dict[str, Any], client: AsyncWebClient,
+            respond: Any,
+        ) -> None:
             await ack()
-            await self.hand_off.hand_off(SlackWork("click", action_id, _lean(body)), client, respond)
+            await self.hand_off.hand_off(
+                SlackWork("click", action_id, _lean(body)), client, respond,
+                delivery=delivery_name(request.raw_body, body),
+            )
 
         return listener
 
@@ -270,7 +278,10 @@ class SlackBot:
 
     # --- /runway ------------------------------------------------------------------------------
 
-    async def _runway_command(self, ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+    async def _runway_command(
+        self, ack: Any, request: AsyncBoltRequest, body: dict[str, Any], client: AsyncWebClient,
+        respond: Any,
+    ) -> None:
         sub = subcommand(body)
         if sub == "help":
             await ack(text=HELP)
@@ -279,7 +290,10 @@ class SlackBot:
             await ack(text=f"I don't know `/runway {escape(sub)}`. Here is what I can do:\n{HELP}")
             return
         await ack()
-        await self.hand_off.hand_off(SlackWork("command", sub, body), client, respond)
+        await self.hand_off.hand_off(
+            SlackWork("command", sub, body), client, respond,
+            delivery=delivery_name(request.raw_body, body),
+        )
 
     async def _run_command(self, sub: str, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
         try:
@@ -295,6 +309,12 @@ class SlackBot:
             await self.commands.run(sub, body, client, respond)
         except Exception as error:  # noqa: BLE001 - translated for the person, or raised again
             await self.failed(error, where, client, reply)
+
+
+def _checked_at_hand_off(body: dict[str, Any]) -> bool:
+    """Clicks and slash commands: whether they were delivered before is checked where their work
+    is handed off (with Redis, in the round trip that hands it off), not as they arrive."""
+    return body.get("type") == "block_actions" or "command" in body
 
 
 def _lean(body: dict[str, Any]) -> dict[str, Any]:

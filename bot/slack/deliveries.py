@@ -6,6 +6,10 @@ the same across retries (an event's `event_id`; for commands and interactions, t
 whose `trigger_id` is unique), and only the first arrival of a name is handled. Names are kept
 for an hour in the shared backend (Redis across processes, or this process's memory).
 
+Clicks and `/runway` commands are checked where their work is handed off (`bot.slack.handoff`):
+with Redis, in the same round trip that adds the work to the stream; everything else as it
+arrives (`SlackBot._once_per_delivery`).
+
 Redis out of reach (restarting, say) does not turn a delivery away: it is handled as a first
 arrival. Handling a repeat is safe, only wasteful: a Pay is claimed on the bill's row and recorded
 in the action ledger, so a click handled twice pays once.
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sync import Backend, MemoryBackend, redis_of
+from sync import Backend, MemoryBackend, RedisBackend, redis_of
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ class DeliveryLog:
         self.backend = backend
         self.keep_seconds = keep_seconds
 
+    def key(self, name: str) -> str:
+        """The Redis key that says `name` arrived (kept `keep_seconds`)."""
+        if not isinstance(self.backend, RedisBackend):
+            raise TypeError("deliveries are kept under Redis keys only with a Redis backend")
+        return self.backend.key("slack-delivery", name)
+
     async def first_arrival(self, name: str) -> bool:
         """True the first time `name` is seen within the keeping window, False for a repeat."""
         if isinstance(self.backend, MemoryBackend):
@@ -56,7 +66,7 @@ class DeliveryLog:
                 return False
             seen.until[name] = now + self.keep_seconds
             return True
-        key = self.backend.key("slack-delivery", name)
+        key = self.key(name)
         try:
             return bool(await redis_of(self.backend).set(key, "1", nx=True, ex=self.keep_seconds))
         except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -43,6 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.slack.deliveries import DeliveryLog
 from sync import RedisBackend, redis_of
 
 if TYPE_CHECKING:
@@ -69,11 +70,14 @@ MAX_WAITING = 100_000
 #: How long the web process waits for Redis to take a piece before doing it itself (seconds).
 ADD_TIMEOUT = 2.0
 
-# Adds the piece only while some consumer is alive (by Redis' own clock, the same for everyone).
+# Adds the piece only while some consumer is alive (by Redis' own clock, the same for everyone),
+# and only at the first arrival of its delivery (Slack's retries of it are dropped): one round trip.
+# Answers nil (no consumer: nothing noted), 0 (a repeat) or the entry's id.
 _ADD_IF_CONSUMED = """
 local now = tonumber(redis.call('TIME')[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) == 0 then return false end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'work', ARGV[2])
 """
 _ALIVE = """
@@ -115,8 +119,12 @@ class SlackWork:
 
 
 class HandOff(Protocol):
-    async def hand_off(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
-        """Have `work` done after the ack; returns at once (the work is not awaited)."""
+    async def hand_off(
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+    ) -> None:
+        """Have `work` done after the ack, unless its `delivery` (`deliveries.delivery_name`) was
+        handed off before (Slack's retry of the same request); returns at once (the work is not
+        awaited)."""
 
 
 class InProcess:
@@ -125,7 +133,12 @@ class InProcess:
     def __init__(self, bot: SlackBot) -> None:
         self.bot = bot
 
-    async def hand_off(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
+    async def hand_off(
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+    ) -> None:
+        if not await self.bot.deliveries.first_arrival(delivery):
+            logger.info("ignored a repeated Slack delivery of %s %s", work.kind, work.name)
+            return
         self.bot.spawn(self.bot.perform(work, client, respond))
 
 
@@ -141,30 +154,38 @@ class RedisStream:
     """The work goes to `oodaloo worker` through a Redis Stream; this process does it itself when
     no worker is consuming or Redis does not take it (`fallback`)."""
 
-    def __init__(self, backend: RedisBackend, fallback: HandOff) -> None:
+    def __init__(self, backend: RedisBackend, fallback: HandOff, deliveries: DeliveryLog) -> None:
         self.backend = backend
         self.fallback = fallback
+        self.deliveries = deliveries
         self._add = redis_of(backend).register_script(_ADD_IF_CONSUMED)
         self._keys = [consumers_key(backend), stream_key(backend)]
         self._told_no_worker = False
 
-    async def hand_off(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
+    async def hand_off(
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+    ) -> None:
         try:
             async with asyncio.timeout(ADD_TIMEOUT):
-                added = await self._add(keys=self._keys, args=[MAX_WAITING, work.to_json()])
+                added = await self._add(
+                    keys=[*self._keys, self.deliveries.key(delivery)],
+                    args=[MAX_WAITING, work.to_json(), self.deliveries.keep_seconds],
+                )
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("Redis did not take the Slack work (%s: %s); doing it in this process",
                            type(exc).__name__, exc)
-            await self.fallback.hand_off(work, client, respond)
+            await self.fallback.hand_off(work, client, respond, delivery=delivery)
             return
         if added is None:
             if not self._told_no_worker:
                 logger.warning("no `oodaloo worker` is taking Slack work from Redis; this process "
                                "does it itself until one runs")
                 self._told_no_worker = True
-            await self.fallback.hand_off(work, client, respond)
+            await self.fallback.hand_off(work, client, respond, delivery=delivery)
             return
         self._told_no_worker = False
+        if added == 0:
+            logger.info("ignored a repeated Slack delivery of %s %s", work.kind, work.name)
 
 
 def hand_off_for(bot: SlackBot) -> HandOff:
@@ -172,7 +193,7 @@ def hand_off_for(bot: SlackBot) -> HandOff:
     here = InProcess(bot)
     backend = bot.oodaloo.infra.backend
     if isinstance(backend, RedisBackend):
-        return RedisStream(backend, here)
+        return RedisStream(backend, here, bot.deliveries)
     return here
 
 

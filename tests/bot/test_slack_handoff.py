@@ -39,6 +39,7 @@ from bot.bootstrap import Oodaloo
 from bot.local import CHANNEL, FAST, OWNER, LocalStack, free_socket, local_stack
 from bot.slack import blocks as kit
 from bot.slack.app import SlackBot
+from bot.slack.deliveries import DeliveryLog
 from bot.slack.handoff import (
     GROUP,
     InProcess,
@@ -80,9 +81,11 @@ class Counted:
         self.inner = InProcess(bot)
         self.count = 0
 
-    async def hand_off(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
+    async def hand_off(
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+    ) -> None:
         self.count += 1
-        await self.inner.hand_off(work, client, respond)
+        await self.inner.hand_off(work, client, respond, delivery=delivery)
 
 
 @pytest.fixture
@@ -94,7 +97,7 @@ async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
 def web_hands_off(stack: LocalStack, redis: RedisBackend) -> Counted:
     """The stack's web app acks and adds to `redis`'s stream, as `oodaloo serve` with REDIS_URL."""
     here = Counted(stack.bot)
-    stack.bot.hand_off = RedisStream(redis, here)
+    stack.bot.hand_off = RedisStream(redis, here, DeliveryLog(redis))
     return here
 
 
@@ -274,3 +277,33 @@ async def test_a_pay_click_at_oodaloo_serve_is_paid_by_oodaloo_worker(
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+@ON_POSTGRES
+async def test_slacks_retry_of_a_click_and_of_a_command_is_handed_off_once(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    """The first arrival is noted in the round trip that adds the work to the stream; the retry
+    (the very same body, with Slack's retry headers) is acked and dropped there."""
+    web_hands_off(stack, redis)
+    digest = await stack.post_digest()
+    async with worker(stack, redis) as consumers:
+        click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+        command = await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "")
+        retried = [await stack.agent.redeliver(click), await stack.agent.redeliver(command)]
+        assert [answer.status for answer in (click, command, *retried)] == [200] * 4
+        await answered(stack, 2)
+        await until(lambda: _done(consumers, 2), "the worker finished both pieces")
+        await asyncio.sleep(0.5)  # long enough for a repeat to have been picked up, were it added
+        assert consumers.done == 2
+    assert len(stack.ephemerals(OWNER)) == 2
+
+
+async def test_without_redis_a_retried_click_is_done_once_in_process(stack: LocalStack) -> None:
+    digest = await stack.post_digest()
+    click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+    retry = await stack.agent.redeliver(click)
+    assert (click.status, retry.status) == (200, 200)
+    await answered(stack, 1)
+    await stack.bot.idle()
+    assert len(stack.ephemerals(OWNER)) == 1
