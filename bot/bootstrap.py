@@ -176,16 +176,18 @@ class Oodaloo:
         sync_settings: SyncSettings | None = None,
         qbo_token_url: str | None = None,
         migrate: bool = True,
+        database_connections: int | None = None,
     ) -> Oodaloo:
         """Everything one process needs, from its settings. `qbo_transport`, `backend` and
-        `sync_settings` let tests and the demo put the sandbox and in-process state underneath."""
+        `sync_settings` let tests and the demo put the sandbox and in-process state underneath.
+        `database_connections`: the connections the process keeps open (see `make_engine`)."""
         clock = clock or SystemClock()
         keys = token_keys(settings)
         cipher = TokenCipher(keys)
         link_keys = email_link_keys(settings, keys)
         if migrate:
             await upgrade_database(settings.database_url)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, connections=database_connections)
         try:
             # A ring that opens none of the stored tokens is refused now, not at the first call.
             await check_token_keys(engine, cipher)

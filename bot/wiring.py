@@ -25,7 +25,7 @@ from bot.qbo_webhooks import qbo_webhook_route
 from bot.ritual import Ritual
 from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
-from bot.slack.handoff import WorkConsumers
+from bot.slack.handoff import CONSUMER_SLOTS, WorkConsumers
 from runway.businesses import BusinessNotFound
 from runway.models import Business
 from sync import QuickBooksUnavailable, RedisBackend, SyncStrategy
@@ -169,11 +169,15 @@ async def ritual_for(oodaloo: Oodaloo, slack: SlackBot | None = None) -> Ritual:
 
 
 async def run_worker_process(settings: Settings) -> None:
-    from bot.worker.run import run_worker
+    from bot.worker.run import WorkerOptions, run_worker
 
+    options = WorkerOptions()
     # The work here (digests, syncs, the Slack work handed off) can wait a moment; an ack cannot.
     os.nice(settings.worker_nice)
-    oodaloo = await Oodaloo.start(settings)
+    # Every job the queue runs at once and every piece of Slack work gets its own connection.
+    oodaloo = await Oodaloo.start(
+        settings, database_connections=options.max_concurrent_jobs + CONSUMER_SLOTS
+    )
     try:
         slack = slack_bot_for(oodaloo)
         ritual = await ritual_for(oodaloo, slack)
@@ -189,6 +193,7 @@ async def run_worker_process(settings: Settings) -> None:
                 database_url=settings.database_url,
                 redis_url=settings.redis_url,
                 stop=stop,
+                options=options,
                 handle_signals=True,
             )
         finally:

@@ -285,8 +285,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+def make_engine(url: str | URL, *, connections: int | None = None, **engine_options: Any) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite://...` or `postgresql+asyncpg://...`.
+
+    `connections`: how many connections the pool keeps (SQLAlchemy's pool_size; up to ten more
+    are opened in a burst): at least as many as the process has pieces of work at once, so none
+    waits for a connection. An in-memory SQLite database keeps its one.
 
     SQLite files get WAL, a busy timeout, foreign keys and write-locking transactions, and their
     folder is created if missing; `sqlite+aiosqlite://` alone is one shared in-memory database.
@@ -304,6 +308,8 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
             engine_options.setdefault("pool_recycle", -1)
         else:
             Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if connections is not None:
+                engine_options.setdefault("pool_size", connections)
         engine = create_async_engine(parsed, **engine_options)
         _configure_sqlite(engine)
         return engine
@@ -319,6 +325,8 @@ def make_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
             connect_args["server_settings"] = server_settings
             engine_options["connect_args"] = connect_args
         engine_options.setdefault("pool_pre_ping", True)
+        if connections is not None:
+            engine_options.setdefault("pool_size", connections)
         return create_async_engine(parsed, **engine_options)
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)}: "
