@@ -5,6 +5,8 @@ and connects it to the sandbox's seeded company (its mirror synced), then serves
 with uvicorn on a loopback port in the caller's event loop. People act through `SlackUserAgent`,
 which signs every request as Slack does; the bot answers through the local Slack's Web API. The
 demo, the benchmarks and the end-to-end tests all run on it, so they exercise the production path.
+With `slack_app_token` in `settings` (and Socket Mode on in the local Slack's config), Oodaloo also
+takes Slack's requests over Socket Mode, connected as `oodaloo serve` connects it.
 Only development tools import this module: it loads both sandboxes.
 """
 
@@ -26,6 +28,7 @@ from starlette.routing import BaseRoute
 from bot.bootstrap import Oodaloo
 from bot.email.links import LinkSigner
 from bot.qbo_link import CALLBACK_PATH, QBOAppConfig, QBOLinker
+from bot.serve import open_socket_mode
 from bot.settings import load_settings
 from bot.slack.app import SlackBot
 from bot.web import create_web_app
@@ -223,8 +226,15 @@ async def local_stack(
         app = create_web_app(oodaloo, bot, extra_routes=routes)
         try:
             async with serve_in_loop(app, sock):
-                yield stack
-                await bot.idle()
+                socket_mode = None
+                if oodaloo_settings.slack_app_token:
+                    socket_mode = await open_socket_mode(bot, oodaloo_settings.slack_app_token)
+                try:
+                    yield stack
+                    await bot.idle()
+                finally:
+                    if socket_mode is not None:
+                        await socket_mode.close_async()  # type: ignore[no-untyped-call]
         finally:
             await bot.idle()
             await agent.aclose()

@@ -1,7 +1,8 @@
 """`oodaloo serve`: the HTTP app (Slack, QuickBooks connect and webhooks, email links, health).
 
 With SLACK_APP_TOKEN set, Slack's requests also arrive over Socket Mode (development without a
-public URL); the HTTP routes keep serving QuickBooks, email links and /healthz.
+public URL), into the same Bolt app and listeners as the HTTP route; the HTTP routes keep serving
+QuickBooks, email links and /healthz.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import signal
 from collections.abc import Iterator
 
 import uvicorn
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
 
 from bot.bootstrap import Oodaloo
 from bot.settings import Settings, SettingsError
@@ -35,6 +38,25 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+async def open_socket_mode(slack: SlackBot, app_token: str) -> AsyncSocketModeHandler:
+    """Slack's requests over Socket Mode, connected before this returns; `close_async()` ends it.
+
+    The token is tried once first: slack_sdk's client retries a refused token forever, so a wrong
+    SLACK_APP_TOKEN would otherwise only show as a log line every few seconds.
+    """
+    try:
+        await slack.app.client.apps_connections_open(app_token=app_token)
+    except SlackApiError as refused:
+        raise SettingsError(
+            f"Slack refused SLACK_APP_TOKEN ({refused.response.get('error')}): it takes the app-level "
+            "token (xapp-...) with the connections:write scope (Slack app settings -> Basic "
+            "Information -> App-Level Tokens), and Socket Mode turned on (Settings -> Socket Mode)."
+        ) from None
+    handler = AsyncSocketModeHandler(slack.app, app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    return handler
+
+
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     from bot.wiring import wire_routes
 
@@ -54,21 +76,17 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.stop)
-        tasks = [asyncio.create_task(server.serve(), name="http")]
+        socket_mode = None
         if settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_mode = AsyncSocketModeHandler(slack.app, settings.slack_app_token)
-            listening = socket_mode.start_async()  # type: ignore[no-untyped-call]
-            tasks.append(asyncio.create_task(listening, name="socket-mode"))
+            socket_mode = await open_socket_mode(slack, settings.slack_app_token)
             logger.info("Slack Socket Mode is on (SLACK_APP_TOKEN is set)")
         logger.info("Oodaloo serves on http://%s:%d (Slack request URL: %s/slack/events)",
                     host, port, settings.public_url.rstrip("/"))
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        for task in done:
-            task.result()
+        try:
+            await server.serve()
+        finally:
+            if socket_mode is not None:
+                await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await slack.idle()
     finally:
         await oodaloo.aclose()

@@ -73,6 +73,11 @@ class SlackSandboxConfig:
     verification_token: str = "sandboxverificationtoken"
     client_id: str = "1111111111.3333333333"
     client_secret: str = "sandbox-client-secret-0123456789ab"
+    #: The app-level token (scope connections:write): only apps.connections.open takes it.
+    app_token: str = "xapp-1-A0OODALOO-4444444444-sandboxapptokenoodaloo0123456789abcdef"
+    #: Socket Mode on: Slack's requests go to the app's websocket instead of its request URL
+    #: (socket_mode.py). Off, as in a new app's settings: signed HTTP requests (user.py).
+    socket_mode: bool = False
 
     #: chat.postMessage: one message per second per channel after a short burst, as Slack allows.
     rate_limit: bool = True

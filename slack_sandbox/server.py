@@ -2,6 +2,8 @@
 
 Bolt's AsyncApp talks to Slack through aiohttp and answers through response URLs, so tests serve the
 sandbox over real loopback HTTP; `create_app` alone suits in-process httpx clients and the demo page.
+The same server takes the app's Socket Mode websocket at `/link/` (socket_mode.py; uvicorn serves
+websockets when the `websockets` package is installed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from slack_sandbox.config import SlackSandboxConfig
 from slack_sandbox.oauth import oauth_routes
@@ -28,7 +30,8 @@ from slack_sandbox.workspace import Workspace
 
 
 class SlackSandbox:
-    """One workspace and the ASGI app serving it: `/api/{method}`, `/response/{token}`, OAuth, state.
+    """One workspace and the ASGI app serving it: `/api/{method}`, `/response/{token}`, OAuth, state,
+    and the Socket Mode websocket `/link/`.
 
     Served some other way than `start_in_thread` (mounted in the demo's app, say), set
     `workspace.base_url` to where it is reachable: the response URLs handed to the bot are built on it.
@@ -51,6 +54,7 @@ class SlackSandbox:
                 *response_url_routes(self.workspace),
                 *oauth_routes(self.workspace),
                 Route("/_sandbox/state", self._state, methods=["GET"]),
+                WebSocketRoute("/link/", self.workspace.socket_mode.endpoint),
             ]
         )
 

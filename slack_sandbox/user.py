@@ -7,6 +7,11 @@ with), not the sandbox clock, so moving the sandbox clock ahead never makes a re
 
 What Slack does with the bot's answer is applied too: a slash command's ack body is shown to the user
 (or the channel), a view submission's `response_action` updates, pushes or closes the modal.
+
+When the app's settings have Socket Mode on (`workspace.socket_mode.enabled`), the same requests go
+over the app's websocket instead (socket_mode.py): the payload in an envelope, no signature, and the
+ack's payload taking the place of the HTTP body. Every flow here works both ways; the workspace counts
+deliveries per transport (`workspace.deliveries("http")`, `workspace.deliveries("socket")`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from slack_sdk.signature import SignatureVerifier
@@ -66,13 +71,19 @@ class Delivery:
     answer_error: str | None = None
     #: An event delivery's `event_id` (the same on Slack's retries of it).
     event_id: str | None = None
+    #: "http" (a signed request to the request URL) or "socket" (Socket Mode envelopes). Over the
+    #: socket `status` is 200 once the app acknowledged, 0 when it never did.
+    transport: str = "http"
+    #: The Socket Mode envelopes sent for this delivery (Slack's retries included).
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SlackUserAgent:
     """Sends Slack's requests to the bot at `request_url` on behalf of the workspace's users.
 
     `transport`: httpx.ASGITransport(app=bot_app) for an in-process bot, None for a real URL.
-    `signing_secret` / `timestamp` (here or per call) forge requests: a wrong secret, a stale time.
+    `signing_secret` / `timestamp` (here or per call) forge requests: a wrong secret, a stale time
+    (over HTTP; Socket Mode carries no signature).
     `ack_deadline`: how long Slack waits for an answer (3 s); a later answer is dropped, as in Slack.
     """
 
@@ -474,6 +485,9 @@ class SlackUserAgent:
         return SignedRequest(kind, body, content_type, headers)
 
     async def _deliver(self, request: SignedRequest) -> Delivery:
+        if self.workspace.socket_mode.enabled:
+            return await self._deliver_over_socket(request)
+        self.workspace.record_delivery("http", request.kind)
         response = await self._client.post(
             self.request_url, content=request.body.encode("utf-8"), headers=request.headers
         )
@@ -487,6 +501,29 @@ class SlackUserAgent:
         if response.elapsed.total_seconds() > self.ack_deadline:
             # Slack has given up by now: the user saw "operation_timeout" and the answer is dropped.
             delivery.answer_error = "operation_timeout"
+        return delivery
+
+    async def _deliver_over_socket(self, request: SignedRequest) -> Delivery:
+        """The request's payload in an envelope on the app's websocket; the ack is the answer."""
+        self.workspace.record_delivery("socket", request.kind)
+        retry = request.headers.get("x-slack-retry-num")
+        ack = await self.workspace.socket_mode.deliver(
+            request.kind,
+            _socket_payload(request),
+            ack_deadline=self.ack_deadline,
+            retry_attempt=None if retry is None else int(retry),
+            retry_reason=request.headers.get("x-slack-retry-reason"),
+        )
+        answer = ack.payload or None
+        delivery = Delivery(
+            request,
+            200 if ack.acked else 0,
+            json.dumps(answer) if answer else "",
+            answer,
+            transport="socket",
+            envelopes=ack.envelopes,
+        )
+        delivery.answer_error = ack.error
         return delivery
 
     def _action_ts(self) -> str:
@@ -515,6 +552,19 @@ class SlackUserAgent:
                 f"no channel {channel_id!r} in the workspace; see SlackSandboxConfig.channels"
             )
         return channel
+
+
+def _socket_payload(request: SignedRequest) -> dict[str, Any]:
+    """What a Socket Mode envelope carries for the body the HTTP path posts: a command's form fields
+    as an object, an interaction's `payload` JSON, an event callback as it is."""
+    if request.kind == "event":
+        event: dict[str, Any] = json.loads(request.body)
+        return event
+    fields = dict(parse_qsl(request.body, keep_blank_values=True))
+    if request.kind == "interaction":
+        interaction: dict[str, Any] = json.loads(fields["payload"])
+        return interaction
+    return fields
 
 
 def _with_retry(request: SignedRequest, retry_num: int, reason: str) -> SignedRequest:

@@ -2,7 +2,8 @@
 
 Bodies may be form-encoded (blocks and views then arrive as JSON strings, as slack_sdk sends them) or
 JSON; query parameters count too. Like Slack, a refused call is HTTP 200 with {"ok": false, "error"}
-except a rate-limited one: HTTP 429 with Retry-After.
+except a rate-limited one: HTTP 429 with Retry-After. `apps.connections.open` takes the app-level
+token (xapp-) and answers a Socket Mode URL (socket_mode.py); the other methods refuse that token.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ def _authenticate(call: Call, *, allow_user_token: bool) -> str:
     ws = call.workspace
     if call.token == ws.bot_token:
         return ws.bot_user_id
+    if call.token == ws.config.app_token:
+        raise SlackError(
+            "not_allowed_token_type",
+            detail="the app-level token (xapp-) only opens Socket Mode; send the bot token",
+        )
     person = ws.user_for_token(call.token)
     if person is not None:
         if not allow_user_token:
@@ -303,6 +309,21 @@ def conversations_info(call: Call) -> dict[str, Any]:
     return {"ok": True, "channel": channel}
 
 
+def apps_connections_open(call: Call) -> dict[str, Any]:
+    """A one-time websocket URL for Socket Mode; only the app-level token (xapp-) may ask."""
+    ws = call.workspace
+    if not call.token:
+        raise SlackError("not_authed", detail="no token: send Authorization: Bearer xapp-...")
+    if call.token != ws.config.app_token:
+        if call.token == ws.bot_token or ws.user_for_token(call.token) is not None:
+            raise SlackError(
+                "not_allowed_token_type",
+                detail="apps.connections.open takes the app-level token (xapp-), not a bot or user token",
+            )
+        raise SlackError("invalid_auth", detail="the token is not an app-level token of this app")
+    return {"ok": True, "url": ws.socket_mode.issue_url(ws.base_url)}
+
+
 def oauth_v2_access(call: Call) -> dict[str, Any]:
     ws = call.workspace
     client_id, secret = call.basic_auth or (call.arg("client_id"), call.arg("client_secret"))
@@ -329,6 +350,7 @@ METHODS: dict[str, Handler] = {
     "users.info": users_info,
     "conversations.info": conversations_info,
     "oauth.v2.access": oauth_v2_access,
+    "apps.connections.open": apps_connections_open,
 }
 
 

@@ -8,6 +8,7 @@ update a message, how long a trigger_id or a response_url lasts); the HTTP shape
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import itertools
 import secrets
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from slack_sandbox.config import ChannelSpec, SlackSandboxConfig, UserSpec
+from slack_sandbox.socket_mode import SocketMode
 
 T = TypeVar("T")
 
@@ -201,6 +203,8 @@ class Workspace:
         self.signing_secret = config.signing_secret
         #: Where the sandbox is reachable; response URLs are built on it (set once the server is up).
         self.base_url = PLACEHOLDER_BASE_URL
+        #: The app's websocket, when its settings have Socket Mode on (config.socket_mode).
+        self.socket_mode = SocketMode(config.app_id, enabled=config.socket_mode)
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -216,6 +220,7 @@ class Workspace:
         self._oauth_codes: dict[str, tuple[str, datetime, str | None]] = {}
         self._user_tokens: dict[str, str] = {}
         self._calls: list[ApiCall] = []
+        self._deliveries: collections.Counter[tuple[str, str]] = collections.Counter()
         self._last_ts_micros = 0
         self._counter = itertools.count(1)
 
@@ -736,6 +741,22 @@ class Workspace:
     def calls(self, method: str | None = None) -> list[ApiCall]:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
+
+    # -- deliveries to the app ------------------------------------------------------------------
+
+    def record_delivery(self, transport: str, kind: str) -> None:
+        """One request to the app: `transport` "http" (its request URL) or "socket" (Socket Mode)."""
+        with self._lock:
+            self._deliveries[(transport, kind)] += 1
+
+    def deliveries(self, transport: str | None = None, kind: str | None = None) -> int:
+        """How many requests went to the app, by transport and kind ("command", "interaction", "event")."""
+        with self._lock:
+            return sum(
+                n
+                for (t, k), n in self._deliveries.items()
+                if (transport is None or t == transport) and (kind is None or k == kind)
+            )
 
     # -- waiting --------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Slack delivers an event again when the first answer was slow (with `X-Slack-Retry-Num`), and a
 flaky network can bring the same interaction twice. Each delivery is named by what Slack keeps
 the same across retries (an event's `event_id`; for commands and interactions, the signed body,
-whose `trigger_id` is unique), and only the first arrival of a name is handled. Names are kept
+whose `trigger_id` is unique, or over Socket Mode, where there is no raw body, the payload
+itself), and only the first arrival of a name is handled. Names are kept
 for an hour in the shared backend (Redis across processes, or this process's memory).
 
 Clicks and `/runway` commands are checked where their work is handed off (`bot.slack.handoff`):
@@ -18,6 +19,7 @@ in the action ledger, so a click handled twice pays once.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,6 +43,10 @@ def delivery_name(raw_body: str, body: dict[str, object]) -> str:
     event_id = body.get("event_id")
     if isinstance(event_id, str) and event_id:
         return f"event:{event_id}"
+    if not raw_body:
+        # Bolt hands a Socket Mode payload over parsed, with an empty raw body: name it by its
+        # content, or every command and click would look like a repeat of the first.
+        raw_body = json.dumps(body, sort_keys=True, default=str)
     return "body:" + hashlib.sha256(raw_body.encode()).hexdigest()
 
 
