@@ -7,22 +7,30 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from db_conftest import MigratedDatabase
 from PIL import Image
 from sqlalchemy import update
 
 from bot.chart import PIXEL_SIZE, TITLE, chart_alt_text, chart_data, render_png, runway_chart_png
-from bot.local import BUSINESS_ID
+from bot.chart_links import ChartLinks, slack_can_fetch
+from bot.email import LinkSigner
+from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
+from bot.slack import blocks as kit
 from runway.books import business_today
 from runway.digest import DigestBuilder, DigestView
 from runway.formatting import money, short_date
 from runway.models import Business
 from runway.snapshot import load_books
+from slack_sandbox.blocks import check_message
+from slack_sandbox.workspace import Message, SlackError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -125,3 +133,128 @@ async def test_the_alt_text_gives_cash_now_the_lowest_week_the_buffer_and_when_c
         chart_alt_text(high)
     )
     assert len(chart_alt_text(high)) < 2000, "Slack's alt text limit"
+
+
+# --- Slack: the image block and the signed route -------------------------------------------------
+
+
+@pytest.fixture
+async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
+    async with local_stack(migrated.url) as built:
+        yield built
+
+
+def chart_block(message: Message) -> dict[str, Any]:
+    [image] = [block for block in message.blocks if block.get("type") == "image"]
+    return image
+
+
+async def test_the_digest_in_slack_shows_the_chart_its_signed_url_serves(stack: LocalStack) -> None:
+    digest = await stack.post_digest()
+    view = (await stack.oodaloo.digest(BUSINESS_ID)).view
+    image = chart_block(digest)
+
+    assert image["block_id"] == kit.CHART_BLOCK
+    order = [block.get("block_id") for block in digest.blocks]
+    assert order.index(kit.CHART_BLOCK) == order.index("headline") + 1, "right under the headline"
+    assert image["image_url"].startswith(f"{stack.url}/charts/") and image["image_url"].endswith(".png")
+    assert image["alt_text"] == chart_alt_text(view)
+    assert money(view.cash.total, view.currency) in image["alt_text"]
+    assert image["title"]["text"] == TITLE
+    assert view.headline in digest.text, "the notification text stays as it was"
+
+    async with httpx.AsyncClient() as client:
+        served = await client.get(image["image_url"])
+        assert served.status_code == 200
+        assert served.headers["content-type"] == "image/png"
+        assert served.content == runway_chart_png(view)
+        assert_png(served.content)
+
+        # Forged: the signature altered, or signed with another key, or an email link's token.
+        token = image["image_url"].removeprefix(f"{stack.url}/charts/").removesuffix(".png")
+        payload, _, signature = token.partition(".")
+        flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+        other_key = LinkSigner(b"k" * 32, stack.oodaloo.clock, public_url=stack.url)
+        ours = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+        for forged in (
+            f"{payload}.{flipped}",
+            ChartLinks(other_key, stack.oodaloo.clock).token(view),
+            ours.unsubscribe_token(BUSINESS_ID, "owner@example.com"),
+            "not-a-token",
+            "%C3%A9t%C3%A9.x",
+        ):
+            refused = await client.get(f"{stack.url}/charts/{forged}.png")
+            assert refused.status_code == 404, forged
+            assert refused.headers["content-type"].startswith("text/plain")
+            assert "No such chart" in refused.text
+
+        # Expired: a genuine link whose last day has passed.
+        expired = ChartLinks(ours, stack.oodaloo.clock, days=-2).url(view)
+        gone = await client.get(expired)
+        assert gone.status_code == 410 and "expired" in gone.text
+
+    # The local Slack checks image blocks as Slack does.
+    for bad in ({"image_url": "javascript:alert(1)", "alt_text": "x"}, {"image_url": image["image_url"]}):
+        with pytest.raises(SlackError, match="invalid_blocks"):
+            check_message("chart", [{"type": "image", **bad}])
+
+
+async def test_after_a_payment_the_redrawn_digest_shows_a_new_chart(stack: LocalStack) -> None:
+    digest = await stack.post_digest()
+    before = chart_block(digest)
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    bill = next(
+        bill for bill in ctx.view.bills_due.items
+        if bill.amount <= ctx.business.approval_threshold and bill.state.value == "needs_approval"
+    )  # fmt: skip
+    actions = f"bill_actions:{bill.bill_id}"
+    await stack.agent.click(OWNER, digest, kit.BILL_APPROVE, block_id=actions)
+
+    def payable() -> Message | None:
+        message = stack.message(digest.ts)
+        buttons = [b for b in message.blocks if b.get("block_id") == actions]
+        return message if buttons and kit.BILL_PAY in str(buttons[0]) else None
+
+    approved = await stack.until(payable)
+    assert chart_block(approved) == before, "an approval moves no money: the same chart, the same URL"
+
+    await stack.agent.click(OWNER, approved, kit.BILL_PAY, block_id=actions)
+
+    def redrawn() -> Message | None:
+        message = stack.message(digest.ts)
+        return message if chart_block(message) != before else None
+
+    paid = await stack.until(redrawn)
+    after = chart_block(paid)
+    now = (await stack.oodaloo.digest(BUSINESS_ID)).view
+    assert now.cash.total == ctx.view.cash.total - bill.home_amount
+    assert after["alt_text"] == chart_alt_text(now)
+    assert f"{money(now.cash.total, now.currency)} now" in after["alt_text"]
+    async with httpx.AsyncClient() as client:
+        served = await client.get(after["image_url"])
+    assert served.status_code == 200 and served.content == runway_chart_png(now)
+
+
+async def test_a_digest_slack_refuses_for_its_image_goes_without_it(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An address Slack cannot fetch an image from: Slack answers invalid_blocks for its image.
+    stack.bot.channel.chart_url = lambda view: "ftp://127.0.0.1/chart.png"
+
+    digest = await stack.post_digest()
+
+    assert [b for b in digest.blocks if b.get("type") == "image"] == []
+    assert {"headline", "cash", "bills"} <= {b.get("block_id") for b in digest.blocks}
+    refused = [c for c in stack.workspace.calls("chat.postMessage") if not c.ok]
+    assert [c.error for c in refused] == ["invalid_blocks"]
+    assert "went without its chart" in caplog.text
+
+
+def test_slack_gets_the_chart_only_where_it_can_fetch_it() -> None:
+    local_slack = "http://127.0.0.1:4000/api/"
+    real_slack = "https://slack.com/api/"
+    assert slack_can_fetch("http://127.0.0.1:3000", local_slack)
+    assert slack_can_fetch("https://oodaloo.example.com", real_slack)
+    assert not slack_can_fetch("http://127.0.0.1:3000", real_slack)
+    assert not slack_can_fetch("http://oodaloo.example.com", real_slack)
+    assert not slack_can_fetch("https://192.168.1.20", real_slack)
