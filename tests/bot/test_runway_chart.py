@@ -5,23 +5,27 @@ digest with the chart inline by Content-ID, received by a real local SMTP server
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest_email import MailServer, mail_server, start_mail_server
 from db_conftest import MigratedDatabase
 from PIL import Image
 from sqlalchemy import update
 
 from bot.chart import PIXEL_SIZE, TITLE, chart_alt_text, chart_data, render_png, runway_chart_png
 from bot.chart_links import ChartLinks, slack_can_fetch
-from bot.email import LinkSigner
+from bot.demo import DemoMailbox
+from bot.email import EmailSender, LinkSigner
 from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
 from bot.slack import blocks as kit
 from runway.books import business_today
@@ -31,6 +35,9 @@ from runway.models import Business
 from runway.snapshot import load_books
 from slack_sandbox.blocks import check_message
 from slack_sandbox.workspace import Message, SlackError
+from sync.clock import ManualClock
+
+__all__ = ["mail_server"]  # a fixture, imported for pytest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -258,3 +265,56 @@ def test_slack_gets_the_chart_only_where_it_can_fetch_it() -> None:
     assert not slack_can_fetch("http://127.0.0.1:3000", real_slack)
     assert not slack_can_fetch("http://oodaloo.example.com", real_slack)
     assert not slack_can_fetch("https://192.168.1.20", real_slack)
+
+
+# --- email ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    id: str
+    name: str
+
+
+async def test_the_emailed_digest_shows_the_chart_inline_by_content_id(
+    seeded_business: Any, mail_server: MailServer
+) -> None:
+    view = await seeded_view(seeded_business, buffer=Decimal("20000.00"))
+    links = LinkSigner(
+        b"e" * 32, ManualClock(datetime.now(UTC)), public_url="https://oodaloo.example.com"
+    )
+    sender = EmailSender(mail_server.url, links=links, sender="Oodaloo <runway@oodaloo.example>")
+
+    await sender.send_digest(Named(BUSINESS_ID, "Larkspur & Pine"), view, ["owner@larkspur.example"])
+
+    [mail] = mail_server.handler.messages()
+    assert mail.get_content_type() == "multipart/alternative"
+    text_part, related = mail.iter_parts()
+    assert related.get_content_type() == "multipart/related"
+    html_part, image = related.iter_parts()
+    assert image.get_content_type() == "image/png"
+    assert image.get_content_disposition() == "inline"
+    cid = str(image["Content-ID"]).strip("<>")
+    png = image.get_content()
+    assert_png(png)
+    assert png == runway_chart_png(view)
+
+    html = html_part.get_content()
+    alt = chart_alt_text(view)
+    escaped = alt.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;")
+    assert f'<img src="cid:{cid}" alt="{escaped}"' in html
+    text = text_part.get_content()
+    assert alt in text, "the text part says the chart's numbers"
+    assert money(view.cash.total, view.currency) in alt
+
+    # The demo's mailbox shows the chart as a mail client does (it has no other way to the part).
+    mailbox = DemoMailbox()
+    controller, demo_server = start_mail_server(mailbox)  # type: ignore[arg-type]
+    try:
+        demo = EmailSender(demo_server.url, links=links, sender="Oodaloo <runway@oodaloo.example>")
+        await demo.send_digest(Named(BUSINESS_ID, "Larkspur & Pine"), view, ["owner@larkspur.example"])
+    finally:
+        controller.stop()
+    [shown] = mailbox.messages()
+    assert "cid:" not in shown["html"]
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in shown["html"]
