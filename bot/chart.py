@@ -53,6 +53,8 @@ OUT_TYPICAL = "#F2BE99"
 INK = "#1F2937"
 MUTED = "#6B7280"
 GRID = "#E5E7EB"
+#: The bars, in the legend's order: money in above the line, money out below.
+FLOW_LABELS = ("Invoices expected", "Other money in", "Bills due", "Other money out")
 
 _RC: dict[Any, Any] = {
     # Matplotlib's own font, so every machine draws the same pixels.
@@ -196,22 +198,38 @@ def render_png(data: ChartData) -> bytes:
     with _DRAWING, rc_context(_RC):
         figure = Figure(figsize=FIGURE_SIZE, dpi=SHOWN_DPI, facecolor="white")
         FigureCanvasAgg(figure)
-        grid = figure.add_gridspec(2, 1, height_ratios=(2.1, 1), hspace=0.12,
+        grid = figure.add_gridspec(2, 1, height_ratios=(2.1, 1), hspace=0.2,
                                    left=0.15, right=0.97, top=0.84, bottom=0.14)  # fmt: skip
         cash_axes = figure.add_subplot(grid[0])
         flow_axes = figure.add_subplot(grid[1], sharex=cash_axes)
         _draw_cash(cash_axes, data)
         _draw_flows(flow_axes, data)
         _draw_x_axis(cash_axes, flow_axes, data)
-        handles, labels = cash_axes.get_legend_handles_labels()
-        more, more_labels = flow_axes.get_legend_handles_labels()
-        figure.legend(handles + more, labels + more_labels, loc="upper center", ncol=3,
-                      frameon=False, fontsize=8, bbox_to_anchor=(0.55, 1.0),
-                      handlelength=1.2, handletextpad=0.4, columnspacing=0.9)  # fmt: skip
+        _legend(figure, cash_axes, flow_axes)
         out = io.BytesIO()
         # No "Software" text chunk: the same figures give the same bytes.
         figure.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
     return out.getvalue()
+
+
+def _legend(figure: Any, cash_axes: Any, flow_axes: Any) -> None:
+    """Three columns, read across: cash and the buffer, money in, money out (the legend fills
+    its columns top to bottom)."""
+    from matplotlib.patches import Rectangle
+
+    found = {
+        label: handle
+        for axes in (cash_axes, flow_axes)
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)
+    }
+    buffer = next((label for label in found if label.startswith("Buffer")), None)
+    order = ["Cash", buffer, *FLOW_LABELS]
+    # No buffer set: an empty place keeps money in and out in their columns.
+    blank = Rectangle((0, 0), 0, 0, visible=False)
+    figure.legend([found[label] if label else blank for label in order],
+                  [label or "" for label in order], loc="upper center", ncol=3, frameon=False,
+                  fontsize=8, bbox_to_anchor=(0.55, 1.0), handlelength=1.2, handletextpad=0.4,
+                  columnspacing=0.9)  # fmt: skip
 
 
 def _floats(values: Any) -> list[float]:
@@ -251,8 +269,7 @@ def _draw_cash(axes: Any, data: ChartData) -> None:
     under = [(x, value) for x, value in zip(xs, cash, strict=True) if value < buffer]
     if under:
         axes.plot([x for x, _ in under], [value for _, value in under], linestyle="none",
-                  marker="o", markersize=4.2, color=BELOW,
-                  label="Under buffer" if buffer > 0 else "Below zero")  # fmt: skip
+                  marker="o", markersize=4.2, color=BELOW)  # fmt: skip
     # The two figures a reader looks for first: cash now and the lowest week.
     low_week = data.lowest
     axes.annotate(money_short(data.cash_now, data.currency), (0, cash[0]), xytext=(4, 6),
@@ -277,10 +294,11 @@ def _draw_flows(axes: Any, data: ChartData) -> None:
     bills = _floats(-week.bills_out for week in data.weeks)
     typical_out = _floats(-week.typical_out for week in data.weeks)
     width = 0.62
-    axes.bar(xs, invoices, width, color=IN_KNOWN, label="Invoices expected")
-    axes.bar(xs, typical_in, width, bottom=invoices, color=IN_TYPICAL, label="Other money in")
-    axes.bar(xs, bills, width, color=OUT_KNOWN, label="Bills due")
-    axes.bar(xs, typical_out, width, bottom=bills, color=OUT_TYPICAL, label="Other money out")
+    known_in, other_in, known_out, other_out = FLOW_LABELS
+    axes.bar(xs, invoices, width, color=IN_KNOWN, label=known_in)
+    axes.bar(xs, typical_in, width, bottom=invoices, color=IN_TYPICAL, label=other_in)
+    axes.bar(xs, bills, width, color=OUT_KNOWN, label=known_out)
+    axes.bar(xs, typical_out, width, bottom=bills, color=OUT_TYPICAL, label=other_out)
     axes.axhline(0, color=INK, linewidth=0.6)
     _money_axis(axes, data.currency, ticks=3)
 
