@@ -12,6 +12,7 @@ deduplication and reconciliation at work.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import itertools
@@ -57,7 +58,7 @@ class DemoMailbox:
                     "subject": str(parsed.get("Subject", "")),
                     "date": str(parsed.get("Date", "")),
                     "text": text.get_content() if text is not None else "",
-                    "html": html.get_content() if html is not None else "",
+                    "html": inline_images(parsed, html.get_content()) if html is not None else "",
                 }
             )
         return "250 Message accepted for delivery"
@@ -65,6 +66,18 @@ class DemoMailbox:
     def messages(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(message) for message in self._messages]
+
+
+def inline_images(message: EmailMessage, html: str) -> str:
+    """The HTML with its `cid:` images (the digest's chart) as data: URLs, as a mail client shows
+    them: the page's mailbox has no other way to reach the message's parts."""
+    for part in message.walk():
+        cid = str(part.get("Content-ID", "")).strip("<>")
+        payload = part.get_content() if cid and part.get_content_maintype() == "image" else None
+        if isinstance(payload, bytes):
+            data = base64.b64encode(payload).decode("ascii")
+            html = html.replace(f"cid:{cid}", f"data:{part.get_content_type()};base64,{data}")
+    return html
 
 
 class SandboxFaults:

@@ -219,7 +219,7 @@ async def local_stack(
             oodaloo.engine,
             http=oodaloo.http,
         )
-        bot = SlackBot(oodaloo, linker=wired.linker)
+        bot = SlackBot(oodaloo, linker=wired.linker, chart_url=wired.chart_url())
         agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
         stack = LocalStack(oodaloo, bot, running, agent, sandbox, url)
         routes = [*wired.routes(bot), *(extra_routes(stack) if extra_routes else ())]

@@ -64,7 +64,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     try:
         wired = await wire_routes(oodaloo)
         try:
-            slack = SlackBot(oodaloo, linker=wired.linker)
+            slack = SlackBot(oodaloo, linker=wired.linker, chart_url=wired.chart_url())
         except ValueError as missing:  # Slack's token or secret is not configured
             raise SettingsError(str(missing)) from None
         # With REDIS_URL the work after each ack goes to `oodaloo worker`; without, it stays here.

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from bot.bootstrap import DigestContext, Oodaloo
+from bot.chart_links import ChartLinks, chart_routes, chart_url_for
 from bot.email.links import LinkSigner
 from bot.qbo_link import QBOAppConfig, QBOLinker, qbo_link_routes
 from bot.qbo_webhooks import qbo_webhook_route
@@ -27,6 +29,7 @@ from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
 from bot.slack.handoff import CONSUMER_SLOTS, WorkConsumers
 from runway.businesses import BusinessNotFound
+from runway.digest import DigestView
 from runway.models import Business
 from sync import QuickBooksUnavailable, RedisBackend, SyncStrategy
 
@@ -50,6 +53,10 @@ class Wired:
             return await qbo_linker.start_url(business.id, user_id)
 
         return link
+
+    def chart_url(self) -> Callable[[DigestView], str] | None:
+        """Where Slack fetches a digest's chart, or None when it cannot reach PUBLIC_URL."""
+        return None if self.signer is None else chart_url_for(self.oodaloo, self.signer)
 
     def routes(self, slack: SlackBot | None) -> list[BaseRoute]:
         oodaloo = self.oodaloo
@@ -90,6 +97,8 @@ class Wired:
         else:
             logger.info("QuickBooks webhooks are off: QBO_WEBHOOK_VERIFIER_TOKEN is not set")
         routes += self.email_routes(slack)
+        if self.signer is not None:
+            routes += chart_routes(oodaloo, ChartLinks(self.signer, oodaloo.clock))
         return routes
 
     def email_routes(self, slack: SlackBot | None = None) -> list[BaseRoute]:
@@ -140,7 +149,8 @@ def slack_bot_for(oodaloo: Oodaloo) -> SlackBot | None:
     """A Slack bot from the settings, or None when Slack is not configured."""
     settings = oodaloo.settings
     if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
-        return SlackBot(oodaloo)
+        signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=settings.public_url)
+        return SlackBot(oodaloo, chart_url=chart_url_for(oodaloo, signer))
     return None
 
 

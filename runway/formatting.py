@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_compact_currency, format_currency, get_currency_precision
 
 DEFAULT_LOCALE = "en_US"
 #: U+2212: the sign of every negative figure the product shows.
@@ -31,6 +31,16 @@ def money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> st
     value = amount.quantize(exponent, rounding=ROUND_HALF_UP)
     text = format_currency(abs(value), currency, locale=locale)
     return MINUS + text if value < 0 else text
+
+
+def money_short(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> str:
+    """$120K, $1.5K, −$4.5K, €2.3M: an amount at a glance (a chart's axis), to one decimal of
+    its thousands or millions; written figures use `money`."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money_short() takes a Decimal, not {type(amount).__name__}")
+    whole = abs(amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    text = format_compact_currency(whole, currency, locale=locale, fraction_digits=1)
+    return MINUS + text if amount < 0 and whole else text
 
 
 def money_with_home(

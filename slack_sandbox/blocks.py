@@ -27,6 +27,9 @@ CONTEXT_ELEMENTS_MAX = 10
 BUTTON_TEXT_MAX = 75
 BUTTON_VALUE_MAX = 2000
 VIEW_TITLE_MAX = 24
+IMAGE_URL_MAX = 3000
+IMAGE_ALT_TEXT_MAX = 2000
+IMAGE_TITLE_MAX = 2000
 
 
 def parse_json_field(value: Any, name: str) -> Any:
@@ -164,6 +167,35 @@ def _problems(blocks: list[dict[str, Any]], max_blocks: int) -> list[str]:
                     problems += _element_problems(element, f"{where}/elements/{j}", action_ids)
         elif kind == "input" and isinstance(block.get("element"), dict):
             problems += _element_problems(block["element"], f"{where}/element", action_ids)
+        elif kind == "image":
+            problems += _image_problems(block, where)
+    return problems
+
+
+def _image_problems(block: dict[str, Any], where: str) -> list[str]:
+    """An image block as Slack checks it: an http(s) image_url and alt text, each within its limit
+    (Slack also fetches the image; the local Slack leaves that to whoever shows the message)."""
+    problems: list[str] = []
+    url, alt = block.get("image_url"), block.get("alt_text")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        problems.append(f"must provide a valid http(s) image_url [json-pointer:{where}/image_url]")
+    elif len(url) > IMAGE_URL_MAX:
+        problems.append(
+            f"must be less than {IMAGE_URL_MAX + 1} characters [json-pointer:{where}/image_url]"
+        )
+    if not isinstance(alt, str) or not alt:
+        problems.append(f"missing required field: alt_text [json-pointer:{where}/alt_text]")
+    elif len(alt) > IMAGE_ALT_TEXT_MAX:
+        problems.append(
+            f"must be less than {IMAGE_ALT_TEXT_MAX + 1} characters [json-pointer:{where}/alt_text]"
+        )
+    title = block.get("title")
+    if title is not None and (not isinstance(title, dict) or title.get("type") != "plain_text"):
+        problems.append(f"title must be a plain_text object [json-pointer:{where}/title]")
+    elif len(_text_of(title)) > IMAGE_TITLE_MAX:
+        problems.append(
+            f"must be less than {IMAGE_TITLE_MAX + 1} characters [json-pointer:{where}/title/text]"
+        )
     return problems
 
 

@@ -380,6 +380,8 @@ def web_api_routes(workspace: Workspace, limit: ChannelRateLimit) -> list[Route]
             body = {"ok": False, "error": refusal.error}
             if refusal.detail:
                 body["response_metadata"] = {"messages": [f"[ERROR] {refusal.detail}"]}
+                if refusal.error == "invalid_blocks":  # Slack lists each problem of the blocks
+                    body["errors"] = refusal.detail.split("; ")
             if isinstance(refusal, RateLimited):
                 headers["Retry-After"] = str(refusal.retry_after)
         workspace.record_call(

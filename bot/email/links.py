@@ -238,6 +238,21 @@ class LinkSigner:
         except (KeyError, TypeError) as exc:
             raise BadLink("the unsubscribe link's contents are incomplete") from exc
 
+    # --- other signed links (the digest's chart image, `bot.chart_links`) -----------------------
+
+    def sign(self, purpose: str, fields: dict[str, Any]) -> str:
+        """A token carrying `fields` for `purpose`, under the same key ring; never readable as
+        an email action or unsubscribe link (their purposes are refused here)."""
+        if purpose in (_ACT, _UNSUBSCRIBE) or "p" in fields:
+            raise ValueError(f"the purpose {purpose!r} (or a field named 'p') is the email's own")
+        return self._sign({"p": purpose, **fields})
+
+    def verify(self, token: str, purpose: str) -> dict[str, Any]:
+        """The fields of a token `sign` made for `purpose`; BadLink for anything else."""
+        fields = self._verify(token, purpose)
+        fields.pop("p")
+        return fields
+
     # --- signing -----------------------------------------------------------------------------
 
     def _signature(self, encoded_payload: str, secret: bytes | None = None) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from email.utils import make_msgid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.chart import chart_alt_text
 from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
@@ -50,12 +52,23 @@ def render_page(name: str, **context: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """A PNG the HTML part shows by `cid:` (sent beside it in a multipart/related part)."""
+
+    #: The Content-ID, without its angle brackets.
+    cid: str
+    png: bytes
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedEmail:
     subject: str
     text: str
     html: str
     #: The recipient's own unsubscribe link (also the List-Unsubscribe header).
     unsubscribe_url: str
+    images: tuple[InlineImage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +307,15 @@ def render_digest_email(
     links: LinkMaker,
     recipient: str,
     limit: int = DEFAULT_LIST_LIMIT,
+    chart_png: bytes | None = None,
 ) -> RenderedEmail:
-    """The digest email for one recipient (its links and unsubscribe are that person's own)."""
+    """The digest email for one recipient (its links and unsubscribe are that person's own).
+    `chart_png` (`bot.chart.runway_chart_png`) is shown inline under the headline."""
+    chart = (
+        InlineImage(make_msgid("runway-chart", domain="oodaloo")[1:-1], chart_png, "runway.png")
+        if chart_png
+        else None
+    )
     sections = bill_sections(view, links, recipient, limit)
     bills = tuple(row for section in sections for row in section.rows)
     invoices = invoice_rows(view, links, recipient, limit)
@@ -324,6 +344,8 @@ def render_digest_email(
         "drift_more": view.drift.more_than(5),
         "unsubscribe_url": unsubscribe_url,
         "link_lifetime": lifetime(links.ttl),
+        "chart_src": f"cid:{chart.cid}" if chart else None,
+        "chart_alt": chart_alt_text(view),
         # Column widths of the text part.
         "name_width": max([len(row.text_name) for row in bills + invoices] + [len("Vendor")]),
         "amount_width": max([len(row.amount) for row in bills + invoices] + [len("Amount")]),
@@ -337,4 +359,5 @@ def render_digest_email(
         text=env.get_template("email/digest.txt.j2").render(**context),
         html=env.get_template("email/digest.html.j2").render(**context),
         unsubscribe_url=unsubscribe_url,
+        images=(chart,) if chart else (),
     )

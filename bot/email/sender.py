@@ -1,4 +1,5 @@
-"""Sending the digest by SMTP: one multipart/alternative message per recipient, retried safely.
+"""Sending the digest by SMTP: one multipart/alternative message per recipient (its HTML part with
+the runway chart inline, as multipart/related), retried safely.
 
 `SMTP_URL` says where and how: `smtp://host:port` (plain, a local relay), `smtp+starttls://` (the
 connection is upgraded with STARTTLS, usually port 587) or `smtps://` (TLS from the first byte,
@@ -12,6 +13,7 @@ their own message, because each carries their own signed links and unsubscribe l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from bot.chart import runway_chart_png
 from bot.email.links import LinkMaker
 from bot.email.render import RenderedEmail, render_digest_email
 from runway.digest import DigestView
@@ -198,6 +201,12 @@ class EmailSender:
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        html = message.get_body(preferencelist=("html",))
+        for image in rendered.images:
+            # The HTML part and its images become one multipart/related part.
+            assert html is not None
+            html.add_related(image.png, maintype="image", subtype="png", cid=f"<{image.cid}>",
+                             filename=image.filename, disposition="inline")  # fmt: skip
         return message
 
     # --- sending -----------------------------------------------------------------------------
@@ -258,13 +267,18 @@ class EmailSender:
             )
         delivered: list[str] = []
         failures: list[FailedRecipient] = []
+        chart = await chart_png(view)
         addresses, malformed = unique_addresses(recipients)
         failures.extend(
             FailedRecipient(bad, "it is not one plain email address", True) for bad in malformed
         )
         for recipient in addresses:
             rendered = render_digest_email(
-                view, business_name=business.name, links=self.links, recipient=recipient
+                view,
+                business_name=business.name,
+                links=self.links,
+                recipient=recipient,
+                chart_png=chart,
             )
             try:
                 await self.send_message(self.compose(rendered, recipient), recipient)
@@ -276,6 +290,17 @@ class EmailSender:
         if failures:
             raise EmailNotSent(failures, delivered)
         return delivered
+
+
+async def chart_png(view: DigestView) -> bytes | None:
+    """The digest's chart, drawn off the event loop; None (logged) if it cannot be drawn: the
+    email then goes without it, its text part still says the numbers."""
+    try:
+        return await asyncio.to_thread(runway_chart_png, view)
+    except Exception:  # a picture is not worth a digest: it goes without it
+        logger.exception("the chart of %s could not be drawn; the email goes without it",
+                         view.business_id)
+        return None
 
 
 def is_plain_address(text: str) -> bool:

@@ -31,7 +31,7 @@ from bot.models import (
     SLACK_INSTALLATIONS_TABLE,
     SLACK_OAUTH_STATES_TABLE,
 )
-from bot.slack.channel import ChannelMessages
+from bot.slack.channel import ChannelMessages, ChartUrl
 from bot.slack.clicks import Click, Clicks
 from bot.slack.commands import HELP, SUBCOMMANDS, Commands, subcommand
 from bot.slack.deliveries import DeliveryLog, delivery_name
@@ -71,10 +71,14 @@ class SlackBot:
         *,
         client: AsyncWebClient | None = None,
         linker: Linker | None = None,
+        chart_url: ChartUrl | None = None,
     ) -> None:
+        """`chart_url(view)` is where Slack fetches a digest's chart (`bot.chart_links`); without
+        it the digest has no image."""
         settings = oodaloo.settings
         self.oodaloo = oodaloo
         self.linker = linker
+        self.chart_url = chart_url
         self.deliveries = DeliveryLog(oodaloo.infra.backend)
         self._tasks: set[asyncio.Task[None]] = set()
         self._work_slots = asyncio.Semaphore(WORK_AT_ONCE)
@@ -127,7 +131,7 @@ class SlackBot:
                 "SLACK_CLIENT_SECRET (install into many workspaces), with SLACK_SIGNING_SECRET."
             )
         self.poster = ChannelPoster(self.app.client, oodaloo.sessions, oodaloo.infra.locks, oodaloo.clock)
-        self.channel = ChannelMessages(oodaloo, self.poster, self.client_for)
+        self.channel = ChannelMessages(oodaloo, self.poster, self.client_for, chart_url=chart_url)
         self.clicks = Clicks(self)
         self.commands = Commands(self)
         self._click_handlers = self.clicks.handlers()

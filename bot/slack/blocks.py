@@ -29,11 +29,14 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    ImageBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
 )
 
+from bot.chart import TITLE as CHART_TITLE
+from bot.chart import chart_alt_text
 from bot.slack.mrkdwn import clip, clip_lines, escape
 from bot.slack.text import render
 from runway.calculator import RunwayStatus, format_days
@@ -106,6 +109,9 @@ PAYMENT_DECISIONS: dict[str, PersonDecision] = {
 }
 
 SHOW_MORE_ACTION: dict[Kind, str] = {"bill": SHOW_MORE_BILLS, "invoice": SHOW_MORE_INVOICES}
+
+#: The block id of the digest's chart image.
+CHART_BLOCK = "chart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +253,16 @@ def headline_block(view: DigestView) -> SectionBlock:
             week_below_buffer=runway.first_week_below_buffer,
         ),
         block_id="headline",
+    )
+
+
+def chart_block(view: DigestView, url: str) -> ImageBlock:
+    """The 13-week chart (`bot.chart`), fetched by Slack from `url`; its alt text has the numbers."""
+    return ImageBlock(
+        image_url=url,
+        alt_text=clip(chart_alt_text(view), ImageBlock.alt_text_max_length),
+        title=plain(CHART_TITLE, ImageBlock.title_max_length),
+        block_id=CHART_BLOCK,
     )
 
 
@@ -580,11 +596,15 @@ def digest_message(
     payment_account: Mapping[str, str] | None,
     max_bills: int = 8,
     max_invoices: int = 8,
+    chart_url: str | None = None,
 ) -> SlackMessage:
-    """The weekly digest: runway, cash, burn, freshness, bills due with buttons, invoices overdue."""
+    """The weekly digest: runway, the 13-week chart (when `chart_url` is given: Slack fetches the
+    image from it), cash, burn, freshness, bills due with buttons, invoices overdue."""
+    chart = [chart_block(view, chart_url)] if chart_url else []
     top: list[Block] = [
         header_block("digest_header", business_name),
         headline_block(view),
+        *chart,
         cash_block(view),
         freshness_block(view),
         DividerBlock(),

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import DigestContext, Oodaloo
@@ -22,6 +23,7 @@ from bot.slack.blocks import Kind
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster
 from bot.slack.tenancy import Where
+from runway.digest import DigestView
 from runway.models import Business
 from runway.shown_rows import DIGEST_ROWS, NO_ROWS
 from sync import BILL_PAYMENT_CREATE, Resolution
@@ -35,6 +37,8 @@ DISCONNECTED_NOTICE_EVERY = timedelta(hours=6)
 RECENT = 3
 
 ClientFor = Callable[[str | None], Awaitable[AsyncWebClient]]
+#: The URL Slack fetches a digest's chart from (`bot.chart_links`), or None: no chart.
+ChartUrl = Callable[[DigestView], str | None]
 
 
 class ListOrigin(Protocol):
@@ -54,10 +58,18 @@ class ListOrigin(Protocol):
 
 
 class ChannelMessages:
-    def __init__(self, oodaloo: Oodaloo, poster: ChannelPoster, client_for: ClientFor) -> None:
+    def __init__(
+        self,
+        oodaloo: Oodaloo,
+        poster: ChannelPoster,
+        client_for: ClientFor,
+        *,
+        chart_url: ChartUrl | None = None,
+    ) -> None:
         self.oodaloo = oodaloo
         self.poster = poster
         self.client_for = client_for
+        self.chart_url = chart_url
 
     async def post_digest(
         self, ctx: DigestContext, *, client: AsyncWebClient | None = None
@@ -65,14 +77,30 @@ class ChannelMessages:
         business = ctx.business
         if not business.slack_channel_id:
             raise ValueError(f"{business.name} has no digest channel; set one with /runway settings")
+        chart_url = self.chart_url(ctx.view) if self.chart_url else None
         message = kit.digest_message(
-            ctx.view, business_name=business.name, payment_account=ctx.payment_account
+            ctx.view, business_name=business.name, payment_account=ctx.payment_account,
+            chart_url=chart_url,
         )
         web = client or await self.client_for(business.slack_team_id)
-        posted = await self.poster.post(
-            business.id, business.slack_channel_id, text=message.text, blocks=message.blocks,
-            kind="digest", client=web,
-        )
+        try:
+            posted = await self.poster.post(
+                business.id, business.slack_channel_id, text=message.text, blocks=message.blocks,
+                kind="digest", client=web,
+            )
+        except SlackApiError as refused:
+            if chart_url is None or not image_refused(refused):
+                raise
+            # Slack could not fetch the chart (PUBLIC_URL unreachable from Slack, or a hiccup):
+            # the digest goes without it, and its redraws too (they keep it only where it was).
+            logger.warning("the digest of %s went without its chart: %s", business.id, refused)
+            message = kit.digest_message(
+                ctx.view, business_name=business.name, payment_account=ctx.payment_account
+            )
+            posted = await self.poster.post(
+                business.id, business.slack_channel_id, text=message.text, blocks=message.blocks,
+                kind="digest", client=web,
+            )
         return posted.channel_id, posted.ts
 
     async def post_drift_alerts(self, business_id: str) -> None:
@@ -152,7 +180,7 @@ class ChannelMessages:
         web = (origin.client if origin else None) or client
         web = web or await self.client_for(business.slack_team_id)
         for row in await self.poster.messages_with_block(business.id, f"{kind}:{item_id}"):
-            await self.poster.redraw(business.id, row.channel_id, row.ts, self.redraw, client=web)
+            await self._redraw(business.id, row, web)
         if origin is not None and (origin.is_ephemeral or not origin.message_ts):
             ctx = await self.oodaloo.digest(
                 business.id,
@@ -177,12 +205,26 @@ class ChannelMessages:
         web = await self.client_for(business.slack_team_id)
         async with self.oodaloo.one_read():
             for row in recent:
-                await self.poster.redraw(
-                    business_id, row.channel_id, row.ts, self.redraw, client=web
-                )
+                await self._redraw(business_id, row, web)
 
-    async def redraw(self, row: StoredMessage) -> kit.SlackMessage | None:
-        """A stored message drawn again from the books as they stand (None: leave it as it is)."""
+    async def _redraw(self, business_id: str, row: StoredMessage, web: AsyncWebClient) -> None:
+        try:
+            await self.poster.redraw(business_id, row.channel_id, row.ts, self.redraw, client=web)
+        except SlackApiError as refused:
+            if not image_refused(refused):
+                raise
+            # Slack could not fetch the chart this time: the message is drawn without it.
+            logger.warning("a message of %s is drawn without its chart: %s", business_id, refused)
+            await self.poster.redraw(
+                business_id, row.channel_id, row.ts, self.redraw_without_chart, client=web
+            )
+
+    async def redraw_without_chart(self, row: StoredMessage) -> kit.SlackMessage | None:
+        return await self.redraw(row, chart=False)
+
+    async def redraw(self, row: StoredMessage, *, chart: bool = True) -> kit.SlackMessage | None:
+        """A stored message drawn again from the books as they stand (None: leave it as it is);
+        a digest keeps its chart if it had one (and `chart`)."""
         if row.kind not in ("digest", "summary"):
             return None
         shown = kit.shown_ids(row.blocks, "bill")
@@ -194,7 +236,21 @@ class ChannelMessages:
         name = ctx.business.name
         if row.kind == "summary":
             return kit.summary_message(ctx.view, business_name=name)
-        return kit.digest_message(ctx.view, business_name=name, payment_account=ctx.payment_account)
+        had_chart = chart and any(block.get("block_id") == kit.CHART_BLOCK for block in row.blocks)
+        return kit.digest_message(
+            ctx.view, business_name=name, payment_account=ctx.payment_account,
+            chart_url=self.chart_url(ctx.view) if had_chart and self.chart_url else None,
+        )
+
+
+def image_refused(error: SlackApiError) -> bool:
+    """Slack refused the blocks for an image ("downloading image failed [.../image_url]")."""
+    answer = error.response
+    if answer.get("error") != "invalid_blocks":
+        return False
+    metadata = answer.get("response_metadata") or {}
+    problems = [*(answer.get("errors") or ()), *(metadata.get("messages") or ())]
+    return any("image" in str(problem) for problem in problems)
 
 
 __all__ = ["ChannelMessages", "ListOrigin"]

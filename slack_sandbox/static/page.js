@@ -286,8 +286,13 @@
         return el("hr", { className: "block-divider", testid });
       case "actions":
         return el("div", { className: "block-actions", testid }, ...(block.elements || []).map((e) => renderElement(e, block.block_id, where)));
-      case "image":
-        return el("div", { className: "block-image", testid }, plainText(block.title) || `[${block.alt_text || "image"}]`);
+      case "image": {
+        // Only web images: the app's own chart route, or any http(s) address Slack would fetch.
+        const src = /^https?:\/\//.test(block.image_url || "") ? block.image_url : null;
+        return el("figure", { className: "block-image", testid },
+          block.title ? el("figcaption", { text: plainText(block.title) }) : null,
+          src ? el("img", { src, alt: block.alt_text || "", title: block.alt_text || "" }) : `[${block.alt_text || "image"}]`);
+      }
       case "rich_text":
         return el("div", { className: "block-rich", testid, text: richText(block) });
       default:

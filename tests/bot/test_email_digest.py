@@ -94,7 +94,7 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert owner_mail.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in owner_mail.iter_parts()] == [
         "text/plain",
-        "text/html",
+        "multipart/related",  # the HTML part and its inline runway chart
     ]
     text, html = all_parts(owner_mail)
 
