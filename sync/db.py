@@ -7,6 +7,7 @@ is used: money is an exact Decimal and every timestamp comes back timezone-aware
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import sqlite3
 import time
@@ -28,10 +29,26 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-#: Repository layout: `alembic.ini` and `migrations/` sit beside the `sync` package.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+#: The package the wheel carries the top-level `migrations/` folder as.
+MIGRATIONS_PACKAGE = "oodaloo_migrations"
+
+
+def migrations_dir() -> Path:
+    """Where Alembic's scripts are: in a checkout (or an editable install of one) the repository's
+    `migrations/` beside this package, so a checkout always runs its own; installed from the
+    wheel, the package `oodaloo_migrations`, found through importlib.resources."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "alembic.ini").is_file() and (checkout / "migrations" / "env.py").is_file():
+        return checkout / "migrations"
+    try:
+        packaged = importlib.resources.files(MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError:
+        return checkout / "migrations"  # neither: _alembic_config says what is missing
+    # Alembic reads the scripts from the file system; an installed wheel is unpacked there.
+    return Path(str(packaged))
+
+
+MIGRATIONS_DIR = migrations_dir()
 
 #: How long a SQLite connection waits for another writer before giving up (seconds).
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
@@ -337,12 +354,15 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def _alembic_config(connection: Connection) -> Any:
     from alembic.config import Config
 
-    if not MIGRATIONS_DIR.is_dir():
+    if not (MIGRATIONS_DIR / "env.py").is_file():
         raise FileNotFoundError(
-            f"Alembic migrations not found at {MIGRATIONS_DIR}: run Oodaloo from a checkout "
-            "(pip install -e .) so the migrations folder is available"
+            f"Oodaloo's database migrations are missing (looked in {MIGRATIONS_DIR} and for the "
+            f"package {MIGRATIONS_PACKAGE}): reinstall Oodaloo from its wheel, or run it from a "
+            "checkout"
         )
-    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
+    # Everything Oodaloo needs is set here, so an installed wheel needs no alembic.ini (the one in
+    # the repository serves Alembic's own command line).
+    config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     # The application has its own logging set-up; alembic.ini's must not replace it.
