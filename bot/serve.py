@@ -38,7 +38,7 @@ class _Server(uvicorn.Server):
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     from bot.wiring import wire_routes
 
-    oodaloo = await Oodaloo.start(settings)
+    oodaloo = await Oodaloo.start(settings, migrate=settings.migrates_on_start())
     try:
         wired = await wire_routes(oodaloo)
         try:

@@ -173,7 +173,7 @@ async def run_worker_process(settings: Settings) -> None:
 
     # The work here (digests, syncs, the Slack work handed off) can wait a moment; an ack cannot.
     os.nice(settings.worker_nice)
-    oodaloo = await Oodaloo.start(settings)
+    oodaloo = await Oodaloo.start(settings, migrate=settings.migrates_on_start())
     try:
         slack = slack_bot_for(oodaloo)
         ritual = await ritual_for(oodaloo, slack)
