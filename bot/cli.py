@@ -65,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "demo":
+        from importlib.util import find_spec
+
+        if find_spec("aiosmtpd") is None:  # the demo's local mail server
+            print("`oodaloo demo` needs the sandbox extra: pip install 'oodaloo[sandbox]'", file=sys.stderr)
+            return 2
         from bot.demo import run_demo
 
         return run_demo(seed=args.seed, port=args.port, exit_after=args.exit_after)

@@ -7,6 +7,7 @@ A bad value stops the process with a message naming the variable and what it exp
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -86,6 +87,15 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "must be an async SQLAlchemy URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_installed(cls, value: str) -> str:
+        if value.startswith("postgresql+asyncpg://") and find_spec("asyncpg") is None:
+            raise ValueError(
+                "names PostgreSQL, whose drivers are not installed: pip install 'oodaloo[postgres]'"
             )
         return value
 
