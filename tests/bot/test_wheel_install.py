@@ -5,11 +5,12 @@ run from there against PostgreSQL and Redis as an operator deploys it (README, "
   `--no-build-isolation` when this environment's setuptools can build it), so the checkout gets no
   build/ or *.egg-info. It must carry every template, migration and file of the demo page.
 - The virtualenv is new and outside the repository; the wheel is installed into it without its
-  dependencies, which it reads from this test environment's site-packages through a `.pth` file (a
-  path line only: that folder's own .pth files, among them the checkout's editable install, are not
-  run). So `bot`, the templates and the migrations come from the wheel, the libraries from the
-  versions the tests use, and nothing needs the network. The processes run in a folder outside the
-  repository with no PYTHONPATH.
+  dependencies. Those come from this test environment, offline, but only the ones the wheel
+  declares (with its postgres, redis and sandbox extras) and theirs: a folder of links to exactly
+  those distributions is put on the path by a `.pth` file. So `bot`, the templates and the
+  migrations come from the wheel, the libraries from the versions the tests use, and an import
+  Oodaloo does not declare fails here. The processes run in a folder outside the repository with
+  no PYTHONPATH.
 - In a fresh PostgreSQL schema: `oodaloo serve` refuses to start ("run `oodaloo migrate`"); two
   `oodaloo migrate` run at once, one migrates and the other finds nothing to do (the advisory
   lock); `oodaloo migrate --check` then says it is up to date.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
 import importlib.metadata
 import json
 import os
@@ -32,7 +34,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 import tomllib
 import zipfile
@@ -45,6 +46,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import test_two_processes as two_processes
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from redis.asyncio import Redis
 from service_env import REDIS_ENV, required_service_url
 from test_crash_restart_worker import digest_due_a_minute_ago, digest_run
@@ -71,6 +74,8 @@ NOT_BUILT_FROM = shutil.ignore_patterns(
     ".git", ".venv", ".ci", "tests", "bench", "build", "dist", "*.egg-info", "__pycache__",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", ".oodaloo", ".env",
 )
+#: The extras the processes run with (a production install takes postgres and redis).
+EXTRAS = ("postgres", "redis", "sandbox")
 #: Oodaloo's settings, by the start of their environment variables: only the test's own reach
 #: the processes.
 OODALOO_SETTINGS = (
@@ -166,6 +171,46 @@ def _carried_files() -> set[str]:
     return wanted
 
 
+def _requirements(dist: importlib.metadata.Distribution, extras: set[str]) -> list[Requirement]:
+    """What `dist` requires, with these of its extras, on this interpreter."""
+    found = []
+    for line in dist.requires or []:
+        requirement = Requirement(line)
+        marker = requirement.marker
+        if marker is None or any(marker.evaluate({"extra": extra}) for extra in {"", *extras}):
+            found.append(requirement)
+    return found
+
+
+def _declared_dependencies(wheel: Path, folder: Path) -> Path:
+    """A folder holding (as links into this environment's site-packages) exactly the
+    distributions the wheel declares, with its `EXTRAS`, and what they
+    declare in turn: a module Oodaloo imports without declaring it is missing there."""
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode())
+    oodaloo = metadata.get_all("Requires-Dist") or []
+    wanted = [r for r in map(Requirement, oodaloo) if r.name.lower() != "oodaloo"]
+    wanted = [r for r in wanted if r.marker is None or any(r.marker.evaluate({"extra": extra})
+                                                           for extra in ("", *EXTRAS))]
+    folder.mkdir()
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while wanted:
+        requirement = wanted.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        dist = importlib.metadata.distribution(requirement.name)
+        for path in dist.files or []:
+            top = path.parts[0]
+            if top in ("..", "__pycache__") or (folder / top).exists():
+                continue
+            (folder / top).symlink_to(Path(str(dist.locate_file(top))))
+        wanted += _requirements(dist, set(requirement.extras))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     where = tmp_path_factory.mktemp("wheel")
@@ -182,8 +227,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
          "--quiet", "--disable-pip-version-check", str(wheel), cwd=where)
     inner = Path(_run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                       cwd=where).strip())
-    outer = dict.fromkeys(sysconfig.get_paths()[kind] for kind in ("purelib", "platlib"))
-    (inner / "oodaloo_test_dependencies.pth").write_text("".join(f"{p}\n" for p in outer))
+    deps = _declared_dependencies(wheel, where / "dependencies")
+    (inner / "oodaloo_test_dependencies.pth").write_text(f"{deps}\n")
     run_in = where / "run"
     run_in.mkdir()
     print(f"wheel built and installed in {time.monotonic() - started:.1f}s: {wheel.name}")
@@ -191,11 +236,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 
 
 def test_the_installed_wheel_runs_from_its_own_files(installed: Installed) -> None:
+    # Every module of every package imports, with only the declared dependencies at hand.
     probe = (
-        "import json, sys, bot, bot.packaged, sync.db, slack_sandbox.page, oodaloo_templates, "
-        "oodaloo_migrations; print(json.dumps({'bot': bot.__file__, "
-        "'templates': str(bot.packaged.templates_dir()), 'migrations': str(sync.db.MIGRATIONS_DIR), "
-        "'static': str(slack_sandbox.page.STATIC_DIR), 'path': sys.path}))"
+        "import importlib, json, pkgutil, sys\n"
+        "for top in ('bot', 'sync', 'runway', 'qbo_sandbox', 'slack_sandbox'):\n"
+        "    package = importlib.import_module(top)\n"
+        "    for module in pkgutil.walk_packages(package.__path__, top + '.'):\n"
+        "        importlib.import_module(module.name)\n"
+        "import bot, bot.packaged, sync.db, slack_sandbox.page\n"
+        "print(json.dumps({'bot': bot.__file__, 'templates': str(bot.packaged.templates_dir()), "
+        "'migrations': str(sync.db.MIGRATIONS_DIR), 'static': str(slack_sandbox.page.STATIC_DIR), "
+        "'path': sys.path}))\n"
     )
     found = json.loads(_run(str(installed.venv / "bin" / "python"), "-c", probe,
                             cwd=installed.run_in))
