@@ -1,8 +1,8 @@
 """The composition root: one `Oodaloo` per process wires settings to the layers below.
 
-`Oodaloo.start(settings)` opens the database (migrated), the backends (Redis or in-process), the
-token cipher and business directory, and SyncInfrastructure with stored, self-refreshing QuickBooks
-tokens. `services(business)` hands out one business's domain services over that wiring; the Slack
+`Oodaloo.start(settings)` opens the database (migrated, or checked to be current), the backends
+(Redis or in-process), the token cipher and business directory, and SyncInfrastructure with stored,
+self-refreshing QuickBooks tokens. `services(business)` hands out one business's domain services over that wiring; the Slack
 app, the web routes, the worker and the CLI all take an `Oodaloo` and never build these themselves.
 """
 
@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.keys import email_link_keys, token_keys
 from bot.models import DigestRun
 from bot.rotation import check_token_keys
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from runway.bills import BillService
 from runway.books import BooksSnapshot, business_today
 from runway.businesses import (
@@ -50,7 +50,7 @@ from runway.uow import UnitOfWorkFactory
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
 from sync.clock import Clock, SystemClock
-from sync.db import make_engine, make_sessionmaker, upgrade_database
+from sync.db import SchemaState, make_engine, make_sessionmaker, schema_state, upgrade_database
 from sync.infrastructure import SyncInfrastructure, SyncSettings, TokensFor
 from sync.ledger import Action, ActionState
 from sync.locks import lock_factory
@@ -146,6 +146,54 @@ def figures_from_json(data: dict[str, Any]) -> WeeklyFigures:
     )
 
 
+# --- the database's schema ---------------------------------------------------------------------
+
+
+def _revisions(revisions: tuple[str, ...]) -> str:
+    return ", ".join(revisions) or "none"
+
+
+def schema_problem(state: SchemaState) -> str | None:
+    """What is wrong with a database this code's migrations do not match, and what to do; None
+    when it matches."""
+    if state.up_to_date:
+        return None
+    if state.unknown:
+        return (
+            f"The database is at revision {_revisions(state.current)}, which this version of "
+            f"Oodaloo does not know (its newest is {_revisions(state.head)}): a newer Oodaloo "
+            "migrated it. Run that version (or a newer one), or restore the backup taken before it "
+            "was migrated."
+        )
+    if not state.current:
+        return (
+            "The database has no Oodaloo tables yet: run `oodaloo migrate` once (with the same "
+            "DATABASE_URL), then start again. MIGRATE_ON_START=true makes every process migrate as "
+            "it starts instead."
+        )
+    return (
+        f"The database is at revision {_revisions(state.current)} and this version of Oodaloo "
+        f"needs {_revisions(state.head)}: run `oodaloo migrate` once (with the same DATABASE_URL), "
+        "then start again. MIGRATE_ON_START=true makes every process migrate as it starts instead."
+    )
+
+
+async def database_schema(database_url: str) -> SchemaState:
+    """`oodaloo migrate --check`: where the database stands; changes nothing."""
+    return await schema_state(database_url)
+
+
+async def migrate_database(database_url: str) -> tuple[SchemaState, SchemaState]:
+    """`oodaloo migrate`: the database before and after bringing it to this code's newest
+    revision. Processes migrating at once take turns (a PostgreSQL advisory lock; SQLite's write
+    lock), so the second finds nothing left to do."""
+    found = await schema_state(database_url)
+    if found.unknown:
+        return found, found  # newer than this code: leave it as it is
+    before, after = await upgrade_database(database_url)
+    return replace(found, current=before), replace(found, current=after)
+
+
 @dataclass
 class Oodaloo:
     settings: Settings
@@ -180,7 +228,10 @@ class Oodaloo:
     ) -> Oodaloo:
         """Everything one process needs, from its settings. `qbo_transport`, `backend` and
         `sync_settings` let tests and the demo put the sandbox and in-process state underneath.
-        `database_connections`: the connections the process keeps open (see `make_engine`)."""
+        `database_connections`: the connections the process keeps open (see `make_engine`).
+        `migrate=False` leaves the schema to `oodaloo migrate` and refuses (SettingsError) a
+        database this code's migrations do not match; the processes pass
+        `settings.migrates_on_start()`."""
         clock = clock or SystemClock()
         keys = token_keys(settings)
         cipher = TokenCipher(keys)
@@ -189,6 +240,12 @@ class Oodaloo:
             await upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url, connections=database_connections)
         try:
+            if not migrate:
+                # Another process migrates (`oodaloo migrate`): refuse a schema this code does not
+                # match now, with what to do, rather than fail at the first query that differs.
+                problem = schema_problem(await schema_state(engine))
+                if problem is not None:
+                    raise SettingsError(problem)
             # A ring that opens none of the stored tokens is refused now, not at the first call.
             await check_token_keys(engine, cipher)
         except BaseException:

@@ -26,6 +26,14 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
     commands.add_parser("worker", help="run the scheduler and job worker (syncs, weekly digests, reconciliation)")
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the database's tables up to this version of Oodaloo (once per deploy, before serve and worker)",
+    )
+    migrate.add_argument(
+        "--check", action="store_true",
+        help="change nothing; exit 1 if the database needs `oodaloo migrate` (or is newer than this version)",
+    )
     commands.add_parser("businesses", help="list businesses, their QuickBooks connection and digest schedule")
     sync = commands.add_parser("sync", help="sync one business's books from QuickBooks now")
     sync.add_argument("business", metavar="BUSINESS", help="business id (see `oodaloo businesses`)")
@@ -57,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "demo":
+        from importlib.util import find_spec
+
+        if find_spec("aiosmtpd") is None:  # the demo's local mail server
+            print("`oodaloo demo` needs the sandbox extra: pip install 'oodaloo[sandbox]'", file=sys.stderr)
+            return 2
         from bot.demo import run_demo
 
         return run_demo(seed=args.seed, port=args.port, exit_after=args.exit_after)
@@ -78,6 +91,8 @@ def _run_operation(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings.database_url, check=args.check))
     if args.command == "serve":
         from bot.serve import serve
 
@@ -99,6 +114,32 @@ def _run_operation(args: argparse.Namespace) -> int:
         return 2
 
 
+async def _migrate(database_url: str, *, check: bool) -> int:
+    from sqlalchemy import make_url
+
+    from bot.bootstrap import database_schema, migrate_database, schema_problem
+
+    shown = make_url(database_url).render_as_string(hide_password=True)
+    if check:
+        state = await database_schema(database_url)
+        problem = schema_problem(state)
+        print(problem or f"The database ({shown}) is up to date: revision {', '.join(state.head)}.",
+              file=sys.stderr if problem else sys.stdout)
+        return 1 if problem else 0
+    before, after = await migrate_database(database_url)
+    problem = schema_problem(after)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
+    now = ", ".join(after.current)
+    if before.current == after.current:
+        print(f"The database ({shown}) was already at revision {now}: nothing to do.")
+    else:
+        was = ", ".join(before.current) or "empty"
+        print(f"Migrated the database ({shown}) from {was} to revision {now}.")
+    return 0
+
+
 async def _operation(args: argparse.Namespace, settings: object) -> int:
     from bot import ops
     from bot.bootstrap import Oodaloo
@@ -109,7 +150,7 @@ async def _operation(args: argparse.Namespace, settings: object) -> int:
     from sync import QBOError, QuickBooksUnavailable
 
     assert isinstance(settings, Settings)
-    oodaloo = await Oodaloo.start(settings)
+    oodaloo = await Oodaloo.start(settings, migrate=settings.migrates_on_start())
     try:
         if args.command == "businesses":
             return await ops.businesses(oodaloo)

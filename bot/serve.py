@@ -60,7 +60,7 @@ async def open_socket_mode(slack: SlackBot, app_token: str) -> AsyncSocketModeHa
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     from bot.wiring import wire_routes
 
-    oodaloo = await Oodaloo.start(settings)
+    oodaloo = await Oodaloo.start(settings, migrate=settings.migrates_on_start())
     try:
         wired = await wire_routes(oodaloo)
         try:

@@ -7,6 +7,7 @@ A bad value stops the process with a message naming the variable and what it exp
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
         description="how far `oodaloo worker` lowers its CPU priority (os.nice), so on a machine it "
         "shares with `oodaloo serve` the acks to Slack come first; 0 keeps it",
     )
+    migrate_on_start: bool | None = Field(
+        default=None,
+        description="whether `oodaloo serve`, `worker` and the operations migrate the database as they "
+        "start; unset: yes on SQLite (one machine), no otherwise (run `oodaloo migrate` once per "
+        "deploy, and the processes refuse a database that is behind)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -82,6 +89,20 @@ class Settings(BaseSettings):
                 "must be an async SQLAlchemy URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_installed(cls, value: str) -> str:
+        if value.startswith("postgresql+asyncpg://") and find_spec("asyncpg") is None:
+            raise ValueError(
+                "names PostgreSQL, whose drivers are not installed: pip install 'oodaloo[postgres]'"
+            )
+        return value
+
+    @field_validator("migrate_on_start", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod
@@ -111,6 +132,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    def migrates_on_start(self) -> bool:
+        """MIGRATE_ON_START, or when unset: SQLite migrates as it starts (one machine, and its
+        write lock makes processes take turns), a database server is left to `oodaloo migrate`."""
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.database_url.startswith("sqlite")
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"

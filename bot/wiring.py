@@ -186,7 +186,9 @@ async def run_worker_process(settings: Settings) -> None:
     os.nice(settings.worker_nice)
     # Every job the queue runs at once and every piece of Slack work gets its own connection.
     oodaloo = await Oodaloo.start(
-        settings, database_connections=options.max_concurrent_jobs + CONSUMER_SLOTS
+        settings,
+        migrate=settings.migrates_on_start(),
+        database_connections=options.max_concurrent_jobs + CONSUMER_SLOTS,
     )
     try:
         slack = slack_bot_for(oodaloo)

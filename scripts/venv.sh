@@ -1,5 +1,7 @@
 # Sourced by scripts/test and scripts/oodaloo: creates .venv (Python 3.11+) and installs Oodaloo
-# with its development tools, again only when pyproject.toml has changed since the last install.
+# with every extra (PostgreSQL, Redis, the sandboxes, the development tools) at the versions
+# requirements.lock names, again only when pyproject.toml or requirements.lock has changed since
+# the last install. scripts/lock refreshes requirements.lock.
 
 ensure_venv() {
   local python_bin="" candidate stamp wanted
@@ -17,11 +19,12 @@ ensure_venv() {
     "$python_bin" -m venv .venv || { echo "Could not create .venv (is python3-venv installed?)" >&2; return 1; }
   fi
   stamp=.venv/.oodaloo-installed
-  wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  wanted=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "==> Installing Oodaloo and its development tools into .venv (first run takes a minute)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 &&
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' >&2 ||
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+      --constraint requirements.lock -e '.[dev,postgres,redis,sandbox]' >&2 ||
       { echo "pip install failed (see above); check network access to PyPI." >&2; return 1; }
     echo "$wanted" > "$stamp"
   fi

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import importlib.resources
 import json
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -31,7 +32,8 @@ from starlette.staticfiles import StaticFiles
 from slack_sandbox.user import Delivery, SlackUserAgent
 from slack_sandbox.workspace import Ephemeral, Message, SlackError, View, Workspace
 
-STATIC_DIR = Path(__file__).with_name("static")
+#: The page's files, inside this package (the wheel carries them as package data).
+STATIC_DIR = Path(str(importlib.resources.files("slack_sandbox") / "static"))
 
 #: The page's Content-Security-Policy: only its own script runs; mail bodies sit in a sandboxed frame.
 CONTENT_SECURITY_POLICY = (

@@ -7,9 +7,12 @@ is used: money is an exact Decimal and every timestamp comes back timezone-aware
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -28,10 +31,26 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-#: Repository layout: `alembic.ini` and `migrations/` sit beside the `sync` package.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+#: The package the wheel carries the top-level `migrations/` folder as.
+MIGRATIONS_PACKAGE = "oodaloo_migrations"
+
+
+def migrations_dir() -> Path:
+    """Where Alembic's scripts are: in a checkout (or an editable install of one) the repository's
+    `migrations/` beside this package, so a checkout always runs its own; installed from the
+    wheel, the package `oodaloo_migrations`, found through importlib.resources."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "alembic.ini").is_file() and (checkout / "migrations" / "env.py").is_file():
+        return checkout / "migrations"
+    try:
+        packaged = importlib.resources.files(MIGRATIONS_PACKAGE)
+    except ModuleNotFoundError:
+        return checkout / "migrations"  # neither: _alembic_config says what is missing
+    # Alembic reads the scripts from the file system; an installed wheel is unpacked there.
+    return Path(str(packaged))
+
+
+MIGRATIONS_DIR = migrations_dir()
 
 #: How long a SQLite connection waits for another writer before giving up (seconds).
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
@@ -342,54 +361,110 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # --- Migrations -----------------------------------------------------------------------------
 
 
-def _alembic_config(connection: Connection) -> Any:
+def _alembic_config(connection: Connection | None = None) -> Any:
     from alembic.config import Config
 
-    if not MIGRATIONS_DIR.is_dir():
+    if not (MIGRATIONS_DIR / "env.py").is_file():
         raise FileNotFoundError(
-            f"Alembic migrations not found at {MIGRATIONS_DIR}: run Oodaloo from a checkout "
-            "(pip install -e .) so the migrations folder is available"
+            f"Oodaloo's database migrations are missing (looked in {MIGRATIONS_DIR} and for the "
+            f"package {MIGRATIONS_PACKAGE}): reinstall Oodaloo from its wheel, or run it from a "
+            "checkout"
         )
-    config = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.is_file() else Config()
+    # Everything Oodaloo needs is set here, so an installed wheel needs no alembic.ini (the one in
+    # the repository serves Alembic's own command line).
+    config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     # The application has its own logging set-up; alembic.ini's must not replace it.
     config.attributes["configure_logger"] = False
     return config
 
 
-def _run_upgrade(connection: Connection, revision: str) -> None:
+#: The database's revisions before and after a migration (empty: no Oodaloo tables).
+Revisions = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _run_migration(connection: Connection, operation: str, revision: str) -> Revisions:
     from alembic import command
 
-    command.upgrade(_alembic_config(connection), revision)
+    before = _current_revisions(connection)
+    run = command.upgrade if operation == "upgrade" else command.downgrade
+    run(_alembic_config(connection), revision)
+    return before, _current_revisions(connection)
 
 
-def _run_downgrade(connection: Connection, revision: str) -> None:
-    from alembic import command
-
-    command.downgrade(_alembic_config(connection), revision)
-
-
-async def _migrate(url: str | URL, operation: str, revision: str) -> None:
+async def _migrate(url: str | URL, operation: str, revision: str) -> Revisions:
     engine = make_engine(url)
     try:
+        # One migration at a time: PostgreSQL's advisory lock, SQLite's write lock (its
+        # transactions begin IMMEDIATE). Whoever comes second finds the work done.
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                # Two processes starting together must not both create the tables.
                 await connection.exec_driver_sql(
                     f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})"
                 )
-            runner = _run_upgrade if operation == "upgrade" else _run_downgrade
-            await connection.run_sync(runner, revision)
+            return await connection.run_sync(_run_migration, operation, revision)
     finally:
         await engine.dispose()
 
 
-async def upgrade_database(url: str | URL, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (all migrations by default); safe to repeat."""
-    await _migrate(url, "upgrade", revision)
+async def upgrade_database(url: str | URL, revision: str = "head") -> Revisions:
+    """Bring the database at `url` up to `revision` (all migrations by default); safe to repeat
+    and to run from several processes at once. Returns its revisions before and after, as seen
+    under the migration lock."""
+    return await _migrate(url, "upgrade", revision)
 
 
-async def downgrade_database(url: str | URL, revision: str = "base") -> None:
+async def downgrade_database(url: str | URL, revision: str = "base") -> Revisions:
     """Take the database at `url` back down to `revision` (an empty schema by default)."""
-    await _migrate(url, "downgrade", revision)
+    return await _migrate(url, "downgrade", revision)
+
+
+# --- Where a database stands --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """The revisions a database is at, against the newest ones this code's migrations know."""
+
+    #: The database's revisions (Alembic's `alembic_version`); empty: never migrated.
+    current: tuple[str, ...]
+    #: The newest revisions of the migrations this code carries.
+    head: tuple[str, ...]
+    #: Of `current`, the revisions these migrations do not know (a newer code migrated it).
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        return set(self.current) == set(self.head)
+
+
+@functools.cache
+def _known_revisions() -> tuple[tuple[str, ...], frozenset[str]]:
+    """(head revisions, every revision) of the migrations; read once per process."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    every = frozenset(script.revision for script in scripts.walk_revisions())
+    return tuple(sorted(scripts.get_heads())), every
+
+
+def _current_revisions(connection: Connection) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
+async def schema_state(database: str | URL | AsyncEngine) -> SchemaState:
+    """Where the database (a URL, or an engine on it) stands against this code's migrations;
+    changes nothing."""
+    head, every = _known_revisions()
+    engine = database if isinstance(database, AsyncEngine) else make_engine(database)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(_current_revisions)
+    finally:
+        if engine is not database:
+            await engine.dispose()
+    return SchemaState(current, head, tuple(r for r in current if r not in every))

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from email.utils import make_msgid
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -20,13 +19,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from bot.chart import chart_alt_text
 from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
+from bot.packaged import templates_dir
 from runway.calculator import RunwayStatus
 from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
 from runway.formatting import money, money_with_home, time_of_day, weekday_day_month
 from runway.lifecycle import BillState
-
-#: templates/ at the top of the repository, beside the packages.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 #: Rows of each list shown before "and N more".
 DEFAULT_LIST_LIMIT = 10
@@ -38,7 +35,7 @@ TEXT_NAME_WIDTH = 32
 def environment() -> Environment:
     """Jinja for email and its pages: autoescape ON for every .html template, off for .txt."""
     return Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader(templates_dir()),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2")),
         undefined=StrictUndefined,
         trim_blocks=True,

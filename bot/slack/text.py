@@ -11,17 +11,15 @@ dates and times come from `runway.formatting`.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.packaged import templates_dir
 from bot.slack.mrkdwn import escape
 from runway.calculator import format_days
 from runway.formatting import money, short_date, time_of_day, weekday_date
 
-#: templates/slack at the root of the repository.
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "slack"
 SUFFIX = ".md.j2"
 
 
@@ -38,7 +36,7 @@ def signed_days(change: int) -> str:
 @cache
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader(templates_dir() / "slack"),
         undefined=StrictUndefined,
         autoescape=False,  # mrkdwn, not HTML: values are escaped by the `mrkdwn` filter
         trim_blocks=True,
