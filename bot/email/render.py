@@ -20,7 +20,7 @@ from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
 from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
-from runway.formatting import money, money_with_home, time_of_day, weekday_day_month
+from runway.formatting import format_day, format_moment, format_time, money, money_with_home
 from runway.lifecycle import BillState
 
 #: templates/ at the top of the repository, beside the packages.
@@ -85,11 +85,9 @@ def freshness_sentence(view: DigestView) -> str:
     oldest = view.freshness.oldest
     if oldest is None:
         return "QuickBooks data has not been synced yet"
-    local = local_time(oldest, view.tz)
-    when = time_of_day(local)
-    if local.date() != view.today:
-        when = f"{weekday_day_month(local)}, {when}"
-    return f"QuickBooks data as of {when}"
+    if local_time(oldest, view.tz).date() != view.today:
+        return f"QuickBooks data as of {format_moment(oldest, view.tz)}"
+    return f"QuickBooks data as of {format_time(oldest, view.tz)}"
 
 
 def due_words(days_until_due: int, due: date | None) -> str:
@@ -100,7 +98,7 @@ def due_words(days_until_due: int, due: date | None) -> str:
         return "due today"
     if days_until_due == 1:
         return "due tomorrow"
-    return f"due {weekday_day_month(due)}" if due is not None else f"due in {days_until_due} days"
+    return f"due {format_day(due)}" if due is not None else f"due in {days_until_due} days"
 
 
 #: How a bill's state reads in the email (the Slack card says the same, with names).
@@ -224,7 +222,7 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
             note = "no reminder sent yet"
         else:
             sent = local_time(invoice.last_reminder_at, view.tz).date()
-            note = f"reminded {weekday_day_month(sent)}"
+            note = f"reminded {format_day(sent)}"
         days = invoice.days_overdue
         rows.append(
             Row(
@@ -305,7 +303,7 @@ def render_digest_email(
         "business_name": business_name,
         "recipient": recipient,
         "headline": view.headline,
-        "today": weekday_day_month(view.today),
+        "today": format_day(view.today),
         "freshness": freshness_sentence(view),
         "cash_total": money(view.cash.total, view.currency),
         "cash_sentence": view.cash.sentence,

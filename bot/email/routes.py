@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,7 @@ from bot.email.models import EmailLinkUse
 from bot.email.render import render_page
 from runway.businesses import BusinessNotFound
 from runway.errors import RunwayError
-from runway.formatting import time_of_day, weekday_day_month
+from runway.formatting import format_moment
 
 logger = logging.getLogger(__name__)
 
@@ -164,12 +164,11 @@ def email_routes(
             used = await uses.find(action.nonce)
             if used is not None:
                 return _already_done(used)
-            expires = action.expires_at.astimezone(UTC)
             return _page(
                 "act_confirm.html.j2",
                 question=await question_for(action),
                 button=BUTTONS[action.action],
-                expires=f"{weekday_day_month(expires)}, {time_of_day(expires)}",
+                expires=format_moment(action.expires_at, "UTC"),
             )
         if not await uses.claim(action, signer.clock.now()):
             used = await uses.find(action.nonce)
