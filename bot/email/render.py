@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -20,7 +21,14 @@ from bot.email.links import ActionKind, LinkMaker
 from bot.format import plain
 from runway.calculator import RunwayStatus
 from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
-from runway.formatting import format_day, format_moment, format_time, money, money_with_home
+from runway.formatting import (
+    format_day,
+    format_moment,
+    format_time,
+    money,
+    money_with_home,
+    possessive,
+)
 from runway.lifecycle import BillState
 
 #: templates/ at the top of the repository, beside the packages.
@@ -66,9 +74,12 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One bill or invoice line: raw name, formatted amount and timing, and its buttons."""
+    """One bill or invoice line: raw name, its number in QuickBooks, formatted amount and timing,
+    and its buttons."""
 
     name: str
+    #: "bill 1043", "invoice 1007": tells apart rows of one vendor (empty without a number).
+    number: str
     amount: str
     when: str
     note: str
@@ -78,6 +89,15 @@ class Row:
     def text_name(self) -> str:
         name = plain(self.name)
         return name if len(name) <= TEXT_NAME_WIDTH else name[: TEXT_NAME_WIDTH - 1] + "…"
+
+    @property
+    def text_number(self) -> str:
+        return plain(self.number)
+
+
+def document_number(kind: str, doc_number: str | None) -> str:
+    """ "bill 1043" (QuickBooks' own number of the document), or "" when it has none."""
+    return f"{kind} {doc_number}" if doc_number else ""
 
 
 def freshness_sentence(view: DigestView) -> str:
@@ -206,6 +226,7 @@ def bill_rows(
         rows.append(
             Row(
                 name=bill.vendor_name or "(no vendor)",
+                number=document_number("bill", bill.doc_number),
                 amount=money_with_home(bill.amount, bill.currency, bill.home_amount, view.currency),
                 when=due_words(bill.days_until_due, bill.due_date),
                 note=note,
@@ -227,6 +248,7 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
         rows.append(
             Row(
                 name=invoice.customer_name or "(no customer)",
+                number=document_number("invoice", invoice.doc_number),
                 amount=money_with_home(
                     invoice.amount, invoice.currency, invoice.home_amount, view.currency
                 ),
@@ -257,8 +279,25 @@ def lifetime(ttl: timedelta) -> str:
 
 
 def subject_of(view: DigestView, business_name: str) -> str:
+    """ "Runway: 402 days (+3 since last week) · Larkspur Roasters · Mon 7 Dec": the figure
+    first, where a phone's inbox still shows it."""
     # A header: no line breaks or control characters, whatever the business is called.
-    return plain(f"{business_name} weekly runway: {view.headline}")
+    return plain(f"{view.headline} · {business_name} · {format_day(view.today)}")
+
+
+def invoice_summary(view: DigestView) -> str:
+    """ " · 12 for $18,400.00" after the overdue invoices' title (empty when there are none)."""
+    invoices = view.overdue_invoices
+    if not invoices.total:
+        return ""
+    return f" · {invoices.total} for {money(invoices.amount, view.currency)}"
+
+
+def slack_channel_url(team_id: str, channel_id: str) -> str:
+    """Slack's documented link to a channel ("Opening a channel by name or ID",
+    https://api.slack.com/reference/deep-linking): an https URL every mail client follows; it
+    opens the Slack app where it is installed, else Slack in the browser."""
+    return f"https://slack.com/app_redirect?{urlencode({'team': team_id, 'channel': channel_id})}"
 
 
 def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str, str | None]:
@@ -292,13 +331,16 @@ def render_digest_email(
     links: LinkMaker,
     recipient: str,
     limit: int = DEFAULT_LIST_LIMIT,
+    slack_url: str | None = None,
 ) -> RenderedEmail:
-    """The digest email for one recipient (its links and unsubscribe are that person's own)."""
+    """The digest email for one recipient (its links and unsubscribe are that person's own).
+    `slack_url` opens the business's channel, where the rows left out of the email are."""
     sections = bill_sections(view, links, recipient, limit)
     bills = tuple(row for section in sections for row in section.rows)
     invoices = invoice_rows(view, links, recipient, limit)
     unsubscribe_url = links.unsubscribe_url(view.business_id, recipient)
     banks = tuple(bank_row(view, bank) for bank in view.cash.banks)
+    subject = subject_of(view, business_name)
     context = {
         "business_name": business_name,
         "recipient": recipient,
@@ -316,6 +358,10 @@ def render_digest_email(
         "runway_lines": runway_lines(view),
         "bill_sections": sections,
         "invoices": invoices,
+        "invoice_summary": invoice_summary(view),
+        "slack_url": slack_url,
+        "subject": subject,
+        "list_of": possessive(business_name),
         "invoices_more": view.overdue_invoices.more_than(limit),
         "snoozed_invoices": view.snoozed_invoices,
         "drift": view.drift.first(5),
@@ -324,6 +370,7 @@ def render_digest_email(
         "link_lifetime": lifetime(links.ttl),
         # Column widths of the text part.
         "name_width": max([len(row.text_name) for row in bills + invoices] + [len("Vendor")]),
+        "number_width": max([len(row.text_number) for row in bills + invoices] + [len("Number")]),
         "amount_width": max([len(row.amount) for row in bills + invoices] + [len("Amount")]),
         "when_width": max([len(row.when) for row in bills + invoices] + [len("Due")]),
         "bank_width": max([len(plain(name)) for name, _, _ in banks] + [0]),
@@ -331,7 +378,7 @@ def render_digest_email(
     }
     env = environment()
     return RenderedEmail(
-        subject=subject_of(view, business_name),
+        subject=subject,
         text=env.get_template("email/digest.txt.j2").render(**context),
         html=env.get_template("email/digest.html.j2").render(**context),
         unsubscribe_url=unsubscribe_url,

@@ -56,7 +56,7 @@ from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.cash_flow import CashFlowClass
 from runway.digest import FINANCING_LEFT_OUT, DigestBuilder, DigestView
 from runway.drift import sentence_for
-from runway.formatting import money
+from runway.formatting import format_day, money
 from runway.lifecycle import BillState
 from runway.models import Business
 from runway.snapshot import load_books
@@ -915,7 +915,7 @@ def test_break_even_is_worded_as_such_on_every_surface() -> None:
         links=LinkSigner(b"k" * 32, ManualClock(NOW), public_url="https://oodaloo.example.com"),
         recipient="owner@harbor.example",
     )
-    assert email.subject == f"Harbor weekly runway: {even}"
+    assert email.subject == f"{even} · Harbor · {format_day(view.today)}"
     for part in (email.text, email.html):
         assert even in part and "was 306 days on Mon 23 Feb" in part
         assert "approved, ready to pay · runway after paying: 4410 days" in part
