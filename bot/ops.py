@@ -106,14 +106,16 @@ class _PrintedLinks:
 
 async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool,
                  ritual: Ritual | None = None, out: TextIO | None = None) -> int:
-    from bot.email.render import render_digest_email
+    from bot.email.render import render_digest_email, slack_channel_url
 
     out = out or sys.stdout  # looked up now: the caller may have redirected it
 
     ctx = await oodaloo.digest(business_id)
     recipient = (ctx.business.email_recipients or ["owner@example.com"])[0]
+    team, channel = ctx.business.slack_team_id, ctx.business.slack_channel_id
     rendered = render_digest_email(
-        ctx.view, business_name=ctx.business.name, links=_PrintedLinks(oodaloo), recipient=recipient
+        ctx.view, business_name=ctx.business.name, links=_PrintedLinks(oodaloo), recipient=recipient,
+        slack_url=slack_channel_url(team, channel) if team and channel else None,
     )
     print(f"Subject: {rendered.subject}\n", file=out)
     print(rendered.text, file=out)
