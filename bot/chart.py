@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from runway.digest import DigestView
-from runway.formatting import money, money_short, short_date
+from runway.formatting import format_day, money, money_short
 
 #: What is drawn: 13 weeks ahead.
 TITLE = "Cash over the next 13 weeks"
@@ -153,12 +153,12 @@ def alt_text(data: ChartData) -> str:
         return money(value, data.currency)
 
     last, low = data.weeks[-1], data.lowest
-    at_end = f"{amount(last.cash)} at the end of week {last.number} ({short_date(last.end)})"
+    at_end = f"{amount(last.cash)} at the end of week {last.number} ({format_day(last.end)})"
     if low is last:
         course = f"{at_end}, the lowest"
     else:
         course = (f"lowest {amount(low.cash)} at the end of week {low.number} "
-                  f"({short_date(low.end)}), {at_end}")  # fmt: skip
+                  f"({format_day(low.end)}), {at_end}")  # fmt: skip
     sentences = [f"{TITLE}: {amount(data.cash_now)} now, {course}."]
     below = data.first_below_buffer
     if data.buffer > 0:
@@ -168,9 +168,9 @@ def alt_text(data: ChartData) -> str:
         elif below is None:
             line += "cash stays above it."
         else:
-            line += f"cash falls under it in week {below.number} ({short_date(below.end)})."
+            line += f"cash falls under it in week {below.number} ({format_day(below.end)})."
     elif below is not None:
-        line = f"No cash buffer is set; cash goes below zero in week {below.number} ({short_date(below.end)})."
+        line = f"No cash buffer is set; cash goes below zero in week {below.number} ({format_day(below.end)})."
     else:
         line = "No cash buffer is set; cash stays above zero."
     sentences.append(line)
@@ -307,7 +307,7 @@ def _draw_x_axis(cash_axes: Any, flow_axes: Any, data: ChartData) -> None:
     count = len(data.weeks)
     cash_axes.set_xlim(-0.5, count + 0.5)
     marked = [0, *(number for number in (4, 8, count) if 0 < number <= count)]
-    labels = ["Today" if number == 0 else f"wk {number}\n{short_date(data.weeks[number - 1].end)}"
+    labels = ["Today" if number == 0 else f"wk {number}\n{format_day(data.weeks[number - 1].end)}"
               for number in marked]  # fmt: skip
     flow_axes.set_xticks(marked, labels)
     flow_axes.tick_params(axis="x", length=0)

@@ -39,7 +39,9 @@ OWNER_EMAIL = "owner@larkspur-pine.example"
 class DemoMailbox:
     """What the local SMTP server received, newest last (the page's mail panel)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timezone: str = "America/Los_Angeles") -> None:
+        #: The demo business's: the panel shows when a message came on its clock.
+        self.timezone = timezone
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
@@ -49,6 +51,10 @@ class DemoMailbox:
         assert isinstance(parsed, EmailMessage)
         text = parsed.get_body(preferencelist=("plain",))
         html = parsed.get_body(preferencelist=("html",))
+        from runway.formatting import format_moment
+
+        # The Date header (RFC 2822, for mail software) in the one style people read.
+        sent = getattr(parsed.get("Date"), "datetime", None)
         with self._lock:
             self._messages.append(
                 {
@@ -56,7 +62,7 @@ class DemoMailbox:
                     "from": str(parsed.get("From", "")),
                     "to": ", ".join(envelope.rcpt_tos),
                     "subject": str(parsed.get("Subject", "")),
-                    "date": str(parsed.get("Date", "")),
+                    "date": format_moment(sent, self.timezone) if sent is not None else "",
                     "text": text.get_content() if text is not None else "",
                     "html": inline_images(parsed, html.get_content()) if html is not None else "",
                 }
@@ -165,7 +171,10 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
             ritual = Ritual(
                 oodaloo,
                 post_digest=stack.bot.post_digest,
-                mail_digest=digest_mailer(oodaloo, f"smtp://127.0.0.1:{smtp.port}"),
+                # The email's "…and N more" opens this page, the demo's Slack.
+                mail_digest=digest_mailer(
+                    oodaloo, f"smtp://127.0.0.1:{smtp.port}", lambda _team, _channel: f"{stack.url}/"
+                ),
                 alert_drift=stack.bot.post_drift_alerts,
             )
             outcome = await ritual.send_digest(BUSINESS_ID, datetime.now(UTC).replace(microsecond=0))

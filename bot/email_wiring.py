@@ -16,6 +16,7 @@ from bot.bootstrap import DigestContext, Oodaloo
 from bot.email.describe import mirror_describer
 from bot.email.links import ActionKind, EmailAction, LinkSigner
 from bot.email.recipients import unsubscriber
+from bot.email.render import slack_channel_url
 from bot.email.routes import email_routes
 from bot.email.sender import EmailNotSent, EmailSender
 from runway.errors import RunwayError
@@ -74,9 +75,17 @@ def email_routes_for(
     )
 
 
-def digest_mailer(oodaloo: Oodaloo, smtp_url: str) -> Callable[[DigestContext], Awaitable[list[str]]]:
+def digest_mailer(
+    oodaloo: Oodaloo,
+    smtp_url: str,
+    channel_link: Callable[[str, str], str] = slack_channel_url,
+) -> Callable[[DigestContext], Awaitable[list[str]]]:
+    """`channel_link(team, channel)` is where the email's "…and N more" opens (Slack's own link
+    by default; the demo's page for the demo)."""
     signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=oodaloo.settings.public_url)
-    sender = EmailSender(smtp_url, links=signer, sender=oodaloo.settings.email_from)
+    sender = EmailSender(
+        smtp_url, links=signer, sender=oodaloo.settings.email_from, channel_link=channel_link
+    )
 
     async def mail(ctx: DigestContext) -> list[str]:
         try:

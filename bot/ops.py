@@ -11,7 +11,6 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from bot.bootstrap import Oodaloo
 from bot.format import plain
@@ -19,7 +18,7 @@ from bot.ritual import Ritual
 from bot.slack.settings_modal import WEEKDAYS
 from bot.sync_progress import SyncProgressShown
 from runway.businesses import BusinessNotFound
-from runway.formatting import money
+from runway.formatting import format_clock, format_moment, money
 from runway.mirror import MirrorSync
 from runway.models import QBOConnection
 from sync import ActionState
@@ -55,14 +54,14 @@ async def businesses(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
     now = oodaloo.clock.now()
     table = [["id", "name", "QuickBooks", "Slack channel", "digest", "next digest (local)"]]
     for business, status in rows:
-        nxt = next_digest_time(business, now).astimezone(ZoneInfo(business.timezone))
+        nxt = next_digest_time(business, now)
         table.append([
             business.id,
             plain(business.name),
             f"{business.realm_id} ({status})" if business.realm_id else "not connected",
             f"{business.slack_team_id}/{business.slack_channel_id}" if business.slack_channel_id else "-",
-            f"{WEEKDAYS[business.digest_weekday][:3]} {business.digest_local_time:%H:%M} {business.timezone}",
-            f"{nxt:%a %d %b %H:%M}",
+            f"{WEEKDAYS[business.digest_weekday][:3]} {format_clock(business.digest_local_time)} {business.timezone}",
+            format_moment(nxt, business.timezone),
         ])
     _table(table, out)
     return 0
@@ -107,14 +106,16 @@ class _PrintedLinks:
 
 async def digest(oodaloo: Oodaloo, business_id: str, *, dry_run: bool,
                  ritual: Ritual | None = None, out: TextIO | None = None) -> int:
-    from bot.email.render import render_digest_email
+    from bot.email.render import render_digest_email, slack_channel_url
 
     out = out or sys.stdout  # looked up now: the caller may have redirected it
 
     ctx = await oodaloo.digest(business_id)
     recipient = (ctx.business.email_recipients or ["owner@example.com"])[0]
+    team, channel = ctx.business.slack_team_id, ctx.business.slack_channel_id
     rendered = render_digest_email(
-        ctx.view, business_name=ctx.business.name, links=_PrintedLinks(oodaloo), recipient=recipient
+        ctx.view, business_name=ctx.business.name, links=_PrintedLinks(oodaloo), recipient=recipient,
+        slack_url=slack_channel_url(team, channel) if team and channel else None,
     )
     print(f"Subject: {rendered.subject}\n", file=out)
     print(rendered.text, file=out)
@@ -150,7 +151,7 @@ async def actions(oodaloo: Oodaloo, state: str | None, out: TextIO | None = None
         table.append([
             action.key, action.business_id, action.operation, f"{action.target_type} {action.target_id}",
             money(action.amount, "USD"), action.state.value, str(action.attempts),
-            f"{action.updated_at:%Y-%m-%d %H:%M:%S}", (action.last_error or "")[:60],
+            format_moment(action.updated_at, "UTC"), (action.last_error or "")[:60],
         ])
     _table(table, out)
     return 0

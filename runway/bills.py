@@ -32,7 +32,7 @@ from runway.errors import (
     PaymentRefused,
     RunwayError,
 )
-from runway.formatting import money
+from runway.formatting import format_day, money
 from runway.lifecycle import (
     BillStanding,
     BillState,
@@ -766,7 +766,7 @@ class BillService:
         except QBOError as exc:
             raise PaymentRefused(
                 f"{label} is in {currency}, and QuickBooks gave no {currency} exchange rate for "
-                f"{pay_date.isoformat()} ({exc}); nothing was paid. Check the currency's rate in "
+                f"{format_day(pay_date)} ({exc}); nothing was paid. Check the currency's rate in "
                 "QuickBooks (Settings, Currencies), then pay again."
             ) from exc
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from runway.books import BankBalance, BooksSnapshot, CashMovement
 from runway.cash_flow import CashFlowClass
-from runway.formatting import money, short_date
+from runway.formatting import format_day, money
 
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = 30
@@ -331,7 +331,7 @@ class Trend:
         change = self.runway_days_change
         if change is None:
             on = self.previous.on
-            return f"was {self.previous.describe()} on {short_date(on)}"
+            return f"was {self.previous.describe()} on {format_day(on)}"
         if change == 0:
             return "no change since last week"
         sign = "+" if change > 0 else "−"

@@ -6,16 +6,27 @@ the locale ("$1,234.56", "€1,000.00", "CA$5.00"). A negative amount takes a tr
 ("−$12.00"), as in the runway sentences. An amount in a foreign currency is shown in its own
 currency with its home-currency equivalent ("€1,000.00 ($1,080.00)", `money_with_home`).
 
-Dates and times are written in the few forms the product uses, through Babel's patterns; a time
-carries its zone's own abbreviation ("PST", "CET", "UTC") when it has one.
+Dates and times have one style each, on every surface: a day is "Mon 7 Dec" (`format_day`), a
+time "11:18 AM PST" (`format_time`: the locale's own clock, 12- or 24-hour, and the zone's
+abbreviation; `format_clock` for a time of no particular day, "8:00 AM"), and a moment both,
+"Mon 7 Dec, 11:18 AM PST" (`format_moment`). A time is shown on the business's clock: the
+functions take its timezone and convert, so no caller writes UTC by accident. Names of days and
+months follow the locale ("Mo. 7 Dez." in de_DE).
+
+A name takes its possessive here too, the same everywhere: "Larkspur Roasters' digest",
+"Dana's digest" (`possessive`).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
+from babel import Locale
+from babel.dates import format_date
+from babel.dates import format_time as babel_format_time
 from babel.numbers import format_compact_currency, format_currency, get_currency_precision
 
 DEFAULT_LOCALE = "en_US"
@@ -59,31 +70,68 @@ def money_with_home(
     return f"{own} ({money(home_amount, home_currency, locale=locale)})"
 
 
-def short_date(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
-    """Mar 2"""
-    return format_date(day, "MMM d", locale=locale)
+#: The one pattern of a day: weekday, day, month, in the locale's words ("Mon 7 Dec").
+DAY_PATTERN = "EEE d MMM"
 
 
-def weekday_date(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
-    """Mon Mar 2"""
-    return format_date(day, "EEE MMM d", locale=locale)
+def format_day(day: date | datetime, locale: str = DEFAULT_LOCALE) -> str:
+    """Mon 7 Dec. A datetime is written as its own calendar day: convert it to the business's
+    clock first (or use `format_moment`)."""
+    return format_date(day, DAY_PATTERN, locale=locale)
 
 
-def weekday_day_month(day: date | datetime, *, locale: str = DEFAULT_LOCALE) -> str:
-    """Mon 2 Mar (the email digest's dates)."""
-    return format_date(day, "EEE d MMM", locale=locale)
+@cache
+def _clock_pattern(locale: str) -> str:
+    """The locale's short time pattern ("h:mm a" in en_US, "HH:mm" in en_GB and de_DE)."""
+    pattern = Locale.parse(locale).time_formats["short"].pattern
+    # CLDR puts a narrow no-break space before AM/PM: a plain space reads the same everywhere
+    # (Slack, a terminal, an email's text part).
+    return str(pattern).replace("\u202f", " ")
 
 
-def time_of_day(moment: datetime, *, locale: str = DEFAULT_LOCALE) -> str:
-    """9:02 AM PST (the zone's abbreviation, when the time carries one)."""
-    clock = format_time(moment, "h:mm a", locale=locale)
-    zone = moment.tzname()
-    return f"{clock} {zone}" if zone else clock
+def _on_clock(moment: datetime, tz: str | tzinfo | None) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"{moment.isoformat()} has no timezone: Oodaloo keeps times timezone-aware, so give "
+            "it one (QuickBooks and the database give UTC) before writing it"
+        )
+    if tz is None:
+        return moment
+    return moment.astimezone(ZoneInfo(tz) if isinstance(tz, str) else tz)
 
 
-def full_date_time(moment: datetime, *, locale: str = DEFAULT_LOCALE) -> str:
-    """Mon 02 Mar 2026 at 09:02 PST (24-hour clock, with the zone when the time carries one)."""
-    text = f"{format_date(moment, 'EEE dd MMM yyyy', locale=locale)} at "
-    text += format_time(moment, "HH:mm", locale=locale)
-    zone = moment.tzname()
-    return f"{text} {zone}" if zone else text
+def zone_abbreviation(moment: datetime) -> str:
+    """PST, CEST, UTC; a zone with no abbreviation of its own ("-03") as "UTC-03"."""
+    name = moment.tzname() or ""
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
+def format_time(
+    moment: datetime, tz: str | tzinfo | None = None, locale: str = DEFAULT_LOCALE
+) -> str:
+    """11:18 AM PST: `moment` on the clock of `tz` (an IANA name such as the business's
+    timezone; None keeps the moment's own zone), with the zone's abbreviation."""
+    local = _on_clock(moment, tz)
+    clock = babel_format_time(local, _clock_pattern(locale), locale=locale)
+    return f"{clock} {zone_abbreviation(local)}"
+
+
+def format_clock(at: time, locale: str = DEFAULT_LOCALE) -> str:
+    """8:00 AM: a wall-clock time of no particular day (the digest's time in its settings)."""
+    return babel_format_time(at, _clock_pattern(locale), locale=locale)
+
+
+def format_moment(
+    moment: datetime, tz: str | tzinfo | None = None, locale: str = DEFAULT_LOCALE
+) -> str:
+    """Mon 7 Dec, 11:18 AM PST: the day and the time, both on the clock of `tz`."""
+    local = _on_clock(moment, tz)
+    return f"{format_day(local, locale)}, {format_time(local, None, locale)}"
+
+
+def possessive(name: str) -> str:
+    """Larkspur Roasters' and Dana's: a name ending in s takes the apostrophe alone."""
+    stripped = name.rstrip()
+    if not stripped:
+        return name
+    return f"{stripped}'" if stripped[-1] in "sS" else f"{stripped}'s"

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
@@ -21,7 +20,7 @@ from runway import audit
 from runway.books import business_today
 from runway.errors import NotFound, ReminderRefused, RunwayError
 from runway.forecast import week_number
-from runway.formatting import full_date_time
+from runway.formatting import format_moment
 from runway.models import Business, Invoice, is_qbo_id
 from runway.snapshot import load_books
 from runway.uow import RunwayUnitOfWork, UowFactory
@@ -91,10 +90,6 @@ def _invoice_label(invoice: Invoice) -> str:
 
 def _next_reminder(invoice: Invoice, interval: timedelta) -> datetime | None:
     return None if invoice.last_reminder_at is None else invoice.last_reminder_at + interval
-
-
-def _local(moment: datetime, timezone: str) -> str:
-    return full_date_time(moment.astimezone(ZoneInfo(timezone)))
 
 
 class InvoiceService:
@@ -213,8 +208,8 @@ class InvoiceService:
                 last = invoice.last_reminder_at
                 assert last is not None
                 raise ReminderRefused(
-                    f"A reminder for {label} was sent on {_local(last, business.timezone)}; "
-                    f"the next one can go on {_local(next_at, business.timezone)} "
+                    f"A reminder for {label} was sent on {format_moment(last, business.timezone)}; "
+                    f"the next one can go on {format_moment(next_at, business.timezone)} "
                     f"(one every {business.reminder_interval_days} days).",
                     next_allowed_at=next_at,
                 )

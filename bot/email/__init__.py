@@ -1,12 +1,12 @@
 """The weekly digest by email: rendering, sending over SMTP, and the signed links in it.
 
-- `render_digest_email(view, business_name=, links=, recipient=)`: subject, text and HTML.
+- `render_digest_email(view, business_name=, links=, recipient=, slack_url=)`: subject, text, HTML.
 - `EmailSender(smtp_url, links=).send_digest(business, view, recipients)`: one message each.
 - `LinkSigner(secret, clock, public_url=)`: signed one-time action links and unsubscribe links.
 - `email_routes(signer, perform=, unsubscribe=, engine=)`: the pages those links open.
 """
 
-from bot.email.describe import default_question, mirror_describer
+from bot.email.describe import Confirmation, default_question, mirror_describer
 from bot.email.links import (
     DEFAULT_LINK_TTL,
     ActionKind,
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_LINK_TTL",
     "ActionKind",
     "BadLink",
+    "Confirmation",
     "EmailAction",
     "EmailBase",
     "EmailLinkUse",

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from email.utils import make_msgid
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -22,7 +23,14 @@ from bot.format import plain
 from bot.packaged import templates_dir
 from runway.calculator import RunwayStatus
 from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
-from runway.formatting import money, money_with_home, time_of_day, weekday_day_month
+from runway.formatting import (
+    format_day,
+    format_moment,
+    format_time,
+    money,
+    money_with_home,
+    possessive,
+)
 from runway.lifecycle import BillState
 
 #: Rows of each list shown before "and N more".
@@ -76,9 +84,12 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One bill or invoice line: raw name, formatted amount and timing, and its buttons."""
+    """One bill or invoice line: raw name, its number in QuickBooks, formatted amount and timing,
+    and its buttons."""
 
     name: str
+    #: "bill 1043", "invoice 1007": tells apart rows of one vendor (empty without a number).
+    number: str
     amount: str
     when: str
     note: str
@@ -89,17 +100,24 @@ class Row:
         name = plain(self.name)
         return name if len(name) <= TEXT_NAME_WIDTH else name[: TEXT_NAME_WIDTH - 1] + "…"
 
+    @property
+    def text_number(self) -> str:
+        return plain(self.number)
+
+
+def document_number(kind: str, doc_number: str | None) -> str:
+    """ "bill 1043" (QuickBooks' own number of the document), or "" when it has none."""
+    return f"{kind} {doc_number}" if doc_number else ""
+
 
 def freshness_sentence(view: DigestView) -> str:
     """ "QuickBooks data as of 9:02 AM PDT" on the business's clock (with the day if not today)."""
     oldest = view.freshness.oldest
     if oldest is None:
         return "QuickBooks data has not been synced yet"
-    local = local_time(oldest, view.tz)
-    when = time_of_day(local)
-    if local.date() != view.today:
-        when = f"{weekday_day_month(local)}, {when}"
-    return f"QuickBooks data as of {when}"
+    if local_time(oldest, view.tz).date() != view.today:
+        return f"QuickBooks data as of {format_moment(oldest, view.tz)}"
+    return f"QuickBooks data as of {format_time(oldest, view.tz)}"
 
 
 def due_words(days_until_due: int, due: date | None) -> str:
@@ -110,7 +128,7 @@ def due_words(days_until_due: int, due: date | None) -> str:
         return "due today"
     if days_until_due == 1:
         return "due tomorrow"
-    return f"due {weekday_day_month(due)}" if due is not None else f"due in {days_until_due} days"
+    return f"due {format_day(due)}" if due is not None else f"due in {days_until_due} days"
 
 
 #: How a bill's state reads in the email (the Slack card says the same, with names).
@@ -218,6 +236,7 @@ def bill_rows(
         rows.append(
             Row(
                 name=bill.vendor_name or "(no vendor)",
+                number=document_number("bill", bill.doc_number),
                 amount=money_with_home(bill.amount, bill.currency, bill.home_amount, view.currency),
                 when=due_words(bill.days_until_due, bill.due_date),
                 note=note,
@@ -234,11 +253,12 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
             note = "no reminder sent yet"
         else:
             sent = local_time(invoice.last_reminder_at, view.tz).date()
-            note = f"reminded {weekday_day_month(sent)}"
+            note = f"reminded {format_day(sent)}"
         days = invoice.days_overdue
         rows.append(
             Row(
                 name=invoice.customer_name or "(no customer)",
+                number=document_number("invoice", invoice.doc_number),
                 amount=money_with_home(
                     invoice.amount, invoice.currency, invoice.home_amount, view.currency
                 ),
@@ -269,8 +289,25 @@ def lifetime(ttl: timedelta) -> str:
 
 
 def subject_of(view: DigestView, business_name: str) -> str:
+    """ "Runway: 402 days (+3 since last week) · Larkspur Roasters · Mon 7 Dec": the figure
+    first, where a phone's inbox still shows it."""
     # A header: no line breaks or control characters, whatever the business is called.
-    return plain(f"{business_name} weekly runway: {view.headline}")
+    return plain(f"{view.headline} · {business_name} · {format_day(view.today)}")
+
+
+def invoice_summary(view: DigestView) -> str:
+    """ " · 12 for $18,400.00" after the overdue invoices' title (empty when there are none)."""
+    invoices = view.overdue_invoices
+    if not invoices.total:
+        return ""
+    return f" · {invoices.total} for {money(invoices.amount, view.currency)}"
+
+
+def slack_channel_url(team_id: str, channel_id: str) -> str:
+    """Slack's documented link to a channel ("Opening a channel by name or ID",
+    https://api.slack.com/reference/deep-linking): an https URL every mail client follows; it
+    opens the Slack app where it is installed, else Slack in the browser."""
+    return f"https://slack.com/app_redirect?{urlencode({'team': team_id, 'channel': channel_id})}"
 
 
 def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str, str | None]:
@@ -305,9 +342,11 @@ def render_digest_email(
     recipient: str,
     limit: int = DEFAULT_LIST_LIMIT,
     chart_png: bytes | None = None,
+    slack_url: str | None = None,
 ) -> RenderedEmail:
     """The digest email for one recipient (its links and unsubscribe are that person's own).
-    `chart_png` (`bot.chart.runway_chart_png`) is shown inline under the headline."""
+    `chart_png` (`bot.chart.runway_chart_png`) is shown inline under the headline; `slack_url`
+    opens the business's channel, where the rows left out of the email are."""
     chart = (
         InlineImage(make_msgid("runway-chart", domain="oodaloo")[1:-1], chart_png, "runway.png")
         if chart_png
@@ -318,11 +357,12 @@ def render_digest_email(
     invoices = invoice_rows(view, links, recipient, limit)
     unsubscribe_url = links.unsubscribe_url(view.business_id, recipient)
     banks = tuple(bank_row(view, bank) for bank in view.cash.banks)
+    subject = subject_of(view, business_name)
     context = {
         "business_name": business_name,
         "recipient": recipient,
         "headline": view.headline,
-        "today": weekday_day_month(view.today),
+        "today": format_day(view.today),
         "freshness": freshness_sentence(view),
         "cash_total": money(view.cash.total, view.currency),
         "cash_sentence": view.cash.sentence,
@@ -335,6 +375,10 @@ def render_digest_email(
         "runway_lines": runway_lines(view),
         "bill_sections": sections,
         "invoices": invoices,
+        "invoice_summary": invoice_summary(view),
+        "slack_url": slack_url,
+        "subject": subject,
+        "list_of": possessive(business_name),
         "invoices_more": view.overdue_invoices.more_than(limit),
         "snoozed_invoices": view.snoozed_invoices,
         "drift": view.drift.first(5),
@@ -345,6 +389,7 @@ def render_digest_email(
         "chart_alt": chart_alt_text(view),
         # Column widths of the text part.
         "name_width": max([len(row.text_name) for row in bills + invoices] + [len("Vendor")]),
+        "number_width": max([len(row.text_number) for row in bills + invoices] + [len("Number")]),
         "amount_width": max([len(row.amount) for row in bills + invoices] + [len("Amount")]),
         "when_width": max([len(row.when) for row in bills + invoices] + [len("Due")]),
         "bank_width": max([len(plain(name)) for name, _, _ in banks] + [0]),
@@ -352,7 +397,7 @@ def render_digest_email(
     }
     env = environment()
     return RenderedEmail(
-        subject=subject_of(view, business_name),
+        subject=subject,
         text=env.get_template("email/digest.txt.j2").render(**context),
         html=env.get_template("email/digest.html.j2").render(**context),
         unsubscribe_url=unsubscribe_url,

@@ -1,7 +1,8 @@
 """The web pages behind the digest email's links.
 
 `GET /email/act/{token}` only ever shows a confirmation page: mail scanners and link previewers
-open every link in an email, so an action that ran on GET would run without anyone clicking. The
+open every link in an email, so an action that ran on GET would run without anyone clicking. A
+link with nothing left to do (the bill was paid meanwhile) says so there, without a button. The
 page's button POSTs to the same URL, which checks the signature, the expiry and that the link was
 not used before, records its use (the once-only guard), and only then calls `perform`.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,18 +26,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from bot.email.describe import default_question
+from bot.email.describe import Confirmation, default_question
 from bot.email.links import ActionKind, BadLink, EmailAction, ExpiredLink, LinkSigner
 from bot.email.models import EmailLinkUse
 from bot.email.render import render_page
 from runway.businesses import BusinessNotFound
 from runway.errors import RunwayError
-from runway.formatting import time_of_day, weekday_day_month
+from runway.formatting import format_moment
 
 logger = logging.getLogger(__name__)
 
 Perform = Callable[[EmailAction], Awaitable[str]]
-Describe = Callable[[EmailAction], Awaitable[str]]
+Describe = Callable[[EmailAction], Awaitable[Confirmation]]
 Unsubscribe = Callable[[str, str], Awaitable[None]]
 
 EXPIRED_MESSAGE = "This link has expired; use the buttons in Slack or the next digest."
@@ -136,20 +137,22 @@ def email_routes(
 
     `perform(action)` does the action (approve, pay, remind) and returns the sentence shown on
     the result page; a `RunwayError` it raises is shown as the reason and leaves the link usable.
-    `describe(action)` words the confirmation question (e.g. "Pay $1,234.56 to Acme Supplies?");
-    without it the question is built from the link itself. `unsubscribe(business_id, recipient)`
-    removes the address from the business's digest list (see `bot.email.recipients`).
+    `describe(action)` words the confirmation question (e.g. "Pay $1,234.56 to Acme Supplies?"),
+    or why there is nothing to do, and names the business's timezone for the link's expiry;
+    without it the question is built from the link itself and times are in UTC.
+    `unsubscribe(business_id, recipient)` removes the address from the business's digest list
+    (see `bot.email.recipients`).
     """
     uses = LinkUses(engine)
 
-    async def question_for(action: EmailAction) -> str:
+    async def confirmation_for(action: EmailAction) -> Confirmation:
         if describe is None:
-            return default_question(action)
+            return Confirmation(default_question(action))
         try:
             return await describe(action)
         except (RunwayError, BusinessNotFound) as problem:
             logger.info("describing %s %s: %s", action.action, action.target_id, problem)
-            return default_question(action)
+            return Confirmation(default_question(action))
 
     async def act(request: Request) -> HTMLResponse:
         try:
@@ -164,12 +167,13 @@ def email_routes(
             used = await uses.find(action.nonce)
             if used is not None:
                 return _already_done(used)
-            expires = action.expires_at.astimezone(UTC)
+            confirmation = await confirmation_for(action)
             return _page(
                 "act_confirm.html.j2",
-                question=await question_for(action),
+                question=confirmation.question,
+                can_act=confirmation.can_act,
                 button=BUTTONS[action.action],
-                expires=f"{weekday_day_month(expires)}, {time_of_day(expires)}",
+                expires=format_moment(action.expires_at, confirmation.timezone or "UTC"),
             )
         if not await uses.claim(action, signer.clock.now()):
             used = await uses.find(action.nonce)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -33,7 +33,7 @@ from tenacity import (
 
 from bot.chart import runway_chart_png
 from bot.email.links import LinkMaker
-from bot.email.render import RenderedEmail, render_digest_email
+from bot.email.render import RenderedEmail, render_digest_email, slack_channel_url
 from runway.digest import DigestView
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,13 @@ class DigestBusiness(Protocol):
     @property
     def name(self) -> str: ...
 
+    #: Where its digest is posted in Slack (None until a channel is chosen).
+    @property
+    def slack_team_id(self) -> str | None: ...
+
+    @property
+    def slack_channel_id(self) -> str | None: ...
+
 
 def is_transient(error: BaseException) -> bool:
     """A failure worth another try: no connection, a dropped one, or a 4xx reply."""
@@ -173,6 +180,7 @@ class EmailSender:
         sender: str = DEFAULT_SENDER,
         wait_scale: float = 1.0,
         timeout: float = 30.0,
+        channel_link: Callable[[str, str], str] = slack_channel_url,
     ) -> None:
         self.server = SmtpServer.from_url(smtp_url)
         self.links = links
@@ -185,6 +193,8 @@ class EmailSender:
         self.sender_address = address
         self.wait_scale = wait_scale
         self.timeout = timeout
+        #: (team id, channel id) -> the URL that opens the channel; the demo's is its own page.
+        self.channel_link = channel_link
 
     # --- composing ---------------------------------------------------------------------------
 
@@ -272,6 +282,8 @@ class EmailSender:
         failures.extend(
             FailedRecipient(bad, "it is not one plain email address", True) for bad in malformed
         )
+        team, channel = business.slack_team_id, business.slack_channel_id
+        slack_url = self.channel_link(team, channel) if team and channel else None
         for recipient in addresses:
             rendered = render_digest_email(
                 view,
@@ -279,6 +291,7 @@ class EmailSender:
                 links=self.links,
                 recipient=recipient,
                 chart_png=chart,
+                slack_url=slack_url,
             )
             try:
                 await self.send_message(self.compose(rendered, recipient), recipient)

@@ -4,8 +4,9 @@ Templates produce Slack mrkdwn. Autoescape is off because mrkdwn is not HTML: ev
 QuickBooks goes through the `mrkdwn` filter (`bot.slack.mrkdwn.escape`) in the template itself,
 and an undefined variable is an error, not an empty string. Filters: `mrkdwn`, `money`
 (`amount|money(currency)`), `days` ("1 day", "3 days"), `signed_days` ("+3 days", "−2 days"),
-`short_date` ("Mar 2"), `weekday_date` ("Mon Mar 2"), `time_of_day` ("9:02 AM PST"); money,
-dates and times come from `runway.formatting`.
+`day` ("Mon 2 Mar"), `time` ("9:02 AM PST"), `moment` ("Mon 2 Mar, 9:02 AM PST"), each on the
+clock of the time it is given (the caller converts it to the business's); money, dates and times
+come from `runway.formatting`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from bot.packaged import templates_dir
 from bot.slack.mrkdwn import escape
 from runway.calculator import format_days
-from runway.formatting import money, short_date, time_of_day, weekday_date
+from runway.formatting import format_day, format_moment, format_time, money
 
 SUFFIX = ".md.j2"
 
@@ -48,9 +49,9 @@ def environment() -> Environment:
         money=money,
         days=days,
         signed_days=signed_days,
-        short_date=short_date,
-        weekday_date=weekday_date,
-        time_of_day=time_of_day,
+        day=format_day,
+        time=format_time,
+        moment=format_moment,
     )
     return env
 

@@ -56,7 +56,7 @@ from runway.calculator import RunwayStatus, WeeklyFigures
 from runway.cash_flow import CashFlowClass
 from runway.digest import FINANCING_LEFT_OUT, DigestBuilder, DigestView
 from runway.drift import sentence_for
-from runway.formatting import money
+from runway.formatting import format_day, money
 from runway.lifecycle import BillState
 from runway.models import Business
 from runway.snapshot import load_books
@@ -629,7 +629,7 @@ def test_freshness_names_the_day_when_the_data_is_not_from_today() -> None:
     view = small_view()  # the oldest as-of is 30 hours ago: yesterday in New York
     text = by_id(digest_message(view, business_name="L", payment_account=None).blocks)
     assert text["freshness"]["elements"][0]["text"] == (
-        "QuickBooks data as of Sun Mar 1, 6:02 AM EST"
+        "QuickBooks data as of Sun 1 Mar, 6:02 AM EST"
     )
     empty = DigestBuilder().build(
         replace(huge_company(0, 0), banks=(), movements=(), as_of={}), now=NOW
@@ -895,7 +895,7 @@ def test_break_even_is_worded_as_such_on_every_surface() -> None:
     for message in (digest, summary):
         assert_within_slack_limits(message)
         blocks = by_id(message.blocks)
-        assert blocks["headline"]["text"]["text"] == f"*{even}*\nWas 306 days on Feb 23"
+        assert blocks["headline"]["text"]["text"] == f"*{even}*\nWas 306 days on Mon 23 Feb"
         assert (
             "*Burn:* break-even over the last 90 days: $30,000.00 in and out"
             in (blocks["cash"]["text"]["text"])
@@ -915,9 +915,9 @@ def test_break_even_is_worded_as_such_on_every_surface() -> None:
         links=LinkSigner(b"k" * 32, ManualClock(NOW), public_url="https://oodaloo.example.com"),
         recipient="owner@harbor.example",
     )
-    assert email.subject == f"Harbor weekly runway: {even}"
+    assert email.subject == f"{even} · Harbor · {format_day(view.today)}"
     for part in (email.text, email.html):
-        assert even in part and "was 306 days on Feb 23" in part
+        assert even in part and "was 306 days on Mon 23 Feb" in part
         assert "approved, ready to pay · runway after paying: 4410 days" in part
         assert "positive" not in part.lower()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -42,7 +43,7 @@ from bot.email import (
     render_digest_email,
 )
 from runway.digest import DigestBuilder
-from runway.formatting import money
+from runway.formatting import format_day, format_moment, money
 from sync.clock import ManualClock
 from sync_harness import stored
 
@@ -89,7 +90,7 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert {e.mail_from for e in mail_server.handler.received} == {"runway@oodaloo.example"}
     owner_mail, partner_mail = mail_server.handler.messages()
 
-    assert owner_mail["Subject"] == f"{BUSINESS_NAME} weekly runway: {view.headline}"
+    assert owner_mail["Subject"] == f"{view.headline} · {BUSINESS_NAME} · {format_day(view.today)}"
     assert owner_mail["To"] == OWNER
     assert owner_mail.get_content_type() == "multipart/alternative"
     assert [part.get_content_type() for part in owner_mail.iter_parts()] == [
@@ -186,6 +187,74 @@ async def test_the_seeded_company_digest_arrives_complete_escaped_and_linked(
     assert unsubscribe_url not in partner_text
 
 
+async def test_counts_numbers_subject_possessive_and_a_link_to_slack_for_the_rest(
+    runway_env: object, mail_server: MailServer
+) -> None:
+    env: Any = runway_env
+    name = "Larkspur & Pine Coffee Roasters"
+    await set_business(env, name=name, slack_team_id="T0LARKSPUR", slack_channel_id="C0FINANCE")
+    view = await digest_of(env)
+    async with env.uows(BUSINESS) as uow:
+        business = await uow.business.get()
+    sender = EmailSender(mail_server.url, links=signer(), wait_scale=0)
+
+    assert await sender.send_digest(business, view, [OWNER]) == [OWNER]
+
+    [mail] = mail_server.handler.messages()
+    text, html = all_parts(mail)
+    # The figure first, the business, the day; "runway" once.
+    assert mail["Subject"] == f"{view.headline} · {name} · {format_day(view.today)}"
+    assert mail["Subject"].lower().count("runway") == 1
+    # A name ending in s takes the apostrophe alone.
+    assert f"is on {name}' digest list." in text
+    assert "is on Larkspur &amp; Pine Coffee Roasters&#39; digest list." in html
+    assert "Roasters's" not in text and "Roasters&#39;s" not in html
+
+    # Every section says how many and how much.
+    invoices = view.overdue_invoices
+    assert invoices.total > 10
+    summary = f" · {invoices.total} for {money(invoices.amount, view.currency)}"
+    assert f"OVERDUE INVOICES{summary}" in text.splitlines()
+    assert f">Overdue invoices{summary}</td>" in html
+    bills = view.overdue_bills
+    assert bills.total
+    left = money(bills.left_amount, view.currency)
+    assert f">Overdue bills · {bills.total} for {left}</td>" in html
+
+    # Each row carries QuickBooks' number of its document: one vendor's rows differ by it.
+    shown_bills = view.overdue_bills.first(10) + view.bills_due.first(10)
+    numbered = [bill for bill in shown_bills if bill.doc_number]
+    assert numbered, "the seeded company's bills have numbers"
+    for bill in numbered:
+        assert f"bill {bill.doc_number}" in text
+        assert f"· bill {bill.doc_number}</span>" in html
+    for invoice in invoices.first(10):
+        assert invoice.doc_number
+        assert f"invoice {invoice.doc_number}" in text
+        assert f"· invoice {invoice.doc_number}</span>" in html
+    rows = [line for line in text.splitlines() if line.startswith("  ") and "bill " in line]
+    by_vendor: dict[str, list[str]] = {}
+    for bill in numbered:
+        by_vendor.setdefault(bill.vendor_name, []).append(str(bill.doc_number))
+    for vendor, numbers in by_vendor.items():
+        assert len(set(numbers)) == len(numbers), vendor
+        for number in numbers:
+            assert any(vendor[:20] in row and f"bill {number}" in row for row in rows), number
+
+    # The rows left out are one click away: Slack's own link to the business's channel.
+    slack = "https://slack.com/app_redirect?team=T0LARKSPUR&channel=C0FINANCE"
+    more = invoices.total - 10
+    assert f'<a href="{slack.replace("&", "&amp;")}"' in html
+    assert f"…and {more} more: see them in Slack</a>" in html
+    assert f"…and {more} more in Slack (/runway invoices lists them all): {slack}" in text
+
+    # Dates in the one style, on the business's clock.
+    assert f"weekly cash runway, {format_day(view.today)}" in text
+    assert view.freshness.oldest is not None
+    if view.freshness.oldest.astimezone(ZoneInfo(view.tz)).date() != view.today:
+        assert format_moment(view.freshness.oldest, view.tz) in text
+
+
 def test_render_cuts_long_lists_and_keeps_text_columns_aligned() -> None:
     view = DigestBuilder().build(hand_company(), now=datetime(2025, 3, 31, 16, 0, tzinfo=UTC))
     rendered = render_digest_email(
@@ -224,6 +293,8 @@ def plain_message() -> RenderedEmail:
 class Named:
     id: str
     name: str
+    slack_team_id: str | None = None
+    slack_channel_id: str | None = None
 
 
 async def test_transient_421_is_retried_and_the_message_delivered_once(

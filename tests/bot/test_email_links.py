@@ -42,6 +42,7 @@ from bot.email import (
 from runway.bills import BillService
 from runway.businesses import BusinessDirectory
 from runway.crypto import TokenCipher, generate_key
+from runway.formatting import format_moment
 from runway.invoices import InvoiceService
 from runway.mirror import MirrorSync
 from sync.clock import ManualClock
@@ -169,6 +170,39 @@ async def test_get_only_asks_and_never_acts(site: LinkSite) -> None:
     assert site.payments_of(site.bill_id) == []
     assert await site.audit("bill.approve") == [] and await site.audit("bill.pay") == []
     assert await site.link_uses() == 0
+
+
+async def test_a_bill_paid_meanwhile_says_so_before_anything_is_pressed(site: LinkSite) -> None:
+    pay = site.url(ActionKind.BILL_PAY, site.bill_id, amount=Decimal("1234.56"))
+    approve = site.url(ActionKind.BILL_APPROVE, site.bill_id)
+    # The bill is paid from Slack after the email went out.
+    await site.bills.approve(site.bill_id, ACTOR)
+    await site.bills.create_payment(site.bill_id, Decimal("1234.56"), ACTOR)
+    assert len(site.payments_of(site.bill_id)) == 1
+
+    for url in (pay, approve):
+        page = await site.http.get(url)
+        assert page.status_code == 200
+        assert "is already paid in full: there is nothing to do." in page.text
+        assert "Bits &lt;&amp; Bytes&gt; LLC" in page.text
+        # No button to press, nothing to confirm.
+        assert "<form" not in page.text and "<button" not in page.text
+        assert "<title>Nothing to do</title>" in page.text
+    assert site.performed == [] and await site.link_uses() == 0
+    assert len(site.payments_of(site.bill_id)) == 1
+
+
+async def test_the_expiry_is_on_the_business_clock(site: LinkSite) -> None:
+    await set_business(site.env, timezone="Pacific/Auckland")
+    pay = site.url(ActionKind.BILL_PAY, site.bill_id, amount=Decimal("1234.56"))
+    expires = site.signer.read_action(pay.rsplit("/", 1)[1]).expires_at
+
+    page = await site.http.get(pay)
+
+    assert page.status_code == 200
+    local = format_moment(expires, "Pacific/Auckland")
+    assert f"This link works once, until {local}." in page.text
+    assert local.endswith(("NZDT", "NZST")) and "UTC" not in page.text
 
 
 async def test_post_acts_once_and_a_second_post_is_already_done(site: LinkSite) -> None:

@@ -36,9 +36,11 @@ async def test_a_bill_not_in_the_mirror_is_asked_about_in_the_home_currency(
     await set_business(runway_env, home_currency="EUR")
     describe = mirror_describer(runway_env.uows)
 
-    question = await describe(pay_link(Decimal("1234.56")))
+    confirmation = await describe(pay_link(Decimal("1234.56")))
 
-    assert question == "Pay €1,234.56 on bill 9999?"
+    assert confirmation.question == "Pay €1,234.56 on bill 9999?"
+    assert confirmation.can_act
+    assert confirmation.timezone == "America/Los_Angeles"  # the business's, for the expiry
 
 
 def test_with_nothing_known_the_amount_is_said_without_a_currency() -> None:

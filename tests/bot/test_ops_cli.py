@@ -29,6 +29,7 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from qbo_sandbox.seed_names import COMPANY_NAME
 from qbo_sandbox.server import RunningSandbox, start_in_thread
 from runway.crypto import generate_key
+from runway.formatting import format_moment
 from runway.models import Bill
 from sync.ledger import ActionState
 from sync.qbo.auth import OAuthTokens
@@ -159,8 +160,8 @@ def test_businesses_lists_the_connection_and_the_next_digest_in_local_time(opera
     assert set(rule.replace(" ", "")) == {"-"}
     assert row.startswith(BIZ) and COMPANY_NAME in row
     assert f"{operator.qbo.sandbox.realm_id} (connected)" in row
-    assert f"Mon 08:00 {TIMEZONE}" in row
-    assert row.endswith(f"{next_monday_8am(TIMEZONE):%a %d %b %H:%M}"), row
+    assert f"Mon 8:00 AM {TIMEZONE}" in row
+    assert row.endswith(format_moment(next_monday_8am(TIMEZONE), TIMEZONE)), row
 
 
 def _changes(output: str) -> tuple[int, int, int]:

@@ -30,7 +30,7 @@ from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
 from bot.slack import blocks as kit
 from runway.books import business_today
 from runway.digest import DigestBuilder, DigestView
-from runway.formatting import money, short_date
+from runway.formatting import format_day, money
 from runway.models import Business
 from runway.snapshot import load_books
 from slack_sandbox.blocks import check_message
@@ -128,7 +128,7 @@ async def test_the_alt_text_gives_cash_now_the_lowest_week_the_buffer_and_when_c
 
     assert text.startswith(TITLE)
     assert f"{money(cash, 'USD')} now" in text
-    lowest = f"{money(low.ending_balance, 'USD')} at the end of week {low.number} ({short_date(low.end)})"
+    lowest = f"{money(low.ending_balance, 'USD')} at the end of week {low.number} ({format_day(low.end)})"
     assert (f"{lowest}, the lowest." if low is weeks[-1] else f"lowest {lowest}") in text
     assert f"Cash buffer {money(buffer, 'USD')}: cash falls under it in week {crossing.number}" in text
     bills = sum((week.bill_outflows for week in weeks), Decimal("0.00"))
@@ -274,6 +274,8 @@ def test_slack_gets_the_chart_only_where_it_can_fetch_it() -> None:
 class Named:
     id: str
     name: str
+    slack_team_id: str | None = None
+    slack_channel_id: str | None = None
 
 
 async def test_the_emailed_digest_shows_the_chart_inline_by_content_id(

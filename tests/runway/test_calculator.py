@@ -217,12 +217,12 @@ def test_change_that_is_not_a_count_of_days_is_said_in_words() -> None:
     figures = calculator.figures(hand_company(movements=()), previous=last_week)
     assert figures.trend is not None
     assert figures.trend.runway_days_change is None
-    assert figures.trend.sentence() == "was 120 days on Mar 24"
+    assert figures.trend.sentence() == "was 120 days on Mon 24 Mar"
 
     positive = replace(last_week, status=RunwayStatus.CASH_FLOW_POSITIVE, runway_days=None)
     figures = calculator.figures(hand_company(), previous=positive)
     assert figures.trend is not None
-    assert figures.trend.sentence() == "was cash-flow positive on Mar 24"
+    assert figures.trend.sentence() == "was cash-flow positive on Mon 24 Mar"
 
 
 def test_cash_flow_positive_company_is_told_so() -> None:

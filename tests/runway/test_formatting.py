@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,13 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runway.formatting import (
-    full_date_time,
+    format_clock,
+    format_day,
+    format_moment,
+    format_time,
     money,
     money_with_home,
-    short_date,
-    time_of_day,
-    weekday_date,
-    weekday_day_month,
+    possessive,
 )
 
 D = Decimal
@@ -70,27 +70,74 @@ def test_money_is_exact(amount: Decimal) -> None:
     assert negative == (amount < 0)
 
 
-def test_dates() -> None:
-    day = date(2026, 3, 2)
-    assert short_date(day) == "Mar 2"
-    assert weekday_date(day) == "Mon Mar 2"
-    assert weekday_day_month(day) == "Mon 2 Mar"
-    assert short_date(datetime(2026, 12, 25, 23, 0, tzinfo=LA)) == "Dec 25"
+def test_one_style_for_a_day() -> None:
+    assert format_day(date(2026, 3, 2)) == "Mon 2 Mar"
+    assert format_day(date(2026, 12, 7)) == "Mon 7 Dec"
+    # A datetime is written as its own calendar day: 11 PM in Los Angeles is still the 25th.
+    assert format_day(datetime(2026, 12, 25, 23, 0, tzinfo=LA)) == "Fri 25 Dec"
 
 
-def test_times_in_a_zone_with_daylight_saving() -> None:
-    winter = datetime(2026, 3, 2, 9, 2, tzinfo=LA)
-    summer = datetime(2026, 3, 9, 21, 30, tzinfo=LA)  # the day after clocks went forward
-    assert time_of_day(winter) == "9:02 AM PST"
-    assert time_of_day(summer) == "9:30 PM PDT"
-    assert time_of_day(datetime(2026, 3, 2, 0, 5, tzinfo=UTC)) == "12:05 AM UTC"
-    assert time_of_day(datetime(2026, 3, 2, 12, 0)) == "12:00 PM"  # naive: no zone
-    assert time_of_day(datetime(2026, 7, 1, 8, 0, tzinfo=ZoneInfo("Europe/Berlin"))) == "8:00 AM CEST"
+def test_a_time_is_shown_on_the_business_clock() -> None:
+    moment = datetime(2026, 12, 9, 19, 18, tzinfo=UTC)
+    assert format_time(moment, "America/Los_Angeles") == "11:18 AM PST"
+    assert format_time(moment, LA) == "11:18 AM PST"  # a zone object reads the same
+    assert format_time(moment, "UTC") == "7:18 PM UTC"
+    assert format_time(moment) == "7:18 PM UTC"  # no zone given: the moment's own
+    assert format_moment(moment, "America/Los_Angeles") == "Wed 9 Dec, 11:18 AM PST"
+    # The day is the business's day, not UTC's: 02:00 UTC on the 10th is still the 9th in LA.
+    late = datetime(2026, 12, 10, 2, 0, tzinfo=UTC)
+    assert format_moment(late, "America/Los_Angeles") == "Wed 9 Dec, 6:00 PM PST"
+    assert format_moment(late, "Pacific/Auckland") == "Thu 10 Dec, 3:00 PM NZDT"
 
 
-def test_full_date_time() -> None:
-    assert full_date_time(datetime(2026, 3, 2, 9, 2, tzinfo=LA)) == "Mon 02 Mar 2026 at 09:02 PST"
-    assert full_date_time(datetime(2026, 7, 4, 17, 45, tzinfo=LA)) == "Sat 04 Jul 2026 at 17:45 PDT"
+def test_daylight_saving_edges() -> None:
+    # Spring forward (8 Mar 2026, 2 AM PST -> 3 AM PDT): one minute apart in UTC.
+    assert format_time(datetime(2026, 3, 8, 9, 59, tzinfo=UTC), LA) == "1:59 AM PST"
+    assert format_time(datetime(2026, 3, 8, 10, 0, tzinfo=UTC), LA) == "3:00 AM PDT"
+    # Fall back (1 Nov 2026): 1:30 AM happens twice, and the zone tells the two apart.
+    assert format_time(datetime(2026, 11, 1, 8, 30, tzinfo=UTC), LA) == "1:30 AM PDT"
+    assert format_time(datetime(2026, 11, 1, 9, 30, tzinfo=UTC), LA) == "1:30 AM PST"
+    # Europe's change is on another day (29 Mar 2026, 01:00 UTC).
+    berlin = "Europe/Berlin"
+    assert format_time(datetime(2026, 3, 29, 0, 59, tzinfo=UTC), berlin) == "1:59 AM CET"
+    assert format_time(datetime(2026, 3, 29, 1, 0, tzinfo=UTC), berlin) == "3:00 AM CEST"
+
+
+def test_a_zone_without_an_abbreviation_says_its_offset() -> None:
+    moment = datetime(2026, 12, 9, 15, 0, tzinfo=UTC)
+    assert format_time(moment, "America/Sao_Paulo") == "12:00 PM UTC-03"
+
+
+def test_the_locale_names_the_days_and_chooses_the_clock() -> None:
+    moment = datetime(2026, 12, 7, 19, 18, tzinfo=UTC)
+    assert format_day(date(2026, 12, 7), "de_DE") == "Mo. 7 Dez."
+    assert format_day(date(2026, 12, 7), "fr_FR") == "lun. 7 déc."
+    assert format_time(moment, "Europe/London", "en_GB") == "19:18 GMT"
+    assert format_moment(moment, "Europe/Berlin", "de_DE") == "Mo. 7 Dez., 20:18 CET"
+    assert format_clock(time(8, 0)) == "8:00 AM"
+    assert format_clock(time(8, 0), "de_DE") == "08:00"
+
+
+def test_a_time_without_a_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no timezone"):
+        format_time(datetime(2026, 3, 2, 12, 0))
+    with pytest.raises(ValueError, match="has no timezone"):
+        format_moment(datetime(2026, 3, 2, 12, 0), "America/Los_Angeles")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Larkspur & Pine Coffee Roasters", "Larkspur & Pine Coffee Roasters'"),
+        ("Harbor Bakery", "Harbor Bakery's"),
+        ("Dana", "Dana's"),
+        ("ACME SUPPLIES", "ACME SUPPLIES'"),
+        ('Larkspur & "Sons" <Bakery>', 'Larkspur & "Sons" <Bakery>\'s'),
+        ("", ""),
+    ],
+)
+def test_possessive(name: str, expected: str) -> None:
+    assert possessive(name) == expected
 
 
 def test_a_foreign_amount_shows_its_home_equivalent() -> None:
