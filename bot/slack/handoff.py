@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["click", "command"]
+Kind = Literal["click", "command", "home"]
 
 #: The consumer group every worker reads the stream in.
 GROUP = "workers"
@@ -85,8 +85,9 @@ return now
 
 @dataclass(frozen=True)
 class SlackWork:
-    """One piece of work after an ack: which handler (a click's action id or a `/runway`
-    subcommand) and the Bolt request body it reads (team, channel, user, response_url)."""
+    """One piece of work after an ack: which handler (a click's action id, a `/runway`
+    subcommand, or "home": a Home tab to publish) and the Bolt request body it reads (team,
+    channel, user, response_url)."""
 
     kind: Kind
     name: str
@@ -109,7 +110,7 @@ class SlackWork:
     @classmethod
     def from_json(cls, text: str) -> SlackWork:
         data = json.loads(text)
-        if data.get("kind") not in ("click", "command") or not isinstance(data.get("body"), dict):
+        if data.get("kind") not in ("click", "command", "home") or not isinstance(data.get("body"), dict):
             raise ValueError(f"not a piece of Slack work: {text[:200]!r}")
         return cls(data["kind"], str(data.get("name") or ""), data["body"])
 
