@@ -15,6 +15,7 @@ from db_conftest import MigratedDatabase
 
 from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack, local_stack
 from bot.slack import blocks as kit
+from bot.slack.handoff import SlackWork
 from bot.slack.home import HOME_SETTINGS, not_linked_view
 from runway.lifecycle import BillState
 from slack_sandbox.workspace import View
@@ -169,6 +170,13 @@ async def test_a_sync_republishes_the_home_tabs_people_opened(stack: LocalStack)
     services = await stack.oodaloo.services_for(BUSINESS_ID)
     await services.mirror.sync()
     await stack.until(lambda: (found := stack.workspace.home(OWNER)) is not None and found.hash != home.hash)
+
+
+def test_opening_home_is_work_a_worker_can_take() -> None:
+    """With Redis, `oodaloo worker` publishes the Home tab: the work crosses as JSON."""
+    work = SlackWork("home", "app_home_opened", {"team_id": "T0OODALOO", "user": OWNER})
+    assert SlackWork.from_json(work.to_json()) == work
+    assert work.team_id == "T0OODALOO" and work.response_url is None
 
 
 def test_the_manifest_turns_the_home_tab_on() -> None:
