@@ -311,3 +311,5 @@ def _draw_x_axis(cash_axes: Any, flow_axes: Any, data: ChartData) -> None:
               for number in marked]  # fmt: skip
     flow_axes.set_xticks(marked, labels)
     flow_axes.tick_params(axis="x", length=0)
+    # The last week's label ends at its tick: centred, a long day ("Sat 6 Mar") runs off the image.
+    flow_axes.get_xticklabels()[-1].set_horizontalalignment("right")

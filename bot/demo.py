@@ -5,8 +5,11 @@ a local Slack workspace, Oodaloo's web app (the bot), the worker's scheduler, an
 server. The page at the printed address shows the #finance channel as Slack would; everything on it
 goes to the bot as real signed Slack requests, and the bot answers through the local Slack's Web
 API, so the demo runs exactly the production path. A digest is posted (and emailed) at start, then
-on its weekly schedule; a switch on the page makes QuickBooks misbehave to show retries,
-deduplication and reconciliation at work.
+on its weekly schedule; a switch on the page makes QuickBooks misbehave, and a live log beside it
+shows the retries, deduplication and reconciliation at work (`bot.demo_activity`). The page acts
+as any of the workspace's people (the owner, the bookkeeper, staff), so a bill that needs two
+approvers can be approved twice and paid; Oodaloo's Home tab and `/runway connect` (through the
+QuickBooks sandbox's consent page, served on the demo's own address) work as in Slack.
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ def _free_port() -> int:
 async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
     from aiosmtpd.controller import Controller
 
+    from bot.demo_activity import DemoActivity
     from bot.email_wiring import digest_mailer
-    from bot.local import BUSINESS_ID, CHANNEL, OWNER, LocalStack, local_stack
+    from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack, local_stack
     from bot.ritual import Ritual
     from bot.wiring import RitualJobsAdapter
     from bot.worker import run_worker
@@ -137,9 +141,12 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
     smtp = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
     smtp.start()
     faults: list[SandboxFaults] = []
+    activities: list[DemoActivity] = []
 
     def routes(stack: LocalStack) -> Sequence[BaseRoute]:
         faults.append(SandboxFaults(stack.sandbox))
+        activities.append(DemoActivity(stack.oodaloo, BUSINESS_ID))
+        activities[0].attach()
         return [*page_routes(
             stack.workspace,
             stack.agent,
@@ -148,6 +155,9 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
             faults=faults[0],
             mailbox=mailbox,
             title="Oodaloo demo · Larkspur & Pine",
+            # What the person switcher says of each person.
+            roles={OWNER: "owner, approver", BOOKKEEPER: "bookkeeper, approver", STAFF: "staff"},
+            activity=activities[0],
         )]
 
     stop = asyncio.Event()
@@ -166,6 +176,7 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
             port=port,
             email_recipients=[OWNER_EMAIL],
             settings={"smtp_url": f"smtp://127.0.0.1:{smtp.port}"},
+            qbo_consent_page=True,
         ) as stack:
             oodaloo = stack.oodaloo
             ritual = Ritual(
@@ -187,8 +198,9 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
                 f"\nOodaloo demo is up ({time.perf_counter() - started:.1f} s).\n\n"
                 f"  Open {stack.url}/ in a browser: the #finance channel of a local Slack, with\n"
                 f"  this week's runway digest for Larkspur & Pine Coffee Roasters (posted {'and emailed ' if outcome.emailed_to else ''}just now).\n"
-                "  Approve and pay bills, send reminders, type /runway in the message box, turn\n"
-                "  QuickBooks faults on with the switch, read the emailed digest in the mailbox.\n\n"
+                "  Approve and pay bills, send reminders, type /runway in the message box, open\n"
+                "  Oodaloo's Home tab, act as the bookkeeper or staff (\"Act as\"), turn QuickBooks\n"
+                "  faults on with the switch, read the emailed digest in the mailbox.\n\n"
                 f"  QuickBooks sandbox: in-process (realm {stack.sandbox.realm_id}); local Slack API: {stack.slack.api_url}\n"
                 f"  Database: {database}; health: {stack.url}/healthz\n\n"
                 "Ctrl-C stops the demo.",
@@ -200,6 +212,8 @@ async def demo(*, seed: int | None, port: int, exit_after: float | None) -> int:
                 stop.set()
             await asyncio.wait_for(worker, 30)
     finally:
+        for activity in activities:
+            activity.detach()
         smtp.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

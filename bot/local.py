@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import Oodaloo
 from bot.email.links import LinkSigner
@@ -52,6 +54,9 @@ OWNER = "U0OWNER01"  # an approver
 BOOKKEEPER = "U0BOOKS02"  # an approver
 STAFF = "U0STAFF03"  # not an approver
 CHANNEL = "C0FINANCE"
+#: Where Oodaloo's web app shows the QuickBooks sandbox's consent page (`qbo_consent_page`): the
+#: sandbox itself runs in-process, at an address no browser reaches.
+QBO_CONSENT_PATH = "/_qbo_sandbox" + AUTHORIZE_PATH
 #: Test waits in milliseconds instead of seconds.
 FAST = SyncSettings().scaled(0.01)
 
@@ -105,6 +110,22 @@ class LocalStack:
         return list(self.sandbox.realm(self.sandbox.realm_id).iter("BillPayment"))
 
 
+def consent_route(sandbox: Sandbox, http: httpx.AsyncClient) -> Route:
+    """The sandbox's consent page (it approves at once and redirects back to Oodaloo's callback
+    with a code, as Intuit's does after the owner signs in) on Oodaloo's own address, passed
+    through to the in-process sandbox."""
+
+    async def consent(request: Request) -> Response:
+        answer = await http.get(
+            f"{sandbox.base_url}{AUTHORIZE_PATH}", params=list(request.query_params.multi_items()),
+            follow_redirects=False,
+        )
+        kept = {k: v for k, v in answer.headers.items() if k in ("location", "content-type")}
+        return Response(answer.content, status_code=answer.status_code, headers=kept)
+
+    return Route(QBO_CONSENT_PATH, consent, methods=["GET"])
+
+
 def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -147,11 +168,13 @@ async def local_stack(
     business_name: str = COMPANY_NAME,
     email_recipients: Sequence[str] = (),
     settings: Mapping[str, Any] | None = None,
+    qbo_consent_page: bool = False,
 ) -> AsyncIterator[LocalStack]:
     """`sync_settings` default to the production waits scaled down a hundred times (tests); the demo
     passes its own. `extra_routes(stack)` adds routes to the web app (the demo's page, email links);
     `settings` override Oodaloo's settings (SMTP_URL, ...). Email recipients are approvers too, so
-    the email digest's links act."""
+    the email digest's links act. `qbo_consent_page`: the sandbox's OAuth consent page is served
+    by the web app too (`QBO_CONSENT_PATH`), so `/runway connect` works from a browser."""
     sandbox = create_app(sandbox_config or SandboxConfig(seed=DEFAULT_SEED))
     running = start_in_thread(slack_config or SlackSandboxConfig())
     config = running.sandbox.config
@@ -211,7 +234,9 @@ async def local_stack(
                 client_secret=sandbox.client_secret,
                 redirect_uri=f"{url}{CALLBACK_PATH}",
                 public_url=url,
-                authorize_url=f"{sandbox.base_url}{AUTHORIZE_PATH}",
+                authorize_url=f"{url}{QBO_CONSENT_PATH}"
+                if qbo_consent_page
+                else f"{sandbox.base_url}{AUTHORIZE_PATH}",
                 token_url=f"{sandbox.base_url}{TOKEN_PATH}",
                 api_base_url=sandbox.base_url,
             ),
@@ -223,6 +248,8 @@ async def local_stack(
         agent = SlackUserAgent(running.workspace, f"{url}/slack/events")
         stack = LocalStack(oodaloo, bot, running, agent, sandbox, url)
         routes = [*wired.routes(bot), *(extra_routes(stack) if extra_routes else ())]
+        if qbo_consent_page:
+            routes.append(consent_route(sandbox, oodaloo.http))
         app = create_web_app(oodaloo, bot, extra_routes=routes)
         try:
             async with serve_in_loop(app, sock):

@@ -319,6 +319,17 @@ class BusinessDirectory:
         async with self.sessions() as session:
             return await self._by_channel(session, team_id, channel_id)
 
+    async def in_slack_team(self, team_id: str) -> list[Business]:
+        """The businesses whose digest goes to a channel of that Slack team, oldest first (a
+        person's Home tab shows one of them)."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(Business)
+                .where(Business.slack_team_id == team_id)
+                .order_by(Business.created_at, Business.id)
+            )
+            return list(result.scalars())
+
     async def update(self, business_id: str, *, by: str | None = None, **changes: Any) -> Business:
         """Change a business's settings; `by` is the person asking (a Slack user id or an email
         address), who must be one of its approvers (`NotAnApprover` otherwise).

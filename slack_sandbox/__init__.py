@@ -5,7 +5,7 @@
 - `slack_sandbox.user.SlackUserAgent(workspace, request_url)` sends the bot Slack's signed requests:
   slash commands, clicks, modal submissions and events.
 - `slack_sandbox.workspace.Workspace` holds what Slack would show (channel messages, ephemeral
-  messages, open modals) and a log of every Web API call; `await workspace.wait_for(...)` waits for
+  messages, open modals, each person's Home tab) and a log of every Web API call; `await workspace.wait_for(...)` waits for
   the bot to catch up.
 
 Import from those modules, not from this package: under pytest, `tests/slack_sandbox/` can stand in

@@ -95,12 +95,18 @@ def _short_id() -> str:
 _ID_ALPHABET = string.ascii_letters + string.digits + "+/="
 
 
-def check_view(view: Any) -> dict[str, Any]:
+def check_view(view: Any, *, kind: str | None = None) -> dict[str, Any]:
+    """The view as a dict, or SlackError as views.open/update/push/publish answer; `kind` is the
+    one type the method takes (views.publish: "home"), None for either."""
     view = parse_json_field(view, "arguments")
     if not isinstance(view, dict):
         raise SlackError("invalid_arguments", detail="`view` must be a JSON object")
     if view.get("type") not in ("modal", "home"):
         raise SlackError("invalid_arguments", detail="view.type must be 'modal' or 'home'")
+    if kind is not None and view["type"] != kind:
+        raise SlackError(
+            "invalid_arguments", detail=f"this method takes a view of type {kind!r}, not {view['type']!r}"
+        )
     title = view.get("title", {})
     if view["type"] == "modal" and (not isinstance(title, dict) or not title.get("text")):
         raise SlackError("invalid_arguments", detail="a modal needs a plain_text title")

@@ -5,8 +5,12 @@ modal) and turns what the person does into Slack's own requests to the bot throu
 a slash command typed in the message box, a button clicked (after its confirm dialog), a modal
 submitted. So the demo runs the bot's production path: signed requests in, Web API calls out.
 
-Beside the channel: a switch for the QuickBooks sandbox's faults and a mailbox with the emails the
-demo sent (both wired by the demo; either may be absent).
+Beside the channel: the app's Home tab (Slack's `app_home_opened` event, the view the app
+publishes with `views.publish`, its buttons clicked as Slack sends them), a person switcher (the
+page acts as any person of the workspace, so two approvers can approve one bill), a switch for the
+QuickBooks sandbox's faults with a live log of what the app did about them, and a mailbox with the
+emails the demo sent (the switch, the log and the mailbox are wired by the demo; each may be
+absent).
 
 The JSON routes answer only JSON bodies (`application/json`), so another web page open in the same
 browser cannot post to them with a plain form.
@@ -18,7 +22,7 @@ import dataclasses
 import html
 import importlib.resources
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +59,14 @@ class Mailbox(Protocol):
 
     def messages(self) -> list[dict[str, Any]]:
         """Each {id, from, to, subject, date, text, html}."""
+        ...
+
+
+class ActivityFeed(Protocol):
+    """What the app did about QuickBooks' faults (retried, deduplicated, reconciled), for the log."""
+
+    async def entries(self) -> list[dict[str, Any]]:
+        """Newest first, each {at (ISO 8601), kind, text}."""
         ...
 
 
@@ -176,6 +188,8 @@ class _Page:
         faults: FaultSwitch | None,
         mailbox: Mailbox | None,
         title: str,
+        roles: Mapping[str, str] | None = None,
+        activity: ActivityFeed | None = None,
     ) -> None:
         viewer = workspace.user(viewer_user_id)
         if viewer is None or viewer_user_id == workspace.bot_user_id:
@@ -196,6 +210,9 @@ class _Page:
         self.faults = faults
         self.mailbox = mailbox
         self.title = title
+        #: What each person is to the app ("owner, approver"), shown in the person switcher.
+        self.roles = dict(roles or {})
+        self.activity = activity
         template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.html = template.replace("{{title}}", html.escape(title))
         #: Field errors the bot answered for a modal (response_action "errors"), by view id.
@@ -220,6 +237,7 @@ class _Page:
             for e in ws.ephemerals(user=self.viewer.id, channel=self.channel.id)
         ]
         views = ws.open_views(self.viewer.id)
+        home = ws.home(self.viewer.id)
         return {
             "version": ws.version,
             "title": self.title,
@@ -235,13 +253,16 @@ class _Page:
             },
             "bot": {"id": ws.bot_user_id, "name": bot.name if bot else ws.config.bot_name},
             "users": [
-                {"id": u.id, "name": u.name, "real_name": u.real_name} for u in people.values()
+                {"id": u.id, "name": u.name, "real_name": u.real_name, "role": self.roles.get(u.id)}
+                for u in people.values()
             ],
             "messages": messages,
+            "home": None if home is None else {"id": home.id, "hash": home.hash, "blocks": home.blocks},
             "ephemerals": ephemerals,
             "view": self._view(views[-1], len(views)) if views else None,
             "faults": None if self.faults is None else self.faults.enabled(),
             "mail_count": None if self.mailbox is None else len(self.mailbox.messages()),
+            "activity": self.activity is not None,
         }
 
     def _message(self, message: Message) -> dict[str, Any]:
@@ -304,9 +325,10 @@ class _Page:
         block_id = body.get("block_id")
         value = body.get("value")
         seen = body.get("element")
-        if isinstance(seen, dict) and isinstance(target, Message | Ephemeral):
+        if isinstance(seen, dict) and isinstance(target, Message | Ephemeral | View):
             # The element as the page drew it: an update may have removed it from the message
-            # since, and the click is then delivered from the copy the person saw.
+            # (or the Home tab) since, and the click is then delivered from the copy the person
+            # saw.
             drawn = {"type": "actions", "block_id": str(block_id or ""), "elements": [seen]}
             target = dataclasses.replace(target, blocks=[drawn])
         try:
@@ -343,6 +365,38 @@ class _Page:
         if target is None:
             raise PageError(404, "that message is gone; the page will catch up in a moment")
         return target
+
+    async def switch_person(self, request: Request) -> Response:
+        """The page acts as another person of the workspace from now on (their ephemeral
+        messages, modals and Home tab)."""
+        body = await _body(request)
+        user_id = str(body.get("user_id") or "")
+        person = self.workspace.user(user_id)
+        if person is None or user_id == self.workspace.bot_user_id:
+            people = [u.id for u in self.workspace.users()]
+            raise PageError(404, f"no person {user_id!r} in the workspace; choose one of {people}")
+        self.viewer = person
+        return _json({"ok": True, "viewer": person.id})
+
+    async def open_home(self, request: Request) -> Response:
+        """The person opens the app's Home tab: Slack sends the app `app_home_opened`."""
+        home = self.workspace.home(self.viewer.id)
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": self.viewer.id,
+            "channel": "D" + self.viewer.id[1:],
+            "tab": "home",
+        }
+        if home is not None:
+            event["view"] = home.to_slack(
+                self.workspace.team_id, self.workspace.app_id, self.workspace.bot_id
+            )
+        delivery = await self._send("the Home tab", self.agent.event(event))
+        return _json(self._outcome("the Home tab", delivery))
+
+    async def activity_log(self, request: Request) -> Response:
+        entries = await self.activity.entries() if self.activity is not None else []
+        return _json({"entries": [{k: _jsonable(v) for k, v in e.items()} for e in entries]})
 
     async def submit(self, request: Request) -> Response:
         body = await _body(request)
@@ -514,11 +568,14 @@ def page_routes(
     faults: FaultSwitch | None = None,
     mailbox: Mailbox | None = None,
     title: str = "Oodaloo demo",
+    roles: Mapping[str, str] | None = None,
+    activity: ActivityFeed | None = None,
 ) -> list[BaseRoute]:
     """The page and its JSON routes, to mount at the root of the local Slack's server.
 
-    `viewer_user_id` is the person using the page; `channel_id` the channel it shows. Raises
-    ValueError when either is not in the workspace.
+    `viewer_user_id` is the person using the page first (the switcher picks another);
+    `channel_id` the channel it shows; `roles` what each person is to the app, shown beside their
+    name. Raises ValueError when the viewer or the channel is not in the workspace.
     """
     page = _Page(
         workspace,
@@ -528,6 +585,8 @@ def page_routes(
         faults=faults,
         mailbox=mailbox,
         title=title,
+        roles=roles,
+        activity=activity,
     )
     return [
         Route("/", page.index, methods=["GET"]),
@@ -538,6 +597,9 @@ def page_routes(
         Route("/_page/submit", _guarded(page.submit), methods=["POST"]),
         Route("/_page/close", _guarded(page.close), methods=["POST"]),
         Route("/_page/faults", _guarded(page.set_faults), methods=["POST"]),
+        Route("/_page/viewer", _guarded(page.switch_person), methods=["POST"]),
+        Route("/_page/home", _guarded(page.open_home), methods=["POST"]),
+        Route("/_page/activity", _guarded(page.activity_log), methods=["GET"]),
         Route("/_page/mail", _guarded(page.mail), methods=["GET"]),
         Route("/_page/mail/{mail_id}", _guarded(page.mail_one), methods=["GET"]),
     ]

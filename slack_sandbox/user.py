@@ -292,7 +292,12 @@ class SlackUserAgent:
         current = ws.view(view.id)
         if current is None or not current.is_open or current.user != user.id:
             raise LookupError(f"{user.id} has no open modal {view.id}")
-        found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        try:
+            found_block_id, element = _find_element(current.blocks, action_id, block_id, value)
+        except NoSuchElement:
+            # Republished since the person saw it (a Home tab follows every change): the click is
+            # the one they made, on the copy they saw, as for a message.
+            found_block_id, element = _find_element(view.blocks, action_id, block_id, value)
         trigger_id = ws.issue_trigger(user.id, view_id=current.id)
         payload = {
             "type": "block_actions",

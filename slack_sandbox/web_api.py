@@ -253,6 +253,18 @@ def views_update(call: Call) -> dict[str, Any]:
     return _view_response(call, updated.id)
 
 
+def views_publish(call: Call) -> dict[str, Any]:
+    """A person's Home tab: a view of type "home" (at most 100 blocks), for a user of the team."""
+    _authenticate(call, allow_user_token=False)
+    if not call.arg("user_id"):
+        raise SlackError("invalid_arguments", detail="views.publish needs the user_id whose Home it is")
+    view = check_view(call.params.get("view"), kind="home")
+    published = call.workspace.publish_home(
+        call.arg("user_id"), view, expected_hash=call.optional("hash")
+    )
+    return _view_response(call, published.id)
+
+
 def users_info(call: Call) -> dict[str, Any]:
     _authenticate(call, allow_user_token=True)
     ws = call.workspace
@@ -347,6 +359,7 @@ METHODS: dict[str, Handler] = {
     "views.open": views_open,
     "views.push": views_push,
     "views.update": views_update,
+    "views.publish": views_publish,
     "users.info": users_info,
     "conversations.info": conversations_info,
     "oauth.v2.access": oauth_v2_access,

@@ -215,6 +215,8 @@ class Workspace:
         self._messages: dict[str, list[Message]] = {c.id: [] for c in config.channels}
         self._ephemerals: list[Ephemeral] = []
         self._views: dict[str, View] = {}
+        #: Each person's Home tab (views.publish), by user id; its view is also in `_views`.
+        self._homes: dict[str, str] = {}
         self._triggers: dict[str, Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._oauth_codes: dict[str, tuple[str, datetime, str | None]] = {}
@@ -629,6 +631,43 @@ class Workspace:
             self._touch()
             return copy.deepcopy(current)
 
+    def publish_home(
+        self, user: str, view: dict[str, Any], *, expected_hash: str | None = None
+    ) -> View:
+        """views.publish: `user`'s Home tab becomes `view` (one per person; it keeps its id)."""
+        with self._lock:
+            if user not in self._users:
+                raise SlackError("user_not_found", detail=f"no user {user} in this workspace")
+            current_id = self._homes.get(user)
+            current = self._views.get(current_id) if current_id else None
+            if expected_hash is not None and (current is None or current.hash != expected_hash):
+                raise SlackError(
+                    "hash_conflict", detail="the Home tab changed since this hash; publish again"
+                )
+            view_id = current.id if current is not None else self._random_id("V")
+            home = View(
+                id=view_id,
+                user=user,
+                hash=self._new_hash(),
+                callback_id=str(view.get("callback_id", "")),
+                private_metadata=str(view.get("private_metadata", "")),
+                blocks=copy.deepcopy(view.get("blocks", [])),
+                title={},
+                root_view_id=view_id,
+                external_id=str(view.get("external_id", "")),
+                type="home",
+            )
+            self._views[view_id] = home
+            self._homes[user] = view_id
+            self._touch()
+            return copy.deepcopy(home)
+
+    def home(self, user: str) -> View | None:
+        """`user`'s Home tab as last published, or None."""
+        with self._lock:
+            view_id = self._homes.get(user)
+            return copy.deepcopy(self._views[view_id]) if view_id else None
+
     def view_by_external_id(self, external_id: str) -> View | None:
         with self._lock:
             found = next(
@@ -668,12 +707,12 @@ class Workspace:
             return copy.deepcopy(self._views.get(view_id))
 
     def open_views(self, user: str | None = None) -> list[View]:
-        """Modals showing, oldest first (the last one is on top)."""
+        """Modals showing, oldest first (the last one is on top); Home tabs are not modals."""
         with self._lock:
             return [
                 copy.deepcopy(v)
                 for v in self._views.values()
-                if v.is_open and (user is None or v.user == user)
+                if v.is_open and v.type != "home" and (user is None or v.user == user)
             ]
 
     # -- OAuth ----------------------------------------------------------------------------------

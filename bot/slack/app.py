@@ -36,12 +36,13 @@ from bot.slack.clicks import Click, Clicks
 from bot.slack.commands import HELP, SUBCOMMANDS, Commands, subcommand
 from bot.slack.deliveries import DeliveryLog, delivery_name
 from bot.slack.handoff import HandOff, InProcess, SlackWork
+from bot.slack.home import HomeTab
 from bot.slack.installations import EncryptedInstallationStore
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
 from bot.slack.replies import explain
 from bot.slack.settings_modal import CALLBACK_ID
-from bot.slack.tenancy import Where, where_from
+from bot.slack.tenancy import Where, is_home, where_from
 from runway.models import Business
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class SlackBot:
             )
         self.poster = ChannelPoster(self.app.client, oodaloo.sessions, oodaloo.infra.locks, oodaloo.clock)
         self.channel = ChannelMessages(oodaloo, self.poster, self.client_for, chart_url=chart_url)
+        self.home = HomeTab(oodaloo, self.client_for, chart_url=chart_url)
         self.clicks = Clicks(self)
         self.commands = Commands(self)
         self._click_handlers = self.clicks.handlers()
@@ -144,6 +146,11 @@ class SlackBot:
         oodaloo.resolution_listeners.append(self.channel.on_resolution)
         oodaloo.drift_listeners.append(self.channel.post_drift_alerts)
         oodaloo.synced_listeners.append(self.channel.redraw_recent)
+        # Home tabs follow every change: clicks, email links and settled payments (through the
+        # channel's redraws), syncs and drift.
+        self.channel.followers.append(self.home.follow)
+        oodaloo.synced_listeners.append(self.home.follow_id)
+        oodaloo.drift_listeners.append(self.home.follow_id)
         self._register()
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -193,7 +200,7 @@ class SlackBot:
         for action_id in self._click_handlers:
             app.action(action_id)(self._click_listener(action_id))
         app.view(CALLBACK_ID)(self.commands.settings_submitted)
-        app.event("app_home_opened")(self._ignore_event)
+        app.event("app_home_opened")(self._home_opened)
         app.event("app_uninstalled")(self._ignore_event)
         app.event("tokens_revoked")(self._ignore_event)
 
@@ -209,6 +216,16 @@ class SlackBot:
 
     async def _ignore_event(self, event: dict[str, Any]) -> None:
         logger.info("Slack event %s", event.get("type"))
+
+    async def _home_opened(self, body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+        """Someone opened Oodaloo's Home tab: it is published for them after the ack."""
+        if event.get("tab", "home") != "home":
+            return  # the Messages tab
+        lean = {"team_id": body.get("team_id"), "user": event.get("user")}
+        # An event is checked for Slack's retries as it arrives (its event_id): none here.
+        await self.hand_off.hand_off(
+            SlackWork("home", "app_home_opened", lean), client, None, delivery=None
+        )
 
     # --- replies ------------------------------------------------------------------------------
 
@@ -247,6 +264,9 @@ class SlackBot:
     async def perform(self, work: SlackWork, client: AsyncWebClient, respond: Any) -> None:
         """The work after an ack, with the client of its team and the respond of its response_url
         (in the web process Bolt's own, in a worker built again from the work)."""
+        if work.kind == "home":
+            await self.home.opened(work.body, client)
+            return
         if work.kind == "command":
             if work.name not in SUBCOMMANDS:
                 logger.warning("Slack work names no /runway subcommand: %r", work.name[:100])
@@ -273,7 +293,10 @@ class SlackBot:
             return
 
         async def reply(text: str) -> None:
-            await self.tell(client, where, text)
+            if is_home(body):  # no channel in sight: the word goes on the person's Home tab
+                await self.home.publish(where.team_id, where.user_id, client=client, notice=text)
+            else:
+                await self.tell(client, where, text)
 
         try:
             await handler(await self.clicks.read(body, client, respond))
@@ -323,7 +346,12 @@ def _checked_at_hand_off(body: dict[str, Any]) -> bool:
 
 def _lean(body: dict[str, Any]) -> dict[str, Any]:
     """A click's body without the message it came from, but its ts: the message (a digest is tens
-    of kilobytes) is drawn again from the books, so only its ts is read (`Clicks.read`)."""
+    of kilobytes) is drawn again from the books, so only its ts is read (`Clicks.read`). A Home
+    tab's click keeps of its view only what names it and its business's channel."""
+    if is_home(body):
+        view = body["view"]
+        kept = {key: view.get(key) for key in ("id", "type", "hash", "private_metadata")}
+        body = {**body, "view": kept}
     message = body.get("message")
     if not isinstance(message, dict):
         return body

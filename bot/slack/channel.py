@@ -56,6 +56,10 @@ class ListOrigin(Protocol):
     @property
     def respond(self) -> Any: ...
 
+    @property
+    def in_home(self) -> bool:
+        """The click came from a Home tab: there is no list to answer (Home follows instead)."""
+
 
 class ChannelMessages:
     def __init__(
@@ -70,6 +74,8 @@ class ChannelMessages:
         self.poster = poster
         self.client_for = client_for
         self.chart_url = chart_url
+        #: Told (the business) after its messages were drawn again: the Home tabs follow.
+        self.followers: list[Callable[[Business, AsyncWebClient | None], Awaitable[None]]] = []
 
     async def post_digest(
         self, ctx: DigestContext, *, client: AsyncWebClient | None = None
@@ -168,6 +174,12 @@ class ChannelMessages:
         ephemeral list `origin` a click came from."""
         async with self.oodaloo.one_read():
             await self._refresh(business, kind, item_id, origin, client)
+            for follower in self.followers:
+                try:
+                    await follower(business, (origin.client if origin else None) or client)
+                except Exception:  # a Home tab left behind never fails the change
+                    logger.exception("a follower failed after %s %s of %s changed", kind, item_id,
+                                     business.id)
 
     async def _refresh(
         self,
@@ -181,7 +193,7 @@ class ChannelMessages:
         web = web or await self.client_for(business.slack_team_id)
         for row in await self.poster.messages_with_block(business.id, f"{kind}:{item_id}"):
             await self._redraw(business.id, row, web)
-        if origin is not None and (origin.is_ephemeral or not origin.message_ts):
+        if origin is not None and not origin.in_home and (origin.is_ephemeral or not origin.message_ts):
             ctx = await self.oodaloo.digest(
                 business.id,
                 shown_bill_ids=[item_id] if kind == "bill" else (),

@@ -15,9 +15,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks as kit
 from bot.slack.blocks import Kind
+from bot.slack.home import HOME_SETTINGS
 from bot.slack.mrkdwn import escape
 from bot.slack.people import remember_slack_people
-from bot.slack.tenancy import Where, business_here, where_from
+from bot.slack.tenancy import Where, business_here, is_home, where_from
 from runway.digest_schedule import next_digest_time
 from runway.lifecycle import BillStanding
 from runway.models import Business
@@ -50,6 +51,9 @@ class Click:
     is_ephemeral: bool
     client: AsyncWebClient
     respond: Any
+    #: The click came from the person's Home tab (no channel message, no response_url).
+    in_home: bool = False
+    trigger_id: str | None = None
 
 
 def item_and_amount(value: str) -> tuple[str, Decimal | None]:
@@ -83,6 +87,8 @@ class Clicks:
             is_ephemeral=bool(container.get("is_ephemeral")),
             client=client,
             respond=respond,
+            in_home=is_home(body),
+            trigger_id=str(body.get("trigger_id") or "") or None,
         )
 
     def handlers(self) -> dict[str, Any]:
@@ -97,6 +103,7 @@ class Clicks:
             kit.DRIFT_RESYNC: self.drift_resync,
             kit.DRIFT_DISMISS: self.drift_dismiss,
             kit.QBO_RECONNECT: self.reconnect,
+            HOME_SETTINGS: self.home_settings,
             **{action_id: self.decider(decision) for action_id, decision in kit.PAYMENT_DECISIONS.items()},
         }
 
@@ -173,7 +180,18 @@ class Clicks:
         told in words when nothing was done (refused, or someone got there first)."""
         await self.bot.channel.refresh_everywhere(click.business, kind, item_id, origin=click)
         if outcome.result in (Result.REFUSED, Result.ALREADY_DONE):
-            await self.bot.tell(click.client, click.where, escape(outcome.message))
+            await self.tell(click, outcome.message)
+
+    async def tell(self, click: Click, text: str) -> None:
+        """A word to the person who clicked: in the channel only they see, or on their Home tab
+        when they clicked there (`text` is plain; it is escaped here)."""
+        if click.in_home:
+            await self.bot.home.publish(
+                click.where.team_id, click.where.user_id, client=click.client,
+                business=click.business, notice=escape(text),
+            )
+        else:
+            await self.bot.tell(click.client, click.where, escape(text))
 
     async def remember_person(self, click: Click) -> None:
         """Remember the clicking person's email (Slack profile): their approvals by Slack and by
@@ -252,6 +270,18 @@ class Clicks:
             if edited is not None:
                 return
         await click.respond(replace_original=True, text=text)
+
+    async def home_settings(self, click: Click) -> None:
+        """The Home tab's Settings button: the `/runway settings` modal."""
+        if click.trigger_id is None:
+            raise ValueError("Slack sent this click without its trigger; click Settings again.")
+
+        async def answer(**message: Any) -> None:
+            await self.tell(click, str(message.get("text") or ""))
+
+        await self.bot.commands.open_settings(
+            click.business, click.where, {"trigger_id": click.trigger_id}, click.client, answer
+        )
 
     async def reconnect(self, click: Click) -> None:
         await self.bot.commands.connect_reply(click.business, click.where, click.client)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["click", "command"]
+Kind = Literal["click", "command", "home"]
 
 #: The consumer group every worker reads the stream in.
 GROUP = "workers"
@@ -71,13 +71,14 @@ MAX_WAITING = 100_000
 ADD_TIMEOUT = 2.0
 
 # Adds the piece only while some consumer is alive (by Redis' own clock, the same for everyone),
-# and only at the first arrival of its delivery (Slack's retries of it are dropped): one round trip.
+# and only at the first arrival of its delivery, when one is named (Slack's retries of it are
+# dropped): one round trip.
 # Answers nil (no consumer: nothing noted), 0 (a repeat) or the entry's id.
 _ADD_IF_CONSUMED = """
 local now = tonumber(redis.call('TIME')[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) == 0 then return false end
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 0 end
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 0 end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'work', ARGV[2])
 """
 _ALIVE = """
@@ -89,8 +90,9 @@ return now
 
 @dataclass(frozen=True)
 class SlackWork:
-    """One piece of work after an ack: which handler (a click's action id or a `/runway`
-    subcommand) and the Bolt request body it reads (team, channel, user, response_url)."""
+    """One piece of work after an ack: which handler (a click's action id, a `/runway`
+    subcommand, or "home": a Home tab to publish) and the Bolt request body it reads (team,
+    channel, user, response_url)."""
 
     kind: Kind
     name: str
@@ -113,18 +115,18 @@ class SlackWork:
     @classmethod
     def from_json(cls, text: str) -> SlackWork:
         data = json.loads(text)
-        if data.get("kind") not in ("click", "command") or not isinstance(data.get("body"), dict):
+        if data.get("kind") not in ("click", "command", "home") or not isinstance(data.get("body"), dict):
             raise ValueError(f"not a piece of Slack work: {text[:200]!r}")
         return cls(data["kind"], str(data.get("name") or ""), data["body"])
 
 
 class HandOff(Protocol):
     async def hand_off(
-        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str | None
     ) -> None:
         """Have `work` done after the ack, unless its `delivery` (`deliveries.delivery_name`) was
-        handed off before (Slack's retry of the same request); returns at once (the work is not
-        awaited)."""
+        handed off before (Slack's retry of the same request; None: checked as it arrived);
+        returns at once (the work is not awaited)."""
 
 
 class InProcess:
@@ -134,9 +136,9 @@ class InProcess:
         self.bot = bot
 
     async def hand_off(
-        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str | None
     ) -> None:
-        if not await self.bot.deliveries.first_arrival(delivery):
+        if delivery is not None and not await self.bot.deliveries.first_arrival(delivery):
             logger.info("ignored a repeated Slack delivery of %s %s", work.kind, work.name)
             return
         self.bot.spawn(self.bot.perform(work, client, respond))
@@ -163,12 +165,13 @@ class RedisStream:
         self._told_no_worker = False
 
     async def hand_off(
-        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str | None
     ) -> None:
+        noted = [] if delivery is None else [self.deliveries.key(delivery)]
         try:
             async with asyncio.timeout(ADD_TIMEOUT):
                 added = await self._add(
-                    keys=[*self._keys, self.deliveries.key(delivery)],
+                    keys=[*self._keys, *noted],
                     args=[MAX_WAITING, work.to_json(), self.deliveries.keep_seconds],
                 )
         except (RedisError, OSError, TimeoutError) as exc:

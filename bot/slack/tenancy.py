@@ -6,6 +6,7 @@ A bill id from another business is then simply not found in this one's books.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ def where_from(body: dict[str, Any]) -> Where:
         (channel.get("id") if isinstance(channel, dict) else None)
         or body.get("channel_id")
         or container.get("channel_id")
+        or home_channel(body)
     )
     user = body.get("user")
     user_id = (user.get("id") if isinstance(user, dict) else None) or body.get("user_id")
@@ -54,6 +56,26 @@ def where_from(body: dict[str, Any]) -> Where:
         raise ValueError("the Slack request names no valid team, channel or user")
     assert isinstance(team_id, str) and isinstance(channel_id, str) and isinstance(user_id, str)
     return Where(team_id, channel_id, user_id)
+
+
+def is_home(body: dict[str, Any]) -> bool:
+    """Whether a click came from a person's Home tab (it has no channel and no response_url)."""
+    view = body.get("view")
+    return isinstance(view, dict) and view.get("type") == "home"
+
+
+def home_channel(body: dict[str, Any]) -> str | None:
+    """The channel of the business a Home tab shows: Oodaloo wrote it into the view's
+    private_metadata when it published the view, and Slack hands it back signed with the click
+    (as the settings modal does); a channel of another team is then simply not found."""
+    if not is_home(body):
+        return None
+    try:
+        metadata = json.loads(str(body["view"].get("private_metadata") or "{}"))
+    except (ValueError, RecursionError):
+        return None
+    found = metadata.get("channel_id") if isinstance(metadata, dict) else None
+    return found if isinstance(found, str) else None
 
 
 async def business_here(directory: BusinessDirectory, where: Where) -> Business:

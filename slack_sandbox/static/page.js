@@ -8,6 +8,7 @@
 (() => {
   const POLL_MS = 700;
   const NOTICE_MS = 9000;
+  const ACTIVITY_MS = 1500;
 
   // A few emoji Slack apps use in messages; unknown :names: stay as typed.
   const EMOJI = {
@@ -21,6 +22,12 @@
     information_source: "\u2139\ufe0f", bank: "\ud83c\udfe6", receipt: "\ud83e\uddfe",
     tada: "\ud83c\udf89", eyes: "\ud83d\udc40", clock1: "\ud83d\udd50", lock: "\ud83d\udd12",
     email: "\ud83d\udce7", link: "\ud83d\udd17", thumbsup: "\ud83d\udc4d", "+1": "\ud83d\udc4d",
+    envelope_with_arrow: "\ud83d\udce9", incoming_envelope: "\ud83d\udce8", inbox_tray: "\ud83d\udce5",
+    outbox_tray: "\ud83d\udce4", clipboard: "\ud83d\udccb", wave: "\ud83d\udc4b", hourglass_done: "\u231b",
+    memo: "\ud83d\udcdd", credit_card: "\ud83d\udcb3", dollar: "\ud83d\udcb5", chart: "\ud83d\udcb9",
+    heavy_multiplication_x: "\u2716\ufe0f", white_circle: "\u26aa", hammer_and_wrench: "\ud83d\udee0\ufe0f",
+    gear: "\u2699\ufe0f", house: "\ud83c\udfe0", repeat: "\ud83d\udd01", sparkles: "\u2728",
+    stopwatch: "\u23f1\ufe0f", alarm_clock: "\u23f0", spiral_calendar_pad: "\ud83d\uddd3\ufe0f",
   };
 
   const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -332,12 +339,15 @@
     if (message.blocks && message.blocks.length) content.append(renderBlocks(message.blocks, where));
     else content.append(renderMrkdwn(message.text));
     if (message.edited) {
-      // "(edited)" follows the last line of text, as in Slack.
-      const texts = content.querySelectorAll(".mrkdwn, .plain");
+      // "(edited)" follows the message's last text, small and grey, as in Slack: never inside a
+      // button, a context line or a header.
+      const texts = [...content.querySelectorAll(".section-body > .mrkdwn, .section-body > .plain, .content > .mrkdwn, .block-rich")]
+        .filter((node) => !node.closest("button, .accessory, .block-context, .block-actions, .block-header"));
       const last = texts.length ? texts[texts.length - 1] : null;
       const mark = el("span", { className: "edited", testid: "edited", text: "(edited)" });
-      if (last && !last.closest(".block-context, .block-actions")) last.append(mark);
-      else content.append(mark);
+      const lastBlock = content.querySelector(".blocks") ? content.querySelector(".blocks").lastElementChild : null;
+      if (last && (!lastBlock || lastBlock.contains(last))) last.append(" ", mark);
+      else content.append(el("div", { className: "edited-line" }, mark));
     }
     if (message.thread_ts && message.thread_ts !== message.ts) content.prepend(el("div", { className: "thread-note", text: "replied to a thread" }));
     return el("div", { className: "message", testid: `message-${message.ts}`, "data-ts": message.ts }, avatar(message.user_name, message.is_bot), content);
@@ -652,6 +662,10 @@
 
   let state = null;
   let lastJson = "";
+  let pane = "channel"; // or "home": the app's Home tab
+  let firstDraw = true;
+  const seenEphemerals = new Set();
+  const seenMessages = new Set();
   const dismissed = new Set();
   const drawn = new Map(); // key -> {sig, node}
   let stickToBottom = true;
@@ -665,8 +679,10 @@
     $("viewer-name").textContent = `${state.viewer.real_name} (you)`;
     $("composer").placeholder = `Message #${state.channel.name}, or type /runway`;
     renderChannels();
+    renderPeople();
     renderFaults();
     renderMailCount();
+    renderPane();
 
     const items = [
       ...state.messages.map((m) => ({ key: `m:${m.ts}`, ts: m.ts, data: m, draw: renderMessage })),
@@ -695,11 +711,122 @@
       if (previous.nextSibling !== entry.node) previous.after(entry.node);
       previous = entry.node;
     }
-    if (atBottom || stickToBottom) {
+    const fresh = state.ephemerals.filter((e) => !seenEphemerals.has(e.ts) && !dismissed.has(e.ts));
+    state.ephemerals.forEach((e) => seenEphemerals.add(e.ts));
+    const arrived = state.messages.filter((m) => !seenMessages.has(m.ts));
+    state.messages.forEach((m) => seenMessages.add(m.ts));
+    if (firstDraw) {
+      // Slack opens a channel at its end; a message taller than the window opens at its top, so
+      // the digest's headline is the first thing seen.
+      firstDraw = false;
+      revealLatest(list);
+    } else if (fresh.length) {
+      // An answer only you see (a list, /runway) shows where it starts, as Slack scrolls to it.
+      const node = drawn.get(`e:${fresh[fresh.length - 1].ts}`);
+      if (node) revealNode(list, node.node);
+    } else if (arrived.length && (atBottom || stickToBottom)) {
+      // A new message (a digest) seen from the end of the channel: shown from its start.
+      const node = drawn.get(`m:${arrived[arrived.length - 1].ts}`);
+      if (node) revealNode(list, node.node);
+    } else if (atBottom || stickToBottom) {
       list.scrollTop = list.scrollHeight;
-      stickToBottom = false;
     }
+    stickToBottom = false;
     renderModal(state.view);
+  }
+
+  function revealNode(list, node) {
+    if (node.offsetHeight > list.clientHeight) {
+      list.scrollTop += node.getBoundingClientRect().top - list.getBoundingClientRect().top;
+    } else {
+      list.scrollTop = list.scrollHeight;
+    }
+  }
+
+  function revealLatest(list) {
+    const messages = list.querySelectorAll(".message");
+    if (messages.length) revealNode(list, messages[messages.length - 1]);
+    else list.scrollTop = list.scrollHeight;
+  }
+
+  // --- panes: the channel and the app's Home tab -------------------------------------------------
+
+  function showPane(next) {
+    pane = next;
+    renderPane();
+    if (next === "home") openHome();
+  }
+
+  async function openHome() {
+    // Slack sends the app `app_home_opened`; the app publishes the person's Home (views.publish).
+    await post("/_page/home", {});
+    poll();
+  }
+
+  let homeSig = "";
+  function renderPane() {
+    const home = pane === "home";
+    $("channel-pane").hidden = home;
+    $("home-pane").hidden = !home;
+    $("home-item").classList.toggle("active", home);
+    $("channel-list").querySelectorAll(".channel-item").forEach((item) => item.classList.toggle("active", !home && item.dataset.testid === `channel-${state.channel.id}`));
+    if (!home) return;
+    const view = state.home;
+    const sig = view ? `${view.id}:${view.hash}:${state.usersSig}` : "none";
+    if (sig === homeSig) return;
+    homeSig = sig;
+    const body = $("home-body");
+    if (!view) {
+      body.replaceChildren(el("div", { className: "home-empty", testid: "home-empty", text: "Opening Oodaloo\u2019s Home\u2026" }));
+      return;
+    }
+    body.replaceChildren(renderBlocks(view.blocks, { ts: null, ephemeral: false, view: view.id }));
+  }
+
+  // --- people: the page acts as any person of the workspace ---------------------------------------
+
+  function renderPeople() {
+    const select = $("person-switch");
+    const sig = state.usersSig + state.viewer.id;
+    if (select.dataset.sig === sig) return;
+    select.dataset.sig = sig;
+    select.replaceChildren(...state.users.map((u) => el("option", {
+      value: u.id, selected: u.id === state.viewer.id, text: u.role ? `${u.real_name} \u00b7 ${u.role}` : u.real_name,
+    })));
+  }
+
+  async function switchPerson(userId) {
+    const answer = await post("/_page/viewer", { user_id: userId });
+    if (!answer || !answer.ok) return;
+    dismissed.clear();
+    seenEphemerals.clear();
+    homeSig = "";
+    lastJson = "";
+    await poll();
+    if (pane === "home") openHome();
+  }
+
+  // --- what Oodaloo did about QuickBooks' faults ------------------------------------------------------
+
+  let activitySig = "";
+  async function loadActivity() {
+    if (!state || !state.activity) return;
+    let entries;
+    try {
+      const response = await fetch("/_page/activity", { cache: "no-store" });
+      if (!response.ok) return;
+      ({ entries } = await response.json());
+    } catch (error) {
+      return; // the next round tries again
+    }
+    const sig = JSON.stringify(entries);
+    if (sig === activitySig) return;
+    activitySig = sig;
+    $("activity-empty").hidden = entries.length > 0 || !state.activity;
+    $("activity-log").replaceChildren(...entries.slice(0, 12).map((entry) => el("li", { className: `activity activity-${entry.kind}`, testid: `activity-${entry.kind}` },
+      el("span", { className: "activity-kind", text: entry.kind }),
+      el("time", { className: "activity-time", text: entry.at ? new Date(entry.at).toLocaleTimeString([], { hour: "numeric", minute: "2-digit", second: "2-digit" }) : "" }),
+      el("div", { className: "activity-text", text: entry.text }))));
   }
 
   function renderChannels() {
@@ -707,8 +834,16 @@
     const sig = JSON.stringify(state.channels) + state.channel.id;
     if (list.dataset.sig === sig) return;
     list.dataset.sig = sig;
-    list.replaceChildren(...state.channels.map((c) => el("li", { className: "channel-item" + (c.id === state.channel.id ? " active" : ""), testid: `channel-${c.id}` },
-      el("span", { className: "hash", text: "#" }), c.name)));
+    list.replaceChildren(...state.channels.map((c) => {
+      const item = el("li", { className: "channel-item" + (c.id === state.channel.id ? " active" : ""), testid: `channel-${c.id}` },
+        el("span", { className: "hash", text: "#" }), c.name);
+      if (c.id === state.channel.id) {
+        item.tabIndex = 0;
+        item.addEventListener("click", () => showPane("channel"));
+        item.addEventListener("keydown", (event) => { if (event.key === "Enter") showPane("channel"); });
+      }
+      return item;
+    }));
   }
 
   function renderFaults() {
@@ -721,6 +856,7 @@
     row.classList.toggle("on", Boolean(state.faults));
     // Without a fault switch in this demo, its controls are left out.
     document.querySelectorAll(".faults-control").forEach((node) => { node.hidden = !available; });
+    document.querySelectorAll(".activity-control").forEach((node) => { node.hidden = !state.activity; });
   }
 
   // --- mail -------------------------------------------------------------------------------------------
@@ -807,9 +943,11 @@
       const next = JSON.parse(text);
       next.usersById = new Map(next.users.map((u) => [u.id, u]));
       next.usersSig = JSON.stringify(next.users);
+      const first = state === null;
       state = next;
       render(false);
       document.body.dataset.version = String(next.version);
+      if (first) loadActivity();
     } catch (error) {
       // The server may be restarting; the next poll tries again.
     } finally {
@@ -846,8 +984,13 @@
       }
     });
     $("mail-back").addEventListener("click", closeMail);
+    const home = $("home-item");
+    home.addEventListener("click", () => showPane("home"));
+    home.addEventListener("keydown", (event) => { if (event.key === "Enter") showPane("home"); });
+    $("person-switch").addEventListener("change", (event) => switchPerson(event.target.value));
     poll();
     setInterval(poll, POLL_MS);
+    setInterval(loadActivity, ACTIVITY_MS);
   }
 
   start();

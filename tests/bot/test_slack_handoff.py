@@ -82,7 +82,7 @@ class Counted:
         self.count = 0
 
     async def hand_off(
-        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str
+        self, work: SlackWork, client: AsyncWebClient, respond: Any, *, delivery: str | None
     ) -> None:
         self.count += 1
         await self.inner.hand_off(work, client, respond, delivery=delivery)
