@@ -84,6 +84,9 @@ OODALOO_SETTINGS = (
 )
 #: The checkout's folders the wheel carries as packages of other names (pyproject.toml).
 MAPPED = {"templates": "oodaloo_templates", "migrations": "oodaloo_migrations"}
+#: Their folders listed as packages too: the migration scripts (Alembic reads them as files; listed,
+#: setuptools carries them without warning that a package would be left out).
+MAPPED_FOLDERS = {"oodaloo_migrations.versions"}
 
 
 def _pyproject() -> dict[str, object]:
@@ -99,7 +102,7 @@ def test_the_wheel_lists_every_package_folder_of_the_checkout() -> None:
         for top in ("bot", "sync", "runway", "qbo_sandbox", "slack_sandbox")
         for init in (REPOSITORY / top).rglob("__init__.py")
     }
-    assert listed == on_disk | set(MAPPED.values())
+    assert listed == on_disk | set(MAPPED.values()) | MAPPED_FOLDERS
     mapped = _pyproject()["tool"]["setuptools"]["package-dir"]  # type: ignore[index]
     assert mapped == {package: folder for folder, package in MAPPED.items()}
 
