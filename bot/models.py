@@ -9,6 +9,9 @@ wait, an abandoned one once its lease is over), or that it was given up and why.
 
 The OAuth tables (Slack installations and states, QuickBooks connect states) belong to slack_sdk's
 SQLAlchemy stores; migration 0003 creates them from the stores' own table definitions.
+
+`ChartImage` keeps each runway chart drawn, so the process that posts a digest draws its chart and
+any web process serves it to Slack without drawing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sync import NAMING_CONVENTION, DecimalJSON, UTCDateTime
@@ -102,6 +114,19 @@ class DigestRun(BotBase):
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When Oodaloo stopped trying (`error` says why); None while it is still trying or done.
     given_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChartImage(BotBase):
+    """A runway chart as drawn (`bot.chart`), by the fingerprint of its figures: drawn once by the
+    process that posts the message showing it, served to Slack by any `oodaloo serve`."""
+
+    __tablename__ = "chart_images"
+    __table_args__ = (Index("ix_chart_images_drawn_at", "drawn_at"),)
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    business_id: Mapped[str] = mapped_column(String(64))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    drawn_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class KeyCheck(BotBase):

@@ -13,23 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from bot.bootstrap import DigestContext, Oodaloo
-from bot.chart_links import ChartLinks, chart_routes, chart_url_for
+from bot.chart_links import ChartImages, ChartLinks, chart_routes, chart_url_for
 from bot.email.links import LinkSigner
 from bot.qbo_link import QBOAppConfig, QBOLinker, qbo_link_routes
 from bot.qbo_webhooks import qbo_webhook_route
 from bot.ritual import Ritual
 from bot.settings import Settings
 from bot.slack.app import Linker, SlackBot
+from bot.slack.channel import ChartUrl
 from bot.slack.handoff import CONSUMER_SLOTS, WorkConsumers
 from runway.businesses import BusinessNotFound
-from runway.digest import DigestView
 from runway.models import Business
 from sync import QuickBooksUnavailable, RedisBackend, SyncStrategy
 
@@ -42,6 +41,14 @@ class Wired:
     qbo_linker: QBOLinker | None = None
     signer: LinkSigner | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    _charts: ChartImages | None = None
+
+    @property
+    def charts(self) -> ChartImages:
+        """The charts this process draws or finds kept: one store for its Slack bot and routes."""
+        if self._charts is None:
+            self._charts = ChartImages(self.oodaloo.sessions, self.oodaloo.clock)
+        return self._charts
 
     @property
     def linker(self) -> Linker | None:
@@ -54,9 +61,11 @@ class Wired:
 
         return link
 
-    def chart_url(self) -> Callable[[DigestView], str] | None:
+    def chart_url(self) -> ChartUrl | None:
         """Where Slack fetches a digest's chart, or None when it cannot reach PUBLIC_URL."""
-        return None if self.signer is None else chart_url_for(self.oodaloo, self.signer)
+        return (
+            None if self.signer is None else chart_url_for(self.oodaloo, self.signer, self.charts)
+        )
 
     def routes(self, slack: SlackBot | None) -> list[BaseRoute]:
         oodaloo = self.oodaloo
@@ -98,7 +107,7 @@ class Wired:
             logger.info("QuickBooks webhooks are off: QBO_WEBHOOK_VERIFIER_TOKEN is not set")
         routes += self.email_routes(slack)
         if self.signer is not None:
-            routes += chart_routes(oodaloo, ChartLinks(self.signer, oodaloo.clock))
+            routes += chart_routes(oodaloo, ChartLinks(self.signer, oodaloo.clock), self.charts)
         return routes
 
     def email_routes(self, slack: SlackBot | None = None) -> list[BaseRoute]:
@@ -150,7 +159,8 @@ def slack_bot_for(oodaloo: Oodaloo) -> SlackBot | None:
     settings = oodaloo.settings
     if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
         signer = LinkSigner(oodaloo.link_secret, oodaloo.clock, public_url=settings.public_url)
-        return SlackBot(oodaloo, chart_url=chart_url_for(oodaloo, signer))
+        charts = ChartImages(oodaloo.sessions, oodaloo.clock)
+        return SlackBot(oodaloo, chart_url=chart_url_for(oodaloo, signer, charts))
     return None
 
 

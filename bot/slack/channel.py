@@ -38,7 +38,8 @@ RECENT = 3
 
 ClientFor = Callable[[str | None], Awaitable[AsyncWebClient]]
 #: The URL Slack fetches a digest's chart from (`bot.chart_links`), or None: no chart.
-ChartUrl = Callable[[DigestView], str | None]
+#: The URL Slack fetches a digest's chart from, the chart drawn and kept first (None: shown without).
+ChartUrl = Callable[[DigestView], Awaitable[str | None]]
 
 
 class ListOrigin(Protocol):
@@ -83,7 +84,7 @@ class ChannelMessages:
         business = ctx.business
         if not business.slack_channel_id:
             raise ValueError(f"{business.name} has no digest channel; set one with /runway settings")
-        chart_url = self.chart_url(ctx.view) if self.chart_url else None
+        chart_url = await self.chart_url(ctx.view) if self.chart_url else None
         message = kit.digest_message(
             ctx.view, business_name=business.name, payment_account=ctx.payment_account,
             chart_url=chart_url,
@@ -251,7 +252,7 @@ class ChannelMessages:
         had_chart = chart and any(block.get("block_id") == kit.CHART_BLOCK for block in row.blocks)
         return kit.digest_message(
             ctx.view, business_name=name, payment_account=ctx.payment_account,
-            chart_url=self.chart_url(ctx.view) if had_chart and self.chart_url else None,
+            chart_url=await self.chart_url(ctx.view) if had_chart and self.chart_url else None,
         )
 
 

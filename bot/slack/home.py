@@ -327,7 +327,7 @@ class HomeTab:
         return home_view(
             shared.ctx, identities=identities, approver=approver, recent=shared.recent,
             notice=notice,
-            chart_url=self.chart_url(shared.ctx.view) if self.chart_url else None,
+            chart_url=await self.chart_url(shared.ctx.view) if self.chart_url else None,
         )
 
     async def shared(self, business: Business) -> _Shared:

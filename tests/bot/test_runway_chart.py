@@ -20,13 +20,15 @@ import pytest
 from conftest_email import MailServer, mail_server, start_mail_server
 from db_conftest import MigratedDatabase
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import select, update
+from starlette.applications import Starlette
 
 from bot.chart import PIXEL_SIZE, TITLE, chart_alt_text, chart_data, render_png, runway_chart_png
-from bot.chart_links import ChartLinks, slack_can_fetch
+from bot.chart_links import ChartImages, ChartLinks, chart_routes, slack_can_fetch
 from bot.demo import DemoMailbox
 from bot.email import EmailSender, LinkSigner
 from bot.local import BUSINESS_ID, OWNER, LocalStack, local_stack
+from bot.models import ChartImage
 from bot.slack import blocks as kit
 from runway.books import business_today
 from runway.digest import DigestBuilder, DigestView
@@ -206,6 +208,29 @@ async def test_the_digest_in_slack_shows_the_chart_its_signed_url_serves(stack: 
             check_message("chart", [{"type": "image", **bad}])
 
 
+async def test_the_poster_draws_and_keeps_the_chart_and_another_web_process_serves_it_undrawn(
+    stack: LocalStack,
+) -> None:
+    """The process that posts the digest draws its chart and keeps it in the database; a web
+    process that never drew it (its own store, as another `oodaloo serve` has) hands it over."""
+    digest = await stack.post_digest()
+    view = (await stack.oodaloo.digest(BUSINESS_ID)).view
+    fingerprint = chart_data(view).fingerprint
+    async with stack.oodaloo.sessions() as session:
+        kept = (await session.execute(select(ChartImage))).scalars().all()
+    assert [(row.fingerprint, row.business_id) for row in kept] == [(fingerprint, BUSINESS_ID)]
+    assert kept[0].png == runway_chart_png(view)
+
+    elsewhere = ChartImages(stack.oodaloo.sessions, stack.oodaloo.clock)
+    signer = LinkSigner(stack.oodaloo.link_secret, stack.oodaloo.clock, public_url=stack.url)
+    web = Starlette(routes=chart_routes(stack.oodaloo, ChartLinks(signer, stack.oodaloo.clock), elsewhere))
+    url = chart_block(digest)["image_url"].removeprefix(stack.url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://web") as client:
+        served = await client.get(url)
+    assert served.status_code == 200 and served.content == kept[0].png
+    assert elsewhere.drawn == 0, "a web process drew a chart the poster had kept"
+
+
 async def test_after_a_payment_the_redrawn_digest_shows_a_new_chart(stack: LocalStack) -> None:
     digest = await stack.post_digest()
     before = chart_block(digest)
@@ -246,7 +271,10 @@ async def test_a_digest_slack_refuses_for_its_image_goes_without_it(
     stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     # An address Slack cannot fetch an image from: Slack answers invalid_blocks for its image.
-    stack.bot.channel.chart_url = lambda view: "ftp://127.0.0.1/chart.png"
+    async def unfetchable(view: Any) -> str:
+        return "ftp://127.0.0.1/chart.png"
+
+    stack.bot.channel.chart_url = unfetchable
 
     digest = await stack.post_digest()
 
