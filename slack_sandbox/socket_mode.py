@@ -166,13 +166,14 @@ class SocketMode:
             return
         connection = _Connection(websocket, asyncio.get_running_loop(), next(self._numbers))
         try:
-            # The hello comes first; envelopes only once the connection is counted as open.
-            with self._lock:
-                count = len(self._connections) + 1
-            await websocket.send_text(json.dumps(self._hello(count)))
+            # Counted as open, then greeted, with nothing awaited in between: whatever is sent to
+            # it (envelopes, a refresh) goes through this loop, so after the hello is written; and
+            # an app that has its hello finds itself counted (a refresh right after reaches it).
             with self._lock:
                 self._connections.append(connection)
                 self.connections_opened += 1
+                count = len(self._connections)
+            await websocket.send_text(json.dumps(self._hello(count)))
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":

@@ -477,7 +477,7 @@ def test_break_even_is_worded_as_such_in_the_headline_trend_and_bills() -> None:
 
     assert view.runway.status is RunwayStatus.BREAK_EVEN
     assert view.headline == "Break-even over the last 90 days: as much came in as went out"
-    assert view.runway.trend_sentence == "was 306 days on Mar 24"
+    assert view.runway.trend_sentence == "was 306 days on Mon 24 Mar"
     assert view.burn.sentence == "break-even over the last 90 days: $45,000.00 in and out"
     [b1] = view.overdue_bills.items
     assert b1.runway_impact_days is None
@@ -488,4 +488,4 @@ def test_break_even_is_worded_as_such_in_the_headline_trend_and_bills() -> None:
     # A week later the runway counts days again; last week was break-even, and is called so.
     was_even = replace(view.figures_to_keep, on=date(2025, 3, 24))
     counted = DigestBuilder().build(hand_company(), now=NOW, previous=was_even)
-    assert counted.headline == "Runway: 300 days (was break-even on Mar 24)"
+    assert counted.headline == "Runway: 300 days (was break-even on Mon 24 Mar)"
