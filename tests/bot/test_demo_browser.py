@@ -120,12 +120,23 @@ def the_digest(page: Page) -> Locator:
     return page.locator("[data-testid^='message-']").filter(has_text="weekly runway").first
 
 
+async def chart_shown(page: Page, surface: Locator) -> None:
+    """The runway chart is on `surface`, loaded from Oodaloo's chart route (a real PNG drawn), with
+    the numbers in its alt text."""
+    chart = surface.locator("figure.block-image img").first
+    await expect(chart).to_be_visible(timeout=20_000)
+    await expect(chart).to_have_attribute("alt", re.compile(r"Cash over the next 13 weeks: \$[0-9,.]+ now"))
+    loaded = await chart.element_handle()
+    await page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=loaded, timeout=20_000)
+
+
 async def test_the_digest_opens_at_its_headline_pays_a_bill_and_answers_runway(page: Page) -> None:
     digest = the_digest(page)
     await expect(digest).to_be_visible(timeout=30_000)
     await expect(digest).to_contain_text("Bills due in the next 7 days")
     # The page opens where the digest starts: its headline is on screen, not scrolled past.
     await expect(digest.get_by_test_id("block-headline")).to_be_in_viewport()
+    await chart_shown(page, digest)
     await page.screenshot(path=screenshot_path("digest-on-load"))
 
     # Approve bills (most urgent first) until one is approved enough to show Pay.
@@ -175,6 +186,7 @@ async def test_the_home_tab_shows_the_runway_and_what_waits_for_the_person(page:
     approve = home.locator("[data-testid^='button-bill_approve-']").first
     await expect(approve).to_be_visible()
     await expect(home.get_by_test_id("button-home_settings-biz-larkspur")).to_be_visible()
+    await chart_shown(page, home)
     await page.screenshot(path=screenshot_path("home-tab"))
 
     # Settings opens the same modal as /runway settings.
