@@ -84,9 +84,12 @@ OODALOO_SETTINGS = (
 )
 #: The checkout's folders the wheel carries as packages of other names (pyproject.toml).
 MAPPED = {"templates": "oodaloo_templates", "migrations": "oodaloo_migrations"}
-#: Their folders listed as packages too: the migration scripts (Alembic reads them as files; listed,
-#: setuptools carries them without warning that a package would be left out).
-MAPPED_FOLDERS = {"oodaloo_migrations.versions"}
+#: Folders of files listed as packages too (the migration scripts, the templates, the demo page's
+#: files): listed, setuptools carries them without warning that a package would be left out.
+MAPPED_FOLDERS = {
+    "oodaloo_migrations.versions", "oodaloo_templates.email", "oodaloo_templates.slack",
+    "slack_sandbox.static",
+}
 
 
 def _pyproject() -> dict[str, object]:
