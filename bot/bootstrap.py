@@ -42,13 +42,15 @@ from runway.digest import DigestBuilder, DigestView
 from runway.drift import DriftRecorder
 from runway.errors import BusinessNotReady
 from runway.invoices import InvoiceService
+from runway.kept_reads import KeptRead, KeptReads
 from runway.mirror import MirrorSync, SyncReport
 from runway.models import Business
 from runway.shown_rows import DIGEST_ROWS, ShownRows
 from runway.snapshot import load_banks, load_books
-from runway.uow import UnitOfWorkFactory
+from runway.uow import RunwayUnitOfWork, UnitOfWorkFactory
 from sync.actions import BILL_PAYMENT_CREATE
 from sync.backends import Backend, backend_from_url
+from sync.books_versions import books_version
 from sync.clock import Clock, SystemClock
 from sync.db import SchemaState, make_engine, make_sessionmaker, schema_state, upgrade_database
 from sync.infrastructure import SyncInfrastructure, SyncSettings, TokensFor
@@ -212,6 +214,8 @@ class Oodaloo:
     drift_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
     #: Told (business id) after a sync read QuickBooks again: what shows the books follows.
     synced_listeners: list[Callable[[str], Awaitable[None]]] = field(default_factory=list)
+    #: What digests read, served again while the books' version stands.
+    kept_reads: KeptReads = field(default_factory=KeptReads)
 
     @classmethod
     async def start(
@@ -278,6 +282,7 @@ class Oodaloo:
             engine=engine,
             sessions=sessions,
             infra=infra,
+            kept_reads=KeptReads(check=settings.check_kept_reads),
             uows=UnitOfWorkFactory(sessions),
             directory=directory,
             clock=clock,
@@ -371,24 +376,24 @@ class Oodaloo:
         summary), and only those are read."""
         now = now or self.clock.now()
         read = _ONE_READ.get()
+        shown = tuple(sorted(set(shown_bill_ids)))
+        key = (business_id, rows, shown, self.digests.bills_due_within_days)
         # One transaction for everything the digest reads: one consistent state, and no more
         # round trips to the database than statements.
         async with self.uows(business_id) as uow:
-            business = await uow.business.get()
-            if business is None:
-                raise BusinessNotFound(f"no business with id {business_id!r}")
+            version = await books_version(uow.session, business_id)
             previous = await _previous_figures(uow.session, business_id, before=now)
-            drift = await uow.drift.open_sentences()
-            today = business_today(now, business.timezone)
-            books = await load_books(
-                uow,
-                business_id,
-                today,
-                shown_bill_ids=shown_bill_ids,
-                rows=rows,
-                within_days=self.digests.bills_due_within_days,
-                figures_from=None if read is None else read.get((business_id, today)),
-            )
+            # What was read at the version that stands is what reading again would give.
+            kept = self.kept_reads.get(key, version)
+            if kept is not None and kept.today != business_today(now, kept.business.timezone):
+                kept = None
+            if kept is None:
+                kept = await self._read_digest(uow, version, now, shown, rows, read)
+                self.kept_reads.keep(key, kept)
+            elif self.kept_reads.check:
+                fresh = await self._read_digest(uow, version, now, shown, rows, None)
+                self.kept_reads.compare(kept, fresh)
+        business, drift, books, today = kept.business, kept.drift, kept.books, kept.today
         if read is not None:
             read.setdefault((business_id, today), books)
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept
@@ -411,6 +416,32 @@ class Oodaloo:
             now,
             home.account_id if home else None,
         )
+
+    async def _read_digest(
+        self,
+        uow: RunwayUnitOfWork,
+        version: tuple[int, int],
+        now: datetime,
+        shown_bill_ids: tuple[str, ...],
+        rows: ShownRows,
+        read: dict[tuple[str, date], BooksSnapshot] | None,
+    ) -> KeptRead:
+        """What a digest reads of its business: the business, its open drift and its books."""
+        business = await uow.business.get()
+        if business is None:
+            raise BusinessNotFound(f"no business with id {uow.business_id!r}")
+        drift = await uow.drift.open_sentences()
+        today = business_today(now, business.timezone)
+        books = await load_books(
+            uow,
+            uow.business_id,
+            today,
+            shown_bill_ids=shown_bill_ids,
+            rows=rows,
+            within_days=self.digests.bills_due_within_days,
+            figures_from=None if read is None else read.get((uow.business_id, today)),
+        )
+        return KeptRead(version, today, business, tuple(drift), books)
 
     # --- reconciliation -----------------------------------------------------------------------
 

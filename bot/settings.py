@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(default=None, description="xapp- token: Socket Mode for development")
     slack_client_id: str | None = Field(default=None, description="multi-workspace install (OAuth) client id")
     slack_client_secret: str | None = None
+    check_kept_reads: bool = Field(
+        default=False,
+        description="read the mirror again behind every digest served from memory and fail on a "
+        "difference (slower: finds a write that did not change the books' version)",
+    )
     slack_api_url: str = Field(
         default="https://slack.com/api/", description="Slack's Web API; a local Slack in the demo and tests"
     )

@@ -86,7 +86,7 @@ from runway.models import (
 from runway.paid_invoices import paid_invoice_ids, typical_days_late
 from runway.people import canonical, is_email, is_identifier
 from runway.shown_rows import Window
-from sync import EncodedJSON, dumps_json_document
+from sync import EncodedJSON, dumps_json_document, for_business
 
 M = TypeVar("M", bound=MirroredRow)
 
@@ -1741,6 +1741,7 @@ class RunwayUnitOfWork:
         session = self._sessions()
         self._session = session
         business_id = self.business_id
+        for_business(session, business_id)  # its writes change this business's books' version
         self.business = BusinessRepository(session, business_id)
         self.connection = ConnectionRepository(session, business_id)
         self.company_info = MirrorRepository(session, business_id, CompanyInfoRecord)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
         RedisBackend,
         redis_of,
     )
+    from sync.books_versions import (
+        books_version,
+        for_business,
+    )
     from sync.circuit import (
         CircuitOpen,
         CircuitState,
@@ -129,6 +133,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "MemoryBackend": ("sync.backends", "MemoryBackend"),
     "RedisBackend": ("sync.backends", "RedisBackend"),
     "redis_of": ("sync.backends", "redis_of"),
+    "books_version": ("sync.books_versions", "books_version"),
+    "for_business": ("sync.books_versions", "for_business"),
     "CircuitOpen": ("sync.circuit", "CircuitOpen"),
     "CircuitState": ("sync.circuit", "CircuitState"),
     "Clock": ("sync.clock", "Clock"),
@@ -243,10 +249,12 @@ __all__ = [
     "WallClock",
     "action_drift",
     "bill_drift",
+    "books_version",
     "decide",
     "dumps_decimal",
     "dumps_json_document",
     "exact_cents",
+    "for_business",
     "loads_decimal",
     "redis_of",
 ]

@@ -354,8 +354,12 @@ def make_engine(url: str | URL, *, connections: int | None = None, **engine_opti
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions whose objects stay readable after commit (results are handed back as plain data)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose objects stay readable after commit (results are handed back as plain data)
+    and whose committed writes bump the books' version (`sync.books_versions`)."""
+    from sync.books_versions import VersionedSession, track_writes
+
+    track_writes(engine)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=VersionedSession)
 
 
 # --- Migrations -----------------------------------------------------------------------------

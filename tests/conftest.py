@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+# Every digest Oodaloo serves from memory in the tests (and in the processes they start) is read
+# again and compared: a write that does not change the books' version fails the test that made it.
+os.environ.setdefault("CHECK_KEPT_READS", "1")
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
