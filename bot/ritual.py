@@ -37,7 +37,7 @@ from bot.bootstrap import DigestContext, Oodaloo, figures_to_json
 from bot.email.sender import EmailNotSent
 from bot.models import DigestRun
 from runway.models import Business, ConnectionStatus, QBOConnection
-from sync import QBO_PLATFORM, QBOError, QuickBooksUnavailable, Resolution
+from sync import QBO_PLATFORM, QBOError, QuickBooksUnavailable, Resolution, for_business
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +227,7 @@ class Ritual:
     ) -> _Claim | DigestOutcome:
         """Start an attempt at the digest, or say why there is nothing to do now."""
         async with self.oodaloo.sessions() as session:
+            for_business(session, business_id)
             run = await session.scalar(
                 select(DigestRun).where(
                     DigestRun.business_id == business_id, DigestRun.scheduled_for == scheduled_for
@@ -332,6 +333,7 @@ class Ritual:
         if emailed is not None:
             values["emailed_to"] = emailed
         async with self.oodaloo.sessions() as session:
+            for_business(session, claim.business_id)
             run = await session.get(DigestRun, claim.run_id)
             if run is None or run.attempts != claim.attempt or run.given_up_at is not None:
                 raise _ClaimLost
@@ -346,6 +348,7 @@ class Ritual:
         now = self.oodaloo.clock.now()
         error = "; ".join(errors) or None
         async with self.oodaloo.sessions() as session:
+            for_business(session, claim.business_id)
             run = await session.get(DigestRun, claim.run_id)
             if run is None or run.attempts != claim.attempt or run.given_up_at is not None:
                 logger.warning(
@@ -388,6 +391,7 @@ class Ritual:
         """A new digest supersedes the business's earlier ones still being tried (such as one asked
         for by hand, which no sweep tries again)."""
         async with self.oodaloo.sessions() as session:
+            for_business(session, business_id)
             earlier = list(
                 await session.scalars(
                     select(DigestRun).where(

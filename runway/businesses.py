@@ -35,6 +35,7 @@ from sync import (
     RealmLockFactory,
     SystemClock,
     TokenProvider,
+    for_business,
 )
 
 
@@ -339,6 +340,7 @@ class BusinessDirectory:
         """
         _check_fields(changes)
         async with self.sessions() as session:
+            for_business(session, business_id)
             business = await session.get(Business, business_id)
             if business is None:
                 raise BusinessNotFound(f"no business with id {business_id!r}")
@@ -528,6 +530,7 @@ class BusinessDirectory:
         connection = result.scalar_one_or_none()
         if connection is None:
             raise NotConnected(f"no business is connected to QuickBooks company {realm_id}")
+        for_business(session, connection.business_id)
         return connection
 
     # --- the adapter SyncInfrastructure uses -------------------------------------------------
