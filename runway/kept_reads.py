@@ -21,8 +21,9 @@ from datetime import date
 from runway.books import BooksSnapshot
 from runway.models import Business
 
-#: How many reads a process keeps (the least recently used go first).
-KEPT_READS = 512
+#: How many reads a process keeps, the least recently used going first (a seeded company's read
+#: holds about 180 KB, mostly its cash movements per day: 128 of them, about 23 MB).
+KEPT_READS = 128
 
 
 @dataclass(frozen=True)
