@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         MemoryBackend,
         RedisBackend,
         redis_of,
+        redis_unreachable,
     )
     from sync.circuit import (
         CircuitOpen,
@@ -129,6 +130,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "MemoryBackend": ("sync.backends", "MemoryBackend"),
     "RedisBackend": ("sync.backends", "RedisBackend"),
     "redis_of": ("sync.backends", "redis_of"),
+    "redis_unreachable": ("sync.backends", "redis_unreachable"),
     "CircuitOpen": ("sync.circuit", "CircuitOpen"),
     "CircuitState": ("sync.circuit", "CircuitState"),
     "Clock": ("sync.clock", "Clock"),
@@ -249,6 +251,7 @@ __all__ = [
     "exact_cents",
     "loads_decimal",
     "redis_of",
+    "redis_unreachable",
 ]
 
 
