@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -82,6 +83,11 @@ class ChartWeek:
     typical_out: Decimal
 
 
+#: Hex digits of a chart's fingerprint (`ChartData.fingerprint`), and how one looks.
+FINGERPRINT_DIGITS = 16
+FINGERPRINT = re.compile(rf"[0-9a-f]{{{FINGERPRINT_DIGITS}}}")
+
+
 @dataclass(frozen=True, slots=True)
 class ChartData:
     """What the chart shows, taken from a digest (hashable: renders are cached by it)."""
@@ -100,7 +106,7 @@ class ChartData:
         cache key, so a link changes when the picture would)."""
         text = repr((self.business_id, self.currency, self.today, self.cash_now, self.buffer,
                      self.weeks))  # fmt: skip
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
 
     @property
     def lowest(self) -> ChartWeek:

@@ -35,7 +35,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Oodaloo
-from bot.chart import ChartData, chart_data, render_png
+from bot.chart import FINGERPRINT, ChartData, chart_data, render_png
 from bot.email.links import BadLink, LinkSigner
 from bot.models import ChartImage
 from runway.businesses import BusinessNotFound
@@ -87,9 +87,18 @@ class ChartLinks:
         if not token.isascii() or not token.isprintable():
             raise BadLink("the link holds characters Oodaloo never writes")
         fields = self.signer.verify(token, PURPOSE)
+        business_id, fingerprint, last_day = fields.get("b"), fields.get("f"), fields.get("d")
+        # Signed, so written here; still checked for form: text no table can hold (a NUL byte, a
+        # lone surrogate) must be a 404 here, not a database error later.
+        if not (
+            isinstance(business_id, str) and business_id.isprintable() and business_id
+            and isinstance(fingerprint, str) and FINGERPRINT.fullmatch(fingerprint)
+            and isinstance(last_day, str)
+        ):  # fmt: skip
+            raise BadLink("the chart link's contents are not what Oodaloo writes")
         try:
-            link = ChartLink(str(fields["b"]), str(fields["f"]), date.fromisoformat(fields["d"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            link = ChartLink(business_id, fingerprint, date.fromisoformat(last_day))
+        except ValueError as exc:
             raise BadLink("the chart link's contents are not what Oodaloo writes") from exc
         if self.clock.now().astimezone(UTC).date() > link.last_day:
             raise ExpiredChart(f"the chart link worked until {link.last_day.isoformat()}")

@@ -65,10 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(args_list)
     if args.command == "demo":
-        from importlib.util import find_spec
+        from bot.settings import missing_extra
 
-        if find_spec("aiosmtpd") is None:  # the demo's local mail server
-            print("`oodaloo demo` needs the sandbox extra: pip install 'oodaloo[sandbox]'", file=sys.stderr)
+        missing = missing_extra("sandbox", "`oodaloo demo`")  # its local mail server and Slack
+        if missing:
+            print(missing, file=sys.stderr)
             return 2
         from bot.demo import run_demo
 
@@ -89,6 +90,10 @@ def _run_operation(args: argparse.Namespace) -> int:
         settings = load_settings()
     except SettingsError as error:
         print(error, file=sys.stderr)
+        return 2
+    missing = settings.missing_extra(redis=args.command != "migrate")
+    if missing:
+        print(missing, file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":

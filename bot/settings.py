@@ -22,6 +22,26 @@ class SettingsError(RuntimeError):
     """The environment holds a value Oodaloo cannot use; the message says which and why."""
 
 
+#: Oodaloo's optional extras (pyproject.toml), each by the modules that show it is installed.
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "postgres": ("asyncpg", "psycopg"),
+    "redis": ("redis", "arq"),
+    "sandbox": ("aiosmtpd", "websockets"),
+}
+
+
+def missing_extra(extra: str, needed_by: str) -> str | None:
+    """One line saying that `needed_by` needs `extra` and how to install it, or None when the extra
+    is installed."""
+    absent = [module for module in EXTRA_MODULES[extra] if find_spec(module) is None]
+    if not absent:
+        return None
+    return (
+        f"{needed_by} needs the {extra} extra, which this installation lacks (no {', '.join(absent)}): "
+        f"pip install 'oodaloo[{extra}]'"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -95,15 +115,6 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("database_url")
-    @classmethod
-    def _driver_installed(cls, value: str) -> str:
-        if value.startswith("postgresql+asyncpg://") and find_spec("asyncpg") is None:
-            raise ValueError(
-                "names PostgreSQL, whose drivers are not installed: pip install 'oodaloo[postgres]'"
-            )
-        return value
-
     @field_validator("migrate_on_start", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
@@ -144,6 +155,17 @@ class Settings(BaseSettings):
         if self.migrate_on_start is not None:
             return self.migrate_on_start
         return self.database_url.startswith("sqlite")
+
+    def missing_extra(self, *, redis: bool = True) -> str | None:
+        """The line naming an extra these settings need that this install lacks, or None.
+        `redis=False` for a command that never uses Redis (`oodaloo migrate`)."""
+        if not self.database_url.startswith("sqlite"):
+            missing = missing_extra("postgres", "DATABASE_URL names PostgreSQL, so Oodaloo")
+            if missing:
+                return missing
+        if redis and self.redis_url:
+            return missing_extra("redis", "REDIS_URL is set, so Oodaloo")
+        return None
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         MemoryBackend,
         RedisBackend,
         redis_of,
+        redis_unreachable,
     )
     from sync.books_versions import (
         books_version,
@@ -133,6 +134,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "MemoryBackend": ("sync.backends", "MemoryBackend"),
     "RedisBackend": ("sync.backends", "RedisBackend"),
     "redis_of": ("sync.backends", "redis_of"),
+    "redis_unreachable": ("sync.backends", "redis_unreachable"),
     "books_version": ("sync.books_versions", "books_version"),
     "for_business": ("sync.books_versions", "for_business"),
     "CircuitOpen": ("sync.circuit", "CircuitOpen"),
@@ -257,6 +259,7 @@ __all__ = [
     "for_business",
     "loads_decimal",
     "redis_of",
+    "redis_unreachable",
 ]
 
 

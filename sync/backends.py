@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    # redis-py is the `redis` extra: loaded only when a Redis URL is configured (`from_url`).
+    from redis.asyncio import Redis
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ class MemoryBackend:
     """In-process state for one process (the embedded default when no Redis URL is configured)."""
 
     kind: Literal["memory"] = "memory"
+    #: What its operations raise when the store fails: nothing, state in memory cannot fail.
+    errors: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
         self._states: dict[str, object] = {}
@@ -68,11 +72,18 @@ class RedisBackend:
             raise ValueError(
                 "a Redis key prefix is required so Oodaloo's keys cannot clash with others"
             )
+        from redis.exceptions import RedisError
+
         self.client = client
         self.prefix = prefix
+        #: What a call to Redis raises when Redis fails: redis-py's errors, and the socket's (an
+        #: OSError, asyncio's TimeoutError included).
+        self.errors: tuple[type[Exception], ...] = (RedisError, OSError)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> RedisBackend:
+        from redis.asyncio import Redis
+
         # Replies are text: every value we store is an id, a number or JSON.
         client = Redis.from_url(url, decode_responses=True)
         return cls(client, prefix)
@@ -85,7 +96,7 @@ class RedisBackend:
         """Fail with a clear message when Redis cannot be reached."""
         try:
             await self.client.ping()
-        except (OSError, RedisError) as error:
+        except self.errors as error:
             raise ConnectionError(
                 f"Redis at {self.describe()} is not reachable: {error}"
             ) from error
@@ -124,6 +135,17 @@ def redis_of(backend: Backend) -> Redis:
     if not isinstance(backend, RedisBackend):
         raise TypeError("this backend keeps its state in process memory and has no Redis client")
     return backend.client
+
+
+def redis_unreachable(error: BaseException) -> bool:
+    """Whether `error` is redis-py's lost, refused or timed-out connection (not an error reply).
+
+    redis-py is loaded only with a Redis backend: without one, nothing raised can be its error.
+    """
+    exceptions = sys.modules.get("redis.exceptions")
+    return exceptions is not None and isinstance(
+        error, exceptions.ConnectionError | exceptions.TimeoutError
+    )
 
 
 def backend_from_url(url: str | None, *, prefix: str = DEFAULT_PREFIX) -> Backend:

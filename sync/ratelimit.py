@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from sync.backends import (
     Backend,
     MemoryBackend,
@@ -177,6 +175,9 @@ _REASONS = {
 
 
 class _LimiterStore(Protocol):
+    #: What its calls raise when the store fails (the backend's `errors`).
+    errors: tuple[type[Exception], ...]
+
     def wakeup(self, realm_id: str) -> Wakeup: ...
 
     async def try_acquire(
@@ -210,6 +211,7 @@ class _MemoryLimiterStore:
 
     def __init__(self, backend: MemoryBackend, config: RateLimitConfig, clock: Clock) -> None:
         self._realms: dict[str, _RealmState] = backend.state("ratelimit", dict)
+        self.errors = backend.errors
         self._config = config
         self._clock = clock
 
@@ -365,6 +367,7 @@ class _RedisLimiterStore:
     def __init__(self, backend: RedisBackend, config: RateLimitConfig) -> None:
         self._backend = backend
         self._config = config
+        self.errors = backend.errors
         client = backend.client
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._renew = client.register_script(_RENEW_LUA)
@@ -609,7 +612,7 @@ class RealmRateLimiter:
             # so take the slot and its token back; the request was never sent.
             try:
                 await finish_even_if_cancelled(self._store.cancel(realm_id, slot_id))
-            except RedisError as error:
+            except self._store.errors as error:
                 log.error("could not return slot %s of realm %s: %s", slot_id, realm_id, error)
             else:
                 self._store.wakeup(realm_id).notify_all()
@@ -622,7 +625,7 @@ class RealmRateLimiter:
             await asyncio.sleep(interval)
             try:
                 still_held = await self._store.renew(slot.realm_id, slot.slot_id)
-            except RedisError as error:
+            except self._store.errors as error:
                 log.warning(
                     "could not renew slot %s of realm %s: %s", slot.slot_id, slot.realm_id, error
                 )

@@ -24,10 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from sync import Backend, MemoryBackend, RedisBackend, redis_of
+from sync import Backend, MemoryBackend, RedisBackend, redis_of, redis_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +72,8 @@ class DeliveryLog:
         key = self.key(name)
         try:
             return bool(await redis_of(self.backend).set(key, "1", nx=True, ex=self.keep_seconds))
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except self.backend.errors as exc:
+            if not redis_unreachable(exc):
+                raise
             logger.warning("could not check Slack delivery %s against Redis (%s); handling it", name, exc)
             return True

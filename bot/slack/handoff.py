@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import aiohttp
-from redis.exceptions import RedisError, ResponseError
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
@@ -174,7 +173,7 @@ class RedisStream:
                     keys=[*self._keys, *noted],
                     args=[MAX_WAITING, work.to_json(), self.deliveries.keep_seconds],
                 )
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self.backend.errors as exc:  # asyncio's TimeoutError among them
             logger.warning("Redis did not take the Slack work (%s: %s); doing it in this process",
                            type(exc).__name__, exc)
             await self.fallback.hand_off(work, client, respond, delivery=delivery)
@@ -208,7 +207,7 @@ async def backlog(backend: RedisBackend) -> dict[str, int]:
         waiting = await client.xlen(stream_key(backend))
         now = int((await client.time())[0])
         workers = await client.zcount(consumers_key(backend), now + 1, "+inf")
-    except (RedisError, OSError):
+    except backend.errors:
         return {}
     return {"waiting": int(waiting), "workers": int(workers)}
 
@@ -293,7 +292,7 @@ class WorkConsumers:
                 await beating
             # Out of the living first: from now on the web processes keep new work (or another
             # worker takes it) instead of adding it for a worker that no longer reads.
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*self.backend.errors):
                 await self.redis.zrem(self.consumers, self.name)
             running = list(self._running.values())
             if running:
@@ -301,6 +300,8 @@ class WorkConsumers:
             await self._session.close()
 
     async def _consume(self, stop: asyncio.Event) -> None:
+        from redis.exceptions import ResponseError
+
         await self._ensure_group()
         claim_at = 0.0
         loop = asyncio.get_running_loop()
@@ -326,7 +327,7 @@ class WorkConsumers:
                     raise
                 await self._ensure_group()  # Redis came back empty: the stream starts again
                 continue
-            except (RedisError, OSError) as exc:
+            except self.backend.errors as exc:
                 logger.warning("worker %s cannot read Slack work from Redis (%s); trying again",
                                self.name, exc)
                 await _sleep_unless(stop, 1.0)
@@ -335,12 +336,14 @@ class WorkConsumers:
                 self._start(entries)
 
     async def _ensure_group(self) -> None:
+        from redis.exceptions import ResponseError
+
         try:
             await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        except (RedisError, OSError) as exc:
+        except self.backend.errors as exc:
             logger.warning("worker %s cannot reach Redis for Slack work (%s)", self.name, exc)
 
     async def _beat(self, stop: asyncio.Event) -> None:
@@ -354,7 +357,7 @@ class WorkConsumers:
                         self.stream, GROUP, self.name, min_idle_time=0, message_ids=running,
                         justid=True,
                     )
-            except (RedisError, OSError) as exc:
+            except self.backend.errors as exc:
                 logger.warning("worker %s cannot renew its Slack work in Redis (%s)", self.name, exc)
             await _sleep_unless(stop, self.heartbeat)
 
@@ -399,7 +402,7 @@ class WorkConsumers:
             except Exception:  # one piece failing never stops the pool
                 # As in the web process: logged with its stack, not tried again.
                 logger.exception("Slack work %s failed", entry_id)
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*self.backend.errors):
                 await self._finished(entry_id)
             self.done += 1
         finally:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -266,7 +265,7 @@ class HomeViewers:
                 pipe.zremrangebyscore(key, "-inf", now - self.follow_for)
                 pipe.expire(key, int(self.follow_for))
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except self.backend.errors as exc:
             logger.warning("could not note that %s opened their Home tab (%s)", user_id, exc)
 
     async def lately(self, team_id: str) -> list[str]:
@@ -279,7 +278,7 @@ class HomeViewers:
             found = await redis_of(self.backend).zrangebyscore(
                 self.backend.key("home-viewers", team_id), since, "+inf"
             )
-        except (RedisError, OSError) as exc:
+        except self.backend.errors as exc:
             logger.warning("could not read who opened their Home tab lately (%s)", exc)
             return []
         return sorted(item.decode() if isinstance(item, bytes) else str(item) for item in found)

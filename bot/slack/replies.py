@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.slack.mrkdwn import escape
 from bot.slack.tenancy import NotLinked
 from runway.businesses import NotAnApprover
 from runway.errors import RunwayError
-from sync import LockTimeout, QBOError, QBOTokenError, QuickBooksUnavailable
+from sync import LockTimeout, QBOError, QBOTokenError, QuickBooksUnavailable, redis_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +75,7 @@ def _storage_out_of_reach(error: Exception) -> bool:
         # shutting down or starting up.
         sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
         return bool(error.connection_invalidated) or sqlstate.startswith(("08", "53300", "57P"))
-    return isinstance(error, RedisConnectionError | RedisTimeoutError | ConnectionError)
+    return isinstance(error, ConnectionError) or redis_unreachable(error)
 
 
 __all__ = ["Explained", "explain"]

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.worker.jobs import RitualJobs
-from bot.worker.leader import LEADER_LOCK_NAME, LeaderElection
-from bot.worker.queue import RitualQueue
 from bot.worker.schedule import (
     JOBS_TABLE,
     DirectDispatcher,
@@ -114,6 +112,10 @@ async def _run_shared(
     worker_id: str,
     options: WorkerOptions,
 ) -> None:
+    # The leader lock and the queue are Redis's (the `redis` extra): loaded only here.
+    from bot.worker.leader import LEADER_LOCK_NAME, LeaderElection
+    from bot.worker.queue import RitualQueue
+
     backend = RedisBackend.from_url(redis_url, prefix=options.redis_prefix)
     queue = RitualQueue(
         redis_url,

@@ -2,12 +2,14 @@
 
 A `RouteFuzzer` takes real requests of each kind (a digest's button click, a `/runway` command, a
 settings-modal submission and an event from the local Slack; both QuickBooks webhook formats; the
-email digest's links; the QuickBooks and Slack OAuth round trips), draws hostile variants of them
-with hypothesis (one field replaced by the wrong type, NaN, 1e30, NUL bytes, ids out of range, deep
-nesting, markup; a forged, stale or missing signature; a mangled link or state) and sends each over
-HTTP to the app served by uvicorn. Each answer is judged by `Verdict.problems`:
+email digest's links; the digest's signed chart URL; the QuickBooks and Slack OAuth round trips),
+draws hostile variants of them with hypothesis (one field replaced by the wrong type, NaN, 1e30, NUL
+bytes, ids out of range, deep nesting, markup; a forged, stale or missing signature; a mangled,
+huge or path-traversing link or state; another method; a query string) and sends each over HTTP to
+the app served by uvicorn. Each answer is judged by `Verdict.problems`:
 
 - never an HTTP 500, and nothing logged at ERROR (the request or the work after it failed);
+- a chart only for a chart URL Oodaloo signed, asked for with GET or HEAD; anything else a 4xx;
 - nothing acted on (approvals, payments, reminders, snoozes, settings, approvers, channel, the
   QuickBooks connection, Slack installations) unless the request carried a valid signature and
   named a person entitled to act: an approver of the business, or for an OAuth round trip the
@@ -32,6 +34,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -83,6 +86,10 @@ HOSTILE_TEXT: st.SearchStrategy[str] = st.one_of(
     st.text(max_size=60),
 )  # fmt: skip
 
+#: Text a signed link's field may hold that no table can: NUL bytes, a lone surrogate, and others
+#: that are only odd.
+_ODD_TEXT = ("\x00", "biz\x00larkspur", "\ud800", "a\udfff", "", " ", "é" * 40, "0" * 300, "../x")
+
 #: Every route and kind of request the fuzzer sends, in the order the suite states them.
 ROUTES = (
     "slack_click",
@@ -96,6 +103,8 @@ ROUTES = (
     "qbo_webhook_unsigned",
     "email_link_signed",
     "email_link_forged",
+    "chart_link_signed",
+    "chart_link_forged",
     "qbo_connect",
     "qbo_callback",
     "healthz",
@@ -111,14 +120,16 @@ CASES = {
     "slack_view_submission": 100,
     "slack_event": 100,
     "slack_not_entitled": 100,
-    "slack_unsigned": 300,
+    "slack_unsigned": 250,
     "qbo_webhook_legacy": 100,
     "qbo_webhook_cloudevents": 100,
-    "qbo_webhook_unsigned": 150,
+    "qbo_webhook_unsigned": 100,
     "email_link_signed": 150,
-    "email_link_forged": 200,
+    "email_link_forged": 150,
+    "chart_link_signed": 100,
+    "chart_link_forged": 100,
     "qbo_connect": 100,
-    "qbo_callback": 150,
+    "qbo_callback": 100,
     "healthz": 100,
     "slack_install": 50,
     "slack_oauth_redirect": 100,
@@ -145,6 +156,8 @@ class Probe:
     headers: dict[str, str] = field(default_factory=dict)
     may_act: bool = False
     note: str = ""
+    #: May be answered with what it asks for (a chart): only a URL Oodaloo signed, with GET or HEAD.
+    may_see: bool = False
 
 
 @dataclass
@@ -168,6 +181,11 @@ class Verdict:
             found.append("acted on a request that was not signed by an entitled person")
         if self.leaked:
             found.append(f"showed {self.leaked} to someone who is not the operator")
+        if self.route.startswith("chart_link"):
+            if self.status == 200 and not (self.probe is not None and self.probe.may_see):
+                found.append("served a chart for a URL Oodaloo did not sign, or to a method but GET and HEAD")
+            elif self.status != 200 and not 400 <= self.status < 500:
+                found.append(f"HTTP {self.status} for a chart: the chart or a clear 4xx, nothing else")
         return found
 
 
@@ -335,7 +353,11 @@ class RouteFuzzer:
         realm = stack.sandbox.realm(stack.sandbox.realm_id)
         bill = next(iter(realm.iter("Bill")))
         invoice = next(iter(realm.iter("Invoice")))
+        chart_url = next(b["image_url"] for b in digest.blocks if b.get("type") == "image")
+        chart = re.fullmatch(r".*/charts/([^/]+)\.png", urlsplit(chart_url).path)
+        assert chart is not None, chart_url
         bases: dict[str, Any] = {
+            "chart": chart.group(1),
             "click": json.loads(parse_qs(click.request.body)["payload"][0]),
             "command": {k: v[0] for k, v in parse_qs(command.request.body).items()},
             "view": json.loads(parse_qs(submission.request.body)["payload"][0]),
@@ -367,6 +389,8 @@ class RouteFuzzer:
             "qbo_webhook_unsigned": self._webhook_unsigned,
             "email_link_signed": self._email_signed,
             "email_link_forged": self._email_forged,
+            "chart_link_signed": self._chart_signed,
+            "chart_link_forged": self._chart_forged,
             "qbo_connect": self._qbo_connect,
             "qbo_callback": self._qbo_callback,
             "healthz": self._healthz,
@@ -582,6 +606,88 @@ class RouteFuzzer:
         path = f"/email/{which}/{quote(token.encode('utf-8', 'surrogatepass'), safe='') or '%00'}"
         probe = Probe("email_link_forged", method, path, b"", {}, may_act=False)
         return Plan("email_link_forged", lambda _: probe)
+
+    # the digest's chart
+
+    def _chart_probe(self, route: str, data: st.DataObject, token: str, *, signed: bool,
+                     quoted: bool = True) -> Probe:
+        """GET (or another method) of the chart at `token`, with a hostile query string now and
+        then. `signed`: Oodaloo signed the token, so GET and HEAD may answer the chart."""
+        method = data.draw(st.sampled_from(["GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]),
+                           label="method")
+        query = data.draw(st.dictionaries(HOSTILE_TEXT, HOSTILE_TEXT, max_size=2), label="query")
+        encoded = urlencode({k.encode("utf-8", "surrogatepass"): v.encode("utf-8", "surrogatepass")
+                             for k, v in query.items()})
+        raw = token.encode("utf-8", "surrogatepass")
+        path = f"/charts/{quote(raw, safe='') if quoted else quote(raw, safe='/.%')}.png"
+        path += f"?{encoded}" if encoded else ""
+        return Probe(route, method, path, b"", {}, may_see=signed and method in ("GET", "HEAD"))
+
+    def _chart_signed(self, data: st.DataObject) -> Plan:
+        """Chart URLs Oodaloo signed: the digest's own, and ones holding hostile contents (another
+        business, fingerprint or last day: text the database refuses, a field of the wrong type, a
+        day long past)."""
+        fields = self.links.verify(self.bases["chart"], "chart")
+        how = data.draw(st.sampled_from(["own", "expired", "odd text", "mutated"]), label="how")
+        note = how
+        if how == "own":
+            token = self.bases["chart"]
+        else:
+            payload: Any = fields
+            if how == "expired":
+                fields["d"] = data.draw(st.dates(max_value=date(2020, 1, 1)), label="day").isoformat()
+            elif how == "odd text":
+                name = data.draw(st.sampled_from(["b", "f", "d"]), label="field")
+                fields[name] = data.draw(st.sampled_from(_ODD_TEXT), label="text")
+                note = f"{name} = {fields[name]!r}"
+            else:
+                payload, note = mutated(data, fields)
+            payload = payload if isinstance(payload, dict) else {"x": payload}
+            payload.pop("p", None)
+            token = self.links.sign("chart", payload)
+        probe = self._chart_probe("chart_link_signed", data, token, signed=True)
+        return Plan("chart_link_signed", lambda _: probe, note=note)
+
+    def _chart_forged(self, data: st.DataObject) -> Plan:
+        """Chart URLs Oodaloo did not sign: altered, cut, huge, signed with another key or for an
+        email link, non-ASCII, path-traversing, or anything at all."""
+        genuine = self.bases["chart"]
+        how = data.draw(st.sampled_from(["flip", "cut", "huge", "other key", "email link", "non-ascii",
+                                         "traversal", "random"]), label="how")
+        quoted = True
+        if how == "flip":
+            at = data.draw(st.integers(min_value=0, max_value=len(genuine) - 1), label="at")
+            char = data.draw(st.characters(codec="utf-8").filter(lambda c: c != genuine[at] and c not in "/?#"),
+                             label="char")
+            token = genuine[:at] + char + genuine[at + 1:]
+        elif how == "cut":
+            token = genuine[: data.draw(st.integers(min_value=1, max_value=len(genuine) - 1), label="length")]
+        elif how == "huge":
+            # Up to about h11's limit on a request's head (16 KiB): past it, uvicorn answers 400 itself.
+            size = data.draw(st.integers(min_value=len(genuine) + 1, max_value=12_000), label="size")
+            token = (genuine * (size // len(genuine) + 1))[:size]
+        elif how == "other key":
+            other = LinkSigner(secrets.token_bytes(32), self.stack.oodaloo.clock, public_url=self.stack.url)
+            token = other.sign("chart", self.links.verify(genuine, "chart"))
+        elif how == "email link":
+            token = self.links.action_token(BUSINESS_ID, ActionKind.BILL_PAY, self.bases["bill"]["id"],
+                                            EMAIL_APPROVER)
+        elif how == "non-ascii":
+            at = data.draw(st.integers(min_value=0, max_value=len(genuine)), label="at")
+            odd = data.draw(st.sampled_from(["é", "\u200b", "\ufeff", "\ud800", "\x00", "\n", "\x7f", "ａ"]),
+                            label="char")
+            token = genuine[:at] + odd + genuine[at:]
+        elif how == "traversal":
+            token = data.draw(st.sampled_from([
+                "..", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e", "....//....//",
+                "..\\..\\windows\\win.ini", f"{genuine}/..", f"../{genuine}", "%252e%252e%252f",
+                "/etc/passwd%00", "%c0%ae%c0%ae/",
+            ]), label="traversal")  # fmt: skip
+            quoted = data.draw(st.booleans(), label="quoted")
+        else:
+            token = data.draw(HOSTILE_TEXT, label="token") or "%00"
+        probe = self._chart_probe("chart_link_forged", data, token, signed=False, quoted=quoted)
+        return Plan("chart_link_forged", lambda _: probe)
 
     # QuickBooks OAuth
 

@@ -4,7 +4,8 @@ shouldn't (hypothesis, over HTTP to the app served by uvicorn, on SQLite and Pos
 The requests, and the rules each answer is held to, are `route_fuzz`'s: signed and unsigned Slack
 commands, button clicks, settings-modal submissions and events; signed requests from a member who
 is not an approver; QuickBooks webhooks in both formats, signed and not; the email digest's links,
-genuine with hostile contents and forged; the QuickBooks connect link and OAuth callback; Slack's
+genuine with hostile contents and forged; the digest's signed chart URL, genuine, with hostile
+contents and forged; the QuickBooks connect link and OAuth callback; Slack's
 install and OAuth redirect; `/healthz`. A case fails on an HTTP 500, on anything logged at ERROR by
 the request or the work after it, and on anything acted on without a valid signature and an
 entitled person.
@@ -127,6 +128,18 @@ async def test_genuine_email_links_with_hostile_contents(fuzzer: RouteFuzzer, da
 @given(data=st.data())
 async def test_forged_and_mangled_email_links(fuzzer: RouteFuzzer, data: st.DataObject) -> None:
     await check(fuzzer, "email_link_forged", data)
+
+
+@fuzz("chart_link_signed")
+@given(data=st.data())
+async def test_signed_chart_links_with_hostile_contents(fuzzer: RouteFuzzer, data: st.DataObject) -> None:
+    await check(fuzzer, "chart_link_signed", data)
+
+
+@fuzz("chart_link_forged")
+@given(data=st.data())
+async def test_forged_and_mangled_chart_links(fuzzer: RouteFuzzer, data: st.DataObject) -> None:
+    await check(fuzzer, "chart_link_forged", data)
 
 
 @fuzz("qbo_connect")

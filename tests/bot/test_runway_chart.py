@@ -191,6 +191,9 @@ async def test_the_digest_in_slack_shows_the_chart_its_signed_url_serves(stack: 
             ours.unsubscribe_token(BUSINESS_ID, "owner@example.com"),
             "not-a-token",
             "%C3%A9t%C3%A9.x",
+            # Signed here, but holding text no table can (a NUL byte, a lone surrogate).
+            ours.sign("chart", {"b": BUSINESS_ID, "f": "\x00", "d": "2099-01-01"}),
+            ours.sign("chart", {"b": "\ud800", "f": "0" * 16, "d": "2099-01-01"}),
         ):
             refused = await client.get(f"{stack.url}/charts/{forged}.png")
             assert refused.status_code == 404, forged

@@ -11,6 +11,9 @@ run from there against PostgreSQL and Redis as an operator deploys it (README, "
   migrations come from the wheel, the libraries from the versions the tests use, and an import
   Oodaloo does not declare fails here. The processes run in a folder outside the repository with
   no PYTHONPATH.
+- Installed with no extra too: `oodaloo migrate` and `oodaloo serve` run on SQLite without Redis,
+  and a setting that calls for a missing extra (REDIS_URL, a PostgreSQL DATABASE_URL, `oodaloo
+  demo`'s sandboxes) stops the command with one line saying which extra to install.
 - In a fresh PostgreSQL schema: `oodaloo serve` refuses to start ("run `oodaloo migrate`"); two
   `oodaloo migrate` run at once, one migrates and the other finds nothing to do (the advisory
   lock); `oodaloo migrate --check` then says it is up to date.
@@ -37,7 +40,7 @@ import sys
 import time
 import tomllib
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +59,7 @@ from test_two_processes import ERROR_LINE, Served, World
 from bot.bootstrap import Oodaloo
 from bot.local import BUSINESS_ID, CHANNEL, OWNER, free_socket
 from bot.models import DigestRun
-from bot.settings import load_settings
+from bot.settings import EXTRA_MODULES, load_settings
 from qbo_sandbox.seed_names import COMPANY_NAME
 from sync import OAuthTokens
 
@@ -188,9 +191,9 @@ def _requirements(dist: importlib.metadata.Distribution, extras: set[str]) -> li
     return found
 
 
-def _declared_dependencies(wheel: Path, folder: Path) -> Path:
+def _declared_dependencies(wheel: Path, folder: Path, extras: tuple[str, ...]) -> Path:
     """A folder holding (as links into this environment's site-packages) exactly the
-    distributions the wheel declares, with its `EXTRAS`, and what they
+    distributions the wheel declares, with these of its extras, and what they
     declare in turn: a module Oodaloo imports without declaring it is missing there."""
     with zipfile.ZipFile(wheel) as archive:
         [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
@@ -198,7 +201,7 @@ def _declared_dependencies(wheel: Path, folder: Path) -> Path:
     oodaloo = metadata.get_all("Requires-Dist") or []
     wanted = [r for r in map(Requirement, oodaloo) if r.name.lower() != "oodaloo"]
     wanted = [r for r in wanted if r.marker is None or any(r.marker.evaluate({"extra": extra})
-                                                           for extra in ("", *EXTRAS))]
+                                                           for extra in ("", *extras))]
     folder.mkdir()
     seen: set[tuple[str, frozenset[str]]] = set()
     while wanted:
@@ -218,14 +221,21 @@ def _declared_dependencies(wheel: Path, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a copy of the checkout, carrying every file it must."""
     where = tmp_path_factory.mktemp("wheel")
     assert not where.resolve().is_relative_to(REPOSITORY)
     started = time.monotonic()
-    wheel = _build_wheel(where)
-    missing = _carried_files() - set(zipfile.ZipFile(wheel).namelist())
+    built = _build_wheel(where)
+    missing = _carried_files() - set(zipfile.ZipFile(built).namelist())
     assert not missing, f"the wheel lacks {sorted(missing)}"
+    print(f"wheel built in {time.monotonic() - started:.1f}s: {built.name}")
+    return built
 
+
+def _install(wheel: Path, where: Path, extras: tuple[str, ...]) -> Installed:
+    """`wheel` in a new virtualenv in `where`, with the dependencies it declares with `extras`."""
+    assert not where.resolve().is_relative_to(REPOSITORY)
     venv = where / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", str(venv), cwd=where)
     python = venv / "bin" / "python"
@@ -233,12 +243,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
          "--quiet", "--disable-pip-version-check", str(wheel), cwd=where)
     inner = Path(_run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                       cwd=where).strip())
-    deps = _declared_dependencies(wheel, where / "dependencies")
+    deps = _declared_dependencies(wheel, where / "dependencies", extras)
     (inner / "oodaloo_test_dependencies.pth").write_text(f"{deps}\n")
     run_in = where / "run"
     run_in.mkdir()
-    print(f"wheel built and installed in {time.monotonic() - started:.1f}s: {wheel.name}")
-    yield Installed(venv, wheel, run_in)
+    return Installed(venv, wheel, run_in)
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The wheel with every extra, as the processes of a deployment run it."""
+    return _install(wheel, tmp_path_factory.mktemp("installed"), EXTRAS)
+
+
+@pytest.fixture(scope="module")
+def installed_bare(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The wheel with no extra: one process on SQLite, without Redis."""
+    return _install(wheel, tmp_path_factory.mktemp("bare"), ())
 
 
 def test_the_installed_wheel_runs_from_its_own_files(installed: Installed) -> None:
@@ -301,6 +322,68 @@ async def test_the_demo_runs_from_the_wheel(installed: Installed) -> None:
             await asyncio.wait_for(process.wait(), 60)
     seen.append((await drain).decode(errors="replace"))
     assert process.returncode == 0, "".join(seen)
+
+
+# --- no extra: one process on SQLite ------------------------------------------------------------------
+
+
+def _loopback_url() -> tuple[int, str]:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port, f"http://127.0.0.1:{port}"
+
+
+async def test_without_extras_the_wheel_migrates_and_serves_on_sqlite(
+    installed_bare: Installed, world: World
+) -> None:
+    """The embedded default needs no extra: `oodaloo migrate` and `oodaloo serve` (Slack and
+    QuickBooks the local ones) on SQLite, the shared state in the process, with none of the
+    extras' libraries installed."""
+    extras_modules = sorted({"hiredis", *(m for ms in EXTRA_MODULES.values() for m in ms)})
+    probe = f"import importlib.util as u; print(*[m for m in {extras_modules!r} if u.find_spec(m)])"
+    found = _run(str(installed_bare.venv / "bin" / "python"), "-c", probe, cwd=installed_bare.run_in)
+    assert found.split() == [], f"installed without extras, yet these import: {found}"
+
+    database = installed_bare.run_in / "embedded" / "oodaloo.db"
+    port, url = _loopback_url()
+    env = installed_bare.environment(world.settings(f"sqlite+aiosqlite:///{database}", None, url))
+    code, output = await _command(installed_bare, env, "migrate")
+    assert code == 0 and "Migrated the database" in output, output
+
+    serve = await _start(installed_bare, env, "serve-embedded", "serve", "--host", "127.0.0.1",
+                         "--port", str(port), url=url)
+    try:
+        report = await _healthy(serve, workers=0)
+    finally:
+        exit_code = await serve.stop()
+    assert report["status"] == "ok" and report["database"] == {"ok": True}, report
+    assert "not configured" in str(report["redis"]), report
+    assert exit_code == 0, serve.output()
+    bad = [line for line in serve.output().splitlines() if ERROR_LINE.search(line)]
+    assert not bad, serve.output()
+
+
+@pytest.mark.parametrize(
+    ("setting", "command", "extra"),
+    [
+        ({"REDIS_URL": "redis://127.0.0.1:6379/9"}, "serve", "redis"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/9"}, "worker", "redis"),
+        ({"DATABASE_URL": "postgresql+asyncpg://oodaloo@127.0.0.1:5432/oodaloo"}, "migrate", "postgres"),
+        ({}, "demo", "sandbox"),
+    ],
+)
+async def test_a_setting_that_needs_a_missing_extra_stops_the_command_with_one_line(
+    installed_bare: Installed, setting: dict[str, str], command: str, extra: str
+) -> None:
+    """Without the extra a setting calls for, the command stops before it starts, with one line
+    naming the extra and how to install it (not a traceback)."""
+    database = installed_bare.run_in / "refused" / "oodaloo.db"
+    env = installed_bare.environment({"DATABASE_URL": f"sqlite+aiosqlite:///{database}", **setting})
+    code, output = await _command(installed_bare, env, command)
+    assert code == 2, output
+    [line] = output.strip().splitlines()
+    assert f"the {extra} extra" in line and f"pip install 'oodaloo[{extra}]'" in line, line
 
 
 # --- PostgreSQL, Redis and the processes --------------------------------------------------------------
@@ -403,10 +486,7 @@ async def _posted(oodaloo: Oodaloo, *processes: Served) -> DigestRun:
 async def test_the_wheel_migrates_serves_and_works_on_postgresql_and_redis(
     installed: Installed, db_url: str, redis_url: str, world: World
 ) -> None:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    url = f"http://127.0.0.1:{port}"
+    port, url = _loopback_url()
     env = installed.environment(world.settings(db_url, redis_url, url))
 
     # --- the schema is `oodaloo migrate`'s to make ---------------------------------------------------
