@@ -212,6 +212,12 @@ def doc_number(text: str | None) -> str | None:
     return clip(text, DOC_NUMBER_LIMIT) if text else None
 
 
+def item_name(kind: Kind, text: str, number: str | None) -> str:
+    """A bill or an invoice as every surface names it (mrkdwn, escaped): "*Acme Supplies* · bill
+    1043" (the cards' first line, `templates/slack/item_name.md.j2`)."""
+    return render("item_name", kind=kind, name=name(text), doc_number=doc_number(number))
+
+
 def and_more(one: str, many: str) -> Callable[[int], str]:
     """The last line of a list cut short: "…and 3 more accounts"."""
     return lambda n: render("and_more", n=n, one=one, many=many)
