@@ -189,6 +189,15 @@ async def test_the_home_tab_shows_the_runway_and_what_waits_for_the_person(page:
     await chart_shown(page, home)
     await page.screenshot(path=screenshot_path("home-tab"))
 
+    # "Recently" names the bill approved here as its card does: vendor, bill number, amount.
+    card = home.locator("[data-testid^='block-bill:']").first
+    first_line = (await card.inner_text()).split("\n")[0]
+    await approve.click()
+    recent = home.get_by_test_id("block-home_recent")
+    await expect(recent).to_contain_text(f"approved {first_line}, $", timeout=20_000)
+    await recent.scroll_into_view_if_needed()
+    await page.screenshot(path=screenshot_path("home-recently"))
+
     # Settings opens the same modal as /runway settings.
     await home.get_by_test_id("button-home_settings-biz-larkspur").click()
     await expect(page.get_by_test_id("modal")).to_be_visible(timeout=20_000)
@@ -205,18 +214,27 @@ async def test_show_all_opens_the_whole_list_in_a_modal_where_its_buttons_work(p
     await expect(digest).to_be_visible(timeout=30_000)
     await digest.get_by_test_id("button-show_more_invoices-0").click()
     modal = page.get_by_test_id("modal")
+    try:
+        await show_all_in_the_modal(page, modal)
+    finally:
+        # The modal is the local Slack's, shared by the module's tests: it never outlives this one.
+        if await modal.count():
+            await page.get_by_test_id("modal-close").click()
+    await expect(modal).to_be_hidden()
+
+
+async def show_all_in_the_modal(page: Page, modal: Locator) -> None:
     await expect(modal).to_be_visible(timeout=20_000)
     await expect(page.get_by_test_id("modal-title")).to_have_text("Overdue invoices")
-    await expect(modal).to_contain_text("Overdue invoices")
     reminders = modal.locator("[data-testid^='button-invoice_remind-']")
     await expect(reminders.first).to_be_visible()
     await page.screenshot(path=screenshot_path("show-all-modal"))
 
-    # "Next" turns the modal's page in place; nothing lands at the bottom of the channel.
+    # "Next" turns the modal's page in place; no list lands at the bottom of the channel.
     first = await reminders.first.get_attribute("data-testid")
     await modal.locator("[data-testid^='button-show_more_invoices-']").click()
     await expect(reminders.first).not_to_have_attribute("data-testid", first or "", timeout=20_000)
-    await expect(page.locator("[data-testid^='ephemeral-']").filter(has_text="Overdue invoices")).to_have_count(0)
+    await expect(page.locator("[data-testid^='ephemeral-'] [data-testid^='button-invoice_remind-']")).to_have_count(0)
 
     # Send reminder from inside the modal: its confirm dialog, then the modal shows it sent.
     invoice = (await reminders.first.get_attribute("data-testid") or "").removeprefix("button-invoice_remind-")
@@ -227,8 +245,6 @@ async def test_show_all_opens_the_whole_list_in_a_modal_where_its_buttons_work(p
     await expect(card).to_contain_text(re.compile(r"\d+ reminders? sent, last on .+ by @Dana Whitfield"),
                                        timeout=20_000)
     await page.screenshot(path=screenshot_path("show-all-modal-reminded"))
-    await page.get_by_test_id("modal-close").click()
-    await expect(modal).to_be_hidden()
 
 
 async def test_a_bill_that_needs_two_approvers_is_paid_by_switching_person(page: Page) -> None:
