@@ -727,7 +727,12 @@ def _next_block(kind: Kind, following: int, page: int, total: int) -> ActionsBlo
         SHOW_MORE_ACTION[kind],
         str(following),
     )
-    return ActionsBlock(elements=[next_page], block_id=f"{kind}_next")
+    return ActionsBlock(elements=[next_page], block_id=next_block_id(kind))
+
+
+def next_block_id(kind: Kind) -> str:
+    """The block of a list's "Next" button: a click from it turns the page of the list it is in."""
+    return f"{kind}_next"
 
 
 def bills_message(

@@ -230,7 +230,7 @@ class Clicks:
                                                click.client)
             return
         message = await list_message(self.oodaloo, click.business, kind, offset)
-        turning_page = click.block_id == f"{kind}_next"
+        turning_page = click.block_id == kit.next_block_id(kind)
         if not turning_page and click.trigger_id is not None:
             view = list_view(message, kind=kind, offset=offset, channel_id=click.channel_id)
             if await open_list(click.client, click.trigger_id, view):
