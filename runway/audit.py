@@ -7,6 +7,8 @@ when, and did it go through?". Outcomes are short, stable words followed by the 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sync import ActionOutcome
 
 #: Audit action names (stable: reports and the Slack history filter on them).
@@ -44,6 +46,19 @@ def invoice_target(qbo_id: str) -> str:
     return f"Invoice {qbo_id}"
 
 
+def target_of(target: str) -> tuple[Literal["bill", "invoice"], str] | None:
+    """("bill", its QuickBooks id) from `bill_target`'s words, the same for an invoice; None for
+    anything else."""
+    word, _, qbo_id = target.partition(" ")
+    if not qbo_id:
+        return None
+    if word == "Bill":
+        return "bill", qbo_id
+    if word == "Invoice":
+        return "invoice", qbo_id
+    return None
+
+
 __all__ = [
     "BILL_APPROVE",
     "BILL_PAY",
@@ -54,4 +69,5 @@ __all__ = [
     "done",
     "invoice_target",
     "refused",
+    "target_of",
 ]

@@ -27,6 +27,10 @@ CONTEXT_ELEMENTS_MAX = 10
 BUTTON_TEXT_MAX = 75
 BUTTON_VALUE_MAX = 2000
 VIEW_TITLE_MAX = 24
+#: A modal's close and submit buttons, like its title, hold at most 24 characters of plain text.
+VIEW_BUTTON_MAX = 24
+VIEW_PRIVATE_METADATA_MAX = 3000
+VIEW_CALLBACK_ID_MAX = 255
 IMAGE_URL_MAX = 3000
 IMAGE_ALT_TEXT_MAX = 2000
 IMAGE_TITLE_MAX = 2000
@@ -113,6 +117,26 @@ def check_view(view: Any, *, kind: str | None = None) -> dict[str, Any]:
     if len(str(title.get("text", ""))) > VIEW_TITLE_MAX:
         raise SlackError(
             "invalid_arguments", detail=f"a modal title has at most {VIEW_TITLE_MAX} characters"
+        )
+    for button in ("close", "submit"):
+        label = view.get(button)
+        if label is None:
+            continue
+        if not isinstance(label, dict) or label.get("type") != "plain_text" or not label.get("text"):
+            raise SlackError("invalid_arguments", detail=f"view.{button} must be a plain_text object")
+        if len(str(label["text"])) > VIEW_BUTTON_MAX:
+            raise SlackError(
+                "invalid_arguments",
+                detail=f"a modal's {button} button has at most {VIEW_BUTTON_MAX} characters",
+            )
+    if len(str(view.get("private_metadata", ""))) > VIEW_PRIVATE_METADATA_MAX:
+        raise SlackError(
+            "invalid_arguments",
+            detail=f"private_metadata holds at most {VIEW_PRIVATE_METADATA_MAX} characters",
+        )
+    if len(str(view.get("callback_id", ""))) > VIEW_CALLBACK_ID_MAX:
+        raise SlackError(
+            "invalid_arguments", detail=f"callback_id holds at most {VIEW_CALLBACK_ID_MAX} characters"
         )
     view["blocks"] = check_blocks(view.get("blocks", []), max_blocks=VIEW_MAX_BLOCKS)
     return view

@@ -38,11 +38,12 @@ from bot.slack.deliveries import DeliveryLog, delivery_name
 from bot.slack.handoff import HandOff, InProcess, SlackWork
 from bot.slack.home import HomeTab
 from bot.slack.installations import EncryptedInstallationStore
+from bot.slack.list_modal import ListModal, list_modal_of, notice_view, update_list
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster, with_retry_handlers
 from bot.slack.replies import explain
 from bot.slack.settings_modal import CALLBACK_ID
-from bot.slack.tenancy import Where, is_home, where_from
+from bot.slack.tenancy import Where, is_home, is_list_modal, where_from
 from runway.models import Business
 
 logger = logging.getLogger(__name__)
@@ -292,9 +293,13 @@ class SlackBot:
             logger.warning("a Slack click without its team, channel or user: %s", exc)
             return
 
+        modal = list_modal_of(body)
+
         async def reply(text: str) -> None:
             if is_home(body):  # no channel in sight: the word goes on the person's Home tab
                 await self.home.publish(where.team_id, where.user_id, client=client, notice=text)
+            elif modal is not None:  # nor here: the word goes in the list modal
+                await self._tell_in_list(where, modal, client, text)
             else:
                 await self.tell(client, where, text)
 
@@ -302,6 +307,19 @@ class SlackBot:
             await handler(await self.clicks.read(body, client, respond))
         except Exception as error:  # noqa: BLE001 - translated for the person, or raised again
             await self.failed(error, where, client, reply)
+
+    async def _tell_in_list(self, where: Where, modal: ListModal, client: AsyncWebClient, text: str) -> None:
+        """A word (mrkdwn) above the list in the modal the click came from; when the list itself
+        cannot be read again, the word alone."""
+        business = await self.oodaloo.directory.by_slack_channel(where.team_id, where.channel_id)
+        if business is not None:
+            try:
+                await self.channel.redraw_list(business, modal, client, notice=text)
+                return
+            except Exception as exc:  # noqa: BLE001 - the word is said without the list below
+                logger.warning("could not draw the list modal again: %s", exc)
+        only = notice_view(text, kind=modal.kind, offset=modal.offset, channel_id=where.channel_id)
+        await update_list(client, modal, only)
 
     # --- /runway ------------------------------------------------------------------------------
 
@@ -347,10 +365,11 @@ def _checked_at_hand_off(body: dict[str, Any]) -> bool:
 def _lean(body: dict[str, Any]) -> dict[str, Any]:
     """A click's body without the message it came from, but its ts: the message (a digest is tens
     of kilobytes) is drawn again from the books, so only its ts is read (`Clicks.read`). A Home
-    tab's click keeps of its view only what names it and its business's channel."""
-    if is_home(body):
+    tab's or the list modal's click keeps of its view only what names it and its business's
+    channel (and the page the modal shows)."""
+    if is_home(body) or is_list_modal(body):
         view = body["view"]
-        kept = {key: view.get(key) for key in ("id", "type", "hash", "private_metadata")}
+        kept = {key: view.get(key) for key in ("id", "type", "hash", "callback_id", "private_metadata")}
         body = {**body, "view": kept}
     message = body.get("message")
     if not isinstance(message, dict):

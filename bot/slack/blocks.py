@@ -212,6 +212,12 @@ def doc_number(text: str | None) -> str | None:
     return clip(text, DOC_NUMBER_LIMIT) if text else None
 
 
+def item_name(kind: Kind, text: str, number: str | None) -> str:
+    """A bill or an invoice as every surface names it (mrkdwn, escaped): "*Acme Supplies* · bill
+    1043" (the cards' first line, `templates/slack/item_name.md.j2`)."""
+    return render("item_name", kind=kind, name=name(text), doc_number=doc_number(number))
+
+
 def and_more(one: str, many: str) -> Callable[[int], str]:
     """The last line of a list cut short: "…and 3 more accounts"."""
     return lambda n: render("and_more", n=n, one=one, many=many)
@@ -721,7 +727,12 @@ def _next_block(kind: Kind, following: int, page: int, total: int) -> ActionsBlo
         SHOW_MORE_ACTION[kind],
         str(following),
     )
-    return ActionsBlock(elements=[next_page], block_id=f"{kind}_next")
+    return ActionsBlock(elements=[next_page], block_id=next_block_id(kind))
+
+
+def next_block_id(kind: Kind) -> str:
+    """The block of a list's "Next" button: a click from it turns the page of the list it is in."""
+    return f"{kind}_next"
 
 
 def bills_message(

@@ -9,7 +9,7 @@ its cards, counts and headline say what is true now, and nothing is read back fr
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from bot.bootstrap import DigestContext, Oodaloo
 from bot.models import SlackMessage as StoredMessage
 from bot.slack import blocks as kit
 from bot.slack.blocks import Kind
+from bot.slack.list_modal import ListModal, list_message, list_view, update_list
 from bot.slack.mrkdwn import escape
 from bot.slack.poster import ChannelPoster
 from bot.slack.tenancy import Where
@@ -43,7 +44,8 @@ ChartUrl = Callable[[DigestView], Awaitable[str | None]]
 
 
 class ListOrigin(Protocol):
-    """The ephemeral list a click came from (Slack keeps no copy the bot could update)."""
+    """The ephemeral list (Slack keeps no copy the bot could update) or the list modal a click
+    came from."""
 
     @property
     def client(self) -> AsyncWebClient: ...
@@ -60,6 +62,10 @@ class ListOrigin(Protocol):
     @property
     def in_home(self) -> bool:
         """The click came from a Home tab: there is no list to answer (Home follows instead)."""
+
+    @property
+    def modal(self) -> ListModal | None:
+        """The list modal the click came from: drawn again with `views.update`."""
 
 
 class ChannelMessages:
@@ -194,19 +200,35 @@ class ChannelMessages:
         web = web or await self.client_for(business.slack_team_id)
         for row in await self.poster.messages_with_block(business.id, f"{kind}:{item_id}"):
             await self._redraw(business.id, row, web)
-        if origin is not None and not origin.in_home and (origin.is_ephemeral or not origin.message_ts):
-            ctx = await self.oodaloo.digest(
-                business.id,
-                shown_bill_ids=[item_id] if kind == "bill" else (),
-                rows=kit.bills_page_rows(0) if kind == "bill" else kit.invoices_page_rows(0),
-            )
-            if kind == "bill":
-                listed = kit.bills_message(
-                    ctx.view, business_name=business.name, payment_account=ctx.payment_account
-                )
-            else:
-                listed = kit.invoices_message(ctx.view, business_name=business.name)
+        if origin is None or origin.in_home:
+            return
+        shown = [item_id] if kind == "bill" else []
+        if origin.modal is not None:
+            await self.redraw_list(business, origin.modal, web, shown_bill_ids=shown)
+        elif origin.is_ephemeral or not origin.message_ts:
+            listed = await list_message(self.oodaloo, business, kind, shown_bill_ids=shown)
             await origin.respond(replace_original=True, blocks=listed.blocks, text=listed.text)
+
+    async def redraw_list(
+        self,
+        business: Business,
+        modal: ListModal,
+        client: AsyncWebClient,
+        *,
+        shown_bill_ids: Sequence[str] = (),
+        notice: str | None = None,
+    ) -> None:
+        """The list modal drawn again at its page from the books as they stand (`notice`: a word
+        for the person above the list, mrkdwn escaped by the caller). A modal the person closed
+        meanwhile is left closed."""
+        if not business.slack_channel_id:
+            return
+        listed = await list_message(
+            self.oodaloo, business, modal.kind, modal.offset, shown_bill_ids=shown_bill_ids
+        )
+        view = list_view(listed, kind=modal.kind, offset=modal.offset,
+                         channel_id=business.slack_channel_id, notice=notice)
+        await update_list(client, modal, view)
 
     async def redraw_recent(self, business_id: str) -> None:
         """After a sync: the business's recent digests and summaries show the books as read now

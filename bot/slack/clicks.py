@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import blocks as kit
 from bot.slack.blocks import Kind
 from bot.slack.home import HOME_SETTINGS
+from bot.slack.list_modal import ListModal, list_message, list_modal_of, list_view, open_list
 from bot.slack.mrkdwn import escape
 from bot.slack.people import remember_slack_people
 from bot.slack.tenancy import Where, business_here, is_home, where_from
@@ -54,6 +55,10 @@ class Click:
     #: The click came from the person's Home tab (no channel message, no response_url).
     in_home: bool = False
     trigger_id: str | None = None
+    #: The block the clicked button is in ("bill_next": the "Next" of a list).
+    block_id: str | None = None
+    #: The list modal the click came from (no channel message, no response_url).
+    modal: ListModal | None = None
 
 
 def item_and_amount(value: str) -> tuple[str, Decimal | None]:
@@ -89,6 +94,8 @@ class Clicks:
             respond=respond,
             in_home=is_home(body),
             trigger_id=str(body.get("trigger_id") or "") or None,
+            block_id=str(action.get("block_id") or "") or None,
+            modal=list_modal_of(body),
         )
 
     def handlers(self) -> dict[str, Any]:
@@ -183,9 +190,12 @@ class Clicks:
             await self.tell(click, outcome.message)
 
     async def tell(self, click: Click, text: str) -> None:
-        """A word to the person who clicked: in the channel only they see, or on their Home tab
-        when they clicked there (`text` is plain; it is escaped here)."""
-        if click.in_home:
+        """A word to the person who clicked: in the channel only they see, or on their Home tab or
+        in the list modal when they clicked there (`text` is plain; it is escaped here)."""
+        if click.modal is not None:
+            await self.bot.channel.redraw_list(click.business, click.modal, click.client,
+                                               notice=escape(text))
+        elif click.in_home:
             await self.bot.home.publish(
                 click.where.team_id, click.where.user_id, client=click.client,
                 business=click.business, notice=escape(text),
@@ -204,21 +214,29 @@ class Clicks:
     # --- lists ---------------------------------------------------------------------------------
 
     async def more_bills(self, click: Click) -> None:
-        offset = _offset(click.value)
-        ctx = await self.oodaloo.digest(click.business.id, rows=kit.bills_page_rows(offset))
-        message = kit.bills_message(
-            ctx.view, business_name=ctx.business.name, payment_account=ctx.payment_account,
-            offset=offset,
-        )
-        await click.respond(
-            response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
-            blocks=message.blocks,
-        )
+        await self.show_list(click, "bill")
 
     async def more_invoices(self, click: Click) -> None:
+        await self.show_list(click, "invoice")
+
+    async def show_list(self, click: Click, kind: Kind) -> None:
+        """A page of the whole list where the person is: "Next" turns the page of the list it is
+        in (the modal, or the ephemeral list `/runway bills` showed); "Show all" and the summary's
+        buttons open the list in a modal, or, when Slack cannot open one (the trigger lasts 3 s),
+        answer with the list only the person sees, as `/runway bills` does."""
         offset = _offset(click.value)
-        ctx = await self.oodaloo.digest(click.business.id, rows=kit.invoices_page_rows(offset))
-        message = kit.invoices_message(ctx.view, business_name=ctx.business.name, offset=offset)
+        if click.modal is not None:
+            await self.bot.channel.redraw_list(click.business, replace(click.modal, offset=offset),
+                                               click.client)
+            return
+        message = await list_message(self.oodaloo, click.business, kind, offset)
+        turning_page = click.block_id == kit.next_block_id(kind)
+        if not turning_page and click.trigger_id is not None:
+            view = list_view(message, kind=kind, offset=offset, channel_id=click.channel_id)
+            if await open_list(click.client, click.trigger_id, view):
+                return
+        if click.in_home:
+            raise ValueError("Slack could not open the list; click the button again.")
         await click.respond(
             response_type="ephemeral", replace_original=click.is_ephemeral, text=message.text,
             blocks=message.blocks,

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -36,14 +37,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.bootstrap import DigestContext, Oodaloo
 from bot.slack import blocks as kit
 from bot.slack.channel import ChartUrl
-from bot.slack.mrkdwn import clip, clip_lines
+from bot.slack.mrkdwn import clip, clip_lines, escape
 from bot.slack.text import render
-from runway.digest import BillDue, DigestView, local_time
+from runway.audit import target_of
+from runway.cash_flow import home_amount
+from runway.digest import BillDue, DigestView, local_time, rate_now
 from runway.formatting import money_with_home
 from runway.lifecycle import BillState
 from runway.models import AuditEntry, Business
 from runway.people import SLACK_USER_ID
 from runway.shown_rows import DIGEST_ROWS
+from runway.uow import RunwayUnitOfWork
 from sync import Backend, MemoryBackend, redis_of
 
 logger = logging.getLogger(__name__)
@@ -135,7 +139,32 @@ def in_flight(view: DigestView) -> list[BillDue]:
     return [bill for bill in view.bills if bill.standing.in_flight]
 
 
-def recent_line(view: DigestView, entry: AuditEntry) -> str:
+@dataclass(frozen=True)
+class RecentItem:
+    """The bill or invoice an audit entry acted on, as the mirror has it now."""
+
+    kind: kit.Kind
+    name: str
+    doc_number: str | None
+    currency: str
+    #: Home units per unit of its currency (`runway.digest.rate_now`).
+    rate: Decimal
+    balance: Decimal
+
+
+def recent_target(view: DigestView, entry: AuditEntry, item: RecentItem | None) -> str:
+    """What the entry acted on, as the cards name it (mrkdwn): vendor or customer and document
+    number, and the amount it was for, in its currency with the home currency's where they
+    differ; the trail's own words when the mirror no longer has it."""
+    if item is None:
+        return escape(clip(entry.target, kit.NAME_LIMIT))
+    amount = entry.amount if entry.amount is not None else item.balance
+    return f"{kit.item_name(item.kind, item.name, item.doc_number)}, " + money_with_home(
+        amount, item.currency, home_amount(amount, item.rate), view.currency
+    )
+
+
+def recent_line(view: DigestView, entry: AuditEntry, item: RecentItem | None = None) -> str:
     outcome = (entry.outcome or "still going").split(":", 1)[0]
     return render(
         "home",
@@ -143,9 +172,45 @@ def recent_line(view: DigestView, entry: AuditEntry) -> str:
         when=local_time(entry.requested_at, view.tz),
         actor=kit.person(entry.actor) if entry.actor != "scheduler" else "Oodaloo",
         verb=VERBS.get(entry.action, entry.action),
-        target=clip(entry.target, kit.NAME_LIMIT),
+        target=recent_target(view, entry, item),
         outcome=outcome,
     )
+
+
+async def recent_items(
+    uow: RunwayUnitOfWork, view: DigestView, recent: Sequence[AuditEntry]
+) -> dict[str, RecentItem]:
+    """The bills and invoices `recent` acted on, by their audit target ("Bill 1042"), read from
+    the mirror; a bill the digest shows is paid at the digest's own rate."""
+    found: dict[str, RecentItem] = {}
+    shown = {bill.bill_id: bill for bill in view.bills}
+    for entry in recent:
+        target = target_of(entry.target)
+        if target is None or entry.target in found:
+            continue
+        kind, qbo_id = target
+        if kind == "bill":
+            bill = await uow.bills.get(qbo_id)
+            if bill is None:
+                continue
+            currency = bill.currency or view.currency
+            rate = shown[qbo_id].rate if qbo_id in shown else rate_now(
+                currency, bill.exchange_rate, view.currency, {}, booked=bill.payment_exchange_rate
+            )
+            found[entry.target] = RecentItem(
+                "bill", bill.vendor_name or "", bill.doc_number, currency, rate, bill.balance
+            )
+        else:
+            invoice = await uow.invoices.get(qbo_id)
+            if invoice is None:
+                continue
+            currency = invoice.currency or view.currency
+            rate = rate_now(currency, invoice.exchange_rate, view.currency, {})
+            found[entry.target] = RecentItem(
+                "invoice", invoice.customer_name or "", invoice.doc_number, currency, rate,
+                invoice.balance,
+            )
+    return found
 
 
 def home_view(
@@ -156,6 +221,7 @@ def home_view(
     recent: Sequence[AuditEntry],
     notice: str | None = None,
     chart_url: str | None = None,
+    recent_named: Mapping[str, RecentItem] | None = None,
 ) -> dict[str, Any]:
     """The Home tab of one person (`identities`: their Slack id and email, as known); the chart
     from `chart_url` when Slack can fetch it."""
@@ -219,7 +285,8 @@ def home_view(
 
     blocks.append(DividerBlock())
     if recent:
-        lines = [recent_line(view, entry) for entry in recent]
+        named = recent_named or {}
+        lines = [recent_line(view, entry, named.get(entry.target)) for entry in recent]
         title = render("home", part="recent_title")
         blocks.append(kit.section(f"{title}\n" + clip_lines(lines, kit.SECTION_TEXT_LIMIT - len(title) - 1),
                                   block_id="home_recent"))
@@ -237,6 +304,8 @@ class _Shared:
 
     ctx: DigestContext
     recent: Sequence[AuditEntry]
+    #: What the recent entries acted on, by their target.
+    named: Mapping[str, RecentItem]
 
 
 @dataclass
@@ -325,7 +394,7 @@ class HomeTab:
         approver = any(name in identities for name in business.approvers or [])
         return home_view(
             shared.ctx, identities=identities, approver=approver, recent=shared.recent,
-            notice=notice,
+            notice=notice, recent_named=shared.named,
             chart_url=await self.chart_url(shared.ctx.view) if self.chart_url else None,
         )
 
@@ -333,7 +402,8 @@ class HomeTab:
         ctx = await self.oodaloo.digest(business.id, rows=DIGEST_ROWS)
         async with self.oodaloo.uows(business.id) as uow:
             recent = await uow.audit.recent(RECENT)
-        return _Shared(ctx, recent)
+            named = await recent_items(uow, ctx.view, recent)
+        return _Shared(ctx, recent, named)
 
     async def publish(
         self,

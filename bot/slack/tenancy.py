@@ -6,11 +6,11 @@ A bill id from another business is then simply not found in this one's books.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot.slack.list_modal import LIST_MODAL, view_metadata
 from runway.businesses import BusinessDirectory
 from runway.models import Business
 
@@ -44,7 +44,7 @@ def where_from(body: dict[str, Any]) -> Where:
         (channel.get("id") if isinstance(channel, dict) else None)
         or body.get("channel_id")
         or container.get("channel_id")
-        or home_channel(body)
+        or view_channel(body)
     )
     user = body.get("user")
     user_id = (user.get("id") if isinstance(user, dict) else None) or body.get("user_id")
@@ -64,17 +64,20 @@ def is_home(body: dict[str, Any]) -> bool:
     return isinstance(view, dict) and view.get("type") == "home"
 
 
-def home_channel(body: dict[str, Any]) -> str | None:
-    """The channel of the business a Home tab shows: Oodaloo wrote it into the view's
-    private_metadata when it published the view, and Slack hands it back signed with the click
-    (as the settings modal does); a channel of another team is then simply not found."""
-    if not is_home(body):
+def is_list_modal(body: dict[str, Any]) -> bool:
+    """Whether a click came from the list modal "Show all" opens (no channel, no response_url)."""
+    view = body.get("view")
+    return isinstance(view, dict) and view.get("type") == "modal" and view.get("callback_id") == LIST_MODAL
+
+
+def view_channel(body: dict[str, Any]) -> str | None:
+    """The channel of the business a Home tab or the list modal shows: Oodaloo wrote it into the
+    view's private_metadata when it published or opened the view, and Slack hands it back signed
+    with the click (as the settings modal does); a channel of another team is then simply not
+    found."""
+    if not is_home(body) and not is_list_modal(body):
         return None
-    try:
-        metadata = json.loads(str(body["view"].get("private_metadata") or "{}"))
-    except (ValueError, RecursionError):
-        return None
-    found = metadata.get("channel_id") if isinstance(metadata, dict) else None
+    found = view_metadata(body["view"]).get("channel_id")
     return found if isinstance(found, str) else None
 
 

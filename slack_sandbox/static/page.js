@@ -546,8 +546,11 @@
       showModalErrors(current, view.errors);
       return;
     }
-    // Inputs keep what the person typed when the app updates the modal, as in Slack.
-    const kept = current && shownView && shownView.id === view.id ? modalValues(current) : {};
+    // Inputs keep what the person typed when the app updates the modal, and the modal stays
+    // scrolled where it was (a list's card clicked far down), as in Slack.
+    const same = current && shownView && shownView.id === view.id;
+    const kept = same ? modalValues(current) : {};
+    const scrolled = same ? current.querySelector(".modal-body").scrollTop : 0;
     const where = { ts: null, ephemeral: false, view: view.id };
     const body = el("div", { className: "modal-body" });
     (view.blocks || []).forEach((block) => {
@@ -583,6 +586,7 @@
     });
     overlay.replaceChildren(modal);
     overlay.hidden = false;
+    body.scrollTop = scrolled;
     shownView = { id: view.id, hash: view.hash };
     showModalErrors(modal, view.errors);
   }

@@ -3,8 +3,8 @@ Playwright) on the page it prints. One demo process serves the whole module (it 
 but a fresh one per test would be most of the time); each test opens its own browser page, as the
 owner. The digest's headline shows on load; Approve, then Pay and confirm, turn a bill's line to
 Paid; `/runway` answers; the emailed digest is in the mailbox; Oodaloo's Home tab shows the runway
-and the bills waiting for the person; a bill that needs two approvers is finished by switching
-person; `/runway connect` completes through the QuickBooks sandbox's consent page; a phone's width
+and the bills waiting for the person; "Show all" opens the whole list in a modal whose buttons
+work there; a bill that needs two approvers is finished by switching person; `/runway connect` completes through the QuickBooks sandbox's consent page; a phone's width
 needs no sideways scrolling.
 
 Screenshots of each are kept in `OODALOO_SCREENSHOTS` (default: `oodaloo-screenshots` in the
@@ -189,6 +189,15 @@ async def test_the_home_tab_shows_the_runway_and_what_waits_for_the_person(page:
     await chart_shown(page, home)
     await page.screenshot(path=screenshot_path("home-tab"))
 
+    # "Recently" names the bill approved here as its card does: vendor, bill number, amount.
+    card = home.locator("[data-testid^='block-bill:']").first
+    first_line = (await card.inner_text()).split("\n")[0]
+    await approve.click()
+    recent = home.get_by_test_id("block-home_recent")
+    await expect(recent).to_contain_text(f"approved {first_line}, $", timeout=20_000)
+    await recent.scroll_into_view_if_needed()
+    await page.screenshot(path=screenshot_path("home-recently"))
+
     # Settings opens the same modal as /runway settings.
     await home.get_by_test_id("button-home_settings-biz-larkspur").click()
     await expect(page.get_by_test_id("modal")).to_be_visible(timeout=20_000)
@@ -198,6 +207,44 @@ async def test_the_home_tab_shows_the_runway_and_what_waits_for_the_person(page:
     # Back to the channel.
     await page.get_by_test_id("channel-C0FINANCE").click()
     await expect(the_digest(page)).to_be_visible()
+
+
+async def test_show_all_opens_the_whole_list_in_a_modal_where_its_buttons_work(page: Page) -> None:
+    digest = the_digest(page)
+    await expect(digest).to_be_visible(timeout=30_000)
+    await digest.get_by_test_id("button-show_more_invoices-0").click()
+    modal = page.get_by_test_id("modal")
+    try:
+        await show_all_in_the_modal(page, modal)
+    finally:
+        # The modal is the local Slack's, shared by the module's tests: it never outlives this one.
+        if await modal.count():
+            await page.get_by_test_id("modal-close").click()
+    await expect(modal).to_be_hidden()
+
+
+async def show_all_in_the_modal(page: Page, modal: Locator) -> None:
+    await expect(modal).to_be_visible(timeout=20_000)
+    await expect(page.get_by_test_id("modal-title")).to_have_text("Overdue invoices")
+    reminders = modal.locator("[data-testid^='button-invoice_remind-']")
+    await expect(reminders.first).to_be_visible()
+    await page.screenshot(path=screenshot_path("show-all-modal"))
+
+    # "Next" turns the modal's page in place; no list lands at the bottom of the channel.
+    first = await reminders.first.get_attribute("data-testid")
+    await modal.locator("[data-testid^='button-show_more_invoices-']").click()
+    await expect(reminders.first).not_to_have_attribute("data-testid", first or "", timeout=20_000)
+    await expect(page.locator("[data-testid^='ephemeral-'] [data-testid^='button-invoice_remind-']")).to_have_count(0)
+
+    # Send reminder from inside the modal: its confirm dialog, then the modal shows it sent.
+    invoice = (await reminders.first.get_attribute("data-testid") or "").removeprefix("button-invoice_remind-")
+    await reminders.first.click()
+    await expect(page.get_by_test_id("confirm-dialog")).to_be_visible()
+    await page.get_by_test_id("confirm-ok").click()
+    card = modal.get_by_test_id(f"block-invoice:{invoice}")
+    await expect(card).to_contain_text(re.compile(r"\d+ reminders? sent, last on .+ by @Dana Whitfield"),
+                                       timeout=20_000)
+    await page.screenshot(path=screenshot_path("show-all-modal-reminded"))
 
 
 async def test_a_bill_that_needs_two_approvers_is_paid_by_switching_person(page: Page) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from db_conftest import MigratedDatabase
 from bot.local import BOOKKEEPER, BUSINESS_ID, CHANNEL, OWNER, STAFF, LocalStack, local_stack
 from bot.slack import blocks as kit
 from bot.slack.handoff import SlackWork
-from bot.slack.home import HOME_SETTINGS, not_linked_view
+from bot.slack.home import HOME_SETTINGS, RecentItem, not_linked_view, recent_line
 from runway.lifecycle import BillState
+from runway.models import AuditEntry
 from slack_sandbox.workspace import View
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -135,6 +138,35 @@ async def test_two_approvers_approve_and_pay_from_their_home_tabs(stack: LocalSt
     await stack.until(lambda: "Paid" in json.dumps(stack.message(digest.ts).blocks))
     final = stack.workspace.home(BOOKKEEPER)
     assert final is not None and "paid" in _texts(final).lower()
+
+
+async def test_recently_names_the_bill_as_the_cards_do(stack: LocalStack) -> None:
+    bill_id = await _two_approver_bill(stack)
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    bill = next(b for b in ctx.view.bills if b.bill_id == bill_id)
+    home = await _open_home(stack, OWNER)
+    await stack.agent.click(OWNER, home, kit.BILL_APPROVE, block_id=f"bill_actions:{bill_id}")
+    after = await _home_after(stack, OWNER, home, "approved")
+    recent = next(b for b in after.blocks if b.get("block_id") == "home_recent")["text"]["text"]
+    named = kit.item_name("bill", bill.vendor_name, bill.doc_number)
+    assert f"approved {named}, {kit.bill_money(ctx.view, bill, bill.amount)}" in recent
+    assert f"Bill {bill_id}" not in recent
+
+
+async def test_a_recent_line_escapes_the_vendor_and_gives_both_currencies(stack: LocalStack) -> None:
+    ctx = await stack.oodaloo.digest(BUSINESS_ID)
+    entry = AuditEntry(
+        actor=OWNER, action="bill.pay", target="Bill 77", amount=Decimal("1000.00"),
+        outcome="succeeded: paid", requested_at=datetime(2026, 3, 2, 17, 0, tzinfo=UTC),
+    )  # fmt: skip
+    item = RecentItem("bill", 'Smith & <Sons> "Bakery"', "A<1>", "EUR", Decimal("1.1"), Decimal("1000.00"))
+    line = recent_line(ctx.view, entry, item)
+    assert '*Smith &amp; &lt;Sons&gt; "Bakery"* · bill A&lt;1&gt;, €1,000.00 ($1,100.00)' in line
+    assert "<Sons>" not in line and "Bill 77" not in line
+    # A bill the mirror no longer has keeps the trail's own words, escaped.
+    unknown = AuditEntry(actor=OWNER, action="bill.pay", target="Bill <9>", amount=None, outcome=None,
+                         requested_at=entry.requested_at)
+    assert "paid Bill &lt;9&gt; · _still going_" in recent_line(ctx.view, unknown, None)
 
 
 async def test_a_refusal_from_home_is_told_on_home(stack: LocalStack) -> None:

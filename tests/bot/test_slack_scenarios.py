@@ -384,26 +384,6 @@ async def test_a_non_approver_cannot_open_or_submit_settings(scenario: LocalStac
     assert scenario.workspace.open_views(STAFF) == []
 
 
-async def test_and_n_more_opens_the_whole_list_page_by_page(scenario: LocalStack) -> None:
-    digest = await scenario.post_digest()
-    ctx = await scenario.oodaloo.digest(BUSINESS_ID)
-    overdue = ctx.view.overdue_invoices.total
-    shown = [b for b in digest.blocks if str(b.get("block_id", "")).startswith("invoice:")]
-    assert 0 < len(shown) < overdue, "the digest shows some overdue invoices and says how many more"
-
-    await scenario.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
-    first = await scenario.ephemeral_for(OWNER, kit.INVOICE_REMIND)
-    first_page = [b["block_id"] for b in first.blocks if str(b.get("block_id", "")).startswith("invoice:")]
-    assert len(first_page) > len(shown)
-
-    await scenario.agent.click(OWNER, first, kit.SHOW_MORE_INVOICES)
-    await scenario.until(lambda: (e := scenario.workspace.ephemeral(first.ts)) is not None and e.blocks != first.blocks)
-    second = scenario.workspace.ephemeral(first.ts)
-    assert second is not None
-    second_page = [b["block_id"] for b in second.blocks if str(b.get("block_id", "")).startswith("invoice:")]
-    assert second_page and not set(second_page) & set(first_page), "the next page, in place"
-
-
 @pytest.mark.parametrize(
     "body",
     [

@@ -320,6 +320,30 @@ async def test_views_update_checks_the_hash_and_push_stacks(
     assert outside.value.response["error"] == "invalid_trigger_id"
 
 
+async def test_views_refuse_what_slack_refuses_of_a_modal(
+    web_client: AsyncWebClient, slack: RunningSlack
+) -> None:
+    ws = slack.workspace
+    wrong = [
+        {**MODAL, "title": {"type": "plain_text", "text": "A title far longer than Slack's"}},
+        {**MODAL, "close": {"type": "plain_text", "text": "Close this list, thank you"}},
+        {**MODAL, "close": {"type": "mrkdwn", "text": "*Close*"}},
+        {**MODAL, "private_metadata": "x" * 3001},
+        {**MODAL, "callback_id": "c" * 256},
+    ]
+    for view in wrong:
+        with pytest.raises(SlackApiError) as refused:
+            await web_client.views_open(trigger_id=ws.issue_trigger(OWNER), view=view)
+        assert refused.value.response["error"] == "invalid_arguments", view
+    assert ws.open_views(OWNER) == []
+
+    opened = (await web_client.views_open(trigger_id=ws.issue_trigger(OWNER), view=MODAL))["view"]
+    ws.close_view(opened["id"])  # the person closed it
+    with pytest.raises(SlackApiError) as closed:
+        await web_client.views_update(view_id=opened["id"], view=MODAL)
+    assert closed.value.response["error"] == "not_found"
+
+
 async def test_users_and_conversations_info(web_client: AsyncWebClient) -> None:
     user = (await web_client.users_info(user=OWNER))["user"]
     assert (user["name"], user["real_name"], user["is_admin"]) == ("dana", "Dana Whitfield", True)
