@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from runway.digest import DigestView
-from runway.formatting import format_day, money, money_short
+from runway.formatting import DEFAULT_LOCALE, format_day, money, money_short
 
 #: What is drawn: 13 weeks ahead.
 TITLE = "Cash over the next 13 weeks"
@@ -99,13 +99,17 @@ class ChartData:
     #: The business's minimum cash buffer (0: none set, the line is drawn at zero).
     buffer: Decimal
     weeks: tuple[ChartWeek, ...]
+    #: How its amounts and days are written (the business's locale).
+    locale: str = DEFAULT_LOCALE
 
     @property
     def fingerprint(self) -> str:
         """A short digest of the figures: equal figures, equal fingerprint (the chart link's
         cache key, so a link changes when the picture would)."""
-        text = repr((self.business_id, self.currency, self.today, self.cash_now, self.buffer,
-                     self.weeks))  # fmt: skip
+        figures = (self.business_id, self.currency, self.today, self.cash_now, self.buffer,
+                   self.weeks)  # fmt: skip
+        # Another locale writes the same figures otherwise; en_US keeps the links it always had.
+        text = repr(figures if self.locale == DEFAULT_LOCALE else (*figures, self.locale))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_DIGITS]
 
     @property
@@ -138,6 +142,7 @@ def chart_data(view: DigestView) -> ChartData:
             )
             for week in forecast.weeks
         ),
+        locale=view.locale,
     )
 
 
@@ -153,18 +158,21 @@ def chart_alt_text(view: DigestView) -> str:
 
 def alt_text(data: ChartData) -> str:
     if not data.weeks:
-        return f"{TITLE}: {money(data.cash_now, data.currency)} now; no forecast yet."
+        return f"{TITLE}: {money(data.cash_now, data.currency, locale=data.locale)} now; no forecast yet."
 
     def amount(value: Decimal) -> str:
-        return money(value, data.currency)
+        return money(value, data.currency, locale=data.locale)
+
+    def day(on: date) -> str:
+        return format_day(on, data.locale)
 
     last, low = data.weeks[-1], data.lowest
-    at_end = f"{amount(last.cash)} at the end of week {last.number} ({format_day(last.end)})"
+    at_end = f"{amount(last.cash)} at the end of week {last.number} ({day(last.end)})"
     if low is last:
         course = f"{at_end}, the lowest"
     else:
         course = (f"lowest {amount(low.cash)} at the end of week {low.number} "
-                  f"({format_day(low.end)}), {at_end}")  # fmt: skip
+                  f"({day(low.end)}), {at_end}")  # fmt: skip
     sentences = [f"{TITLE}: {amount(data.cash_now)} now, {course}."]
     below = data.first_below_buffer
     if data.buffer > 0:
@@ -174,9 +182,9 @@ def alt_text(data: ChartData) -> str:
         elif below is None:
             line += "cash stays above it."
         else:
-            line += f"cash falls under it in week {below.number} ({format_day(below.end)})."
+            line += f"cash falls under it in week {below.number} ({day(below.end)})."
     elif below is not None:
-        line = f"No cash buffer is set; cash goes below zero in week {below.number} ({format_day(below.end)})."
+        line = f"No cash buffer is set; cash goes below zero in week {below.number} ({day(below.end)})."
     else:
         line = "No cash buffer is set; cash stays above zero."
     sentences.append(line)
@@ -243,12 +251,12 @@ def _floats(values: Any) -> list[float]:
     return [float(value) for value in values]
 
 
-def _money_axis(axes: Any, currency: str, ticks: int) -> None:
+def _money_axis(axes: Any, currency: str, locale: str, ticks: int) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     axes.yaxis.set_major_locator(MaxNLocator(nbins=ticks))
     axes.yaxis.set_major_formatter(
-        FuncFormatter(lambda value, _: money_short(Decimal(f"{float(value):.2f}"), currency))
+        FuncFormatter(lambda value, _: money_short(Decimal(f"{float(value):.2f}"), currency, locale=locale))
     )
     axes.grid(axis="y", color=GRID, linewidth=0.6)
     axes.set_axisbelow(True)
@@ -269,7 +277,7 @@ def _draw_cash(axes: Any, data: ChartData) -> None:
     if buffer > 0:
         axes.axhspan(bottom, buffer, color=BELOW, alpha=0.07, linewidth=0)
         axes.axhline(buffer, color=INK, linestyle=(0, (4, 3)), linewidth=1.0,
-                     label=f"Buffer {money_short(data.buffer, data.currency)}")  # fmt: skip
+                     label=f"Buffer {money_short(data.buffer, data.currency, locale=data.locale)}")  # fmt: skip
     else:
         axes.axhline(0, color=INK, linewidth=0.6)
     under = [(x, value) for x, value in zip(xs, cash, strict=True) if value < buffer]
@@ -278,18 +286,18 @@ def _draw_cash(axes: Any, data: ChartData) -> None:
                   marker="o", markersize=4.2, color=BELOW)  # fmt: skip
     # The two figures a reader looks for first: cash now and the lowest week.
     low_week = data.lowest
-    axes.annotate(money_short(data.cash_now, data.currency), (0, cash[0]), xytext=(4, 6),
+    axes.annotate(money_short(data.cash_now, data.currency, locale=data.locale), (0, cash[0]), xytext=(4, 6),
                   textcoords="offset points", fontsize=8, color=INK)  # fmt: skip
     if low_week.cash < data.cash_now:
         low = float(low_week.cash)
         # Under the point, unless the buffer line runs just there.
         above = 0 < low - buffer < (top - bottom) * 0.15
         last = low_week.number == len(data.weeks)
-        axes.annotate(money_short(low_week.cash, data.currency), (low_week.number, low),
+        axes.annotate(money_short(low_week.cash, data.currency, locale=data.locale), (low_week.number, low),
                       xytext=(2 if last else 0, 6 if above else -12), textcoords="offset points",
                       ha="right" if last else "center", fontsize=8,
                       color=BELOW if low_week.cash < data.buffer else INK)  # fmt: skip
-    _money_axis(axes, data.currency, ticks=4)
+    _money_axis(axes, data.currency, data.locale, ticks=4)
     axes.tick_params(axis="x", labelbottom=False)
 
 
@@ -306,14 +314,14 @@ def _draw_flows(axes: Any, data: ChartData) -> None:
     axes.bar(xs, bills, width, color=OUT_KNOWN, label=known_out)
     axes.bar(xs, typical_out, width, bottom=bills, color=OUT_TYPICAL, label=other_out)
     axes.axhline(0, color=INK, linewidth=0.6)
-    _money_axis(axes, data.currency, ticks=3)
+    _money_axis(axes, data.currency, data.locale, ticks=3)
 
 
 def _draw_x_axis(cash_axes: Any, flow_axes: Any, data: ChartData) -> None:
     count = len(data.weeks)
     cash_axes.set_xlim(-0.5, count + 0.5)
     marked = [0, *(number for number in (4, 8, count) if 0 < number <= count)]
-    labels = ["Today" if number == 0 else f"wk {number}\n{format_day(data.weeks[number - 1].end)}"
+    labels = ["Today" if number == 0 else f"wk {number}\n{format_day(data.weeks[number - 1].end, data.locale)}"
               for number in marked]  # fmt: skip
     flow_axes.set_xticks(marked, labels)
     flow_axes.tick_params(axis="x", length=0)

@@ -40,6 +40,7 @@ from qbo_sandbox.config import DEFAULT_SEED, SandboxConfig
 from qbo_sandbox.oauth import AUTHORIZE_PATH, TOKEN_PATH
 from qbo_sandbox.seed_names import COMPANY_NAME
 from runway.crypto import generate_key
+from runway.mirror import company_country
 from runway.models import Business
 from slack_sandbox.config import SlackSandboxConfig
 from slack_sandbox.server import RunningSlack, start_in_thread
@@ -208,7 +209,6 @@ async def local_stack(
             BUSINESS_ID,
             business_name,
             "America/Los_Angeles",
-            realm_id=sandbox.realm_id,
             slack_team_id=config.team_id,
             slack_channel_id=CHANNEL,
             approvers=[OWNER, BOOKKEEPER, *email_recipients],
@@ -223,6 +223,8 @@ async def local_stack(
                 expires_at=now + timedelta(hours=1),
                 refresh_expires_at=now + timedelta(days=100),
             ),
+            # As connecting through QuickBooks' sign-in does: the company's country, its locale.
+            country=company_country(sandbox.realm().get("CompanyInfo", "1") or {}),
         )
         services = await oodaloo.services_for(BUSINESS_ID)
         await services.mirror.sync()

@@ -60,8 +60,8 @@ async def businesses(oodaloo: Oodaloo, out: TextIO | None = None) -> int:
             plain(business.name),
             f"{business.realm_id} ({status})" if business.realm_id else "not connected",
             f"{business.slack_team_id}/{business.slack_channel_id}" if business.slack_channel_id else "-",
-            f"{WEEKDAYS[business.digest_weekday][:3]} {format_clock(business.digest_local_time)} {business.timezone}",
-            format_moment(nxt, business.timezone),
+            f"{WEEKDAYS[business.digest_weekday][:3]} {format_clock(business.digest_local_time, business.locale)} {business.timezone}",
+            format_moment(nxt, business.timezone, business.locale),
         ])
     _table(table, out)
     return 0

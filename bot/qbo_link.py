@@ -51,6 +51,7 @@ from runway.businesses import (
     NotAnApprover,
     QBOAppCredentials,
 )
+from runway.mirror import company_country
 from runway.models import Business
 from sync import PRODUCTION_TOKEN_URL, UTC_CLOCK, OAuthTokens, WallClock, loads_decimal
 
@@ -348,9 +349,15 @@ class QBOLinker:
         except NotAnApprover as exc:
             raise self._not_allowed(business) from exc
         tokens = await self._exchange(code)
-        await self._check_tokens_open(realm_id, tokens)
+        company = await self._check_tokens_open(realm_id, tokens)
         try:
-            await self.directory.connect(business.id, realm_id, tokens, by=request.requested_by)
+            await self.directory.connect(
+                business.id,
+                realm_id,
+                tokens,
+                by=request.requested_by,
+                country=company_country(company),
+            )
         except NotAnApprover as exc:  # removed from the approvers meanwhile
             raise self._not_allowed(business) from exc
         except ValueError as exc:  # another business took the company meanwhile
@@ -392,8 +399,9 @@ class QBOLinker:
             "run /runway connect."
         )
 
-    async def _check_tokens_open(self, realm_id: str, tokens: OAuthTokens) -> None:
-        """Refuses (storing nothing) unless the new access token opens company `realm_id`.
+    async def _check_tokens_open(self, realm_id: str, tokens: OAuthTokens) -> dict[str, Any]:
+        """Refuses (storing nothing) unless the new access token opens company `realm_id`; its
+        CompanyInfo otherwise (its country gives a new business its locale).
 
         `realmId` arrives in the callback's query string, which anyone can edit; the tokens are
         what QuickBooks actually granted. An access token is scoped to the company chosen on
@@ -433,6 +441,12 @@ class QBOLinker:
                 f"QuickBooks could not confirm the company that was chosen (HTTP "
                 f"{response.status_code}), so nothing was connected. {_RECONNECT_ADVICE}"
             )
+        try:
+            info = loads_decimal(response.text).get("CompanyInfo")
+        except (ValueError, AttributeError):
+            info = None
+        # The company is confirmed either way; an unreadable body only costs it its locale.
+        return info if isinstance(info, dict) else {}
 
     def _company_taken(self, realm_id: str) -> CompanyTaken:
         return CompanyTaken(

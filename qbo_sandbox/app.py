@@ -132,7 +132,7 @@ class Sandbox:
             retry_delays=config.webhook_retry_delays,
             timeout_seconds=config.webhook_timeout_seconds,
         )
-        self._seeds: dict[str, tuple[int, int | None, bool, bool]] = {}
+        self._seeds: dict[str, tuple[int, int | None, bool, bool, str]] = {}
 
         self.chaos = Chaos(
             build_v3_app(self.store),
@@ -147,7 +147,12 @@ class Sandbox:
 
         self.realm_id = realm_id_for(config.seed)
         self._seed_realm(
-            self.realm_id, config.seed, config.scale, config.full_books, config.euro_supplier
+            self.realm_id,
+            config.seed,
+            config.scale,
+            config.full_books,
+            config.euro_supplier,
+            config.country,
         )
         initial = self.tokens.issue(self.realm_id)
         self.access_token = initial.access_token
@@ -192,16 +197,17 @@ class Sandbox:
         scale: int | None,
         full_books: bool = False,
         euro_supplier: bool = False,
+        country: str = "US",
     ) -> Realm:
         realm = self.store.create_realm(realm_id)
         today = self.clock.now().astimezone(realm.tz).date()
         if scale is None:
             seed_default_company(
-                realm, seed=seed, today=today, full=full_books, euro=euro_supplier
+                realm, seed=seed, today=today, full=full_books, euro=euro_supplier, country=country
             )
         else:
             seed_scaled_company(realm, n=scale, seed=seed, today=today)
-        self._seeds[realm_id] = (seed, scale, full_books, euro_supplier)
+        self._seeds[realm_id] = (seed, scale, full_books, euro_supplier, country)
         return realm
 
     def add_realm(
@@ -228,18 +234,18 @@ class Sandbox:
 
     def reset_realm(self, realm_id: str) -> dict[str, Any]:
         """Reseeds a company as it was created; its tokens stay valid, its remembered requestids go."""
-        seed, scale, full_books, euro = self._seeds.get(
-            realm_id, (self.config.seed, None, False, False)
+        seed, scale, full_books, euro, country = self._seeds.get(
+            realm_id, (self.config.seed, None, False, False, "US")
         )
         self.store.drop_realm(realm_id)
-        realm = self._seed_realm(realm_id, seed, scale, full_books, euro)
+        realm = self._seed_realm(realm_id, seed, scale, full_books, euro, country)
         self.limits.reset_realm(realm_id)
         return {"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(realm)}
 
     def describe_realms(self) -> list[dict[str, Any]]:
         out = []
         for realm_id in self.store.realm_ids():
-            seed, scale, _, _ = self._seeds.get(realm_id, (None, None, False, False))
+            seed, scale, *_ = self._seeds.get(realm_id, (None, None, False, False, "US"))
             out.append({"realm_id": realm_id, "seed": seed, "scale": scale, "objects": _counts(self.store.realm(realm_id))})
         return out
 

@@ -465,8 +465,8 @@ def vendor_terms(rng: random.Random, category: str) -> str:
     return VENDOR_CATEGORIES[category].terms
 
 
-def render_company_info(realm: Realm, opened: datetime) -> dict[str, Any]:
-    addr = dict(names.COMPANY_ADDRESS, Id="1")
+def render_company_info(realm: Realm, opened: datetime, country: str = "US") -> dict[str, Any]:
+    addr = dict(names.COMPANY_ADDRESS, Id="1", Country=country)
     industry, code = names.INDUSTRY
     return {
         "Id": "1",
@@ -476,7 +476,7 @@ def render_company_info(realm: Realm, opened: datetime) -> dict[str, Any]:
         "CompanyAddr": addr,
         "LegalAddr": dict(addr),
         "CustomerCommunicationAddr": dict(addr),
-        "Country": "US",
+        "Country": country,
         "Email": {"Address": names.COMPANY_EMAIL},
         "WebAddr": {"URI": names.COMPANY_WEBSITE},
         "PrimaryPhone": {"FreeFormNumber": names.COMPANY_PHONE},
@@ -628,9 +628,17 @@ class DefaultCompany:
     CUSTOMER_COUNT = 60
 
     def __init__(
-        self, *, seed: int, today: date, tz: ZoneInfo, full: bool = False, euro: bool = False
+        self,
+        *,
+        seed: int,
+        today: date,
+        tz: ZoneInfo,
+        full: bool = False,
+        euro: bool = False,
+        country: str = "US",
     ) -> None:
         self.rng = random.Random(seed)
+        self.country = country
         self.full = full
         self.euro = euro
         self.rates: dict[date, Decimal] = {}
@@ -1299,7 +1307,11 @@ class DefaultCompany:
         for number, record in enumerate(records, start=2):  # CompanyInfo is Id 1
             record.id = str(number)
         self.post_ledger()
-        realm.load("CompanyInfo", render_company_info(realm, self.opened_at), created=self.opened_at)
+        realm.load(
+            "CompanyInfo",
+            render_company_info(realm, self.opened_at, self.country),
+            created=self.opened_at,
+        )
         load_lists(realm, self.opened_at, self.accounts["wholesale"])
         for record in records:
             entity, body = self.render(record)
@@ -1609,12 +1621,20 @@ ENTITY_OF: dict[type, str] = {
 
 
 def seed_default_company(
-    realm: Realm, *, seed: int, today: date, full: bool = False, euro: bool = False
+    realm: Realm,
+    *,
+    seed: int,
+    today: date,
+    full: bool = False,
+    euro: bool = False,
+    country: str = "US",
 ) -> None:
     """Load Larkspur & Pine Coffee Roasters' last twelve months into an empty realm; `full` adds
     the money a real company also moves (DefaultCompany.plan_everyday_money), `euro` turns
     multicurrency on with a supplier billing in euros (DefaultCompany.plan_euro_supplier)."""
-    company = DefaultCompany(seed=seed, today=today, tz=realm.tz, full=full, euro=euro)
+    company = DefaultCompany(
+        seed=seed, today=today, tz=realm.tz, full=full, euro=euro, country=country
+    )
     with realm.bulk():
         company.load(realm)
 

@@ -32,7 +32,7 @@ from runway.errors import (
     PaymentRefused,
     RunwayError,
 )
-from runway.formatting import format_day, money
+from runway.formatting import DEFAULT_LOCALE, format_day, money
 from runway.lifecycle import (
     BillStanding,
     BillState,
@@ -84,6 +84,8 @@ class PaymentResult:
     exchange_rate: Decimal | None = None
     #: The business's home currency, the one `home_amount` is in.
     home_currency: str = "USD"
+    #: How the business writes money (`Business.locale`), for the sentence that tells of it.
+    locale: str = DEFAULT_LOCALE
 
     @property
     def home_amount(self) -> Decimal | None:
@@ -106,6 +108,7 @@ class _PlannedPayment:
     bill_row_id: int
     audit_id: int
     home_currency: str
+    locale: str
 
 
 def _bill_label(bill: Bill) -> str:
@@ -118,13 +121,13 @@ def _not_payable(label: str, standing: BillStanding, business: Business) -> str:
     currency = standing.currency or business.home_currency
     if standing.lapsed and not standing.approvals:
         return (
-            f"{label} was approved for {money(standing.lapsed[0].amount or Decimal(0), currency)}, but "
-            f"QuickBooks now has {money(standing.balance, currency)} open; it needs approving again."
+            f"{label} was approved for {money(standing.lapsed[0].amount or Decimal(0), currency, locale=business.locale)}, but "
+            f"QuickBooks now has {money(standing.balance, currency, locale=business.locale)} open; it needs approving again."
         )
     if not standing.approvals:
         return f"{label} has not been approved yet; approve it first."
     return (
-        f"{label} is above the approval threshold of {money(business.approval_threshold, business.home_currency)} and "
+        f"{label} is above the approval threshold of {money(business.approval_threshold, business.home_currency, locale=business.locale)} and "
         f"needs a second approval from someone other than {standing.approvals[0].by}."
     )
 
@@ -264,15 +267,15 @@ class BillService:
                     raise ApprovalRefused(f"{label} is already being paid; nothing to approve.")
                 if seen_amount is not None and seen_amount != bill.balance:
                     raise ApprovalRefused(
-                        f"{label} now has {money(bill.balance, bill.currency or business.home_currency)} open in QuickBooks, not the "
-                        f"{money(seen_amount, bill.currency or business.home_currency)} you saw; nothing was approved. Look at the new "
+                        f"{label} now has {money(bill.balance, bill.currency or business.home_currency, locale=business.locale)} open in QuickBooks, not the "
+                        f"{money(seen_amount, bill.currency or business.home_currency, locale=business.locale)} you saw; nothing was approved. Look at the new "
                         "amount (`/runway bills`) and approve that."
                     )
                 if before.approved_by_person(who):
                     if before.approvals_missing:
                         raise AlreadyApproved(
                             f"You have already approved {label}. It is above the approval "
-                            f"threshold of {money(business.approval_threshold, business.home_currency)}, so a second, "
+                            f"threshold of {money(business.approval_threshold, business.home_currency, locale=business.locale)}, so a second, "
                             "different person must approve it too."
                         )
                     raise AlreadyApproved(f"You have already approved {label}; nothing changed.")
@@ -398,6 +401,7 @@ class BillService:
             await self.standing(bill_id),
             plan.intent.exchange_rate,
             plan.home_currency,
+            plan.locale,
         )
 
     async def _plan_payment(
@@ -450,7 +454,7 @@ class BillService:
             label = _bill_label(bill)
             if open_payment is not None:
                 raise PaymentRefused(
-                    f"A payment of {money(open_payment.amount, bill.currency or business.home_currency)} for {label} is already on its "
+                    f"A payment of {money(open_payment.amount, bill.currency or business.home_currency, locale=business.locale)} for {label} is already on its "
                     f"way ({open_payment.state.value}); Oodaloo is confirming it with QuickBooks. "
                     "Wait for its result before paying again."
                 )
@@ -458,8 +462,8 @@ class BillService:
                 raise PaymentRefused(f"{label} is already paid in full; nothing was sent.")
             if amount != current.balance:
                 raise PaymentRefused(
-                    f"{label} now has {money(current.balance, bill.currency or business.home_currency)} open in QuickBooks, not the "
-                    f"{money(amount, bill.currency or business.home_currency)} you saw (it changed in QuickBooks); nothing was paid. "
+                    f"{label} now has {money(current.balance, bill.currency or business.home_currency, locale=business.locale)} open in QuickBooks, not the "
+                    f"{money(amount, bill.currency or business.home_currency, locale=business.locale)} you saw (it changed in QuickBooks); nothing was paid. "
                     f"Look at the new amount (`/runway bills`) and pay that."
                 )
             # The rules read QuickBooks' balance, through the same function as the digest.
@@ -541,7 +545,7 @@ class BillService:
                 requested_at=now,
             )
             await uow.flush()
-            planned = _PlannedPayment(intent, bill.id, entry.id, home)
+            planned = _PlannedPayment(intent, bill.id, entry.id, home, business.locale)
             await uow.commit()
         return planned
 

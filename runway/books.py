@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from runway.cash_flow import CashFlowClass, CashMovement, MovementKind, home_amount
+from runway.formatting import DEFAULT_LOCALE
 from runway.shown_rows import ShownRows
 
 R = TypeVar("R")
@@ -218,6 +219,8 @@ class BooksSnapshot:
     as_of: Mapping[str, datetime] = field(default_factory=dict)
     #: The cash the owner never wants to go below.
     min_cash_buffer: Decimal = Decimal("0.00")
+    #: How the business's money and dates are written (`Business.locale`).
+    locale: str = DEFAULT_LOCALE
     #: Bills above this amount need two different approvers.
     approval_threshold: Decimal = Decimal("5000.00")
     #: Each known identifier of the business's people mapped to all of that person's (a Slack id

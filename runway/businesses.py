@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from runway.books import BankBalance
 from runway.crypto import TokenCipher
 from runway.errors import BusinessNotReady, PaymentRefused
+from runway.formatting import check_locale, locale_for_country
 from runway.models import Business, ConnectionStatus, PersonRecord, QBOConnection
 from runway.people import canonical, is_email
 from sync import (
@@ -77,6 +78,7 @@ UPDATABLE_FIELDS = frozenset(
         "name",
         "timezone",
         "home_currency",
+        "locale",
         "digest_weekday",
         "digest_local_time",
         "approvers",
@@ -111,6 +113,8 @@ def _check_fields(changes: Mapping[str, Any]) -> None:
         )
     if "timezone" in changes:
         check_timezone(str(changes["timezone"]))
+    if "locale" in changes:
+        check_locale(changes["locale"])
     for money in ("approval_threshold", "min_cash_buffer"):
         if money in changes:
             value = changes[money]
@@ -439,12 +443,20 @@ class BusinessDirectory:
     # --- the QuickBooks connection ---------------------------------------------------------
 
     async def connect(
-        self, business_id: str, realm_id: str, tokens: OAuthTokens, *, by: str | None = None
+        self,
+        business_id: str,
+        realm_id: str,
+        tokens: OAuthTokens,
+        *,
+        by: str | None = None,
+        country: str | None = None,
     ) -> QBOConnection:
         """Connect (or reconnect) a business to its QuickBooks company with fresh OAuth tokens.
 
         `by`, the person who connected it, must be one of its approvers (NotAnApprover, nothing
-        stored); `by=None` is Oodaloo's operator.
+        stored); `by=None` is Oodaloo's operator. `country` is the company's (CompanyInfo): a
+        business connecting its first company takes that country's locale; a reconnection keeps
+        the locale the owner has.
         """
         now = self.clock.now()
         async with self.sessions() as session:
@@ -458,6 +470,8 @@ class BusinessDirectory:
                 raise ValueError(
                     f"QuickBooks company {realm_id} already belongs to another business"
                 )
+            if business.realm_id is None:
+                business.locale = locale_for_country(country)
             business.realm_id = realm_id
             result = await session.execute(
                 select(QBOConnection).where(QBOConnection.business_id == business_id)

@@ -33,7 +33,7 @@ from typing import Any
 
 from runway.books import BankBalance, BooksSnapshot, CashMovement
 from runway.cash_flow import CashFlowClass
-from runway.formatting import format_day, money
+from runway.formatting import DEFAULT_LOCALE, format_day, money
 
 CENT = Decimal("0.01")
 DAYS_PER_MONTH = 30
@@ -96,14 +96,14 @@ class CashOnHand:
     def oldest_as_of(self) -> datetime | None:
         return min((bank.as_of for bank in self.banks), default=None)
 
-    def sentence(self) -> str:
-        return f"{money(self.total, self.currency)} in the bank"
+    def sentence(self, locale: str = DEFAULT_LOCALE) -> str:
+        return f"{money(self.total, self.currency, locale=locale)} in the bank"
 
-    def undeposited_sentence(self) -> str | None:
+    def undeposited_sentence(self, locale: str = DEFAULT_LOCALE) -> str | None:
         """E.g. "$1,250.00 received, not yet deposited" (None when nothing waits)."""
         if self.undeposited == 0:
             return None
-        return f"{money(self.undeposited, self.currency)} received, not yet deposited"
+        return f"{money(self.undeposited, self.currency, locale=locale)} received, not yet deposited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,22 +151,22 @@ class Burn:
     def window_text(self) -> str:
         return window_text(self.window_days)
 
-    def sentence(self) -> str:
+    def sentence(self, locale: str = DEFAULT_LOCALE) -> str:
         """E.g. "net burn $31,200.00/month over the last 90 days", or what came in instead."""
         if self.movements_counted == 0:
             return f"no cash moved {self.window_text}"
         if self.net == 0:
             return (
                 f"break-even {self.window_text}: "
-                f"{money(self.cash_in, self.currency)} in and out"
+                f"{money(self.cash_in, self.currency, locale=locale)} in and out"
             )
         if self.net < 0:
             return (
-                f"net inflow {money(-self.net_per_month, self.currency)}/month "
+                f"net inflow {money(-self.net_per_month, self.currency, locale=locale)}/month "
                 f"{self.window_text}"
             )
         return (
-            f"net burn {money(self.net_per_month, self.currency)}/month {self.window_text}"
+            f"net burn {money(self.net_per_month, self.currency, locale=locale)}/month {self.window_text}"
         )
 
 
@@ -193,7 +193,7 @@ class Financing:
     def window_text(self) -> str:
         return window_text(self.window_days)
 
-    def _moved(self) -> list[str]:
+    def _moved(self, locale: str = DEFAULT_LOCALE) -> list[str]:
         """Each figure that is not zero, worded: "owner put in $10,000.00", "loans repaid …"."""
         figures = (
             ("owner put in", self.owner_in),
@@ -201,17 +201,17 @@ class Financing:
             ("loans brought in", self.loans_in),
             ("loans repaid", self.loans_repaid),
         )
-        return [f"{what} {money(amount, self.currency)}" for what, amount in figures if amount]
+        return [f"{what} {money(amount, self.currency, locale=locale)}" for what, amount in figures if amount]
 
-    def sentences(self) -> list[str]:
+    def sentences(self, locale: str = DEFAULT_LOCALE) -> list[str]:
         """One sentence per figure that is not zero: "Owner put in $10,000.00 over the last 90
         days", "Owner took out …", "Loans brought in …", "Loans repaid …"."""
-        return [f"{_capitalized(moved)} {self.window_text}" for moved in self._moved()]
+        return [f"{_capitalized(moved)} {self.window_text}" for moved in self._moved(locale)]
 
-    def sentence(self) -> str | None:
+    def sentence(self, locale: str = DEFAULT_LOCALE) -> str | None:
         """The figures in one sentence, the window said once ("Owner put in $10,000.00; loans
         repaid $1,200.00 over the last 90 days"), or None when no financing cash moved."""
-        moved = self._moved()
+        moved = self._moved(locale)
         return f"{_capitalized('; '.join(moved))} {self.window_text}" if moved else None
 
 
@@ -230,15 +230,15 @@ class Runway:
     def above_floor(self) -> Decimal:
         return self.cash - self.floor
 
-    def sentence(self) -> str:
+    def sentence(self, locale: str = DEFAULT_LOCALE) -> str:
         currency = self.burn.currency
-        target = "" if self.floor == 0 else f" to your {money(self.floor, currency)} buffer"
+        target = "" if self.floor == 0 else f" to your {money(self.floor, currency, locale=locale)} buffer"
         if self.status is RunwayStatus.NO_CASH:
             if self.floor == 0:
-                return f"Out of cash: {money(self.cash, currency)} in the bank (0 days)"
+                return f"Out of cash: {money(self.cash, currency, locale=locale)} in the bank (0 days)"
             return (
-                f"Below your {money(self.floor, currency)} buffer: "
-                f"{money(self.cash, currency)} in the bank (0 days)"
+                f"Below your {money(self.floor, currency, locale=locale)} buffer: "
+                f"{money(self.cash, currency, locale=locale)} in the bank (0 days)"
             )
         if self.status is RunwayStatus.NO_HISTORY:
             return f"Runway unknown: no cash moved {self.burn.window_text}"
@@ -327,11 +327,11 @@ class Trend:
     cash_change: Decimal
     net_burn_per_month_change: Decimal
 
-    def sentence(self) -> str:
+    def sentence(self, locale: str = DEFAULT_LOCALE) -> str:
         change = self.runway_days_change
         if change is None:
             on = self.previous.on
-            return f"was {self.previous.describe()} on {format_day(on)}"
+            return f"was {self.previous.describe()} on {format_day(on, locale)}"
         if change == 0:
             return "no change since last week"
         sign = "+" if change > 0 else "−"

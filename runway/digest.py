@@ -37,6 +37,7 @@ from runway.calculator import (
 )
 from runway.cash_flow import home_amount
 from runway.forecast import Forecast, thirteen_week_forecast
+from runway.formatting import DEFAULT_LOCALE
 from runway.lifecycle import IN_FLIGHT, BillStanding, BillState, standing_of
 from runway.shown_rows import DUE_SOON_DAYS, EVERY_ROW, ShownRows, merged_window
 
@@ -361,6 +362,8 @@ class DigestView:
     #: What the overdue invoices listed would bring, in the home currency (all of them, not
     #: only those here).
     overdue_invoices_amount: Decimal = Decimal("0.00")
+    #: How every surface writes this business's money and dates (`Business.locale`).
+    locale: str = DEFAULT_LOCALE
 
     @property
     def bills(self) -> tuple[BillDue, ...]:
@@ -425,7 +428,7 @@ class DigestBuilder:
             today=books.today,
             tz=books.tz,
             currency=books.currency,
-            headline=self.headline(figures),
+            headline=self.headline(figures, books.locale),
             cash=CashSection(
                 total=figures.cash.total,
                 currency=books.currency,
@@ -440,9 +443,9 @@ class DigestBuilder:
                     )
                     for bank in figures.cash.banks
                 ),
-                sentence=figures.cash.sentence(),
+                sentence=figures.cash.sentence(books.locale),
                 undeposited=cents(figures.cash.undeposited),
-                undeposited_sentence=figures.cash.undeposited_sentence(),
+                undeposited_sentence=figures.cash.undeposited_sentence(books.locale),
             ),
             burn=BurnSection(
                 gross=cents(figures.burn.gross),
@@ -453,10 +456,10 @@ class DigestBuilder:
                 window_days=figures.burn.window_days,
                 window_start=figures.burn.window_start,
                 window_end=figures.burn.window_end,
-                sentence=figures.burn.sentence(),
+                sentence=figures.burn.sentence(books.locale),
             ),
-            financing=self.financing_section(figures),
-            runway=self.runway_section(figures, forecast),
+            financing=self.financing_section(figures, books.locale),
+            runway=self.runway_section(figures, forecast, books.locale),
             overdue_bills=overdue_bills,
             bills_due=bills_due,
             overdue_invoices=invoices,
@@ -469,18 +472,21 @@ class DigestBuilder:
             built_at=now,
             within_days=self.bills_due_within_days,
             overdue_invoices_amount=invoices.amount,
+            locale=books.locale,
         )
 
     @staticmethod
-    def headline(figures: RunwayFigures) -> str:
+    def headline(figures: RunwayFigures, locale: str = DEFAULT_LOCALE) -> str:
         """E.g. "Runway: 104 days (−6 since last week)" or "Cash-flow positive over the last 90 days"."""
-        sentence = figures.runway.sentence()
+        sentence = figures.runway.sentence(locale)
         if figures.trend is not None and figures.runway.status is RunwayStatus.DAYS:
-            sentence += f" ({figures.trend.sentence()})"
+            sentence += f" ({figures.trend.sentence(locale)})"
         return sentence
 
     @staticmethod
-    def financing_section(figures: RunwayFigures) -> FinancingSection:
+    def financing_section(
+        figures: RunwayFigures, locale: str = DEFAULT_LOCALE
+    ) -> FinancingSection:
         financing = figures.financing
         return FinancingSection(
             owner_in=cents(financing.owner_in),
@@ -489,24 +495,26 @@ class DigestBuilder:
             loans_repaid=cents(financing.loans_repaid),
             net=cents(financing.net),
             window_days=financing.window_days,
-            sentences=tuple(financing.sentences()),
-            sentence=financing.sentence(),
+            sentences=tuple(financing.sentences(locale)),
+            sentence=financing.sentence(locale),
         )
 
     @staticmethod
-    def runway_section(figures: RunwayFigures, forecast: Forecast) -> RunwaySection:
+    def runway_section(
+        figures: RunwayFigures, forecast: Forecast, locale: str = DEFAULT_LOCALE
+    ) -> RunwaySection:
         to_buffer = figures.runway_to_buffer
         below_zero = forecast.first_week_below_zero
         below_buffer = forecast.first_week_below_buffer
         return RunwaySection(
             status=figures.runway.status,
             days=figures.runway.days,
-            sentence=figures.runway.sentence(),
+            sentence=figures.runway.sentence(locale),
             buffer=forecast.buffer,
             days_to_buffer=None if to_buffer is None else to_buffer.days,
-            buffer_sentence=None if to_buffer is None else to_buffer.sentence(),
+            buffer_sentence=None if to_buffer is None else to_buffer.sentence(locale),
             days_change=None if figures.trend is None else figures.trend.runway_days_change,
-            trend_sentence=None if figures.trend is None else figures.trend.sentence(),
+            trend_sentence=None if figures.trend is None else figures.trend.sentence(locale),
             first_week_below_zero=None if below_zero is None else below_zero.number,
             first_week_below_buffer=None if below_buffer is None else below_buffer.number,
         )

@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from runway.errors import NotFound
-from runway.formatting import money
+from runway.formatting import DEFAULT_LOCALE, money
 from runway.models import Bill, DriftEvent
 from runway.uow import UowFactory
 from sync import (
@@ -94,36 +94,36 @@ def subject_of(drift: Drift) -> tuple[str, str, str]:
     return drift.kind, drift.entity_type, drift.entity_id
 
 
-def sentence_for(drift: Drift) -> str:
+def sentence_for(drift: Drift, locale: str = DEFAULT_LOCALE) -> str:
     """The difference in one plain sentence (names untouched: escaping is the presenter's job)."""
     if isinstance(drift, AmountChanged):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
         currency = drift.currency or HOME
         return (
-            f"{label}: QuickBooks now says {money(drift.qbo_amount, currency)}, "
-            f"we had {money(drift.local_amount, currency)}"
+            f"{label}: QuickBooks now says {money(drift.qbo_amount, currency, locale=locale)}, "
+            f"we had {money(drift.local_amount, currency, locale=locale)}"
         )
     if isinstance(drift, BalanceChanged):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
         currency = drift.currency or HOME
         return (
-            f"{label}: QuickBooks now shows {money(drift.qbo_balance, currency)} still "
-            f"to pay, we had {money(drift.local_balance, currency)}"
+            f"{label}: QuickBooks now shows {money(drift.qbo_balance, currency, locale=locale)} still "
+            f"to pay, we had {money(drift.local_balance, currency, locale=locale)}"
         )
     if isinstance(drift, PaidHereOpenInQBO):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
         currency = drift.currency or HOME
         return (
             f"{label}: paid through Oodaloo, but QuickBooks still shows "
-            f"{money(drift.qbo_balance, currency)} to pay"
+            f"{money(drift.qbo_balance, currency, locale=locale)} to pay"
         )
     if isinstance(drift, DeletedInQBO):
         label = _label(drift.entity_type, drift.entity_id, drift.reference, drift.name)
-        return f"{label} ({money(drift.local_amount, HOME)}) has been deleted in QuickBooks"
+        return f"{label} ({money(drift.local_amount, HOME, locale=locale)}) has been deleted in QuickBooks"
     made = f"{drift.object_type} {drift.object_id}" if drift.object_id else f"a {drift.object_type}"
     return (
         f"{drift.target_type} {drift.target_id}: Oodaloo made {made} of "
-        f"{money(drift.local_amount, HOME)}, but QuickBooks no longer has it"
+        f"{money(drift.local_amount, HOME, locale=locale)}, but QuickBooks no longer has it"
     )
 
 
@@ -164,12 +164,14 @@ class DriftRecorder:
         seen = {subject_of(drift) for drift in found}
         looked_at = set(compared) | {(entity, entity_id) for _, entity, entity_id in seen}
         async with self.uow_factory(self.business_id) as uow:
+            business = await uow.business.get()
+            locale = DEFAULT_LOCALE if business is None else business.locale
             events = [
                 await uow.drift.record(
                     kind=kind,
                     entity=entity,
                     entity_id=entity_id,
-                    sentence=sentence_for(drift),
+                    sentence=sentence_for(drift, locale),
                     seen_at=now,
                 )
                 for drift in found

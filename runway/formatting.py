@@ -13,25 +13,84 @@ abbreviation; `format_clock` for a time of no particular day, "8:00 AM"), and a 
 functions take its timezone and convert, so no caller writes UTC by accident. Names of days and
 months follow the locale ("Mo. 7 Dez." in de_DE).
 
+Each business has a locale (`Business.locale`, a CLDR id such as en_GB): the product's words stay
+English, the locale decides how numbers, currencies and the clock are written ("£1,234.56" and
+"11:18" in en_GB, "1.234,56 €" in en_DE). It comes from the country of the business's QuickBooks
+company (`locale_for_country`) and the owner can change it in Settings (`LOCALE_CHOICES`).
+
 A name takes its possessive here too, the same everywhere: "Larkspur Roasters' digest",
 "Dana's digest" (`possessive`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, localedata
+from babel.core import get_global
 from babel.dates import format_date
 from babel.dates import format_time as babel_format_time
 from babel.numbers import format_compact_currency, format_currency, get_currency_precision
 
 DEFAULT_LOCALE = "en_US"
+#: The locales the Settings modal offers, each with the words it shows.
+LOCALE_CHOICES: dict[str, str] = {
+    "en_US": "United States ($1,234.56, 11:18 AM)",
+    "en_GB": "United Kingdom (£1,234.56, 11:18)",
+    "en_IE": "Ireland (€1,234.56, 11:18)",
+    "en_CA": "Canada ($1,234.56, 11:18 a.m.)",
+    "en_AU": "Australia ($1,234.56, 11:18 am)",
+    "en_DE": "Germany (1.234,56 €, 11:18)",
+    "en_FR": "France (1 234,56 €, 11:18)",
+    "en_NL": "Netherlands (€ 1.234,56, 11:18)",
+}
 #: U+2212: the sign of every negative figure the product shows.
 MINUS = "−"
+
+
+@cache
+def _territories_by_name() -> dict[str, str]:
+    """ "UNITED KINGDOM" -> "GB": English names of countries, as older QuickBooks addresses have."""
+    return {name.upper(): code for code, name in Locale("en").territories.items() if code.isalpha()}
+
+
+def territory_of(country: str | None) -> str | None:
+    """The ISO 3166 alpha-2 code of a QuickBooks country ("GB", "GBR", "UK", "United Kingdom"
+    -> "GB"), or None when it names no country Babel knows."""
+    text = (country or "").strip().upper()
+    if not text:
+        return None
+    aliases: Mapping[str, list[str]] = get_global("territory_aliases")
+    if text in aliases:
+        text = aliases[text][0]
+    text = _territories_by_name().get(text, text)
+    return text if len(text) == 2 and text.isalpha() and text in Locale("en").territories else None
+
+
+@cache
+def locale_for_country(country: str | None) -> str:
+    """The locale of a business in `country` (QuickBooks' CompanyInfo Country, or its address's):
+    "en_GB" for "GB", "en_DE" for "DEU"; en_US when the country is unknown or Babel has no English
+    locale for it."""
+    code = territory_of(country)
+    if code is not None and localedata.exists(f"en_{code}"):
+        return f"en_{code}"
+    return DEFAULT_LOCALE
+
+
+def check_locale(name: str) -> str:
+    """`name` if it is an English CLDR locale Babel knows ("en_GB"); ValueError otherwise."""
+    if not (isinstance(name, str) and re.fullmatch(r"en_[A-Z]{2}", name) and localedata.exists(name)):
+        raise ValueError(
+            f"{name!r} is not a locale Oodaloo can write money and dates in; use one such as "
+            f"{', '.join(LOCALE_CHOICES)}"
+        )
+    return name
 
 
 def money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> str:

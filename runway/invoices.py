@@ -208,8 +208,8 @@ class InvoiceService:
                 last = invoice.last_reminder_at
                 assert last is not None
                 raise ReminderRefused(
-                    f"A reminder for {label} was sent on {format_moment(last, business.timezone)}; "
-                    f"the next one can go on {format_moment(next_at, business.timezone)} "
+                    f"A reminder for {label} was sent on {format_moment(last, business.timezone, business.locale)}; "
+                    f"the next one can go on {format_moment(next_at, business.timezone, business.locale)} "
                     f"(one every {business.reminder_interval_days} days).",
                     next_allowed_at=next_at,
                 )

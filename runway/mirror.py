@@ -46,6 +46,7 @@ from sqlalchemy import select, update
 
 from runway.books import business_today
 from runway.cash_lines import exchange_rate_of
+from runway.formatting import territory_of
 from runway.models import Account, Bill, DocumentStatus, Invoice
 from runway.paid_invoices import paid_invoice_ids
 from runway.snapshot import DEFAULT_HISTORY_DAYS
@@ -258,11 +259,25 @@ def _transaction(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]
     }
 
 
+def company_country(info: Mapping[str, Any]) -> str | None:
+    """The country of a QuickBooks company, from its CompanyInfo: `Country`, else the country of
+    its company or legal address ("US", "GB"; newer answers give ISO alpha-3, "USA")."""
+    for found in (
+        info.get("Country"),
+        (info.get("CompanyAddr") or {}).get("Country"),
+        (info.get("LegalAddr") or {}).get("Country"),
+    ):
+        if isinstance(found, str) and found.strip():
+            return found.strip()
+    return None
+
+
 def _company_info(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
     return {
         "company_name": obj.get("CompanyName"),
         "legal_name": obj.get("LegalName"),
-        "country": obj.get("Country"),
+        # The ISO code where it names a country ("United Kingdom" fits no 8-letter column).
+        "country": territory_of(company_country(obj)) or (company_country(obj) or "")[:8] or None,
         "default_timezone": obj.get("DefaultTimeZone"),
         "fiscal_year_start_month": obj.get("FiscalYearStartMonth"),
         "email": _email(obj, "Email"),
@@ -887,6 +902,7 @@ __all__ = [
     "MirrorSync",
     "SyncProgress",
     "SyncReport",
+    "company_country",
     "mirror_values",
     "qbo_time",
 ]

@@ -114,6 +114,9 @@ class Business(RunwayBase):
     #: IANA zone ("America/Los_Angeles"): "today", due dates and the digest's hour are local.
     timezone: Mapped[str] = mapped_column(String(64))
     home_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    #: CLDR locale ("en_GB"): how money, dates and the clock are written for this business
+    #: (`runway.formatting`); from its QuickBooks company's country, changed in Settings.
+    locale: Mapped[str] = mapped_column(String(16), default="en_US", server_default="en_US")
     #: 0 = Monday … 6 = Sunday, in the business's timezone.
     digest_weekday: Mapped[int] = mapped_column(Integer, default=0)
     digest_local_time: Mapped[time] = mapped_column(Time, default=time(8, 0))

@@ -387,6 +387,7 @@ async def load_banks(uow: RunwayUnitOfWork, business_id: str, today: date) -> Bo
         as_of=as_of,
         min_cash_buffer=business.min_cash_buffer,
         approval_threshold=business.approval_threshold,
+        locale=business.locale,
     )
 
 

@@ -107,12 +107,16 @@ async def pay_bill(
     standing = paid.standing
     account = (standing.payment.account_name if standing.payment else None) or "the bank account"
     # A bill QuickBooks sent without a currency is in dollars, as everywhere else.
-    paid_text = money(paid.amount, standing.currency or "USD")
+    paid_text = money(paid.amount, standing.currency or "USD", locale=paid.locale)
     rate_text = ""
     if paid.home_amount is not None and standing.currency:
         # A foreign bill: its home equivalent at the rate the payment was sent with.
         paid_text = money_with_home(
-            paid.amount, standing.currency, paid.home_amount, paid.home_currency
+            paid.amount,
+            standing.currency,
+            paid.home_amount,
+            paid.home_currency,
+            locale=paid.locale,
         )
         rate_text = f", at QuickBooks' {standing.currency} rate of {paid.exchange_rate}"
     state = paid.outcome.state

@@ -20,7 +20,7 @@ from decimal import Decimal
 from bot.email.links import ActionKind, EmailAction
 from runway.cash_flow import home_amount
 from runway.digest import rate_now
-from runway.formatting import money, money_with_home
+from runway.formatting import DEFAULT_LOCALE, money, money_with_home
 from runway.lifecycle import BillState, standing_of
 from runway.uow import RunwayUnitOfWork, UowFactory
 
@@ -35,9 +35,13 @@ class Confirmation:
     can_act: bool = True
     #: The business's timezone (None when unknown: times are shown in UTC).
     timezone: str | None = None
+    #: How the business writes money and times (`Business.locale`).
+    locale: str = DEFAULT_LOCALE
 
 
-def default_question(action: EmailAction, home_currency: str | None = None) -> str:
+def default_question(
+    action: EmailAction, home_currency: str | None = None, locale: str = DEFAULT_LOCALE
+) -> str:
     """The confirmation question from the token's own fields (no lookup). The token carries no
     currency: the amount is in the business's home currency when it is known (`home_currency`),
     else it is said without one rather than in a currency that may be wrong."""
@@ -48,7 +52,7 @@ def default_question(action: EmailAction, home_currency: str | None = None) -> s
             amount = (
                 f"{action.amount:,.2f}"
                 if home_currency is None
-                else money(action.amount, home_currency)
+                else money(action.amount, home_currency, locale=locale)
             )
             return f"Pay {amount} on bill {action.target_id}?"
         return f"Pay bill {action.target_id}?"
@@ -72,8 +76,11 @@ async def _in_both(
     """`amount` in its own currency with what it is in the home currency now, where they differ."""
     business = await uow.business.get()
     home = business.home_currency if business is not None else "USD"
+    locale = business.locale if business is not None else DEFAULT_LOCALE
     rate = rate_now(currency or home, own_rate, home, await _latest_rates(uow))
-    return money_with_home(amount, currency or home, home_amount(amount, rate), home)
+    return money_with_home(
+        amount, currency or home, home_amount(amount, rate), home, locale=locale
+    )
 
 
 def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[Confirmation]]:
@@ -83,17 +90,18 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[Conf
         async with uows(action.business_id) as uow:
             business = await uow.business.get()
             zone = business.timezone if business is not None else None
+            locale = business.locale if business is not None else DEFAULT_LOCALE
 
             def asks(question: str) -> Confirmation:
-                return Confirmation(question, can_act=True, timezone=zone)
+                return Confirmation(question, can_act=True, timezone=zone, locale=locale)
 
             def nothing_to_do(why: str) -> Confirmation:
-                return Confirmation(why, can_act=False, timezone=zone)
+                return Confirmation(why, can_act=False, timezone=zone, locale=locale)
 
             if action.action is ActionKind.INVOICE_REMIND:
                 invoice = await uow.invoices.get(action.target_id)
                 if invoice is None:
-                    return asks(default_question(action, await _home_currency(uow)))
+                    return asks(default_question(action, await _home_currency(uow), locale))
                 number = invoice.doc_number or invoice.qbo_id
                 who = invoice.customer_name or "the customer"
                 if invoice.balance <= 0:
@@ -104,7 +112,7 @@ def mirror_describer(uows: UowFactory) -> Callable[[EmailAction], Awaitable[Conf
                 return asks(f"Send {who} a reminder for invoice {number} ({owed} still owed)?")
             bill = await uow.bills.get(action.target_id)
             if bill is None or business is None:
-                return asks(default_question(action, await _home_currency(uow)))
+                return asks(default_question(action, await _home_currency(uow), locale))
             # The page says where the bill stands now, not only what the email showed.
             standing = standing_of(bill, business.approval_threshold)
             vendor = bill.vendor_name or f"bill {bill.doc_number or bill.qbo_id}"

@@ -24,6 +24,7 @@ from bot.packaged import templates_dir
 from runway.calculator import RunwayStatus
 from runway.digest import FINANCING_LEFT_OUT, BankLine, BillList, DigestView, local_time
 from runway.formatting import (
+    DEFAULT_LOCALE,
     format_day,
     format_moment,
     format_time,
@@ -116,11 +117,11 @@ def freshness_sentence(view: DigestView) -> str:
     if oldest is None:
         return "QuickBooks data has not been synced yet"
     if local_time(oldest, view.tz).date() != view.today:
-        return f"QuickBooks data as of {format_moment(oldest, view.tz)}"
-    return f"QuickBooks data as of {format_time(oldest, view.tz)}"
+        return f"QuickBooks data as of {format_moment(oldest, view.tz, view.locale)}"
+    return f"QuickBooks data as of {format_time(oldest, view.tz, view.locale)}"
 
 
-def due_words(days_until_due: int, due: date | None) -> str:
+def due_words(days_until_due: int, due: date | None, locale: str = DEFAULT_LOCALE) -> str:
     if days_until_due < 0:
         late = -days_until_due
         return f"{late} day{'s' if late != 1 else ''} overdue"
@@ -128,7 +129,7 @@ def due_words(days_until_due: int, due: date | None) -> str:
         return "due today"
     if days_until_due == 1:
         return "due tomorrow"
-    return f"due {format_day(due)}" if due is not None else f"due in {days_until_due} days"
+    return f"due {format_day(due, locale)}" if due is not None else f"due in {days_until_due} days"
 
 
 #: How a bill's state reads in the email (the Slack card says the same, with names).
@@ -158,17 +159,17 @@ class BillSection:
     snoozed: int
 
 
-def bill_summary(bills: BillList, currency: str) -> str:
+def bill_summary(bills: BillList, currency: str, locale: str = DEFAULT_LOCALE) -> str:
     """ " · 4 for $7,170.15", " · 2 of 3 bills left, $950.00", " · all 3 taken care of", or "";
     `currency` is the home one, the totals'."""
     left, total = bills.left_count, bills.total
     if not total:
         return ""
     if left == total:
-        return f" · {total} for {money(bills.left_amount, currency)}"
+        return f" · {total} for {money(bills.left_amount, currency, locale=locale)}"
     if left:
         noun = "bill" if total == 1 else "bills"
-        return f" · {left} of {total} {noun} left, {money(bills.left_amount, currency)}"
+        return f" · {left} of {total} {noun} left, {money(bills.left_amount, currency, locale=locale)}"
     return f" · all {total} taken care of"
 
 
@@ -184,7 +185,7 @@ def bill_sections(
     return tuple(
         BillSection(
             title=title,
-            summary=bill_summary(bills, view.currency),
+            summary=bill_summary(bills, view.currency, view.locale),
             empty=empty,
             rows=bill_rows(view, bills, links, recipient, limit),
             more=bills.more_than(limit),
@@ -237,8 +238,10 @@ def bill_rows(
             Row(
                 name=bill.vendor_name or "(no vendor)",
                 number=document_number("bill", bill.doc_number),
-                amount=money_with_home(bill.amount, bill.currency, bill.home_amount, view.currency),
-                when=due_words(bill.days_until_due, bill.due_date),
+                amount=money_with_home(
+                    bill.amount, bill.currency, bill.home_amount, view.currency, locale=view.locale
+                ),
+                when=due_words(bill.days_until_due, bill.due_date, view.locale),
                 note=note,
                 links=tuple(buttons),
             )
@@ -253,14 +256,18 @@ def invoice_rows(view: DigestView, links: LinkMaker, recipient: str, limit: int)
             note = "no reminder sent yet"
         else:
             sent = local_time(invoice.last_reminder_at, view.tz).date()
-            note = f"reminded {format_day(sent)}"
+            note = f"reminded {format_day(sent, view.locale)}"
         days = invoice.days_overdue
         rows.append(
             Row(
                 name=invoice.customer_name or "(no customer)",
                 number=document_number("invoice", invoice.doc_number),
                 amount=money_with_home(
-                    invoice.amount, invoice.currency, invoice.home_amount, view.currency
+                    invoice.amount,
+                    invoice.currency,
+                    invoice.home_amount,
+                    view.currency,
+                    locale=view.locale,
                 ),
                 when=f"{days} day{'s' if days != 1 else ''} overdue",
                 note=note,
@@ -292,7 +299,7 @@ def subject_of(view: DigestView, business_name: str) -> str:
     """ "Runway: 402 days (+3 since last week) · Larkspur Roasters · Mon 7 Dec": the figure
     first, where a phone's inbox still shows it."""
     # A header: no line breaks or control characters, whatever the business is called.
-    return plain(f"{view.headline} · {business_name} · {format_day(view.today)}")
+    return plain(f"{view.headline} · {business_name} · {format_day(view.today, view.locale)}")
 
 
 def invoice_summary(view: DigestView) -> str:
@@ -300,7 +307,7 @@ def invoice_summary(view: DigestView) -> str:
     invoices = view.overdue_invoices
     if not invoices.total:
         return ""
-    return f" · {invoices.total} for {money(invoices.amount, view.currency)}"
+    return f" · {invoices.total} for {money(invoices.amount, view.currency, locale=view.locale)}"
 
 
 def slack_channel_url(team_id: str, channel_id: str) -> str:
@@ -315,8 +322,11 @@ def bank_row(view: DigestView, bank: BankLine) -> tuple[str, str, str | None]:
     home one where they differ ("€5,000.00 ($5,500.00)"); an account with no rate yet is named
     with why it is left out of the cash ("no EUR rate from QuickBooks yet, not counted")."""
     if bank.home_balance is None:
-        return bank.name, money(bank.balance, bank.currency), bank.not_counted_sentence()
-    amount = money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+        money_of = money(bank.balance, bank.currency, locale=view.locale)
+        return bank.name, money_of, bank.not_counted_sentence()
+    amount = money_with_home(
+        bank.balance, bank.currency, bank.home_balance, view.currency, locale=view.locale
+    )
     return bank.name, amount, None
 
 
@@ -362,16 +372,16 @@ def render_digest_email(
         "business_name": business_name,
         "recipient": recipient,
         "headline": view.headline,
-        "today": format_day(view.today),
+        "today": format_day(view.today, view.locale),
         "freshness": freshness_sentence(view),
-        "cash_total": money(view.cash.total, view.currency),
+        "cash_total": money(view.cash.total, view.currency, locale=view.locale),
         "cash_sentence": view.cash.sentence,
         "banks": banks,
         "burn_sentence": view.burn.sentence,
         "undeposited_sentence": view.cash.undeposited_sentence,
         "financing_sentences": view.financing.sentences,
         "financing_left_out": FINANCING_LEFT_OUT,
-        "burn_per_month": money(view.burn.net_per_month, view.currency),
+        "burn_per_month": money(view.burn.net_per_month, view.currency, locale=view.locale),
         "runway_lines": runway_lines(view),
         "bill_sections": sections,
         "invoices": invoices,

@@ -173,7 +173,9 @@ def email_routes(
                 question=confirmation.question,
                 can_act=confirmation.can_act,
                 button=BUTTONS[action.action],
-                expires=format_moment(action.expires_at, confirmation.timezone or "UTC"),
+                expires=format_moment(
+                    action.expires_at, confirmation.timezone or "UTC", confirmation.locale
+                ),
             )
         if not await uses.claim(action, signer.clock.now()):
             used = await uses.find(action.nonce)

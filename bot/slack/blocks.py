@@ -227,6 +227,7 @@ def freshness_text(view: DigestView) -> str:
     oldest = view.freshness.oldest
     return render(
         "freshness",
+        locale=view.locale,
         as_of=None if oldest is None else local_time(oldest, view.tz),
         today=view.today,
     )
@@ -250,6 +251,7 @@ def headline_block(view: DigestView) -> SectionBlock:
     return section(
         render(
             "headline",
+            locale=view.locale,
             headline=view.headline,
             trend=trend,
             buffer_sentence=runway.buffer_sentence,
@@ -275,9 +277,9 @@ def chart_block(view: DigestView, url: str) -> ImageBlock:
 def bank_line(view: DigestView, bank: BankLine) -> str:
     """ "• Euro account: €5,000.00 ($5,500.00)", or why the account is not counted."""
     if bank.home_balance is None:
-        amount = money(bank.balance, bank.currency)
+        amount = money(bank.balance, bank.currency, locale=view.locale)
     else:
-        amount = money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency)
+        amount = money_with_home(bank.balance, bank.currency, bank.home_balance, view.currency, locale=view.locale)
     return render(
         "bank_line", name=name(bank.name), amount=amount, not_counted=bank.not_counted_sentence()
     )
@@ -287,7 +289,7 @@ def cash_block(view: DigestView) -> SectionBlock:
     """Cash on hand and each bank account, what waits to be deposited, the burn, and the
     financing left out of the burn."""
     cash = view.cash
-    first = render("cash", total=cash.total, currency=view.currency)
+    first = render("cash", locale=view.locale, total=cash.total, currency=view.currency)
     after = [
         render("undeposited", sentence=cash.undeposited_sentence)
         if cash.undeposited_sentence
@@ -312,7 +314,7 @@ def freshness_block(view: DigestView) -> ContextBlock:
 def bill_money(view: DigestView, bill: BillDue, amount: Decimal) -> str:
     """An amount of the bill as every card and dialog writes it: in the bill's own currency, with
     what it is in the home currency where the two differ ("€1,000.00 ($1,100.00)")."""
-    return money_with_home(amount, bill.currency, bill.in_home(amount), view.currency)
+    return money_with_home(amount, bill.currency, bill.in_home(amount), view.currency, locale=view.locale)
 
 
 def bill_state_text(view: DigestView, bill: BillDue) -> str:
@@ -324,6 +326,7 @@ def bill_state_text(view: DigestView, bill: BillDue) -> str:
     paid = payment.amount if payment and payment.amount is not None else bill.amount
     return render(
         "bill_state",
+        locale=view.locale,
         state=standing.state.value,
         required=standing.approvals_required,
         approvers=people(standing.approved_by),
@@ -360,6 +363,7 @@ def bill_blocks(
     line = section(
         render(
             "bill_line",
+            locale=view.locale,
             vendor=name(bill.vendor_name),
             doc_number=doc_number(bill.doc_number),
             amount=bill_money(
@@ -446,7 +450,7 @@ def pay_confirm(view: DigestView, bill: BillDue, payment_account: str | None) ->
 def invoice_money(view: DigestView, invoice: OverdueInvoice) -> str:
     """An invoice's open balance in its own currency, with what collecting it brings in the home
     currency where the two differ."""
-    return money_with_home(invoice.amount, invoice.currency, invoice.home_amount, view.currency)
+    return money_with_home(invoice.amount, invoice.currency, invoice.home_amount, view.currency, locale=view.locale)
 
 
 def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
@@ -456,6 +460,7 @@ def invoice_blocks(view: DigestView, invoice: OverdueInvoice) -> list[Block]:
     line = section(
         render(
             "invoice_line",
+            locale=view.locale,
             customer=name(invoice.customer_name),
             doc_number=doc_number(invoice.doc_number),
             amount=invoice_money(view, invoice),
@@ -510,6 +515,7 @@ def bills_title_block(view: DigestView, part: BillTiming) -> SectionBlock:
     return section(
         render(
             "bills_title",
+            locale=view.locale,
             part=part.value,
             within=view.within_days,
             total=bills.total,
@@ -527,6 +533,7 @@ def invoices_title_block(view: DigestView) -> SectionBlock:
     return section(
         render(
             "invoices_title",
+            locale=view.locale,
             total=invoices.total,
             amount=view.overdue_invoices_amount,
             currency=view.currency,
@@ -544,8 +551,9 @@ def approvals_block(view: DigestView) -> SectionBlock | None:
     lines = [
         render(
             "approval_line",
+            locale=view.locale,
             vendor=name(item.vendor_name),
-            amount=money_with_home(item.amount, item.currency, item.home_amount, view.currency),
+            amount=money_with_home(item.amount, item.currency, item.home_amount, view.currency, locale=view.locale),
             due_date=item.due_date,
             approvers=people(item.approved_by),
         )
@@ -672,6 +680,7 @@ def summary_message(view: DigestView, *, business_name: str) -> SlackMessage:
     counts = section(
         render(
             "counts",
+            locale=view.locale,
             within=view.within_days,
             overdue_bills=view.overdue_bills.left_count,
             overdue_bills_amount=view.overdue_bills.left_amount,

@@ -181,6 +181,7 @@ class Commands:
         answer = read_settings(
             (view.get("state") or {}).get("values") or {},
             frozenset(account_id for account_id, _ in banks),
+            business.locale,
         )
         if answer.errors:
             await ack(response_action="errors", errors=answer.errors)

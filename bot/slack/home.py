@@ -168,6 +168,7 @@ def recent_line(view: DigestView, entry: AuditEntry, item: RecentItem | None = N
     outcome = (entry.outcome or "still going").split(":", 1)[0]
     return render(
         "home",
+        locale=view.locale,
         part="recent_line",
         when=local_time(entry.requested_at, view.tz),
         actor=kit.person(entry.actor) if entry.actor != "scheduler" else "Oodaloo",
@@ -259,8 +260,10 @@ def home_view(
             lines = [
                 render(
                     "approval_line",
+                    locale=view.locale,
                     vendor=kit.name(item.vendor_name),
-                    amount=money_with_home(item.amount, item.currency, item.home_amount, view.currency),
+                    amount=money_with_home(item.amount, item.currency, item.home_amount,
+                                           view.currency, locale=view.locale),
                     due_date=item.due_date,
                     approvers=kit.people(item.approved_by),
                 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.slack.tenancy import SLACK_ID
 from runway.businesses import check_timezone
+from runway.formatting import LOCALE_CHOICES
 from runway.models import Business
 
 CALLBACK_ID = "runway_settings"
@@ -97,6 +98,7 @@ def settings_view(
                 {"type": "plain_text_input", "initial_value": business.timezone},
                 hint="An IANA name such as America/Chicago or Europe/London.",
             ),
+            _locale_input(business.locale),
             _input("approvers", "Approvers", approvers, hint="Who may approve and pay bills."),
             _input(
                 "approver_emails",
@@ -128,6 +130,25 @@ def settings_view(
             ),
         ],
     }
+
+
+def locale_choices(current: str | None = None) -> dict[str, str]:
+    """The locales the modal offers: the short list, and the business's own where it is not on
+    it (taken from its QuickBooks company's country), so saving untouched keeps it."""
+    if current is None or current in LOCALE_CHOICES:
+        return LOCALE_CHOICES
+    return {**LOCALE_CHOICES, current: current}
+
+
+def _locale_input(current: str) -> dict[str, Any]:
+    options = [_option(label, locale) for locale, label in locale_choices(current).items()]
+    chosen = next(option for option in options if option["value"] == current)
+    return _input(
+        "locale",
+        "Money and time style",
+        {"type": "static_select", "options": options, "initial_option": chosen},
+        hint="How amounts, dates and times are written in the digest, /runway and the email.",
+    )
 
 
 def _pay_from(banks: list[tuple[str, str]], paying_from: str | None) -> dict[str, Any]:
@@ -189,11 +210,25 @@ def _emails(raw: object) -> list[str]:
 
 
 def read_settings(
-    state_values: dict[str, Any], bank_ids: frozenset[str] = frozenset()
+    state_values: dict[str, Any],
+    bank_ids: frozenset[str] = frozenset(),
+    current_locale: str | None = None,
 ) -> SettingsAnswer:
-    """The business fields the modal's answers set, or an error message per field."""
+    """The business fields the modal's answers set, or an error message per field
+    (`current_locale`: the business's locale, which stays a choice where it is not on the list)."""
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
+
+    if "locale" in state_values:  # a modal opened before the field existed has none
+        locale = _chosen(state_values, "locale")
+        choices = locale_choices(current_locale)
+        if locale in choices:
+            changes["locale"] = locale
+        else:
+            errors["locale"] = (
+                f"{locale or 'That'} is not a style Oodaloo offers; choose one of the list "
+                f"({', '.join(sorted(choices))})."
+            )
 
     if "pay_from" in state_values:
         account = _chosen(state_values, "pay_from")
