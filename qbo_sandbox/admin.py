@@ -4,7 +4,8 @@ Not part of QBO, so no bearer token is needed. JSON in and out (amounts stay Dec
 
 - `GET  /_sandbox/realms`                                 companies, with their seed and size
 - `POST /_sandbox/realms`                                 create and seed a company: {"seed"?, "scale"?,
-                                                          "full_books"?, "euro_supplier"?} → its tokens
+                                                          "full_books"?, "euro_supplier"?, "country"?}
+                                                          → its tokens
 - `POST /_sandbox/realms/{realm}/reset`                   reseed a company as it was created
 - `POST /_sandbox/realms/{realm}/tokens`                  connect the app to a company again: fresh tokens
 - `POST /_sandbox/realms/{realm}/multicurrency`           turn multicurrency on: {"currencies": ["EUR"],
@@ -124,8 +125,14 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
         for name, value in flags.items():
             if not isinstance(value, bool):
                 raise AdminError(400, "invalid_request", f"{name} is true or false, got {value!r}")
+        country = body.get("country", "US")
+        if not (isinstance(country, str) and len(country) in (2, 3) and country.isalpha()):
+            raise AdminError(
+                400, "invalid_request",
+                f"country is an ISO 3166 code such as \"GB\" or \"GBR\", got {country!r}",
+            )
         try:
-            tokens = sandbox.add_realm(seed=seed, scale=scale, **flags)
+            tokens = sandbox.add_realm(seed=seed, scale=scale, country=country.upper(), **flags)
         except ValueError as exc:
             raise AdminError(409, "realm_exists", str(exc)) from None
         return _json({"realm_id": tokens.realm_id, **tokens.response_body()}, status=201)

@@ -217,6 +217,7 @@ class Sandbox:
         scale: int | None = None,
         full_books: bool = False,
         euro_supplier: bool = False,
+        country: str = "US",
     ) -> TokenSet:
         """Creates and seeds another company and connects the app to it; ValueError if it exists.
 
@@ -229,7 +230,7 @@ class Sandbox:
         realm_id = realm_id_for(seed)
         if realm_id in self.store.realm_ids():
             raise ValueError(f"a company with seed {seed} (realm {realm_id}) already exists: reset it instead")
-        self._seed_realm(realm_id, seed, scale, full_books, euro_supplier)
+        self._seed_realm(realm_id, seed, scale, full_books, euro_supplier, country)
         return self.tokens.issue(realm_id)
 
     def reset_realm(self, realm_id: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """`oodaloo sandbox`: the QBO sandbox as a local HTTP server, with its credentials printed on start.
 
-    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--full-books] [--euro-supplier] [--json]
+    oodaloo sandbox [--host 127.0.0.1] [--port 8765] [--seed N] [--scale N] [--full-books] [--euro-supplier] [--country CC] [--json]
                     [--fault-5xx R] [--fault-429 R] [--latency-ms N] [--fault-lost R] [--fault-hang R]
 
 With `--json` the first line of stdout is one JSON object (base_url, realm_id, client_id,
@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the realistic company with multicurrency on and a supplier billing in euros",
     )
+    parser.add_argument(
+        "--country",
+        default="US",
+        help="the company's country, an ISO 3166 code as QuickBooks gives it (default US; GB, DE, ...)",
+    )
     parser.add_argument("--json", action="store_true", help="print the connection details as one JSON line")
     parser.add_argument("--fault-5xx", type=_rate, default=0.0, metavar="R", help="share of requests answered 503/500")
     parser.add_argument("--fault-429", type=_rate, default=0.0, metavar="R", help="share of requests throttled (429)")
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         scale=args.scale,
         full_books=args.full_books,
         euro_supplier=args.euro_supplier,
+        country=args.country.upper(),
         host=args.host,
         port=args.port,
         faults=FaultPlan(default=rule),
