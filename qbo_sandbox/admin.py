@@ -40,6 +40,7 @@ from starlette.routing import Route
 from qbo_sandbox.books import Books
 from qbo_sandbox.chaos import FaultPlan
 from qbo_sandbox.config import ManualClock
+from qbo_sandbox.currency import home_currency_of
 from qbo_sandbox.faults import QBOFault
 from qbo_sandbox.store import UnknownEntity, UnknownObject, UnknownRealm, canonical_entity
 
@@ -126,11 +127,15 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
             if not isinstance(value, bool):
                 raise AdminError(400, "invalid_request", f"{name} is true or false, got {value!r}")
         country = body.get("country", "US")
-        if not (isinstance(country, str) and len(country) in (2, 3) and country.isalpha()):
+        if not (isinstance(country, str) and len(country) == 2 and country.isalpha()):
             raise AdminError(
                 400, "invalid_request",
-                f"country is an ISO 3166 code such as \"GB\" or \"GBR\", got {country!r}",
+                f"country is an ISO 3166 code of two letters such as \"GB\", got {country!r}",
             )
+        try:
+            home_currency_of(country)
+        except ValueError as exc:
+            raise AdminError(400, "invalid_request", str(exc)) from None
         try:
             tokens = sandbox.add_realm(seed=seed, scale=scale, country=country.upper(), **flags)
         except ValueError as exc:

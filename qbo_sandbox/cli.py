@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--country",
         default="US",
-        help="the company's country, an ISO 3166 code as QuickBooks gives it (default US; GB, DE, ...)",
+        help="the company's country (ISO 3166, default US): GB keeps its books in pounds, DE in euros",
     )
     parser.add_argument("--json", action="store_true", help="print the connection details as one JSON line")
     parser.add_argument("--fault-5xx", type=_rate, default=0.0, metavar="R", help="share of requests answered 503/500")

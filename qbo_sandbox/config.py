@@ -92,8 +92,9 @@ class SandboxConfig:
     # The default company with multicurrency on (home USD): a supplier billing in euros each month,
     # paid from the dollar Checking account at the day's rate (seed.DefaultCompany.plan_euro_supplier).
     euro_supplier: bool = False
-    # The company's country (CompanyInfo's Country and its addresses'), an ISO 3166 code as
-    # QuickBooks gives it: "GB" makes the default company a UK one (its books stay in dollars).
+    # The company's country (CompanyInfo's Country and its addresses'), an ISO 3166 alpha-2 code
+    # as QuickBooks gives it: "GB" makes the default company a UK one, its books in pounds (the
+    # same figures; the euro supplier needs a home currency other than the euro).
     country: str = "US"
     host: str = "127.0.0.1"
     port: int = 8765

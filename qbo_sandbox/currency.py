@@ -43,6 +43,17 @@ CURRENCY_NAMES: dict[str, str] = {
 }
 
 
+def home_currency_of(country: str) -> str:
+    """The currency a company in `country` (ISO 3166 alpha-2) keeps its books in, as QuickBooks
+    sets it for that country's edition: GBP in GB, EUR in DE, USD in US."""
+    from babel.numbers import get_territory_currencies
+
+    found = get_territory_currencies(country.upper(), tender=True)
+    if not found:
+        raise ValueError(f"no currency is known for country {country!r}; use an ISO code like GB")
+    return str(found[0])
+
+
 def currency_ref(code: str) -> dict[str, str]:
     return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from qbo_sandbox import ledger
 from qbo_sandbox import seed_names as names
-from qbo_sandbox.currency import currency_ref, default_preferences
+from qbo_sandbox.currency import currency_ref, default_preferences, home_currency_of
 from qbo_sandbox.store import Realm
 
 DEFAULT_SEED: int = 7
@@ -467,6 +467,8 @@ def vendor_terms(rng: random.Random, category: str) -> str:
 
 def render_company_info(realm: Realm, opened: datetime, country: str = "US") -> dict[str, Any]:
     addr = dict(names.COMPANY_ADDRESS, Id="1", Country=country)
+    if country != "US":  # a state is a US address's
+        del addr["CountrySubDivisionCode"]
     industry, code = names.INDUSTRY
     return {
         "Id": "1",
@@ -499,10 +501,10 @@ def render_company_info(realm: Realm, opened: datetime, country: str = "US") -> 
     }
 
 
-def load_lists(realm: Realm, opened: datetime, income: Account) -> None:
-    """The company's preferences (home currency USD, multicurrency off), its terms, and the
+def load_lists(realm: Realm, opened: datetime, income: Account, home: str = "USD") -> None:
+    """The company's preferences (home currency `home`, multicurrency off), its terms, and the
     products it sells (each posting its sales to `income`), as of the day it was opened."""
-    realm.install("Preferences", default_preferences(), created=opened)
+    realm.install("Preferences", default_preferences(home), created=opened)
     for name, (term_id, days) in TERMS.items():
         realm.load("Term", {
             "Id": term_id, "Name": name, "Active": True, "Type": "STANDARD",
@@ -639,6 +641,11 @@ class DefaultCompany:
     ) -> None:
         self.rng = random.Random(seed)
         self.country = country
+        # A company keeps its books in its country's currency (a UK company's in pounds); the
+        # plan's amounts are the same figures whatever the currency.
+        self.home = home_currency_of(country)
+        if euro and self.home == "EUR":
+            raise ValueError("the euro supplier bills a company whose home currency is not EUR")
         self.full = full
         self.euro = euro
         self.rates: dict[date, Decimal] = {}
@@ -1197,7 +1204,7 @@ class DefaultCompany:
     def load_currencies(self, realm: Realm) -> None:
         """The euro company's preferences, currency and rates, and every account's balance in its
         own currency from the ledger (the importer's A/P account keeps euros)."""
-        prefs = default_preferences()
+        prefs = default_preferences(self.home)
         prefs["CurrencyPrefs"]["MultiCurrencyEnabled"] = True
         realm.install("Preferences", prefs, created=self.opened_at)
         realm.load("CompanyCurrency", {"Code": "EUR", "Name": "Euro", "Active": True},
@@ -1206,7 +1213,7 @@ class DefaultCompany:
             if month > self.today:
                 continue
             realm.load("ExchangeRate", {
-                "SourceCurrencyCode": "EUR", "TargetCurrencyCode": "USD",
+                "SourceCurrencyCode": "EUR", "TargetCurrencyCode": self.home,
                 "AsOfDate": month.isoformat(), "Rate": rate,
             }, created=datetime.combine(month, time(6, 0), self.tz))
         moved = ledger.current_balance_changes(realm, [], ledger.postings(realm))
@@ -1312,9 +1319,9 @@ class DefaultCompany:
             render_company_info(realm, self.opened_at, self.country),
             created=self.opened_at,
         )
-        load_lists(realm, self.opened_at, self.accounts["wholesale"])
+        load_lists(realm, self.opened_at, self.accounts["wholesale"], self.home)
         for record in records:
-            entity, body = self.render(record)
+            entity, body = self.in_home_currency(self.render(record))
             updated = None if isinstance(record, Party) else record.updated
             if updated is None:
                 realm.load(entity, body, created=record.created)
@@ -1326,6 +1333,14 @@ class DefaultCompany:
                 realm.load(entity, body)
         if self.euro:
             self.load_currencies(realm)
+
+    def in_home_currency(self, rendered: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """What the plan renders in dollars, in the company's own currency (a foreign supplier's
+        documents keep theirs)."""
+        entity, body = rendered
+        if self.home != "USD" and (body.get("CurrencyRef") or {}).get("value") == "USD":
+            body["CurrencyRef"] = currency_ref(self.home)
+        return entity, body
 
     def render(self, record: Account | Party | AnyTxn) -> tuple[str, dict[str, Any]]:
         if isinstance(record, Account):

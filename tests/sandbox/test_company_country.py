@@ -1,6 +1,6 @@
 """The sandbox's company can be in another country: CompanyInfo says so as QuickBooks does (its
-`Country` and the country of each of its addresses), for the seeded company and for a company
-added through the admin API."""
+`Country` and the country of each of its addresses) and keeps its books in that country's
+currency, for the seeded company and for a company added through the admin API."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ async def test_the_seeded_company_is_in_the_country_it_is_given() -> None:
     await sandbox.aclose()
     assert info["Country"] == "GB"
     assert {info[address]["Country"] for address in ADDRESSES} == {"GB"}
+    # Its books are in pounds, as a UK company's are.
+    realm = sandbox.realm()
+    assert realm.get("Preferences", "1")["CurrencyPrefs"]["HomeCurrency"]["value"] == "GBP"  # type: ignore[index]
+    assert {bill["CurrencyRef"]["value"] for bill in realm.iter("Bill")} == {"GBP"}
     # Reseeding keeps it there.
     assert sandbox.reset_realm(sandbox.realm_id)["seed"] == DEFAULT_SEED
     assert sandbox.realm().get("CompanyInfo", "1")["Country"] == "GB"  # type: ignore[index]
@@ -46,3 +50,6 @@ async def test_a_company_added_through_the_admin_api_takes_its_country(
     refused = await qbo_http.post("/_sandbox/realms", json={"seed": 42, "country": "Deutschland!"})
     assert refused.status_code == 400
     assert "ISO 3166" in refused.text
+    nowhere = await qbo_http.post("/_sandbox/realms", json={"seed": 42, "country": "ZZ"})
+    assert nowhere.status_code == 400
+    assert "no currency is known for country 'ZZ'" in nowhere.text
