@@ -136,6 +136,8 @@ def admin_routes(sandbox: Sandbox) -> list[Route]:
             home_currency_of(country)
         except ValueError as exc:
             raise AdminError(400, "invalid_request", str(exc)) from None
+        if scale is not None and country.upper() != "US":
+            raise AdminError(400, "invalid_request", "a scaled company is a US one: drop scale or country")
         try:
             tokens = sandbox.add_realm(seed=seed, scale=scale, country=country.upper(), **flags)
         except ValueError as exc:

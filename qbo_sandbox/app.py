@@ -199,6 +199,8 @@ class Sandbox:
         euro_supplier: bool = False,
         country: str = "US",
     ) -> Realm:
+        if scale is not None and country != "US":
+            raise ValueError("a scaled company is a US one; a country is for the default company")
         realm = self.store.create_realm(realm_id)
         today = self.clock.now().astimezone(realm.tz).date()
         if scale is None:

@@ -114,6 +114,8 @@ class SandboxConfig:
     webhook_timeout_seconds: float = 3.0  # QBO expects an answer within 3 seconds
 
     def __post_init__(self) -> None:
+        if self.scale is not None and self.country != "US":
+            raise ValueError("a scaled company is a US one; a country is for the default company")
         if self.scale is not None and self.scale < 1:
             raise ValueError(f"scale must be at least 1 (or None for the default company), got {self.scale}")
         self.client_id = self.client_id or derived_client_id(self.seed)

@@ -176,6 +176,19 @@ async def test_owner_connects_through_quickbooks(env: LinkEnv) -> None:
     assert info.status_code == 200, info.text
 
 
+async def test_connecting_a_company_in_the_uk_gives_the_business_its_locale(env: LinkEnv) -> None:
+    """The country QuickBooks' CompanyInfo gives, read as the tokens are checked, sets how the
+    business's money and times are written."""
+    assert (await env.directory.get("biz-larkspur")).locale == "en_US"
+    uk = env.sandbox.add_realm(country="GB").realm_id
+    state = _state_of(await env.linker.start_url("biz-larkspur", "U0OWNER"))
+    code = env.sandbox.tokens.authorization_code(uk, f"{OODALOO}{CALLBACK_PATH}")
+
+    business = await env.linker.complete(code=code, state=state, realm_id=uk)
+
+    assert (business.realm_id, business.locale) == (uk, "en_GB")
+
+
 async def test_a_used_link_is_refused(env: LinkEnv) -> None:
     link = await env.linker.start_url("biz-larkspur", "U0OWNER")
     first = await env.browser.get(link)

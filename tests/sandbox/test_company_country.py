@@ -50,6 +50,8 @@ async def test_a_company_added_through_the_admin_api_takes_its_country(
     refused = await qbo_http.post("/_sandbox/realms", json={"seed": 42, "country": "Deutschland!"})
     assert refused.status_code == 400
     assert "ISO 3166" in refused.text
+    scaled = await qbo_http.post("/_sandbox/realms", json={"seed": 42, "scale": 5, "country": "GB"})
+    assert scaled.status_code == 400 and "scaled company is a US one" in scaled.text
     nowhere = await qbo_http.post("/_sandbox/realms", json={"seed": 42, "country": "ZZ"})
     assert nowhere.status_code == 400
     assert "no currency is known for country 'ZZ'" in nowhere.text
