@@ -239,6 +239,28 @@ def test_digest_dry_run_prints_it_and_sends_nothing(operator: Operator, mail_ser
     assert operator.count(DigestRun) == 1
 
 
+def test_the_cli_writes_a_business_in_its_own_locale(operator: Operator) -> None:
+    operator.add_business()
+    assert operator.run("sync", BIZ).code == 0
+
+    async def to_en_gb(oodaloo: Oodaloo) -> None:
+        await oodaloo.directory.update(BIZ, locale="en_GB")
+
+    operator.with_oodaloo(to_en_gb)
+    listed = operator.run("businesses")
+    assert listed.code == 0, listed.err
+    assert f"Mon 08:00 {TIMEZONE}" in listed.out
+    assert listed.out.rstrip().endswith(
+        format_moment(next_monday_8am(TIMEZONE), TIMEZONE, "en_GB")
+    ), listed.out
+
+    dry = operator.run("digest", BIZ, "--dry-run")
+    assert dry.code == 0, dry.err
+    # The company's dollars as a UK reader writes them, its clock on 24 hours.
+    assert "US$" in dry.out and not re.search(r"(?<![A-Z])\$\d", dry.out)
+    assert not re.search(r"\d:\d\d ?[AP]M", dry.out)
+
+
 def _pay_with_the_answer_lost(operator: Operator) -> str:
     """An approver pays a small bill; QuickBooks applies it and the answer is lost. Its key."""
     sandbox = operator.qbo.sandbox
