@@ -1,6 +1,6 @@
 """A business's locale: derived from its QuickBooks company's country (en_US when the country is
 unknown or has no English locale), checked when set, kept on a reconnection, and given to the
-businesses that existed before by migration 0015, which comes back down too."""
+businesses that existed before by migration 0016, which comes back down too."""
 
 from __future__ import annotations
 
@@ -125,11 +125,11 @@ async def test_connecting_a_company_gives_its_locale_and_a_reconnection_keeps_th
     assert (await directory.get("biz-far")).locale == "en_US"
 
 
-# --- migration 0015 ---------------------------------------------------------------------------
+# --- migration 0016 ---------------------------------------------------------------------------
 
 
-def _table_at_0014(table: sa.Table, *left_out: str) -> sa.Table:
-    """`table` as revision 0014 had it (the model's columns less those added since)."""
+def _table_at_0015(table: sa.Table, *left_out: str) -> sa.Table:
+    """`table` as revision 0015 had it (the model's columns less those added since)."""
     return sa.Table(
         table.name,
         sa.MetaData(),
@@ -137,8 +137,8 @@ def _table_at_0014(table: sa.Table, *left_out: str) -> sa.Table:
     )
 
 
-BUSINESSES_0014 = _table_at_0014(Business.__table__, "locale")  # type: ignore[arg-type]
-COMPANY_INFO = _table_at_0014(CompanyInfoRecord.__table__)  # type: ignore[arg-type]
+BUSINESSES_0015 = _table_at_0015(Business.__table__, "locale")  # type: ignore[arg-type]
+COMPANY_INFO = _table_at_0015(CompanyInfoRecord.__table__)  # type: ignore[arg-type]
 
 
 def _business(business_id: str) -> dict[str, Any]:
@@ -171,15 +171,15 @@ def _locales(connection: Connection) -> dict[str, str]:
     return {business_id: locale for business_id, locale in rows}
 
 
-async def test_migration_0015_gives_existing_businesses_their_countrys_locale_and_goes_back(
+async def test_migration_0016_gives_existing_businesses_their_countrys_locale_and_goes_back(
     db_url: str,
 ) -> None:
-    await upgrade_database(db_url, "0014")
+    await upgrade_database(db_url, "0015")
     countries = {"biz-gb": "GB", "biz-de": "DEU", "biz-us": "US", "biz-xx": "XX", "biz-none": None}
 
     def before(connection: Connection) -> None:
         for business_id, country in [*countries.items(), ("biz-new", "skip")]:
-            connection.execute(BUSINESSES_0014.insert().values(_business(business_id)))
+            connection.execute(BUSINESSES_0015.insert().values(_business(business_id)))
             if country != "skip":
                 connection.execute(COMPANY_INFO.insert().values(_company(business_id, country)))
 
@@ -195,7 +195,7 @@ async def test_migration_0015_gives_existing_businesses_their_countrys_locale_an
         "biz-xx": "en_US",
     }
 
-    await downgrade_database(db_url, "0014")
+    await downgrade_database(db_url, "0015")
 
     def after(connection: Connection) -> tuple[set[str], int]:
         columns = {column["name"] for column in sa.inspect(connection).get_columns("businesses")}

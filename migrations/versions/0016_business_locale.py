@@ -1,7 +1,7 @@
 """A business writes money, dates and times in its own locale (en_GB: "£1,234.56", "11:18").
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 
 Businesses already connected take the locale of their QuickBooks company's country, as mirrored
@@ -20,8 +20,8 @@ from babel.core import get_global
 
 from runway.formatting import DEFAULT_LOCALE, locale_for_country
 
-revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0016"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
