@@ -35,20 +35,16 @@ from babel import Locale, localedata
 from babel.core import get_global
 from babel.dates import format_date
 from babel.dates import format_time as babel_format_time
-from babel.numbers import format_compact_currency, format_currency, get_currency_precision
+from babel.numbers import (
+    format_compact_currency,
+    format_currency,
+    get_currency_precision,
+    get_territory_currencies,
+)
 
 DEFAULT_LOCALE = "en_US"
-#: The locales the Settings modal offers, each with the words it shows.
-LOCALE_CHOICES: dict[str, str] = {
-    "en_US": "United States ($1,234.56, 11:18 AM)",
-    "en_GB": "United Kingdom (£1,234.56, 11:18)",
-    "en_IE": "Ireland (€1,234.56, 11:18)",
-    "en_CA": "Canada ($1,234.56, 11:18 a.m.)",
-    "en_AU": "Australia ($1,234.56, 11:18 am)",
-    "en_DE": "Germany (1.234,56 €, 11:18)",
-    "en_FR": "France (1 234,56 €, 11:18)",
-    "en_NL": "Netherlands (€ 1.234,56, 11:18)",
-}
+#: The locales the Settings modal offers (a business may have another, from its country).
+LOCALE_CHOICES = ("en_US", "en_GB", "en_IE", "en_CA", "en_AU", "en_DE", "en_FR", "en_NL")
 #: U+2212: the sign of every negative figure the product shows.
 MINUS = "−"
 
@@ -91,6 +87,17 @@ def check_locale(name: str) -> str:
             f"{', '.join(LOCALE_CHOICES)}"
         )
     return name
+
+
+def locale_label(locale: str) -> str:
+    """How a choice of locale reads: its country and a sample in its own style, written by the
+    functions below ("United Kingdom: £1,234.56, 11:18")."""
+    parsed = Locale.parse(locale)
+    country = parsed.territory or ""
+    currencies = get_territory_currencies(country, tender=True) if country else []
+    sample = money(Decimal("1234.56"), currencies[0] if currencies else "USD", locale=locale)
+    place = Locale("en").territories.get(country, locale)
+    return f"{place}: {sample}, {format_clock(time(11, 18), locale)}"
 
 
 def money(amount: Decimal, currency: str, *, locale: str = DEFAULT_LOCALE) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.slack.tenancy import SLACK_ID
 from runway.businesses import check_timezone
-from runway.formatting import LOCALE_CHOICES
+from runway.formatting import LOCALE_CHOICES, locale_label
 from runway.models import Business
 
 CALLBACK_ID = "runway_settings"
@@ -132,16 +132,16 @@ def settings_view(
     }
 
 
-def locale_choices(current: str | None = None) -> dict[str, str]:
+def locale_choices(current: str | None = None) -> tuple[str, ...]:
     """The locales the modal offers: the short list, and the business's own where it is not on
     it (taken from its QuickBooks company's country), so saving untouched keeps it."""
     if current is None or current in LOCALE_CHOICES:
         return LOCALE_CHOICES
-    return {**LOCALE_CHOICES, current: current}
+    return (*LOCALE_CHOICES, current)
 
 
 def _locale_input(current: str) -> dict[str, Any]:
-    options = [_option(label, locale) for locale, label in locale_choices(current).items()]
+    options = [_option(locale_label(locale), locale) for locale in locale_choices(current)]
     chosen = next(option for option in options if option["value"] == current)
     return _input(
         "locale",
@@ -227,7 +227,7 @@ def read_settings(
         else:
             errors["locale"] = (
                 f"{locale or 'That'} is not a style Oodaloo offers; choose one of the list "
-                f"({', '.join(sorted(choices))})."
+                f"({', '.join(choices)})."
             )
 
     if "pay_from" in state_values:
