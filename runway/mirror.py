@@ -272,12 +272,18 @@ def company_country(info: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _country_code(info: Mapping[str, Any]) -> str | None:
+    """The company's country as its ISO code where it names one ("United Kingdom" -> "GB": the
+    column holds 8 letters), else as QuickBooks wrote it, cut to fit."""
+    found = company_country(info)
+    return None if found is None else territory_of(found) or found[:8]
+
+
 def _company_info(obj: Mapping[str, Any], fetched_at: datetime) -> dict[str, Any]:
     return {
         "company_name": obj.get("CompanyName"),
         "legal_name": obj.get("LegalName"),
-        # The ISO code where it names a country ("United Kingdom" fits no 8-letter column).
-        "country": territory_of(company_country(obj)) or (company_country(obj) or "")[:8] or None,
+        "country": _country_code(obj),
         "default_timezone": obj.get("DefaultTimeZone"),
         "fiscal_year_start_month": obj.get("FiscalYearStartMonth"),
         "email": _email(obj, "Email"),
