@@ -19,6 +19,28 @@ if TYPE_CHECKING:
     from qbo_sandbox.server import RunningSandbox
 
 
+#: Modules whose tests start Oodaloo's own processes (`oodaloo serve`, `oodaloo worker`, `oodaloo
+#: demo`, an installed wheel) and wait for them with deadlines. When the suite runs in several
+#: pytest-xdist processes (./scripts/test), they all run in one of them, one after another, so
+#: those processes never compete with each other for the machine's cores; the rest of the suite
+#: is shared out test by test.
+PROCESS_MODULES = frozenset({
+    "test_crash_restart.py",
+    "test_crash_restart_worker.py",
+    "test_demo_browser.py",
+    "test_processes.py",
+    "test_slack_handoff.py",
+    "test_two_processes.py",
+    "test_wheel_install.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 @pytest.fixture
 def sandbox() -> Sandbox:
     """A fresh sandbox with the default company of the default seed; its clock can be moved."""
