@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -21,6 +21,38 @@ if TYPE_CHECKING:
 
     from qbo_sandbox.app import Sandbox
     from qbo_sandbox.server import RunningSandbox
+
+
+#: Modules whose tests start Oodaloo's own processes (`oodaloo serve`, `oodaloo worker`, `oodaloo
+#: demo`, an installed wheel) and wait for them with deadlines. When the suite runs in several
+#: pytest-xdist processes with `--dist loadgroup` (./scripts/test), they all run in one of them, one
+#: after another, so those processes never compete with each other for the machine's cores; the
+#: rest of the suite is shared out test by test.
+PROCESS_MODULES = frozenset({
+    "test_crash_restart.py",
+    "test_crash_restart_worker.py",
+    "test_demo_browser.py",
+    "test_processes.py",
+    "test_slack_handoff.py",
+    "test_two_processes.py",
+    "test_wheel_install.py",
+})  # fmt: skip
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` with `PROCESS_MODULES` as the one group. (pytest-xdist's own grouping by
+    `xdist_group` marks renames test ids, which pytest 9 no longer lets a plugin do.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ProcessModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+            return "processes" if module in PROCESS_MODULES else nodeid
+
+    return ProcessModulesTogether(config, log)
 
 
 @pytest.fixture

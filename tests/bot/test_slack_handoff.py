@@ -27,7 +27,7 @@ import httpx
 import pytest
 from db_conftest import MigratedDatabase
 from redis.asyncio import Redis
-from service_env import REDIS_ENV, required_service_url
+from service_env import REDIS_ENV, dedicated_redis_db, required_service_url
 from slack_sdk.web.async_client import AsyncWebClient
 from test_crash_restart import card_line
 from test_crash_restart import until as until_found
@@ -55,7 +55,7 @@ from sync import MemoryBackend, RedisBackend
 
 pytestmark = pytest.mark.http
 #: The Redis database of OODALOO_TEST_REDIS_URL's server only the process test uses (flushed).
-REDIS_DB = 10
+REDIS_DB = dedicated_redis_db("slack_handoff")
 #: The web app's Oodaloo and the worker's share one PostgreSQL database, as processes do.
 ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 

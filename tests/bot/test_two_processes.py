@@ -49,7 +49,7 @@ import httpx
 import pytest
 from db_conftest import MigratedDatabase
 from redis.asyncio import Redis
-from service_env import REDIS_ENV, required_service_url
+from service_env import REDIS_ENV, dedicated_redis_db, required_service_url
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
@@ -77,7 +77,7 @@ pytestmark = pytest.mark.http
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: The Redis database of OODALOO_TEST_REDIS_URL's server that only this module uses (flushed).
-REDIS_DB = 15
+REDIS_DB = dedicated_redis_db("two_processes")
 #: The seeded company has this many open bills; the test needs at least MIN_BILLS of them.
 MIN_BILLS = 10
 PAYERS = (OWNER, BOOKKEEPER)

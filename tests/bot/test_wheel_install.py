@@ -52,7 +52,7 @@ import test_two_processes as two_processes
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from redis.asyncio import Redis
-from service_env import REDIS_ENV, required_service_url
+from service_env import REDIS_ENV, dedicated_redis_db, required_service_url
 from test_crash_restart_worker import digest_due_a_minute_ago, digest_run
 from test_two_processes import ERROR_LINE, Served, World
 
@@ -69,7 +69,7 @@ world = two_processes.world
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: The Redis database of OODALOO_TEST_REDIS_URL's server that only this module uses (flushed).
-REDIS_DB = 9
+REDIS_DB = dedicated_redis_db("wheel_install")
 STARTUP_SECONDS = 90.0
 DIGEST_SECONDS = 90.0
 #: What a copy of the checkout leaves out: what an sdist would not carry, and caches.

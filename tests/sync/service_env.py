@@ -22,3 +22,22 @@ def required_service_url(env: str, service: str, address: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI=true requires the {service} tests to run")
     pytest.skip(reason)
+
+
+#: The test modules that empty a Redis database of their own (`oodaloo serve` and `oodaloo worker`
+#: have no key prefix setting, so these modules cannot share database 0 under a prefix).
+DEDICATED_REDIS_MODULES = ("two_processes", "slack_handoff", "wheel_install")
+
+
+def dedicated_redis_db(module: str) -> int:
+    """The Redis database (15 down to 1) that `module` alone empties. Under pytest-xdist each worker
+    has its own set, so modules running side by side never empty each other's database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or "0")
+    db = 15 - index * len(DEDICATED_REDIS_MODULES) - DEDICATED_REDIS_MODULES.index(module)
+    if db < 1:
+        raise RuntimeError(
+            f"pytest-xdist worker {worker} has no Redis database left for {module} (Redis has 16, "
+            "database 0 is shared under key prefixes): run with fewer workers (-n 5 at most)"
+        )
+    return db
