@@ -840,3 +840,14 @@ class Workspace:
         return (
             f"the condition did not hold within {timeout}s; the last Web API calls were: {recent}"
         )
+
+
+def buttons(surface: Message | Ephemeral | View, action_id: str) -> list[tuple[str, str]]:
+    """(block_id, value) of each button with `action_id` in a message or view, in order."""
+    return [
+        (str(block.get("block_id")), str(element.get("value")))
+        for block in surface.blocks
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+        if element.get("action_id") == action_id
+    ]

@@ -21,7 +21,7 @@ from bot.slack.handoff import SlackWork
 from bot.slack.home import HOME_SETTINGS, RecentItem, not_linked_view, recent_line
 from runway.lifecycle import BillState
 from runway.models import AuditEntry
-from slack_sandbox.workspace import View
+from slack_sandbox.workspace import View, buttons
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -34,17 +34,6 @@ async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
 
 def _texts(view: View) -> str:
     return json.dumps(view.blocks)
-
-
-def _buttons(view: View, action_id: str) -> list[tuple[str, str]]:
-    """(block_id, value) of each button with `action_id` in the view."""
-    return [
-        (str(block.get("block_id")), str(element.get("value")))
-        for block in view.blocks
-        if block.get("type") == "actions"
-        for element in block.get("elements", [])
-        if element.get("action_id") == action_id
-    ]
 
 
 async def _open_home(stack: LocalStack, user: str) -> View:
@@ -83,17 +72,17 @@ async def test_home_shows_the_runway_and_the_bills_waiting_for_this_person(stack
     assert json.loads(home.private_metadata) == {"channel_id": CHANNEL}
     ids = [block.get("block_id") for block in home.blocks]
     assert {"home_header", "headline", "cash", "freshness", "home_waiting", "home_recent", "drift"} <= set(ids)
-    assert _buttons(home, HOME_SETTINGS) == [("home_actions", BUSINESS_ID)]
+    assert buttons(home, HOME_SETTINGS) == [("home_actions", BUSINESS_ID)]
     # The digest's own buttons, with the amount the card shows.
-    approvals = _buttons(home, kit.BILL_APPROVE)
+    approvals = buttons(home, kit.BILL_APPROVE)
     assert approvals and all(block.startswith("bill_actions:") and "|" in value for block, value in approvals)
     assert len(home.blocks) <= 100
 
 
-async def test_staff_see_the_runway_without_buttons(stack: LocalStack) -> None:
+async def test_staff_see_the_runway_withoutbuttons(stack: LocalStack) -> None:
     home = await _open_home(stack, STAFF)
     assert "Only the business" in _texts(home)
-    assert _buttons(home, kit.BILL_APPROVE) == [] and _buttons(home, HOME_SETTINGS) == []
+    assert buttons(home, kit.BILL_APPROVE) == [] and buttons(home, HOME_SETTINGS) == []
     assert "headline" in [block.get("block_id") for block in home.blocks]
 
 
@@ -112,16 +101,16 @@ async def test_two_approvers_approve_and_pay_from_their_home_tabs(stack: LocalSt
     assert delivery.status == 200
     # The owner's Home follows: the bill waits for someone else now, so it leaves their list.
     owner_after = await _home_after(stack, OWNER, owner_home, "home_others_waiting")
-    assert block not in [b for b, _ in _buttons(owner_after, kit.BILL_APPROVE)]
+    assert block not in [b for b, _ in buttons(owner_after, kit.BILL_APPROVE)]
     assert "approved" in _texts(owner_after)  # "Recently": the owner approved it
     # The digest in the channel follows too.
     await stack.until(lambda: "needs a second" in json.dumps(stack.message(digest.ts).blocks))
 
     books_home = await _open_home(stack, BOOKKEEPER)
-    assert block in [b for b, _ in _buttons(books_home, kit.BILL_APPROVE)]
+    assert block in [b for b, _ in buttons(books_home, kit.BILL_APPROVE)]
     await stack.agent.click(BOOKKEEPER, books_home, kit.BILL_APPROVE, block_id=block)
     ready = await _home_after(stack, BOOKKEEPER, books_home, "ready to pay")
-    pay = [value for b, value in _buttons(ready, kit.BILL_PAY) if b == block]
+    pay = [value for b, value in buttons(ready, kit.BILL_PAY) if b == block]
     assert pay, "the approved bill shows Pay on the Home tab"
     await stack.agent.click(BOOKKEEPER, ready, kit.BILL_PAY, block_id=block)
     await _home_after(stack, BOOKKEEPER, ready, "Recently")

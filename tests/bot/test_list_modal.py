@@ -22,7 +22,7 @@ from bot.slack.handoff import InProcess, SlackWork
 from bot.slack.list_modal import LIST_MODAL, list_modal_of
 from qbo_sandbox.config import ManualClock
 from slack_sandbox.config import SlackSandboxConfig
-from slack_sandbox.workspace import Ephemeral, Message, View
+from slack_sandbox.workspace import View, buttons
 
 VENDOR = "Larkspur & Pine <Coffee> Roasters"
 
@@ -35,17 +35,6 @@ async def stack(migrated: MigratedDatabase) -> AsyncIterator[LocalStack]:
 
 def _ids(blocks: list[dict[str, Any]], kind: str) -> list[str]:
     return kit.shown_ids(blocks, kind)  # type: ignore[arg-type]
-
-
-def _buttons(view: View | Message | Ephemeral, action_id: str) -> list[tuple[str, str]]:
-    """(block_id, value) of every button with `action_id`."""
-    return [
-        (str(block.get("block_id")), str(element.get("value")))
-        for block in view.blocks
-        if block.get("type") == "actions"
-        for element in block.get("elements", [])
-        if element.get("action_id") == action_id
-    ]
 
 
 async def _list_modal(stack: LocalStack, user: str) -> View:
@@ -75,12 +64,12 @@ async def test_show_all_opens_the_list_in_a_modal_and_next_turns_its_page(stack:
     assert modal.title["text"] == "Overdue invoices" and len(modal.title["text"]) <= 24
     first_page = _ids(modal.blocks, "invoice")
     assert len(first_page) > len(in_digest), "the modal lists more than the digest showed"
-    assert _buttons(modal, kit.INVOICE_REMIND), "with the digest's own buttons"
+    assert buttons(modal, kit.INVOICE_REMIND), "with the digest's own buttons"
     assert len(modal.blocks) <= 100
     assert json.loads(modal.private_metadata) == {"channel_id": CHANNEL, "kind": "invoice", "offset": 0}
     assert stack.ephemerals(OWNER) == [], "nothing at the bottom of the channel"
 
-    (next_block, following), = _buttons(modal, kit.SHOW_MORE_INVOICES)
+    (next_block, following), = buttons(modal, kit.SHOW_MORE_INVOICES)
     assert next_block == "invoice_next"
     await stack.agent.click(OWNER, modal, kit.SHOW_MORE_INVOICES, block_id=next_block)
     turned = await _modal_after(stack, modal)
@@ -100,7 +89,7 @@ async def test_pay_from_the_modal_pays_once_and_the_modal_follows(stack: LocalSt
 
     business = await stack.business()
     small = [
-        (block, value) for block, value in _buttons(modal, kit.BILL_APPROVE)
+        (block, value) for block, value in buttons(modal, kit.BILL_APPROVE)
         if Decimal(value.split("|")[1]) <= business.approval_threshold
     ]  # fmt: skip
     assert small, "the list shows a bill one approval is enough for"
@@ -110,7 +99,7 @@ async def test_pay_from_the_modal_pays_once_and_the_modal_follows(stack: LocalSt
 
     def payable() -> View | None:
         now = stack.workspace.view(modal.id)
-        return now if now is not None and block in [b for b, _ in _buttons(now, kit.BILL_PAY)] else None
+        return now if now is not None and block in [b for b, _ in buttons(now, kit.BILL_PAY)] else None
 
     approved = await stack.until(payable)
     payments_before = len(stack.bill_payments())
@@ -125,7 +114,7 @@ async def test_pay_from_the_modal_pays_once_and_the_modal_follows(stack: LocalSt
         return now if gone or "Paid" in json.dumps(card) else None
 
     after = await stack.until(paid_card)
-    assert block not in [b for b, _ in _buttons(after, kit.BILL_PAY)], "no Pay on a paid bill"
+    assert block not in [b for b, _ in buttons(after, kit.BILL_PAY)], "no Pay on a paid bill"
     paying = [
         payment for payment in stack.bill_payments()
         if any(str(linked.get("TxnId")) == bill_id
@@ -184,7 +173,7 @@ async def test_an_expired_trigger_answers_with_the_ephemeral_list(migrated: Migr
 async def test_runway_bills_typed_still_answers_in_the_channel_and_pages_in_place(stack: LocalStack) -> None:
     await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "invoices")
     first = await stack.ephemeral_for(OWNER, kit.INVOICE_REMIND)
-    (next_block, _), = _buttons(first, kit.SHOW_MORE_INVOICES)
+    (next_block, _), = buttons(first, kit.SHOW_MORE_INVOICES)
     await stack.agent.click(OWNER, first, kit.SHOW_MORE_INVOICES, block_id=next_block)
     await stack.until(lambda: (e := stack.workspace.ephemeral(first.ts)) is not None and e.blocks != first.blocks)
     second = stack.workspace.ephemeral(first.ts)
