@@ -503,13 +503,12 @@ async def test_the_sweep_does_not_catch_up_on_a_digest_due_before_quickbooks_was
     """Connecting QuickBooks posts the first digest; the one due earlier that day is not sent too."""
     ritual = ritual_over(stack, mail_server.url)
     due = await due_a_minute_ago(stack)
+    local_due = due.astimezone(ZoneInfo((await stack.business()).timezone))
+    # An hour earlier, but on the same day (just after midnight, midnight itself).
+    earlier = max(local_due - timedelta(hours=1), local_due.replace(hour=0, minute=0, second=0))
     async with stack.oodaloo.sessions() as session:
         await session.execute(
-            update(Business).where(Business.id == BUSINESS_ID).values(
-                digest_local_time=(
-                    due - timedelta(hours=1)
-                ).astimezone(ZoneInfo((await stack.business()).timezone)).time()
-            )
+            update(Business).where(Business.id == BUSINESS_ID).values(digest_local_time=earlier.time())
         )
         await session.commit()
     assert [business for business, _ in await sweep(ritual)] == [BUSINESS_ID]
