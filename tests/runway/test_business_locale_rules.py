@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from db_conftest import MigratedDatabase
+from db_conftest import MigratedDatabase, run_in_transaction
 from sqlalchemy import Connection
 
 from runway.businesses import BusinessDirectory
@@ -26,7 +26,7 @@ from runway.formatting import (
 from runway.mirror import company_country, mirror_values
 from runway.models import Business, CompanyInfoRecord
 from sync import OAuthTokens
-from sync.db import downgrade_database, make_engine, upgrade_database
+from sync.db import downgrade_database, upgrade_database
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -161,15 +161,6 @@ def _company(business_id: str, country: str | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _run(url: str, work: Any) -> Any:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(work)
-    finally:
-        await engine.dispose()
-
-
 def _locales(connection: Connection) -> dict[str, str]:
     rows = connection.execute(sa.text("SELECT id, locale FROM businesses ORDER BY id"))
     return {business_id: locale for business_id, locale in rows}
@@ -187,10 +178,10 @@ async def test_migration_0016_gives_existing_businesses_their_countrys_locale_an
             if country != "skip":
                 connection.execute(COMPANY_INFO.insert().values(_company(business_id, country)))
 
-    await _run(db_url, before)
+    await run_in_transaction(db_url, before)
 
     await upgrade_database(db_url)
-    assert await _run(db_url, _locales) == {
+    assert await run_in_transaction(db_url, _locales) == {
         "biz-de": "en_DE",
         "biz-gb": "en_GB",
         "biz-new": "en_US",  # never synced: no country yet
@@ -206,8 +197,8 @@ async def test_migration_0016_gives_existing_businesses_their_countrys_locale_an
         count = connection.execute(sa.text("SELECT COUNT(*) FROM businesses")).scalar_one()
         return columns, count
 
-    columns, count = await _run(db_url, after)
+    columns, count = await run_in_transaction(db_url, after)
     assert "locale" not in columns and count == 6
     # And up again: the same locales.
     await upgrade_database(db_url)
-    assert (await _run(db_url, _locales))["biz-gb"] == "en_GB"
+    assert (await run_in_transaction(db_url, _locales))["biz-gb"] == "en_GB"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from db_conftest import MigratedDatabase
+from db_conftest import MigratedDatabase, run_in_transaction
 from sqlalchemy import Connection, text
 
 from runway.businesses import BusinessDirectory, ChannelTaken, NotAnApprover
 from runway.crypto import TokenCipher, generate_key
 from runway.models import Business
 from runway.uow import UnitOfWorkFactory
-from sync.db import downgrade_database, make_engine, upgrade_database
+from sync.db import downgrade_database, upgrade_database
 
 COLUMNS = (
     "id name timezone home_currency digest_weekday digest_local_time approvers approval_threshold"
@@ -31,15 +31,6 @@ INSERT = sa.Table(
     sa.MetaData(),
     *(column._copy() for column in Business.__table__.columns if column.name in COLUMNS),
 ).insert()
-
-
-async def _run(url: str, work: Any) -> Any:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def _insert(rows: list[tuple[str, str | None, str | None, str]]) -> Any:
@@ -62,7 +53,7 @@ async def test_the_oldest_business_keeps_a_shared_channel_and_the_others_lose_it
     db_url: str,
 ) -> None:
     await upgrade_database(db_url, "0005")
-    await _run(
+    await run_in_transaction(
         db_url,
         _insert(
             [
@@ -79,7 +70,7 @@ async def test_the_oldest_business_keeps_a_shared_channel_and_the_others_lose_it
 
     await upgrade_database(db_url, "0006")
 
-    assert await _run(db_url, _channels) == {
+    assert await run_in_transaction(db_url, _channels) == {
         "owner": "C-FIN",
         "hijacker": None,
         "twin-a": "C-OPS",  # same moment: the smaller id keeps it
@@ -89,10 +80,10 @@ async def test_the_oldest_business_keeps_a_shared_channel_and_the_others_lose_it
         "unlinked-2": None,
     }
     with pytest.raises(Exception, match=r"(?i)unique"):
-        await _run(db_url, _insert([("late", "T1", "C-FIN", "2026-12-05 10:00:00")]))
+        await run_in_transaction(db_url, _insert([("late", "T1", "C-FIN", "2026-12-05 10:00:00")]))
 
     await downgrade_database(db_url, "0005")
-    await _run(db_url, _insert([("shared", "T1", "C-FIN", "2026-12-05 10:00:00")]))
+    await run_in_transaction(db_url, _insert([("shared", "T1", "C-FIN", "2026-12-05 10:00:00")]))
 
 
 def _directory(migrated: MigratedDatabase) -> BusinessDirectory:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -48,6 +49,16 @@ async def fresh_postgres_schema(base_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await admin.close()
+
+
+async def run_in_transaction(url: str, work: Any) -> Any:
+    """`work(connection)` in one transaction on `url` (a migration's own view of the database)."""
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"], name="db_url")
