@@ -13,7 +13,9 @@ and Redis, with `--workers` `oodaloo worker` processes doing the work handed off
 (`--work-in web`: no worker, the web process does it itself, as without Redis); the QBO sandbox
 answering every call after `--latency-ms` (500 ms: a slow day at QuickBooks) and the local Slack,
 each its own process; this process only signs and sends the local Slack's requests (the same code
-for both apps) and times each round trip (sent -> ack received).
+for both apps) and times each round trip (sent -> ack received). It is kept light (bodies read
+before the clock starts, aiohttp), and prints its own CPU per request: at 10 at a time on two
+cores a heavy sender is the bottleneck of both apps, and whatever else runs steals from it.
 
 For each `--concurrency` (requests in flight at once): the bare Bolt app, then Oodaloo, then the
 bare Bolt app again, each getting `--requests` clicks on "and N more" under the digest (the work
@@ -184,7 +186,11 @@ async def run(args: argparse.Namespace, database_url: str, folder: Path) -> None
 
     where = f"{args.workers} `oodaloo worker`" if args.work_in == "worker" else "the web process itself"
     report(rows, f"QuickBooks answering in {args.latency_ms} ms; the work after Oodaloo's acks done by {where}")
-    print(f"Click on Pay -> the card says Paid: {shown(pays)}")
+    if pays:
+        print(f"Click on Pay -> the card says Paid: {shown(pays)}")
+    cpu = sender.cpu_per_request
+    print(f"The sender (this process: signing, sending, timing) spent {statistics.median(cpu) * 1000:.2f} ms "
+          f"of CPU per request (median of its {len(cpu)} runs, max {max(cpu) * 1000:.2f} ms).")
     print(f"Work done: {answered_total} answers reached the local Slack through response_url "
           f"(every Oodaloo request's, checked run by run).")
 
