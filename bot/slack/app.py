@@ -59,6 +59,11 @@ BOT_SCOPES = (
 )
 #: Pieces of after-ack work run at once per process (below the database pool's 15 connections).
 WORK_AT_ONCE = 8
+#: Slack gets its ack when the listener returns, that is once the work is handed off (in Redis, or
+#: started here), never before: a web process that dies right after an ack has lost no click. And no
+#: wait on top: by default Bolt runs the listener beside the request and looks for its ack every
+#: 10 ms. Listeners only verify, ack and hand off (a bounded Redis round trip, `handoff.ADD_TIMEOUT`).
+ACK_AFTER_HAND_OFF = True
 
 Linker = Callable[[Business, str], Awaitable[str]]
 Reply = Callable[[str], Awaitable[None]]
@@ -99,6 +104,7 @@ class SlackBot:
                 client=with_retry_handlers(web),
                 signing_secret=signing_secret,
                 raise_error_for_unhandled_request=False,
+                process_before_response=ACK_AFTER_HAND_OFF,
             )
         elif settings.slack_client_id and settings.slack_client_secret:
             engine = oodaloo.engine
@@ -113,6 +119,7 @@ class SlackBot:
             self.app = AsyncApp(
                 client=with_retry_handlers(AsyncWebClient(base_url=settings.slack_api_url)),
                 signing_secret=signing_secret,
+                process_before_response=ACK_AFTER_HAND_OFF,
                 installation_store=self.installation_store,
                 oauth_settings=AsyncOAuthSettings(
                     client_id=settings.slack_client_id,

@@ -2,8 +2,9 @@
 
 A listener verifies, acks, and hands the rest (building lists from the mirror, rendering, answering
 through response_url, drawing messages again) to a `HandOff`, so that work never delays the next
-ack. One small interface, two ways, chosen once where the web process is put together
-(`hand_off_for`):
+ack. Slack's ack goes out once the hand-off returns (Bolt's `process_before_response`): a 200 means
+the work is in the stream or started here. One small interface, two ways, chosen once where the web
+process is put together (`hand_off_for`):
 
 - `InProcess`: the same process, at most `WORK_AT_ONCE` pieces at a time (`SlackBot.spawn`). The
   embedded default (no REDIS_URL), `oodaloo demo`, and the fallback whenever Redis cannot take it.
@@ -21,7 +22,7 @@ already dropped by the delivery log before the ack.
 
 Work is never handed to nobody: the web process adds to the stream only while a worker's pool is
 registered as alive (a sorted set of consumers, each renewing its expiry every `HEARTBEAT`), and
-does the work itself when none is, or when Redis does not answer.
+does the work itself when none is, or when Redis does not answer within `ADD_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ CLAIM_IDLE_MS = 30_000
 MAX_DELIVERIES = 3
 #: The stream keeps at most about this many pieces (done pieces are deleted as they finish).
 MAX_WAITING = 100_000
-#: How long the web process waits for Redis to take a piece before doing it itself (seconds).
-ADD_TIMEOUT = 2.0
+#: How long the web process waits for Redis to take a piece before doing it itself (seconds). Slack's
+#: ack waits for the hand-off (`app.ACK_AFTER_HAND_OFF`), so this stays well inside its 3 seconds.
+ADD_TIMEOUT = 1.0
 
 # Adds the piece only while some consumer is alive (by Redis' own clock, the same for everyone),
 # and only at the first arrival of its delivery, when one is named (Slack's retries of it are

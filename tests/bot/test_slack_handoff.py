@@ -51,6 +51,7 @@ from bot.slack.handoff import (
     stream_key,
 )
 from qbo_sandbox.oauth import TOKEN_PATH
+from slack_sandbox.workspace import Message
 from sync import MemoryBackend, RedisBackend
 
 pytestmark = pytest.mark.http
@@ -228,6 +229,106 @@ async def test_with_redis_out_of_reach_the_web_process_does_the_work(stack: Loca
     finally:
         await unreachable.aclose()
         sock.close()
+
+
+class HeldRedis:
+    """A hop in front of the real Redis that holds every command `hold` seconds before passing it
+    on (None: holds it for good), as a Redis busy elsewhere, or stuck, would; answers come back as
+    they are."""
+
+    def __init__(self, real: RedisBackend) -> None:
+        address = real.client.connection_pool.connection_kwargs
+        self.upstream = (str(address.get("host", "127.0.0.1")), int(address.get("port", 6379)))
+        self.db = int(address.get("db", 0))
+        self.hold: float | None = 0.0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        """The URL to reach Redis through the hop."""
+        self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/{self.db}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        pipes = [asyncio.create_task(self._pass(reader, up_writer, held=True)),
+                 asyncio.create_task(self._pass(up_reader, writer, held=False))]
+        self._pipes.update(pipes)
+        await asyncio.gather(*pipes, return_exceptions=True)
+
+    async def _pass(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, held: bool) -> None:
+        try:
+            while data := await source.read(65536):
+                if held and self.hold is None:
+                    await asyncio.Event().wait()
+                if held and self.hold:
+                    await asyncio.sleep(self.hold)
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+
+@contextlib.asynccontextmanager
+async def handing_off_through(
+    stack: LocalStack, redis: RedisBackend, digest: Message
+) -> AsyncIterator[tuple[HeldRedis, Counted]]:
+    """The stack's web app adds its work through a `HeldRedis` hop, with a worker registered alive
+    that reads nothing: whatever is added stays in the stream to be counted. A first click, not
+    held, opens the hop's connection and has Redis know the hand-off's script."""
+    hop = HeldRedis(redis)
+    async with hop as url:
+        through = RedisBackend.from_url(url, prefix=redis.prefix)
+        try:
+            here = web_hands_off(stack, through)
+            await redis.client.zadd(consumers_key(redis), {"reads-later": 2**40})
+            first = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+            assert first.status == 200, first.text
+            assert await redis.client.xlen(stream_key(redis)) == 1
+            yield hop, here
+        finally:
+            await through.aclose()
+
+
+@ON_POSTGRES
+async def test_slack_gets_its_ack_only_once_the_work_is_in_the_stream(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    """The 200 leaves after the hand-off: held on its way to Redis, the work is there when Slack
+    has its ack, so a web process that died right after an ack has lost no click."""
+    digest = await stack.post_digest()
+    async with handing_off_through(stack, redis, digest) as (hop, here):
+        hop.hold = 0.3
+        click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+        assert (click.status, click.answer_error) == (200, None), click.text
+        assert await redis.client.xlen(stream_key(redis)) == 2
+        command = await stack.agent.slash_command(OWNER, CHANNEL, "/runway", "")
+        assert (command.status, command.answer_error) == (200, None), command.text
+        assert await redis.client.xlen(stream_key(redis)) == 3
+    assert here.count == 0
+
+
+@ON_POSTGRES
+async def test_with_redis_stuck_the_ack_comes_in_slacks_time_and_the_web_process_does_the_work(
+    stack: LocalStack, redis: RedisBackend
+) -> None:
+    digest = await stack.post_digest()
+    async with handing_off_through(stack, redis, digest) as (hop, here):
+        hop.hold = None
+        click = await stack.agent.click(OWNER, digest, kit.SHOW_MORE_INVOICES)
+        # Within Slack's 3 seconds (the local Slack drops a later ack, as Slack does).
+        assert (click.status, click.answer_error) == (200, None), click.text
+        await answered(stack, 1)
+        assert here.count == 1
+    assert await redis.client.xlen(stream_key(redis)) == 1, "only the first click is in the stream"
 
 
 def test_a_piece_of_work_reads_back_as_it_was_written() -> None:
