@@ -91,12 +91,11 @@ class Settings(BaseSettings):
         default=None,
         description="Authorization: Bearer token for /healthz's per-business detail; unset = nobody sees it",
     )
-    worker_nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="how far `oodaloo worker` lowers its CPU priority (os.nice), so on a machine it "
-        "shares with `oodaloo serve` the acks to Slack come first; 0 keeps it",
+    worker_nice: Literal["idle"] | int = Field(
+        default="idle",
+        description="the CPU priority of `oodaloo worker`, so on a machine it shares with `oodaloo "
+        "serve` Slack's acks come first: `idle` runs it only on CPU nothing else wants (Linux's "
+        "SCHED_IDLE; elsewhere the lowest nice, 19), a number 0-19 lowers it that far (os.nice)",
     )
     migrate_on_start: bool | None = Field(
         default=None,
@@ -143,6 +142,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://oodaloo.example.com")
         return value
+
+    @field_validator("worker_nice", mode="before")
+    @classmethod
+    def _idle_or_nice(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "idle":
+            return "idle"
+        try:
+            nice = int(str(value).strip())
+        except ValueError:
+            raise ValueError("must be idle or a number from 0 to 19") from None
+        if not 0 <= nice <= 19:
+            raise ValueError("must be idle or a number from 0 to 19")
+        return nice
 
     @field_validator("log_level", mode="before")
     @classmethod

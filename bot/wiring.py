@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.routing import BaseRoute
 
@@ -188,12 +188,24 @@ async def ritual_for(oodaloo: Oodaloo, slack: SlackBot | None = None) -> Ritual:
     )
 
 
+def lower_cpu_priority(nice: Literal["idle"] | int) -> None:
+    """`idle`: this process runs only on CPU no other process wants. Linux's SCHED_IDLE class also
+    counts a core running only such work as free, so a web process waking with a request is put
+    there and runs at once; a nice value only shares the core with it."""
+    if nice == "idle":
+        if hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        nice = 19  # no idle class here (macOS): the lowest nice instead
+    os.nice(nice)
+
+
 async def run_worker_process(settings: Settings) -> None:
     from bot.worker.run import WorkerOptions, run_worker
 
     options = WorkerOptions()
     # The work here (digests, syncs, the Slack work handed off) can wait a moment; an ack cannot.
-    os.nice(settings.worker_nice)
+    lower_cpu_priority(settings.worker_nice)
     # Every job the queue runs at once and every piece of Slack work gets its own connection.
     oodaloo = await Oodaloo.start(
         settings,

@@ -15,6 +15,9 @@ import pytest
 # Every digest Oodaloo serves from memory in the tests (and in the processes they start) is read
 # again and compared: a write that does not change the books' version fails the test that made it.
 os.environ.setdefault("CHECK_KEPT_READS", "1")
+# The `oodaloo worker` processes the tests start share two cores with test processes that run flat
+# out; on the idle CPU class (the default) they would wait on them. A low nice still lets them run.
+os.environ.setdefault("WORKER_NICE", "10")
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

@@ -83,8 +83,17 @@ async def test_serve_without_slack_settings_says_what_to_set(tmp_path: Path) -> 
     assert "SLACK_SIGNING_SECRET" in output and "Traceback" not in output
 
 
+async def test_worker_with_an_unknown_cpu_priority_says_what_it_takes(tmp_path: Path) -> None:
+    process = await _start(tmp_path, "worker", WORKER_NICE="fast")
+    output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+    assert process.returncode == 2
+    assert "WORKER_NICE" in output and "must be idle or a number from 0 to 19" in output, output
+    assert "Traceback" not in output
+
+
 async def test_worker_runs_alone_without_redis_and_stops_on_sigterm(tmp_path: Path) -> None:
-    process = await _start(tmp_path, "worker")
+    # The default CPU priority, whatever the suite's processes are given.
+    process = await _start(tmp_path, "worker", WORKER_NICE="idle")
     assert process.stdout is not None
     seen = []
     async with asyncio.timeout(60):
@@ -92,6 +101,8 @@ async def test_worker_runs_alone_without_redis_and_stops_on_sigterm(tmp_path: Pa
             line = (await process.stdout.readline()).decode()
             assert line, "".join(seen)
             seen.append(line)
+    if hasattr(os, "SCHED_IDLE"):  # runs only on CPU `oodaloo serve` leaves
+        assert os.sched_getscheduler(process.pid) == os.SCHED_IDLE
     process.send_signal(signal.SIGTERM)
     rest = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
     assert await asyncio.wait_for(process.wait(), 30) == 0, "".join(seen) + rest
