@@ -378,8 +378,9 @@ class Oodaloo:
         read = _ONE_READ.get()
         shown = tuple(sorted(set(shown_bill_ids)))
         key = (business_id, rows, shown, self.digests.bills_due_within_days)
-        # One transaction for everything the digest reads: one consistent state, and no more
-        # round trips to the database than statements.
+        # One transaction for everything the digest reads: no more round trips to the database
+        # than statements. Each statement sees the latest commit, so the version is read again
+        # after the mirror (below).
         async with self.uows(business_id) as uow:
             version = await books_version(uow.session, business_id)
             previous = await _previous_figures(uow.session, business_id, before=now)
@@ -389,10 +390,14 @@ class Oodaloo:
                 kept = None
             if kept is None:
                 kept = await self._read_digest(uow, version, now, shown, rows, read)
-                self.kept_reads.keep(key, kept)
+                # Kept only if no write was committed while it was read (each statement sees the
+                # latest commit): what was read may be newer than the version it would be kept at.
+                if await books_version(uow.session, business_id) == version:
+                    self.kept_reads.keep(key, kept)
             elif self.kept_reads.check:
                 fresh = await self._read_digest(uow, version, now, shown, rows, None)
-                self.kept_reads.compare(kept, fresh)
+                if await books_version(uow.session, business_id) == version:
+                    self.kept_reads.compare(kept, fresh)
         business, drift, books, today = kept.business, kept.drift, kept.books, kept.today
         if read is not None:
             read.setdefault((business_id, today), books)

@@ -154,6 +154,41 @@ async def test_another_process_writing_is_seen_by_this_one(
     assert ctx.business.min_cash_buffer == business.min_cash_buffer + Decimal("25000.00")
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_write_committed_while_a_digest_is_read_is_neither_kept_nor_taken_for_staleness(
+    stack: LocalStack,
+) -> None:
+    """On PostgreSQL each statement sees the latest commit: a write landing after the version was
+    read and before the mirror is makes the read newer than its version. Such a read is not kept
+    under that version, and the check does not compare it with a read kept there (it says nothing
+    of it). (SQLite's digest holds the write lock while it reads: no write lands in between.)"""
+    oodaloo = stack.oodaloo
+    business = await oodaloo.directory.get(BUSINESS_ID)
+    raised = business.min_cash_buffer + Decimal("1000.00")
+    read_digest = oodaloo._read_digest
+
+    async def written_meanwhile(*args: object, **kwargs: object) -> object:
+        buffer = (await oodaloo.directory.get(BUSINESS_ID)).min_cash_buffer
+        await oodaloo.directory.update(BUSINESS_ID, min_cash_buffer=buffer + Decimal("1000.00"))
+        return await read_digest(*args, **kwargs)  # type: ignore[arg-type]
+
+    await _summary(oodaloo)  # kept at the version that stands
+    oodaloo._read_digest = written_meanwhile  # type: ignore[assignment]
+    try:
+        checked, _ = await _summary(oodaloo)  # served from memory; its check reads after a write
+        assert checked.business.min_cash_buffer == business.min_cash_buffer
+        served = oodaloo.kept_reads.served
+        newer, _ = await _summary(oodaloo)  # read after another write: newer than its version
+        assert oodaloo.kept_reads.served == served
+        assert newer.business.min_cash_buffer == raised + Decimal("1000.00")
+    finally:
+        del oodaloo._read_digest
+    served = oodaloo.kept_reads.served
+    again, _ = await _summary(oodaloo)
+    assert oodaloo.kept_reads.served == served, "a read newer than its version was kept"
+    assert again.business.min_cash_buffer == raised + Decimal("1000.00")
+
+
 async def test_a_write_that_goes_around_the_version_is_caught(stack: LocalStack) -> None:
     """The check behind every test's kept reads works: a raw write outside any session leaves
     the version alone, and the read served from memory is found stale."""
