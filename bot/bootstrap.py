@@ -67,8 +67,10 @@ LAST_WEEK_AT_LEAST = timedelta(days=6)
 
 ResolutionListener = Callable[[Resolution], Awaitable[None]]
 
-#: The snapshots read so far within `Oodaloo.one_read`, by business and day.
-_ONE_READ: ContextVar[dict[tuple[str, date], BooksSnapshot] | None] = ContextVar(
+#: A business, a day and the books' version a snapshot was read at.
+_ReadAt = tuple[str, date, tuple[int, int]]
+#: The snapshots read so far within `Oodaloo.one_read`, by business, day and version.
+_ONE_READ: ContextVar[dict[_ReadAt, BooksSnapshot] | None] = ContextVar(
     "oodaloo_one_read", default=None
 )
 
@@ -352,9 +354,10 @@ class Oodaloo:
 
     @contextlib.asynccontextmanager
     async def one_read(self) -> AsyncIterator[None]:
-        """Within it, the digests of a business (on one day) share the figures the first read:
-        bank balances, movements, pay histories. What one request draws (every message a click
-        draws again) says the same and reads them once; each reads the documents it shows."""
+        """Within it, the digests of a business (on one day, at one books version) share the
+        figures the first read: bank balances, movements, pay histories. What one request draws
+        (every message a click draws again) says the same and reads them once; each reads the
+        documents it shows. After a write (the click's own) the figures are read again."""
         token = _ONE_READ.set({})
         try:
             yield
@@ -400,7 +403,7 @@ class Oodaloo:
                     self.kept_reads.compare(kept, fresh)
         business, drift, books, today = kept.business, kept.drift, kept.books, kept.today
         if read is not None:
-            read.setdefault((business_id, today), books)
+            read.setdefault((business_id, today, kept.version), books)
         # Building the view is pure computation: off the event loop, so acks to Slack are not kept
         # waiting behind it.
         view = await asyncio.to_thread(
@@ -429,7 +432,7 @@ class Oodaloo:
         now: datetime,
         shown_bill_ids: tuple[str, ...],
         rows: ShownRows,
-        read: dict[tuple[str, date], BooksSnapshot] | None,
+        read: dict[_ReadAt, BooksSnapshot] | None,
     ) -> KeptRead:
         """What a digest reads of its business: the business, its open drift and its books."""
         business = await uow.business.get()
@@ -444,7 +447,7 @@ class Oodaloo:
             shown_bill_ids=shown_bill_ids,
             rows=rows,
             within_days=self.digests.bills_due_within_days,
-            figures_from=None if read is None else read.get((uow.business_id, today)),
+            figures_from=None if read is None else read.get((uow.business_id, today, version)),
         )
         return KeptRead(version, today, business, tuple(drift), books)
 

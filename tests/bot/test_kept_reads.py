@@ -189,6 +189,24 @@ async def test_a_write_committed_while_a_digest_is_read_is_neither_kept_nor_take
     assert again.business.min_cash_buffer == raised + Decimal("1000.00")
 
 
+async def test_within_one_request_a_write_has_the_figures_read_again(stack: LocalStack) -> None:
+    """The digests of one request (a click's redraws) share the figures the first read, at one
+    version: after a write in between (another task's, or the click's own), the next digest reads
+    its figures again, and what is kept at the new version is what reading afresh gives."""
+    oodaloo = stack.oodaloo
+    business = await oodaloo.directory.get(BUSINESS_ID)
+    raised = business.min_cash_buffer + Decimal("25000.00")
+    async with oodaloo.one_read():
+        await oodaloo.digest(BUSINESS_ID, rows=NO_ROWS)
+        await oodaloo.directory.update(BUSINESS_ID, min_cash_buffer=raised)
+        within = await oodaloo.digest(BUSINESS_ID)
+    assert within.view.runway.buffer == raised
+    served = oodaloo.kept_reads.served
+    again = await oodaloo.digest(BUSINESS_ID)  # served from memory, and checked against a fresh read
+    assert oodaloo.kept_reads.served == served + 1
+    assert again.view.runway.buffer == raised
+
+
 async def test_a_write_that_goes_around_the_version_is_caught(stack: LocalStack) -> None:
     """The check behind every test's kept reads works: a raw write outside any session leaves
     the version alone, and the read served from memory is found stale."""
