@@ -148,11 +148,9 @@ class Settings(BaseSettings):
     def _idle_or_nice(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() == "idle":
             return "idle"
-        try:
-            nice = int(str(value).strip())
-        except ValueError:
-            raise ValueError("must be idle or a number from 0 to 19") from None
-        if not 0 <= nice <= 19:
+        text = str(value).strip()
+        nice = int(text) if text.lstrip("-").isdigit() else None
+        if nice is None or not 0 <= nice <= 19:
             raise ValueError("must be idle or a number from 0 to 19")
         return nice
 
