@@ -9,6 +9,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from db_conftest import run_in_transaction
 from sqlalchemy import Connection, MetaData, inspect, text
 
 from bot.email.models import EmailBase
@@ -39,12 +40,7 @@ def _state(connection: Connection) -> dict[str, Any]:
 
 
 async def _inspect(url: str) -> dict[str, Any]:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_state)
-    finally:
-        await engine.dispose()
+    return dict(await run_in_transaction(url, _state))
 
 
 async def test_bot_tables_match_their_declarations_and_downgrade(db_url: str) -> None:

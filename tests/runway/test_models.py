@@ -13,7 +13,7 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from db_conftest import MigratedDatabase
+from db_conftest import MigratedDatabase, run_in_transaction
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +24,7 @@ from runway.crypto import TokenCipher, TokenDecryptionError, generate_key
 from runway.db import RunwayBase
 from runway.models import Bill, Business, DocumentStatus, QBOConnection
 from runway.uow import UnitOfWorkFactory
-from sync.db import SyncBase, downgrade_database, make_engine, upgrade_database
+from sync.db import SyncBase, downgrade_database, upgrade_database
 from sync.qbo import OAuthTokens, QBOTokenError
 
 RUNWAY_TABLES = set(RunwayBase.metadata.tables)
@@ -50,12 +50,7 @@ def _schema(connection: Connection) -> dict[str, Any]:
 
 
 async def _inspect(url: str) -> dict[str, Any]:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_schema)
-    finally:
-        await engine.dispose()
+    return dict(await run_in_transaction(url, _schema))
 
 
 async def test_migrations_build_the_runway_tables_exactly_as_the_models_declare(

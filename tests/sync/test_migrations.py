@@ -9,14 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from db_conftest import db_url_fixture  # noqa: F401  (the db_url fixture)
+from db_conftest import db_url_fixture, run_in_transaction  # noqa: F401  (the db_url fixture)
 from sqlalchemy import Connection, inspect
 
 from sync.db import (
     MIGRATIONS_DIR,
     SyncBase,
     downgrade_database,
-    make_engine,
     upgrade_database,
 )
 from sync.ledger import ActionRow
@@ -58,12 +57,7 @@ def _schema_state(connection: Connection) -> dict[str, Any]:
 
 
 async def _inspect(url: str) -> dict[str, Any]:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_schema_state)
-    finally:
-        await engine.dispose()
+    return dict(await run_in_transaction(url, _schema_state))
 
 
 async def test_upgrade_builds_every_table_matching_the_models(db_url: str) -> None:
